@@ -1,0 +1,27 @@
+// `longshot --help`: commands, then every attention mode with its parameters (from the registry).
+#include <iomanip>
+#include <iostream>
+
+#include "app/cli/command.h"
+#include "engine/attention/mask_policy.h"
+
+namespace longshot::cli {
+
+void print_help(std::ostream& out) {
+  out << "longshot — long-video generation with sparse-attention video DiTs\n\n"
+      << "Usage: longshot [--verbose] COMMAND [options]   (LONGSHOT_LOG=trace|debug|info|warn|error sets the log level)\n\n"
+      << "Commands:\n";
+  for (const auto& c : commands()) out << "  " << std::left << std::setw(10) << c.name << " " << c.summary << "\n";
+  out << "\nAttention modes (--mode NAME, --param key=value):\n";
+  for (const auto& info : attention::registered_policies()) {
+    out << "  " << info.name << ": " << info.summary << "\n";
+    for (const auto& p : info.params) {
+      out << "      " << std::left << std::setw(22) << p.name << " default " << p.default_value << ", range "
+          << (p.min_inclusive ? "[" : "(") << p.min << ", " << p.max << (p.max_inclusive ? "]" : ")")
+          << (p.integer ? " integer" : "") << " — " << p.help << "\n";
+    }
+  }
+  out << "\nRun 'longshot COMMAND --help' for a command's options.\n";
+}
+
+}  // namespace longshot::cli

@@ -1,0 +1,61 @@
+// `longshot`: the headless entry point. Wires logging and dispatches to a registered subcommand.
+#include <algorithm>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/cli/command.h"
+#include "engine/common/error.h"
+#include "engine/common/log.h"
+
+namespace longshot::cli {
+
+std::vector<Command>& commands() {
+  static std::vector<Command> all;
+  return all;
+}
+
+bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
+  return std::find(args.begin(), args.end(), flag) != args.end();
+}
+
+void print_help(std::ostream& out);
+
+}  // namespace longshot::cli
+
+int main(int argc, char** argv) {
+  using namespace longshot::cli;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool verbose = has_flag(args, "--verbose") || has_flag(args, "-v");
+  args.erase(std::remove_if(args.begin(), args.end(),
+                            [](const std::string& a) { return a == "--verbose" || a == "-v"; }),
+             args.end());
+  longshot::init_logging(verbose);
+
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_help(std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  auto& all = commands();
+  std::sort(all.begin(), all.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
+  const auto it = std::find_if(all.begin(), all.end(), [&](const Command& c) { return c.name == args[0]; });
+  if (it == all.end()) {
+    std::cerr << "longshot: unknown command '" << args[0] << "'. Run 'longshot --help' for the list.\n";
+    return 2;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (has_flag(rest, "--help") || has_flag(rest, "-h")) {
+    std::cout << it->usage << "\n";
+    return 0;
+  }
+  try {
+    return it->run(rest);
+  } catch (const longshot::Error& e) {
+    std::cerr << "longshot " << it->name << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "longshot " << it->name << ": unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+}

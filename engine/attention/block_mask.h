@@ -1,0 +1,53 @@
+// Query-block × key-block attention masks in compressed-row (BSR) form, the one mask format of
+// Longshot: the CPU reference, the CUDA kernel, the trace files and the studio all read it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/attention/token_grid.h"
+
+namespace longshot::attention {
+
+// Rows are (head, query block) pairs, head-major: row r = head * num_q_blocks + qb.
+// num_heads == 1 means one mask shared by every head. Query and key blocks have the same size;
+// the last block of the sequence is ragged when seq_len % block_size != 0. Key block indices
+// are strictly ascending within a row. A row may be empty only if a policy says so in its
+// contract; every built-in policy keeps at least the diagonal block.
+struct BlockMask {
+  int64_t seq_len = 0;
+  int64_t block_size = 128;
+  int64_t num_heads = 1;
+  int64_t num_q_blocks = 0;
+  int64_t num_k_blocks = 0;
+  OrderingKind ordering = OrderingKind::Raster;
+  std::vector<int32_t> row_offsets;  // num_heads * num_q_blocks + 1 entries
+  std::vector<int32_t> col_indices;  // row_offsets.back() entries
+
+  static int64_t blocks_for(int64_t seq_len, int64_t block_size);
+  // Every block pair kept.
+  static BlockMask full(int64_t seq_len, int64_t block_size, int64_t num_heads = 1,
+                        OrderingKind ordering = OrderingKind::Raster);
+  // From a dense keep matrix keep[(head * num_q_blocks + qb) * num_k_blocks + kb].
+  static BlockMask from_dense(const std::vector<uint8_t>& keep, int64_t seq_len, int64_t block_size,
+                              int64_t num_heads, OrderingKind ordering = OrderingKind::Raster);
+  std::vector<uint8_t> to_dense() const;
+
+  int64_t num_rows() const { return num_heads * num_q_blocks; }
+  int64_t kept_blocks() const { return row_offsets.empty() ? 0 : row_offsets.back(); }
+  int64_t block_len(int64_t b) const;  // tokens in block b (ragged last block)
+  bool contains(int64_t head, int64_t qb, int64_t kb) const;
+
+  // 1 − kept / total block pairs, over all heads.
+  double block_sparsity() const;
+  // 1 − kept / total token pairs (ragged blocks weighted by their real sizes).
+  double token_sparsity() const;
+  double head_block_sparsity(int64_t head) const;
+
+  // Throws ShapeError naming the broken invariant.
+  void validate() const;
+};
+
+using BlockMaskPtr = std::shared_ptr<const BlockMask>;
+
+}  // namespace longshot::attention

@@ -1,0 +1,40 @@
+// What a generation job asks for. Plain data: the CLI fills it from flags, the studio from its
+// dock, presets from JSON. Validation lives in the pipeline (validate_request).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "engine/attention/mask_policy.h"
+
+namespace longshot::pipeline {
+
+struct AttentionSettings {
+  std::string mode = "dense";            // a registered policy name
+  attention::ParamValues params;         // overrides of the mode's defaults
+  int dense_warmup_steps = 0;            // first steps run dense
+  int dense_first_layers = 0;            // first layers run dense
+  int dense_last_layers = 0;             // last layers run dense
+  int64_t block_size = 128;
+};
+
+struct GenerationRequest {
+  std::string prompt;
+  std::string negative_prompt;
+  std::string model = "builtin";   // config name (tiny, longshot-builtin, wan2.1-t2v-1.3b, ...) or a path
+  int frames = 32;                 // video frames
+  int width = 64;
+  int height = 64;
+  int steps = 20;
+  double guidance = 5.0;
+  double shift = 5.0;              // flow-matching timestep shift
+  uint64_t seed = 42;
+  double fps = 16.0;
+  AttentionSettings attention;
+  // Which attention the studio wants to see each step.
+  int inspect_layer = 0;
+  int inspect_head = 0;
+  int64_t inspect_query = -1;      // raster token index; -1 = centre token of the middle frame
+  bool previews = true;            // x0 previews and heatmaps each step
+};
+
+}  // namespace longshot::pipeline

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Longshot builds and tests with. Idempotent: packages already
+# present are left alone, and nothing else on the machine is changed. Run as root.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ninja-build   # toolchain
+  libtorch-dev                                    # LibTorch (CPU) for the engine
+  libspdlog-dev libfmt-dev nlohmann-json3-dev     # logging, JSON (presets, traces)
+  libavcodec-dev libavformat-dev libswscale-dev libavutil-dev  # MP4 export
+  qt6-base-dev libqt6opengl6-dev libgl-dev libegl-dev libimgui-dev  # the studio
+  libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
+  xvfb xauth                                      # UI tests without a display
+  dpkg-dev file                                   # CPack .deb packaging
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "longshot setup: all ${#packages[@]} packages already installed, nothing to do."
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "longshot setup: these packages are missing: ${missing[*]}" >&2
+  echo "longshot setup: run this script as root (e.g. sudo bash packaging/setup.sh) to install them." >&2
+  exit 1
+fi
+echo "longshot setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "longshot setup: done."

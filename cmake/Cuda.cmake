@@ -8,13 +8,22 @@ if(NOT LONGSHOT_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      # sm_80 for mma.sync (Ampere+), sm_90a for the Hopper path (wgmma/TMA).
+      # The kernels use mma.sync, so sm_80 is the floor (Ampere); sm_90a gives the H100/H200
+      # their own SASS (and room for a wgmma/TMA path). Two archs keep the CI build short.
       set(CMAKE_CUDA_ARCHITECTURES "80;90a" CACHE STRING "CUDA architectures")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(LONGSHOT_HAS_CUDA ON)
-    message(STATUS "Longshot: CUDA kernels ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, archs ${CMAKE_CUDA_ARCHITECTURES})")
+    # The adapter takes LibTorch's current stream only from a CUDA LibTorch (c10_cuda); a CPU
+    # LibTorch (Debian's, CI) cannot hold CUDA tensors, so the kernels are compiled but never run.
+    if(TARGET c10_cuda OR TARGET torch_cuda OR C10_CUDA_LIBRARY)
+      add_compile_definitions(LONGSHOT_TORCH_CUDA=1)
+      set(LONGSHOT_TORCH_CUDA ON)
+    else()
+      set(LONGSHOT_TORCH_CUDA OFF)
+    endif()
+    message(STATUS "Longshot: CUDA kernels ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, archs ${CMAKE_CUDA_ARCHITECTURES}, CUDA LibTorch ${LONGSHOT_TORCH_CUDA})")
   elseif(LONGSHOT_CUDA STREQUAL "ON")
     message(FATAL_ERROR "LONGSHOT_CUDA=ON but nvcc was not found: install the CUDA Toolkit or set CMAKE_CUDA_COMPILER")
   else()

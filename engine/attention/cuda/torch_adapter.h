@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "engine/attention/block_mask.h"
+#include "engine/attention/token_grid.h"
 
 namespace longshot::attention::cuda {
 
@@ -18,5 +19,68 @@ std::string unavailable_reason();
 // Throws ShapeError naming the tensor/parameter that is not supported.
 torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, const BlockMask& mask);
+
+// ---- Extensions (issue 4): masks that live on the GPU, GPU mask building, token permutation.
+
+// A BlockMask whose arrays live on the GPU (int32), plus the kernel's work schedule: the work
+// items h * num_q_blocks + qb for `schedule_heads` heads, heaviest mask row first.
+struct DeviceBlockMask {
+  int64_t seq_len = 0;
+  int64_t block_size = 128;
+  int64_t num_heads = 1;  // 1 = shared by every head
+  int64_t num_q_blocks = 0;
+  int64_t num_k_blocks = 0;
+  OrderingKind ordering = OrderingKind::Raster;
+  torch::Tensor row_offsets;  // [num_heads * num_q_blocks + 1] int32
+  torch::Tensor col_indices;  // [kept] int32, ascending within a row
+  torch::Tensor schedule;     // [schedule_heads * num_q_blocks] int32
+  int64_t schedule_heads = 0;
+
+  int64_t num_rows() const { return num_heads * num_q_blocks; }
+  int64_t kept_blocks() const { return col_indices.defined() ? col_indices.numel() : 0; }
+  double block_sparsity() const;
+};
+
+// Copies the mask to `device` and builds the schedule for `heads` heads (0: mask.num_heads).
+DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads = 0);
+BlockMask download_mask(const DeviceBlockMask& mask);
+// (Re)builds mask.schedule for `heads` heads on the mask's device: rows sorted by kept blocks,
+// descending (stable), shared rows repeated for every head.
+void prepare_schedule(DeviceBlockMask& mask, int64_t heads);
+// As above, with the mask already on the GPU (its schedule is rebuilt if made for other heads;
+// pass a prepared mask to keep the call free of extra launches). scale <= 0 means 1/sqrt(D).
+// Output: [B, H, N, D], a transposed view of [B, N, H, D] memory (what the model reshapes).
+torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                     const torch::Tensor& v, DeviceBlockMask& mask,
+                                     double scale = 0.0);
+
+// GPU mask building (LibTorch ops on the tensors' device; the CPU reference stays the oracle).
+// Mean of each block of tokens: [B, H, N, D] → [B, H, ceil(N / block), D] fp32; the ragged
+// last block is averaged over its real tokens.
+torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size);
+// Block-level attention probabilities softmax(q̄ k̄ᵀ · scale) over key blocks, averaged over the
+// batch: [H, nq, nk] fp32. scale <= 0 means 1/sqrt(D).
+torch::Tensor block_scores(const torch::Tensor& q, const torch::Tensor& k, int64_t block_size,
+                           double scale = 0.0);
+// BSR from a keep matrix [Hm, nq, nk] (bool, any device); keep_diagonal forces block (qb, qb) so
+// no row is empty by construction.
+DeviceBlockMask mask_from_keep(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
+                               bool keep_diagonal = true, OrderingKind ordering = OrderingKind::Raster);
+// Keeps the `k` highest-scoring key blocks of every row (plus the diagonal): scores [Hm, nq, nk].
+DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_len,
+                            int64_t block_size, OrderingKind ordering = OrderingKind::Raster);
+// Keeps, per row, the fewest highest-scoring blocks whose scores sum to >= threshold × the
+// row's total (plus the diagonal). threshold in (0, 1].
+DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold, int64_t seq_len,
+                                  int64_t block_size, OrderingKind ordering = OrderingKind::Raster);
+// Token permutation as index tensors on `device`: perm (ordered position → raster token) and
+// its inverse, int64.
+struct PermutationTensors {
+  torch::Tensor perm;
+  torch::Tensor inverse;
+};
+PermutationTensors permutation_tensors(const Ordering& ordering, const torch::Device& device);
+// x.index_select(dim, index): gather into an ordering with perm, scatter back with inverse.
+torch::Tensor permute_tokens(const torch::Tensor& x, const torch::Tensor& index, int64_t dim);
 
 }  // namespace longshot::attention::cuda

@@ -1,0 +1,10 @@
+// Instances of the block-sparse forward kernel: fp16, head_dim 64, block 64 and 128.
+// One dtype × head_dim per file so the build parallelises (STYLE 8).
+#include "engine/attention/cuda/block_sparse_kernel.cuh"
+
+namespace longshot::attention::cuda {
+
+template void launch_block_sparse<__half, 64, 64>(const BlockSparseParams&, cudaStream_t);
+template void launch_block_sparse<__half, 128, 64>(const BlockSparseParams&, cudaStream_t);
+
+}  // namespace longshot::attention::cuda

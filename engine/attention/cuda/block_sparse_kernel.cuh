@@ -1,0 +1,332 @@
+// The block-sparse FlashAttention-2 style forward kernel (mma.sync m16n8k16, sm_80+), included
+// only by the per-instance .cu files. No LibTorch. Sections:
+//   [tiles]    tile sizes and their shared-memory / register limits
+//   [ptx]      cp.async, ldmatrix, mma and exp2 wrappers
+//   [kernel]   one CTA = one (batch, head, query block): Q in registers, K/V double-buffered
+//   [launch]   the host-side launcher of one instance
+#pragma once
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "engine/attention/cuda/block_sparse.h"
+#include "engine/attention/cuda/cuda_check.h"
+
+namespace longshot::attention::cuda {
+
+// ---------------------------------------------------------------------------------------[tiles]
+// Query tile = the mask's block size, 16 rows per warp (one m16 MMA row band), so a 128 block
+// runs 8 warps and a 64 block 4 warps; each CTA owns exactly one mask row.
+constexpr int warps_for_block(int block_m) { return block_m / 16; }
+// Key tile of 64: S is 16×64 fp32 per warp = 32 registers per thread, O is 16×D fp32 =
+// D/2 registers; with Q held as fragments (D/4 registers) D=128 stays under ~170 registers.
+// A 128-key tile would push S to 64 registers and spill at D=128.
+constexpr int kKeyTile = 64;
+// Shared memory: Q tile + two stages of (K, V) tiles, 16-bit elements. block 128 / D 128:
+// 32 KiB + 64 KiB = 96 KiB (needs the >48 KiB opt-in; sm_80 allows 163 KiB, sm_90 227 KiB).
+constexpr int smem_bytes_for(int block_m, int head_dim) {
+  return (block_m * head_dim + 2 * 2 * kKeyTile * head_dim) * 2;
+}
+
+// -----------------------------------------------------------------------------------------[ptx]
+namespace ptx {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy; src_bytes 0 writes zeros (rows past the sequence end).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                            uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1,
+                                                  uint32_t& r2, uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
+template <typename T>
+struct Mma;
+
+template <>
+struct Mma<__nv_bfloat16> {
+  __device__ __forceinline__ static void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+template <>
+struct Mma<__half> {
+  __device__ __forceinline__ static void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+}  // namespace ptx
+
+// Shared-memory tile of `rows` × D 16-bit elements stored as 16-byte chunks with the chunk index
+// XOR-ed by (row % 8): the 8 rows one ldmatrix phase reads then hit 8 different bank groups.
+template <int D>
+__device__ __forceinline__ int swizzled(int row, int chunk) {
+  return row * D + ((chunk ^ (row & 7)) << 3);
+}
+
+// Copies rows [row0, row0 + ROWS) of one head (rows >= seq_len are zero-filled) into a swizzled
+// tile; every thread of the CTA takes part.
+template <typename T, int ROWS, int D, int THREADS>
+__device__ __forceinline__ void load_tile(T* smem, const T* gmem, int64_t row_stride, int row0,
+                                          int seq_len) {
+  constexpr int kChunks = D / 8;
+  constexpr int kTotal = ROWS * kChunks;
+  static_assert(kTotal % THREADS == 0, "tile chunks must split evenly over the CTA");
+#pragma unroll
+  for (int i = 0; i < kTotal / THREADS; ++i) {
+    const int idx = i * THREADS + threadIdx.x;
+    const int r = idx / kChunks;
+    const int c = idx % kChunks;
+    const int row = row0 + r;
+    const bool in = row < seq_len;
+    const T* src = gmem + (in ? static_cast<int64_t>(row) * row_stride + c * 8 : 0);
+    ptx::cp_async16(ptx::smem_addr(smem + swizzled<D>(r, c)), src, in ? 16 : 0);
+  }
+}
+
+// --------------------------------------------------------------------------------------[kernel]
+template <typename T, int BLOCK_M, int D>
+__global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
+    block_sparse_fwd_kernel(const BlockSparseParams p) {
+  constexpr int kWarps = warps_for_block(BLOCK_M);
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kN = kKeyTile;
+  constexpr int kDSteps = D / 16;     // k-steps of S = Q·Kᵀ
+  constexpr int kSTiles = kN / 8;     // n8 tiles of S
+  constexpr int kOTiles = D / 8;      // n8 tiles of O
+  constexpr int kSubTiles = BLOCK_M / kN;  // key tiles per mask block (block == BLOCK_M)
+  using M = ptx::Mma<T>;
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  T* sQ = reinterpret_cast<T*>(smem_raw);
+  T* sK = sQ + BLOCK_M * D;          // 2 stages
+  T* sV = sK + 2 * kN * D;           // 2 stages
+
+  const int item = p.schedule[blockIdx.x];
+  const int b = blockIdx.y;
+  const int h = item / p.num_q_blocks;
+  const int qb = item - h * p.num_q_blocks;
+  const int mask_row = p.mask_heads == 1 ? qb : item;
+  const int row_begin = p.row_offsets[mask_row];
+  const int row_blocks = p.row_offsets[mask_row + 1] - row_begin;
+  const int* cols = p.col_indices + row_begin;
+
+  const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
+  const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + h * p.k_head_stride;
+  const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + h * p.v_head_stride;
+  T* gO = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;
+
+  const int q0 = qb * BLOCK_M;
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int g = lane / 4;  // row within the m16 band (and +8)
+  const int t = lane % 4;  // column pair within an n8 tile
+
+  // Key tiles: kSubTiles per kept block, minus the empty tail of the ragged last block.
+  int num_tiles = row_blocks * kSubTiles;
+  if (row_blocks > 0 && cols[row_blocks - 1] == p.num_k_blocks - 1) {
+    const int last_len = p.seq_len - (p.num_k_blocks - 1) * BLOCK_M;
+    num_tiles -= kSubTiles - (last_len + kN - 1) / kN;
+  }
+  auto tile_start = [&](int tile) { return cols[tile / kSubTiles] * BLOCK_M + (tile % kSubTiles) * kN; };
+
+  float acc_o[kOTiles][4];
+#pragma unroll
+  for (int i = 0; i < kOTiles; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc_o[i][j] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY};
+  float row_sum[2] = {0.f, 0.f};  // per-thread partial sums, reduced over the quad at the end
+
+  if (num_tiles > 0) {
+    load_tile<T, BLOCK_M, D, kThreads>(sQ, gQ, p.q_row_stride, q0, p.seq_len);
+    const int k0 = tile_start(0);
+    load_tile<T, kN, D, kThreads>(sK, gK, p.k_row_stride, k0, p.seq_len);
+    load_tile<T, kN, D, kThreads>(sV, gV, p.v_row_stride, k0, p.seq_len);
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<0>();
+    __syncthreads();
+
+    // Q fragments stay in registers for the whole row.
+    uint32_t frag_q[kDSteps][4];
+#pragma unroll
+    for (int kk = 0; kk < kDSteps; ++kk) {
+      const int r = warp * 16 + (lane % 16);
+      const int c = kk * 2 + lane / 16;
+      ptx::ldmatrix_x4(ptx::smem_addr(sQ + swizzled<D>(r, c)), frag_q[kk][0], frag_q[kk][1],
+                       frag_q[kk][2], frag_q[kk][3]);
+    }
+
+    for (int tile = 0; tile < num_tiles; ++tile) {
+      const int stage = tile & 1;
+      const int key0 = tile_start(tile);
+      if (tile + 1 < num_tiles) {
+        // The other stage was last read in iteration tile-1, which ended with a barrier.
+        const int next = tile_start(tile + 1);
+        load_tile<T, kN, D, kThreads>(sK + (stage ^ 1) * kN * D, gK, p.k_row_stride, next, p.seq_len);
+        load_tile<T, kN, D, kThreads>(sV + (stage ^ 1) * kN * D, gV, p.v_row_stride, next, p.seq_len);
+        ptx::cp_async_commit();
+      }
+      const T* k_tile = sK + stage * kN * D;
+      const T* v_tile = sV + stage * kN * D;
+
+      // S = Q Kᵀ for this warp's 16 rows × 64 keys.
+      float s[kSTiles][4];
+#pragma unroll
+      for (int i = 0; i < kSTiles; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) s[i][j] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < kDSteps; ++kk) {
+#pragma unroll
+        for (int np = 0; np < kSTiles / 2; ++np) {
+          const int r = np * 16 + (lane % 8) + (lane / 16) * 8;
+          const int c = kk * 2 + (lane / 8) % 2;
+          uint32_t b0, b1, b2, b3;
+          ptx::ldmatrix_x4(ptx::smem_addr(k_tile + swizzled<D>(r, c)), b0, b1, b2, b3);
+          M::run(s[2 * np], frag_q[kk], b0, b1);
+          M::run(s[2 * np + 1], frag_q[kk], b2, b3);
+        }
+      }
+
+      // Keys past the sequence end exist only in the last, ragged tile.
+      if (key0 + kN > p.seq_len) {
+#pragma unroll
+        for (int i = 0; i < kSTiles; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (key0 + i * 8 + t * 2 + (j & 1) >= p.seq_len) s[i][j] = -INFINITY;
+      }
+
+      // Online softmax in base 2; rows g (j = 0, 1) and g + 8 (j = 2, 3).
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < kSTiles; ++i)
+          mx = fmaxf(mx, fmaxf(s[i][2 * half], s[i][2 * half + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float new_max = fmaxf(row_max[half], mx * p.scale_log2);
+        // A row that has seen only masked keys keeps max −inf: subtract 0 instead (no NaN).
+        const float base = new_max == -INFINITY ? 0.f : new_max;
+        const float alpha = ptx::exp2_approx(row_max[half] - base);
+        row_max[half] = new_max;
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < kSTiles; ++i) {
+          s[i][2 * half] = ptx::exp2_approx(s[i][2 * half] * p.scale_log2 - base);
+          s[i][2 * half + 1] = ptx::exp2_approx(s[i][2 * half + 1] * p.scale_log2 - base);
+          sum += s[i][2 * half] + s[i][2 * half + 1];
+        }
+        row_sum[half] = row_sum[half] * alpha + sum;
+#pragma unroll
+        for (int i = 0; i < kOTiles; ++i) {
+          acc_o[i][2 * half] *= alpha;
+          acc_o[i][2 * half + 1] *= alpha;
+        }
+      }
+
+      // O += P V: the S accumulator layout of two n8 tiles is the A layout of one k16 step.
+#pragma unroll
+      for (int ks = 0; ks < kN / 16; ++ks) {
+        uint32_t frag_p[4];
+        frag_p[0] = M::pack(s[2 * ks][0], s[2 * ks][1]);
+        frag_p[1] = M::pack(s[2 * ks][2], s[2 * ks][3]);
+        frag_p[2] = M::pack(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+        frag_p[3] = M::pack(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+#pragma unroll
+        for (int dp = 0; dp < kOTiles / 2; ++dp) {
+          const int r = ks * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+          const int c = dp * 2 + lane / 16;
+          uint32_t b0, b1, b2, b3;
+          ptx::ldmatrix_x4_trans(ptx::smem_addr(v_tile + swizzled<D>(r, c)), b0, b1, b2, b3);
+          M::run(acc_o[2 * dp], frag_p, b0, b1);
+          M::run(acc_o[2 * dp + 1], frag_p, b2, b3);
+        }
+      }
+
+      if (tile + 1 < num_tiles) ptx::cp_async_wait<0>();
+      __syncthreads();
+    }
+  }
+
+  // Epilogue: normalise and store; a row with no kept key (empty mask row) stores zeros.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float l = row_sum[half];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int row = q0 + warp * 16 + g + half * 8;
+    if (row < p.seq_len) {
+      T* dst = gO + static_cast<int64_t>(row) * p.o_row_stride + t * 2;
+#pragma unroll
+      for (int i = 0; i < kOTiles; ++i) {
+        const uint32_t packed = M::pack(acc_o[i][2 * half] * inv, acc_o[i][2 * half + 1] * inv);
+        *reinterpret_cast<uint32_t*>(dst + i * 8) = packed;
+      }
+    }
+  }
+}
+
+// --------------------------------------------------------------------------------------[launch]
+template <typename T, int BLOCK_M, int D>
+void launch_block_sparse(const BlockSparseParams& p, cudaStream_t stream) {
+  constexpr int kSmem = smem_bytes_for(BLOCK_M, D);
+  auto kernel = &block_sparse_fwd_kernel<T, BLOCK_M, D>;
+  // Per device the attribute must be set once; it is cheap, so set it on every launch rather
+  // than cache per-device state here.
+  LONGSHOT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  const dim3 grid(static_cast<unsigned>(p.num_items), static_cast<unsigned>(p.batch));
+  kernel<<<grid, warps_for_block(BLOCK_M) * 32, kSmem, stream>>>(p);
+  LONGSHOT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace longshot::attention::cuda

@@ -1,0 +1,336 @@
+// The LibTorch side of the CUDA kernels: validation (naming the tensor), masks on the GPU, the
+// work schedule, and GPU mask building with LibTorch ops. Sections:
+//   [device]     availability, error logging
+//   [masks]      upload / download / schedule
+//   [attention]  validation and the kernel call
+//   [building]   pooling, block scores, top-k / cumulative selection, token permutation
+#include "engine/attention/cuda/torch_adapter.h"
+
+#include <torch/torch.h>
+
+#include <cuda_runtime_api.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/attention/cuda/block_sparse.h"
+#include "engine/attention/cuda/cuda_check.h"
+#include "engine/common/error.h"
+
+#if LONGSHOT_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace longshot::attention::cuda {
+
+// -------------------------------------------------------------------------------------[device]
+namespace detail {
+void log_cuda_error(const std::string& message) { spdlog::error("{}", message); }
+}  // namespace detail
+
+std::string unavailable_reason() {
+#if !LONGSHOT_TORCH_CUDA
+  return "this LibTorch was built without CUDA, so no tensor can live on a GPU";
+#else
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error of a failed probe
+    return std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+  }
+  if (count == 0) return "no CUDA device visible";
+  if (!torch::cuda::is_available()) return "LibTorch sees no CUDA device";
+  cudaDeviceProp prop{};
+  LONGSHOT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  if (prop.major < 8) return std::string(prop.name) + " is below sm_80 (mma.sync bf16 needs Ampere+)";
+  return {};
+#endif
+}
+
+bool device_available() { return unavailable_reason().empty(); }
+
+// --------------------------------------------------------------------------------------[masks]
+namespace {
+
+torch::TensorOptions int32_on(const torch::Device& device) {
+  return torch::TensorOptions().dtype(torch::kInt32).device(device);
+}
+
+void check_mask_geometry(int64_t seq_len, int64_t block_size, const char* who) {
+  if (block_size != 64 && block_size != 128)
+    throw ParameterError("block_size", std::string(who) + ": " + std::to_string(block_size) +
+                                           " not supported by the CUDA kernel (64 or 128)");
+  if (seq_len <= 0) throw ShapeError(std::string(who) + ": mask seq_len must be positive");
+}
+
+}  // namespace
+
+double DeviceBlockMask::block_sparsity() const {
+  const double total = static_cast<double>(num_heads) * num_q_blocks * num_k_blocks;
+  return total > 0 ? 1.0 - static_cast<double>(kept_blocks()) / total : 0.0;
+}
+
+void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
+  if (mask.num_heads != 1 && mask.num_heads != heads)
+    throw ShapeError("mask has " + std::to_string(mask.num_heads) + " heads; attention has " +
+                     std::to_string(heads) + " (must be 1 or equal)");
+  const auto ro = mask.row_offsets.to(torch::kInt64);
+  const auto lengths = ro.slice(0, 1) - ro.slice(0, 0, -1);  // [rows]
+  // Stable descending sort: equal rows (a full mask) keep their natural, cache-friendly order.
+  const auto order = std::get<1>(torch::sort(lengths, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+  torch::Tensor items;
+  if (mask.num_heads == 1) {
+    const auto head_base = torch::arange(heads, ro.options()) * mask.num_q_blocks;
+    items = (order.unsqueeze(1) + head_base.unsqueeze(0)).reshape({-1});
+  } else {
+    items = order;  // rows are already h * num_q_blocks + qb
+  }
+  mask.schedule = items.to(torch::kInt32).contiguous();
+  mask.schedule_heads = heads;
+}
+
+DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads) {
+  mask.validate();
+  check_mask_geometry(mask.seq_len, mask.block_size, "upload_mask");
+  DeviceBlockMask out;
+  out.seq_len = mask.seq_len;
+  out.block_size = mask.block_size;
+  out.num_heads = mask.num_heads;
+  out.num_q_blocks = mask.num_q_blocks;
+  out.num_k_blocks = mask.num_k_blocks;
+  out.ordering = mask.ordering;
+  auto cpu = torch::TensorOptions().dtype(torch::kInt32);
+  out.row_offsets = torch::from_blob(const_cast<int32_t*>(mask.row_offsets.data()),
+                                     {static_cast<int64_t>(mask.row_offsets.size())}, cpu)
+                        .to(device, torch::kInt32, false, true);
+  out.col_indices = mask.col_indices.empty()
+                        ? torch::empty({0}, int32_on(device))
+                        : torch::from_blob(const_cast<int32_t*>(mask.col_indices.data()),
+                                           {static_cast<int64_t>(mask.col_indices.size())}, cpu)
+                              .to(device, torch::kInt32, false, true);
+  prepare_schedule(out, heads > 0 ? heads : mask.num_heads);
+  return out;
+}
+
+BlockMask download_mask(const DeviceBlockMask& mask) {
+  BlockMask out;
+  out.seq_len = mask.seq_len;
+  out.block_size = mask.block_size;
+  out.num_heads = mask.num_heads;
+  out.num_q_blocks = mask.num_q_blocks;
+  out.num_k_blocks = mask.num_k_blocks;
+  out.ordering = mask.ordering;
+  const auto ro = mask.row_offsets.to(torch::kCPU).contiguous();
+  const auto ci = mask.col_indices.to(torch::kCPU).contiguous();
+  out.row_offsets.assign(ro.data_ptr<int32_t>(), ro.data_ptr<int32_t>() + ro.numel());
+  out.col_indices.assign(ci.data_ptr<int32_t>(), ci.data_ptr<int32_t>() + ci.numel());
+  return out;
+}
+
+// ----------------------------------------------------------------------------------[attention]
+namespace {
+
+void check_qkv(const torch::Tensor& t, const char* name, const torch::Tensor& q) {
+  if (!t.defined()) throw ShapeError(std::string(name) + " is undefined");
+  if (!t.is_cuda()) throw ShapeError(std::string(name) + " must be a CUDA tensor, got " + t.device().str());
+  if (t.dim() != 4) throw ShapeError(std::string(name) + " must be [B, H, N, D], got " + std::to_string(t.dim()) + " dims");
+  if (t.scalar_type() != torch::kBFloat16 && t.scalar_type() != torch::kHalf)
+    throw ShapeError(std::string(name) + " must be bf16 or fp16, got " + std::string(c10::toString(t.scalar_type())));
+  if (t.scalar_type() != q.scalar_type()) throw ShapeError(std::string(name) + " dtype differs from q's");
+  if (t.device() != q.device()) throw ShapeError(std::string(name) + " is on another device than q");
+  if (t.sizes() != q.sizes()) throw ShapeError(std::string(name) + " shape differs from q's");
+}
+
+// The kernel reads 16-byte vectors along D: D contiguous, other strides multiples of 8.
+torch::Tensor kernel_ready(const torch::Tensor& t, const char* name) {
+  const bool ok = t.stride(3) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 &&
+                  t.stride(2) % 8 == 0 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  if (ok) return t;
+  spdlog::debug("block_sparse_attention: {} has strides the kernel cannot read; copying it", name);
+  return t.contiguous();
+}
+
+}  // namespace
+
+torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                     const torch::Tensor& v_in, DeviceBlockMask& mask, double scale) {
+  check_qkv(q_in, "q", q_in);
+  check_qkv(k_in, "k", q_in);
+  check_qkv(v_in, "v", q_in);
+  const int64_t B = q_in.size(0), H = q_in.size(1), N = q_in.size(2), D = q_in.size(3);
+  if (D != 64 && D != 128) throw ShapeError("q head dim " + std::to_string(D) + " not supported (64 or 128)");
+  check_mask_geometry(mask.seq_len, mask.block_size, "block_sparse_attention");
+  if (mask.seq_len != N)
+    throw ShapeError("mask seq_len " + std::to_string(mask.seq_len) + " != q tokens " + std::to_string(N));
+  if (mask.num_heads != 1 && mask.num_heads != H)
+    throw ShapeError("mask heads " + std::to_string(mask.num_heads) + " must be 1 or q heads " + std::to_string(H));
+  if (!mask.row_offsets.defined() || mask.row_offsets.device() != q_in.device() ||
+      !mask.col_indices.defined() || mask.col_indices.device() != q_in.device())
+    throw ShapeError("mask arrays must live on q's device (use upload_mask)");
+  if (N > std::numeric_limits<int32_t>::max() / 2) throw ShapeError("q has too many tokens for int32 indexing");
+  if (!mask.schedule.defined() || mask.schedule_heads != H) prepare_schedule(mask, H);
+
+  const auto q = kernel_ready(q_in, "q");
+  const auto k = kernel_ready(k_in, "k");
+  const auto v = kernel_ready(v_in, "v");
+  // [B, N, H, D] memory, returned as a [B, H, N, D] view: the model's next step is a reshape.
+  auto o = torch::empty({B, N, H, D}, q.options()).transpose(1, 2);
+
+  BlockSparseParams p;
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.o = o.data_ptr();
+  p.q_batch_stride = q.stride(0), p.q_head_stride = q.stride(1), p.q_row_stride = q.stride(2);
+  p.k_batch_stride = k.stride(0), p.k_head_stride = k.stride(1), p.k_row_stride = k.stride(2);
+  p.v_batch_stride = v.stride(0), p.v_head_stride = v.stride(1), p.v_row_stride = v.stride(2);
+  p.o_batch_stride = o.stride(0), p.o_head_stride = o.stride(1), p.o_row_stride = o.stride(2);
+  p.batch = static_cast<int>(B);
+  p.heads = static_cast<int>(H);
+  p.seq_len = static_cast<int>(N);
+  p.head_dim = static_cast<int>(D);
+  p.dtype = q.scalar_type() == torch::kBFloat16 ? DType::BFloat16 : DType::Float16;
+  p.block_size = static_cast<int>(mask.block_size);
+  p.num_q_blocks = static_cast<int>(mask.num_q_blocks);
+  p.num_k_blocks = static_cast<int>(mask.num_k_blocks);
+  p.mask_heads = static_cast<int>(mask.num_heads);
+  p.row_offsets = mask.row_offsets.data_ptr<int32_t>();
+  p.col_indices = mask.col_indices.data_ptr<int32_t>();
+  p.schedule = mask.schedule.data_ptr<int32_t>();
+  p.num_items = static_cast<int>(mask.schedule.numel());
+  const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(D));
+  p.scale_log2 = static_cast<float>(s * 1.4426950408889634);
+
+  std::string why;
+  if (!block_sparse_supported(p, &why)) throw ShapeError("block_sparse_attention: " + why);
+#if LONGSHOT_TORCH_CUDA
+  const c10::cuda::CUDAGuard guard(q.device());
+  block_sparse_forward(p, c10::cuda::getCurrentCUDAStream(q.device().index()).stream());
+#else
+  // Unreachable in practice: a LibTorch without CUDA cannot make the CUDA tensors checked above.
+  block_sparse_forward(p, nullptr);
+#endif
+  return o;
+}
+
+torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                     const torch::Tensor& v, const BlockMask& mask) {
+  check_qkv(q, "q", q);
+  auto device_mask = upload_mask(mask, q.device(), q.size(1));
+  return block_sparse_attention(q, k, v, device_mask, 0.0);
+}
+
+// -----------------------------------------------------------------------------------[building]
+torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size) {
+  if (!x.defined() || x.dim() != 4) throw ShapeError("block_mean_pool: x must be [B, H, N, D]");
+  if (block_size <= 0) throw ParameterError("block_size", "must be positive");
+  const int64_t B = x.size(0), H = x.size(1), N = x.size(2), D = x.size(3);
+  const int64_t nb = (N + block_size - 1) / block_size;
+  const int64_t full = N / block_size;
+  std::vector<torch::Tensor> parts;
+  if (full > 0) {
+    // Splitting N is a view even for transposed [B, N, H, D] memory: no copy of x.
+    parts.push_back(x.narrow(2, 0, full * block_size)
+                        .view({B, H, full, block_size, D})
+                        .sum(3, /*keepdim=*/false, torch::kFloat32)
+                        .div_(static_cast<double>(block_size)));
+  }
+  if (nb > full) {
+    const int64_t tail = N - full * block_size;
+    parts.push_back(x.narrow(2, full * block_size, tail).sum(2, /*keepdim=*/true, torch::kFloat32).div_(static_cast<double>(tail)));
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
+}
+
+torch::Tensor block_scores(const torch::Tensor& q, const torch::Tensor& k, int64_t block_size, double scale) {
+  if (!q.defined() || !k.defined() || q.dim() != 4 || k.sizes() != q.sizes())
+    throw ShapeError("block_scores: q and k must be [B, H, N, D] of one shape");
+  const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  const auto qp = block_mean_pool(q, block_size);
+  const auto kp = block_mean_pool(k, block_size);
+  const auto logits = torch::matmul(qp, kp.transpose(-1, -2)).mul_(s);  // [B, H, nq, nk]
+  return torch::softmax(logits, -1).mean(0);
+}
+
+DeviceBlockMask mask_from_keep(const torch::Tensor& keep_in, int64_t seq_len, int64_t block_size,
+                               bool keep_diagonal, OrderingKind ordering) {
+  check_mask_geometry(seq_len, block_size, "mask_from_keep");
+  const int64_t nb = (seq_len + block_size - 1) / block_size;
+  if (!keep_in.defined() || keep_in.dim() != 3 || keep_in.size(1) != nb || keep_in.size(2) != nb)
+    throw ShapeError("mask_from_keep: keep must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) + "]");
+  auto keep = keep_in.to(torch::kBool);
+  if (keep_diagonal) {
+    keep = keep.clone();
+    keep.diagonal(0, 1, 2).fill_(true);
+  }
+  DeviceBlockMask out;
+  out.seq_len = seq_len;
+  out.block_size = block_size;
+  out.num_heads = keep.size(0);
+  out.num_q_blocks = nb;
+  out.num_k_blocks = nb;
+  out.ordering = ordering;
+  const auto rows = keep.reshape({-1, nb});
+  const auto counts = rows.sum(1, /*keepdim=*/false, torch::kInt32);
+  out.row_offsets = torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0, torch::kInt32)});
+  // nonzero walks row-major: column indices come out ascending within each row.
+  out.col_indices = rows.nonzero().select(1, 1).to(torch::kInt32).contiguous();
+  prepare_schedule(out, out.num_heads);
+  return out;
+}
+
+namespace {
+void check_scores(const torch::Tensor& scores, const char* who) {
+  if (!scores.defined() || scores.dim() != 3 || scores.size(1) != scores.size(2))
+    throw ShapeError(std::string(who) + ": scores must be [heads, nb, nb]");
+}
+}  // namespace
+
+DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_len, int64_t block_size,
+                            OrderingKind ordering) {
+  check_scores(scores, "select_topk");
+  if (k < 1) throw ParameterError("k", "must be >= 1, got " + std::to_string(k));
+  k = std::min<int64_t>(k, scores.size(2));
+  const auto idx = std::get<1>(torch::topk(scores, k, -1, /*largest=*/true, /*sorted=*/false));
+  auto keep = torch::zeros(scores.sizes(), scores.options().dtype(torch::kBool));
+  keep.scatter_(-1, idx, true);
+  return mask_from_keep(keep, seq_len, block_size, true, ordering);
+}
+
+DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold, int64_t seq_len,
+                                  int64_t block_size, OrderingKind ordering) {
+  check_scores(scores, "select_cumulative");
+  if (!(threshold > 0.0 && threshold <= 1.0))
+    throw ParameterError("threshold", "must be in (0, 1], got " + std::to_string(threshold));
+  const auto sorted = torch::sort(scores.to(torch::kFloat32), -1, /*descending=*/true);
+  const auto& values = std::get<0>(sorted);
+  const auto& order = std::get<1>(sorted);
+  const auto total = values.sum(-1, /*keepdim=*/true);
+  // A block is kept while the mass before it is still short of the target: the block that
+  // crosses the threshold is kept, so every row keeps at least its best block.
+  const auto before = values.cumsum(-1) - values;
+  const auto keep_sorted = before < total * threshold;
+  auto keep = torch::zeros(scores.sizes(), scores.options().dtype(torch::kBool));
+  keep.scatter_(-1, order, keep_sorted);
+  return mask_from_keep(keep, seq_len, block_size, true, ordering);
+}
+
+PermutationTensors permutation_tensors(const Ordering& ordering, const torch::Device& device) {
+  const auto n = static_cast<int64_t>(ordering.perm.size());
+  if (n == 0 || static_cast<int64_t>(ordering.inverse.size()) != n)
+    throw ShapeError("permutation_tensors: ordering has no permutation (perm/inverse sizes differ or are 0)");
+  auto opts = torch::TensorOptions().dtype(torch::kInt64);
+  PermutationTensors out;
+  out.perm = torch::from_blob(const_cast<int64_t*>(ordering.perm.data()), {n}, opts).to(device, torch::kInt64, false, true);
+  out.inverse = torch::from_blob(const_cast<int64_t*>(ordering.inverse.data()), {n}, opts).to(device, torch::kInt64, false, true);
+  return out;
+}
+
+torch::Tensor permute_tokens(const torch::Tensor& x, const torch::Tensor& index, int64_t dim) {
+  if (!x.defined() || !index.defined()) throw ShapeError("permute_tokens: x and index must be defined");
+  const int64_t d = dim < 0 ? dim + x.dim() : dim;
+  if (d < 0 || d >= x.dim() || index.dim() != 1 || index.numel() != x.size(d))
+    throw ShapeError("permute_tokens: index must be 1-D with x.size(" + std::to_string(dim) + ") entries");
+  return x.index_select(d, index.to(x.device()));
+}
+
+}  // namespace longshot::attention::cuda

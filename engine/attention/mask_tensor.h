@@ -1,0 +1,28 @@
+// Internal helpers of the attention core: turning a BlockMask into token-level keep tensors and
+// checking [B, H, N, D] inputs. Shared by the reference, the metrics and the policies; no model.
+#pragma once
+#include <string>
+
+#include <torch/types.h>
+
+#include "engine/attention/block_mask.h"
+
+namespace longshot::attention::detail {
+
+// Checks q, k (and v when defined) are [B, H, N, D] with matching B, H, N (and D for q/k);
+// throws ShapeError naming the tensor. `where` prefixes the message.
+void check_qkv(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const std::string& where);
+// Checks the mask fits the inputs (heads 1 or H, seq_len N) and is well formed.
+void check_mask_fits(const BlockMask& mask, int64_t heads, int64_t seq_len, const std::string& where);
+
+// Bool keep matrix [mask.num_heads, tokens of query blocks [qb_begin, qb_end), seq_len].
+torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end);
+
+// Query blocks per chunk so that a [B, H, chunk tokens, N] fp32 score tensor stays near `budget_bytes`.
+int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t heads, int64_t budget_bytes = 64 << 20);
+
+// Mean of x [B, H, N, D] over consecutive token groups of `group` tokens (ragged last group):
+// returns [B, H, ceil(N / group), D] in fp32.
+torch::Tensor pool_tokens(const torch::Tensor& x, int64_t group);
+
+}  // namespace longshot::attention::detail

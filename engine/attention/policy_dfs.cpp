@@ -1,0 +1,267 @@
+// dfs — DFSAttn: dynamic fine-grained block selection on Hilbert-ordered tokens.
+//
+// Tokens arrive in Hilbert order (ordering() == Hilbert), so a block is a compact 3D region.
+//  1. Fine scores: Q and K are mean-pooled into tile_size-token tiles (16, as DFSAttn);
+//     P = softmax_kt(q̃·k̃/√D + log |kt|) per head (batch-averaged); the block score
+//     S[h, i, j] = mean over query tiles of block i of Σ over key tiles of block j of P (rows sum to 1).
+//  2. Coarse scores: key blocks are grouped into regions of region_blocks consecutive blocks
+//     (consecutive Hilbert blocks are neighbours in 3D); R[h, i, r] = Σ_{j ∈ r} S[h, i, j].
+//  3. Per row, regions are taken in decreasing R until they hold >= candidate_factor × k_h
+//     blocks; inside them the k_h blocks with the largest S are kept (the diagonal always).
+//  4. Adaptive per-head budget: spread c_h = mean over rows of the share of blocks needed to
+//     reach concentration_mass of S; weights c_h^adaptivity set ratios r_h ∝ weight with
+//     mean r_h = keep_ratio (clipped to [1/nb, 1], the excess redistributed), then integer
+//     budgets k_h distributed by largest remainder so Σ_h k_h = round(keep_ratio · H · nb):
+//     concentrated heads keep fewer blocks, the mean sparsity stays at 1 − keep_ratio.
+//  Cache: masks are kept per layer and reused until the refresh index
+//     ⌊(step − warmup_steps) / refresh_interval⌋ changes (or the geometry changes, or the step
+//     goes backwards: a new job). Steps < warmup_steps get the full mask. At refresh index i the
+//     keep ratio is max(min_keep_ratio, keep_ratio − ratio_step · i). DFSAttn's own schedule is
+//     warmup 12, refresh 12, keep 0.3, ratio_step 0.1 (0.3 → 0.2 → 0.1); our defaults keep the warm-up
+//     and the ratio drop off (warmup_steps 0, ratio_step 0) so the mode is sparse from step 0 and the
+//     ratio stays what the user asked for; set them to reproduce DFSAttn.
+// Seed silence: DFSAttn picks plain top-k from the block scores with one ratio for all heads; the
+// coarse-region stage and the per-head adaptive ratios are ours (the issue asks for both).
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "engine/attention/mask_tensor.h"
+#include "engine/attention/policies.h"
+#include "engine/attention/policy_util.h"
+#include "engine/common/error.h"
+
+namespace longshot::attention {
+
+DfsConfig DfsConfig::from(const ParamValues& v) {
+  DfsConfig c;
+  c.keep_ratio = detail::param(v, "keep_ratio");
+  c.tile_size = detail::param_int(v, "tile_size");
+  c.region_blocks = detail::param_int(v, "region_blocks");
+  c.candidate_factor = detail::param(v, "candidate_factor");
+  c.adaptivity = detail::param(v, "adaptivity");
+  c.concentration_mass = detail::param(v, "concentration_mass");
+  c.refresh_interval = detail::param_int(v, "refresh_interval");
+  c.warmup_steps = detail::param_int(v, "warmup_steps");
+  c.ratio_step = detail::param(v, "ratio_step");
+  c.min_keep_ratio = detail::param(v, "min_keep_ratio");
+  return c;
+}
+
+namespace {
+
+// Integer per-row budgets per head: mean ratio `ratio`, shares ∝ weights, each in [1, nb].
+std::vector<int64_t> head_budgets(const std::vector<double>& weights, double ratio, int64_t nb) {
+  const size_t H = weights.size();
+  std::vector<double> r(H, ratio);
+  const double lo = 1.0 / static_cast<double>(nb);
+  std::vector<bool> fixed(H, false);
+  // Water-filling: scale the free heads so the mean stays `ratio`, clip, repeat.
+  for (int iter = 0; iter < 16; ++iter) {
+    double fixed_sum = 0.0, free_w = 0.0;
+    size_t free_n = 0;
+    for (size_t h = 0; h < H; ++h) {
+      if (fixed[h]) fixed_sum += r[h];
+      else free_w += weights[h], ++free_n;
+    }
+    if (free_n == 0) break;
+    const double target = ratio * static_cast<double>(H) - fixed_sum;
+    bool changed = false;
+    for (size_t h = 0; h < H; ++h) {
+      if (fixed[h]) continue;
+      r[h] = free_w > 0 ? target * weights[h] / free_w : target / static_cast<double>(free_n);
+      if (r[h] > 1.0 || r[h] < lo) {
+        r[h] = std::clamp(r[h], lo, 1.0);
+        fixed[h] = true;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  const int64_t total = std::llround(ratio * static_cast<double>(H) * static_cast<double>(nb));
+  std::vector<int64_t> k(H);
+  std::vector<std::pair<double, size_t>> frac;
+  int64_t sum = 0;
+  for (size_t h = 0; h < H; ++h) {
+    const double exact = std::clamp(r[h] * static_cast<double>(nb), 1.0, static_cast<double>(nb));
+    k[h] = static_cast<int64_t>(std::floor(exact));
+    sum += k[h];
+    frac.push_back({exact - static_cast<double>(k[h]), h});
+  }
+  std::sort(frac.begin(), frac.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; sum < total && i < frac.size() * 2; ++i) {
+    const size_t h = frac[i % frac.size()].second;
+    if (k[h] < nb) ++k[h], ++sum;
+  }
+  for (size_t i = 0; sum > total && i < frac.size() * 2; ++i) {
+    const size_t h = frac[frac.size() - 1 - i % frac.size()].second;
+    if (k[h] > 1) --k[h], --sum;
+  }
+  return k;
+}
+
+class DfsPolicy final : public MaskPolicy {
+ public:
+  explicit DfsPolicy(const DfsConfig& c) : config_(c) {}
+  std::string name() const override { return "dfs"; }
+  OrderingKind ordering() const override { return OrderingKind::Hilbert; }
+  bool needs_qk() const override { return true; }
+  bool last_mask_cached() const override { return last_cached_; }
+  void reset() override {
+    cache_.clear();
+    last_cached_ = false;
+  }
+
+  ParamValues params() const override {
+    return {{"keep_ratio", config_.keep_ratio},
+            {"tile_size", double(config_.tile_size)},
+            {"region_blocks", double(config_.region_blocks)},
+            {"candidate_factor", config_.candidate_factor},
+            {"adaptivity", config_.adaptivity},
+            {"concentration_mass", config_.concentration_mass},
+            {"refresh_interval", double(config_.refresh_interval)},
+            {"warmup_steps", double(config_.warmup_steps)},
+            {"ratio_step", config_.ratio_step},
+            {"min_keep_ratio", config_.min_keep_ratio}};
+  }
+
+  BlockMaskPtr build(const MaskRequest& r) override {
+    if (r.block_size > 0 && r.block_size % config_.tile_size != 0) {
+      throw ParameterError("tile_size", std::to_string(config_.tile_size) + " must divide block_size " +
+                                            std::to_string(r.block_size));
+    }
+    last_cached_ = false;
+    if (r.step < config_.warmup_steps) {
+      detail::check_request(r, false, name());
+      return std::make_shared<const BlockMask>(
+          BlockMask::full(r.grid.size(), r.block_size, 1, OrderingKind::Hilbert));
+    }
+    const int64_t refresh = (r.step - config_.warmup_steps) / config_.refresh_interval;
+    auto it = cache_.find(r.layer);
+    if (it != cache_.end()) {
+      const Entry& e = it->second;
+      if (e.refresh == refresh && e.step <= r.step && e.grid == r.grid && e.block_size == r.block_size &&
+          e.heads == r.num_heads) {
+        last_cached_ = true;
+        return e.mask;
+      }
+    }
+    detail::check_request(r, true, name());
+    const double ratio = std::max(config_.min_keep_ratio, config_.keep_ratio - config_.ratio_step * double(refresh));
+    Entry e{score_and_select(r, std::min(1.0, ratio)), refresh, r.step, r.grid, r.block_size, r.num_heads};
+    cache_[r.layer] = e;
+    return e.mask;
+  }
+
+ private:
+  struct Entry {
+    BlockMaskPtr mask;
+    int64_t refresh = 0;
+    int step = 0;
+    TokenGrid grid;
+    int64_t block_size = 0;
+    int64_t heads = 0;
+  };
+
+  BlockMaskPtr score_and_select(const MaskRequest& r, double ratio) const {
+    torch::NoGradGuard no_grad;
+    const int64_t N = r.grid.size(), H = r.num_heads, bs = r.block_size, ts = config_.tile_size;
+    const int64_t nb = BlockMask::blocks_for(N, bs);
+    const int64_t nt = (N + ts - 1) / ts;
+    const int64_t tiles_per_block = bs / ts;
+
+    // 1. Tile probabilities [H, nt, nt], batch-averaged.
+    auto qt = detail::pool_tokens(r.q.to(torch::kCPU), ts);
+    auto kt = detail::pool_tokens(r.k.to(torch::kCPU), ts);
+    auto tile_len = torch::full({nt}, static_cast<double>(ts), torch::kFloat32);
+    tile_len[nt - 1] = static_cast<float>(N - (nt - 1) * ts);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
+    auto logits = torch::matmul(qt, kt.transpose(2, 3)).mul_(scale).add_(tile_len.log());
+    auto probs = torch::softmax(logits, -1).mean(0);  // [H, nt, nt]
+    // Fine block scores [H, nb, nb]: sum key tiles per block, average query tiles per block.
+    auto tile_block = torch::arange(nt, torch::kLong).div(tiles_per_block, "floor");
+    auto key_sum = torch::zeros({H, nt, nb}, torch::kFloat32).index_add_(2, tile_block, probs);
+    auto q_count = torch::zeros({nb}, torch::kFloat32).index_add_(0, tile_block, torch::ones({nt}));
+    auto S = torch::zeros({H, nb, nb}, torch::kFloat32).index_add_(1, tile_block, key_sum).div_(q_count.view({1, nb, 1}));
+    auto Sd = S.to(torch::kFloat64).contiguous();
+    auto s = Sd.accessor<double, 3>();
+
+    // 4. Head spreads → budgets.
+    std::vector<double> weights(static_cast<size_t>(H));
+    std::vector<double> row(static_cast<size_t>(nb));
+    for (int64_t h = 0; h < H; ++h) {
+      double spread = 0.0;
+      for (int64_t i = 0; i < nb; ++i) {
+        for (int64_t j = 0; j < nb; ++j) row[static_cast<size_t>(j)] = s[h][i][j];
+        std::sort(row.begin(), row.end(), std::greater<double>());
+        const double total = std::accumulate(row.begin(), row.end(), 0.0);
+        double cum = 0.0;
+        int64_t needed = 0;
+        while (needed < nb && cum < config_.concentration_mass * total) cum += row[static_cast<size_t>(needed++)];
+        spread += static_cast<double>(std::max<int64_t>(1, needed)) / static_cast<double>(nb);
+      }
+      weights[static_cast<size_t>(h)] = std::pow(spread / static_cast<double>(nb), config_.adaptivity);
+    }
+    const auto budget = head_budgets(weights, ratio, nb);
+
+    // 2-3. Coarse regions, then fine top-k inside them.
+    const int64_t rb = config_.region_blocks;
+    const int64_t nr = (nb + rb - 1) / rb;
+    std::vector<std::vector<int32_t>> rows(static_cast<size_t>(H * nb));
+    std::vector<double> region(static_cast<size_t>(nr));
+    std::vector<int64_t> region_order(static_cast<size_t>(nr));
+    std::vector<int32_t> cand;
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t k = budget[static_cast<size_t>(h)];
+      const int64_t want = std::min<int64_t>(nb, static_cast<int64_t>(std::ceil(config_.candidate_factor * double(k))));
+      for (int64_t i = 0; i < nb; ++i) {
+        std::fill(region.begin(), region.end(), 0.0);
+        for (int64_t j = 0; j < nb; ++j) region[static_cast<size_t>(j / rb)] += s[h][i][j];
+        std::iota(region_order.begin(), region_order.end(), 0);
+        std::stable_sort(region_order.begin(), region_order.end(),
+                         [&](int64_t a, int64_t b) { return region[size_t(a)] > region[size_t(b)]; });
+        cand.clear();
+        for (int64_t ri : region_order) {
+          if (static_cast<int64_t>(cand.size()) >= want) break;
+          for (int64_t j = ri * rb; j < std::min(nb, (ri + 1) * rb); ++j) cand.push_back(static_cast<int32_t>(j));
+        }
+        auto& out = rows[static_cast<size_t>(h * nb + i)];
+        out.push_back(static_cast<int32_t>(i));
+        std::stable_sort(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return s[h][i][a] > s[h][i][b]; });
+        for (int32_t j : cand) {
+          if (static_cast<int64_t>(out.size()) >= k) break;
+          if (j != i) out.push_back(j);
+        }
+        std::sort(out.begin(), out.end());
+      }
+    }
+    return std::make_shared<const BlockMask>(detail::mask_from_rows(rows, N, bs, H, OrderingKind::Hilbert));
+  }
+
+  DfsConfig config_;
+  std::map<int, Entry> cache_;
+  bool last_cached_ = false;
+};
+
+}  // namespace
+
+PolicyInfo dfs_policy_info() {
+  return {"dfs",
+          "DFSAttn: Hilbert-ordered tokens, hierarchical tile/region scoring, per-head adaptive keep ratio, cached across steps",
+          {{"keep_ratio", "mean share of block pairs kept over heads", 0.3, 0.0, 1.0, false, true, false},
+           {"tile_size", "tokens per fine scoring tile (must divide the block size)", 16, 1, 4096, true, true, true},
+           {"region_blocks", "key blocks per coarse region", 4, 1, 4096, true, true, true},
+           {"candidate_factor", "candidate regions hold >= this x the row's budget", 2.0, 1.0, 1e6, true, true, false},
+           {"adaptivity", "0: same ratio for all heads; 1: proportional to each head's spread", 1.0, 0.0, 4.0, true, true, false},
+           {"concentration_mass", "score mass that defines a head's spread", 0.9, 0.0, 1.0, false, true, false},
+           {"refresh_interval", "steps between mask refreshes (cache reuse in between)", 12, 1, 1e6, true, true, true},
+           {"warmup_steps", "leading steps that use the full mask", 0, 0, 1e6, true, true, true},
+           {"ratio_step", "keep ratio drop at each refresh (DFSAttn: 0.1)", 0.0, 0.0, 1.0, true, false, false},
+           {"min_keep_ratio", "floor of the scheduled keep ratio", 0.05, 0.0, 1.0, false, true, false}},
+          [](const ParamValues& v) { return make_dfs_policy(DfsConfig::from(v)); }};
+}
+
+std::unique_ptr<MaskPolicy> make_dfs_policy(const DfsConfig& config) { return std::make_unique<DfsPolicy>(config); }
+
+}  // namespace longshot::attention

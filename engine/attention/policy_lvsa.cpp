@@ -1,0 +1,136 @@
+// lvsa — LVSA: structured windows plus rotating global anchors, training-free.
+//
+// Blocks are raster-ordered token blocks (LVSA's own block is one latent frame; Longshot uses the
+// kernel's 64/128-token blocks so every mode shares one mask format). Query block i keeps:
+//  - Window: key blocks j whose frames meet the temporal window of one of i's frames and whose
+//    row/column box lies within spatial_window patches of i's (spatial gap <= spatial_window).
+//    The temporal window of frame t is [t − w, t + w], slid inward at the ends of the video so it
+//    always spans min(T, 2w + 1) frames (as LVSA widens its window at the borders).
+//  - Sink: key blocks touching the first sink_frames frames (LVSA's n_first global frames).
+//  - Anchors: A(i, layer, step) = {(φ + a·P) mod nb : a < anchors}, φ = (step + layer·layer_shift
+//    + i·qblock_shift) mod P, P = rotation_period (0 → ceil(nb / anchors)). For a fixed row and
+//    layer, φ runs through every residue mod P over any P consecutive steps, and since
+//    anchors·P >= nb every key block is an anchor exactly once or more per period — no fixed
+//    anchor grid survives across steps, layers or rows. A period with anchors·P < nb cannot
+//    cover every block: that rotation_period is rejected.
+//  - The diagonal block.
+// Seed silence: LVSA rotates per step only (offset = step mod kfi); rotation with the query block
+// and the layer is the extension, with shifts as parameters (0 turns either off).
+#include <algorithm>
+
+#include "engine/attention/policies.h"
+#include "engine/attention/policy_util.h"
+#include "engine/common/error.h"
+
+namespace longshot::attention {
+
+LvsaConfig LvsaConfig::from(const ParamValues& v) {
+  LvsaConfig c;
+  c.window_frames = detail::param_int(v, "window_frames");
+  c.spatial_window = detail::param(v, "spatial_window");
+  c.anchors = detail::param_int(v, "anchors");
+  c.rotation_period = detail::param_int(v, "rotation_period");
+  c.sink_frames = detail::param_int(v, "sink_frames");
+  c.layer_shift = detail::param_int(v, "layer_shift");
+  c.qblock_shift = detail::param_int(v, "qblock_shift");
+  return c;
+}
+
+namespace {
+int64_t period_for(const LvsaConfig& c, int64_t nb) {
+  if (c.anchors <= 0) return 1;
+  const int64_t minimal = (nb + c.anchors - 1) / c.anchors;
+  if (c.rotation_period == 0) return minimal;
+  if (c.rotation_period < minimal) {
+    throw ParameterError("rotation_period", std::to_string(c.rotation_period) + " is too short: " +
+                                                std::to_string(c.anchors) + " anchors need a period >= " +
+                                                std::to_string(minimal) + " to cover all " + std::to_string(nb) +
+                                                " key blocks");
+  }
+  return c.rotation_period;
+}
+}  // namespace
+
+std::vector<int32_t> lvsa_anchor_blocks(const LvsaConfig& c, int64_t nb, int64_t query_block, int layer, int step) {
+  std::vector<int32_t> out;
+  if (c.anchors <= 0 || nb <= 0) return out;
+  const int64_t P = period_for(c, nb);
+  const int64_t phase = (static_cast<int64_t>(step) + static_cast<int64_t>(layer) * c.layer_shift +
+                         query_block * c.qblock_shift) % P;
+  for (int64_t a = 0; a < c.anchors; ++a) out.push_back(static_cast<int32_t>((phase + a * P) % nb));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+namespace {
+class LvsaPolicy final : public MaskPolicy {
+ public:
+  explicit LvsaPolicy(const LvsaConfig& c) : config_(c) {}
+  std::string name() const override { return "lvsa"; }
+
+  BlockMaskPtr build(const MaskRequest& r) override {
+    detail::check_request(r, false, name());
+    const detail::BlockGeometry geo(r.grid, r.block_size);
+    const int64_t nb = geo.num_blocks(), T = r.grid.t, w = config_.window_frames;
+    period_for(config_, nb);  // rejects a too-short rotation_period before any work
+    auto window = [&](int64_t t, int64_t& lo, int64_t& hi) {
+      lo = std::max<int64_t>(0, std::min(t - w, T - 1 - 2 * w));
+      hi = std::min<int64_t>(T - 1, std::max(t + w, 2 * w));
+    };
+    std::vector<std::vector<int32_t>> rows(static_cast<size_t>(nb));
+    std::vector<uint8_t> keep(static_cast<size_t>(nb));
+    for (int64_t i = 0; i < nb; ++i) {
+      std::fill(keep.begin(), keep.end(), 0);
+      const auto& qi = geo.block(i);
+      int64_t lo = T, hi = -1;
+      for (int64_t t = qi.t0; t <= qi.t1; ++t) {
+        int64_t a, b;
+        window(t, a, b);
+        lo = std::min(lo, a);
+        hi = std::max(hi, b);
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        const auto& kj = geo.block(j);
+        const bool in_time = kj.t1 >= lo && kj.t0 <= hi;
+        if ((in_time && geo.spatial_gap(i, j) <= config_.spatial_window) || kj.t0 < config_.sink_frames || j == i) {
+          keep[static_cast<size_t>(j)] = 1;
+        }
+      }
+      for (int32_t j : lvsa_anchor_blocks(config_, nb, i, r.layer, r.step)) keep[static_cast<size_t>(j)] = 1;
+      for (int64_t j = 0; j < nb; ++j) {
+        if (keep[static_cast<size_t>(j)]) rows[static_cast<size_t>(i)].push_back(static_cast<int32_t>(j));
+      }
+    }
+    return std::make_shared<const BlockMask>(
+        detail::mask_from_rows(rows, r.grid.size(), r.block_size, 1, OrderingKind::Raster));
+  }
+
+  ParamValues params() const override {
+    return {{"window_frames", double(config_.window_frames)}, {"spatial_window", config_.spatial_window},
+            {"anchors", double(config_.anchors)},             {"rotation_period", double(config_.rotation_period)},
+            {"sink_frames", double(config_.sink_frames)},     {"layer_shift", double(config_.layer_shift)},
+            {"qblock_shift", double(config_.qblock_shift)}};
+  }
+
+ private:
+  LvsaConfig config_;
+};
+}  // namespace
+
+PolicyInfo lvsa_policy_info() {
+  return {"lvsa",
+          "LVSA: local temporal/spatial window + global anchor blocks rotating with query block, layer and step",
+          {{"window_frames", "temporal half-window w: frames t-w..t+w", 1, 0, 4096, true, true, true},
+           {"spatial_window", "max spatial gap (patches) between query and key block inside the window", 4, 0, 1e6, true, true, false},
+           {"anchors", "global anchor key blocks per query block", 4, 0, 4096, true, true, true},
+           {"rotation_period", "steps per full anchor rotation (0: ceil(blocks/anchors))", 0, 0, 1e6, true, true, true},
+           {"sink_frames", "leading frames every query attends to", 1, 0, 4096, true, true, true},
+           {"layer_shift", "anchor phase shift per layer", 1, 0, 1e6, true, true, true},
+           {"qblock_shift", "anchor phase shift per query block", 1, 0, 1e6, true, true, true}},
+          [](const ParamValues& v) { return make_lvsa_policy(LvsaConfig::from(v)); }};
+}
+
+std::unique_ptr<MaskPolicy> make_lvsa_policy(const LvsaConfig& config) { return std::make_unique<LvsaPolicy>(config); }
+
+}  // namespace longshot::attention

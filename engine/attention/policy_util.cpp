@@ -1,0 +1,113 @@
+// Shared helpers of the mask policies.
+#include "engine/attention/policy_util.h"
+
+#include <cmath>
+
+#include "engine/common/error.h"
+
+namespace longshot::attention::detail {
+
+void check_request(const MaskRequest& r, bool needs_qk, const std::string& mode) {
+  if (r.block_size <= 0) throw ParameterError("block_size", "must be positive, got " + std::to_string(r.block_size));
+  if (r.num_heads <= 0) throw ParameterError("heads", "must be positive, got " + std::to_string(r.num_heads));
+  if (r.grid.t <= 0 || r.grid.h <= 0 || r.grid.w <= 0) {
+    throw ParameterError("grid", "every size must be positive, got " + r.grid.to_string());
+  }
+  if (r.step < 0) throw ParameterError("step", "must be non-negative, got " + std::to_string(r.step));
+  if (r.layer < 0) throw ParameterError("layer", "must be non-negative, got " + std::to_string(r.layer));
+  if (!needs_qk) return;
+  for (const auto* pair : {&r.q, &r.k}) {
+    const char* name = pair == &r.q ? "q" : "k";
+    if (!pair->defined()) throw ShapeError(mode + " needs tensor '" + name + "' ([B, H, N, D]) but it is undefined");
+    if (pair->dim() != 4) throw ShapeError(mode + ": tensor '" + std::string(name) + "' must be [B, H, N, D]");
+    if (pair->size(2) != r.grid.size()) {
+      throw ParameterError("grid", "grid " + r.grid.to_string() + " has " + std::to_string(r.grid.size()) +
+                                       " tokens but tensor '" + name + "' has N = " + std::to_string(pair->size(2)));
+    }
+    if (pair->size(1) != r.num_heads) {
+      throw ShapeError(mode + ": tensor '" + std::string(name) + "' has " + std::to_string(pair->size(1)) +
+                       " heads, the request says " + std::to_string(r.num_heads));
+    }
+  }
+  if (r.q.sizes() != r.k.sizes()) throw ShapeError(mode + ": tensors 'q' and 'k' differ in shape");
+}
+
+BlockGeometry::BlockGeometry(const TokenGrid& grid, int64_t block_size) {
+  const int64_t n = grid.size();
+  const int64_t nb = BlockMask::blocks_for(n, block_size);
+  blocks_.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t first = b * block_size, last = std::min(n, first + block_size) - 1;
+    BlockExtent e;
+    int64_t t, y, x;
+    grid.coords(first, t, y, x);
+    e.t0 = t;
+    grid.coords(last, e.t1, y, x);
+    if (e.t0 == e.t1) {
+      int64_t y_first, y_last, dummy;
+      grid.coords(first, dummy, y_first, x);
+      e.y0 = y_first;
+      grid.coords(last, dummy, y_last, x);
+      e.y1 = y_last;
+      // One row: the columns it covers; several rows: the full width.
+      if (y_first == y_last) {
+        grid.coords(first, dummy, dummy, e.x0);
+        grid.coords(last, dummy, dummy, e.x1);
+      } else {
+        e.x0 = 0;
+        e.x1 = grid.w - 1;
+      }
+    } else {
+      // Straddles a frame boundary: tail rows of one frame and head rows of the next wrap
+      // around, so its row/column box is the whole frame (conservative for window tests).
+      e.y0 = 0;
+      e.y1 = grid.h - 1;
+      e.x0 = 0;
+      e.x1 = grid.w - 1;
+    }
+    blocks_[static_cast<size_t>(b)] = e;
+  }
+}
+
+int64_t BlockGeometry::temporal_gap(int64_t a, int64_t b) const {
+  const auto& A = block(a);
+  const auto& B = block(b);
+  return std::max<int64_t>({0, B.t0 - A.t1, A.t0 - B.t1});
+}
+
+double BlockGeometry::spatial_gap(int64_t a, int64_t b) const {
+  const auto& A = block(a);
+  const auto& B = block(b);
+  const double gy = static_cast<double>(std::max<int64_t>({0, B.y0 - A.y1, A.y0 - B.y1}));
+  const double gx = static_cast<double>(std::max<int64_t>({0, B.x0 - A.x1, A.x0 - B.x1}));
+  return std::sqrt(gy * gy + gx * gx);
+}
+
+double param(const ParamValues& values, const std::string& name) {
+  const auto it = values.find(name);
+  if (it == values.end()) throw ParameterError(name, "missing (resolve_params fills every default)");
+  return it->second;
+}
+
+int64_t param_int(const ParamValues& values, const std::string& name) {
+  return static_cast<int64_t>(std::llround(param(values, name)));
+}
+
+BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t seq_len, int64_t block_size,
+                         int64_t num_heads, OrderingKind ordering) {
+  BlockMask m;
+  m.seq_len = seq_len;
+  m.block_size = block_size;
+  m.num_heads = num_heads;
+  m.num_q_blocks = m.num_k_blocks = BlockMask::blocks_for(seq_len, block_size);
+  m.ordering = ordering;
+  m.row_offsets.reserve(rows.size() + 1);
+  m.row_offsets.push_back(0);
+  for (const auto& row : rows) {
+    m.col_indices.insert(m.col_indices.end(), row.begin(), row.end());
+    m.row_offsets.push_back(static_cast<int32_t>(m.col_indices.size()));
+  }
+  return m;
+}
+
+}  // namespace longshot::attention::detail

@@ -1,0 +1,49 @@
+// Shared helpers of the mask policies: request checks, block geometry of raster-ordered blocks,
+// typed reads of resolved parameters. Internal to the attention core; no model, no pipeline.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/attention/block_mask.h"
+#include "engine/attention/mask_policy.h"
+#include "engine/attention/token_grid.h"
+
+namespace longshot::attention::detail {
+
+// Throws ParameterError naming block_size / num_heads / grid (grid vs q's N) when they do not fit;
+// when needs_qk, also checks q/k are [B, H, N, D] with H == num_heads.
+void check_request(const MaskRequest& request, bool needs_qk, const std::string& mode);
+
+// Where a block of consecutive raster tokens lies in the grid: its frame range and the bounding
+// box of its rows/columns (over all frames it touches). Raster blocks are row strips; a block that
+// straddles a frame boundary is represented by the union box (documented in docs/attention.md).
+struct BlockExtent {
+  int64_t t0 = 0, t1 = 0;  // inclusive frame range
+  int64_t y0 = 0, y1 = 0;  // inclusive row range
+  int64_t x0 = 0, x1 = 0;  // inclusive column range
+};
+
+class BlockGeometry {
+ public:
+  BlockGeometry(const TokenGrid& grid, int64_t block_size);
+  int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
+  const BlockExtent& block(int64_t b) const { return blocks_[static_cast<size_t>(b)]; }
+  // Frames between the two blocks' frame ranges (0 when they share a frame).
+  int64_t temporal_gap(int64_t a, int64_t b) const;
+  // Euclidean gap between the two row/column boxes, in patches (0 when they overlap or touch).
+  double spatial_gap(int64_t a, int64_t b) const;
+
+ private:
+  std::vector<BlockExtent> blocks_;
+};
+
+// Typed reads from a resolved ParamValues map (resolve_params guarantees presence and range).
+double param(const ParamValues& values, const std::string& name);
+int64_t param_int(const ParamValues& values, const std::string& name);
+
+// CSR mask from per-row sorted key lists (rows head-major).
+BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t seq_len, int64_t block_size,
+                         int64_t num_heads, OrderingKind ordering);
+
+}  // namespace longshot::attention::detail

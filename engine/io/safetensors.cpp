@@ -1,0 +1,213 @@
+// Safetensors reader (mmap + validation) and writer (temporary file + rename).
+#include "engine/io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/common/error.h"
+#include "engine/io/atomic_file.h"
+
+namespace longshot::io {
+
+namespace {
+
+// A header beyond this is not a tensor index but a corrupt length field.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+torch::ScalarType torch_dtype(StDtype d) {
+  switch (d) {
+    case StDtype::F32: return torch::kFloat;
+    case StDtype::F16: return torch::kHalf;
+    case StDtype::BF16: return torch::kBFloat16;
+  }
+  return torch::kFloat;
+}
+
+bool parse_dtype(const std::string& s, StDtype& out) {
+  if (s == "F32") out = StDtype::F32;
+  else if (s == "F16") out = StDtype::F16;
+  else if (s == "BF16") out = StDtype::BF16;
+  else return false;
+  return true;
+}
+
+}  // namespace
+
+const char* to_string(StDtype dtype) {
+  switch (dtype) {
+    case StDtype::F32: return "F32";
+    case StDtype::F16: return "F16";
+    case StDtype::BF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t element_size(StDtype dtype) { return dtype == StDtype::F32 ? 4 : 2; }
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const std::string where = "safetensors file '" + path + "'";
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw IoError("cannot open " + where + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw IoError(where + " is not a regular file");
+  }
+  size_ = size_t(st.st_size);
+  if (size_ < 8) {
+    ::close(fd);
+    throw IoError(where + " is too short (" + std::to_string(size_) + " bytes) to hold a header length");
+  }
+  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map_ == MAP_FAILED) {
+    map_ = nullptr;
+    throw IoError("cannot map " + where + ": " + std::strerror(errno));
+  }
+  try {
+    const auto* bytes = static_cast<const uint8_t*>(map_);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+    if (header_len > size_ - 8 || header_len > kMaxHeaderBytes)
+      throw IoError(where + ": header length " + std::to_string(header_len) + " exceeds the file size " +
+                    std::to_string(size_));
+    data_ = bytes + 8 + header_len;
+    const uint64_t data_size = size_ - 8 - header_len;
+    nlohmann::json header;
+    try {
+      header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
+    } catch (const nlohmann::json::exception& e) {
+      throw IoError(where + ": header is not valid JSON (" + e.what() + ")");
+    }
+    if (!header.is_object()) throw IoError(where + ": header is not a JSON object");
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      const std::string& name = it.key();
+      const auto& v = it.value();
+      if (name == "__metadata__") {
+        if (!v.is_object()) throw IoError(where + ": __metadata__ is not an object");
+        for (auto m = v.begin(); m != v.end(); ++m)
+          if (m.value().is_string()) metadata_[m.key()] = m.value().get<std::string>();
+        continue;
+      }
+      const std::string t = where + ": tensor '" + name + "'";
+      if (!v.is_object()) throw IoError(t + " has no {dtype, shape, data_offsets} entry");
+      TensorInfo info;
+      info.name = name;
+      if (!v.contains("dtype") || !v["dtype"].is_string()) throw IoError(t + " has no dtype");
+      if (!parse_dtype(v["dtype"].get<std::string>(), info.dtype))
+        throw IoError(t + " has unsupported dtype " + v["dtype"].get<std::string>() + " (F32, F16, BF16 are read)");
+      if (!v.contains("shape") || !v["shape"].is_array()) throw IoError(t + " has no shape");
+      uint64_t numel = 1;
+      for (const auto& d : v["shape"]) {
+        if (!d.is_number_integer() || d.get<int64_t>() < 0) throw IoError(t + " has a malformed shape " + v["shape"].dump());
+        info.shape.push_back(d.get<int64_t>());
+        const uint64_t dim = uint64_t(info.shape.back());
+        if (dim != 0 && numel > (uint64_t(1) << 62) / dim) throw IoError(t + " has an absurd shape " + v["shape"].dump());
+        numel *= dim;
+      }
+      const auto& off = v.contains("data_offsets") ? v["data_offsets"] : nlohmann::json();
+      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        throw IoError(t + " has malformed data_offsets");
+      info.begin = off[0].get<uint64_t>();
+      info.end = off[1].get<uint64_t>();
+      if (info.begin > info.end || info.end > data_size)
+        throw IoError(t + " has data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
+                      "] outside the data section of " + std::to_string(data_size) + " bytes");
+      if (info.end - info.begin != numel * element_size(info.dtype))
+        throw IoError(t + " holds " + std::to_string(info.end - info.begin) + " bytes but " + to_string(info.dtype) +
+                      " " + v["shape"].dump() + " needs " + std::to_string(numel * element_size(info.dtype)));
+      tensors_[name] = std::move(info);
+    }
+    std::vector<const TensorInfo*> order;
+    for (const auto& kv : tensors_) order.push_back(&kv.second);
+    std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
+    const TensorInfo* reach = nullptr;  // the tensor whose data ends furthest so far
+    for (const auto* t : order) {
+      if (t->end == t->begin) continue;
+      if (reach && t->begin < reach->end)
+        throw IoError(where + ": tensor '" + t->name + "' overlaps tensor '" + reach->name + "'");
+      if (!reach || t->end > reach->end) reach = t;
+    }
+  } catch (...) {
+    ::munmap(map_, size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) ::munmap(map_, size_);
+}
+
+std::vector<std::string> SafetensorsFile::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : tensors_) out.push_back(kv.first);
+  return out;
+}
+
+const TensorInfo& SafetensorsFile::info(const std::string& name) const {
+  const auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw IoError("safetensors file '" + path_ + "' has no tensor '" + name + "'");
+  return it->second;
+}
+
+torch::Tensor SafetensorsFile::load(const std::string& name, c10::optional<torch::ScalarType> dtype) const {
+  const auto& i = info(name);
+  auto t = torch::empty(i.shape, torch::TensorOptions().dtype(torch_dtype(i.dtype)));
+  if (i.end > i.begin) std::memcpy(t.data_ptr(), data_ + i.begin, i.end - i.begin);
+  if (dtype && *dtype != t.scalar_type()) t = t.to(*dtype);
+  return t;
+}
+
+void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<torch::Tensor> blobs;
+  uint64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    if (name.empty() || name == "__metadata__") throw ShapeError("tensor name '" + name + "' cannot be stored");
+    if (!tensor.defined()) throw ShapeError("tensor '" + name + "' is undefined");
+    const char* dt = nullptr;
+    switch (tensor.scalar_type()) {
+      case torch::kFloat: dt = "F32"; break;
+      case torch::kHalf: dt = "F16"; break;
+      case torch::kBFloat16: dt = "BF16"; break;
+      default:
+        throw ShapeError("tensor '" + name + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
+                         "; safetensors export supports F32, F16, BF16");
+    }
+    auto blob = tensor.detach().to(torch::kCPU).contiguous();
+    const uint64_t bytes = uint64_t(blob.numel()) * blob.element_size();
+    header[name] = {{"dtype", dt}, {"shape", blob.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    blobs.push_back(blob);
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
+  TempFile tmp(path);
+  std::FILE* f = std::fopen(tmp.path().c_str(), "wb");
+  if (!f) throw IoError("cannot write '" + path + "': " + std::strerror(errno));
+  uint8_t len[8];
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
+  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  for (const auto& b : blobs) {
+    const size_t bytes = size_t(b.numel()) * b.element_size();
+    if (ok && bytes) ok = std::fwrite(b.data_ptr(), 1, bytes, f) == bytes;
+  }
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) throw IoError("cannot write '" + path + "': write failed (disk full?)");
+  tmp.commit();
+}
+
+}  // namespace longshot::io

@@ -1,0 +1,58 @@
+// Safetensors files, our own reader and writer: an 8-byte little-endian header length, a JSON
+// header {name: {dtype, shape, data_offsets}}, then the raw data. The reader mmaps the file and
+// validates the whole header before any tensor is used. IO room: no model, no pipeline.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace longshot::io {
+
+enum class StDtype { F32, F16, BF16 };
+const char* to_string(StDtype dtype);
+size_t element_size(StDtype dtype);
+
+struct TensorInfo {
+  std::string name;
+  StDtype dtype = StDtype::F32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte offsets into the data section
+};
+
+class SafetensorsFile {
+ public:
+  // Maps and validates; throws IoError naming the file (and the tensor, where one is at fault):
+  // short file, header length beyond the file, malformed JSON, unsupported dtype, bad shape,
+  // offsets outside the data section, a size that does not match dtype × shape, overlapping data.
+  explicit SafetensorsFile(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::vector<std::string> names() const;  // sorted
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws IoError naming the tensor when absent.
+  const TensorInfo& info(const std::string& name) const;
+  // A CPU tensor owning a copy of the data, converted to `dtype` (default: the stored dtype).
+  torch::Tensor load(const std::string& name, c10::optional<torch::ScalarType> dtype = c10::nullopt) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  std::string path_;
+  void* map_ = nullptr;
+  size_t size_ = 0;
+  const uint8_t* data_ = nullptr;  // start of the data section
+  std::map<std::string, TensorInfo> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes CPU-convertible F32/F16/BF16 tensors (other dtypes: ShapeError naming the tensor) to a
+// temporary file in the same folder, then renames it over `path`. Unwritable path → IoError.
+void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace longshot::io

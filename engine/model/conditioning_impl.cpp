@@ -1,0 +1,101 @@
+#include "engine/model/conditioning_impl.h"
+
+#include <sstream>
+
+#include "engine/common/error.h"
+#include "engine/io/safetensors.h"
+
+namespace longshot::model {
+
+torch::Tensor HashTextEncoder::encode(const std::string& prompt) {
+  std::istringstream in(prompt);
+  std::string word;
+  std::vector<torch::Tensor> rows;
+  while (in >> word && int64_t(rows.size()) < max_len_) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char ch : word) h = (h ^ ch) * 1099511628211ull;
+    auto gen = at::detail::createCPUGenerator(h);
+    rows.push_back(torch::randn({dim_}, gen, torch::TensorOptions().dtype(torch::kFloat)));
+  }
+  if (rows.empty()) return torch::zeros({1, 1, dim_});
+  return torch::stack(rows).unsqueeze(0);
+}
+
+EmbeddingFileTextEncoder::EmbeddingFileTextEncoder(std::string path, int64_t text_dim) : dim_(text_dim) {
+  io::SafetensorsFile file(path);
+  std::string name = "context";
+  if (!file.contains(name)) {
+    const auto names = file.names();
+    if (names.size() != 1)
+      throw IoError("text embeddings '" + path + "': expected a tensor named 'context' (or a single tensor)");
+    name = names[0];
+  }
+  auto read = [&](const std::string& n) {
+    auto t = file.load(n, torch::kFloat);
+    if (t.dim() == 2) t = t.unsqueeze(0);
+    if (t.dim() != 3 || t.size(0) != 1 || t.size(2) != text_dim)
+      throw ShapeError("text embeddings '" + path + "': tensor '" + n + "' has shape " + c10::str(t.sizes()) +
+                       ", expected [L, " + std::to_string(text_dim) + "]");
+    return t;
+  };
+  context_ = read(name);
+  if (file.contains("negative")) negative_ = read("negative");
+}
+
+torch::Tensor EmbeddingFileTextEncoder::encode(const std::string& prompt) {
+  if (prompt.empty()) return negative_.defined() ? negative_ : torch::zeros({1, 1, dim_});
+  return context_;
+}
+
+Video tensor_to_video(const torch::Tensor& rgb, double fps) {
+  if (rgb.dim() != 4 || rgb.size(0) < 3) throw ShapeError("frames: expected [C>=3, T, H, W], got " + c10::str(rgb.sizes()));
+  auto u8 = ((rgb.narrow(0, 0, 3).to(torch::kCPU, torch::kFloat).clamp(-1, 1) + 1) * 127.5)
+                .round()
+                .to(torch::kUInt8)
+                .permute({1, 2, 3, 0})
+                .contiguous();  // [T, H, W, 3]
+  Video v;
+  v.frames = int(u8.size(0));
+  v.height = int(u8.size(1));
+  v.width = int(u8.size(2));
+  v.fps = fps;
+  v.rgb.assign(u8.data_ptr<uint8_t>(), u8.data_ptr<uint8_t>() + u8.numel());
+  return v;
+}
+
+Video PixelDecoder::decode(const torch::Tensor& latents, double fps) { return tensor_to_video(latents, fps); }
+
+Video LatentPreviewDecoder::decode(const torch::Tensor& latents, double fps) {
+  if (latents.dim() != 4) throw ShapeError("latents: expected [C, T, H, W], got " + c10::str(latents.sizes()));
+  auto x = latents.to(torch::kCPU, torch::kFloat);
+  const int64_t C = x.size(0), T = x.size(1);
+  std::vector<torch::Tensor> rgb;
+  for (int64_t c = 0; c < 3; ++c) {
+    auto idx = torch::arange(c, C, 3, torch::TensorOptions().dtype(torch::kLong));
+    rgb.push_back(torch::tanh(x.index_select(0, idx).mean(0)));
+  }
+  auto img = torch::stack(rgb);  // [3, T, H, W]
+  // Video frames: the first latent frame is one frame, each later one stands for `ts_` frames.
+  auto tidx = torch::cat({torch::zeros({1}, torch::kLong),
+                          torch::arange(1, T, torch::kLong).repeat_interleave(ts_)});
+  img = img.index_select(1, tidx).repeat_interleave(ss_, 2).repeat_interleave(ss_, 3);
+  return tensor_to_video(img, fps);
+}
+
+std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path) {
+  if (!embeddings_path.empty()) return std::make_unique<EmbeddingFileTextEncoder>(embeddings_path, config.text_dim);
+  if (config.text_encoder) return config.text_encoder(config);
+  if (config.temporal_stride == 1 && config.spatial_stride == 1)
+    return std::make_unique<HashTextEncoder>(config.text_dim, config.text_len);
+  throw ParameterError("text-embeddings", "model " + config.name +
+                                              " needs precomputed umT5 embeddings: a safetensors file with 'context' [L, " +
+                                              std::to_string(config.text_dim) + "]");
+}
+
+std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config) {
+  if (config.decoder) return config.decoder(config);
+  if (config.temporal_stride == 1 && config.spatial_stride == 1) return std::make_unique<PixelDecoder>();
+  return std::make_unique<LatentPreviewDecoder>(config.temporal_stride, config.spatial_stride);
+}
+
+}  // namespace longshot::model

@@ -1,0 +1,72 @@
+// The stock text encoders and latent decoders, and the per-config choice between them.
+// Model room: no pipeline, no UI.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "engine/model/conditioning.h"
+#include "engine/model/dit_config.h"
+
+namespace longshot::model {
+
+// Deterministic stand-in for a text encoder (the tiny test model): each whitespace-separated
+// word becomes a unit-variance vector seeded by a hash of the word; one row per word, at most
+// max_len rows. Same prompt → same embedding; it carries no language understanding.
+class HashTextEncoder : public TextEncoder {
+ public:
+  HashTextEncoder(int64_t text_dim, int64_t max_len) : dim_(text_dim), max_len_(max_len) {}
+  torch::Tensor encode(const std::string& prompt) override;
+  int64_t text_dim() const override { return dim_; }
+
+ private:
+  int64_t dim_, max_len_;
+};
+
+// Precomputed embeddings from a safetensors file (Wan's umT5 output, [L, text_dim] or [1, L, text_dim]).
+// The tensor is "context" when present, else the file's only tensor; "negative" (optional) is
+// returned for the negative prompt. Throws IoError / ShapeError naming the file and tensor.
+class EmbeddingFileTextEncoder : public TextEncoder {
+ public:
+  EmbeddingFileTextEncoder(std::string path, int64_t text_dim);
+  // The prompt text is not read: the file holds its embedding. "" selects "negative" if present.
+  torch::Tensor encode(const std::string& prompt) override;
+  torch::Tensor negative() const { return negative_; }
+  int64_t text_dim() const override { return dim_; }
+
+ private:
+  int64_t dim_;
+  torch::Tensor context_, negative_;
+};
+
+// Pixel-space latents: channels 0..2 are RGB in [−1, 1]; temporal and spatial strides 1.
+class PixelDecoder : public LatentDecoder {
+ public:
+  Video decode(const torch::Tensor& latents, double fps) override;
+  int temporal_stride() const override { return 1; }
+  int spatial_stride() const override { return 1; }
+};
+
+// A preview of VAE latents (until the Wan VAE lands): channel groups averaged into RGB, frames and
+// pixels repeated by the VAE strides so the video has the requested size. Not a real decode.
+class LatentPreviewDecoder : public LatentDecoder {
+ public:
+  LatentPreviewDecoder(int temporal_stride, int spatial_stride) : ts_(temporal_stride), ss_(spatial_stride) {}
+  Video decode(const torch::Tensor& latents, double fps) override;
+  int temporal_stride() const override { return ts_; }
+  int spatial_stride() const override { return ss_; }
+
+ private:
+  int ts_, ss_;
+};
+
+// The config's factory if it has one; else: an embeddings file when `embeddings_path` is given,
+// the hash encoder for pixel-space configs, and a ParameterError("text-embeddings") for Wan configs
+// without a file.
+std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path = "");
+// The config's factory if it has one; else PixelDecoder for stride-1 configs, LatentPreviewDecoder otherwise.
+std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config);
+
+// [C, T, H, W] values in [−1, 1] (channels 0..2) → 8-bit RGB video.
+Video tensor_to_video(const torch::Tensor& rgb, double fps);
+
+}  // namespace longshot::model

@@ -1,0 +1,400 @@
+// Wan2.1 DiT forward. Sections: [modules] · [helpers] · [forward] · [attention] · [init]
+//
+// Precision follows Wan under autocast: the residual stream, norms, modulation and RoPE run in
+// fp32; linears run in the weights' dtype (bf16 on the GPU benchmark, fp32 on CPU).
+// Token order: when the step's policy wants a non-raster ordering (Hilbert), the sequence is
+// permuted once after patch embedding and back once before unpatchify; RoPE takes the permuted
+// positions. Every other op is token-wise, so no layer permutes anything.
+#include "engine/model/dit.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include "engine/attention/metrics.h"
+#include "engine/common/error.h"
+
+namespace longshot::model {
+
+namespace F = torch::nn::functional;
+
+// ---- [modules] ----------------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat);
+  return xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps_) * weight.to(torch::kFloat);
+}
+
+AttentionProjImpl::AttentionProjImpl(int64_t dim, double eps) {
+  q = register_module("q", torch::nn::Linear(dim, dim));
+  k = register_module("k", torch::nn::Linear(dim, dim));
+  v = register_module("v", torch::nn::Linear(dim, dim));
+  o = register_module("o", torch::nn::Linear(dim, dim));
+  norm_q = register_module("norm_q", RMSNorm(dim, eps));
+  norm_k = register_module("norm_k", RMSNorm(dim, eps));
+}
+
+WanBlockImpl::WanBlockImpl(const DiTConfig& c) {
+  auto ln = [&](bool affine) {
+    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.eps).elementwise_affine(affine));
+  };
+  norm1 = register_module("norm1", ln(false));
+  self_attn = register_module("self_attn", AttentionProj(c.dim, c.eps));
+  norm3 = register_module("norm3", ln(c.cross_attn_norm));
+  cross_attn = register_module("cross_attn", AttentionProj(c.dim, c.eps));
+  norm2 = register_module("norm2", ln(false));
+  ffn = register_module("ffn", torch::nn::Sequential(
+                                   torch::nn::Linear(c.dim, c.ffn_dim),
+                                   torch::nn::Functional([](const torch::Tensor& x) { return torch::gelu(x, "tanh"); }),
+                                   torch::nn::Linear(c.ffn_dim, c.dim)));
+  modulation = register_parameter("modulation", torch::randn({1, 6, c.dim}) / std::sqrt(double(c.dim)));
+}
+
+WanHeadImpl::WanHeadImpl(const DiTConfig& c) {
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.eps).elementwise_affine(false)));
+  head = register_module("head", torch::nn::Linear(c.dim, c.out_channels * c.patch[0] * c.patch[1] * c.patch[2]));
+  modulation = register_parameter("modulation", torch::randn({1, 2, c.dim}) / std::sqrt(double(c.dim)));
+}
+
+WanDiTImpl::WanDiTImpl(DiTConfig config) : config_(std::move(config)) {
+  config_.validate();
+  const auto& c = config_;
+  patch_embedding = register_module(
+      "patch_embedding", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
+                                               .stride({c.patch[0], c.patch[1], c.patch[2]})));
+  text_embedding = register_module(
+      "text_embedding", torch::nn::Sequential(
+                            torch::nn::Linear(c.text_dim, c.dim),
+                            torch::nn::Functional([](const torch::Tensor& x) { return torch::gelu(x, "tanh"); }),
+                            torch::nn::Linear(c.dim, c.dim)));
+  time_embedding = register_module("time_embedding", torch::nn::Sequential(torch::nn::Linear(c.freq_dim, c.dim),
+                                                                           torch::nn::SiLU(), torch::nn::Linear(c.dim, c.dim)));
+  time_projection = register_module("time_projection", torch::nn::Sequential(torch::nn::SiLU(), torch::nn::Linear(c.dim, 6 * c.dim)));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_layers; ++i) blocks->push_back(WanBlock(c));
+  head = register_module("head", WanHead(c));
+}
+
+// ---- [helpers] ----------------------------------------------------------------------------------
+
+namespace {
+
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) {
+  return l->forward(x.to(l->weight.scalar_type()));
+}
+
+torch::Tensor layer_norm(const torch::nn::LayerNorm& n, const torch::Tensor& x, double eps) {
+  const auto xf = x.to(torch::kFloat);
+  if (n->weight.defined())
+    return torch::layer_norm(xf, {xf.size(-1)}, n->weight.to(torch::kFloat), n->bias.to(torch::kFloat), eps);
+  return torch::layer_norm(xf, {xf.size(-1)}, {}, {}, eps);
+}
+
+// Rotates pairs (2i, 2i+1) of x [B, N, H, D] (fp32) by the per-token angles in cos/sin [N, D/2].
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const auto sizes = x.sizes();
+  auto pairs = x.reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
+  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+  auto c = cos.unsqueeze(0).unsqueeze(2), s = sin.unsqueeze(0).unsqueeze(2);
+  return torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).reshape(sizes);
+}
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+void sync_if_cuda(const torch::Tensor& t) {
+  if (t.is_cuda()) torch::cuda::synchronize();
+}
+
+}  // namespace
+
+torch::Tensor sinusoidal_embedding(const torch::Tensor& timesteps, int64_t dim) {
+  const int64_t half = dim / 2;
+  auto t = timesteps.to(torch::kDouble).reshape({-1});
+  auto freqs = torch::pow(10000.0, -torch::arange(half, t.options()) / double(half));
+  auto args = torch::outer(t, freqs);
+  return torch::cat({torch::cos(args), torch::sin(args)}, 1).to(torch::kFloat);
+}
+
+std::array<int64_t, 3> rope_split(int64_t head_dim) {
+  const int64_t s = head_dim / 6;
+  return {head_dim - 4 * s, 2 * s, 2 * s};
+}
+
+torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+#if TORCH_VERSION_MAJOR >= 2
+  if (q.is_cuda()) return at::scaled_dot_product_attention(q, k, v);
+#endif
+  const double scale = 1.0 / std::sqrt(double(q.size(-1)));
+  const auto kt = k.to(torch::kFloat).transpose(-2, -1);
+  const auto vf = v.to(torch::kFloat);
+  // Chunks of queries bound the [chunk, Nk] score matrix.
+  const int64_t chunk = 4096;
+  std::vector<torch::Tensor> outs;
+  for (int64_t s = 0; s < q.size(2); s += chunk) {
+    auto qs = q.narrow(2, s, std::min(chunk, q.size(2) - s)).to(torch::kFloat);
+    outs.push_back(torch::matmul(torch::softmax(torch::matmul(qs, kt) * scale, -1), vf));
+  }
+  return torch::cat(outs, 2).to(q.scalar_type());
+}
+
+double AttentionStats::mean_sparsity() const {
+  if (sparsity.empty()) return 0.0;
+  double s = 0;
+  for (float v : sparsity) s += v;
+  return s / double(sparsity.size());
+}
+
+attention::TokenGrid WanDiTImpl::token_grid(int64_t frames, int64_t height, int64_t width) const {
+  const auto& p = config_.patch;
+  if (frames % p[0] || height % p[1] || width % p[2])
+    throw ShapeError("latents: size " + std::to_string(frames) + "x" + std::to_string(height) + "x" +
+                     std::to_string(width) + " is not divisible by the patch " + std::to_string(p[0]) + "x" +
+                     std::to_string(p[1]) + "x" + std::to_string(p[2]));
+  return attention::TokenGrid{frames / p[0], height / p[1], width / p[2]};
+}
+
+void WanDiTImpl::rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
+                             const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin) const {
+  const auto split = rope_split(config_.head_dim());
+  const int64_t extent[3] = {grid.t, grid.h, grid.w};
+  for (int a = 0; a < 3; ++a)
+    if (extent[a] > config_.rope_max_positions)
+      throw ShapeError("latents: token grid " + grid.to_string() + " exceeds the " +
+                       std::to_string(config_.rope_max_positions) + " RoPE positions per axis");
+  auto opts = torch::TensorOptions().dtype(torch::kDouble);
+  auto idx = torch::arange(grid.size(), torch::TensorOptions().dtype(torch::kLong));
+  if (ordering && ordering->kind != attention::OrderingKind::Raster)
+    idx = torch::tensor(ordering->perm, torch::TensorOptions().dtype(torch::kLong));
+  const torch::Tensor pos[3] = {idx.div(grid.h * grid.w, "floor"), idx.div(grid.w, "floor").remainder(grid.h),
+                                idx.remainder(grid.w)};
+  std::vector<torch::Tensor> angles;
+  for (int a = 0; a < 3; ++a) {
+    const int64_t part = split[a];
+    auto freqs = 1.0 / torch::pow(config_.rope_theta, torch::arange(0, part, 2, opts) / double(part));
+    angles.push_back(torch::outer(pos[a].to(torch::kDouble), freqs));
+  }
+  auto ang = torch::cat(angles, 1);
+  cos = torch::cos(ang).to(torch::kFloat).to(device);
+  sin = torch::sin(ang).to(torch::kFloat).to(device);
+}
+
+// ---- [forward] ----------------------------------------------------------------------------------
+
+torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
+                                  const torch::Tensor& text_emb) {
+  return forward(latents, timesteps, text_emb, nullptr);
+}
+
+torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
+                                  const torch::Tensor& text_emb, AttentionControl* control) {
+  const auto& c = config_;
+  if (latents.dim() != 5 || latents.size(1) != c.in_channels)
+    throw ShapeError("latents: expected [B, " + std::to_string(c.in_channels) + ", F, H, W], got " +
+                     std::string(c10::str(latents.sizes())));
+  const int64_t batch = latents.size(0);
+  if (timesteps.numel() != batch && timesteps.numel() != 1)
+    throw ShapeError("timesteps: expected 1 or " + std::to_string(batch) + " values, got " + std::to_string(timesteps.numel()));
+  if (text_emb.dim() != 3 || text_emb.size(2) != c.text_dim || (text_emb.size(0) != batch && text_emb.size(0) != 1))
+    throw ShapeError("text_emb: expected [B, L, " + std::to_string(c.text_dim) + "], got " +
+                     std::string(c10::str(text_emb.sizes())));
+  const auto device = latents.device();
+  const auto wdtype = patch_embedding->weight.scalar_type();
+  const auto grid = token_grid(latents.size(2), latents.size(3), latents.size(4));
+
+  // Ordering: the policy's, unless the whole step is dense.
+  std::unique_ptr<attention::Ordering> ordering;
+  torch::Tensor perm, inverse;
+  const bool sparse_step = control && control->policy && !control->dense_step;
+  if (sparse_step && control->policy->ordering() != attention::OrderingKind::Raster) {
+    ordering = std::make_unique<attention::Ordering>(attention::make_ordering(control->policy->ordering(), grid));
+    perm = torch::tensor(ordering->perm, torch::TensorOptions().dtype(torch::kLong)).to(device);
+    inverse = torch::tensor(ordering->inverse, torch::TensorOptions().dtype(torch::kLong)).to(device);
+  }
+  if (control) {
+    control->stats = AttentionStats{};
+    control->stats.num_layers = int(c.num_layers);
+    control->stats.num_heads = int(c.num_heads);
+    control->stats.sparsity.assign(size_t(c.num_layers * c.num_heads), 0.0f);
+    control->stats.grid = grid;
+  }
+
+  // Patch embedding → [B, N, dim] fp32, raster, then into the step's order.
+  auto x = patch_embedding->forward(latents.to(wdtype)).flatten(2).transpose(1, 2).to(torch::kFloat);
+  if (perm.defined()) x = x.index_select(1, perm);
+  torch::Tensor cos, sin;
+  rope_tables(grid, ordering.get(), device, cos, sin);
+
+  // Time: sinusoid → MLP → 6-way modulation, all fp32.
+  auto t = timesteps.reshape({-1}).to(device);
+  if (t.numel() == 1 && batch > 1) t = t.expand({batch});
+  auto e = time_embedding->forward(sinusoidal_embedding(t, c.freq_dim).to(wdtype)).to(torch::kFloat);
+  auto e0 = time_projection->forward(e.to(wdtype)).to(torch::kFloat).unflatten(1, {6, c.dim});
+
+  // Text: zero-padded (or cut) to text_len as Wan does, then the MLP.
+  auto ctx = text_emb.to(device).to(torch::kFloat);
+  if (ctx.size(0) != batch) ctx = ctx.expand({batch, ctx.size(1), ctx.size(2)});
+  if (ctx.size(1) > c.text_len) ctx = ctx.narrow(1, 0, c.text_len);
+  if (ctx.size(1) < c.text_len)
+    ctx = torch::cat({ctx, torch::zeros({batch, c.text_len - ctx.size(1), c.text_dim}, ctx.options())}, 1);
+  auto context = text_embedding->forward(ctx.to(wdtype));
+
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    if (control && control->cancel && control->cancel->load()) throw Cancelled();
+    auto& b = *blocks[l]->as<WanBlockImpl>();
+    auto m = (b.modulation.to(torch::kFloat) + e0).chunk(6, 1);  // each [B, 1, dim]
+    auto h = layer_norm(b.norm1, x, c.eps) * (1 + m[1]) + m[0];
+    x = x + self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid).to(torch::kFloat) * m[2];
+    x = x + cross_attention(b, layer_norm(b.norm3, x, c.eps), context).to(torch::kFloat);
+    auto f = layer_norm(b.norm2, x, c.eps) * (1 + m[4]) + m[3];
+    x = x + b.ffn->forward(f.to(wdtype)).to(torch::kFloat) * m[5];
+  }
+  if (control && control->cancel && control->cancel->load()) throw Cancelled();
+
+  auto hm = (head->modulation.to(torch::kFloat) + e.unsqueeze(1)).chunk(2, 1);
+  auto out = linear(head->head, layer_norm(head->norm, x, c.eps) * (1 + hm[1]) + hm[0]).to(torch::kFloat);
+  if (inverse.defined()) out = out.index_select(1, inverse);
+
+  // Unpatchify: [B, N, pt·ph·pw·C] → [B, C, F, H, W].
+  const auto& p = c.patch;
+  out = out.reshape({batch, grid.t, grid.h, grid.w, p[0], p[1], p[2], c.out_channels})
+            .permute({0, 7, 1, 4, 2, 5, 3, 6})
+            .reshape({batch, c.out_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]});
+  return out;
+}
+
+// ---- [attention] --------------------------------------------------------------------------------
+
+torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
+                                         const torch::Tensor& sin, int layer, AttentionControl* control,
+                                         const attention::Ordering* ordering, const attention::TokenGrid& grid) {
+  const auto& c = config_;
+  const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
+  auto& a = *b.self_attn;
+  const auto vdtype = a.v->weight.scalar_type();
+  auto q = apply_rope(a.norm_q->forward(linear(a.q, x)).view({B, N, H, D}), cos, sin);
+  auto k = apply_rope(a.norm_k->forward(linear(a.k, x)).view({B, N, H, D}), cos, sin);
+  auto v = linear(a.v, x).view({B, N, H, D});
+  q = q.to(vdtype).permute({0, 2, 1, 3}).contiguous();
+  k = k.to(vdtype).permute({0, 2, 1, 3}).contiguous();
+  v = v.permute({0, 2, 1, 3}).contiguous();
+
+  const bool dense_layer = !control || !control->policy || control->dense_step || layer < control->dense_first_layers ||
+                           layer >= c.num_layers - control->dense_last_layers;
+  const auto backend = control ? control->backend : attention::Backend::Auto;
+  attention::BlockMaskPtr mask;
+  torch::Tensor out;
+  double t0 = 0;
+  if (control && control->measure_time) {
+    sync_if_cuda(q);
+    t0 = now_ms();
+  }
+  if (dense_layer) {
+    out = attention::dense_attention(q, k, v, backend);
+  } else {
+    attention::MaskRequest req;
+    req.grid = grid;
+    req.block_size = control->block_size;
+    req.num_heads = H;
+    req.step = control->step;
+    req.num_steps = control->num_steps;
+    req.layer = layer;
+    req.num_layers = int(c.num_layers);
+    if (control->policy->needs_qk()) {
+      req.q = q;
+      req.k = k;
+    }
+    mask = control->policy->build(req);
+    if (!mask) throw ShapeError("mode '" + control->policy->name() + "' returned no mask for layer " + std::to_string(layer));
+    if (control->measure_time) {
+      sync_if_cuda(q);
+      control->stats.mask_ms += now_ms() - t0;
+    }
+    out = attention::sparse_attention(q, k, v, *mask, backend);
+    auto& sp = control->stats.sparsity;
+    for (int64_t h = 0; h < H; ++h)
+      sp[size_t(layer * H + h)] = float(mask->num_heads == 1 ? mask->block_sparsity() : mask->head_block_sparsity(h));
+  }
+  if (control && control->measure_time) {
+    sync_if_cuda(out);
+    control->stats.attention_ms += now_ms() - t0;
+  }
+
+  if (control && layer == control->inspect_layer) {
+    auto& st = control->stats;
+    st.inspected_mask = mask;
+    st.inspected_mask_cached = mask && control->policy->last_mask_cached();
+    torch::NoGradGuard no_grad;
+    if (control->want_recall) {
+      if (!mask) {
+        st.recall = 1.0;
+      } else {
+        const int64_t stride = std::max<int64_t>(1, N / std::max<int64_t>(1, control->recall_queries));
+        st.recall = attention::attention_recall(q, k, *mask, stride);
+      }
+    }
+    if (control->want_heatmap) {
+      int64_t query = control->inspect_query;
+      if (query < 0 || query >= N) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
+      const int64_t head_idx = std::clamp<int64_t>(control->inspect_head, 0, H - 1);
+      const int64_t pos = ordering && ordering->kind != attention::OrderingKind::Raster ? ordering->inverse[size_t(query)] : query;
+      auto qv = q[0][head_idx][pos].to(torch::kFloat);
+      auto kv = k[0][head_idx].to(torch::kFloat);
+      auto probs = torch::softmax(torch::matmul(kv, qv) / std::sqrt(double(D)), 0);
+      if (ordering && ordering->kind != attention::OrderingKind::Raster)
+        probs = probs.index_select(0, torch::tensor(ordering->inverse, torch::TensorOptions().dtype(torch::kLong)).to(probs.device()));
+      st.inspected_probs = probs.to(torch::kCPU).contiguous();
+    }
+  }
+  return linear(a.o, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
+}
+
+torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context) {
+  const auto& c = config_;
+  const int64_t B = x.size(0), N = x.size(1), L = context.size(1), H = c.num_heads, D = c.head_dim();
+  auto& a = *b.cross_attn;
+  const auto vdtype = a.v->weight.scalar_type();
+  auto q = a.norm_q->forward(linear(a.q, x)).to(vdtype).view({B, N, H, D}).permute({0, 2, 1, 3});
+  auto k = a.norm_k->forward(linear(a.k, context)).to(vdtype).view({B, L, H, D}).permute({0, 2, 1, 3});
+  auto v = linear(a.v, context).view({B, L, H, D}).permute({0, 2, 1, 3});
+  auto out = plain_attention(q, k, v);
+  return linear(a.o, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
+}
+
+// ---- [init] -------------------------------------------------------------------------------------
+
+void WanDiTImpl::init_random(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& item : named_parameters()) {
+    const auto& name = item.key();
+    auto& p = item.value();
+    auto opts = torch::TensorOptions().dtype(torch::kFloat);
+    torch::Tensor value;
+    const bool is_norm = name.find("norm") != std::string::npos;
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
+      value = torch::zeros(p.sizes(), opts);
+    } else if (is_norm) {
+      value = torch::ones(p.sizes(), opts);
+    } else if (name.find("modulation") != std::string::npos) {
+      value = torch::randn(p.sizes(), gen, opts) / std::sqrt(double(config_.dim));
+    } else {
+      int64_t receptive = 1;
+      for (int64_t d = 2; d < p.dim(); ++d) receptive *= p.size(d);
+      const double fan_in = double(p.size(1) * receptive), fan_out = double(p.size(0) * receptive);
+      const double bound = std::sqrt(6.0 / (fan_in + fan_out));
+      value = torch::rand(p.sizes(), gen, opts) * (2 * bound) - bound;
+    }
+    p.copy_(value.to(p.options()));
+  }
+}
+
+}  // namespace longshot::model

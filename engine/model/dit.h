@@ -1,0 +1,155 @@
+// The Wan2.1 text-to-video DiT as a LibTorch module: patch embedding, time/text embeddings,
+// blocks (modulated self-attention with RMSNorm q/k and 3D RoPE, cross-attention, GELU FFN),
+// head and unpatchify. Self-attention goes through the attention core (a MaskPolicy per call).
+// Model room: knows the attention core, not the sampler, the pipeline or any UI.
+//
+// Sections: [AttentionControl] per-forward attention settings and statistics ·
+//           [WanDiT] the module · [helpers] RoPE / time embedding / weights init
+#pragma once
+#include <atomic>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "engine/attention/attention.h"
+#include "engine/attention/mask_policy.h"
+#include "engine/model/dit_config.h"
+
+namespace longshot::model {
+
+// Thrown from inside forward() when AttentionControl::cancel is set (checked before every layer).
+struct Cancelled : std::exception {
+  const char* what() const noexcept override { return "generation cancelled"; }
+};
+
+// ---- [AttentionControl] -------------------------------------------------------------------------
+
+// What one forward learned about its self-attention.
+struct AttentionStats {
+  int num_layers = 0, num_heads = 0;
+  std::vector<float> sparsity;   // per (layer, head) block sparsity, layer-major; 0 for dense layers
+  double attention_ms = 0;       // self-attention kernels (+ mask build)
+  double mask_ms = 0;            // mask building alone
+  double recall = -1;            // inspected layer, all heads: kept share of dense softmax mass
+  attention::BlockMaskPtr inspected_mask;   // the mask the inspected layer ran with (null if dense)
+  bool inspected_mask_cached = false;
+  torch::Tensor inspected_probs;  // [N] dense softmax of the inspected query, raster order (CPU, fp32)
+  attention::TokenGrid grid;      // token grid of this forward
+  double mean_sparsity() const;
+};
+
+// Per-forward attention settings. A null policy, or dense_step, runs every layer dense.
+struct AttentionControl {
+  attention::MaskPolicy* policy = nullptr;
+  bool dense_step = false;
+  int dense_first_layers = 0;
+  int dense_last_layers = 0;
+  int64_t block_size = 128;
+  int step = 0, num_steps = 1;
+  attention::Backend backend = attention::Backend::Auto;
+  const std::atomic<bool>* cancel = nullptr;
+  // Timing synchronises the device around each attention call (only costs on a GPU).
+  bool measure_time = true;
+  // Inspection of one layer/head/query (inspect_layer < 0: none).
+  int inspect_layer = -1;
+  int inspect_head = 0;
+  int64_t inspect_query = -1;  // raster token index; -1 = centre of the middle frame
+  bool want_recall = false;
+  bool want_heatmap = false;
+  int64_t recall_queries = 256;  // queries sampled for the recall estimate
+  AttentionStats stats;          // filled by forward()
+};
+
+// ---- [WanDiT] -----------------------------------------------------------------------------------
+
+// RMSNorm over the last dim with a learned weight (Wan's q/k norms span the full model dim).
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// q, k, v, o projections + norm_q / norm_k: the parameter layout of Wan's attention modules.
+class AttentionProjImpl : public torch::nn::Module {
+ public:
+  AttentionProjImpl(int64_t dim, double eps);
+  torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
+  RMSNorm norm_q{nullptr}, norm_k{nullptr};
+};
+TORCH_MODULE(AttentionProj);
+
+class WanBlockImpl : public torch::nn::Module {
+ public:
+  explicit WanBlockImpl(const DiTConfig& c);
+  AttentionProj self_attn{nullptr}, cross_attn{nullptr};
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
+  torch::nn::Sequential ffn{nullptr};
+  torch::Tensor modulation;  // [1, 6, dim], added to the time projection in fp32
+};
+TORCH_MODULE(WanBlock);
+
+class WanHeadImpl : public torch::nn::Module {
+ public:
+  explicit WanHeadImpl(const DiTConfig& c);
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear head{nullptr};
+  torch::Tensor modulation;  // [1, 2, dim]
+};
+TORCH_MODULE(WanHead);
+
+// Parameter names are the original Wan2.1 keys ("blocks.0.self_attn.q.weight", "head.modulation").
+class WanDiTImpl : public torch::nn::Module {
+ public:
+  explicit WanDiTImpl(DiTConfig config);
+
+  // latents [B, C_in, F, H, W], timesteps [B] in [0, 1000], text_emb [B, L, text_dim] → velocity
+  // [B, C_out, F, H, W]. Every layer dense; differentiable (the training path).
+  torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
+                        const torch::Tensor& text_emb);
+  // Same with per-call attention settings; fills control->stats.
+  torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
+                        const torch::Tensor& text_emb, AttentionControl* control);
+
+  const DiTConfig& config() const { return config_; }
+  // Token grid of latents with F frames and H×W pixels (divided by the patch).
+  attention::TokenGrid token_grid(int64_t frames, int64_t height, int64_t width) const;
+  // Deterministic random weights (Xavier-uniform linears, zero biases, unit norms, modulation
+  // N(0, 1/dim)), independent of the global RNG.
+  void init_random(uint64_t seed);
+
+  torch::nn::Conv3d patch_embedding{nullptr};
+  torch::nn::Sequential text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  WanHead head{nullptr};
+
+ private:
+  torch::Tensor self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, int layer, AttentionControl* control,
+                               const attention::Ordering* ordering, const attention::TokenGrid& grid);
+  torch::Tensor cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context);
+  void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
+                   const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin) const;
+
+  DiTConfig config_;
+};
+TORCH_MODULE(WanDiT);
+
+// ---- [helpers] ----------------------------------------------------------------------------------
+
+// Wan's sinusoidal embedding: [cos(t·f), sin(t·f)], f_k = 10000^(−k/half), computed in fp64.
+torch::Tensor sinusoidal_embedding(const torch::Tensor& timesteps, int64_t dim);
+// Real dims of head_dim given to time / height / width: d − 4⌊d/6⌋, 2⌊d/6⌋, 2⌊d/6⌋.
+std::array<int64_t, 3> rope_split(int64_t head_dim);
+// Plain softmax attention for unequal lengths (cross-attention), [B, H, Nq, D] × [B, H, Nk, D].
+torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+
+}  // namespace longshot::model

@@ -1,0 +1,109 @@
+// The config registry. Wan2.1 facts: see docs in shared research §4 (dim/ffn/heads/layers/freq/text).
+#include "engine/model/dit_config.h"
+
+#include <mutex>
+
+#include "engine/common/error.h"
+
+namespace longshot::model {
+
+void DiTConfig::validate() const {
+  auto need = [](bool ok, const char* field, const std::string& why) {
+    if (!ok) throw ParameterError(field, why);
+  };
+  need(!name.empty(), "name", "a config needs a name");
+  need(dim > 0 && num_heads > 0 && dim % num_heads == 0, "num_heads", "dim must be a positive multiple of num_heads");
+  need(head_dim() % 2 == 0 && head_dim() >= 6, "dim", "head_dim must be even and >= 6 for the 3D RoPE split");
+  need(ffn_dim > 0, "ffn_dim", "must be positive");
+  need(freq_dim > 0 && freq_dim % 2 == 0, "freq_dim", "must be positive and even");
+  need(text_dim > 0 && text_len > 0, "text_dim", "text_dim and text_len must be positive");
+  need(in_channels > 0 && out_channels > 0, "in_channels", "channel counts must be positive");
+  need(num_layers > 0, "num_layers", "must be positive");
+  need(patch[0] > 0 && patch[1] > 0 && patch[2] > 0, "patch", "patch sizes must be positive");
+  need(temporal_stride > 0 && spatial_stride > 0, "temporal_stride", "latent strides must be positive");
+}
+
+namespace {
+
+DiTConfig wan_1_3b() {
+  DiTConfig c;
+  c.name = "wan2.1-t2v-1.3b";
+  c.summary = "Wan2.1 text-to-video 1.3B (dim 1536, 30 layers, 12 heads); weights from --model PATH";
+  c.dim = 1536; c.ffn_dim = 8960; c.num_heads = 12; c.num_layers = 30;
+  c.default_steps = 50; c.default_shift = 5.0; c.default_guidance = 5.0;
+  return c;
+}
+
+DiTConfig wan_14b() {
+  DiTConfig c;
+  c.name = "wan2.1-t2v-14b";
+  c.summary = "Wan2.1 text-to-video 14B (dim 5120, 40 layers, 40 heads); weights from --model PATH";
+  c.dim = 5120; c.ffn_dim = 13824; c.num_heads = 40; c.num_layers = 40;
+  c.default_steps = 50; c.default_shift = 5.0; c.default_guidance = 5.0;
+  return c;
+}
+
+// Random weights, pixel-space latents (3 channels, strides 1): the whole pipeline runs on a CPU
+// in seconds, which is what the tests and the first end-to-end path need.
+DiTConfig tiny() {
+  DiTConfig c;
+  c.name = "tiny";
+  c.summary = "test model: Wan2.1 architecture, dim 64, 3 layers, 2 heads, random weights, pixel space";
+  c.dim = 64; c.ffn_dim = 128; c.freq_dim = 32; c.text_dim = 32; c.text_len = 16;
+  c.in_channels = 3; c.out_channels = 3; c.num_heads = 2; c.num_layers = 3;
+  c.temporal_stride = 1; c.spatial_stride = 1;
+  c.default_steps = 4; c.default_shift = 3.0; c.default_guidance = 3.0;
+  return c;
+}
+
+struct Registry {
+  std::mutex mutex;
+  std::vector<DiTConfig> configs{wan_1_3b(), wan_14b(), tiny()};
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+std::vector<DiTConfig> registered_configs() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.configs;
+}
+
+void register_config(const DiTConfig& config) {
+  config.validate();
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (auto& c : r.configs) {
+    if (c.name == config.name) {
+      c = config;
+      return;
+    }
+  }
+  r.configs.push_back(config);
+}
+
+bool has_config(const std::string& name) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (const auto& c : r.configs)
+    if (c.name == name) return true;
+  return false;
+}
+
+DiTConfig find_config(const std::string& name) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::string known;
+  for (const auto& c : r.configs) {
+    if (c.name == name) return c;
+    known += (known.empty() ? "" : ", ") + c.name;
+  }
+  throw ParameterError("model", "unknown model config '" + name + "' (known: " + known + ", or a .safetensors path)");
+}
+
+}  // namespace longshot::model

@@ -1,0 +1,64 @@
+// Named configurations of the Wan2.1-style video DiT and the registry the CLI, the studio and the
+// built-in model look them up in. Model room: knows tensors and shapes, not the pipeline or any UI.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace longshot::model {
+
+class TextEncoder;
+class LatentDecoder;
+struct DiTConfig;
+
+using TextEncoderFactory = std::function<std::unique_ptr<TextEncoder>(const DiTConfig&)>;
+using LatentDecoderFactory = std::function<std::unique_ptr<LatentDecoder>(const DiTConfig&)>;
+
+struct DiTConfig {
+  std::string name;
+  std::string summary;
+  // Transformer (the Wan2.1 WanModel fields).
+  int64_t dim = 1536;
+  int64_t ffn_dim = 8960;
+  int64_t freq_dim = 256;        // sinusoidal time embedding width
+  int64_t text_dim = 4096;       // text encoder width
+  int64_t text_len = 512;        // text embeddings are zero-padded to this length
+  int64_t in_channels = 16;
+  int64_t out_channels = 16;
+  int64_t num_heads = 12;
+  int64_t num_layers = 30;
+  std::array<int64_t, 3> patch{1, 2, 2};  // (t, h, w)
+  double eps = 1e-6;
+  bool cross_attn_norm = true;  // norm3 (affine LayerNorm) before cross-attention
+  double rope_theta = 10000.0;
+  int64_t rope_max_positions = 1024;
+  // Latent space: video frames/pixels per latent frame/pixel (Wan VAE: 4 and 8).
+  int temporal_stride = 4;
+  int spatial_stride = 8;
+  // Sampling defaults.
+  int default_steps = 50;
+  double default_shift = 5.0;
+  double default_guidance = 5.0;
+  // A weights file loaded when the config is used by name ("" = random weights).
+  std::string default_weights;
+  // Conditioning; null factories fall back to the defaults of make_text_encoder/make_decoder.
+  TextEncoderFactory text_encoder;
+  LatentDecoderFactory decoder;
+
+  int64_t head_dim() const { return dim / num_heads; }
+  // Throws ParameterError naming the inconsistent field.
+  void validate() const;
+};
+
+// Registered configs: wan2.1-t2v-1.3b, wan2.1-t2v-14b, tiny, plus whatever register_config added.
+std::vector<DiTConfig> registered_configs();
+// Adds or replaces a named config (the built-in model registers "longshot-builtin" this way).
+void register_config(const DiTConfig& config);
+bool has_config(const std::string& name);
+// Throws ParameterError("model", ...) listing the known names.
+DiTConfig find_config(const std::string& name);
+
+}  // namespace longshot::model

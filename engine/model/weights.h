@@ -1,0 +1,33 @@
+// Loading and saving DiT weights as safetensors, in the original Wan2.1 key layout or the
+// diffusers WanTransformer3DModel layout. Model room: no pipeline, no UI.
+#pragma once
+#include <string>
+
+#include "engine/model/dit.h"
+
+namespace longshot::model {
+
+enum class KeyLayout { Wan, Diffusers };
+
+// Original Wan2.1 key → diffusers key ("blocks.3.norm3.weight" → "blocks.3.norm2.weight").
+std::string to_diffusers_key(const std::string& wan_key);
+// The layout a checkpoint's keys are in.
+KeyLayout detect_layout(const std::vector<std::string>& keys);
+
+// Reads every parameter of `model` from `path`, converting the dtype to the model's. Throws
+// IoError for a malformed file or a missing tensor and ShapeError for a shape that does not match
+// the config, each naming the tensor.
+void load_weights(WanDiTImpl& model, const std::string& path);
+// Writes the model's parameters (temporary file + rename) with metadata longshot.config = name.
+void save_weights(const WanDiTImpl& model, const std::string& path, KeyLayout layout = KeyLayout::Wan);
+
+// The registered config a checkpoint belongs to: its longshot.config metadata, else the config
+// whose dim / layers / channels / ffn match the tensor shapes. Throws IoError when none matches.
+DiTConfig infer_config(const std::string& path);
+
+// A config name (random weights unless the config names a weights file) or a .safetensors path.
+// Seeded random weights are deterministic.
+WanDiT load_model(const std::string& name_or_path, uint64_t seed = 0, torch::Device device = torch::kCPU,
+                  torch::ScalarType dtype = torch::kFloat);
+
+}  // namespace longshot::model

@@ -1,0 +1,53 @@
+#include "ui/compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "engine/common/error.h"
+
+namespace longshot::ui {
+
+namespace {
+void check_same_size(const Video& a, const Video& b) {
+  if (a.height != b.height || a.width != b.width)
+    throw ShapeError("compare: frames of " + std::to_string(a.width) + "x" + std::to_string(a.height) + " and " +
+                     std::to_string(b.width) + "x" + std::to_string(b.height) + " differ in size");
+  if (a.rgb.size() < a.frame_bytes() * a.frames || b.rgb.size() < b.frame_bytes() * b.frames)
+    throw ShapeError("compare: a video holds fewer bytes than frames × height × width × 3");
+}
+}  // namespace
+
+double psnr(const uint8_t* a, const uint8_t* b, size_t n) {
+  if (n == 0) return std::numeric_limits<double>::infinity();
+  double se = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    se += d * d;
+  }
+  if (se == 0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(255.0 * 255.0 * n / se);
+}
+
+std::vector<double> per_frame_psnr(const Video& a, const Video& b) {
+  check_same_size(a, b);
+  std::vector<double> out;
+  for (int f = 0; f < std::min(a.frames, b.frames); ++f) out.push_back(psnr(a.frame(f), b.frame(f), a.frame_bytes()));
+  return out;
+}
+
+std::vector<uint8_t> difference_image(const Video& a, const Video& b, int frame, float gain) {
+  check_same_size(a, b);
+  if (frame < 0 || frame >= std::min(a.frames, b.frames))
+    throw ParameterError("frame", std::to_string(frame) + " is outside the " +
+                                      std::to_string(std::min(a.frames, b.frames)) + " frames both videos have");
+  std::vector<uint8_t> out(a.frame_bytes());
+  const uint8_t* pa = a.frame(frame);
+  const uint8_t* pb = b.frame(frame);
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<uint8_t>(std::min(255.f, std::abs(static_cast<float>(pa[i]) - pb[i]) * gain));
+  return out;
+}
+
+}  // namespace longshot::ui

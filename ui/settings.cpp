@@ -125,7 +125,7 @@ SettingsMap to_map(const StudioSettings& settings) {
   for (const auto& [k, v] : settings.request.attention.params) map[kParamPrefix + k] = fmt_double(v);
   for (const auto& [k, v] : settings.view.panels) map[kPanelPrefix + k] = v ? "true" : "false";
   for (size_t i = 0; i < settings.recent_files.size(); ++i) {
-    char key[32];
+    char key[64];
     std::snprintf(key, sizeof key, "%s%02zu", kRecentPrefix, i);
     map[key] = settings.recent_files[i];
   }

@@ -89,6 +89,7 @@ void StudioState::apply(const pipeline::Event& event, Clock::time_point now) {
             r->mask_from_cache = e.mask_from_cache;
             r->mask_layer = e.mask_layer;
             r->mask_head = e.mask_head;
+            if (r->masks.size() < RunRecord::kMaxMasks) r->masks.push_back({e.step, e.mask_layer, e.mask});
           }
           if (e.preview) r->preview = e.preview;
           ++revision_;

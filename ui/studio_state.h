@@ -32,6 +32,12 @@ struct ModeSwitch {
   std::string from, to;
 };
 
+// A mask the run published, kept for File > Export mask trace (shared, not copied).
+struct MaskSample {
+  int step = 0, layer = 0;
+  attention::BlockMaskPtr mask;
+};
+
 struct RunRecord {
   uint64_t job_id = 0;
   pipeline::GenerationRequest request;
@@ -45,6 +51,8 @@ struct RunRecord {
   attention::BlockMaskPtr mask;
   bool mask_from_cache = false;
   int mask_layer = 0, mask_head = 0;
+  std::vector<MaskSample> masks;  // every published mask, oldest first (at most kMaxMasks)
+  static constexpr size_t kMaxMasks = 4096;
   VideoPtr preview;  // latest x0 preview
   VideoPtr video;    // final frames
   double total_ms = 0, attention_ms = 0, mean_sparsity = 0;

@@ -81,7 +81,10 @@ QKV make_synthetic_qkv(const SyntheticSpec& spec) {
     for (int64_t l = 0; l < spec.motion_links && L > 0; ++l) {
       std::vector<double> u(static_cast<size_t>(L));
       double norm = 0.0;
-      for (auto& e : u) norm += (e = normal(rng)) * e;
+      for (auto& e : u) {
+        e = normal(rng);
+        norm += e * e;
+      }
       norm = std::sqrt(norm);
       const int64_t src = pick(rng);
       int64_t dst = pick(rng);

@@ -319,12 +319,14 @@ double ssim(const Video& a, const Video& b) {
   auto g = torch::arange(win, torch::kFloat64).sub((win - 1) / 2.0).pow(2).div(-2.0 * kSigma * kSigma).exp();
   g = g / g.sum();
   const auto kernel = torch::outer(g, g).view({1, 1, win, win}).repeat({3, 1, 1, 1});
-  auto filter = [&](const torch::Tensor& x) { return torch::conv2d(x, kernel, {}, 1, 0, 1, 3); };
+  auto filter = [&](const torch::Tensor& x) {
+    return torch::conv2d(x, kernel, torch::Tensor(), at::IntArrayRef{1, 1}, at::IntArrayRef{0, 0}, at::IntArrayRef{1, 1}, 3);
+  };
   const auto x = frames_tensor(a), y = frames_tensor(b);
   const auto mx = filter(x), my = filter(y);
   const auto sxx = filter(x * x) - mx * mx, syy = filter(y * y) - my * my, sxy = filter(x * y) - mx * my;
-  const auto map = ((2 * mx * my + C1) * (2 * sxy + C2)) / ((mx * mx + my * my + C1) * (sxx + syy + C2));
-  return map.mean().item<double>();
+  const auto ssim_map = ((2 * mx * my + C1) * (2 * sxy + C2)) / ((mx * mx + my * my + C1) * (sxx + syy + C2));
+  return ssim_map.mean().item<double>();
 }
 
 }  // namespace longshot::eval

@@ -86,7 +86,7 @@ WanDiTImpl::WanDiTImpl(DiTConfig config) : config_(std::move(config)) {
 namespace {
 
 torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) {
-  return l->forward(x.to(l->weight.scalar_type()));
+  return torch::linear(x.to(l->weight.scalar_type()), l->weight, l->bias);
 }
 
 torch::Tensor layer_norm(const torch::nn::LayerNorm& n, const torch::Tensor& x, double eps) {
@@ -225,6 +225,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
     control->stats.num_heads = int(c.num_heads);
     control->stats.sparsity.assign(size_t(c.num_layers * c.num_heads), 0.0f);
     control->stats.grid = grid;
+    if (control->keep_masks) control->stats.layer_masks.assign(size_t(c.num_layers), nullptr);
   }
 
   // Patch embedding → [B, N, dim] fp32, raster, then into the step's order.
@@ -319,6 +320,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
       control->stats.mask_ms += now_ms() - t0;
     }
     out = attention::sparse_attention(q, k, v, *mask, backend);
+    if (control->keep_masks) control->stats.layer_masks[size_t(layer)] = mask;
     auto& sp = control->stats.sparsity;
     for (int64_t h = 0; h < H; ++h)
       sp[size_t(layer * H + h)] = float(mask->num_heads == 1 ? mask->block_sparsity() : mask->head_block_sparsity(h));

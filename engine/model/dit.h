@@ -39,6 +39,7 @@ struct AttentionStats {
   bool inspected_mask_cached = false;
   torch::Tensor inspected_probs;  // [N] dense softmax of the inspected query, raster order (CPU, fp32)
   attention::TokenGrid grid;      // token grid of this forward
+  std::vector<attention::BlockMaskPtr> layer_masks;  // when keep_masks; null for dense layers
   double mean_sparsity() const;
 };
 
@@ -61,6 +62,7 @@ struct AttentionControl {
   bool want_recall = false;
   bool want_heatmap = false;
   int64_t recall_queries = 256;  // queries sampled for the recall estimate
+  bool keep_masks = false;       // stats.layer_masks gets every layer's mask
   AttentionStats stats;          // filled by forward()
 };
 

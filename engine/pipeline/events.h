@@ -48,6 +48,10 @@ struct StepFinished {
   bool mask_from_cache = false;
   int mask_layer = 0, mask_head = 0;
   VideoPtr preview;                    // x0 prediction decoded to frames (may be null)
+  // Additions by the engine (issue 5):
+  double eta_ms = 0;                   // remaining time estimated from the mean step time so far
+  // Every layer's mask of the conditional pass when request.record_masks (null = dense layer).
+  std::vector<attention::BlockMaskPtr> layer_masks;
 };
 
 struct FramesDecoded {

@@ -35,6 +35,11 @@ struct GenerationRequest {
   int inspect_head = 0;
   int64_t inspect_query = -1;      // raster token index; -1 = centre token of the middle frame
   bool previews = true;            // x0 previews and heatmaps each step
+  // Additions by the engine (issue 5):
+  std::string text_embeddings;     // safetensors with precomputed 'context' [L, text_dim] (Wan configs)
+  std::string device = "auto";     // auto (CUDA when present), cpu, cuda
+  bool record_masks = false;       // StepFinished::layer_masks carries every layer's mask (traces)
+  bool measure_recall = true;      // recall estimate of the inspected layer each step (costs a QK pass)
 };
 
 }  // namespace longshot::pipeline

@@ -26,14 +26,16 @@ TEST(Heatmap, IdentityAndMaxPooling) {
   EXPECT_EQ(lu::pool_grid(v, g, g), v);
   const auto m = lu::pool_grid(v, g, TokenGrid{1, 2, 2}, lu::Pooling::Max);
   ASSERT_EQ(m.size(), 4u);
-  EXPECT_FLOAT_EQ(m[TokenGrid{1, 2, 2}.index(0, 1, 1)], 0.9f);
+  const TokenGrid small{1, 2, 2};
+  EXPECT_FLOAT_EQ(m[small.index(0, 1, 1)], 0.9f);
   EXPECT_FLOAT_EQ(m[0], 0.f);
 }
 
 TEST(Heatmap, PoolingRejectsBadShapes) {
   const TokenGrid g{1, 4, 4};
   EXPECT_THROW(lu::pool_grid(std::vector<float>(15), g, g), longshot::ShapeError);
-  EXPECT_THROW(lu::pool_grid(std::vector<float>(16), g, TokenGrid{1, 5, 4}), longshot::ShapeError);
+  const TokenGrid too_tall{1, 5, 4};
+  EXPECT_THROW(lu::pool_grid(std::vector<float>(16), g, too_tall), longshot::ShapeError);
 }
 
 TEST(Heatmap, FitGridKeepsAspect) {
@@ -43,7 +45,8 @@ TEST(Heatmap, FitGridKeepsAspect) {
   EXPECT_LE(f.w, 15);
   EXPECT_EQ(f.w, 15);
   EXPECT_EQ(f.h, 8);
-  EXPECT_EQ(lu::fit_grid(TokenGrid{2, 4, 4}, 8, 8), (TokenGrid{2, 4, 4}));
+  const TokenGrid small{2, 4, 4};
+  EXPECT_EQ(lu::fit_grid(small, 8, 8), small);
 }
 
 TEST(Heatmap, LinearAndLogScales) {

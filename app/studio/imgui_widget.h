@@ -1,0 +1,60 @@
+// A QOpenGLWidget that hosts Dear ImGui: our small Qt → ImGui bridge (mouse, wheel, keys, text,
+// display size, time) and Dear ImGui's OpenGL 3 renderer. It draws the ui::Views each frame from a
+// StudioState it only reads; it never calls the engine.
+#pragma once
+#include <QElapsedTimer>
+#include <QOpenGLWidget>
+#include <functional>
+#include <memory>
+
+#include "ui/settings.h"
+#include "ui/studio_state.h"
+#include "ui/views.h"
+
+struct ImGuiContext;
+
+namespace longshot::studio {
+
+class ImGuiWidget : public QOpenGLWidget {
+  Q_OBJECT
+
+ public:
+  ImGuiWidget(const ui::StudioState& state, ui::ViewSettings& view, QWidget* parent = nullptr);
+  ~ImGuiWidget() override;
+
+  // Valid after the first paint (null before, or if GL failed: see gl_error()).
+  ui::Views* views() { return views_.get(); }
+  const QString& gl_error() const { return gl_error_; }
+  uint64_t frames_drawn() const { return frames_drawn_; }
+
+ Q_SIGNALS:
+  void actions(const longshot::ui::PanelActions& actions);
+
+ protected:
+  void initializeGL() override;
+  void paintGL() override;
+  void resizeGL(int w, int h) override;
+  void mousePressEvent(QMouseEvent* e) override;
+  void mouseReleaseEvent(QMouseEvent* e) override;
+  void mouseMoveEvent(QMouseEvent* e) override;
+  void wheelEvent(QWheelEvent* e) override;
+  void keyPressEvent(QKeyEvent* e) override;
+  void keyReleaseEvent(QKeyEvent* e) override;
+  void leaveEvent(QEvent* e) override;
+
+ private:
+  void make_imgui_current();
+  void key_event(QKeyEvent* e, bool down);
+
+  const ui::StudioState& state_;
+  ui::ViewSettings& view_;
+  ImGuiContext* ctx_ = nullptr;
+  std::unique_ptr<ui::Views> views_;
+  bool renderer_ready_ = false;
+  QElapsedTimer clock_;
+  double last_time_ = 0;
+  QString gl_error_;
+  uint64_t frames_drawn_ = 0;
+};
+
+}  // namespace longshot::studio

@@ -1,0 +1,243 @@
+// A generation job: validate → load model (cached) → encode prompts → seeded noise → per step:
+// policy (re-created when the settings change), conditional (+ unconditional) forward, guidance,
+// Euler step, events → decode. Sections: [validation] · [heatmap] · [job]
+#include "engine/pipeline/run_job.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <torch/cuda.h>
+
+#include "engine/common/error.h"
+#include "engine/model/conditioning_impl.h"
+#include "engine/model/weights.h"
+#include "engine/sampler/flow_matching.h"
+
+namespace longshot::pipeline {
+
+// ---- [validation] -------------------------------------------------------------------------------
+
+void validate_request(const GenerationRequest& r) {
+  if (r.frames < 1 || r.frames > 4096) throw ParameterError("frames", "must be in [1, 4096], got " + std::to_string(r.frames));
+  if (r.width < 2 || r.width > 8192) throw ParameterError("width", "must be in [2, 8192], got " + std::to_string(r.width));
+  if (r.height < 2 || r.height > 8192) throw ParameterError("height", "must be in [2, 8192], got " + std::to_string(r.height));
+  if (r.steps < 1 || r.steps > 1000) throw ParameterError("steps", "must be in [1, 1000], got " + std::to_string(r.steps));
+  if (!(r.guidance >= 0) || !std::isfinite(r.guidance)) throw ParameterError("guidance", "must be finite and >= 0");
+  if (!(r.shift > 0) || !std::isfinite(r.shift)) throw ParameterError("shift", "must be finite and > 0");
+  if (!(r.fps > 0) || r.fps > 240) throw ParameterError("fps", "must be in (0, 240]");
+  if (r.model.empty()) throw ParameterError("model", "is empty");
+  if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
+    throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
+  const auto& a = r.attention;
+  attention::resolve_params(attention::find_policy(a.mode), a.params);
+  if (a.dense_warmup_steps < 0) throw ParameterError("dense-steps", "must be >= 0");
+  if (a.dense_first_layers < 0 || a.dense_last_layers < 0) throw ParameterError("dense-layers", "must be >= 0");
+  if (a.block_size < 16 || a.block_size > 1024) throw ParameterError("block-size", "must be in [16, 1024]");
+}
+
+std::vector<int64_t> latent_shape(const GenerationRequest& r, const model::DiTConfig& c) {
+  const int ts = c.temporal_stride, ss = c.spatial_stride;
+  if ((r.frames - 1) % ts != 0)
+    throw ParameterError("frames", "model " + c.name + " needs 1 + " + std::to_string(ts) + "k frames, got " +
+                                       std::to_string(r.frames));
+  const int64_t t = ts == 1 ? r.frames : 1 + (r.frames - 1) / ts;
+  const int64_t unit_h = int64_t(ss) * c.patch[1], unit_w = int64_t(ss) * c.patch[2];
+  if (r.width % unit_w) throw ParameterError("width", "must be a multiple of " + std::to_string(unit_w) + " for model " + c.name);
+  if (r.height % unit_h) throw ParameterError("height", "must be a multiple of " + std::to_string(unit_h) + " for model " + c.name);
+  if (t % c.patch[0]) throw ParameterError("frames", "latent frames must be a multiple of the temporal patch");
+  return {c.in_channels, t, r.height / ss, r.width / ss};
+}
+
+// ---- [heatmap] ----------------------------------------------------------------------------------
+
+AttentionHeatmap make_heatmap(const torch::Tensor& probs, const attention::TokenGrid& grid, int layer, int head,
+                              int64_t query, int64_t max_side) {
+  AttentionHeatmap hm;
+  hm.layer = layer;
+  hm.head = head;
+  hm.query_token = query;
+  hm.source_grid = grid;
+  const int64_t ft = (grid.t + max_side - 1) / max_side, fh = (grid.h + max_side - 1) / max_side,
+                fw = (grid.w + max_side - 1) / max_side;
+  hm.grid = attention::TokenGrid{(grid.t + ft - 1) / ft, (grid.h + fh - 1) / fh, (grid.w + fw - 1) / fw};
+  hm.values.assign(size_t(hm.grid.size()), 0.0f);
+  auto p = probs.to(torch::kCPU, torch::kFloat).contiguous();
+  const float* v = p.data_ptr<float>();
+  for (int64_t i = 0; i < std::min<int64_t>(p.numel(), grid.size()); ++i) {
+    int64_t t, h, w;
+    grid.coords(i, t, h, w);
+    hm.values[size_t(hm.grid.index(t / ft, h / fh, w / fw))] += v[i];
+  }
+  return hm;
+}
+
+// ---- [job] --------------------------------------------------------------------------------------
+
+namespace {
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+model::DiTConfig resolve_config(const std::string& name) {
+  if (model::has_config(name)) return model::find_config(name);
+  return model::infer_config(name);  // a path; IoError when unreadable, ParameterError-like text otherwise
+}
+
+}  // namespace
+
+void run_job(const GenerationRequest& request, JobContext& ctx) {
+  const uint64_t id = ctx.job_id;
+  int completed = 0;
+  try {
+    validate_request(request);
+    if (!model::has_config(request.model) && !std::filesystem::exists(request.model))
+      model::find_config(request.model);  // ParameterError("model") listing the known names
+    const auto config = resolve_config(request.model);
+    const auto shape = latent_shape(request, config);
+
+    const bool use_cuda = request.device == "cuda" || (request.device == "auto" && torch::cuda::is_available());
+    if (request.device == "cuda" && !torch::cuda::is_available())
+      throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
+    const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
+
+    ModelCache local;
+    ModelCache& cache = ctx.cache ? *ctx.cache : local;
+    const std::string key = request.model + "|" + std::to_string(request.seed) + "|" + device.str();
+    if (cache.key != key || !cache.model) {
+      cache.model = nullptr;
+      cache.key.clear();
+      cache.model = model::load_model(request.model, request.seed, device, dtype);
+      cache.key = key;
+    }
+    auto& dit = cache.model;
+    torch::NoGradGuard no_grad;
+
+    auto encoder = model::make_text_encoder(config, request.text_embeddings);
+    auto decoder = model::make_decoder(config);
+    const auto cond = encoder->encode(request.prompt).to(device);
+    const bool use_cfg = std::abs(request.guidance - 1.0) > 1e-9;
+    torch::Tensor uncond;
+    if (use_cfg) uncond = encoder->encode(request.negative_prompt).to(device);
+
+    const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
+    JobStarted started;
+    started.job_id = id;
+    started.request = request;
+    started.grid = grid;
+    started.num_layers = int(config.num_layers);
+    started.num_heads = int(config.num_heads);
+    ctx.publish(started);
+
+    sampler::FlowMatchEuler sched(request.steps, request.shift);
+    auto x = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
+
+    AttentionSettings settings = request.attention;
+    std::unique_ptr<attention::MaskPolicy> policy = attention::create_policy(settings.mode, settings.params);
+    policy->reset();
+    std::string prev_mode = settings.mode;
+    attention::ParamValues prev_params = policy->params();
+    const double t_job = now_ms();
+    double total_attention = 0, sparsity_sum = 0;  // mean sparsity counts dense steps as 0
+
+    for (int step = 0; step < request.steps; ++step) {
+      if (ctx.take_settings) {
+        if (auto changed = ctx.take_settings()) {
+          attention::resolve_params(attention::find_policy(changed->mode), changed->params);
+          settings = *changed;
+          policy = attention::create_policy(settings.mode, settings.params);
+        }
+      }
+      const double t_step = now_ms();
+      model::AttentionControl control;
+      control.policy = policy.get();
+      control.dense_step = step < settings.dense_warmup_steps;
+      control.dense_first_layers = settings.dense_first_layers;
+      control.dense_last_layers = settings.dense_last_layers;
+      control.block_size = settings.block_size;
+      control.step = step;
+      control.num_steps = request.steps;
+      control.cancel = ctx.cancel;
+      control.keep_masks = request.record_masks;
+      if (request.previews) {
+        control.inspect_layer = std::clamp(request.inspect_layer, 0, int(config.num_layers) - 1);
+        control.inspect_head = std::clamp(request.inspect_head, 0, int(config.num_heads) - 1);
+        control.inspect_query = request.inspect_query;
+        control.want_heatmap = true;
+        control.want_recall = request.measure_recall;
+      } else if (request.measure_recall) {
+        control.inspect_layer = std::clamp(request.inspect_layer, 0, int(config.num_layers) - 1);
+        control.want_recall = true;
+      }
+      const auto t = torch::full({1}, sched.timestep(step), torch::TensorOptions().dtype(torch::kFloat)).to(device);
+      auto v = dit->forward(x, t, cond, &control);
+      double attention_ms = control.stats.attention_ms, mask_ms = control.stats.mask_ms;
+      if (use_cfg) {
+        model::AttentionControl unc = control;
+        unc.inspect_layer = -1;
+        unc.keep_masks = false;
+        unc.want_heatmap = unc.want_recall = false;
+        auto vu = dit->forward(x, t, uncond, &unc);
+        attention_ms += unc.stats.attention_ms;
+        mask_ms += unc.stats.mask_ms;
+        v = sampler::classifier_free_guidance(v, vu, request.guidance);
+      }
+      StepFinished ev;
+      ev.job_id = id;
+      ev.step = step;
+      ev.num_steps = request.steps;
+      ev.mode = settings.mode;
+      ev.mode_params = policy->params();
+      ev.mode_changed = step > 0 && (settings.mode != prev_mode || ev.mode_params != prev_params);
+      prev_mode = settings.mode;
+      prev_params = ev.mode_params;
+      ev.dense_step = control.dense_step;
+      if (request.previews) ev.preview = std::make_shared<const Video>(decoder->decode(sched.predict_x0(x, v, step)[0], request.fps));
+      x = sched.step(x, v, step);
+      if (x.is_cuda()) torch::cuda::synchronize();
+      ev.step_ms = now_ms() - t_step;
+      ev.attention_ms = attention_ms;
+      ev.mask_ms = mask_ms;
+      ev.sparsity = control.stats.sparsity;
+      ev.mean_sparsity = control.stats.mean_sparsity();
+      ev.recall_estimate = control.stats.recall;
+      ev.mask = control.stats.inspected_mask;
+      ev.mask_from_cache = control.stats.inspected_mask_cached;
+      ev.mask_layer = control.inspect_layer < 0 ? 0 : control.inspect_layer;
+      ev.mask_head = control.inspect_head;
+      if (control.stats.inspected_probs.defined()) {
+        int64_t query = request.inspect_query;
+        if (query < 0 || query >= grid.size()) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
+        ev.heatmap = std::make_shared<const AttentionHeatmap>(
+            make_heatmap(control.stats.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));
+      }
+      ev.layer_masks = std::move(control.stats.layer_masks);
+      completed = step + 1;
+      ev.eta_ms = (now_ms() - t_job) / completed * (request.steps - completed);
+      total_attention += attention_ms;
+      sparsity_sum += ev.mean_sparsity;
+      ctx.publish(std::move(ev));
+    }
+    if (ctx.cancel && ctx.cancel->load()) throw model::Cancelled();
+    auto video = std::make_shared<const Video>(decoder->decode(x[0], request.fps));
+    ctx.publish(FramesDecoded{id, video});
+    JobFinished done;
+    done.job_id = id;
+    done.total_ms = now_ms() - t_job;
+    done.attention_ms = total_attention;
+    done.mean_sparsity = sparsity_sum / request.steps;
+    done.video = video;
+    ctx.publish(done);
+  } catch (const model::Cancelled&) {
+    ctx.publish(JobCancelled{id, completed});
+  } catch (const std::exception& e) {
+    ctx.publish(JobFailed{id, e.what()});
+  } catch (...) {
+    ctx.publish(JobFailed{id, "unknown error"});
+  }
+}
+
+}  // namespace longshot::pipeline

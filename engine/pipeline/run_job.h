@@ -1,0 +1,45 @@
+// One generation job, run synchronously on the calling thread: the Generator's worker calls it,
+// tests and the benchmark may too. Pipeline room: model + sampler + attention, no Qt, no GL.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <optional>
+
+#include "engine/model/dit.h"
+#include "engine/pipeline/events.h"
+#include "engine/pipeline/job.h"
+
+namespace longshot::pipeline {
+
+// Throws ParameterError naming the first invalid field (sizes, steps, guidance, mode, params...).
+void validate_request(const GenerationRequest& request);
+
+// Latent shape [C, T, H, W] the request asks of its model; throws ParameterError naming
+// frames/width/height when they do not fit the model's VAE strides and patch.
+std::vector<int64_t> latent_shape(const GenerationRequest& request, const model::DiTConfig& config);
+
+// A model kept loaded between jobs with the same name, seed and device.
+struct ModelCache {
+  std::string key;
+  model::WanDiT model{nullptr};
+};
+
+struct JobContext {
+  uint64_t job_id = 0;
+  std::function<void(Event)> publish;
+  const std::atomic<bool>* cancel = nullptr;
+  // Returns new attention settings when someone changed them since the last call.
+  std::function<std::optional<AttentionSettings>()> take_settings;
+  ModelCache* cache = nullptr;
+};
+
+// Publishes JobStarted, StepFinished per step, FramesDecoded and JobFinished; JobCancelled when
+// ctx.cancel is set (checked before every layer); JobFailed with the message on any exception.
+// Never throws.
+void run_job(const GenerationRequest& request, JobContext& ctx);
+
+// Softmax over the grid (raster order) → at most max_side cells per axis, summing pooled cells.
+AttentionHeatmap make_heatmap(const torch::Tensor& probs, const attention::TokenGrid& grid, int layer, int head,
+                              int64_t query, int64_t max_side = 32);
+
+}  // namespace longshot::pipeline

@@ -1,0 +1,312 @@
+// bench_attention: the block-sparse CUDA kernel on Wan2.1-1.3B attention shapes (bf16, B=1,
+// H=12, D=128, N = F × 30 × 52), dense (full mask) and every mode at ≈50/80/90/95 % sparsity,
+// with GPU mask-building time. Prints a table, writes JSON (--json) and exports every mask
+// (--export-dir) so tests/bench/flex_baseline.py times torch SDPA backends and FlexAttention on
+// the same masks in the same run and prints the side-by-side table.
+//
+//   bench_attention [--quick] [--json out.json] [--export-dir dir] [--iters n]
+//
+// Modes: radial and lvsa masks come from their policies (engine/attention/policies.h, CPU,
+// static per generation). The dynamic modes' CPU scorers do not scale to 196k tokens, so here
+// they are built on the GPU with the adapter's builder (block-pooled Q/K scores → per-row top-k):
+// "dfs-gpu" (per head, on Hilbert-ordered tokens) and "radial-dynamic-gpu" (top-k inside the
+// radial candidate set of twice the budget). Their build time is measured; it is what a
+// generation step pays when it refreshes a mask.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/attention/block_mask.h"
+#include "engine/attention/mask_policy.h"
+#include "engine/attention/policies.h"
+#include "engine/attention/token_grid.h"
+#include "engine/common/log.h"
+
+#if LONGSHOT_HAS_CUDA
+#include <cuda_runtime_api.h>
+
+#include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/torch_adapter.h"
+#endif
+
+namespace la = longshot::attention;
+
+namespace {
+
+struct Options {
+  bool quick = false;
+  std::string json_path;
+  std::string export_dir;
+  int iters = 0;  // 0: by size
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= argc) throw longshot::ParameterError(name, "needs a value");
+      return argv[++i];
+    };
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--json") {
+      o.json_path = value("--json");
+    } else if (a == "--export-dir") {
+      o.export_dir = value("--export-dir");
+    } else if (a == "--iters") {
+      o.iters = std::stoi(value("--iters"));
+    } else if (a == "--help" || a == "-h") {
+      std::printf("usage: bench_attention [--quick] [--json out.json] [--export-dir dir] [--iters n]\n");
+      std::exit(0);
+    } else {
+      throw longshot::ParameterError(a, "unknown option (see --help)");
+    }
+  }
+  return o;
+}
+
+#if LONGSHOT_HAS_CUDA
+namespace lc = longshot::attention::cuda;
+
+// RAII CUDA event pair on the legacy default stream (LibTorch's default current stream).
+class EventTimer {
+ public:
+  EventTimer() {
+    LONGSHOT_CUDA_CHECK(cudaEventCreate(&start_));
+    LONGSHOT_CUDA_CHECK(cudaEventCreate(&stop_));
+  }
+  ~EventTimer() {
+    LONGSHOT_CUDA_CHECK_LOG(cudaEventDestroy(start_));
+    LONGSHOT_CUDA_CHECK_LOG(cudaEventDestroy(stop_));
+  }
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  // Median milliseconds of `iters` timed calls after `warmup` untimed ones.
+  double median_ms(const std::function<void()>& fn, int warmup, int iters) {
+    for (int i = 0; i < warmup; ++i) fn();
+    std::vector<double> t;
+    for (int i = 0; i < iters; ++i) {
+      LONGSHOT_CUDA_CHECK(cudaEventRecord(start_, nullptr));
+      fn();
+      LONGSHOT_CUDA_CHECK(cudaEventRecord(stop_, nullptr));
+      LONGSHOT_CUDA_CHECK(cudaEventSynchronize(stop_));
+      float ms = 0;
+      LONGSHOT_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+      t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+
+ private:
+  cudaEvent_t start_{}, stop_{};
+};
+
+struct Row {
+  int64_t n = 0;
+  std::string mode;
+  double target = 0;
+  double block_sparsity = 0;
+  double token_sparsity = 0;
+  double ms = 0;
+  int64_t mask_heads = 1;
+  double build_ms = -1;  // < 0: static mask (built once per generation, on the CPU)
+  std::string mask_file;
+};
+
+void export_mask(const la::BlockMask& m, const std::string& path) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw longshot::IoError("cannot write mask file '" + path + "'");
+  f.write(reinterpret_cast<const char*>(m.row_offsets.data()), m.row_offsets.size() * sizeof(int32_t));
+  f.write(reinterpret_cast<const char*>(m.col_indices.data()), m.col_indices.size() * sizeof(int32_t));
+  if (!f) throw longshot::IoError("short write to mask file '" + path + "'");
+}
+
+std::string gpu_name() {
+  cudaDeviceProp prop{};
+  LONGSHOT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  return prop.name;
+}
+
+la::BlockMask policy_mask(const std::string& name, const la::ParamValues& params, const la::TokenGrid& grid,
+                          int64_t heads) {
+  auto policy = la::create_policy(name, params);
+  la::MaskRequest req;
+  req.grid = grid;
+  req.block_size = 128;
+  req.num_heads = heads;
+  return *policy->build(req);
+}
+
+// LVSA has no sparsity knob: pick the window that lands closest to the target.
+la::BlockMask lvsa_mask_near(double target, const la::TokenGrid& grid, int64_t heads) {
+  la::BlockMask best;
+  double best_gap = std::numeric_limits<double>::max();
+  for (double wf : {0.0, 1.0, 2.0, 3.0, 5.0, 8.0})
+    for (double sw : {2.0, 4.0, 8.0, 16.0, 1e6}) {
+      auto m = policy_mask("lvsa", {{"window_frames", wf}, {"spatial_window", sw}}, grid, heads);
+      const double gap = std::abs(m.block_sparsity() - target);
+      if (gap < best_gap) best_gap = gap, best = std::move(m);
+    }
+  return best;
+}
+
+int run(const Options& opt) {
+  const std::vector<int64_t> frames = opt.quick ? std::vector<int64_t>{21} : std::vector<int64_t>{21, 63, 126};
+  const std::vector<double> targets = {0.5, 0.8, 0.9, 0.95};
+  const int64_t H = 12, D = 128, block = 128;
+  if (!opt.export_dir.empty()) std::filesystem::create_directories(opt.export_dir);
+  EventTimer timer;
+  std::vector<Row> rows;
+  torch::NoGradGuard no_grad;
+
+  for (const int64_t f : frames) {
+    const la::TokenGrid grid{f, 30, 52};
+    const int64_t N = grid.size();
+    const int iters = opt.iters > 0 ? opt.iters : (N < 50000 ? 20 : N < 150000 ? 6 : 3);
+    torch::manual_seed(0);
+    auto opts = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+    const auto q = torch::randn({1, H, N, D}, opts), k = torch::randn({1, H, N, D}, opts),
+               v = torch::randn({1, H, N, D}, opts);
+    const int64_t nb = la::BlockMask::blocks_for(N, block);
+    std::fprintf(stderr, "N=%lld (%s): %lld blocks, %d iters\n", static_cast<long long>(N),
+                 grid.to_string().c_str(), static_cast<long long>(nb), iters);
+
+    auto add = [&](const std::string& mode, double target, const la::BlockMask& m, double build_ms,
+                   lc::DeviceBlockMask& dm) {
+      Row r;
+      r.n = N;
+      r.mode = mode;
+      r.target = target;
+      r.block_sparsity = m.block_sparsity();
+      r.token_sparsity = m.token_sparsity();
+      r.build_ms = build_ms;
+      r.mask_heads = m.num_heads;
+      r.ms = timer.median_ms([&] { lc::block_sparse_attention(q, k, v, dm); }, 2, iters);
+      if (!opt.export_dir.empty()) {
+        char name[128];
+        std::snprintf(name, sizeof name, "mask_n%lld_%s_%02d.bsr", static_cast<long long>(N), mode.c_str(),
+                      static_cast<int>(std::lround(target * 100)));
+        r.mask_file = name;
+        export_mask(m, opt.export_dir + "/" + name);
+      }
+      std::fprintf(stderr, "  %-20s target %.2f  sparsity %.3f  %9.3f ms%s\n", mode.c_str(), target,
+                   r.token_sparsity, r.ms, build_ms >= 0 ? (" build " + std::to_string(build_ms) + " ms").c_str() : "");
+      rows.push_back(r);
+    };
+
+    {
+      const auto full = la::BlockMask::full(N, block);
+      auto dm = lc::upload_mask(full, torch::kCUDA, H);
+      add("dense", 0.0, full, -1, dm);
+    }
+    for (const double s : targets) {
+      const auto m = policy_mask("radial", {{"keep_ratio", 1.0 - s}}, grid, H);
+      auto dm = lc::upload_mask(m, torch::kCUDA, H);
+      add("radial", s, m, -1, dm);
+    }
+    for (const double s : targets) {
+      const auto m = lvsa_mask_near(s, grid, H);
+      auto dm = lc::upload_mask(m, torch::kCUDA, H);
+      add("lvsa", s, m, -1, dm);
+    }
+    // Dynamic modes: per-head masks rebuilt from Q/K on the GPU (build timed, then the kernel).
+    for (const double s : targets) {
+      const int64_t keep = std::max<int64_t>(1, std::llround((1.0 - s) * nb));
+      lc::DeviceBlockMask dm;
+      auto build = [&] { dm = lc::select_topk(lc::block_scores(q, k, block), keep, N, block, la::OrderingKind::Hilbert); };
+      const double build_ms = timer.median_ms(build, 1, std::min(iters, 5));
+      add("dfs-gpu", s, lc::download_mask(dm), build_ms, dm);
+    }
+    for (const double s : targets) {
+      const int64_t keep = std::max<int64_t>(1, std::llround((1.0 - s) * nb));
+      const auto cand = policy_mask("radial", {{"keep_ratio", std::min(1.0, 2.0 * (1.0 - s))}}, grid, 1);
+      const auto cand_dense = cand.to_dense();
+      const auto cand_keep = torch::from_blob(const_cast<uint8_t*>(cand_dense.data()), {1, nb, nb}, torch::kUInt8)
+                                 .to(torch::kCUDA)
+                                 .to(torch::kBool);
+      lc::DeviceBlockMask dm;
+      auto build = [&] {
+        auto scores = lc::block_scores(q, k, block).masked_fill(cand_keep.logical_not(), -1.0);
+        dm = lc::select_topk(scores, keep, N, block);
+      };
+      const double build_ms = timer.median_ms(build, 1, std::min(iters, 5));
+      add("radial-dynamic-gpu", s, lc::download_mask(dm), build_ms, dm);
+    }
+  }
+
+  // Table: speedup against our own dense kernel here; flex_baseline.py adds SDPA and Flex.
+  std::printf("\n| N | mode | target | sparsity (token) | ours ms | TFLOP/s eff | speedup vs our dense | ratio to ideal | mask build %% |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  double dense_ms = 0;
+  for (const auto& r : rows) {
+    if (r.mode == "dense") dense_ms = r.ms;
+    const double flops = 4.0 * H * static_cast<double>(r.n) * r.n * D * (1.0 - r.token_sparsity);
+    const double speedup = dense_ms / r.ms;
+    const double ideal = 1.0 / std::max(1e-9, 1.0 - r.token_sparsity);
+    char build[32] = "static";
+    if (r.build_ms >= 0) std::snprintf(build, sizeof build, "%.1f", 100.0 * r.build_ms / r.ms);
+    std::printf("| %lld | %s | %.0f%% | %.1f%% | %.3f | %.0f | %.2f× | %.2f | %s |\n", static_cast<long long>(r.n),
+                r.mode.c_str(), r.target * 100, r.token_sparsity * 100, r.ms, flops / (r.ms * 1e9), speedup,
+                speedup / ideal, build);
+  }
+
+  if (!opt.json_path.empty()) {
+    nlohmann::json j;
+    j["gpu"] = gpu_name();
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    j["date"] = date;
+    j["dtype"] = "bf16";
+    j["batch"] = 1;
+    j["heads"] = H;
+    j["head_dim"] = D;
+    j["block_size"] = block;
+    for (const auto& r : rows)
+      j["results"].push_back({{"n", r.n}, {"mode", r.mode}, {"target_sparsity", r.target},
+                              {"block_sparsity", r.block_sparsity}, {"token_sparsity", r.token_sparsity},
+                              {"ours_ms", r.ms}, {"mask_build_ms", r.build_ms},
+                              {"mask_heads", r.mask_heads}, {"mask_file", r.mask_file}});
+    std::ofstream f(opt.json_path);
+    if (!f) throw longshot::IoError("cannot write --json file '" + opt.json_path + "'");
+    f << j.dump(2) << "\n";
+  }
+  return 0;
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  longshot::init_logging();
+  try {
+    const Options opt = parse(argc, argv);
+#if LONGSHOT_HAS_CUDA
+    if (!lc::device_available()) {
+      std::printf("bench_attention: skipped, %s\n", lc::unavailable_reason().c_str());
+      return 0;
+    }
+    return run(opt);
+#else
+    (void)opt;
+    std::printf("bench_attention: skipped, this build has no CUDA kernels (configure with -DLONGSHOT_CUDA=ON)\n");
+    return 0;
+#endif
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_attention: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,328 @@
+// GPU tests of the block-sparse kernel and GPU mask building against the CPU fp32 reference.
+// Every case skips with a message where no CUDA device (or no CUDA LibTorch) exists.
+//
+// Tolerances: inputs are rounded to bf16/fp16 first and the reference runs on those rounded
+// values in fp32, so the error comes from the kernel's own roundings: P (probabilities) rounded
+// to 16 bits before the PV product and the 16-bit output. bf16 keeps 8 mantissa bits
+// (unit roundoff 2^-9 ≈ 2e-3), fp16 11 bits (2^-12 ≈ 2.4e-4). Measured relative L2 errors are a
+// few units of that; the bounds are ~3× the bf16/fp16 noise: rel-L2 1e-2 (bf16), 2e-3 (fp16).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "engine/attention/block_mask.h"
+#include "engine/attention/cuda/torch_adapter.h"
+#include "engine/attention/mask_policy.h"
+#include "engine/attention/reference.h"
+#include "engine/attention/synthetic.h"
+#include "engine/attention/token_grid.h"
+#include "engine/common/error.h"
+
+namespace la = longshot::attention;
+namespace lc = longshot::attention::cuda;
+
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                       \
+  do {                                                                           \
+    if (!lc::device_available())                                                 \
+      GTEST_SKIP() << "no GPU for the CUDA kernel: " << lc::unavailable_reason(); \
+  } while (0)
+
+double rel_l2(const torch::Tensor& out, const torch::Tensor& ref) {
+  const auto o = out.to(torch::kCPU, torch::kFloat64);
+  const auto r = ref.to(torch::kCPU, torch::kFloat64);
+  const double den = r.norm().item<double>();
+  return (o - r).norm().item<double>() / (den > 0 ? den : 1.0);
+}
+
+double tolerance(torch::ScalarType dtype) { return dtype == torch::kBFloat16 ? 1e-2 : 2e-3; }
+
+// Random BSR with per-row density `keep`; rows may end up empty when `allow_empty`.
+la::BlockMask random_mask(int64_t seq_len, int64_t block, int64_t heads, double keep, bool allow_empty,
+                          uint32_t seed) {
+  const int64_t nb = la::BlockMask::blocks_for(seq_len, block);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<uint8_t> dense(static_cast<size_t>(heads * nb * nb), 0);
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t qb = 0; qb < nb; ++qb)
+      for (int64_t kb = 0; kb < nb; ++kb) {
+        const bool diag = !allow_empty && kb == qb;
+        dense[(h * nb + qb) * nb + kb] = diag || u(rng) < keep ? 1 : 0;
+      }
+  if (allow_empty)  // make sure at least one row is empty and the last key block is used
+    for (int64_t kb = 0; kb < nb; ++kb) {
+      dense[(0 * nb + 1) * nb + kb] = 0;
+      dense[(0 * nb + 0) * nb + kb] = kb == nb - 1 ? 1 : dense[(0 * nb + 0) * nb + kb];
+    }
+  return la::BlockMask::from_dense(dense, seq_len, block, heads);
+}
+
+struct Inputs {
+  torch::Tensor q, k, v;           // CUDA, 16-bit
+  torch::Tensor q32, k32, v32;     // CPU fp32 copies of the rounded values
+};
+
+// [B, H, N, D]; `model_layout` makes them transposed views of [B, N, H, D] memory.
+Inputs make_inputs(int64_t B, int64_t H, int64_t N, int64_t D, torch::ScalarType dtype, bool model_layout,
+                   uint64_t seed) {
+  torch::manual_seed(seed);
+  auto make = [&] {
+    auto base = model_layout ? torch::randn({B, N, H, D}).transpose(1, 2) : torch::randn({B, H, N, D});
+    return base;
+  };
+  Inputs in;
+  auto q = make(), k = make(), v = make();
+  auto to_dev = [&](const torch::Tensor& t) {
+    // keep the memory layout: convert on CPU, then move the same-strided tensor
+    auto r = t.to(dtype);
+    if (model_layout) r = r.transpose(1, 2).contiguous().transpose(1, 2);
+    return r.to(torch::kCUDA);
+  };
+  in.q = to_dev(q * 1.5);  // sharper softmax than unit logits
+  in.k = to_dev(k);
+  in.v = to_dev(v);
+  in.q32 = in.q.to(torch::kCPU, torch::kFloat32);
+  in.k32 = in.k.to(torch::kCPU, torch::kFloat32);
+  in.v32 = in.v.to(torch::kCPU, torch::kFloat32);
+  return in;
+}
+
+struct SweepCase {
+  torch::ScalarType dtype;
+  int64_t head_dim;
+  int64_t block;
+  int64_t seq_len;
+  bool per_head;
+};
+
+std::string case_name(const testing::TestParamInfo<SweepCase>& info) {
+  const auto& c = info.param;
+  return std::string(c.dtype == torch::kBFloat16 ? "bf16" : "fp16") + "_d" + std::to_string(c.head_dim) +
+         "_b" + std::to_string(c.block) + "_n" + std::to_string(c.seq_len) + (c.per_head ? "_perhead" : "_shared");
+}
+
+class KernelSweep : public testing::TestWithParam<SweepCase> {};
+
+}  // namespace
+
+// Random masks (with an empty row when per-head) over ragged lengths: the last block holds
+// more than one key tile (1000 % 128 = 104), less than one (930 % 128 = 34, 1000 % 64 = 40) or
+// exactly fills (1024).
+TEST_P(KernelSweep, MatchesReference) {
+  SKIP_WITHOUT_GPU();
+  const auto& c = GetParam();
+  const int64_t B = 1, H = 3;
+  auto in = make_inputs(B, H, c.seq_len, c.head_dim, c.dtype, /*model_layout=*/true, 7);
+  const auto mask = random_mask(c.seq_len, c.block, c.per_head ? H : 1, 0.35, c.per_head, 11);
+  const auto out = lc::block_sparse_attention(in.q, in.k, in.v, mask);
+  ASSERT_EQ(out.sizes(), in.q.sizes());
+  const auto ref = la::block_sparse_attention_reference(in.q32, in.k32, in.v32, mask);
+  const double err = rel_l2(out, ref);
+  EXPECT_LT(err, tolerance(c.dtype)) << case_name({c, 0});
+  EXPECT_FALSE(out.isnan().any().item<bool>());
+  if (c.per_head) {  // head 0, query block 1 is empty: zeros by contract
+    const auto row = out.select(1, 0).narrow(1, c.block, c.block).to(torch::kCPU, torch::kFloat32);
+    EXPECT_EQ(row.abs().max().item<float>(), 0.f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Gpu, KernelSweep,
+    testing::Values(SweepCase{torch::kBFloat16, 128, 128, 1000, true}, SweepCase{torch::kBFloat16, 128, 128, 930, false},
+                    SweepCase{torch::kBFloat16, 64, 128, 1000, false}, SweepCase{torch::kBFloat16, 64, 64, 1000, true},
+                    SweepCase{torch::kBFloat16, 128, 64, 1024, false}, SweepCase{torch::kHalf, 128, 128, 1000, true},
+                    SweepCase{torch::kHalf, 64, 64, 930, false}, SweepCase{torch::kHalf, 64, 128, 1024, true},
+                    SweepCase{torch::kHalf, 128, 64, 1000, false}),
+    case_name);
+
+TEST(GpuKernel, FullMaskMatchesDenseReferenceBatched) {
+  SKIP_WITHOUT_GPU();
+  auto in = make_inputs(2, 2, 777, 128, torch::kBFloat16, /*model_layout=*/false, 3);
+  const auto mask = la::BlockMask::full(777, 128);
+  const auto out = lc::block_sparse_attention(in.q, in.k, in.v, mask);
+  const auto ref = la::dense_attention_reference(in.q32, in.k32, in.v32);
+  EXPECT_LT(rel_l2(out, ref), tolerance(torch::kBFloat16));
+}
+
+// Every registered mode builds its mask from synthetic video Q/K (tokens in the mode's ordering);
+// the kernel must match the reference on that mask.
+TEST(GpuKernel, EveryModeMaskMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  const la::TokenGrid grid{5, 12, 20};  // 1200 tokens: ragged for both block sizes
+  for (const int64_t D : {64, 128}) {
+    la::SyntheticSpec spec;
+    spec.grid = grid;
+    spec.heads = 4;
+    spec.head_dim = D;
+    const auto qkv = la::make_synthetic_qkv(spec);
+    for (const auto& info : la::registered_policies()) {
+      for (const int64_t block : {64, 128}) {
+        auto policy = info.create(la::resolve_params(info, {}));
+        const auto ordering = la::make_ordering(policy->ordering(), grid);
+        const auto perm = lc::permutation_tensors(ordering, torch::kCPU);
+        auto q = lc::permute_tokens(qkv.q, perm.perm, 2);
+        auto k = lc::permute_tokens(qkv.k, perm.perm, 2);
+        auto v = lc::permute_tokens(qkv.v, perm.perm, 2);
+        la::MaskRequest req;
+        req.grid = grid;
+        req.block_size = block;
+        req.num_heads = spec.heads;
+        req.num_steps = 50;
+        req.step = 20;
+        req.num_layers = 30;
+        req.layer = 3;
+        if (policy->needs_qk()) {
+          req.q = q;
+          req.k = k;
+        }
+        const auto mask = policy->build(req);
+        ASSERT_TRUE(mask);
+        const auto qb = q.to(torch::kBFloat16), kb = k.to(torch::kBFloat16), vb = v.to(torch::kBFloat16);
+        const auto out = lc::block_sparse_attention(qb.cuda(), kb.cuda(), vb.cuda(), *mask);
+        const auto ref = la::block_sparse_attention_reference(qb.to(torch::kFloat32), kb.to(torch::kFloat32),
+                                                              vb.to(torch::kFloat32), *mask);
+        EXPECT_LT(rel_l2(out, ref), tolerance(torch::kBFloat16))
+            << info.name << " D=" << D << " block=" << block << " sparsity=" << mask->block_sparsity();
+      }
+    }
+  }
+}
+
+TEST(GpuKernel, PreparedDeviceMaskAndScheduleHeavyFirst) {
+  SKIP_WITHOUT_GPU();
+  const auto mask = random_mask(1000, 128, 3, 0.4, false, 5);
+  auto dm = lc::upload_mask(mask, torch::kCUDA, 3);
+  const auto sched = dm.schedule.to(torch::kCPU);
+  ASSERT_EQ(sched.numel(), 3 * mask.num_q_blocks);
+  // A permutation of all work items, row lengths non-increasing.
+  auto sorted = std::get<0>(sched.to(torch::kInt64).sort());
+  EXPECT_TRUE(torch::equal(sorted, torch::arange(sched.numel(), torch::kInt64)));
+  int prev = std::numeric_limits<int>::max();
+  for (int64_t i = 0; i < sched.numel(); ++i) {
+    const int item = sched[i].item<int>();
+    const int len = mask.row_offsets[item + 1] - mask.row_offsets[item];
+    EXPECT_LE(len, prev);
+    prev = len;
+  }
+  const auto back = lc::download_mask(dm);
+  EXPECT_EQ(back.row_offsets, mask.row_offsets);
+  EXPECT_EQ(back.col_indices, mask.col_indices);
+}
+
+TEST(GpuKernel, RejectsBadInputsNamingThem) {
+  SKIP_WITHOUT_GPU();
+  auto in = make_inputs(1, 2, 256, 64, torch::kBFloat16, false, 1);
+  const auto mask = la::BlockMask::full(256, 128);
+  auto expect_msg = [](auto&& fn, const std::string& needle) {
+    try {
+      fn();
+      ADD_FAILURE() << "no error, expected one mentioning " << needle;
+    } catch (const longshot::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_msg([&] { lc::block_sparse_attention(in.q.cpu(), in.k, in.v, mask); }, "q must be a CUDA tensor");
+  expect_msg([&] { lc::block_sparse_attention(in.q, in.k.to(torch::kHalf), in.v, mask); }, "k dtype");
+  expect_msg([&] { lc::block_sparse_attention(in.q, in.k, in.v.to(torch::kFloat32), mask); }, "v must be bf16");
+  auto q96 = torch::randn({1, 2, 256, 96}, in.q.options());
+  expect_msg([&] { lc::block_sparse_attention(q96, q96, q96, mask); }, "head dim 96");
+  expect_msg([&] { lc::block_sparse_attention(in.q, in.k, in.v, la::BlockMask::full(300, 128)); }, "seq_len");
+  expect_msg([&] { lc::block_sparse_attention(in.q, in.k, in.v, la::BlockMask::full(256, 32)); }, "block_size");
+}
+
+// ---- GPU mask building
+
+TEST(GpuMaskBuild, PoolAndScoresMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(2);
+  const auto x = torch::randn({2, 3, 1000, 64});
+  const auto pooled_gpu = lc::block_mean_pool(x.cuda().to(torch::kBFloat16), 128).cpu();
+  const auto pooled_cpu = lc::block_mean_pool(x.to(torch::kBFloat16), 128);
+  ASSERT_EQ(pooled_gpu.sizes(), (std::vector<int64_t>{2, 3, 8, 64}));
+  EXPECT_TRUE(torch::allclose(pooled_gpu, pooled_cpu, 1e-4, 1e-4));
+  // Ragged last block: mean over its 104 real tokens.
+  const auto tail = x.narrow(2, 896, 104).to(torch::kBFloat16).to(torch::kFloat32).mean(2);
+  EXPECT_TRUE(torch::allclose(pooled_gpu.select(2, 7), tail, 1e-4, 1e-4));
+  const auto s = lc::block_scores(x.cuda(), x.flip(2).cuda(), 128).cpu();
+  ASSERT_EQ(s.sizes(), (std::vector<int64_t>{3, 8, 8}));
+  EXPECT_TRUE(torch::allclose(s.sum(-1), torch::ones({3, 8}), 1e-5, 1e-5));
+}
+
+TEST(GpuMaskBuild, TopKKeepsBestBlocksAndDiagonal) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(4);
+  const int64_t N = 2000, block = 128, nb = 16, k = 5;
+  const auto scores = torch::rand({2, nb, nb}, torch::kCUDA);
+  auto dm = lc::select_topk(scores, k, N, block);
+  const auto mask = lc::download_mask(dm);
+  mask.validate();
+  const auto cpu_scores = scores.cpu();
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t qb = 0; qb < nb; ++qb) {
+      const auto row = cpu_scores[h][qb];
+      const auto top = std::get<1>(row.topk(k));
+      for (int64_t i = 0; i < k; ++i) EXPECT_TRUE(mask.contains(h, qb, top[i].item<int64_t>()));
+      EXPECT_TRUE(mask.contains(h, qb, qb));
+      const int64_t kept = mask.row_offsets[h * nb + qb + 1] - mask.row_offsets[h * nb + qb];
+      EXPECT_TRUE(kept == k || kept == k + 1);
+    }
+}
+
+TEST(GpuMaskBuild, CumulativeThresholdIsMinimal) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(5);
+  const int64_t nb = 12, N = nb * 64;
+  const auto scores = torch::softmax(torch::randn({3, nb, nb}) * 3, -1);
+  const double tau = 0.8;
+  const auto mask = lc::download_mask(lc::select_cumulative(scores.cuda(), tau, N, 64));
+  mask.validate();
+  for (int64_t h = 0; h < 3; ++h)
+    for (int64_t qb = 0; qb < nb; ++qb) {
+      const auto row = scores[h][qb];
+      const auto sorted = std::get<0>(row.sort(-1, true));
+      // Minimal prefix reaching tau, plus possibly the diagonal.
+      int64_t need = 0;
+      double acc = 0;
+      while (acc < tau * row.sum().item<double>()) acc += sorted[need++].item<double>();
+      const int64_t kept = mask.row_offsets[h * nb + qb + 1] - mask.row_offsets[h * nb + qb];
+      double kept_mass = 0;
+      for (int64_t kb = 0; kb < nb; ++kb)
+        if (mask.contains(h, qb, kb)) kept_mass += row[kb].item<double>();
+      EXPECT_GE(kept_mass, tau - 1e-5);
+      EXPECT_TRUE(kept == need || kept == need + 1) << "kept " << kept << " need " << need;
+      EXPECT_TRUE(mask.contains(h, qb, qb));
+    }
+}
+
+TEST(GpuMaskBuild, KeepMatrixRoundTripsAndHilbertPermutation) {
+  SKIP_WITHOUT_GPU();
+  const auto ref = random_mask(1500, 64, 2, 0.3, false, 9);
+  const auto dense = ref.to_dense();
+  const int64_t nb = ref.num_q_blocks;
+  auto keep = torch::from_blob(const_cast<uint8_t*>(dense.data()), {2, nb, nb}, torch::kUInt8).to(torch::kCUDA);
+  const auto back = lc::download_mask(lc::mask_from_keep(keep, 1500, 64, false));
+  EXPECT_EQ(back.row_offsets, ref.row_offsets);
+  EXPECT_EQ(back.col_indices, ref.col_indices);
+
+  const la::TokenGrid grid{3, 10, 14};
+  const auto ord = la::make_ordering(la::OrderingKind::Hilbert, grid);
+  const auto p = lc::permutation_tensors(ord, torch::kCUDA);
+  const auto x = torch::randn({1, 2, grid.size(), 8}, torch::kCUDA);
+  const auto y = lc::permute_tokens(x, p.perm, 2);
+  EXPECT_TRUE(torch::equal(y.select(2, 5), x.select(2, ord.perm[5])));
+  EXPECT_TRUE(torch::equal(lc::permute_tokens(y, p.inverse, 2), x));
+}
+
+// Dynamic pipeline end to end on the GPU: pooled scores → top-k → kernel, vs the reference on
+// the downloaded mask.
+TEST(GpuMaskBuild, DynamicMaskDrivesKernel) {
+  SKIP_WITHOUT_GPU();
+  auto in = make_inputs(1, 4, 1100, 128, torch::kBFloat16, true, 13);
+  const auto scores = lc::block_scores(in.q, in.k, 128);
+  auto dm = lc::select_topk(scores, 3, 1100, 128);
+  const auto out = lc::block_sparse_attention(in.q, in.k, in.v, dm);
+  const auto ref = la::block_sparse_attention_reference(in.q32, in.k32, in.v32, lc::download_mask(dm));
+  EXPECT_LT(rel_l2(out, ref), tolerance(torch::kBFloat16));
+}

@@ -11,6 +11,7 @@ packages=(
   qt6-base-dev libqt6opengl6-dev libgl-dev libegl-dev libimgui-dev  # the studio
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   xvfb xauth                                      # UI tests without a display
+  qt6-qpa-plugins libgl1-mesa-dri                 # Qt's xcb platform + Mesa llvmpipe GL for that test
   dpkg-dev file                                   # CPack .deb packaging
 )
 

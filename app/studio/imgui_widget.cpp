@@ -1,6 +1,9 @@
 #include "app/studio/imgui_widget.h"
 
+#include <QGuiApplication>
 #include <QKeyEvent>
+#include <QOpenGLContext>
+#include <cfloat>
 #include <QMouseEvent>
 #include <QWheelEvent>
 
@@ -70,6 +73,7 @@ void ImGuiWidget::initializeGL() {
   renderer_ready_ = true;
   try {
     views_ = std::make_unique<ui::Views>();
+    views_->set_modes(modes_);
   } catch (const std::exception& e) {
     gl_error_ = QString::fromStdString(e.what());
     spdlog::error("studio: views unavailable: {}", e.what());

@@ -6,6 +6,8 @@
 #include <QOpenGLWidget>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "ui/settings.h"
 #include "ui/studio_state.h"
@@ -22,6 +24,8 @@ class ImGuiWidget : public QOpenGLWidget {
   ImGuiWidget(const ui::StudioState& state, ui::ViewSettings& view, QWidget* parent = nullptr);
   ~ImGuiWidget() override;
 
+  // Mode names for the Compare panel (handed to the views when GL starts).
+  void set_modes(std::vector<std::string> modes) { modes_ = std::move(modes); }
   // Valid after the first paint (null before, or if GL failed: see gl_error()).
   ui::Views* views() { return views_.get(); }
   const QString& gl_error() const { return gl_error_; }
@@ -50,6 +54,7 @@ class ImGuiWidget : public QOpenGLWidget {
   ui::ViewSettings& view_;
   ImGuiContext* ctx_ = nullptr;
   std::unique_ptr<ui::Views> views_;
+  std::vector<std::string> modes_;
   bool renderer_ready_ = false;
   QElapsedTimer clock_;
   double last_time_ = 0;

@@ -4,6 +4,7 @@
 #include <QComboBox>
 #include <QDateTime>
 #include <QImage>
+#include <QPainter>
 #include <QPixmap>
 #include <QSet>
 #include <QTimer>
@@ -168,7 +169,14 @@ bool SelfTest::check_panels(QString& report) {
                   .arg(panel_ok ? "ok" : "FAIL");
     ok = ok && panel_ok;
   }
-  const QPixmap shot = window_.grab();
+  // The window with the GL views painted in from their own framebuffer (a widget grab may or may
+  // not include GL content, depending on the platform plugin).
+  QPixmap shot = window_.grab();
+  {
+    QPainter painter(&shot);
+    const QPoint at = window_.gl_widget()->mapTo(&window_, QPoint(0, 0));
+    painter.drawImage(QRect(at, window_.gl_widget()->size()), views);
+  }
   if (!shot.save(path_)) {
     report += "cannot write the screenshot " + path_ + "\n";
     ok = false;

@@ -8,6 +8,9 @@
 #include "app/studio/studio_window.h"
 
 #include <QAction>
+#include <QCheckBox>
+#include <QComboBox>
+#include <QSpinBox>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDialog>
@@ -52,6 +55,15 @@ double resident_mib() {
   long pages_total = 0, pages_resident = 0;
   if (!(statm >> pages_total >> pages_resident)) return 0;
   return pages_resident * (sysconf(_SC_PAGESIZE) / 1048576.0);
+}
+
+// A menu entry with an optional shortcut, connected to `fn` in the window's context.
+template <typename Fn>
+QAction* add_action(QMenu* menu, const QString& text, const QKeySequence& shortcut, QObject* context, Fn fn) {
+  QAction* a = menu->addAction(text);
+  if (!shortcut.isEmpty()) a->setShortcut(shortcut);
+  QObject::connect(a, &QAction::triggered, context, fn);
+  return a;
 }
 
 QString device_text() {
@@ -132,14 +144,7 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
 
   std::vector<std::string> modes;
   for (const auto& p : attention::registered_policies()) modes.push_back(p.name);
-  connect(gl_, &QOpenGLWidget::frameSwapped, this, [this, modes] {
-    // The views exist once GL is up: hand them the mode list once.
-    static bool done = false;
-    if (!done && gl_->views()) {
-      gl_->views()->set_modes(modes);
-      done = true;
-    }
-  });
+  gl_->set_modes(modes);
 
   build_menus();
   if (persist_) load_settings();
@@ -161,22 +166,22 @@ StudioWindow::~StudioWindow() {
 // [SECTION] menus
 void StudioWindow::build_menus() {
   QMenu* file = menuBar()->addMenu("&File");
-  file->addAction("Open model folder...", QKeySequence::Open, this, [this] { open_model_folder(); });
-  file->addAction("Load preset...", QKeySequence("Ctrl+L"), this, [this] { load_preset(); });
-  file->addAction("Save preset...", QKeySequence::Save, this, [this] { save_preset(); });
+  add_action(file, "Open model folder...", QKeySequence::Open, this, [this] { open_model_folder(); });
+  add_action(file, "Load preset...", QKeySequence("Ctrl+L"), this, [this] { load_preset(); });
+  add_action(file, "Save preset...", QKeySequence::Save, this, [this] { save_preset(); });
   file->addSeparator();
-  file->addAction("Export clip...", QKeySequence("Ctrl+E"), this, [this] { export_clip(); });
-  file->addAction("Export mask trace...", QKeySequence("Ctrl+T"), this, [this] { export_mask_trace(); });
+  add_action(file, "Export clip...", QKeySequence("Ctrl+E"), this, [this] { export_clip(); });
+  add_action(file, "Export mask trace...", QKeySequence("Ctrl+T"), this, [this] { export_mask_trace(); });
   file->addSeparator();
   recent_menu_ = file->addMenu("Recent files");
   file->addSeparator();
-  file->addAction("Quit", QKeySequence::Quit, this, [this] { close(); });
+  add_action(file, "Quit", QKeySequence::Quit, this, [this] { close(); });
 
   QMenu* edit = menuBar()->addMenu("&Edit");
-  edit->addAction("Generate", QKeySequence("Ctrl+Return"), this, [this] { submit_from_dock(); });
-  edit->addAction("Cancel", QKeySequence("Esc"), this, [this] { generator_->cancel(); });
+  add_action(edit, "Generate", QKeySequence("Ctrl+Return"), this, [this] { submit_from_dock(); });
+  add_action(edit, "Cancel", QKeySequence("Esc"), this, [this] { generator_->cancel(); });
   edit->addSeparator();
-  edit->addAction("Preferences...", QKeySequence::Preferences, this, [this] {
+  add_action(edit, "Preferences...", QKeySequence::Preferences, this, [this] {
     QDialog dlg(this);
     dlg.setWindowTitle("Preferences");
     auto* form = new QFormLayout(&dlg);
@@ -222,14 +227,14 @@ void StudioWindow::build_menus() {
   for (auto* d : findChildren<QDockWidget*>()) view->addAction(d->toggleViewAction());
 
   QMenu* help = menuBar()->addMenu("&Help");
-  help->addAction("Keyboard shortcuts", this, [this] {
+  add_action(help, "Keyboard shortcuts", QKeySequence(), this, [this] {
     QMessageBox::information(this, "Keyboard shortcuts",
                              "Ctrl+Return  generate\nEsc  cancel the running job\nCtrl+O  open model folder\n"
                              "Ctrl+L / Ctrl+S  load / save preset\nCtrl+E  export clip\nCtrl+T  export mask trace\n"
                              "Ctrl+Q  quit\n\nIn the views: click the preview to pick the query token; wheel zooms "
                              "and drag pans the block mask; hover any view for coordinates.");
   });
-  help->addAction("About Longshot Studio", this, [this] {
+  add_action(help, "About Longshot Studio", QKeySequence(), this, [this] {
     QMessageBox::about(this, "About Longshot Studio",
                        "Longshot Studio 0.1\nLong-video generation with sparse-attention video diffusion "
                        "transformers, with a live view of what the attention masks do.\n"
@@ -458,7 +463,7 @@ void StudioWindow::refresh_recent() {
   recent_menu_->clear();
   for (const auto& f : settings_.recent_files) {
     const QString path = qs(f);
-    recent_menu_->addAction(path, this, [this, path] {
+    add_action(recent_menu_, path, QKeySequence(), this, [this, path] {
       if (QFileInfo(path).isDir()) {
         auto r = dock_->request();
         r.model = path.toStdString();

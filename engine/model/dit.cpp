@@ -299,7 +299,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     t0 = now_ms();
   }
   if (dense_layer) {
-    out = attention::dense_attention(q, k, v, backend);
+    out = control && control->torch_dense ? plain_attention(q, k, v) : attention::dense_attention(q, k, v, backend);
   } else {
     attention::MaskRequest req;
     req.grid = grid;

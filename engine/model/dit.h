@@ -52,6 +52,9 @@ struct AttentionControl {
   int64_t block_size = 128;
   int step = 0, num_steps = 1;
   attention::Backend backend = attention::Backend::Auto;
+  // Dense layers through torch's own attention (SDPA on a GPU with LibTorch >= 2) instead of the
+  // attention core: the benchmark's "best dense" baseline.
+  bool torch_dense = false;
   const std::atomic<bool>* cancel = nullptr;
   // Timing synchronises the device around each attention call (only costs on a GPU).
   bool measure_time = true;

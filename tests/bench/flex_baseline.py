@@ -71,8 +71,12 @@ def load_mask(path, heads, nq, nk, seq_len, device):
     zeros = torch.zeros_like(kv_num)
     # Kept blocks are whole blocks: no element-wise mask_mod (the sequence end is bounded by
     # seq_lengths, as in our kernel).
-    return BlockMask.from_kv_blocks(zeros, torch.zeros_like(kv_idx), kv_num, kv_idx, BLOCK_SIZE=128,
-                                    mask_mod=None, seq_lengths=(seq_len, seq_len)), width
+    try:
+        bm = BlockMask.from_kv_blocks(zeros, torch.zeros_like(kv_idx), kv_num, kv_idx, BLOCK_SIZE=128,
+                                      mask_mod=None, seq_lengths=(seq_len, seq_len))
+    except TypeError:  # a torch without seq_lengths: the lengths come from q/k at call time
+        bm = BlockMask.from_kv_blocks(zeros, torch.zeros_like(kv_idx), kv_num, kv_idx, BLOCK_SIZE=128)
+    return bm, width
 
 
 def main():
@@ -110,7 +114,7 @@ def main():
         for r in rs:
             r["best_dense_ms"] = best
             r["flex_ms"] = None
-            if args.no_flex or not r.get("mask_file"):
+            if args.no_flex or not r.get("mask_file") or r["mode"] == "dense-1band":
                 continue
             heads = r["mask_heads"]
             bm, _ = load_mask(os.path.join(args.mask_dir, r["mask_file"]), heads, nb, nb, n, "cuda")

@@ -122,6 +122,10 @@ TEST_P(KernelSweep, MatchesReference) {
   const double err = rel_l2(out, ref);
   EXPECT_LT(err, tolerance(c.dtype)) << case_name({c, 0});
   EXPECT_FALSE(out.isnan().any().item<bool>());
+  if (c.block == 128) {  // the one-band-per-warp variant must agree with the default
+    auto dm = lc::upload_mask(mask, torch::kCUDA, H);
+    EXPECT_LT(rel_l2(lc::block_sparse_attention(in.q, in.k, in.v, dm, 0.0, 1), ref), tolerance(c.dtype));
+  }
   if (c.per_head) {  // head 0, query block 1 is empty: zeros by contract
     const auto row = out.select(1, 0).narrow(1, c.block, c.block).to(torch::kCPU, torch::kFloat32);
     EXPECT_EQ(row.abs().max().item<float>(), 0.f);
@@ -144,6 +148,9 @@ TEST(GpuKernel, FullMaskMatchesDenseReferenceBatched) {
   const auto out = lc::block_sparse_attention(in.q, in.k, in.v, mask);
   const auto ref = la::dense_attention_reference(in.q32, in.k32, in.v32);
   EXPECT_LT(rel_l2(out, ref), tolerance(torch::kBFloat16));
+  // The array-free full mask also serves block 64; a full BlockMask uploads as no arrays.
+  EXPECT_LT(rel_l2(lc::dense_attention(in.q, in.k, in.v, 64), ref), tolerance(torch::kBFloat16));
+  EXPECT_TRUE(lc::upload_mask(mask, torch::kCUDA, 2).full);
 }
 
 // Every registered mode builds its mask from synthetic video Q/K (tokens in the mode's ordering);
@@ -240,13 +247,13 @@ TEST(GpuMaskBuild, PoolAndScoresMatchCpu) {
   const auto x = torch::randn({2, 3, 1000, 64});
   const auto pooled_gpu = lc::block_mean_pool(x.cuda().to(torch::kBFloat16), 128).cpu();
   const auto pooled_cpu = lc::block_mean_pool(x.to(torch::kBFloat16), 128);
-  ASSERT_EQ(pooled_gpu.sizes(), (std::vector<int64_t>{2, 3, 8, 64}));
+  ASSERT_EQ(pooled_gpu.sizes().vec(), (std::vector<int64_t>{2, 3, 8, 64}));
   EXPECT_TRUE(torch::allclose(pooled_gpu, pooled_cpu, 1e-4, 1e-4));
   // Ragged last block: mean over its 104 real tokens.
   const auto tail = x.narrow(2, 896, 104).to(torch::kBFloat16).to(torch::kFloat32).mean(2);
   EXPECT_TRUE(torch::allclose(pooled_gpu.select(2, 7), tail, 1e-4, 1e-4));
   const auto s = lc::block_scores(x.cuda(), x.flip(2).cuda(), 128).cpu();
-  ASSERT_EQ(s.sizes(), (std::vector<int64_t>{3, 8, 8}));
+  ASSERT_EQ(s.sizes().vec(), (std::vector<int64_t>{3, 8, 8}));
   EXPECT_TRUE(torch::allclose(s.sum(-1), torch::ones({3, 8}), 1e-5, 1e-5));
 }
 

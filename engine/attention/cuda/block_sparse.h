@@ -29,7 +29,8 @@ struct BlockSparseParams {
   int head_dim = 0;
   DType dtype = DType::BFloat16;
   // The BSR mask (see engine/attention/block_mask.h): rows are (mask head, query block),
-  // head-major; mask_heads is 1 (shared by every head) or `heads`.
+  // head-major; mask_heads is 1 (shared by every head) or `heads`. row_offsets and col_indices
+  // both null means the full mask (dense attention without mask arrays).
   int block_size = 128;
   int num_q_blocks = 0;
   int num_k_blocks = 0;
@@ -41,6 +42,9 @@ struct BlockSparseParams {
   const int32_t* schedule = nullptr;  // device, num_items entries
   int num_items = 0;
   float scale_log2 = 0.f;  // softmax scale × log2(e): the kernel works in base 2
+  // m16 row bands per warp: 0 = the dispatch's choice (2 for block 128, 1 for block 64);
+  // 1 or 2 force a variant (benchmarks, tests).
+  int m_tiles = 0;
 };
 
 // True when a kernel instance exists for this dtype / head_dim / block_size combination and the

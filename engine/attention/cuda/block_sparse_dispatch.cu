@@ -8,7 +8,7 @@
 
 namespace longshot::attention::cuda {
 
-template <typename T, int BLOCK_M, int D>
+template <typename T, int BLOCK_M, int D, int M_TILES>
 void launch_block_sparse(const BlockSparseParams& p, cudaStream_t stream);
 
 namespace {
@@ -18,9 +18,11 @@ bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 template <typename T, int D>
 void dispatch_block(const BlockSparseParams& p, cudaStream_t stream) {
   if (p.block_size == 64) {
-    launch_block_sparse<T, 64, D>(p, stream);
+    launch_block_sparse<T, 64, D, 1>(p, stream);
+  } else if (p.m_tiles == 1) {
+    launch_block_sparse<T, 128, D, 1>(p, stream);
   } else {
-    launch_block_sparse<T, 128, D>(p, stream);
+    launch_block_sparse<T, 128, D, 2>(p, stream);
   }
 }
 
@@ -45,6 +47,8 @@ bool block_sparse_supported(const BlockSparseParams& p, std::string* why) {
     return fail("head_dim " + std::to_string(p.head_dim) + " not in {64, 128}");
   if (p.block_size != 64 && p.block_size != 128)
     return fail("block_size " + std::to_string(p.block_size) + " not in {64, 128}");
+  if (p.m_tiles != 0 && p.m_tiles != 1 && !(p.m_tiles == 2 && p.block_size == 128))
+    return fail("m_tiles " + std::to_string(p.m_tiles) + " not built (0 = auto; 1; 2 with block 128)");
   if (p.mask_heads != 1 && p.mask_heads != p.heads)
     return fail("mask heads " + std::to_string(p.mask_heads) + " must be 1 or " + std::to_string(p.heads));
   if (p.batch <= 0 || p.heads <= 0 || p.seq_len <= 0) return fail("empty batch, heads or sequence");
@@ -58,7 +62,9 @@ bool block_sparse_supported(const BlockSparseParams& p, std::string* why) {
                     p.k_head_stride, p.k_row_stride, p.v_batch_stride, p.v_head_stride,
                     p.v_row_stride, p.o_batch_stride, p.o_head_stride, p.o_row_stride})
     if (s % 8 != 0) return fail("batch/head/row strides must be multiples of 8 elements");
-  if (!p.row_offsets || !p.col_indices || !p.schedule) return fail("mask arrays not set");
+  if (!p.schedule) return fail("schedule not set");
+  if ((p.row_offsets == nullptr) != (p.col_indices == nullptr))
+    return fail("row_offsets and col_indices must both be set (or both null for the full mask)");
   return true;
 }
 

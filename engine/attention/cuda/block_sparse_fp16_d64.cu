@@ -1,10 +1,12 @@
-// Instances of the block-sparse forward kernel: fp16, head_dim 64, block 64 and 128.
-// One dtype × head_dim per file so the build parallelises (STYLE 8).
+// Instances of the block-sparse forward kernel: fp16, head_dim 64; block 64 with one m16 band
+// per warp, block 128 with one or two. One dtype × head_dim per file so the build parallelises
+// (STYLE 8).
 #include "engine/attention/cuda/block_sparse_kernel.cuh"
 
 namespace longshot::attention::cuda {
 
-template void launch_block_sparse<__half, 64, 64>(const BlockSparseParams&, cudaStream_t);
-template void launch_block_sparse<__half, 128, 64>(const BlockSparseParams&, cudaStream_t);
+template void launch_block_sparse<__half, 64, 64, 1>(const BlockSparseParams&, cudaStream_t);
+template void launch_block_sparse<__half, 128, 64, 1>(const BlockSparseParams&, cudaStream_t);
+template void launch_block_sparse<__half, 128, 64, 2>(const BlockSparseParams&, cudaStream_t);
 
 }  // namespace longshot::attention::cuda

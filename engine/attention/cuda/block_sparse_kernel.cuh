@@ -17,9 +17,11 @@
 namespace longshot::attention::cuda {
 
 // ---------------------------------------------------------------------------------------[tiles]
-// Query tile = the mask's block size, 16 rows per warp (one m16 MMA row band), so a 128 block
-// runs 8 warps and a 64 block 4 warps; each CTA owns exactly one mask row.
-constexpr int warps_for_block(int block_m) { return block_m / 16; }
+// Query tile = the mask's block size; each CTA owns exactly one mask row. A warp owns M_TILES
+// m16 row bands: with 2 bands every K/V fragment read from shared memory feeds twice the MMAs
+// (ldmatrix bandwidth, not the tensor cores, bounds a 1-band warp on sm_90), at the price of
+// twice the S/O registers, so Q is then re-read from shared memory instead of held in registers.
+constexpr int warps_for(int block_m, int m_tiles) { return block_m / (16 * m_tiles); }
 // Key tile of 64: S is 16×64 fp32 per warp = 32 registers per thread, O is 16×D fp32 =
 // D/2 registers; with Q held as fragments (D/4 registers) D=128 stays under ~170 registers.
 // A 128-key tile would push S to 64 registers and spill at D=128.
@@ -131,10 +133,12 @@ __device__ __forceinline__ void load_tile(T* smem, const T* gmem, int64_t row_st
 }
 
 // --------------------------------------------------------------------------------------[kernel]
-template <typename T, int BLOCK_M, int D>
-__global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
+template <typename T, int BLOCK_M, int D, int M_TILES>
+__global__ void __launch_bounds__(warps_for(BLOCK_M, M_TILES) * 32)
     block_sparse_fwd_kernel(const BlockSparseParams p) {
-  constexpr int kWarps = warps_for_block(BLOCK_M);
+  constexpr int kWarps = warps_for(BLOCK_M, M_TILES);
+  constexpr int MT = M_TILES;
+  constexpr bool kQInRegs = MT == 1;
   constexpr int kThreads = kWarps * 32;
   constexpr int kN = kKeyTile;
   constexpr int kDSteps = D / 16;     // k-steps of S = Q·Kᵀ
@@ -153,9 +157,11 @@ __global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
   const int h = item / p.num_q_blocks;
   const int qb = item - h * p.num_q_blocks;
   const int mask_row = p.mask_heads == 1 ? qb : item;
-  const int row_begin = p.row_offsets[mask_row];
-  const int row_blocks = p.row_offsets[mask_row + 1] - row_begin;
-  const int* cols = p.col_indices + row_begin;
+  // No mask arrays = the full mask (dense attention): key block i is simply i.
+  const bool dense = p.row_offsets == nullptr;
+  const int row_begin = dense ? 0 : p.row_offsets[mask_row];
+  const int row_blocks = dense ? p.num_k_blocks : p.row_offsets[mask_row + 1] - row_begin;
+  const int* cols = dense ? nullptr : p.col_indices + row_begin;
 
   const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
   const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + h * p.k_head_stride;
@@ -170,19 +176,28 @@ __global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
 
   // Key tiles: kSubTiles per kept block, minus the empty tail of the ragged last block.
   int num_tiles = row_blocks * kSubTiles;
-  if (row_blocks > 0 && cols[row_blocks - 1] == p.num_k_blocks - 1) {
+  if (row_blocks > 0 && (dense || cols[row_blocks - 1] == p.num_k_blocks - 1)) {
     const int last_len = p.seq_len - (p.num_k_blocks - 1) * BLOCK_M;
     num_tiles -= kSubTiles - (last_len + kN - 1) / kN;
   }
-  auto tile_start = [&](int tile) { return cols[tile / kSubTiles] * BLOCK_M + (tile % kSubTiles) * kN; };
+  auto tile_start = [&](int tile) {
+    const int kb = dense ? tile / kSubTiles : cols[tile / kSubTiles];
+    return kb * BLOCK_M + (tile % kSubTiles) * kN;
+  };
 
-  float acc_o[kOTiles][4];
+  float acc_o[MT][kOTiles][4];
 #pragma unroll
-  for (int i = 0; i < kOTiles; ++i)
+  for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc_o[i][j] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};
-  float row_sum[2] = {0.f, 0.f};  // per-thread partial sums, reduced over the quad at the end
+    for (int i = 0; i < kOTiles; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc_o[m][i][j] = 0.f;
+  float row_max[MT][2], row_sum[MT][2];  // row_sum: per-thread partials, quad-reduced at the end
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int h2 = 0; h2 < 2; ++h2) row_max[m][h2] = -INFINITY, row_sum[m][h2] = 0.f;
+  const int warp_row0 = warp * 16 * MT;
 
   if (num_tiles > 0) {
     load_tile<T, BLOCK_M, D, kThreads>(sQ, gQ, p.q_row_stride, q0, p.seq_len);
@@ -193,14 +208,16 @@ __global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
     ptx::cp_async_wait<0>();
     __syncthreads();
 
-    // Q fragments stay in registers for the whole row.
-    uint32_t frag_q[kDSteps][4];
-#pragma unroll
-    for (int kk = 0; kk < kDSteps; ++kk) {
-      const int r = warp * 16 + (lane % 16);
+    auto load_q = [&](int m, int kk, uint32_t (&a)[4]) {
+      const int r = warp_row0 + m * 16 + (lane % 16);
       const int c = kk * 2 + lane / 16;
-      ptx::ldmatrix_x4(ptx::smem_addr(sQ + swizzled<D>(r, c)), frag_q[kk][0], frag_q[kk][1],
-                       frag_q[kk][2], frag_q[kk][3]);
+      ptx::ldmatrix_x4(ptx::smem_addr(sQ + swizzled<D>(r, c)), a[0], a[1], a[2], a[3]);
+    };
+    // One band: Q fragments stay in registers for the whole row.
+    uint32_t frag_q[kQInRegs ? kDSteps : 1][4];
+    if constexpr (kQInRegs) {
+#pragma unroll
+      for (int kk = 0; kk < kDSteps; ++kk) load_q(0, kk, frag_q[kk]);
     }
 
     for (int tile = 0; tile < num_tiles; ++tile) {
@@ -216,79 +233,103 @@ __global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
       const T* k_tile = sK + stage * kN * D;
       const T* v_tile = sV + stage * kN * D;
 
-      // S = Q Kᵀ for this warp's 16 rows × 64 keys.
-      float s[kSTiles][4];
+      // S = Q Kᵀ for this warp's MT×16 rows × 64 keys.
+      float s[MT][kSTiles][4];
 #pragma unroll
-      for (int i = 0; i < kSTiles; ++i)
+      for (int m = 0; m < MT; ++m)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) s[i][j] = 0.f;
+        for (int i = 0; i < kSTiles; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) s[m][i][j] = 0.f;
 #pragma unroll
       for (int kk = 0; kk < kDSteps; ++kk) {
+        uint32_t a[MT][4];
+        if constexpr (kQInRegs) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) a[0][j] = frag_q[kk][j];
+        } else {
+#pragma unroll
+          for (int m = 0; m < MT; ++m) load_q(m, kk, a[m]);
+        }
 #pragma unroll
         for (int np = 0; np < kSTiles / 2; ++np) {
           const int r = np * 16 + (lane % 8) + (lane / 16) * 8;
           const int c = kk * 2 + (lane / 8) % 2;
           uint32_t b0, b1, b2, b3;
           ptx::ldmatrix_x4(ptx::smem_addr(k_tile + swizzled<D>(r, c)), b0, b1, b2, b3);
-          M::run(s[2 * np], frag_q[kk], b0, b1);
-          M::run(s[2 * np + 1], frag_q[kk], b2, b3);
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            M::run(s[m][2 * np], a[m], b0, b1);
+            M::run(s[m][2 * np + 1], a[m], b2, b3);
+          }
         }
       }
 
       // Keys past the sequence end exist only in the last, ragged tile.
       if (key0 + kN > p.seq_len) {
 #pragma unroll
-        for (int i = 0; i < kSTiles; ++i)
+        for (int m = 0; m < MT; ++m)
 #pragma unroll
-          for (int j = 0; j < 4; ++j)
-            if (key0 + i * 8 + t * 2 + (j & 1) >= p.seq_len) s[i][j] = -INFINITY;
+          for (int i = 0; i < kSTiles; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+              if (key0 + i * 8 + t * 2 + (j & 1) >= p.seq_len) s[m][i][j] = -INFINITY;
       }
 
-      // Online softmax in base 2; rows g (j = 0, 1) and g + 8 (j = 2, 3).
+      // Online softmax in base 2; rows g (j = 0, 1) and g + 8 (j = 2, 3) of each band.
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float mx = -INFINITY;
+      for (int m = 0; m < MT; ++m) {
 #pragma unroll
-        for (int i = 0; i < kSTiles; ++i)
-          mx = fmaxf(mx, fmaxf(s[i][2 * half], s[i][2 * half + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float new_max = fmaxf(row_max[half], mx * p.scale_log2);
-        // A row that has seen only masked keys keeps max −inf: subtract 0 instead (no NaN).
-        const float base = new_max == -INFINITY ? 0.f : new_max;
-        const float alpha = ptx::exp2_approx(row_max[half] - base);
-        row_max[half] = new_max;
-        float sum = 0.f;
+        for (int half = 0; half < 2; ++half) {
+          float mx = -INFINITY;
 #pragma unroll
-        for (int i = 0; i < kSTiles; ++i) {
-          s[i][2 * half] = ptx::exp2_approx(s[i][2 * half] * p.scale_log2 - base);
-          s[i][2 * half + 1] = ptx::exp2_approx(s[i][2 * half + 1] * p.scale_log2 - base);
-          sum += s[i][2 * half] + s[i][2 * half + 1];
-        }
-        row_sum[half] = row_sum[half] * alpha + sum;
+          for (int i = 0; i < kSTiles; ++i)
+            mx = fmaxf(mx, fmaxf(s[m][i][2 * half], s[m][i][2 * half + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float new_max = fmaxf(row_max[m][half], mx * p.scale_log2);
+          // A row that has seen only masked keys keeps max −inf: subtract 0 instead (no NaN).
+          const float base = new_max == -INFINITY ? 0.f : new_max;
+          const float alpha = ptx::exp2_approx(row_max[m][half] - base);
+          row_max[m][half] = new_max;
+          float sum = 0.f;
 #pragma unroll
-        for (int i = 0; i < kOTiles; ++i) {
-          acc_o[i][2 * half] *= alpha;
-          acc_o[i][2 * half + 1] *= alpha;
+          for (int i = 0; i < kSTiles; ++i) {
+            s[m][i][2 * half] = ptx::exp2_approx(s[m][i][2 * half] * p.scale_log2 - base);
+            s[m][i][2 * half + 1] = ptx::exp2_approx(s[m][i][2 * half + 1] * p.scale_log2 - base);
+            sum += s[m][i][2 * half] + s[m][i][2 * half + 1];
+          }
+          row_sum[m][half] = row_sum[m][half] * alpha + sum;
+#pragma unroll
+          for (int i = 0; i < kOTiles; ++i) {
+            acc_o[m][i][2 * half] *= alpha;
+            acc_o[m][i][2 * half + 1] *= alpha;
+          }
         }
       }
 
       // O += P V: the S accumulator layout of two n8 tiles is the A layout of one k16 step.
 #pragma unroll
       for (int ks = 0; ks < kN / 16; ++ks) {
-        uint32_t frag_p[4];
-        frag_p[0] = M::pack(s[2 * ks][0], s[2 * ks][1]);
-        frag_p[1] = M::pack(s[2 * ks][2], s[2 * ks][3]);
-        frag_p[2] = M::pack(s[2 * ks + 1][0], s[2 * ks + 1][1]);
-        frag_p[3] = M::pack(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+        uint32_t frag_p[MT][4];
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          frag_p[m][0] = M::pack(s[m][2 * ks][0], s[m][2 * ks][1]);
+          frag_p[m][1] = M::pack(s[m][2 * ks][2], s[m][2 * ks][3]);
+          frag_p[m][2] = M::pack(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
+          frag_p[m][3] = M::pack(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
+        }
 #pragma unroll
         for (int dp = 0; dp < kOTiles / 2; ++dp) {
           const int r = ks * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
           const int c = dp * 2 + lane / 16;
           uint32_t b0, b1, b2, b3;
           ptx::ldmatrix_x4_trans(ptx::smem_addr(v_tile + swizzled<D>(r, c)), b0, b1, b2, b3);
-          M::run(acc_o[2 * dp], frag_p, b0, b1);
-          M::run(acc_o[2 * dp + 1], frag_p, b2, b3);
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            M::run(acc_o[m][2 * dp], frag_p[m], b0, b1);
+            M::run(acc_o[m][2 * dp + 1], frag_p[m], b2, b3);
+          }
         }
       }
 
@@ -299,33 +340,35 @@ __global__ void __launch_bounds__(warps_for_block(BLOCK_M) * 32)
 
   // Epilogue: normalise and store; a row with no kept key (empty mask row) stores zeros.
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    float l = row_sum[half];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const int row = q0 + warp * 16 + g + half * 8;
-    if (row < p.seq_len) {
-      T* dst = gO + static_cast<int64_t>(row) * p.o_row_stride + t * 2;
+  for (int m = 0; m < MT; ++m) {
 #pragma unroll
-      for (int i = 0; i < kOTiles; ++i) {
-        const uint32_t packed = M::pack(acc_o[i][2 * half] * inv, acc_o[i][2 * half + 1] * inv);
-        *reinterpret_cast<uint32_t*>(dst + i * 8) = packed;
+    for (int half = 0; half < 2; ++half) {
+      float l = row_sum[m][half];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int row = q0 + warp_row0 + m * 16 + g + half * 8;
+      if (row < p.seq_len) {
+        T* dst = gO + static_cast<int64_t>(row) * p.o_row_stride + t * 2;
+#pragma unroll
+        for (int i = 0; i < kOTiles; ++i) {
+          const uint32_t packed = M::pack(acc_o[m][i][2 * half] * inv, acc_o[m][i][2 * half + 1] * inv);
+          *reinterpret_cast<uint32_t*>(dst + i * 8) = packed;
+        }
       }
     }
   }
 }
 
 // --------------------------------------------------------------------------------------[launch]
-template <typename T, int BLOCK_M, int D>
+template <typename T, int BLOCK_M, int D, int M_TILES>
 void launch_block_sparse(const BlockSparseParams& p, cudaStream_t stream) {
   constexpr int kSmem = smem_bytes_for(BLOCK_M, D);
-  auto kernel = &block_sparse_fwd_kernel<T, BLOCK_M, D>;
-  // Per device the attribute must be set once; it is cheap, so set it on every launch rather
-  // than cache per-device state here.
+  auto kernel = &block_sparse_fwd_kernel<T, BLOCK_M, D, M_TILES>;
+  // Setting the opt-in is cheap; doing it per launch avoids per-device state here.
   LONGSHOT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(static_cast<unsigned>(p.num_items), static_cast<unsigned>(p.batch));
-  kernel<<<grid, warps_for_block(BLOCK_M) * 32, kSmem, stream>>>(p);
+  kernel<<<grid, warps_for(BLOCK_M, M_TILES) * 32, kSmem, stream>>>(p);
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 

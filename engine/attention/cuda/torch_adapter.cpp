@@ -73,6 +73,12 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
   if (mask.num_heads != 1 && mask.num_heads != heads)
     throw ShapeError("mask has " + std::to_string(mask.num_heads) + " heads; attention has " +
                      std::to_string(heads) + " (must be 1 or equal)");
+  if (mask.full) {  // every row equally heavy: natural order
+    if (!mask.schedule.defined()) throw ShapeError("full device mask has no device: make it with full_device_mask");
+    mask.schedule = torch::arange(heads * mask.num_q_blocks, mask.schedule.options());
+    mask.schedule_heads = heads;
+    return;
+  }
   const auto ro = mask.row_offsets.to(torch::kInt64);
   const auto lengths = ro.slice(0, 1) - ro.slice(0, 0, -1);  // [rows]
   // Stable descending sort: equal rows (a full mask) keep their natural, cache-friendly order.
@@ -88,9 +94,30 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
   mask.schedule_heads = heads;
 }
 
+DeviceBlockMask full_device_mask(int64_t seq_len, int64_t block_size, const torch::Device& device,
+                                 int64_t heads) {
+  check_mask_geometry(seq_len, block_size, "full_device_mask");
+  if (heads <= 0) throw ParameterError("heads", "must be positive");
+  DeviceBlockMask out;
+  out.seq_len = seq_len;
+  out.block_size = block_size;
+  out.num_heads = 1;
+  out.num_q_blocks = BlockMask::blocks_for(seq_len, block_size);
+  out.num_k_blocks = out.num_q_blocks;
+  out.full = true;
+  out.schedule = torch::arange(heads * out.num_q_blocks, int32_on(device));
+  out.schedule_heads = heads;
+  return out;
+}
+
 DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads) {
   mask.validate();
   check_mask_geometry(mask.seq_len, mask.block_size, "upload_mask");
+  if (mask.kept_blocks() == mask.num_rows() * mask.num_k_blocks) {
+    auto full = full_device_mask(mask.seq_len, mask.block_size, device, heads > 0 ? heads : mask.num_heads);
+    full.ordering = mask.ordering;
+    return full;
+  }
   DeviceBlockMask out;
   out.seq_len = mask.seq_len;
   out.block_size = mask.block_size;
@@ -112,6 +139,7 @@ DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, 
 }
 
 BlockMask download_mask(const DeviceBlockMask& mask) {
+  if (mask.full) return BlockMask::full(mask.seq_len, mask.block_size, 1, mask.ordering);
   BlockMask out;
   out.seq_len = mask.seq_len;
   out.block_size = mask.block_size;
@@ -152,7 +180,8 @@ torch::Tensor kernel_ready(const torch::Tensor& t, const char* name) {
 }  // namespace
 
 torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Tensor& k_in,
-                                     const torch::Tensor& v_in, DeviceBlockMask& mask, double scale) {
+                                     const torch::Tensor& v_in, DeviceBlockMask& mask, double scale,
+                                     int m_tiles) {
   check_qkv(q_in, "q", q_in);
   check_qkv(k_in, "k", q_in);
   check_qkv(v_in, "v", q_in);
@@ -163,9 +192,11 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Ten
     throw ShapeError("mask seq_len " + std::to_string(mask.seq_len) + " != q tokens " + std::to_string(N));
   if (mask.num_heads != 1 && mask.num_heads != H)
     throw ShapeError("mask heads " + std::to_string(mask.num_heads) + " must be 1 or q heads " + std::to_string(H));
-  if (!mask.row_offsets.defined() || mask.row_offsets.device() != q_in.device() ||
-      !mask.col_indices.defined() || mask.col_indices.device() != q_in.device())
+  if (!mask.full && (!mask.row_offsets.defined() || mask.row_offsets.device() != q_in.device() ||
+                     !mask.col_indices.defined() || mask.col_indices.device() != q_in.device()))
     throw ShapeError("mask arrays must live on q's device (use upload_mask)");
+  if (mask.full && mask.schedule.defined() && mask.schedule.device() != q_in.device())
+    throw ShapeError("mask schedule must live on q's device");
   if (N > std::numeric_limits<int32_t>::max() / 2) throw ShapeError("q has too many tokens for int32 indexing");
   if (!mask.schedule.defined() || mask.schedule_heads != H) prepare_schedule(mask, H);
 
@@ -193,12 +224,13 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Ten
   p.num_q_blocks = static_cast<int>(mask.num_q_blocks);
   p.num_k_blocks = static_cast<int>(mask.num_k_blocks);
   p.mask_heads = static_cast<int>(mask.num_heads);
-  p.row_offsets = mask.row_offsets.data_ptr<int32_t>();
-  p.col_indices = mask.col_indices.data_ptr<int32_t>();
+  p.row_offsets = mask.full ? nullptr : mask.row_offsets.data_ptr<int32_t>();
+  p.col_indices = mask.full ? nullptr : mask.col_indices.data_ptr<int32_t>();
   p.schedule = mask.schedule.data_ptr<int32_t>();
   p.num_items = static_cast<int>(mask.schedule.numel());
   const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(D));
   p.scale_log2 = static_cast<float>(s * 1.4426950408889634);
+  p.m_tiles = m_tiles;
 
   std::string why;
   if (!block_sparse_supported(p, &why)) throw ShapeError("block_sparse_attention: " + why);
@@ -217,6 +249,13 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor
   check_qkv(q, "q", q);
   auto device_mask = upload_mask(mask, q.device(), q.size(1));
   return block_sparse_attention(q, k, v, device_mask, 0.0);
+}
+
+torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              int64_t block_size, double scale) {
+  check_qkv(q, "q", q);
+  auto mask = full_device_mask(q.size(2), block_size, q.device(), q.size(1));
+  return block_sparse_attention(q, k, v, mask, scale);
 }
 
 // -----------------------------------------------------------------------------------[building]

@@ -35,13 +35,23 @@ struct DeviceBlockMask {
   torch::Tensor col_indices;  // [kept] int32, ascending within a row
   torch::Tensor schedule;     // [schedule_heads * num_q_blocks] int32
   int64_t schedule_heads = 0;
+  // Every block pair kept, with no arrays: the kernel walks all key blocks (dense attention).
+  bool full = false;
 
   int64_t num_rows() const { return num_heads * num_q_blocks; }
-  int64_t kept_blocks() const { return col_indices.defined() ? col_indices.numel() : 0; }
+  int64_t kept_blocks() const {
+    return full ? num_rows() * num_k_blocks : col_indices.defined() ? col_indices.numel() : 0;
+  }
   double block_sparsity() const;
 };
 
-// Copies the mask to `device` and builds the schedule for `heads` heads (0: mask.num_heads).
+// The full mask without arrays (what a dense call needs: nothing to upload).
+DeviceBlockMask full_device_mask(int64_t seq_len, int64_t block_size, const torch::Device& device,
+                                 int64_t heads);
+// Dense attention through the same kernel (full mask, no arrays).
+torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              int64_t block_size = 128, double scale = 0.0);
+// Copies the mask to `device` (a full BlockMask becomes full_device_mask) and builds the schedule for `heads` heads (0: mask.num_heads).
 DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads = 0);
 BlockMask download_mask(const DeviceBlockMask& mask);
 // (Re)builds mask.schedule for `heads` heads on the mask's device: rows sorted by kept blocks,
@@ -50,9 +60,10 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads);
 // As above, with the mask already on the GPU (its schedule is rebuilt if made for other heads;
 // pass a prepared mask to keep the call free of extra launches). scale <= 0 means 1/sqrt(D).
 // Output: [B, H, N, D], a transposed view of [B, N, H, D] memory (what the model reshapes).
+// m_tiles: kernel variant (0 = auto; see BlockSparseParams::m_tiles), for benchmarks and tests.
 torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, DeviceBlockMask& mask,
-                                     double scale = 0.0);
+                                     double scale = 0.0, int m_tiles = 0);
 
 // GPU mask building (LibTorch ops on the tensors' device; the CPU reference stays the oracle).
 // Mean of each block of tokens: [B, H, N, D] → [B, H, ceil(N / block), D] fp32; the ragged

@@ -1,0 +1,104 @@
+// `longshot-train`: parses flags into TrainOptions and runs the trainer (app/train/trainer.h).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/train/trainer.h"
+#include "engine/common/error.h"
+#include "engine/common/log.h"
+
+namespace {
+
+const char* kUsage = R"(usage: longshot-train --out DIR [options]
+Trains a pixel-space DiT config and the caption text encoder on procedural clips made on the fly.
+Resumes from DIR when it holds a checkpoint.
+  --config NAME        DiT config (default longshot-builtin)
+  --steps N            total optimizer steps (default 20000)
+  --time-limit S       stop this run after S seconds (checkpoint saved), 0 = none
+  --batch B            clips per step (default 16)
+  --frames T --size S  clip length and side (default 32, 64)
+  --lr X               peak AdamW learning rate (default 5e-4); --weight-decay X (0.01); --warmup N (200)
+  --ema X              EMA decay (default 0.999)
+  --cfg-drop X         share of empty captions (default 0.1)
+  --save-every N       checkpoint every N steps and at least once a minute (default 500)
+  --preview-every N    sample previews with the EMA weights every N steps, 0 = never (default 1000)
+  --preview-steps N    sampling steps of a preview (default 20)
+  --log-every N        loss line every N steps (default 20)
+  --seed X             data and init seed (default 0)
+  --device D           auto | cpu | cuda (default auto)
+  --threads N          CPU threads (default: LibTorch's)
+  --no-resume          start over even if DIR holds a checkpoint
+  --export PATH        when done, write the EMA weights as fp16 PATH and PATH's "-text" sibling
+  --export-only PATH   only export DIR's checkpoint, no training
+  -v, --verbose        debug logging)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using longshot::ParameterError;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  longshot::train::TrainOptions o;
+  std::string export_only;
+  bool verbose = false;
+  try {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= args.size()) throw ParameterError(a, "needs a value");
+        return args[++i];
+      };
+      auto number = [&]() -> double {
+        const std::string v = value();
+        try {
+          size_t used = 0;
+          const double d = std::stod(v, &used);
+          if (used != v.size()) throw std::invalid_argument(v);
+          return d;
+        } catch (const std::exception&) {
+          throw ParameterError(a, "expected a number, got '" + v + "'");
+        }
+      };
+      if (a == "--help" || a == "-h") {
+        std::cout << kUsage << "\n";
+        return 0;
+      } else if (a == "--out") o.out_dir = value();
+      else if (a == "--config") o.config = value();
+      else if (a == "--steps") o.steps = static_cast<int64_t>(number());
+      else if (a == "--time-limit") o.time_limit_s = number();
+      else if (a == "--batch") o.batch = static_cast<int>(number());
+      else if (a == "--frames") o.frames = static_cast<int>(number());
+      else if (a == "--size") o.size = static_cast<int>(number());
+      else if (a == "--lr") o.lr = number();
+      else if (a == "--weight-decay") o.weight_decay = number();
+      else if (a == "--warmup") o.warmup = static_cast<int>(number());
+      else if (a == "--ema") o.ema_decay = number();
+      else if (a == "--cfg-drop") o.cfg_drop = number();
+      else if (a == "--save-every") o.save_every = static_cast<int>(number());
+      else if (a == "--preview-every") o.preview_every = static_cast<int>(number());
+      else if (a == "--preview-steps") o.preview_steps = static_cast<int>(number());
+      else if (a == "--log-every") o.log_every = std::max(1, static_cast<int>(number()));
+      else if (a == "--seed") o.seed = static_cast<uint64_t>(number());
+      else if (a == "--device") o.device = value();
+      else if (a == "--threads") o.threads = static_cast<int>(number());
+      else if (a == "--no-resume") o.resume = false;
+      else if (a == "--export") o.export_path = value();
+      else if (a == "--export-only") export_only = value();
+      else if (a == "--verbose" || a == "-v") verbose = true;
+      else throw ParameterError(a, "unknown flag (see --help)");
+    }
+    longshot::init_logging(verbose);
+    if (!export_only.empty()) {
+      if (o.out_dir.empty()) throw ParameterError("out", "--export-only needs --out DIR holding a checkpoint");
+      longshot::train::export_weights(o.out_dir, o.config, export_only);
+      return 0;
+    }
+    longshot::train::run_training(o);
+    return 0;
+  } catch (const longshot::Error& e) {
+    std::cerr << "longshot-train: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "longshot-train: unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,435 @@
+// The training loop and its pieces.
+//
+// Sections: [batches] on-the-fly clips, prefetched on a worker thread · [state] parameters, EMA,
+// AdamW moments and their checkpoint files · [preview] sampling with the EMA weights · [loop]
+#include "app/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "engine/common/error.h"
+#include "engine/data/tokenizer.h"
+#include "engine/data/world.h"
+#include "engine/eval/metrics.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/builtin_model.h"
+#include "engine/model/dit.h"
+#include "engine/sampler/flow_matching.h"
+
+namespace longshot::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// [batches] -------------------------------------------------------------------------------------
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+struct Batch {
+  torch::Tensor x0;   // [B, 3, T, S, S] in [−1, 1]
+  torch::Tensor ids;  // [B, L] int64
+};
+
+// Sample i of the whole run is clip mix(seed, i): the data stream is the same after a resume.
+Batch make_batch(int64_t first, const TrainOptions& o, const data::Tokenizer& tok, int64_t text_len) {
+  Batch b;
+  b.x0 = torch::empty({o.batch, 3, o.frames, o.size, o.size});
+  b.ids = torch::empty({o.batch, text_len}, torch::kInt64);
+  at::parallel_for(0, o.batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const uint64_t seed = mix(o.seed, static_cast<uint64_t>(first + i));
+      const data::Clip clip = data::generate_clip(seed, o.frames, o.size, o.size);
+      b.x0[i].copy_(data::video_to_tensor(clip.video));
+      const bool drop = static_cast<double>(mix(seed, 7) % 10000) < o.cfg_drop * 10000.0;
+      const auto ids = tok.encode(drop ? std::string() : clip.caption, text_len);
+      std::copy(ids.begin(), ids.end(), b.ids[i].data_ptr<int64_t>());
+    }
+  });
+  return b;
+}
+
+// Produces batches ahead of the optimizer on its own thread (rendering is CPU work, the step may
+// be GPU work). The destructor stops and joins it.
+class Prefetcher {
+ public:
+  Prefetcher(const TrainOptions& o, int64_t first_sample, int64_t text_len) : o_(o), next_(first_sample), len_(text_len) {
+    worker_ = std::thread([this] { run(); });
+  }
+  ~Prefetcher() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  Batch pop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return !queue_.empty() || error_; });
+    if (queue_.empty()) std::rethrow_exception(error_);
+    Batch b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return b;
+  }
+
+ private:
+  void run() {
+    try {
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(mutex_);
+          cv_.wait(lock, [&] { return stop_ || queue_.size() < 2; });
+          if (stop_) return;
+        }
+        Batch b = make_batch(next_, o_, tok_, len_);
+        next_ += o_.batch;
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(std::move(b));
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+      cv_.notify_all();
+    }
+  }
+
+  const TrainOptions o_;
+  int64_t next_;
+  int64_t len_;
+  data::Tokenizer tok_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// [state] ---------------------------------------------------------------------------------------
+
+struct Named {
+  std::string name;
+  torch::Tensor param;
+};
+
+std::vector<Named> all_parameters(model::WanDiTImpl& dit, model::TextNetImpl& text) {
+  std::vector<Named> out;
+  for (auto& p : dit.named_parameters()) out.push_back({"dit." + p.key(), p.value()});
+  for (auto& p : text.named_parameters()) out.push_back({"text." + p.key(), p.value()});
+  return out;
+}
+
+const char* kFiles[] = {"model.safetensors", "ema.safetensors", "adam_m.safetensors", "adam_v.safetensors"};
+
+// Four files of ≤ ~12 MB each (the device tool brings back files up to 16 MB), all stamped with the
+// step so a resume can tell a torn checkpoint.
+void save_checkpoint(const std::string& dir, const std::vector<Named>& params, const std::vector<torch::Tensor>& ema,
+                     const std::vector<torch::Tensor>& m, const std::vector<torch::Tensor>& v, int64_t step,
+                     const std::string& config) {
+  const std::vector<const std::vector<torch::Tensor>*> sets = {nullptr, &ema, &m, &v};
+  for (size_t f = 0; f < 4; ++f) {
+    std::map<std::string, torch::Tensor> tensors;
+    for (size_t i = 0; i < params.size(); ++i) {
+      tensors[params[i].name] = (sets[f] ? (*sets[f])[i] : params[i].param).detach().to(torch::kCPU, torch::kFloat);
+    }
+    io::write_safetensors(dir + "/" + kFiles[f], tensors, {{"step", std::to_string(step)}, {"longshot.config", config}});
+  }
+}
+
+// Returns the checkpoint's step, or −1 when `dir` has none.
+int64_t load_checkpoint(const std::string& dir, std::vector<Named>& params, std::vector<torch::Tensor>& ema,
+                        std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v) {
+  if (!fs::exists(dir + "/" + kFiles[0])) return -1;
+  int64_t step = -1;
+  std::vector<std::vector<torch::Tensor>*> sets = {nullptr, &ema, &m, &v};
+  torch::NoGradGuard no_grad;
+  for (size_t f = 0; f < 4; ++f) {
+    const std::string path = dir + "/" + kFiles[f];
+    io::SafetensorsFile file(path);
+    const auto it = file.metadata().find("step");
+    if (it == file.metadata().end()) throw IoError("checkpoint file '" + path + "' has no 'step' metadata");
+    const int64_t s = std::stoll(it->second);
+    if (step >= 0 && s != step) throw IoError("checkpoint '" + dir + "' is torn: '" + path + "' is from step " + it->second);
+    step = s;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto& info = file.info(params[i].name);  // throws IoError naming the tensor
+      if (info.shape != params[i].param.sizes().vec()) {
+        throw ShapeError("checkpoint '" + path + "': tensor '" + params[i].name + "' has shape " +
+                         c10::str(c10::IntArrayRef(info.shape)) + ", the model needs " + c10::str(params[i].param.sizes()));
+      }
+      auto& dst = sets[f] ? (*sets[f])[i] : params[i].param;
+      dst.copy_(file.load(params[i].name, torch::kFloat));
+    }
+  }
+  return step;
+}
+
+// AdamW (decoupled weight decay on matrices only), bias-corrected.
+void adamw_step(std::vector<Named>& params, std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v, int64_t step,
+                double lr, double wd) {
+  constexpr double b1 = 0.9, b2 = 0.99, eps = 1e-8;
+  torch::NoGradGuard no_grad;
+  const double c1 = 1.0 - std::pow(b1, static_cast<double>(step)), c2 = 1.0 - std::pow(b2, static_cast<double>(step));
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& p = params[i].param;
+    if (!p.grad().defined()) continue;
+    const auto& g = p.grad();
+    m[i].mul_(b1).add_(g, 1.0 - b1);
+    v[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
+    if (p.dim() >= 2 && wd > 0.0) p.mul_(1.0 - lr * wd);
+    p.addcdiv_(m[i] / c1, (v[i] / c2).sqrt_().add_(eps), -lr);
+  }
+}
+
+// [preview] -------------------------------------------------------------------------------------
+
+Video sample_video(model::WanDiTImpl& dit, model::TextNetImpl& text, const data::Tokenizer& tok, const std::string& prompt,
+                   int frames, int size, int steps, double guidance, double shift, uint64_t seed, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const int64_t len = text.config().length;
+  const auto ctx = text.forward(tok.encode_tensor(prompt, len).to(device));
+  const auto unc = text.forward(tok.encode_tensor("", len).to(device));
+  sampler::FlowMatchEuler schedule(steps, shift);
+  auto x = sampler::seeded_noise({1, 3, frames, size, size}, seed, device);
+  for (int i = 0; i < steps; ++i) {
+    const auto t = torch::full({1}, schedule.timestep(i), torch::TensorOptions().device(device));
+    const auto vc = dit.forward(x, t, ctx), vu = dit.forward(x, t, unc);
+    x = schedule.step(x, sampler::classifier_free_guidance(vc, vu, guidance), i);
+  }
+  return data::tensor_to_video(x[0].clamp(-1, 1));
+}
+
+// Every 4th frame side by side, binary PPM (no image library needed on the GPU machine).
+void write_contact_sheet(const Video& v, const std::string& path) {
+  const int cols = (v.frames + 3) / 4;
+  const int W = cols * v.width, H = v.height;
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw IoError("cannot write preview '" + path + "'");
+  out << "P6\n" << W << " " << H << "\n255\n";
+  for (int y = 0; y < H; ++y) {
+    for (int c = 0; c < cols; ++c) {
+      const uint8_t* row = v.frame(c * 4) + static_cast<size_t>(y) * v.width * 3;
+      out.write(reinterpret_cast<const char*>(row), v.width * 3);
+    }
+  }
+}
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) throw ParameterError("device", "cuda requested but no GPU is visible");
+    return torch::kCUDA;
+  }
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  throw ParameterError("device", "expected auto, cpu or cuda, got '" + name + "'");
+}
+
+void validate(const TrainOptions& o) {
+  if (o.out_dir.empty()) throw ParameterError("out", "an output folder is required");
+  if (o.batch < 1) throw ParameterError("batch", "must be >= 1");
+  if (o.frames < 2 || o.size < 8) throw ParameterError("frames", "need frames >= 2 and size >= 8");
+  if (!(o.lr > 0.0)) throw ParameterError("lr", "must be positive");
+  if (o.ema_decay < 0.0 || o.ema_decay >= 1.0) throw ParameterError("ema", "must be in [0, 1)");
+  if (o.cfg_drop < 0.0 || o.cfg_drop > 1.0) throw ParameterError("cfg-drop", "must be in [0, 1]");
+  if (o.steps < 0) throw ParameterError("steps", "must be >= 0");
+}
+
+}  // namespace
+
+// [loop] ----------------------------------------------------------------------------------------
+
+int64_t run_training(const TrainOptions& o) {
+  validate(o);
+  model::register_builtin_model();
+  const model::DiTConfig cfg = model::find_config(o.config);
+  const model::TextNetConfig tcfg = model::builtin_text_config();
+  if (cfg.text_dim != tcfg.dim || cfg.text_len != tcfg.length) {
+    throw ParameterError("config", "'" + cfg.name + "' must take text_dim " + std::to_string(tcfg.dim) + " and text_len " +
+                                       std::to_string(tcfg.length) + " (the built-in text encoder)");
+  }
+  if (cfg.in_channels != 3 || cfg.temporal_stride != 1 || cfg.spatial_stride != 1) {
+    throw ParameterError("config", "'" + cfg.name + "' is not a pixel-space config (3 channels, strides 1)");
+  }
+  if (o.frames % cfg.patch[0] != 0 || o.size % cfg.patch[1] != 0 || o.size % cfg.patch[2] != 0) {
+    throw ParameterError("frames", "frames and size must be multiples of the patch " + std::to_string(cfg.patch[0]) + "x" +
+                                       std::to_string(cfg.patch[1]) + "x" + std::to_string(cfg.patch[2]));
+  }
+  fs::create_directories(o.out_dir);
+  const torch::Device device = pick_device(o.device);
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  if (device.is_cuda()) {
+    // TF32 matmuls: the model is small and trains in fp32 weights; TF32 keeps Adam's updates exact.
+    at::globalContext().setAllowTF32CuBLAS(true);
+    at::globalContext().setAllowTF32CuDNN(true);
+  }
+
+  torch::manual_seed(o.seed);
+  model::WanDiT dit(cfg);
+  dit->init_random(o.seed);
+  model::TextNet text(tcfg);
+  dit->to(device);
+  text->to(device);
+  dit->train();
+  text->train();
+  auto params = all_parameters(*dit, *text);
+  std::vector<torch::Tensor> ema, m, v;
+  for (auto& p : params) {
+    ema.push_back(p.param.detach().clone());
+    m.push_back(torch::zeros_like(p.param));
+    v.push_back(torch::zeros_like(p.param));
+  }
+  int64_t step = 0;
+  if (o.resume) {
+    const int64_t s = load_checkpoint(o.out_dir, params, ema, m, v);
+    if (s >= 0) {
+      step = s;
+      spdlog::info("resumed from '{}' at step {}", o.out_dir, step);
+    }
+  }
+  int64_t count = 0;
+  for (auto& p : params) count += p.param.numel();
+  spdlog::info("training {} ({} parameters with the text encoder) on {}, batch {} of {}x{}x{} clips", cfg.name, count,
+               device.str(), o.batch, o.frames, o.size, o.size);
+
+  std::ofstream log(o.out_dir + "/train.log", std::ios::app);
+  if (!log) throw IoError("cannot write '" + o.out_dir + "/train.log'");
+  const data::Tokenizer tok;
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  // Fixed preview prompts: captions of held-out world seeds.
+  std::vector<std::string> preview_prompts;
+  for (uint64_t s : {900001ull, 900002ull}) preview_prompts.push_back(data::generate_clip(s, 2, 8, 8).caption);
+
+  auto save = [&] { save_checkpoint(o.out_dir, params, ema, m, v, step, cfg.name); };
+  auto preview = [&] {
+    model::WanDiT pdit(cfg);
+    model::TextNet ptext(tcfg);
+    pdit->to(device);
+    ptext->to(device);
+    auto pparams = all_parameters(*pdit, *ptext);
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < pparams.size(); ++i) pparams[i].param.copy_(ema[i]);
+    }
+    pdit->eval();
+    ptext->eval();
+    for (size_t k = 0; k < preview_prompts.size(); ++k) {
+      const Video video = sample_video(*pdit, *ptext, tok, preview_prompts[k], o.frames, o.size, o.preview_steps,
+                                       cfg.default_guidance, cfg.default_shift, 1234 + k, device);
+      const auto a = eval::prompt_adherence(video, preview_prompts[k]);
+      const std::string path = o.out_dir + "/preview_" + std::to_string(step) + "_" + std::to_string(k) + ".ppm";
+      write_contact_sheet(video, path);
+      spdlog::info("preview step {}: adherence {:.1f}% (presence {:.0f}%, size {:.0f}%, motion {:.0f}%) '{}' → {}", step,
+                   100 * a.accuracy, 100 * a.presence, 100 * a.size, 100 * a.motion, preview_prompts[k], path);
+      log << "preview " << step << " " << k << " adherence " << a.accuracy << " \"" << preview_prompts[k] << "\"\n";
+    }
+    log.flush();
+  };
+
+  Prefetcher prefetch(o, step * o.batch, tcfg.length);
+  double loss_sum = 0.0;
+  int loss_n = 0;
+  bool checked_gradients = false;
+  auto last_save = std::chrono::steady_clock::now();
+  while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s)) {
+    Batch batch = prefetch.pop();
+    const auto x0 = batch.x0.to(device, /*non_blocking=*/true);
+    const auto ids = batch.ids.to(device);
+    const int64_t B = x0.size(0);
+    // σ = shift·u / (1 + (shift − 1)·u): more of the budget where composition and motion form.
+    auto u = torch::rand({B}, torch::TensorOptions().device(device));
+    auto sigma = o.shift * u / (1.0 + (o.shift - 1.0) * u);
+    auto noise = torch::randn_like(x0);
+    const auto s = sigma.view({B, 1, 1, 1, 1});
+    const auto xt = (1.0 - s) * x0 + s * noise;
+    const auto target = noise - x0;
+    const auto pred = dit->forward(xt, sigma * 1000.0, text->forward(ids));
+    const auto loss = torch::mse_loss(pred, target);
+    for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
+    loss.backward();
+    if (!checked_gradients) {
+      // A dense layer that is not differentiable would leave attention untrained without a sound.
+      for (auto& p : params) {
+        if (p.name == "dit.blocks.0.self_attn.q.weight" &&
+            (!p.param.grad().defined() || p.param.grad().abs().sum().item<double>() == 0.0)) {
+          throw Error("the DiT's self-attention passes no gradient to " + p.name +
+                      " (WanDiT::forward must be differentiable through the dense attention path)");
+        }
+      }
+      checked_gradients = true;
+    }
+    std::vector<torch::Tensor> grads;
+    for (auto& p : params) grads.push_back(p.param);
+    torch::nn::utils::clip_grad_norm_(grads, 1.0);
+    ++step;
+    const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps),
+                                     o.time_limit_s > 0.0 ? elapsed() / o.time_limit_s : 0.0);
+    const double warm = std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
+    const double decay = progress < 0.75 ? 1.0 : std::max(0.1, 1.0 - 0.9 * (progress - 0.75) / 0.25);
+    const double lr = o.lr * warm * decay;
+    adamw_step(params, m, v, step, lr, o.weight_decay);
+    {
+      torch::NoGradGuard no_grad;
+      const double d = std::min(o.ema_decay, (1.0 + step) / (10.0 + step));
+      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
+    }
+    loss_sum += loss.item<double>();
+    ++loss_n;
+    if (step % o.log_every == 0) {
+      const double mean = loss_sum / loss_n;
+      spdlog::info("step {} loss {:.5f} lr {:.2e} {:.1f} s", step, mean, lr, elapsed());
+      log << "step " << step << " loss " << mean << " lr " << lr << " time " << elapsed() << "\n";
+      log.flush();
+      loss_sum = 0.0;
+      loss_n = 0;
+    }
+    const bool time_save = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() > 60.0;
+    if ((o.save_every > 0 && step % o.save_every == 0) || time_save) {
+      save();
+      last_save = std::chrono::steady_clock::now();
+    }
+    if (o.preview_every > 0 && step % o.preview_every == 0) preview();
+  }
+  save();
+  spdlog::info("stopped at step {} after {:.1f} s; checkpoint in '{}'", step, elapsed(), o.out_dir);
+  log << "stop " << step << " time " << elapsed() << "\n";
+  log.flush();
+  if (o.preview_every > 0) preview();
+  if (!o.export_path.empty()) export_weights(o.out_dir, cfg.name, o.export_path);
+  return step;
+}
+
+void export_weights(const std::string& out_dir, const std::string& config, const std::string& path) {
+  const std::string src = out_dir + "/ema.safetensors";
+  io::SafetensorsFile file(src);
+  std::map<std::string, torch::Tensor> dit, text;
+  for (const auto& name : file.names()) {
+    if (name.rfind("dit.", 0) == 0) dit[name.substr(4)] = file.load(name, torch::kHalf);
+    else if (name.rfind("text.", 0) == 0) text[name.substr(5)] = file.load(name, torch::kHalf);
+  }
+  if (dit.empty() || text.empty()) throw IoError("'" + src + "' holds no dit.* / text.* tensors");
+  std::string step = "?";
+  if (file.metadata().count("step")) step = file.metadata().at("step");
+  io::write_safetensors(path, dit, {{"longshot.config", config}, {"format", "pt"}, {"step", step}});
+  io::write_safetensors(model::builtin_text_path(path), text, {{"longshot.text_net", config}, {"step", step}});
+  spdlog::info("exported EMA weights of step {} → '{}' and '{}'", step, path, model::builtin_text_path(path));
+}
+
+}  // namespace longshot::train

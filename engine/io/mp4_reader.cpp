@@ -1,0 +1,83 @@
+// MP4 reader for tests and probing: demux the best video stream, decode every frame.
+#include <memory>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libswscale/swscale.h>
+}
+
+#include "engine/common/error.h"
+#include "engine/io/mp4.h"
+
+namespace longshot::io {
+
+namespace {
+struct InputFree { void operator()(AVFormatContext* f) const { avformat_close_input(&f); } };
+struct CodecCtxFree { void operator()(AVCodecContext* c) const { avcodec_free_context(&c); } };
+struct FrameFree { void operator()(AVFrame* f) const { av_frame_free(&f); } };
+struct PacketFree { void operator()(AVPacket* p) const { av_packet_free(&p); } };
+struct SwsFree { void operator()(SwsContext* s) const { sws_freeContext(s); } };
+}  // namespace
+
+Mp4Info read_mp4(const std::string& path, Video* frames) {
+  const std::string where = "cannot read video '" + path + "'";
+  AVFormatContext* raw = nullptr;
+  if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) throw IoError(where + ": not a readable media file");
+  std::unique_ptr<AVFormatContext, InputFree> in(raw);
+  if (avformat_find_stream_info(in.get(), nullptr) < 0) throw IoError(where + ": no stream information");
+  const AVCodec* codec = nullptr;
+  const int si = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+  if (si < 0 || !codec) throw IoError(where + ": no decodable video stream");
+  AVStream* st = in->streams[si];
+  std::unique_ptr<AVCodecContext, CodecCtxFree> dec(avcodec_alloc_context3(codec));
+  avcodec_parameters_to_context(dec.get(), st->codecpar);
+  if (avcodec_open2(dec.get(), codec, nullptr) < 0) throw IoError(where + ": cannot open decoder " + codec->name);
+
+  Mp4Info info;
+  info.width = dec->width;
+  info.height = dec->height;
+  info.codec = codec->name;
+  info.fps = st->avg_frame_rate.den ? av_q2d(st->avg_frame_rate) : 0;
+  if (frames) {
+    *frames = Video{};
+    frames->width = info.width;
+    frames->height = info.height;
+    frames->fps = info.fps;
+  }
+  std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
+  std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+  std::unique_ptr<SwsContext, SwsFree> sws;
+  auto receive = [&]() {
+    while (avcodec_receive_frame(dec.get(), frame.get()) == 0) {
+      ++info.frames;
+      if (frames) {
+        if (!sws)
+          sws.reset(sws_getContext(frame->width, frame->height, AVPixelFormat(frame->format), info.width, info.height,
+                                   AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr));
+        const size_t off = frames->rgb.size();
+        frames->rgb.resize(off + size_t(info.width) * info.height * 3);
+        uint8_t* dst[1] = {frames->rgb.data() + off};
+        const int stride[1] = {info.width * 3};
+        sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, stride);
+        frames->frames = info.frames;
+      }
+      av_frame_unref(frame.get());
+    }
+  };
+  while (av_read_frame(in.get(), pkt.get()) >= 0) {
+    if (pkt->stream_index == si) {
+      if (avcodec_send_packet(dec.get(), pkt.get()) < 0) {
+        av_packet_unref(pkt.get());
+        throw IoError(where + ": corrupt video data");
+      }
+      receive();
+    }
+    av_packet_unref(pkt.get());
+  }
+  avcodec_send_packet(dec.get(), nullptr);
+  receive();
+  return info;
+}
+
+}  // namespace longshot::io

@@ -1,0 +1,170 @@
+// End-to-end benchmark: time of one denoising step of wan2.1-t2v-1.3b (random bf16 weights; speed
+// does not depend on weight values) per attention mode, at 81 frames 480p (21×30×52 latent tokens)
+// and the 6× horizon (126×30×52). Prints a table and writes JSON.
+//
+// Method (stated in the output): a model with --layers L of the 30 blocks is timed over --reps
+// forwards after one warm-up; a step is 2 forwards (classifier-free guidance), each extrapolated as
+// 30/L × the L-block forward (this over-counts patch embedding / text MLP / head by 30/L, a few
+// percent at most). The attention share f comes from per-layer timing with device syncs; Amdahl's
+// ideal speedup at block sparsity s is 1 / ((1 − f) + f·(1 − s)) against the same run's dense.
+// Peak memory: measured peak of the L-block run + (30 − L) blocks of bf16 weights.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#if defined(LONGSHOT_HAS_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define LONGSHOT_BENCH_MEMORY 1
+#endif
+
+#include "engine/attention/attention.h"
+#include "engine/attention/mask_policy.h"
+#include "engine/model/dit.h"
+
+using namespace longshot;
+
+namespace {
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+void reset_peak() {
+#if defined(LONGSHOT_BENCH_MEMORY)
+  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#endif
+}
+
+double peak_gib() {
+#if defined(LONGSHOT_BENCH_MEMORY)
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+  return double(stats.allocated_bytes[size_t(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak) / (1ull << 30);
+#else
+  return -1;
+#endif
+}
+
+struct Row {
+  std::string grid, mode;
+  double sparsity = 0, forward_ms = 0, attention_ms = 0, mask_ms = 0, step_ms = 0, share = 0, ideal = 1, measured = 1,
+         peak = -1;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  int layers = 2, reps = 2;
+  std::vector<std::string> grids, modes;
+  std::string json_path = "bench_e2e.json";
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--layers") layers = std::stoi(args[i + 1]);
+    else if (args[i] == "--reps") reps = std::stoi(args[i + 1]);
+    else if (args[i] == "--grid") grids.push_back(args[i + 1]);
+    else if (args[i] == "--mode") modes.push_back(args[i + 1]);
+    else if (args[i] == "--json") json_path = args[i + 1];
+  }
+  const bool cuda = torch::cuda::is_available();
+  if (grids.empty()) grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
+  if (modes.empty()) {
+    modes.push_back("dense-sdpa");
+    for (const auto& p : attention::registered_policies()) modes.push_back(p.name);
+  }
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat;
+  auto config = model::find_config("wan2.1-t2v-1.3b");
+  const int full_layers = int(config.num_layers);
+  config.num_layers = layers;
+  std::printf("bench_e2e: wan2.1-t2v-1.3b, %d of %d blocks timed, random %s weights on %s, backend %s\n", layers,
+              full_layers, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)",
+              attention::backend_description().c_str());
+  model::WanDiT dit(config);
+  dit->init_random(1);
+  dit->to(device, dtype);
+  dit->eval();
+  torch::NoGradGuard no_grad;
+  int64_t block_bytes = 0;
+  for (const auto& p : dit->blocks[0]->parameters()) block_bytes += p.numel() * p.element_size();
+
+  std::vector<Row> rows;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& gtext : grids) {
+    const auto grid = attention::TokenGrid::parse(gtext);
+    const auto& p = config.patch;
+    auto x = torch::randn({1, config.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device, dtype);
+    auto t = torch::full({1}, 500.0).to(device);
+    auto text = torch::randn({1, 512, config.text_dim}).to(device, dtype);
+    double dense_step = 0;
+    for (const auto& mode : modes) {
+      std::unique_ptr<attention::MaskPolicy> policy;
+      model::AttentionControl ctl;
+      if (mode == "dense-sdpa") {
+        ctl.torch_dense = true;
+      } else {
+        policy = attention::create_policy(mode);
+        ctl.policy = policy.get();
+      }
+      ctl.block_size = 128;
+      ctl.step = 25;  // a mid-run step: past every mode's own warm-up
+      ctl.num_steps = 50;
+      Row row;
+      row.grid = gtext;
+      row.mode = mode;
+      try {
+        dit->forward(x, t, text, &ctl);  // warm-up (and mask caches)
+        if (cuda) torch::cuda::synchronize();
+        reset_peak();
+        double fwd = 0, attn = 0, mask = 0;
+        for (int r = 0; r < reps; ++r) {
+          const double t0 = now_ms();
+          dit->forward(x, t, text, &ctl);
+          if (cuda) torch::cuda::synchronize();
+          fwd += now_ms() - t0;
+          attn += ctl.stats.attention_ms;
+          mask += ctl.stats.mask_ms;
+        }
+        row.forward_ms = fwd / reps;
+        row.attention_ms = attn / reps;
+        row.mask_ms = mask / reps;
+        row.sparsity = ctl.stats.mean_sparsity();
+        row.step_ms = 2.0 * row.forward_ms * full_layers / layers;
+        row.share = row.attention_ms / row.forward_ms;
+        row.peak = cuda ? peak_gib() + double(block_bytes) * (full_layers - layers) / (1ull << 30) : -1;
+      } catch (const std::exception& e) {
+        std::printf("  %s %s: failed: %s\n", gtext.c_str(), mode.c_str(), e.what());
+        continue;
+      }
+      if (mode == "dense-sdpa" || (dense_step == 0 && mode == "dense")) dense_step = row.step_ms;
+      rows.push_back(row);
+    }
+    // Amdahl against the best dense of this grid (its attention share).
+    double f = 0;
+    for (const auto& r : rows)
+      if (r.grid == gtext && r.step_ms == dense_step) f = r.share;
+    for (auto& r : rows) {
+      if (r.grid != gtext) continue;
+      r.ideal = 1.0 / ((1 - f) + f * (1 - r.sparsity));
+      r.measured = dense_step / r.step_ms;
+      out.push_back({{"grid", r.grid}, {"mode", r.mode}, {"sparsity", r.sparsity}, {"forward_ms", r.forward_ms},
+                     {"attention_ms", r.attention_ms}, {"mask_ms", r.mask_ms}, {"step_ms", r.step_ms},
+                     {"attention_share", r.share}, {"amdahl_ideal", r.ideal}, {"measured_speedup", r.measured},
+                     {"peak_gib", r.peak}, {"layers_timed", layers}});
+    }
+  }
+  std::printf("\n| latent grid | mode | block sparsity | step (s, est.) | attention share | mask build (ms/fwd) | "
+              "speedup measured | Amdahl ideal | measured/ideal | peak GiB (est.) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& r : rows)
+    std::printf("| %s | %s | %.1f %% | %.2f | %.0f %% | %.1f | %.2f× | %.2f× | %.2f | %.1f |\n", r.grid.c_str(),
+                r.mode.c_str(), 100 * r.sparsity, r.step_ms / 1000, 100 * r.share, r.mask_ms, r.measured, r.ideal,
+                r.measured / r.ideal, r.peak);
+  std::ofstream(json_path) << out.dump(2) << "\n";
+  std::printf("\nJSON: %s\n", json_path.c_str());
+  return 0;
+}

@@ -1,0 +1,126 @@
+// `longshot generate` end to end: the MP4 decodes back (frame count, size), the trace loads, the
+// PNG frames exist; Ctrl-C mid-run exits 130 and leaves no file; bad flags and paths fail clearly.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "engine/attention/mask_trace.h"
+#include "engine/io/mp4.h"
+
+using namespace longshot;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int n = 0;
+    path = fs::temp_directory_path() / ("longshot_cli_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs the CLI with args; stdout/stderr captured into files; returns the exit status.
+int run_cli(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  std::string cmd = std::string("'") + LONGSHOT_CLI_PATH + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " >'" + out + "' 2>'" + err + "'";
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+}  // namespace
+
+TEST(GenerateCli, WritesMp4TraceAndPngs) {
+  TempDir d;
+  const int rc = run_cli({"generate", "--model", "tiny", "--prompt", "a red ball", "--frames", "8", "--size", "32x32",
+                          "--steps", "2", "--seed", "3", "--mode", "radial", "--param", "keep_ratio=0.4", "--block",
+                          "64", "--out", d.file("clip.mp4"), "--trace", d.file("run.lstrace"), "--png-dir",
+                          d.file("png")},
+                         d.file("out.txt"), d.file("err.txt"));
+  ASSERT_EQ(rc, 0) << slurp(d.file("err.txt"));
+  const auto info = io::read_mp4(d.file("clip.mp4"));
+  EXPECT_EQ(info.frames, 8);
+  EXPECT_EQ(info.width, 32);
+  EXPECT_EQ(info.height, 32);
+  const auto trace = attention::read_mask_trace(d.file("run.lstrace"));
+  EXPECT_EQ(trace.grid, (attention::TokenGrid{8, 16, 16}));
+  EXPECT_EQ(trace.mode, "radial");
+  EXPECT_EQ(trace.block_size, 64);
+  EXPECT_EQ(trace.entries.size(), 2u * 3u);  // 2 steps × 3 layers, one shared-head entry each
+  for (const auto& e : trace.entries) EXPECT_GT(e.sparsity, 0.2);
+  size_t pngs = 0;
+  for (auto& e : fs::directory_iterator(d.file("png"))) pngs += e.path().extension() == ".png";
+  EXPECT_EQ(pngs, 8u);
+  const auto summary = slurp(d.file("out.txt"));
+  EXPECT_NE(summary.find("mean sparsity"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("attention"), std::string::npos) << summary;
+  EXPECT_NE(slurp(d.file("err.txt")).find("step 2/2"), std::string::npos);
+}
+
+TEST(GenerateCli, SameSeedSameFile) {
+  TempDir d;
+  for (const char* name : {"a.mp4", "b.mp4"})
+    ASSERT_EQ(run_cli({"generate", "--prompt", "x", "--frames", "4", "--size", "16x16", "--steps", "2", "--out", d.file(name)},
+                      d.file("o"), d.file("e")),
+              0)
+        << slurp(d.file("e"));
+  Video a, b;
+  io::read_mp4(d.file("a.mp4"), &a);
+  io::read_mp4(d.file("b.mp4"), &b);
+  EXPECT_EQ(a.rgb, b.rgb);
+}
+
+TEST(GenerateCli, InterruptLeavesNoFile) {
+  TempDir d;
+  const std::string err = d.file("err.txt");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen(err.c_str(), "w", stderr);
+    std::freopen("/dev/null", "w", stdout);
+    ::execl(LONGSHOT_CLI_PATH, LONGSHOT_CLI_PATH, "generate", "--prompt", "long", "--frames", "8", "--size", "32x32",
+            "--steps", "1000", "--out", d.file("clip.mp4").c_str(), "--trace", d.file("t.lstrace").c_str(), nullptr);
+    ::_exit(127);
+  }
+  // Wait until the first step is done, then press Ctrl-C.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (slurp(err).find("step 1/1000") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(err);
+  EXPECT_NE(slurp(err).find("cancelled"), std::string::npos);
+  for (auto& e : fs::directory_iterator(d.path)) EXPECT_EQ(e.path().filename(), "err.txt") << "left behind: " << e.path();
+}
+
+TEST(GenerateCli, UsageAndPathErrors) {
+  TempDir d;
+  EXPECT_EQ(run_cli({"generate", "--frames", "4"}, d.file("o"), d.file("e")), 2);  // no prompt
+  EXPECT_EQ(run_cli({"generate", "--prompt", "x", "--bogus", "1"}, d.file("o"), d.file("e")), 2);
+  EXPECT_EQ(run_cli({"generate", "--prompt", "x", "--out", "/nonexistent-dir/c.mp4"}, d.file("o"), d.file("e")), 1);
+  EXPECT_NE(slurp(d.file("e")).find("/nonexistent-dir/c.mp4"), std::string::npos) << slurp(d.file("e"));
+  EXPECT_EQ(run_cli({"generate", "--prompt", "x", "--mode", "nope"}, d.file("o"), d.file("e")), 1);
+  EXPECT_NE(slurp(d.file("e")).find("nope"), std::string::npos);
+  EXPECT_EQ(run_cli({"generate", "--prompt", "x", "--size", "15x16"}, d.file("o"), d.file("e")), 1);
+  EXPECT_NE(slurp(d.file("e")).find("width"), std::string::npos) << slurp(d.file("e"));
+}

@@ -1,0 +1,225 @@
+// The Wan2.1 DiT on the tiny config: shapes, determinism, the sparse path with a full mask equals
+// the dense path (raster and Hilbert order: permute-once + permuted RoPE), statistics, dense
+// layers/steps, cancel, trainability.
+#include <gtest/gtest.h>
+
+#include "engine/attention/mask_policy.h"
+#include "engine/common/error.h"
+#include "engine/model/dit.h"
+
+using namespace longshot;
+using namespace longshot::model;
+
+namespace {
+
+WanDiT tiny_model(uint64_t seed = 1) {
+  WanDiT m(find_config("tiny"));
+  m->init_random(seed);
+  m->eval();
+  return m;
+}
+
+struct Inputs {
+  torch::Tensor x, t, text;
+};
+
+Inputs inputs(uint64_t seed = 3) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  return {torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat), torch::full({1}, 700.0),
+          torch::randn({1, 5, 32}, gen, torch::kFloat)};
+}
+
+// A test policy: a fixed mask in a chosen ordering (full, or only the diagonal blocks).
+class FixedPolicy : public attention::MaskPolicy {
+ public:
+  FixedPolicy(attention::OrderingKind ordering, bool full) : ordering_(ordering), full_(full) {}
+  std::string name() const override { return "fixed"; }
+  attention::OrderingKind ordering() const override { return ordering_; }
+  attention::BlockMaskPtr build(const attention::MaskRequest& r) override {
+    ++calls;
+    const int64_t n = r.grid.size();
+    if (full_) return std::make_shared<attention::BlockMask>(attention::BlockMask::full(n, r.block_size, 1, ordering_));
+    const int64_t nb = attention::BlockMask::blocks_for(n, r.block_size);
+    std::vector<uint8_t> keep(size_t(nb * nb), 0);
+    for (int64_t b = 0; b < nb; ++b) keep[size_t(b * nb + b)] = 1;
+    return std::make_shared<attention::BlockMask>(attention::BlockMask::from_dense(keep, n, r.block_size, 1, ordering_));
+  }
+  attention::ParamValues params() const override { return {}; }
+  int calls = 0;
+
+ private:
+  attention::OrderingKind ordering_;
+  bool full_;
+};
+
+}  // namespace
+
+TEST(Config, WanFactsAndRegistry) {
+  const auto c = find_config("wan2.1-t2v-1.3b");
+  EXPECT_EQ(c.dim, 1536);
+  EXPECT_EQ(c.num_layers, 30);
+  EXPECT_EQ(c.num_heads, 12);
+  EXPECT_EQ(c.ffn_dim, 8960);
+  EXPECT_EQ(c.text_dim, 4096);
+  EXPECT_EQ(c.head_dim(), 128);
+  const auto b = find_config("wan2.1-t2v-14b");
+  EXPECT_EQ(b.dim, 5120);
+  EXPECT_EQ(b.num_layers, 40);
+  EXPECT_EQ(b.num_heads, 40);
+  EXPECT_EQ(b.ffn_dim, 13824);
+  EXPECT_THROW(find_config("wan9"), ParameterError);
+  DiTConfig mine = find_config("tiny");
+  mine.name = "test-registered";
+  mine.num_layers = 1;
+  register_config(mine);
+  EXPECT_EQ(find_config("test-registered").num_layers, 1);
+  mine.num_heads = 5;  // 64 not divisible by 5
+  EXPECT_THROW(register_config(mine), ParameterError);
+}
+
+TEST(Dit, RopeSplitMatchesWan) {
+  EXPECT_EQ(rope_split(128), (std::array<int64_t, 3>{44, 42, 42}));
+  EXPECT_EQ(rope_split(32), (std::array<int64_t, 3>{12, 10, 10}));
+}
+
+TEST(Dit, ParameterNamesAreWanKeys) {
+  auto m = tiny_model();
+  std::set<std::string> names;
+  for (const auto& p : m->named_parameters()) names.insert(p.key());
+  for (const char* k : {"patch_embedding.weight", "text_embedding.0.weight", "text_embedding.2.bias", "time_embedding.0.weight",
+                        "time_projection.1.weight", "blocks.0.modulation", "blocks.0.self_attn.q.weight",
+                        "blocks.0.self_attn.norm_q.weight", "blocks.2.cross_attn.o.bias", "blocks.1.norm3.weight",
+                        "blocks.1.ffn.0.weight", "blocks.1.ffn.2.bias", "head.head.weight", "head.modulation"})
+    EXPECT_TRUE(names.count(k)) << k;
+  EXPECT_FALSE(names.count("blocks.0.norm1.weight"));  // norm1/norm2 have no affine
+  EXPECT_EQ(m->named_parameters()["blocks.0.modulation"].sizes(), (std::vector<int64_t>{1, 6, 64}));
+}
+
+TEST(Dit, OutputShapeAndFinite) {
+  auto m = tiny_model();
+  auto in = inputs();
+  torch::NoGradGuard ng;
+  auto out = m->forward(in.x, in.t, in.text);
+  EXPECT_EQ(out.sizes(), in.x.sizes());
+  EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  EXPECT_GT(out.abs().mean().item<double>(), 1e-4);
+  EXPECT_THROW(m->forward(torch::zeros({1, 4, 4, 8, 8}), in.t, in.text), ShapeError);
+  EXPECT_THROW(m->forward(torch::zeros({1, 3, 4, 7, 8}), in.t, in.text), ShapeError);
+  EXPECT_THROW(m->forward(in.x, in.t, torch::zeros({1, 5, 31})), ShapeError);
+}
+
+TEST(Dit, SameSeedSameWeightsAndOutput) {
+  auto a = tiny_model(5), b = tiny_model(5), c = tiny_model(6);
+  auto in = inputs();
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::equal(a->forward(in.x, in.t, in.text), b->forward(in.x, in.t, in.text)));
+  EXPECT_FALSE(torch::equal(a->forward(in.x, in.t, in.text), c->forward(in.x, in.t, in.text)));
+}
+
+TEST(Dit, FullMaskThroughSparsePathEqualsDense) {
+  auto m = tiny_model();
+  auto in = inputs();
+  torch::NoGradGuard ng;
+  const auto dense = m->forward(in.x, in.t, in.text);
+  for (auto ordering : {attention::OrderingKind::Raster, attention::OrderingKind::Hilbert}) {
+    FixedPolicy policy(ordering, /*full=*/true);
+    AttentionControl ctl;
+    ctl.policy = &policy;
+    ctl.block_size = 32;
+    const auto sparse = m->forward(in.x, in.t, in.text, &ctl);
+    EXPECT_EQ(policy.calls, 3);
+    EXPECT_LT((sparse - dense).abs().max().item<double>(), 1e-4) << attention::to_string(ordering);
+  }
+  // The registered dense mode goes the same way.
+  auto policy = attention::create_policy("dense");
+  AttentionControl ctl;
+  ctl.policy = policy.get();
+  ctl.block_size = 32;
+  EXPECT_LT((m->forward(in.x, in.t, in.text, &ctl) - dense).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Dit, HilbertOrderingChangesNothingButTheMaskLayout) {
+  // A non-full mask in Hilbert order must differ from dense, and differ from the same mask in raster order.
+  auto m = tiny_model();
+  auto in = inputs();
+  torch::NoGradGuard ng;
+  FixedPolicy hil(attention::OrderingKind::Hilbert, false), ras(attention::OrderingKind::Raster, false);
+  AttentionControl a, b;
+  a.policy = &hil;
+  b.policy = &ras;
+  a.block_size = b.block_size = 32;
+  const auto dense = m->forward(in.x, in.t, in.text);
+  const auto oh = m->forward(in.x, in.t, in.text, &a), orr = m->forward(in.x, in.t, in.text, &b);
+  EXPECT_GT((oh - dense).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((oh - orr).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Dit, StatsDenseLayersAndSteps) {
+  auto m = tiny_model();
+  auto in = inputs();
+  torch::NoGradGuard ng;
+  FixedPolicy diag(attention::OrderingKind::Raster, false);
+  AttentionControl ctl;
+  ctl.policy = &diag;
+  ctl.block_size = 32;  // 256 tokens → 8 blocks; diagonal keeps 1/8
+  ctl.dense_first_layers = 1;
+  ctl.inspect_layer = 1;
+  ctl.inspect_head = 1;
+  ctl.want_recall = true;
+  ctl.want_heatmap = true;
+  ctl.keep_masks = true;
+  m->forward(in.x, in.t, in.text, &ctl);
+  const auto& s = ctl.stats;
+  ASSERT_EQ(s.sparsity.size(), 6u);
+  EXPECT_EQ(s.sparsity[0], 0.0f);
+  EXPECT_EQ(s.sparsity[1], 0.0f);
+  EXPECT_NEAR(s.sparsity[2], 0.875, 1e-6);
+  EXPECT_NEAR(s.sparsity[5], 0.875, 1e-6);
+  EXPECT_NEAR(s.mean_sparsity(), 0.875 * 4 / 6, 1e-6);
+  EXPECT_EQ(diag.calls, 2);
+  ASSERT_TRUE(s.inspected_mask);
+  EXPECT_GT(s.recall, 0.0);
+  EXPECT_LT(s.recall, 1.0);
+  ASSERT_TRUE(s.inspected_probs.defined());
+  EXPECT_EQ(s.inspected_probs.numel(), 256);
+  EXPECT_NEAR(s.inspected_probs.sum().item<double>(), 1.0, 1e-4);
+  EXPECT_EQ(s.layer_masks.size(), 3u);
+  EXPECT_FALSE(s.layer_masks[0]);
+  EXPECT_TRUE(s.layer_masks[2]);
+  EXPECT_GE(s.attention_ms, s.mask_ms);
+
+  ctl.dense_step = true;
+  diag.calls = 0;
+  m->forward(in.x, in.t, in.text, &ctl);
+  EXPECT_EQ(diag.calls, 0);
+  EXPECT_EQ(ctl.stats.mean_sparsity(), 0.0);
+  ctl.dense_step = false;
+  ctl.dense_first_layers = 0;
+  ctl.dense_last_layers = 3;
+  m->forward(in.x, in.t, in.text, &ctl);
+  EXPECT_EQ(diag.calls, 0);
+}
+
+TEST(Dit, CancelFlagStopsTheForward) {
+  auto m = tiny_model();
+  auto in = inputs();
+  std::atomic<bool> cancel{true};
+  AttentionControl ctl;
+  ctl.cancel = &cancel;
+  torch::NoGradGuard ng;
+  EXPECT_THROW(m->forward(in.x, in.t, in.text, &ctl), Cancelled);
+}
+
+TEST(Dit, TrainableThroughDenseAttention) {
+  auto m = tiny_model();
+  m->train();
+  auto in = inputs();
+  auto loss = m->forward(in.x, in.t, in.text).pow(2).mean();
+  loss.backward();
+  for (const char* k : {"blocks.0.self_attn.q.weight", "blocks.0.self_attn.norm_k.weight", "blocks.1.cross_attn.k.weight",
+                        "patch_embedding.weight", "head.modulation", "text_embedding.0.weight"}) {
+    auto g = m->named_parameters()[k].grad();
+    ASSERT_TRUE(g.defined()) << k;
+    EXPECT_GT(g.abs().sum().item<double>(), 0.0) << k;
+  }
+}

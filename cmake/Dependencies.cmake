@@ -14,15 +14,18 @@ message(STATUS "Longshot: LibTorch ${Torch_VERSION} (${TORCH_LIBRARIES})")
 
 find_package(Threads REQUIRED)
 
-# spdlog: Debian's compiled package, or header-only headers from LONGSHOT_THIRD_PARTY_DIR.
-find_package(spdlog QUIET)
-if(NOT spdlog_FOUND)
-  if(LONGSHOT_THIRD_PARTY_DIR AND EXISTS "${LONGSHOT_THIRD_PARTY_DIR}/include/spdlog/spdlog.h")
-    add_library(longshot_spdlog INTERFACE)
-    target_include_directories(longshot_spdlog SYSTEM INTERFACE "${LONGSHOT_THIRD_PARTY_DIR}/include")
-    target_compile_definitions(longshot_spdlog INTERFACE SPDLOG_HEADER_ONLY FMT_HEADER_ONLY)
-    add_library(spdlog::spdlog ALIAS longshot_spdlog)
-  else()
+# spdlog: header-only headers from LONGSHOT_THIRD_PARTY_DIR when it has them (a system spdlog
+# there may expect another fmt than the newer one LibTorch ships), else Debian's compiled package.
+if(LONGSHOT_THIRD_PARTY_DIR AND EXISTS "${LONGSHOT_THIRD_PARTY_DIR}/include/spdlog/spdlog.h")
+  add_library(longshot_spdlog INTERFACE)
+  # Not SYSTEM: -I folders are searched before LibTorch's -isystem ones, whose fmt/ is another
+  # version than the carried spdlog was written for.
+  target_include_directories(longshot_spdlog BEFORE INTERFACE "${LONGSHOT_THIRD_PARTY_DIR}/include")
+  target_compile_definitions(longshot_spdlog INTERFACE SPDLOG_HEADER_ONLY FMT_HEADER_ONLY)
+  add_library(spdlog::spdlog ALIAS longshot_spdlog)
+else()
+  find_package(spdlog QUIET)
+  if(NOT spdlog_FOUND)
     message(FATAL_ERROR "spdlog not found. ${_fix}")
   endif()
 endif()

@@ -144,7 +144,7 @@ TEST(Policies, RecallRisesWithKeepRatio) {
   for (const char* mode : {"radial", "dfs"}) {
     double prev = 0.0;
     for (double keep : {0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0}) {
-      const double r = recall_of(mode, {{"keep_ratio", keep}, {"adaptivity", 1.0}});
+      const double r = recall_of(mode, {{"keep_ratio", keep}});
       EXPECT_GE(r, prev - 1e-9) << mode << " keep " << keep;
       prev = r;
     }
@@ -206,7 +206,7 @@ TEST(Policies, LvsaAnchorsCoverEveryBlockOverOneRotation) {
 
   // Through the policy's masks: every key block is reached by every row within one period.
   auto policy = create_policy("lvsa", {{"window_frames", 0}, {"spatial_window", 0}, {"anchors", 4}});
-  std::vector<std::set<int32_t>> reach(size_t(nb));
+  std::vector<std::set<int32_t>> reach(static_cast<size_t>(nb));
   for (int step = 0; step < period; ++step) {
     auto mask = policy->build(request_for(*policy, step, 2));
     EXPECT_GT(mask->block_sparsity(), 0.5);

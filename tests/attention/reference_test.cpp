@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <random>
 
 #include "engine/attention/attention.h"
 #include "engine/attention/metrics.h"

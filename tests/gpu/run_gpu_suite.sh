@@ -20,15 +20,17 @@ export TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \
-  -DLONGSHOT_BUILD_TESTS=ON >"$out/configure.log" 2>&1 || { tail -40 "$out/configure.log"; exit 1; }
-grep -E "Longshot:" "$out/configure.log"
-cmake --build build/cuda --target test_gpu bench_attention -j16 >"$out/build.log" 2>&1 \
-  || { grep -E "error|Error" -A3 "$out/build.log" | head -60; exit 1; }
-echo "build ok"
-if [ -n "$tests" ]; then
+  -DLONGSHOT_BUILD_TESTS=ON >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+grep -E "Longshot:" "$out/build.log"
+build() {  # target: build it, or show the first errors
+  cmake --build build/cuda --target "$1" -j16 >>"$out/build.log" 2>&1 \
+    || { grep -E "error|Error" -A3 "$out/build.log" | head -60; return 1; }
+  echo "built $1"
+}
+if [ -n "$tests" ] && build test_gpu; then
   ./build/cuda/tests/test_gpu 2>&1 | tee "$out/test_gpu.log" | grep -vE "^\[ *(RUN|OK) " | tail -40
 fi
-if [ -n "$bench" ]; then
+if [ -n "$bench" ] && build bench_attention; then
   rm -rf /tmp/masks && mkdir -p /tmp/masks
   ./build/cuda/tests/bench/bench_attention $quick --json "$out/bench_ours.json" --export-dir /tmp/masks \
     2>&1 | tee "$out/bench.log"

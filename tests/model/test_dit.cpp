@@ -3,6 +3,8 @@
 // layers/steps, cancel, trainability.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "engine/attention/mask_policy.h"
 #include "engine/common/error.h"
 #include "engine/model/dit.h"

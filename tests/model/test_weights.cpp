@@ -1,6 +1,9 @@
 // Safetensors checkpoints of the DiT: round trips in the Wan2.1 and diffusers layouts, the
 // diffusers key mapping (norm2/norm3 swap), missing and mis-shaped tensors, config inference.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <functional>
 
 #include <filesystem>
 

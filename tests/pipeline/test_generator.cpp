@@ -80,7 +80,7 @@ TEST(Generator, EventSequenceAndOutputs) {
     for (float v : s.heatmap->values) sum += v;
     EXPECT_NEAR(sum, 1.0, 1e-3);
     EXPECT_EQ(s.heatmap->query_token, started.grid.index(2, 4, 4));
-    EXPECT_DOUBLE_EQ(s.recall_estimate, 1.0);  // dense mode keeps all mass
+    EXPECT_NEAR(s.recall_estimate, 1.0, 1e-5);  // dense mode keeps all mass
   }
   EXPECT_EQ(steps[1].eta_ms, 0.0);
   ASSERT_EQ(of<FramesDecoded>(ev).size(), 1u);

@@ -8,6 +8,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <limits>
+
 #include <cuda_runtime_api.h>
 #include <spdlog/spdlog.h>
 
@@ -327,12 +330,31 @@ void check_scores(const torch::Tensor& scores, const char* who) {
 DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_len, int64_t block_size,
                             OrderingKind ordering) {
   check_scores(scores, "select_topk");
+  check_mask_geometry(seq_len, block_size, "select_topk");
+  const int64_t nb = (seq_len + block_size - 1) / block_size;
+  if (scores.size(1) != nb) throw ShapeError("select_topk: scores must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) + "]");
   if (k < 1) throw ParameterError("k", "must be >= 1, got " + std::to_string(k));
-  k = std::min<int64_t>(k, scores.size(2));
-  const auto idx = std::get<1>(torch::topk(scores, k, -1, /*largest=*/true, /*sorted=*/false));
-  auto keep = torch::zeros(scores.sizes(), scores.options().dtype(torch::kBool));
-  keep.scatter_(-1, idx, true);
-  return mask_from_keep(keep, seq_len, block_size, true, ordering);
+  k = std::min<int64_t>(k, nb);
+  // The diagonal wins every row (+inf), so each row keeps exactly k blocks: the BSR then has a
+  // known size and is built without a device→host sync (no nonzero), and every row is equally
+  // heavy, so the schedule is the natural order.
+  auto s = scores.to(torch::kFloat32).clone();
+  s.diagonal(0, 1, 2).fill_(std::numeric_limits<float>::infinity());
+  const auto idx = std::get<1>(torch::topk(s, k, -1, /*largest=*/true, /*sorted=*/false));
+  const auto cols = std::get<0>(idx.sort(-1));  // ascending key blocks within a row
+  DeviceBlockMask out;
+  out.seq_len = seq_len;
+  out.block_size = block_size;
+  out.num_heads = scores.size(0);
+  out.num_q_blocks = nb;
+  out.num_k_blocks = nb;
+  out.ordering = ordering;
+  const auto opts = int32_on(scores.device());
+  out.col_indices = cols.reshape({-1}).to(torch::kInt32).contiguous();
+  out.row_offsets = torch::arange(0, out.num_rows() * k + 1, k, opts);
+  out.schedule = torch::arange(out.num_rows(), opts);
+  out.schedule_heads = out.num_heads;
+  return out;
 }
 
 DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold, int64_t seq_len,

@@ -77,7 +77,8 @@ torch::Tensor block_scores(const torch::Tensor& q, const torch::Tensor& k, int64
 // no row is empty by construction.
 DeviceBlockMask mask_from_keep(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
                                bool keep_diagonal = true, OrderingKind ordering = OrderingKind::Raster);
-// Keeps the `k` highest-scoring key blocks of every row (plus the diagonal): scores [Hm, nq, nk].
+// Keeps exactly `k` key blocks per row: the diagonal and the k − 1 highest-scoring others
+// (scores [Hm, nq, nk]). Built without a device→host sync.
 DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_len,
                             int64_t block_size, OrderingKind ordering = OrderingKind::Raster);
 // Keeps, per row, the fewest highest-scoring blocks whose scores sum to >= threshold × the

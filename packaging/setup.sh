@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config ninja-build   # toolchain
   libtorch-dev                                    # LibTorch (CPU) for the engine
+  libopenblas0-openmp                             # fast BLAS for LibTorch's CPU matmuls (netlib's is ~30x slower)
   libspdlog-dev libfmt-dev nlohmann-json3-dev     # logging, JSON (presets, traces)
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev  # MP4 export
   qt6-base-dev libqt6opengl6-dev libgl-dev libegl-dev libimgui-dev  # the studio

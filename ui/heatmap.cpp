@@ -41,8 +41,9 @@ attention::TokenGrid fit_grid(const attention::TokenGrid& in, int64_t max_h, int
   if (max_h < 1 || max_w < 1) throw ParameterError("max_size", "must be positive");
   if (in.h <= max_h && in.w <= max_w) return in;
   const double s = std::min(static_cast<double>(max_h) / in.h, static_cast<double>(max_w) / in.w);
-  return {in.t, std::clamp<int64_t>(static_cast<int64_t>(in.h * s), 1, in.h),
-          std::clamp<int64_t>(static_cast<int64_t>(in.w * s), 1, in.w)};
+  // The epsilon keeps 52 * (15 / 52) at 15, not 14.999...
+  return {in.t, std::clamp<int64_t>(static_cast<int64_t>(in.h * s + 1e-9), 1, in.h),
+          std::clamp<int64_t>(static_cast<int64_t>(in.w * s + 1e-9), 1, in.w)};
 }
 
 float normalize_value(float v, float vmax, HeatScale scale, float decades) {

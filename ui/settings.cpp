@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -169,8 +170,17 @@ std::string request_to_json(const pipeline::GenerationRequest& request) {
   StudioSettings s;
   s.request = request;
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [key, value] : to_map(s))
-    if (starts_with(key, "request/") && !starts_with(key, kParamPrefix)) j[key.substr(8)] = value;
+  // Typed JSON: text fields stay strings, the rest become numbers and booleans.
+  static const std::set<std::string> text_fields = {"prompt", "negative_prompt", "model", "attention/mode"};
+  for (const auto& [key, value] : to_map(s)) {
+    if (!starts_with(key, "request/") || starts_with(key, kParamPrefix)) continue;
+    const std::string name = key.substr(8);
+    if (text_fields.count(name)) j[name] = value;
+    else if (value == "true" || value == "false") j[name] = value == "true";
+    else if (name == "seed") j[name] = request.seed;
+    else if (value.find_first_of(".eEn") == std::string::npos) j[name] = std::stoll(value);
+    else j[name] = to_double(value);
+  }
   j["attention/params"] = nlohmann::json::object();
   for (const auto& [k, v] : request.attention.params) j["attention/params"][k] = v;
   return j.dump(2);

@@ -15,6 +15,7 @@
 #include "engine/attention/mask_trace.h"
 #include "engine/common/error.h"
 #include "engine/io/png.h"
+#include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/pipeline/generator.h"
 #if defined(LONGSHOT_WITH_FFMPEG)
@@ -89,6 +90,7 @@ std::string clock_text(double ms) {
 }
 
 std::string default_model() {
+  model::register_builtin_model();
   if (model::has_config("longshot-builtin")) {
     const auto c = model::find_config("longshot-builtin");
     if (!c.default_weights.empty() && std::filesystem::exists(c.default_weights)) return c.name;
@@ -150,6 +152,10 @@ int run_generate(const std::vector<std::string>& args) {
   if (!out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
 #endif
   if (req.model.empty()) req.model = default_model();
+  if (req.model == "builtin" || req.model == model::kBuiltinName) {
+    model::register_builtin_model();
+    req.model = model::kBuiltinName;
+  }
   // Per-model defaults for what the user left out (a path: its inferred config decides later).
   const bool pixel = model::has_config(req.model) && model::find_config(req.model).spatial_stride == 1;
   if (model::has_config(req.model)) {

@@ -42,6 +42,9 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/attention/mask_trace.h"
 #include "engine/common/error.h"
+#ifdef LONGSHOT_WITH_FFMPEG
+#include "engine/io/mp4.h"
+#endif
 #include "ui/colormap.h"
 #include "ui/views.h"
 
@@ -412,17 +415,33 @@ void StudioWindow::export_clip() {
     show_error("Nothing to export", "generate a clip first");
     return;
   }
-  const QString dir = QFileDialog::getExistingDirectory(this, "Export clip as PNG frames into folder");
-  if (dir.isEmpty()) return;
-  for (int i = 0; i < v->frames; ++i) {
-    QImage img(v->frame(i), v->width, v->height, static_cast<int>(v->width * 3), QImage::Format_RGB888);
-    const QString path = QDir(dir).filePath(QString("frame_%1.png").arg(i, 4, 10, QChar('0')));
-    if (!img.save(path)) {
-      show_error("Export failed", "cannot write '" + path + "'");
-      return;
+  const QString path = QFileDialog::getSaveFileName(this, "Export clip", "clip.mp4",
+                                                    "MP4 video (*.mp4);;PNG frames (*.png)");
+  if (path.isEmpty()) return;
+  if (path.endsWith(".png", Qt::CaseInsensitive)) {
+    // name.png → name_0000.png, name_0001.png, ...
+    const QString base = path.left(path.size() - 4);
+    for (int i = 0; i < v->frames; ++i) {
+      QImage img(v->frame(i), v->width, v->height, static_cast<int>(v->width * 3), QImage::Format_RGB888);
+      const QString out = QString("%1_%2.png").arg(base).arg(i, 4, 10, QChar('0'));
+      if (!img.save(out)) {
+        show_error("Export failed", "cannot write '" + out + "'");
+        return;
+      }
     }
+    spdlog::info("studio: exported {} PNG frames of job {} as {}_NNNN.png", v->frames, r->job_id, base.toStdString());
+    return;
   }
-  spdlog::info("studio: exported {} frames of job {} to {}", v->frames, r->job_id, dir.toStdString());
+#ifdef LONGSHOT_WITH_FFMPEG
+  try {
+    const std::string encoder = io::write_mp4(*v, path.toStdString());
+    spdlog::info("studio: exported job {} to {} ({} frames, {})", r->job_id, path.toStdString(), v->frames, encoder);
+  } catch (const std::exception& e) {
+    show_error("Export failed", qs(e.what()));
+  }
+#else
+  show_error("Export failed", "this build has no FFmpeg: export as PNG frames (choose a .png name)");
+#endif
 }
 
 void StudioWindow::export_mask_trace() {

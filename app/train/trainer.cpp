@@ -198,6 +198,15 @@ void adamw_step(std::vector<Named>& params, std::vector<torch::Tensor>& m, std::
   }
 }
 
+// Every layer dense through torch's own attention: differentiable (the attention core's dense
+// path is inference-only) and SDPA on the GPU.
+model::AttentionControl training_attention() {
+  model::AttentionControl control;
+  control.torch_dense = true;
+  control.measure_time = false;
+  return control;
+}
+
 // [preview] -------------------------------------------------------------------------------------
 
 Video sample_video(model::WanDiTImpl& dit, model::TextNetImpl& text, const data::Tokenizer& tok, const std::string& prompt,
@@ -210,7 +219,8 @@ Video sample_video(model::WanDiTImpl& dit, model::TextNetImpl& text, const data:
   auto x = sampler::seeded_noise({1, 3, frames, size, size}, seed, device);
   for (int i = 0; i < steps; ++i) {
     const auto t = torch::full({1}, schedule.timestep(i), torch::TensorOptions().device(device));
-    const auto vc = dit.forward(x, t, ctx), vu = dit.forward(x, t, unc);
+    model::AttentionControl control = training_attention();
+    const auto vc = dit.forward(x, t, ctx, &control), vu = dit.forward(x, t, unc, &control);
     x = schedule.step(x, sampler::classifier_free_guidance(vc, vu, guidance), i);
   }
   return data::tensor_to_video(x[0].clamp(-1, 1));
@@ -360,7 +370,8 @@ int64_t run_training(const TrainOptions& o) {
     const auto s = sigma.view({B, 1, 1, 1, 1});
     const auto xt = (1.0 - s) * x0 + s * noise;
     const auto target = noise - x0;
-    const auto pred = dit->forward(xt, sigma * 1000.0, text->forward(ids));
+    model::AttentionControl control = training_attention();
+    const auto pred = dit->forward(xt, sigma * 1000.0, text->forward(ids), &control);
     const auto loss = torch::mse_loss(pred, target);
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
     loss.backward();

@@ -18,8 +18,10 @@ void check_mask_fits(const BlockMask& mask, int64_t heads, int64_t seq_len, cons
 // Bool keep matrix [mask.num_heads, tokens of query blocks [qb_begin, qb_end), seq_len].
 torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end);
 
-// Query blocks per chunk so that a [B, H, chunk tokens, N] fp32 score tensor stays near `budget_bytes`.
-int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t heads, int64_t budget_bytes = 64 << 20);
+// Query blocks per chunk so that a [B, H, chunk tokens, N] fp32 score tensor stays near
+// `budget_bytes`. 8 MB keeps chunk temporaries under glibc's mmap threshold, so they are recycled
+// from the heap instead of page-faulted anew per chunk (that dominated run time at 64 MB).
+int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t heads, int64_t budget_bytes = 8 << 20);
 
 // Mean of x [B, H, N, D] over consecutive token groups of `group` tokens (ragged last group):
 // returns [B, H, ceil(N / group), D] in fp32.

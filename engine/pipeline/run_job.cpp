@@ -10,6 +10,7 @@
 #include <torch/cuda.h>
 
 #include "engine/common/error.h"
+#include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
 #include "engine/model/weights.h"
 #include "engine/sampler/flow_matching.h"
@@ -88,11 +89,18 @@ model::DiTConfig resolve_config(const std::string& name) {
 
 }  // namespace
 
-void run_job(const GenerationRequest& request, JobContext& ctx) {
+void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   const uint64_t id = ctx.job_id;
   int completed = 0;
   try {
-    validate_request(request);
+    validate_request(request_in);
+    GenerationRequest aliased;
+    if (request_in.model == "builtin" || request_in.model == model::kBuiltinName) {
+      model::register_builtin_model();  // idempotent
+      aliased = request_in;
+      aliased.model = model::kBuiltinName;
+    }
+    const GenerationRequest& request = aliased.model.empty() ? request_in : aliased;
     if (!model::has_config(request.model) && !std::filesystem::exists(request.model))
       model::find_config(request.model);  // ParameterError("model") listing the known names
     const auto config = resolve_config(request.model);

@@ -73,7 +73,11 @@ TEST(Settings, PresetJsonRoundTripAndErrors) {
   r.steps = 3;
   r.attention.mode = "radial";
   r.attention.params["decay"] = 0.25;
-  const auto back = lu::request_from_json(lu::request_to_json(r));
+  const std::string json = lu::request_to_json(r);
+  EXPECT_NE(json.find("\"steps\": 3"), std::string::npos) << json;  // typed, not "3"
+  EXPECT_NE(json.find("\"prompt\": \"orbit\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"previews\": true"), std::string::npos) << json;
+  const auto back = lu::request_from_json(json);
   EXPECT_EQ(back.prompt, "orbit");
   EXPECT_EQ(back.steps, 3);
   EXPECT_EQ(back.attention.mode, "radial");

@@ -171,20 +171,23 @@ class DfsPolicy final : public MaskPolicy {
     const int64_t nt = (N + ts - 1) / ts;
     const int64_t tiles_per_block = bs / ts;
 
-    // 1. Tile probabilities [H, nt, nt], batch-averaged.
-    auto qt = detail::pool_tokens(r.q.to(torch::kCPU), ts);
-    auto kt = detail::pool_tokens(r.k.to(torch::kCPU), ts);
-    auto tile_len = torch::full({nt}, static_cast<double>(ts), torch::kFloat32);
-    tile_len[nt - 1] = static_cast<float>(N - (nt - 1) * ts);
+    // 1. Tile probabilities [H, nt, nt], batch-averaged, computed where Q/K live (the GPU in a
+    //    generation run); only the [H, nb, nb] block scores come back to the CPU.
+    auto qt = detail::pool_tokens(r.q, ts);
+    auto kt = detail::pool_tokens(r.k, ts);
+    const auto fopts = qt.options();
+    const auto lopts = fopts.dtype(torch::kLong);
+    auto tile_len = torch::full({nt}, static_cast<double>(ts), fopts);
+    tile_len[nt - 1] = static_cast<double>(N - (nt - 1) * ts);
     const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
     auto logits = torch::matmul(qt, kt.transpose(2, 3)).mul_(scale).add_(tile_len.log());
     auto probs = torch::softmax(logits, -1).mean(0);  // [H, nt, nt]
     // Fine block scores [H, nb, nb]: sum key tiles per block, average query tiles per block.
-    auto tile_block = torch::arange(nt, torch::kLong).div(tiles_per_block, "floor");
-    auto key_sum = torch::zeros({H, nt, nb}, torch::kFloat32).index_add_(2, tile_block, probs);
-    auto q_count = torch::zeros({nb}, torch::kFloat32).index_add_(0, tile_block, torch::ones({nt}));
-    auto S = torch::zeros({H, nb, nb}, torch::kFloat32).index_add_(1, tile_block, key_sum).div_(q_count.view({1, nb, 1}));
-    auto Sd = S.to(torch::kFloat64).contiguous();
+    auto tile_block = torch::arange(nt, lopts).div(tiles_per_block, "floor");
+    auto key_sum = torch::zeros({H, nt, nb}, fopts).index_add_(2, tile_block, probs);
+    auto q_count = torch::zeros({nb}, fopts).index_add_(0, tile_block, torch::ones({nt}, fopts));
+    auto S = torch::zeros({H, nb, nb}, fopts).index_add_(1, tile_block, key_sum).div_(q_count.view({1, nb, 1}));
+    auto Sd = S.to(torch::kCPU, torch::kFloat64).contiguous();
     auto s = Sd.accessor<double, 3>();
 
     // 4. Head spreads → budgets.

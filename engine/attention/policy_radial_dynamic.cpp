@@ -48,8 +48,8 @@ class RadialDynamicPolicy final : public MaskPolicy {
     const int64_t nb = geo.num_blocks(), H = r.num_heads, N = r.grid.size();
 
     // Block-pooled logits [H, nb, nb], averaged over the batch.
-    auto qp = detail::pool_tokens(r.q.to(torch::kCPU), r.block_size);
-    auto kp = detail::pool_tokens(r.k.to(torch::kCPU), r.block_size);
+    auto qp = detail::pool_tokens(r.q, r.block_size).to(torch::kCPU);  // pool on the device, then copy
+    auto kp = detail::pool_tokens(r.k, r.block_size).to(torch::kCPU);
     const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
     auto logits = torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(torch::kFloat64).contiguous();
     auto acc = logits.accessor<double, 3>();

@@ -185,6 +185,7 @@ struct Views::Impl {
   Playback playback;
   gl::Texture preview_tex;
   const Video* preview_video = nullptr;
+  const Video* autoplayed = nullptr;
   int preview_frame = -1;
 
   // Heatmap
@@ -246,6 +247,11 @@ bool Views::Impl::preview(const StudioState& s, ViewSettings& v, double dt, Pane
   }
   playback.set_loop(v.loop);
   playback.set_frame_count(vid->frames);
+  if (r->video && r->video.get() != autoplayed) {
+    // Final frames of a new run start playing on their own; previews stay on their frame.
+    autoplayed = r->video.get();
+    playback.play();
+  }
   playback.advance(dt, vid->fps);
 
   if (ImGui::Button(playback.playing() ? "Pause" : "Play")) playback.toggle();

@@ -24,6 +24,7 @@ class SelfTest : public QObject {
   void poll();
   void finish(bool ok, const QString& why);
   bool check_panels(QString& report);
+  bool save_screenshot(const QString& path);
 
   enum class Phase { Start, WaitSwitchPoint, WaitFirstJob, WaitCompare, Settle, Done };
   StudioWindow& window_;

@@ -4,6 +4,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/log.h>
 #include <libswscale/swscale.h>
 }
 
@@ -22,6 +23,7 @@ struct SwsFree { void operator()(SwsContext* s) const { sws_freeContext(s); } };
 
 Mp4Info read_mp4(const std::string& path, Video* frames) {
   const std::string where = "cannot read video '" + path + "'";
+  if (av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) throw IoError(where + ": not a readable media file");
   std::unique_ptr<AVFormatContext, InputFree> in(raw);

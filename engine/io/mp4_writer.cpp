@@ -6,6 +6,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/log.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
@@ -52,6 +53,8 @@ std::string write_mp4(const Video& video, const std::string& path, const Mp4Opti
 
   TempFile tmp(path);
   const std::string where = "cannot write '" + path + "'";
+  // libav's own chatter (x264's statistics) would drown the CLI's progress; errors still show.
+  if (av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
 
   const AVCodec* codec = nullptr;
   if (!options.encoder.empty()) {

@@ -299,7 +299,9 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     t0 = now_ms();
   }
   if (dense_layer) {
-    out = control && control->torch_dense ? plain_attention(q, k, v) : attention::dense_attention(q, k, v, backend);
+    // Without a control (the training path) or with torch_dense: torch ops, differentiable on
+    // every device; otherwise the attention core's dense path.
+    out = !control || control->torch_dense ? plain_attention(q, k, v) : attention::dense_attention(q, k, v, backend);
   } else {
     attention::MaskRequest req;
     req.grid = grid;

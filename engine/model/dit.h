@@ -117,7 +117,8 @@ class WanDiTImpl : public torch::nn::Module {
   explicit WanDiTImpl(DiTConfig config);
 
   // latents [B, C_in, F, H, W], timesteps [B] in [0, 1000], text_emb [B, L, text_dim] → velocity
-  // [B, C_out, F, H, W]. Every layer dense; differentiable (the training path).
+  // [B, C_out, F, H, W]. Every layer dense through torch ops (SDPA on a GPU with LibTorch >= 2),
+  // differentiable: the training path.
   torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
                         const torch::Tensor& text_emb);
   // Same with per-call attention settings; fills control->stats.

@@ -94,13 +94,12 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   int completed = 0;
   try {
     validate_request(request_in);
-    GenerationRequest aliased;
-    if (request_in.model == "builtin" || request_in.model == model::kBuiltinName) {
+    // "builtin" (the request's default) and "longshot-builtin" name the built-in model.
+    GenerationRequest request = request_in;
+    if (request.model == "builtin" || request.model == model::kBuiltinName) {
       model::register_builtin_model();  // idempotent
-      aliased = request_in;
-      aliased.model = model::kBuiltinName;
+      request.model = model::kBuiltinName;
     }
-    const GenerationRequest& request = aliased.model.empty() ? request_in : aliased;
     if (!model::has_config(request.model) && !std::filesystem::exists(request.model))
       model::find_config(request.model);  // ParameterError("model") listing the known names
     const auto config = resolve_config(request.model);

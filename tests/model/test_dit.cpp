@@ -127,7 +127,7 @@ TEST(Dit, FullMaskThroughSparsePathEqualsDense) {
     FixedPolicy policy(ordering, /*full=*/true);
     AttentionControl ctl;
     ctl.policy = &policy;
-    ctl.block_size = 32;
+    ctl.block_size = 16;  // 64 tokens: 4 blocks
     const auto sparse = m->forward(in.x, in.t, in.text, &ctl);
     EXPECT_EQ(policy.calls, 3);
     EXPECT_LT((sparse - dense).abs().max().item<double>(), 1e-4) << attention::to_string(ordering);
@@ -149,7 +149,7 @@ TEST(Dit, HilbertOrderingChangesNothingButTheMaskLayout) {
   AttentionControl a, b;
   a.policy = &hil;
   b.policy = &ras;
-  a.block_size = b.block_size = 32;
+  a.block_size = b.block_size = 16;
   const auto dense = m->forward(in.x, in.t, in.text);
   const auto oh = m->forward(in.x, in.t, in.text, &a), orr = m->forward(in.x, in.t, in.text, &b);
   EXPECT_GT((oh - dense).abs().max().item<double>(), 1e-4);
@@ -163,7 +163,7 @@ TEST(Dit, StatsDenseLayersAndSteps) {
   FixedPolicy diag(attention::OrderingKind::Raster, false);
   AttentionControl ctl;
   ctl.policy = &diag;
-  ctl.block_size = 32;  // 256 tokens → 8 blocks; diagonal keeps 1/8
+  ctl.block_size = 16;  // 4×4×4 = 64 tokens → 4 blocks; the diagonal keeps 1/4
   ctl.dense_first_layers = 1;
   ctl.inspect_layer = 1;
   ctl.inspect_head = 1;
@@ -175,15 +175,15 @@ TEST(Dit, StatsDenseLayersAndSteps) {
   ASSERT_EQ(s.sparsity.size(), 6u);
   EXPECT_EQ(s.sparsity[0], 0.0f);
   EXPECT_EQ(s.sparsity[1], 0.0f);
-  EXPECT_NEAR(s.sparsity[2], 0.875, 1e-6);
-  EXPECT_NEAR(s.sparsity[5], 0.875, 1e-6);
-  EXPECT_NEAR(s.mean_sparsity(), 0.875 * 4 / 6, 1e-6);
+  EXPECT_NEAR(s.sparsity[2], 0.75, 1e-6);
+  EXPECT_NEAR(s.sparsity[5], 0.75, 1e-6);
+  EXPECT_NEAR(s.mean_sparsity(), 0.75 * 4 / 6, 1e-6);
   EXPECT_EQ(diag.calls, 2);
   ASSERT_TRUE(s.inspected_mask);
   EXPECT_GT(s.recall, 0.0);
   EXPECT_LT(s.recall, 1.0);
   ASSERT_TRUE(s.inspected_probs.defined());
-  EXPECT_EQ(s.inspected_probs.numel(), 256);
+  EXPECT_EQ(s.inspected_probs.numel(), 64);
   EXPECT_NEAR(s.inspected_probs.sum().item<double>(), 1.0, 1e-4);
   EXPECT_EQ(s.layer_masks.size(), 3u);
   EXPECT_FALSE(s.layer_masks[0]);

@@ -122,6 +122,7 @@ TEST(Generator, SparseModeReportsMasksAndChangesBetweenSteps) {
     if (auto* s = std::get_if<StepFinished>(&e); s && s->step == 1 && !changed) {
       AttentionSettings next = r.attention;
       next.mode = "dense";
+      next.params.clear();
       g.set_attention(next);
       changed = true;
     }

@@ -1,7 +1,9 @@
 // `longshot masks`: builds each attention mode's mask on synthetic energy-decay Q/K/V and prints
 // sparsity, attention recall and relative L2 error against dense attention; can write the mask as
 // a trace file (docs/attention.md). The work itself lives in engine/attention/mask_eval.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <set>
 #include <string>
@@ -31,6 +33,7 @@ const char* kMasksUsage =
     "  --heads N        attention heads (default 12)       --head-dim D   head dimension (default 64)\n"
     "  --block B        mask block size in tokens (default 64)\n"
     "  --seed S         synthetic input seed (default 1)\n"
+    "  --sharpness X    synthetic attention peak logit (default 10; higher = more local attention)\n"
     "  --step N, --layer N   denoising step and layer the mask is built for (default 0, 0)\n"
     "  --out FILE       write the mask as a longshot-mask-trace JSON file (single mode only)\n"
     "Run 'longshot --help' for every mode's parameters. Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
@@ -45,6 +48,15 @@ int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_
   }
   if (used == 0 || used != text.size()) throw ParameterError(flag, "expected an integer, got '" + text + "'");
   if (v < min_value) throw ParameterError(flag, "must be >= " + std::to_string(min_value) + ", got " + text);
+  return v;
+}
+
+double parse_positive(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !(v > 0) || !std::isfinite(v)) {
+    throw ParameterError(flag, "expected a positive number, got '" + text + "'");
+  }
   return v;
 }
 
@@ -87,6 +99,7 @@ int run_masks(const std::vector<std::string>& args) {
     else if (flag == "--head-dim") spec.head_dim = parse_int("head-dim", value, 8);
     else if (flag == "--block") setup.block_size = parse_int("block", value, 1);
     else if (flag == "--seed") spec.seed = static_cast<uint64_t>(parse_int("seed", value, 0));
+    else if (flag == "--sharpness") spec.sharpness = parse_positive("sharpness", value);
     else if (flag == "--step") setup.step = static_cast<int>(parse_int("step", value, 0));
     else if (flag == "--layer") setup.layer = static_cast<int>(parse_int("layer", value, 0));
     else if (flag == "--out") out_path = value;
@@ -95,9 +108,14 @@ int run_masks(const std::vector<std::string>& args) {
       return 2;
     }
   }
-  if (spec.grid.size() > 16384) {
-    throw ParameterError("grid", spec.grid.to_string() + " has " + std::to_string(spec.grid.size()) +
-                                     " tokens; the CPU reference is limited to 16384 here (dense N² scores)");
+  // The CPU reference scores every token pair of every head (several passes per mode): cap the
+  // work at 12 heads × 16384² tokens × 64 dims (about a minute on 2 cores). Larger grids fit with
+  // fewer heads, e.g. Wan's 21x30x52 with --heads 2.
+  const double work = double(spec.heads) * double(spec.grid.size()) * double(spec.grid.size()) * double(spec.head_dim);
+  if (work > 12.0 * 16384.0 * 16384.0 * 64.0) {
+    throw ParameterError("grid", spec.grid.to_string() + " (" + std::to_string(spec.grid.size()) + " tokens) x " +
+                                     std::to_string(spec.heads) + " heads x " + std::to_string(spec.head_dim) +
+                                     " dims is too much for the CPU reference; use fewer --heads or a smaller grid");
   }
   setup.num_steps = setup.step + 1;
   setup.num_layers = setup.layer + 1;
@@ -127,6 +145,9 @@ int run_masks(const std::vector<std::string>& args) {
       if (!used.count(k)) throw ParameterError(k, "no attention mode has this parameter (see 'longshot --help')");
     }
   }
+
+  // Every mode's parameters are checked before any work starts.
+  for (const auto& name : modes) resolve_params(find_policy(name), overrides_for(name));
 
   const EvalInputs inputs = make_eval_inputs(spec);
   const int64_t nb = BlockMask::blocks_for(spec.grid.size(), setup.block_size);

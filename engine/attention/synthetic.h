@@ -17,7 +17,7 @@ struct SyntheticSpec {
   double spatial_length = 2.0;   // correlation length of a query's key neighbourhood, in patches
   double temporal_length = 1.5;  // same along time, in frames
   int64_t motion_links = 4;      // long-range token pairs per head that attend strongly
-  double sharpness = 6.0;        // mean softmax logit of a query with itself (heads vary ±40%)
+  double sharpness = 10.0;       // mean softmax logit of a query with itself (heads vary ±40%)
 };
 
 struct QKV {

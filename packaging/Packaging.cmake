@@ -2,6 +2,9 @@
 # icon, the colormaps. `cpack -G DEB` in a build folder makes the package; the CTest test
 # packaging/DebInstall builds it and unpacks it into a temporary root to check its contents.
 include(GNUInstallDirs)
+# `cmake --install` / cpack install what is built and do not first build every target (all tests,
+# benchmarks): build the programs first, as README's commands do.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
 if(LONGSHOT_BUILD_STUDIO)
   install(FILES "${CMAKE_CURRENT_LIST_DIR}/longshot-studio.desktop" DESTINATION "${CMAKE_INSTALL_DATADIR}/applications")

@@ -2,6 +2,7 @@
 // unattended UI test. With no display it hands over to the headless CLI (`longshot generate`).
 #include <QApplication>
 #include <QSurfaceFormat>
+#include <QTimer>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   std::string selftest;
   std::vector<std::string> rest;
   bool verbose = false;
+  bool generate_on_start = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--selftest") {
       if (i + 1 >= args.size()) {
@@ -57,11 +59,14 @@ int main(int argc, char** argv) {
       selftest = args[++i];
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::printf(
-          "usage: longshot-studio [--selftest OUT.png] [--verbose]\n"
+          "usage: longshot-studio [--generate-on-start] [--selftest OUT.png] [--verbose]\n"
           "  Opens Longshot Studio. Without a display, runs `longshot generate` with the other arguments.\n"
           "  --selftest OUT.png  generate with the tiny model, switch the mode mid-run, compare two modes,\n"
-          "                      save a screenshot and check every panel drew; exit 0 on success.\n");
+          "                      save a screenshot and check every panel drew; exit 0 on success.\n"
+          "  --generate-on-start start generating the dock's request (default model and prompt) at once.\n");
       return 0;
+    } else if (args[i] == "--generate-on-start") {
+      generate_on_start = true;
     } else if (args[i] == "--verbose" || args[i] == "-v") {
       verbose = true;
     } else {
@@ -89,6 +94,10 @@ int main(int argc, char** argv) {
   auto log = longshot::studio::attach_log_buffer();
   longshot::studio::StudioWindow window(log, selftest.empty());
   window.show();
+  if (generate_on_start && selftest.empty()) {
+    // README's main job: show a real generation straight away with the dock's (default) request.
+    QTimer::singleShot(0, &window, [&window] { window.submit_from_dock(); });
+  }
   if (!selftest.empty()) {
     auto* test = new longshot::studio::SelfTest(window, QString::fromStdString(selftest));
     test->start();

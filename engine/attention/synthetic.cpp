@@ -6,7 +6,8 @@
 // so φ(p_i)·φ(p_j) = (1/M) Σ_m cos(ω_m·(p_i − p_j)) ≈ exp(−|p_i − p_j|² / (2 s_h²)): random
 // Fourier features of a Gaussian kernel. With q_i = k_i = √(β_h √D) φ(p_i) (+ small noise) the
 // softmax logit q_i·k_j/√D ≈ β_h · exp(−|Δp|²/2s_h²): attention mass decays with 3D distance.
-// Heads differ in reach s_h ∈ [0.7, 1.4] and sharpness β_h ∈ [0.6, 1.4]·sharpness.
+// Heads differ in reach s_h ∈ [0.7, 1.4] and sharpness β_h ∈ [0.6, 1.4]·sharpness (+ ln(N/2048)
+// when N > 2048, so the far keys' growing count does not wash out locality on large grids).
 // Motion links: the last L = min(8, D/4) dims carry `motion_links` long-range pairs per head: a
 // 3×3×3 query patch around a random token i and a key patch around a far token j share a random
 // unit vector u, adding 1.2·β_h to their logits, so i's queries attend strongly to j's region.
@@ -56,7 +57,10 @@ QKV make_synthetic_qkv(const SyntheticSpec& spec) {
   auto k = torch::empty({1, H, N, D}, torch::kFloat32);
   for (int64_t h = 0; h < H; ++h) {
     const double reach = 0.7 + 0.7 * uniform(rng);
-    const double beta = spec.sharpness * (0.6 + 0.8 * uniform(rng));
+    // + ln(N / 2048): a query's far keys grow with N; the shift keeps the local share of the mass
+    // about the same on larger grids (no change at the default 8x16x16).
+    const double beta = spec.sharpness * (0.6 + 0.8 * uniform(rng)) +
+                        std::max(0.0, std::log(static_cast<double>(N) / 2048.0));
     auto omega = torch::empty({3, M}, torch::kFloat64);
     auto theta = torch::empty({M}, torch::kFloat64);
     {

@@ -111,6 +111,10 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
 
+    // Conditioning first: a missing embeddings file fails before a large model is built.
+    auto encoder = model::make_text_encoder(config, request.text_embeddings);
+    auto decoder = model::make_decoder(config);
+
     ModelCache local;
     ModelCache& cache = ctx.cache ? *ctx.cache : local;
     const std::string key = request.model + "|" + std::to_string(request.seed) + "|" + device.str();
@@ -123,8 +127,6 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     auto& dit = cache.model;
     torch::NoGradGuard no_grad;
 
-    auto encoder = model::make_text_encoder(config, request.text_embeddings);
-    auto decoder = model::make_decoder(config);
     const auto cond = encoder->encode(request.prompt).to(device);
     const bool use_cfg = std::abs(request.guidance - 1.0) > 1e-9;
     torch::Tensor uncond;

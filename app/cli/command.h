@@ -1,6 +1,7 @@
 // Subcommands of the `longshot` CLI. Each lives in its own <name>_command.cpp and registers itself
 // with LONGSHOT_COMMAND; main() only dispatches.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ struct CommandRegistrar {
 
 // Small helpers shared by commands.
 bool has_flag(const std::vector<std::string>& args, const std::string& flag);
+// The whole of `text` as an integer ≥ min_value; throws ParameterError naming `flag` otherwise.
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value = INT64_MIN);
+// The whole of `text` as a finite number; throws ParameterError naming `flag` otherwise.
+double parse_double(const std::string& flag, const std::string& text);
 
 }  // namespace longshot::cli
 

@@ -58,30 +58,6 @@ const char* kGenerateUsage =
 std::atomic<bool> g_interrupted{false};
 void on_sigint(int) { g_interrupted = true; }
 
-int64_t parse_int(const std::string& flag, const std::string& text) {
-  size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) throw ParameterError(flag, "expected an integer, got '" + text + "'");
-  return v;
-}
-
-double parse_double(const std::string& flag, const std::string& text) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) throw ParameterError(flag, "expected a number, got '" + text + "'");
-  return v;
-}
-
 std::string clock_text(double ms) {
   const long s = long(ms / 1000.0 + 0.5);
   char buf[32];

@@ -1,5 +1,7 @@
 // `longshot`: the headless entry point. Wires logging and dispatches to a registered subcommand.
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -11,6 +13,8 @@
 
 namespace longshot::cli {
 
+using longshot::ParameterError;
+
 std::vector<Command>& commands() {
   static std::vector<Command> all;
   return all;
@@ -18,6 +22,28 @@ std::vector<Command>& commands() {
 
 bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
   return std::find(args.begin(), args.end(), flag) != args.end();
+}
+
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw ParameterError(flag, "expected an integer, got '" + text + "'");
+  if (v < min_value) throw ParameterError(flag, "must be >= " + std::to_string(min_value) + ", got " + text);
+  return v;
+}
+
+double parse_double(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+    throw ParameterError(flag, "expected a number, got '" + text + "'");
+  }
+  return v;
 }
 
 void print_help(std::ostream& out);

@@ -38,25 +38,9 @@ const char* kMasksUsage =
     "  --out FILE       write the mask as a longshot-mask-trace JSON file (single mode only)\n"
     "Run 'longshot --help' for every mode's parameters. Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
 
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value) {
-  size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) throw ParameterError(flag, "expected an integer, got '" + text + "'");
-  if (v < min_value) throw ParameterError(flag, "must be >= " + std::to_string(min_value) + ", got " + text);
-  return v;
-}
-
 double parse_positive(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !(v > 0) || !std::isfinite(v)) {
-    throw ParameterError(flag, "expected a positive number, got '" + text + "'");
-  }
+  const double v = parse_double(flag, text);
+  if (!(v > 0)) throw ParameterError(flag, "expected a positive number, got '" + text + "'");
   return v;
 }
 

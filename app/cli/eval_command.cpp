@@ -1,6 +1,7 @@
 // `longshot eval`: generates procedural-world prompts with every attention mode at several
 // horizons and prints one table: sparsity, step time, prompt adherence, temporal health, and
 // PSNR / SSIM against the dense video of the same seed and prompt.
+#include <limits>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -44,14 +45,7 @@ std::vector<std::string> split(const std::string& text, char sep) {
 }
 
 int to_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const int n = std::stoi(v, &used);
-    if (used != v.size()) throw std::invalid_argument(v);
-    return n;
-  } catch (const std::exception&) {
-    throw ParameterError(flag, "expected an integer, got '" + v + "'");
-  }
+  return static_cast<int>(parse_int(flag, v, std::numeric_limits<int>::min()));
 }
 
 struct Cell {

@@ -9,8 +9,6 @@
 
 namespace longshot::data {
 
-namespace {
-
 std::vector<std::string> split_words(const std::string& text) {
   std::vector<std::string> words;
   std::string cur;
@@ -26,8 +24,6 @@ std::vector<std::string> split_words(const std::string& text) {
   if (!cur.empty()) words.push_back(cur);
   return words;
 }
-
-}  // namespace
 
 Tokenizer::Tokenizer() {
   auto add = [this](const std::string& phrase) {

@@ -11,6 +11,10 @@
 
 namespace longshot::data {
 
+// Lower-case alphanumeric words of `text`; everything else separates words. Shared by the
+// tokenizer and the caption parser so both read a prompt the same way.
+std::vector<std::string> split_words(const std::string& text);
+
 class Tokenizer {
  public:
   static constexpr int64_t kPad = 0;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/common/error.h"
+#include "engine/data/tokenizer.h"
 
 namespace longshot::data {
 
@@ -453,25 +454,9 @@ std::string caption(const ClipSpec& spec) {
 
 namespace {
 
-std::vector<std::string> words_of(const std::string& text) {
-  std::vector<std::string> words;
-  std::string cur;
-  for (char ch : text) {
-    const unsigned char u = static_cast<unsigned char>(ch);
-    if (std::isalnum(u)) {
-      cur.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!cur.empty()) {
-      words.push_back(cur);
-      cur.clear();
-    }
-  }
-  if (!cur.empty()) words.push_back(cur);
-  return words;
-}
-
 // Matches the (possibly multi-word) `phrase` at words[i]; returns its word count or 0.
 size_t match(const std::vector<std::string>& words, size_t i, const std::string& phrase) {
-  const auto p = words_of(phrase);
+  const auto p = split_words(phrase);
   if (i + p.size() > words.size()) return 0;
   for (size_t j = 0; j < p.size(); ++j) {
     if (words[i + j] != p[j]) return 0;
@@ -492,7 +477,7 @@ std::pair<int, size_t> match_color(const std::vector<std::string>& words, size_t
 }  // namespace
 
 std::optional<CaptionInfo> parse_caption(const std::string& prompt) {
-  const auto words = words_of(prompt);
+  const auto words = split_words(prompt);
   CaptionInfo info;
   size_t i = 0;
   while (i < words.size()) {

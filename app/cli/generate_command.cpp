@@ -39,8 +39,8 @@ const char* kGenerateUsage =
     "                         checkpoint (Wan2.1 or diffusers keys). Default: longshot-builtin when its\n"
     "                         weights exist, else tiny (random weights)\n"
     "  --text-embeddings FILE precomputed umT5 embeddings ('context' [L, 4096]) for Wan configs\n"
-    "  --frames N             video frames (Wan: 4k+1; default: tiny 16, Wan 81)\n"
-    "  --size WxH             frame size (default: tiny 32x32, Wan 832x480)\n"
+    "  --frames N             video frames (Wan: 4k+1; default: longshot-builtin 32, tiny 16, Wan 81)\n"
+    "  --size WxH             frame size (default: longshot-builtin 64x64, tiny 32x32, Wan 832x480)\n"
     "  --steps S              denoising steps (default: the model's, Wan 50)\n"
     "  --guidance G           classifier-free guidance (1 = off)   --shift S   flow-matching shift\n"
     "  --seed X               noise (and random-weight) seed (default 42)     --fps F   (default 16)\n"
@@ -140,8 +140,13 @@ int run_generate(const std::vector<std::string>& args) {
     if (!have_guidance) req.guidance = c.default_guidance;
     if (!have_shift) req.shift = c.default_shift;
   }
-  if (!have_frames) req.frames = pixel ? 16 : 81;
-  if (size_text.empty()) size_text = pixel ? "32x32" : "832x480";
+  // The built-in model defaults to its training size; other pixel-space configs (tiny) stay small.
+  const bool builtin = req.model == model::kBuiltinName;
+  if (!have_frames) req.frames = builtin ? model::kBuiltinFrames : pixel ? 16 : 81;
+  if (size_text.empty()) {
+    size_text = builtin ? std::to_string(model::kBuiltinSize) + "x" + std::to_string(model::kBuiltinSize)
+                        : pixel ? "32x32" : "832x480";
+  }
   {
     const auto x = size_text.find('x');
     if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + size_text + "'");

@@ -18,7 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-#if defined(LONGSHOT_HAS_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+// Only a CUDA LibTorch has a usable c10/cuda (Debian's CPU package ships headers that do not compile).
+#if defined(LONGSHOT_TORCH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
 #include <c10/cuda/CUDACachingAllocator.h>
 #define LONGSHOT_BENCH_MEMORY 1
 #endif

@@ -92,8 +92,10 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
       auto r = dock_->request();
       r.inspect_query = act.pick_query;
       dock_->set_request(r);
+      // The running job follows too, from its next step; later jobs take it from the dock.
+      generator_->set_inspect({r.inspect_layer, r.inspect_head, r.inspect_query});
       statusBar()->showMessage(
-          QString("Query token %1 chosen: the next generation inspects it").arg(static_cast<qlonglong>(act.pick_query)),
+          QString("Query token %1 chosen: inspected from the next step").arg(static_cast<qlonglong>(act.pick_query)),
           5000);
     }
     if (act.run_compare) run_compare();

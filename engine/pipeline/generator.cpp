@@ -40,6 +40,7 @@ struct Generator::Impl {
   std::condition_variable cv;
   std::deque<std::pair<uint64_t, GenerationRequest>> jobs;
   std::optional<AttentionSettings> pending_settings;
+  std::optional<InspectTarget> pending_inspect;
   std::atomic<bool> cancel{false};
   std::atomic<bool> running{false};
   bool stop = false;
@@ -60,6 +61,7 @@ Generator::Generator() : impl_(std::make_unique<Impl>()) {
         job = std::move(s.jobs.front());
         s.jobs.pop_front();
         s.pending_settings.reset();
+        s.pending_inspect.reset();
         s.cancel = false;
         s.running = true;
       }
@@ -72,6 +74,12 @@ Generator::Generator() : impl_(std::make_unique<Impl>()) {
         std::lock_guard<std::mutex> lock(s.mutex);
         auto out = std::move(s.pending_settings);
         s.pending_settings.reset();
+        return out;
+      };
+      ctx.take_inspect = [&s]() {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        auto out = std::move(s.pending_inspect);
+        s.pending_inspect.reset();
         return out;
       };
       run_job(job.second, ctx);
@@ -112,6 +120,11 @@ void Generator::set_attention(AttentionSettings settings) {
   attention::resolve_params(attention::find_policy(settings.mode), settings.params);
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->pending_settings = std::move(settings);
+}
+
+void Generator::set_inspect(InspectTarget target) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->pending_inspect = target;
 }
 
 bool Generator::busy() const {

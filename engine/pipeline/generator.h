@@ -44,6 +44,8 @@ class Generator {
   void cancel();
   // Mode / parameter change for the running job, applied from its next step.
   void set_attention(AttentionSettings settings);
+  // Which layer/head/query the running job's heatmap and mask show, applied from its next step.
+  void set_inspect(InspectTarget target);
   bool busy() const;
   EventQueue& events() { return events_; }
 

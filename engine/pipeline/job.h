@@ -17,6 +17,13 @@ struct AttentionSettings {
   int64_t block_size = 128;
 };
 
+// Which attention the views inspect: layer, head and query token (raster index; −1 = centre).
+struct InspectTarget {
+  int layer = 0;
+  int head = 0;
+  int64_t query = -1;
+};
+
 struct GenerationRequest {
   std::string prompt;
   std::string negative_prompt;

@@ -152,7 +152,11 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const double t_job = now_ms();
     double total_attention = 0, sparsity_sum = 0;  // mean sparsity counts dense steps as 0
 
+    InspectTarget inspect{request.inspect_layer, request.inspect_head, request.inspect_query};
     for (int step = 0; step < request.steps; ++step) {
+      if (ctx.take_inspect) {
+        if (auto changed = ctx.take_inspect()) inspect = *changed;
+      }
       if (ctx.take_settings) {
         if (auto changed = ctx.take_settings()) {
           attention::resolve_params(attention::find_policy(changed->mode), changed->params);
@@ -172,13 +176,13 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       control.cancel = ctx.cancel;
       control.keep_masks = request.record_masks;
       if (request.previews) {
-        control.inspect_layer = std::clamp(request.inspect_layer, 0, int(config.num_layers) - 1);
-        control.inspect_head = std::clamp(request.inspect_head, 0, int(config.num_heads) - 1);
-        control.inspect_query = request.inspect_query;
+        control.inspect_layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
+        control.inspect_head = std::clamp(inspect.head, 0, int(config.num_heads) - 1);
+        control.inspect_query = inspect.query;
         control.want_heatmap = true;
         control.want_recall = request.measure_recall;
       } else if (request.measure_recall) {
-        control.inspect_layer = std::clamp(request.inspect_layer, 0, int(config.num_layers) - 1);
+        control.inspect_layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
         control.want_recall = true;
       }
       const auto t = torch::full({1}, sched.timestep(step), torch::TensorOptions().dtype(torch::kFloat)).to(device);
@@ -218,7 +222,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       ev.mask_layer = control.inspect_layer < 0 ? 0 : control.inspect_layer;
       ev.mask_head = control.inspect_head;
       if (control.stats.inspected_probs.defined()) {
-        int64_t query = request.inspect_query;
+        int64_t query = inspect.query;
         if (query < 0 || query >= grid.size()) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
         ev.heatmap = std::make_shared<const AttentionHeatmap>(
             make_heatmap(control.stats.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));

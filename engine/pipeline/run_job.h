@@ -30,6 +30,8 @@ struct JobContext {
   const std::atomic<bool>* cancel = nullptr;
   // Returns new attention settings when someone changed them since the last call.
   std::function<std::optional<AttentionSettings>()> take_settings;
+  // Returns a new inspect target when someone changed it since the last call.
+  std::function<std::optional<InspectTarget>()> take_inspect;
   ModelCache* cache = nullptr;
 };
 

@@ -150,6 +150,32 @@ TEST(Generator, SparseModeReportsMasksAndChangesBetweenSteps) {
   EXPECT_THROW(g.set_attention(AttentionSettings{"no-such-mode"}), ParameterError);
 }
 
+TEST(Generator, InspectTargetFollowsTheRunningJob) {
+  Generator g;
+  auto r = small_request();
+  r.steps = 4;
+  r.inspect_query = 0;  // token (0, 0, 0)
+  g.submit(r);
+  const int64_t picked = 4 * 8 * 8 - 1;  // the last token of the 4x8x8 grid
+  bool sent = false;
+  const auto ev = run_to_end(g, [&](const Event& e) {
+    if (auto* s = std::get_if<StepFinished>(&e); s && s->step == 0 && !sent) {
+      g.set_inspect({0, 1, picked});
+      sent = true;
+    }
+  });
+  const auto steps = of<StepFinished>(ev);
+  ASSERT_EQ(steps.size(), 4u);
+  ASSERT_TRUE(steps[0].heatmap);
+  EXPECT_EQ(steps[0].heatmap->query_token, 0);
+  EXPECT_EQ(steps[0].heatmap->head, 0);
+  // Applied at a step boundary after the request: the last step surely has it.
+  ASSERT_TRUE(steps[3].heatmap);
+  EXPECT_EQ(steps[3].heatmap->query_token, picked);
+  EXPECT_EQ(steps[3].heatmap->head, 1);
+  EXPECT_EQ(steps[3].mask_head, 1);
+}
+
 TEST(Generator, CancelStopsWithinAStep) {
   Generator g;
   auto r = small_request();

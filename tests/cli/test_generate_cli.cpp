@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/common/temp_dir.h"
 #include "engine/attention/mask_trace.h"
 #include "engine/io/mp4.h"
 
@@ -19,15 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("longshot_cli_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : longshot::testing::TempDir {
+  TempDir() : longshot::testing::TempDir("longshot_cli") {}
 };
 
 std::string slurp(const std::string& path) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "tests/common/temp_dir.h"
 #include "engine/common/error.h"
 #include "engine/io/mp4.h"
 #include "engine/io/png.h"
@@ -32,14 +33,8 @@ Video gradient(int frames, int w, int h) {
   return v;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("longshot_mp4_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : longshot::testing::TempDir {
+  TempDir() : longshot::testing::TempDir("longshot_mp4") {}
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/common/temp_dir.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
 
@@ -15,15 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("longshot_st_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : longshot::testing::TempDir {
+  TempDir() : longshot::testing::TempDir("longshot_st") {}
 };
 
 // A safetensors file from a raw header text and `data_bytes` zero bytes of data.

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "tests/common/temp_dir.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/weights.h"
@@ -17,18 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("longshot_weights_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
+struct TempDir : longshot::testing::TempDir {
+  TempDir() : longshot::testing::TempDir("longshot_weights") {}
 };
 
 WanDiT tiny(uint64_t seed) {

@@ -15,6 +15,8 @@ Resumes from DIR when it holds a checkpoint.
   --config NAME        DiT config (default longshot-builtin)
   --steps N            total optimizer steps (default 20000)
   --time-limit S       stop this run after S seconds (checkpoint saved), 0 = none
+  --lr-by-steps        decay the learning rate by --steps only (one schedule over several resumed
+                       time-limited runs); default: by steps or this run's time limit, whichever is further
   --batch B            clips per step (default 16)
   --frames T --size S  clip length and side (default 32, 64)
   --lr X               peak AdamW learning rate (default 5e-4); --weight-decay X (0.01); --warmup N (200)
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
       else if (a == "--device") o.device = value();
       else if (a == "--threads") o.threads = static_cast<int>(number());
       else if (a == "--no-resume") o.resume = false;
+      else if (a == "--lr-by-steps") o.lr_by_steps = true;
       else if (a == "--export") o.export_path = value();
       else if (a == "--export-only") export_only = value();
       else if (a == "--verbose" || a == "-v") verbose = true;

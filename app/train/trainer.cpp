@@ -80,12 +80,21 @@ class Prefetcher {
   }
   Batch pop() {
     std::unique_lock<std::mutex> lock(mutex_);
+    const auto t0 = std::chrono::steady_clock::now();
     cv_.wait(lock, [&] { return !queue_.empty() || error_; });
+    wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (queue_.empty()) std::rethrow_exception(error_);
     Batch b = std::move(queue_.front());
     queue_.pop_front();
     cv_.notify_all();
     return b;
+  }
+  // Seconds the optimizer waited for data, and seconds spent rendering, since the last call.
+  std::pair<double, double> take_times() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto t = std::make_pair(wait_s_, render_s_);
+    wait_s_ = render_s_ = 0.0;
+    return t;
   }
 
  private:
@@ -94,12 +103,14 @@ class Prefetcher {
       for (;;) {
         {
           std::unique_lock<std::mutex> lock(mutex_);
-          cv_.wait(lock, [&] { return stop_ || queue_.size() < 2; });
+          cv_.wait(lock, [&] { return stop_ || queue_.size() < 4; });
           if (stop_) return;
         }
+        const auto t0 = std::chrono::steady_clock::now();
         Batch b = make_batch(next_, o_, tok_, len_);
         next_ += o_.batch;
         std::lock_guard<std::mutex> lock(mutex_);
+        render_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         queue_.push_back(std::move(b));
         cv_.notify_all();
       }
@@ -118,6 +129,7 @@ class Prefetcher {
   std::condition_variable cv_;
   std::deque<Batch> queue_;
   std::exception_ptr error_;
+  double wait_s_ = 0.0, render_s_ = 0.0;
   bool stop_ = false;
   std::thread worker_;
 };
@@ -356,6 +368,7 @@ int64_t run_training(const TrainOptions& o) {
   Prefetcher prefetch(o, step * o.batch, tcfg.length);
   double loss_sum = 0.0;
   int loss_n = 0;
+  double window_start = 0.0;
   bool checked_gradients = false;
   auto last_save = std::chrono::steady_clock::now();
   while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s)) {
@@ -390,8 +403,10 @@ int64_t run_training(const TrainOptions& o) {
     for (auto& p : params) grads.push_back(p.param);
     torch::nn::utils::clip_grad_norm_(grads, 1.0);
     ++step;
-    const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps),
-                                     o.time_limit_s > 0.0 ? elapsed() / o.time_limit_s : 0.0);
+    // Progress through the schedule: by steps, and by this run's time limit unless the schedule
+    // spans several resumed runs (--lr-by-steps), where only the step count knows the end.
+    const double by_time = o.time_limit_s > 0.0 && !o.lr_by_steps ? elapsed() / o.time_limit_s : 0.0;
+    const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps), by_time);
     const double warm = std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
     const double decay = progress < 0.75 ? 1.0 : std::max(0.1, 1.0 - 0.9 * (progress - 0.75) / 0.25);
     const double lr = o.lr * warm * decay;
@@ -405,7 +420,13 @@ int64_t run_training(const TrainOptions& o) {
     ++loss_n;
     if (step % o.log_every == 0) {
       const double mean = loss_sum / loss_n;
-      spdlog::info("step {} loss {:.5f} lr {:.2e} {:.1f} s", step, mean, lr, elapsed());
+      const auto [wait, render] = prefetch.take_times();
+      const double window = elapsed() - window_start;
+      window_start = elapsed();
+      // Where the time goes: waiting for data means the renderer (CPU threads) is the bottleneck.
+      spdlog::info("step {} loss {:.5f} lr {:.2e} {:.1f} s ({:.1f} steps/s, data wait {:.0f}%, render {:.0f} ms/batch)",
+                   step, mean, lr, elapsed(), loss_n / std::max(window, 1e-9), 100.0 * wait / std::max(window, 1e-9),
+                   1000.0 * render / std::max(1, loss_n));
       log << "step " << step << " loss " << mean << " lr " << lr << " time " << elapsed() << "\n";
       log.flush();
       loss_sum = 0.0;

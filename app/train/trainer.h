@@ -13,6 +13,7 @@ struct TrainOptions {
   std::string config = "longshot-builtin";
   int64_t steps = 20000;            // stop after this many optimizer steps in total
   double time_limit_s = 0.0;        // and/or after this many seconds of this run (0 = none)
+  bool lr_by_steps = false;         // lr decay by `steps` only (a schedule over several time-limited runs)
   int batch = 16;
   int frames = 32;
   int size = 64;

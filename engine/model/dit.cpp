@@ -131,7 +131,15 @@ std::array<int64_t, 3> rope_split(int64_t head_dim) {
 
 torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
 #if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) return at::scaled_dot_product_attention(q, k, v);
+  if (q.is_cuda()) {
+    // fp32 inputs (training) run in bf16: SDPA's flash backend takes only half types, and its fp32
+    // fallback (memory-efficient, no tensor cores) was most of a training step. Differentiable.
+    if (q.scalar_type() == torch::kFloat) {
+      return at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16))
+          .to(torch::kFloat);
+    }
+    return at::scaled_dot_product_attention(q, k, v);
+  }
 #endif
   const double scale = 1.0 / std::sqrt(double(q.size(-1)));
   const auto kt = k.to(torch::kFloat).transpose(-2, -1);

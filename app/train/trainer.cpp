@@ -4,6 +4,7 @@
 // AdamW moments and their checkpoint files · [preview] sampling with the EMA weights · [loop]
 #include "app/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -46,12 +47,14 @@ struct Batch {
 };
 
 // Sample i of the whole run is clip mix(seed, i): the data stream is the same after a resume.
-Batch make_batch(int64_t first, const TrainOptions& o, const data::Tokenizer& tok, int64_t text_len) {
+Batch make_batch(int64_t first, const TrainOptions& o, const data::Tokenizer& tok, int64_t text_len, int threads) {
   Batch b;
   b.x0 = torch::empty({o.batch, 3, o.frames, o.size, o.size});
   b.ids = torch::empty({o.batch, text_len}, torch::kInt64);
-  at::parallel_for(0, o.batch, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
+  // Plain threads, clip i on thread i mod n: at::parallel_for ran serially on this (non-main)
+  // thread with the GPU LibTorch's OpenMP backend, which starved the GPU (72% data wait).
+  auto render = [&](int64_t begin, int64_t stride) {
+    for (int64_t i = begin; i < o.batch; i += stride) {
       const uint64_t seed = mix(o.seed, static_cast<uint64_t>(first + i));
       const data::Clip clip = data::generate_clip(seed, o.frames, o.size, o.size);
       b.x0[i].copy_(data::video_to_tensor(clip.video));
@@ -59,7 +62,27 @@ Batch make_batch(int64_t first, const TrainOptions& o, const data::Tokenizer& to
       const auto ids = tok.encode(drop ? std::string() : clip.caption, text_len);
       std::copy(ids.begin(), ids.end(), b.ids[i].data_ptr<int64_t>());
     }
-  });
+  };
+  const int64_t n = std::clamp<int64_t>(threads, 1, o.batch);
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  for (int64_t t = 1; t < n; ++t) {
+    pool.emplace_back([&, t] {
+      try {
+        render(t, n);
+      } catch (...) {
+        errors[static_cast<size_t>(t)] = std::current_exception();
+      }
+    });
+  }
+  try {
+    render(0, n);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
   return b;
 }
 
@@ -107,7 +130,7 @@ class Prefetcher {
           if (stop_) return;
         }
         const auto t0 = std::chrono::steady_clock::now();
-        Batch b = make_batch(next_, o_, tok_, len_);
+        Batch b = make_batch(next_, o_, tok_, len_, render_threads_);
         next_ += o_.batch;
         std::lock_guard<std::mutex> lock(mutex_);
         render_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -122,6 +145,9 @@ class Prefetcher {
   }
 
   const TrainOptions o_;
+  // Every core but one (the optimizer's) renders; --threads overrides.
+  const int render_threads_ = o_.threads > 0 ? o_.threads
+                                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
   int64_t next_;
   int64_t len_;
   data::Tokenizer tok_;

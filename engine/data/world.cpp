@@ -412,9 +412,15 @@ torch::Tensor video_to_tensor(const Video& video) {
   if (video.rgb.size() != static_cast<size_t>(video.frames) * video.frame_bytes() || video.frames <= 0) {
     throw ShapeError("video: rgb buffer holds " + std::to_string(video.rgb.size()) + " bytes, expected frames*height*width*3");
   }
-  auto bytes = torch::from_blob(const_cast<uint8_t*>(video.rgb.data()), {video.frames, video.height, video.width, 3},
-                                torch::kUInt8);
-  return bytes.permute({3, 0, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+  // One plain pass (HWC bytes → planar floats): the tensor-op chain cost as much as rendering.
+  auto out = torch::empty({3, video.frames, video.height, video.width}, torch::kFloat32);
+  float* dst = out.data_ptr<float>();
+  const size_t plane = static_cast<size_t>(video.frames) * video.height * video.width;
+  const uint8_t* src = video.rgb.data();
+  for (size_t i = 0; i < plane; ++i) {
+    for (size_t c = 0; c < 3; ++c) dst[c * plane + i] = static_cast<float>(src[i * 3 + c]) / 127.5f - 1.0f;
+  }
+  return out;
 }
 
 Video tensor_to_video(const torch::Tensor& pixels, double fps) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/cli/command.h"
+#include "engine/common/threads.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
 
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
                             [](const std::string& a) { return a == "--verbose" || a == "-v"; }),
              args.end());
   longshot::init_logging(verbose);
+  longshot::init_cpu_threads();
 
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_help(std::cout);

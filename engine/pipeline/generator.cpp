@@ -2,6 +2,8 @@
 // queue; cancel() raises an atomic flag the model checks before every layer.
 #include "engine/pipeline/generator.h"
 
+#include "engine/common/threads.h"
+
 #include "engine/common/error.h"
 #include "engine/pipeline/run_job.h"
 
@@ -51,6 +53,7 @@ struct Generator::Impl {
 
 Generator::Generator() : impl_(std::make_unique<Impl>()) {
   impl_->worker = std::thread([this] {
+    init_cpu_threads();  // per OS thread with LibTorch's OpenMP backend
     Impl& s = *impl_;
     for (;;) {
       std::pair<uint64_t, GenerationRequest> job;

@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "engine/attention/mask_policy.h"
+#include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 
 namespace longshot::studio {
@@ -141,6 +142,18 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
     if (loading_) return;
     rebuild_params(m.toStdString(), {});
     emit_attention();
+  });
+  // Picking another registered model brings its own sampling defaults (steps, guidance, shift).
+  connect(model_, &QComboBox::currentTextChanged, this, [this](const QString& m) {
+    if (loading_) return;
+    std::string name = m.toStdString();
+    if (name == "builtin") name = model::kBuiltinName;
+    if (name == model::kBuiltinName) model::register_builtin_model();
+    if (!model::has_config(name)) return;  // a checkpoint path: its inferred config decides later
+    const auto c = model::find_config(name);
+    steps_->setValue(c.default_steps);
+    guidance_->setValue(c.default_guidance);
+    hidden_.shift = c.default_shift;
   });
   connect(warmup_, qOverload<int>(&QSpinBox::valueChanged), this, [this] {
     if (!loading_) emit_attention();

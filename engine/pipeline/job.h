@@ -31,9 +31,11 @@ struct GenerationRequest {
   int frames = 32;                 // video frames
   int width = 64;
   int height = 64;
+  // Defaults: the built-in model's (docs/builtin-model.md); the studio applies another model's own
+  // defaults (DiTConfig::default_*) when the user picks it.
   int steps = 20;
-  double guidance = 5.0;
-  double shift = 5.0;              // flow-matching timestep shift
+  double guidance = 3.0;
+  double shift = 3.0;              // flow-matching timestep shift
   uint64_t seed = 42;
   double fps = 16.0;
   AttentionSettings attention;

@@ -4,6 +4,7 @@
 // (it needs longshot_engine, which the eval area does not link).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "engine/data/world.h"
@@ -62,6 +63,42 @@ TEST(BuiltinWeights, ShortGenerationKeepsThePromptedBackground) {
   for (uint8_t b : video->rgb) mean += b;
   mean /= static_cast<double>(video->rgb.size());
   EXPECT_LT(mean, 60.0);
+}
+
+
+// The acceptance check of the shipped weights: a generation at the training size (fewer steps, to
+// stay quick on CPU) shows the prompted object — present in most frames at about the named size.
+TEST(BuiltinWeights, GenerationShowsThePromptedObject) {
+  model::register_builtin_model();
+  if (!std::filesystem::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
+  pipeline::GenerationRequest r;
+  r.prompt = "a large green square grows and shrinks on a black background";
+  r.model = model::kBuiltinName;
+  r.frames = model::kBuiltinFrames;
+  r.width = r.height = model::kBuiltinSize;
+  r.steps = 8;
+  r.guidance = 3.0;
+  r.shift = 3.0;
+  r.previews = false;
+  r.measure_recall = false;
+  VideoPtr video;
+  std::string failure;
+  pipeline::ModelCache cache;
+  pipeline::JobContext ctx;
+  ctx.cache = &cache;
+  ctx.publish = [&](pipeline::Event e) {
+    if (auto* f = std::get_if<pipeline::JobFinished>(&e)) video = f->video;
+    if (auto* f = std::get_if<pipeline::JobFailed>(&e)) failure = f->message;
+  };
+  pipeline::run_job(r, ctx);
+  ASSERT_TRUE(failure.empty()) << failure;
+  ASSERT_TRUE(video);
+  const auto a = eval::prompt_adherence(*video, r.prompt);
+  std::printf("adherence %.1f%% (presence %.0f%%, size %.0f%%, motion %.0f%%)\n", 100 * a.accuracy, 100 * a.presence,
+              100 * a.size, 100 * a.motion);
+  EXPECT_GE(a.presence, 0.8);
+  EXPECT_GE(a.size, 0.5);
+  EXPECT_GE(a.accuracy, 0.5);
 }
 
 }  // namespace

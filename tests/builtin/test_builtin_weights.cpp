@@ -17,6 +17,22 @@
 namespace longshot {
 namespace {
 
+// Runs one job on this thread; a failed job fails the test (and returns null).
+VideoPtr generate(const pipeline::GenerationRequest& r) {
+  VideoPtr video;
+  std::string failure;
+  pipeline::ModelCache cache;
+  pipeline::JobContext ctx;
+  ctx.cache = &cache;
+  ctx.publish = [&](pipeline::Event e) {
+    if (auto* f = std::get_if<pipeline::JobFinished>(&e)) video = f->video;
+    if (auto* f = std::get_if<pipeline::JobFailed>(&e)) failure = f->message;
+  };
+  pipeline::run_job(r, ctx);
+  EXPECT_TRUE(failure.empty()) << failure;
+  return video;
+}
+
 TEST(BuiltinWeights, LoadIntoTheConfig) {
   model::register_builtin_model();
   const std::string path = model::builtin_weights_path();
@@ -46,17 +62,7 @@ TEST(BuiltinWeights, ShortGenerationKeepsThePromptedBackground) {
   r.shift = 3.0;
   r.previews = false;
   r.measure_recall = false;
-  VideoPtr video;
-  std::string failure;
-  pipeline::ModelCache cache;
-  pipeline::JobContext ctx;
-  ctx.cache = &cache;
-  ctx.publish = [&](pipeline::Event e) {
-    if (auto* f = std::get_if<pipeline::JobFinished>(&e)) video = f->video;
-    if (auto* f = std::get_if<pipeline::JobFailed>(&e)) failure = f->message;
-  };
-  pipeline::run_job(r, ctx);
-  ASSERT_TRUE(failure.empty()) << failure;
+  const VideoPtr video = generate(r);
   ASSERT_TRUE(video);
   // The mean colour is near black: the model has learned the caption's background.
   double mean = 0;
@@ -81,17 +87,7 @@ TEST(BuiltinWeights, GenerationShowsThePromptedObject) {
   r.shift = 3.0;
   r.previews = false;
   r.measure_recall = false;
-  VideoPtr video;
-  std::string failure;
-  pipeline::ModelCache cache;
-  pipeline::JobContext ctx;
-  ctx.cache = &cache;
-  ctx.publish = [&](pipeline::Event e) {
-    if (auto* f = std::get_if<pipeline::JobFinished>(&e)) video = f->video;
-    if (auto* f = std::get_if<pipeline::JobFailed>(&e)) failure = f->message;
-  };
-  pipeline::run_job(r, ctx);
-  ASSERT_TRUE(failure.empty()) << failure;
+  const VideoPtr video = generate(r);
   ASSERT_TRUE(video);
   const auto a = eval::prompt_adherence(*video, r.prompt);
   std::printf("adherence %.1f%% (presence %.0f%%, size %.0f%%, motion %.0f%%)\n", 100 * a.accuracy, 100 * a.presence,

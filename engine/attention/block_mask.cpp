@@ -145,4 +145,19 @@ void BlockMask::validate() const {
   }
 }
 
+void BlockMask::attach_device_copy(std::shared_ptr<void> handle, int device_index, int64_t heads) const {
+  if (!handle) throw ParameterError("handle", "attach_device_copy needs a device copy (got null)");
+  if (heads <= 0) throw ParameterError("heads", "must be positive, got " + std::to_string(heads));
+  device_cache.set({std::move(handle), device_index, heads, kept_blocks(), num_rows()});
+}
+
+DeviceMaskCopy BlockMask::device_copy(int device_index, int64_t heads) const {
+  DeviceMaskCopy copy = device_cache.get();
+  if (!copy || copy.device_index != device_index || copy.heads != heads || copy.kept_blocks != kept_blocks() ||
+      copy.num_rows != num_rows()) {
+    return {};
+  }
+  return copy;
+}
+
 }  // namespace longshot::attention

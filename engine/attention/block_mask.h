@@ -3,11 +3,49 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "engine/attention/token_grid.h"
 
 namespace longshot::attention {
+
+// The uploaded copy of a BlockMask, type-erased so this header knows no CUDA: the CUDA adapter
+// stores its DeviceBlockMask here (handle), with the device and the head count its work schedule
+// was built for. kept_blocks and num_rows are the host mask's at attach time: a lookup whose
+// mask no longer has them misses (a cheap guard against arrays edited after attaching).
+struct DeviceMaskCopy {
+  std::shared_ptr<void> handle;
+  int device_index = -1;
+  int64_t heads = 0;
+  int64_t kept_blocks = 0;
+  int64_t num_rows = 0;
+  explicit operator bool() const { return handle != nullptr; }
+};
+
+// One cached device copy per mask, copied along with the mask (a copy shares the handle).
+// Mutex-guarded so a studio thread reading a mask never races the generator attaching to it.
+class DeviceMaskCache {
+ public:
+  DeviceMaskCache() = default;
+  DeviceMaskCache(const DeviceMaskCache& other) : copy_(other.get()) {}
+  DeviceMaskCache& operator=(const DeviceMaskCache& other) {
+    if (this != &other) set(other.get());
+    return *this;
+  }
+  DeviceMaskCopy get() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return copy_;
+  }
+  void set(DeviceMaskCopy copy) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    copy_ = std::move(copy);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable DeviceMaskCopy copy_;
+};
 
 // Rows are (head, query block) pairs, head-major: row r = head * num_q_blocks + qb.
 // num_heads == 1 means one mask shared by every head. Query and key blocks have the same size;
@@ -46,6 +84,19 @@ struct BlockMask {
 
   // Throws ShapeError naming the broken invariant.
   void validate() const;
+
+  // The device copy (see DeviceMaskCopy): attaching works on a const mask (policies hand out
+  // BlockMaskPtr = shared_ptr<const BlockMask>) because it only caches what the arrays already
+  // say. Whoever edits row_offsets/col_indices after attaching must call clear_device_copy().
+  void attach_device_copy(std::shared_ptr<void> handle, int device_index, int64_t heads) const;
+  // The attached copy when it was made for this device and head count and still fits the
+  // arrays; an empty DeviceMaskCopy otherwise.
+  DeviceMaskCopy device_copy(int device_index, int64_t heads) const;
+  // Whatever is attached (empty when nothing is), for inspection and tests.
+  DeviceMaskCopy attached_device_copy() const { return device_cache.get(); }
+  void clear_device_copy() const { device_cache.set({}); }
+
+  mutable DeviceMaskCache device_cache;
 };
 
 using BlockMaskPtr = std::shared_ptr<const BlockMask>;

@@ -63,6 +63,14 @@ struct DfsConfig {
 PolicyInfo dfs_policy_info();
 std::unique_ptr<MaskPolicy> make_dfs_policy(const DfsConfig& config);
 
+// The tensor form of the dynamic modes' selection, what runs on the GPU: a bool keep matrix
+// [num_heads, nb, nb] on q's device, built with LibTorch ops from the same formulas as the
+// policies' CPU loops (the oracle; they stay the path for CPU tensors). Any device works, so
+// the CPU tests compare the two forms too. Rows always keep their diagonal block.
+torch::Tensor radial_dynamic_keep(const MaskRequest& request, const RadialDynamicConfig& config);
+// dfs's scoring and selection at keep ratio `ratio` (warm-up, cache and refresh stay in the policy).
+torch::Tensor dfs_keep(const MaskRequest& request, const DfsConfig& config, double ratio);
+
 // lvsa (LVSA): raster blocks; a query block sees key blocks in frames within ±window_frames
 // (slid inward at the video's ends) whose spatial gap is <= spatial_window patches, the first
 // sink_frames frames, and `anchors` global key blocks (phase + j·P) mod num_blocks where

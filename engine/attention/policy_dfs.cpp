@@ -20,6 +20,11 @@
 //     warmup 12, refresh 12, keep 0.3, ratio_step 0.1 (0.3 → 0.2 → 0.1); our defaults keep the warm-up
 //     and the ratio drop off (warmup_steps 0, ratio_step 0) so the mode is sparse from step 0 and the
 //     ratio stays what the user asked for; set them to reproduce DFSAttn.
+// On a GPU (q on CUDA, CUDA backend available) steps 2-4 run as LibTorch ops on the device in
+// float64 (dfs_keep): spreads come back as H numbers for the budgets, regions are taken while
+// the blocks of the regions before them (in decreasing R) are < the candidate target, and the
+// k_h − 1 best non-diagonal candidates are kept. Only the finished mask comes back; it keeps its
+// device copy for the kernel, and the per-layer cache holds it with that copy.
 // Seed silence: DFSAttn picks plain top-k from the block scores with one ratio for all heads; the
 // coarse-region stage and the per-head adaptive ratios are ours (the issue asks for both).
 #include <algorithm>
@@ -50,6 +55,11 @@ DfsConfig DfsConfig::from(const ParamValues& v) {
 }
 
 namespace {
+
+// A head's budget weight c_h^adaptivity from Σ over rows of the blocks needed (c_h = that / nb²).
+double spread_weight(int64_t needed_sum, int64_t nb, double adaptivity) {
+  return std::pow(static_cast<double>(needed_sum) / (static_cast<double>(nb) * static_cast<double>(nb)), adaptivity);
+}
 
 // Integer per-row budgets per head: mean ratio `ratio`, shares ∝ weights, each in [1, nb].
 std::vector<int64_t> head_budgets(const std::vector<double>& weights, double ratio, int64_t nb) {
@@ -99,6 +109,39 @@ std::vector<int64_t> head_budgets(const std::vector<double>& weights, double rat
     if (k[h] > 1) --k[h], --sum;
   }
   return k;
+}
+
+// 1. Fine block scores S [H, nb, nb] fp32 where Q/K live: tile probabilities, batch-averaged,
+// summed over each block's key tiles and averaged over its query tiles. Query tiles go in
+// chunks so the [B, H, chunk, nt] logits stay near 256 MB (at 196k tokens the whole [H, nt, nt]
+// tile matrix would be ~7 GB per batch element).
+torch::Tensor dfs_block_scores(const MaskRequest& r, int64_t ts) {
+  const int64_t N = r.grid.size(), H = r.num_heads, bs = r.block_size;
+  const int64_t nb = BlockMask::blocks_for(N, bs);
+  const int64_t nt = (N + ts - 1) / ts;
+  const int64_t tiles_per_block = bs / ts;
+  auto qt = detail::pool_tokens(r.q, ts);
+  auto kt = detail::pool_tokens(r.k, ts);
+  const auto fopts = qt.options();
+  const auto lopts = fopts.dtype(torch::kLong);
+  auto tile_len = torch::full({nt}, static_cast<double>(ts), fopts);
+  tile_len[nt - 1] = static_cast<double>(N - (nt - 1) * ts);
+  const auto log_len = tile_len.log();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
+  const auto ktT = kt.transpose(2, 3);
+  auto tile_block = torch::arange(nt, lopts).div(tiles_per_block, "floor");
+  auto q_count = torch::zeros({nb}, fopts).index_add_(0, tile_block, torch::ones({nt}, fopts));
+  auto S = torch::zeros({H, nb, nb}, fopts);
+  const int64_t row_bytes = std::max<int64_t>(1, qt.size(0) * H * nt * 4);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(256) << 20) / row_bytes);
+  for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
+    const int64_t tc = std::min(chunk, nt - t0);
+    auto logits = torch::matmul(qt.narrow(2, t0, tc), ktT).mul_(scale).add_(log_len);
+    auto probs = torch::softmax(logits, -1).mean(0);  // [H, tc, nt]
+    auto key_sum = torch::zeros({H, tc, nb}, fopts).index_add_(2, tile_block, probs);
+    S.index_add_(1, tile_block.narrow(0, t0, tc), key_sum);
+  }
+  return S.div_(q_count.view({1, nb, 1}));
 }
 
 class DfsPolicy final : public MaskPolicy {
@@ -168,25 +211,11 @@ class DfsPolicy final : public MaskPolicy {
     torch::NoGradGuard no_grad;
     const int64_t N = r.grid.size(), H = r.num_heads, bs = r.block_size, ts = config_.tile_size;
     const int64_t nb = BlockMask::blocks_for(N, bs);
-    const int64_t nt = (N + ts - 1) / ts;
-    const int64_t tiles_per_block = bs / ts;
 
-    // 1. Tile probabilities [H, nt, nt], batch-averaged, computed where Q/K live (the GPU in a
-    //    generation run); only the [H, nb, nb] block scores come back to the CPU.
-    auto qt = detail::pool_tokens(r.q, ts);
-    auto kt = detail::pool_tokens(r.k, ts);
-    const auto fopts = qt.options();
-    const auto lopts = fopts.dtype(torch::kLong);
-    auto tile_len = torch::full({nt}, static_cast<double>(ts), fopts);
-    tile_len[nt - 1] = static_cast<double>(N - (nt - 1) * ts);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
-    auto logits = torch::matmul(qt, kt.transpose(2, 3)).mul_(scale).add_(tile_len.log());
-    auto probs = torch::softmax(logits, -1).mean(0);  // [H, nt, nt]
-    // Fine block scores [H, nb, nb]: sum key tiles per block, average query tiles per block.
-    auto tile_block = torch::arange(nt, lopts).div(tiles_per_block, "floor");
-    auto key_sum = torch::zeros({H, nt, nb}, fopts).index_add_(2, tile_block, probs);
-    auto q_count = torch::zeros({nb}, fopts).index_add_(0, tile_block, torch::ones({nt}, fopts));
-    auto S = torch::zeros({H, nb, nb}, fopts).index_add_(1, tile_block, key_sum).div_(q_count.view({1, nb, 1}));
+    if (detail::select_on_device(r)) {
+      return detail::mask_from_keep_tensor(dfs_keep(r, config_, ratio), N, bs, OrderingKind::Hilbert);
+    }
+    const auto S = dfs_block_scores(r, ts);
     auto Sd = S.to(torch::kCPU, torch::kFloat64).contiguous();
     auto s = Sd.accessor<double, 3>();
 
@@ -194,7 +223,7 @@ class DfsPolicy final : public MaskPolicy {
     std::vector<double> weights(static_cast<size_t>(H));
     std::vector<double> row(static_cast<size_t>(nb));
     for (int64_t h = 0; h < H; ++h) {
-      double spread = 0.0;
+      int64_t needed_sum = 0;  // integer, so the GPU path's weights come out bit-identical
       for (int64_t i = 0; i < nb; ++i) {
         for (int64_t j = 0; j < nb; ++j) row[static_cast<size_t>(j)] = s[h][i][j];
         std::sort(row.begin(), row.end(), std::greater<double>());
@@ -202,9 +231,9 @@ class DfsPolicy final : public MaskPolicy {
         double cum = 0.0;
         int64_t needed = 0;
         while (needed < nb && cum < config_.concentration_mass * total) cum += row[static_cast<size_t>(needed++)];
-        spread += static_cast<double>(std::max<int64_t>(1, needed)) / static_cast<double>(nb);
+        needed_sum += std::max<int64_t>(1, needed);
       }
-      weights[static_cast<size_t>(h)] = std::pow(spread / static_cast<double>(nb), config_.adaptivity);
+      weights[static_cast<size_t>(h)] = spread_weight(needed_sum, nb, config_.adaptivity);
     }
     const auto budget = head_budgets(weights, ratio, nb);
 
@@ -248,6 +277,72 @@ class DfsPolicy final : public MaskPolicy {
 };
 
 }  // namespace
+
+torch::Tensor dfs_keep(const MaskRequest& r, const DfsConfig& config, double ratio) {
+  detail::check_request(r, true, "dfs");
+  if (r.block_size % config.tile_size != 0) {
+    throw ParameterError("tile_size", std::to_string(config.tile_size) + " must divide block_size " +
+                                          std::to_string(r.block_size));
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t N = r.grid.size(), H = r.num_heads, bs = r.block_size;
+  const int64_t nb = BlockMask::blocks_for(N, bs);
+  const auto Sd = dfs_block_scores(r, config.tile_size).to(torch::kFloat64);  // [H, nb, nb]
+  const auto device = Sd.device();
+  const auto lopts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, nb * nb));
+
+  // 4. Spreads: per row, the blocks needed (at least 1) to reach concentration_mass of the row.
+  std::vector<torch::Tensor> spread_parts;
+  for (int64_t h0 = 0; h0 < H; h0 += chunk) {
+    const auto part = Sd.narrow(0, h0, std::min(chunk, H - h0));
+    const auto sorted = std::get<0>(torch::sort(part, -1, /*descending=*/true));
+    const auto total = sorted.sum(-1, /*keepdim=*/true);
+    const auto before = sorted.cumsum(-1) - sorted;
+    const auto needed = before.lt(total * config.concentration_mass).sum(-1).clamp_min(1);  // [hc, nb] int64
+    spread_parts.push_back(needed.sum(-1));
+  }
+  const auto needed_sum = torch::cat(spread_parts).to(torch::kCPU, torch::kLong).contiguous();
+  std::vector<double> weights(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h) {
+    weights[static_cast<size_t>(h)] = spread_weight(needed_sum.data_ptr<int64_t>()[h], nb, config.adaptivity);
+  }
+  const auto budget = head_budgets(weights, ratio, nb);
+  std::vector<int64_t> want(static_cast<size_t>(H)), fine(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t k = budget[static_cast<size_t>(h)];
+    want[static_cast<size_t>(h)] = std::min<int64_t>(nb, static_cast<int64_t>(std::ceil(config.candidate_factor * double(k))));
+    fine[static_cast<size_t>(h)] = k - 1;  // the diagonal takes one of the k
+  }
+  const auto want_t = torch::from_blob(want.data(), {H, 1, 1}, torch::kLong).to(device).clone();
+  const auto fine_t = torch::from_blob(fine.data(), {H, 1, 1}, torch::kLong).to(device).clone();
+
+  // 2-3. Regions by decreasing R (stable: ties keep region order, as the loop's stable_sort).
+  const int64_t rb = config.region_blocks;
+  const int64_t nr = (nb + rb - 1) / rb;
+  const auto block_region = torch::arange(nb, lopts).div(rb, "floor");
+  const auto region_size = torch::clamp_max(nb - torch::arange(nr, lopts) * rb, rb);
+  const auto rank = torch::arange(nb, lopts);
+  const auto diag = torch::eye(nb, lopts.dtype(torch::kBool));
+  std::vector<torch::Tensor> parts;
+  for (int64_t h0 = 0; h0 < H; h0 += chunk) {
+    const int64_t hc = std::min(chunk, H - h0);
+    const auto part = Sd.narrow(0, h0, hc);
+    const auto R = torch::zeros({hc, nb, nr}, part.options()).index_add_(2, block_region, part);
+    const auto order = std::get<1>(torch::sort(R, /*stable=*/true, -1, /*descending=*/true));
+    const auto sizes = region_size.index({order});  // [hc, nb, nr]
+    const auto held_before = sizes.cumsum(-1) - sizes;
+    const auto take = held_before.lt(want_t.narrow(0, h0, hc));
+    const auto region_in = torch::zeros({hc, nb, nr}, lopts.dtype(torch::kBool)).scatter_(-1, order, take);
+    const auto cand = region_in.index_select(2, block_region) & diag.logical_not();  // [hc, nb, nb]
+    // Fine top-(k_h − 1) among the candidates (scores are >= 0; non-candidates sort last as -1).
+    const auto sorted = torch::sort(part.masked_fill(cand.logical_not(), -1.0), /*stable=*/true, -1, /*descending=*/true);
+    const auto keep_sorted = std::get<0>(sorted).ge(0.0) & rank.view({1, 1, nb}).lt(fine_t.narrow(0, h0, hc));
+    auto keep = torch::zeros({hc, nb, nb}, lopts.dtype(torch::kBool)).scatter_(-1, std::get<1>(sorted), keep_sorted);
+    parts.push_back(keep | diag);
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+}
 
 PolicyInfo dfs_policy_info() {
   return {"dfs",

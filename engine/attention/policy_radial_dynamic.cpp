@@ -8,10 +8,15 @@
 // block's token count (a block of n similar keys carries ~n times one key's mass). Blocks are
 // taken in decreasing m_ij until their cumulative mass reaches tau; the diagonal and sink blocks
 // are always kept and count toward it. tau = 1 keeps the whole candidate set.
+// On a GPU (q on CUDA, CUDA backend available) the same formula runs as LibTorch ops on the
+// device in float64 (radial_dynamic_keep): a row's non-forced candidates are sorted by mass and
+// kept while forced mass + mass before them < tau · total, which is the loop's stopping rule.
+// Only the finished mask comes back; it keeps its device copy for the kernel.
 // Seed silence: DynamicRad scores with the first two heads and keeps score >= threshold; we score
 // every head (per-head masks) and use a cumulative-mass threshold so tau is scale-free in (0, 1].
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "engine/attention/mask_tensor.h"
@@ -30,6 +35,84 @@ RadialDynamicConfig RadialDynamicConfig::from(const ParamValues& v) {
 }
 
 namespace {
+// The request-independent part of the tensor form, on q's device: which blocks are candidates,
+// which are forced (diagonal, sinks), and log |j|. The policy keeps it while grid, block size
+// and device stay (building the radial prior costs more than the selection at nb = 1536).
+struct DevicePrior {
+  TokenGrid grid;
+  int64_t block_size = 0;
+  torch::Device device{torch::kCPU};
+  torch::Tensor cand, forced, open, log_len;  // [nb, nb] bool ×3, [1, 1, nb] float64
+  bool fits(const MaskRequest& r) const {
+    return cand.defined() && grid == r.grid && block_size == r.block_size && device == r.q.device();
+  }
+};
+
+DevicePrior make_device_prior(const MaskRequest& r, const RadialDynamicConfig& config) {
+  RadialConfig prior;
+  prior.keep_ratio = config.candidate_ratio;
+  prior.decay = config.decay;
+  prior.sink_frames = config.sink_frames;
+  auto candidates = radial_keep(r.grid, r.block_size, prior);
+  const detail::BlockGeometry geo(r.grid, r.block_size);
+  const int64_t nb = geo.num_blocks(), N = r.grid.size(), bs = r.block_size;
+  std::vector<uint8_t> sink(static_cast<size_t>(nb));
+  std::vector<double> log_len(static_cast<size_t>(nb));
+  for (int64_t j = 0; j < nb; ++j) {
+    sink[static_cast<size_t>(j)] = geo.block(j).t0 < config.sink_frames ? 1 : 0;
+    log_len[static_cast<size_t>(j)] = std::log(static_cast<double>(std::min(bs, N - j * bs)));
+  }
+  DevicePrior out;
+  out.grid = r.grid;
+  out.block_size = bs;
+  out.device = r.q.device();
+  const auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
+  // .to(kBool) / clone() copy out of the vectors, which die here.
+  out.cand = torch::from_blob(candidates.data(), {nb, nb}, u8).to(out.device).to(torch::kBool);
+  const auto sink_t = torch::from_blob(sink.data(), {1, nb}, u8).to(out.device).to(torch::kBool);
+  const auto diag = torch::eye(nb, torch::TensorOptions().dtype(torch::kBool).device(out.device));
+  out.forced = (diag | sink_t) & out.cand;
+  out.open = out.cand & out.forced.logical_not();
+  out.log_len = torch::from_blob(log_len.data(), {1, 1, nb}, torch::kFloat64).to(out.device).clone();
+  return out;
+}
+
+torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& config, const DevicePrior& prior) {
+  const int64_t nb = prior.cand.size(0), H = r.num_heads, bs = r.block_size;
+  // The loop's logits: fp32 pooled matmul, batch mean, then float64.
+  const auto qp = detail::pool_tokens(r.q, bs);
+  const auto kp = detail::pool_tokens(r.k, bs);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
+  const auto logits = torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(torch::kFloat64);  // [H, nb, nb]
+  const auto not_cand = prior.cand.logical_not();
+  const auto not_open = prior.open.logical_not();
+  const auto forced64 = prior.forced.to(torch::kFloat64);
+
+  // Heads in chunks of ~16M float64 entries: at 196k tokens (nb 1536) a chunk is 7 heads.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, nb * nb));
+  std::vector<torch::Tensor> parts;
+  for (int64_t h0 = 0; h0 < H; h0 += chunk) {
+    const int64_t hc = std::min(chunk, H - h0);
+    auto m = logits.narrow(0, h0, hc) + prior.log_len;
+    m.masked_fill_(not_cand, -std::numeric_limits<double>::infinity());
+    const auto peak = std::get<0>(m.max(-1, /*keepdim=*/true));
+    const auto mass = (m - peak).exp_();  // 0 outside the candidates
+    const auto total = mass.sum(-1, /*keepdim=*/true);
+    const auto forced_mass = (mass * forced64).sum(-1, /*keepdim=*/true);
+    // Non-forced candidates by decreasing mass; everything else sorts last as -1.
+    const auto sorted = torch::sort(mass.masked_fill(not_open, -1.0), -1, /*descending=*/true);
+    const auto& values = std::get<0>(sorted);
+    const auto contrib = values.clamp_min(0.0);
+    const auto before = contrib.cumsum(-1) - contrib;
+    const auto keep_sorted = values.ge(0.0) & (forced_mass + before).lt(total * config.tau);
+    auto keep = torch::zeros({hc, nb, nb}, prior.cand.options()).scatter_(-1, std::get<1>(sorted), keep_sorted);
+    parts.push_back(keep | prior.forced);
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+}
+}  // namespace
+
+namespace {
 class RadialDynamicPolicy final : public MaskPolicy {
  public:
   explicit RadialDynamicPolicy(const RadialDynamicConfig& c) : config_(c) {}
@@ -39,6 +122,11 @@ class RadialDynamicPolicy final : public MaskPolicy {
   BlockMaskPtr build(const MaskRequest& r) override {
     detail::check_request(r, true, name());
     torch::NoGradGuard no_grad;
+    if (detail::select_on_device(r)) {
+      if (!prior_.fits(r)) prior_ = make_device_prior(r, config_);
+      return detail::mask_from_keep_tensor(keep_with_prior(r, config_, prior_), r.grid.size(), r.block_size,
+                                           OrderingKind::Raster);
+    }
     RadialConfig prior;
     prior.keep_ratio = config_.candidate_ratio;
     prior.decay = config_.decay;
@@ -107,10 +195,20 @@ class RadialDynamicPolicy final : public MaskPolicy {
             {"sink_frames", double(config_.sink_frames)}};
   }
 
+  void reset() override { prior_ = DevicePrior{}; }
+
  private:
   RadialDynamicConfig config_;
+  DevicePrior prior_;  // the GPU path's candidates, kept across calls
 };
 }  // namespace
+
+
+torch::Tensor radial_dynamic_keep(const MaskRequest& r, const RadialDynamicConfig& config) {
+  detail::check_request(r, true, "radial-dynamic");
+  torch::NoGradGuard no_grad;
+  return keep_with_prior(r, config, make_device_prior(r, config));
+}
 
 PolicyInfo radial_dynamic_policy_info() {
   return {"radial-dynamic",

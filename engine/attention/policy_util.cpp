@@ -3,7 +3,12 @@
 
 #include <cmath>
 
+#include "engine/attention/attention.h"
 #include "engine/common/error.h"
+
+#ifdef LONGSHOT_HAS_CUDA
+#include "engine/attention/cuda/torch_adapter.h"
+#endif
 
 namespace longshot::attention::detail {
 
@@ -108,6 +113,31 @@ BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t 
     m.row_offsets.push_back(static_cast<int32_t>(m.col_indices.size()));
   }
   return m;
+}
+
+BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len, int64_t block_size,
+                                   OrderingKind ordering) {
+  const int64_t nb = BlockMask::blocks_for(seq_len, block_size);
+  if (!keep_in.defined() || keep_in.dim() != 3 || keep_in.size(1) != nb || keep_in.size(2) != nb) {
+    throw ShapeError("mask_from_keep_tensor: keep must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) +
+                     "]");
+  }
+#ifdef LONGSHOT_HAS_CUDA
+  // The kernel's block sizes only: any other size could not run on the device anyway.
+  if (keep_in.is_cuda() && cuda_backend_available() && (block_size == 64 || block_size == 128)) {
+    auto device_mask = cuda::mask_from_keep(keep_in, seq_len, block_size, /*keep_diagonal=*/true, ordering);
+    return cuda::host_mask_with_device_copy(std::move(device_mask), keep_in.size(0));
+  }
+#endif
+  auto keep = keep_in.to(torch::kCPU, torch::kUInt8).contiguous().clone();
+  keep.diagonal(0, 1, 2).fill_(1);
+  const auto* data = keep.data_ptr<uint8_t>();
+  std::vector<uint8_t> dense(data, data + keep.numel());
+  return std::make_shared<const BlockMask>(BlockMask::from_dense(dense, seq_len, block_size, keep.size(0), ordering));
+}
+
+bool select_on_device(const MaskRequest& request) {
+  return request.q.defined() && request.q.is_cuda() && cuda_backend_available();
 }
 
 }  // namespace longshot::attention::detail

@@ -46,4 +46,13 @@ int64_t param_int(const ParamValues& values, const std::string& name);
 BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t seq_len, int64_t block_size,
                          int64_t num_heads, OrderingKind ordering);
 
+// The BlockMask of a keep tensor [num_heads, nb, nb] (bool, any device). On a CUDA device with
+// the CUDA backend it is made there and the host mask carries it as its device copy (attention
+// then skips the upload); otherwise it is copied to the CPU and built there.
+BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
+                                   OrderingKind ordering);
+// True when a dynamic policy should score and select on q's device: q is a CUDA tensor and this
+// build's CUDA backend can run there.
+bool select_on_device(const MaskRequest& request);
+
 }  // namespace longshot::attention::detail

@@ -39,13 +39,13 @@ echo "built in $(( $(date +%s) - t0 )) s"
 if [ -n "$tests" ] && [ -x build/cuda/tests/test_gpu ]; then
   ./build/cuda/tests/test_gpu 2>&1 | tee "$out/test_gpu.log" | grep -vE "^\[ *(RUN|OK) " | tail -40
 fi
-if [ -n "$e2e" ] && [ -x build/cuda/tests/bench/bench_e2e ]; then
-  timeout 240 ./build/cuda/tests/bench/bench_e2e --grid 21x30x52 --grid 126x30x52 --reps 2 --json "$out/bench_e2e.json" \
-    2>&1 | tee "$out/bench_e2e.log" | tail -20
-fi
 if [ -n "$evaltable" ] && [ -x build/cuda/app/longshot ]; then
-  timeout 200 ./build/cuda/app/longshot eval --modes all --horizons 1,2,4 --seeds 2 2>/tmp/eval.log | tee "$out/eval_table.md"
+  timeout ${EVAL_TIMEOUT:-200} ./build/cuda/app/longshot eval --modes all --horizons 1,2,4 --seeds 2 2>/tmp/eval.log | tee "$out/eval_table.md"
   tail -3 /tmp/eval.log
+fi
+if [ -n "$e2e" ] && [ -x build/cuda/tests/bench/bench_e2e ]; then
+  timeout ${E2E_TIMEOUT:-240} ./build/cuda/tests/bench/bench_e2e --grid 21x30x52 --grid 126x30x52 --reps 2 --json "$out/bench_e2e.json" \
+    2>&1 | tee "$out/bench_e2e.log" | tail -20
 fi
 if [ -n "$bench" ] && [ -x build/cuda/tests/bench/bench_attention ]; then
   rm -rf /tmp/masks && mkdir -p /tmp/masks

@@ -19,6 +19,7 @@
 #include "engine/common/error.h"
 
 #if LONGSHOT_TORCH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -49,7 +50,12 @@ std::string unavailable_reason() {
 #endif
 }
 
-bool device_available() { return unavailable_reason().empty(); }
+// Probed once: the dynamic policies ask on every mask build, and a device does not appear or
+// vanish within a process.
+bool device_available() {
+  static const bool available = unavailable_reason().empty();
+  return available;
+}
 
 // --------------------------------------------------------------------------------------[masks]
 namespace {
@@ -157,6 +163,38 @@ BlockMask download_mask(const DeviceBlockMask& mask) {
   return out;
 }
 
+namespace {
+int device_index_of(const torch::Device& device) {
+  if (!device.is_cuda()) throw ShapeError("device masks live on CUDA devices, got " + device.str());
+#if LONGSHOT_TORCH_CUDA
+  return device.has_index() ? device.index() : static_cast<int>(c10::cuda::current_device());
+#else
+  return device.has_index() ? device.index() : 0;
+#endif
+}
+}  // namespace
+
+std::shared_ptr<DeviceBlockMask> cached_device_mask(const BlockMask& mask, const torch::Device& device,
+                                                    int64_t heads) {
+  if (heads <= 0) throw ParameterError("heads", "must be positive, got " + std::to_string(heads));
+  const int index = device_index_of(device);
+  if (auto copy = mask.device_copy(index, heads)) return std::static_pointer_cast<DeviceBlockMask>(copy.handle);
+  auto uploaded = std::make_shared<DeviceBlockMask>(upload_mask(mask, torch::Device(torch::kCUDA, index), heads));
+  mask.attach_device_copy(uploaded, index, heads);
+  return uploaded;
+}
+
+BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads) {
+  const torch::Tensor& where = mask.row_offsets.defined() ? mask.row_offsets : mask.schedule;
+  if (!where.defined()) throw ShapeError("host_mask_with_device_copy: the device mask has no arrays and no schedule");
+  if (heads > 0 && (!mask.schedule.defined() || mask.schedule_heads != heads)) prepare_schedule(mask, heads);
+  const int64_t schedule_heads = mask.schedule_heads;
+  const int index = device_index_of(where.device());
+  auto host = std::make_shared<BlockMask>(download_mask(mask));
+  host->attach_device_copy(std::make_shared<DeviceBlockMask>(std::move(mask)), index, schedule_heads);
+  return host;
+}
+
 // ----------------------------------------------------------------------------------[attention]
 namespace {
 
@@ -250,8 +288,10 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Ten
 torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, const BlockMask& mask) {
   check_qkv(q, "q", q);
-  auto device_mask = upload_mask(mask, q.device(), q.size(1));
-  return block_sparse_attention(q, k, v, device_mask, 0.0);
+  // The kernel leaves the mask alone when its schedule was made for q's heads (the cache key),
+  // so the shared copy is only read here.
+  const auto device_mask = cached_device_mask(mask, q.device(), q.size(1));
+  return block_sparse_attention(q, k, v, *device_mask, 0.0);
 }
 
 torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -54,6 +54,16 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
 // Copies the mask to `device` (a full BlockMask becomes full_device_mask) and builds the schedule for `heads` heads (0: mask.num_heads).
 DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads = 0);
 BlockMask download_mask(const DeviceBlockMask& mask);
+
+// ---- Extensions (issue 5): a BlockMask carries its uploaded copy (BlockMask::device_copy).
+// The device copy attached to `mask` for (device, heads), uploaded and attached on a miss: a
+// cached mask (static policies reuse one for a whole job) is uploaded once, not once per call.
+std::shared_ptr<DeviceBlockMask> cached_device_mask(const BlockMask& mask, const torch::Device& device,
+                                                    int64_t heads);
+// The host mask of a mask built on the GPU (download_mask: the studio, stats and traces read its
+// arrays) with `mask` itself attached as its device copy, so attention does not upload it again.
+// The schedule is (re)built for `heads` heads first (0: keep the mask's schedule_heads).
+BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads = 0);
 // (Re)builds mask.schedule for `heads` heads on the mask's device: rows sorted by kept blocks,
 // descending (stable), shared rows repeated for every head.
 void prepare_schedule(DeviceBlockMask& mask, int64_t heads);

@@ -77,6 +77,15 @@ AttentionHeatmap make_heatmap(const torch::Tensor& probs, const attention::Token
 
 namespace {
 
+// Masks leave the job in events (studio history, traces): without their GPU copies, so what the
+// studio keeps never pins device memory. The policy's own cached mask keeps its copy.
+attention::BlockMaskPtr host_only(const attention::BlockMaskPtr& mask) {
+  if (!mask || !mask->attached_device_copy()) return mask;
+  auto copy = std::make_shared<attention::BlockMask>(*mask);
+  copy->clear_device_copy();
+  return copy;
+}
+
 double now_ms() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
@@ -217,7 +226,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       ev.sparsity = control.stats.sparsity;
       ev.mean_sparsity = control.stats.mean_sparsity();
       ev.recall_estimate = control.stats.recall;
-      ev.mask = control.stats.inspected_mask;
+      ev.mask = host_only(control.stats.inspected_mask);
       ev.mask_from_cache = control.stats.inspected_mask_cached;
       ev.mask_layer = control.inspect_layer < 0 ? 0 : control.inspect_layer;
       ev.mask_head = control.inspect_head;
@@ -228,6 +237,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
             make_heatmap(control.stats.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));
       }
       ev.layer_masks = std::move(control.stats.layer_masks);
+      for (auto& m : ev.layer_masks) m = host_only(m);
       completed = step + 1;
       ev.eta_ms = (now_ms() - t_job) / completed * (request.steps - completed);
       total_attention += attention_ms;

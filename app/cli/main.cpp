@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "app/cli/command.h"
-#include "engine/common/threads.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
+#include "engine/common/threads.h"
 
 namespace longshot::cli {
 

@@ -54,8 +54,7 @@ torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, c
     throw ShapeError(std::string("sparse_attention: backend '") + backend_name(backend) +
                      "' runs on the CPU; tensor 'q' is on CUDA (move it or use Backend::Cuda)");
   }
-  const bool full = mask.kept_blocks() == mask.num_rows() * mask.num_k_blocks;
-  auto out = full ? dense_attention_reference(q, k, v) : block_sparse_attention_reference(q, k, v, mask);
+  auto out = mask.is_full() ? dense_attention_reference(q, k, v) : block_sparse_attention_reference(q, k, v, mask);
   return out.to(q.scalar_type());
 }
 

@@ -73,6 +73,8 @@ struct BlockMask {
 
   int64_t num_rows() const { return num_heads * num_q_blocks; }
   int64_t kept_blocks() const { return row_offsets.empty() ? 0 : row_offsets.back(); }
+  // Every block pair kept (dense attention under a block mask).
+  bool is_full() const { return kept_blocks() == num_rows() * num_k_blocks; }
   int64_t block_len(int64_t b) const;  // tokens in block b (ragged last block)
   bool contains(int64_t head, int64_t qb, int64_t kb) const;
 

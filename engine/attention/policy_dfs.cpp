@@ -290,7 +290,7 @@ torch::Tensor dfs_keep(const MaskRequest& r, const DfsConfig& config, double rat
   const auto Sd = dfs_block_scores(r, config.tile_size).to(torch::kFloat64);  // [H, nb, nb]
   const auto device = Sd.device();
   const auto lopts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, nb * nb));
+  const int64_t chunk = detail::heads_per_chunk(nb);
 
   // 4. Spreads: per row, the blocks needed (at least 1) to reach concentration_mass of the row.
   std::vector<torch::Tensor> spread_parts;

@@ -35,6 +35,30 @@ RadialDynamicConfig RadialDynamicConfig::from(const ParamValues& v) {
 }
 
 namespace {
+// Both paths' pieces: the radial candidate set, each key block's log token count (a block of n
+// similar keys carries ~n times one key's mass), and the block-pooled logits [H, nb, nb] in
+// float64, batch-averaged, computed where the pooled Q/K are.
+RadialConfig candidate_config(const RadialDynamicConfig& config) {
+  RadialConfig prior;
+  prior.keep_ratio = config.candidate_ratio;
+  prior.decay = config.decay;
+  prior.sink_frames = config.sink_frames;
+  return prior;
+}
+
+std::vector<double> block_log_len(int64_t seq_len, int64_t block_size, int64_t nb) {
+  std::vector<double> out(static_cast<size_t>(nb));
+  for (int64_t j = 0; j < nb; ++j) {
+    out[static_cast<size_t>(j)] = std::log(static_cast<double>(std::min(block_size, seq_len - j * block_size)));
+  }
+  return out;
+}
+
+torch::Tensor pooled_logits(const torch::Tensor& qp, const torch::Tensor& kp, int64_t head_dim) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  return torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(torch::kFloat64);
+}
+
 // The request-independent part of the tensor form, on q's device: which blocks are candidates,
 // which are forced (diagonal, sinks), and log |j|. The policy keeps it while grid, block size
 // and device stay (building the radial prior costs more than the selection at nb = 1536).
@@ -49,22 +73,15 @@ struct DevicePrior {
 };
 
 DevicePrior make_device_prior(const MaskRequest& r, const RadialDynamicConfig& config) {
-  RadialConfig prior;
-  prior.keep_ratio = config.candidate_ratio;
-  prior.decay = config.decay;
-  prior.sink_frames = config.sink_frames;
-  auto candidates = radial_keep(r.grid, r.block_size, prior);
+  auto candidates = radial_keep(r.grid, r.block_size, candidate_config(config));
   const detail::BlockGeometry geo(r.grid, r.block_size);
-  const int64_t nb = geo.num_blocks(), N = r.grid.size(), bs = r.block_size;
+  const int64_t nb = geo.num_blocks();
   std::vector<uint8_t> sink(static_cast<size_t>(nb));
-  std::vector<double> log_len(static_cast<size_t>(nb));
-  for (int64_t j = 0; j < nb; ++j) {
-    sink[static_cast<size_t>(j)] = geo.block(j).t0 < config.sink_frames ? 1 : 0;
-    log_len[static_cast<size_t>(j)] = std::log(static_cast<double>(std::min(bs, N - j * bs)));
-  }
+  for (int64_t j = 0; j < nb; ++j) sink[static_cast<size_t>(j)] = geo.block(j).t0 < config.sink_frames ? 1 : 0;
+  auto log_len = block_log_len(r.grid.size(), r.block_size, nb);
   DevicePrior out;
   out.grid = r.grid;
-  out.block_size = bs;
+  out.block_size = r.block_size;
   out.device = r.q.device();
   const auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
   // .to(kBool) / clone() copy out of the vectors, which die here.
@@ -78,18 +95,14 @@ DevicePrior make_device_prior(const MaskRequest& r, const RadialDynamicConfig& c
 }
 
 torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& config, const DevicePrior& prior) {
-  const int64_t nb = prior.cand.size(0), H = r.num_heads, bs = r.block_size;
-  // The loop's logits: fp32 pooled matmul, batch mean, then float64.
-  const auto qp = detail::pool_tokens(r.q, bs);
-  const auto kp = detail::pool_tokens(r.k, bs);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
-  const auto logits = torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(torch::kFloat64);  // [H, nb, nb]
+  const int64_t nb = prior.cand.size(0), H = r.num_heads;
+  const auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size), detail::pool_tokens(r.k, r.block_size),
+                                    r.q.size(3));  // [H, nb, nb]
   const auto not_cand = prior.cand.logical_not();
   const auto not_open = prior.open.logical_not();
   const auto forced64 = prior.forced.to(torch::kFloat64);
 
-  // Heads in chunks of ~16M float64 entries: at 196k tokens (nb 1536) a chunk is 7 heads.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, nb * nb));
+  const int64_t chunk = detail::heads_per_chunk(nb);
   std::vector<torch::Tensor> parts;
   for (int64_t h0 = 0; h0 < H; h0 += chunk) {
     const int64_t hc = std::min(chunk, H - h0);
@@ -110,9 +123,6 @@ torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& c
   }
   return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
-}  // namespace
-
-namespace {
 class RadialDynamicPolicy final : public MaskPolicy {
  public:
   explicit RadialDynamicPolicy(const RadialDynamicConfig& c) : config_(c) {}
@@ -127,24 +137,16 @@ class RadialDynamicPolicy final : public MaskPolicy {
       return detail::mask_from_keep_tensor(keep_with_prior(r, config_, prior_), r.grid.size(), r.block_size,
                                            OrderingKind::Raster);
     }
-    RadialConfig prior;
-    prior.keep_ratio = config_.candidate_ratio;
-    prior.decay = config_.decay;
-    prior.sink_frames = config_.sink_frames;
-    const auto candidates = radial_keep(r.grid, r.block_size, prior);
+    const auto candidates = radial_keep(r.grid, r.block_size, candidate_config(config_));
     const detail::BlockGeometry geo(r.grid, r.block_size);
     const int64_t nb = geo.num_blocks(), H = r.num_heads, N = r.grid.size();
 
-    // Block-pooled logits [H, nb, nb], averaged over the batch.
-    auto qp = detail::pool_tokens(r.q, r.block_size).to(torch::kCPU);  // pool on the device, then copy
-    auto kp = detail::pool_tokens(r.k, r.block_size).to(torch::kCPU);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
-    auto logits = torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(torch::kFloat64).contiguous();
+    // Pool on Q/K's device, then score on the CPU.
+    auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size).to(torch::kCPU),
+                                detail::pool_tokens(r.k, r.block_size).to(torch::kCPU), r.q.size(3))
+                      .contiguous();
     auto acc = logits.accessor<double, 3>();
-    std::vector<double> log_len(static_cast<size_t>(nb));
-    for (int64_t j = 0; j < nb; ++j) {
-      log_len[static_cast<size_t>(j)] = std::log(static_cast<double>(std::min(r.block_size, N - j * r.block_size)));
-    }
+    const auto log_len = block_log_len(N, r.block_size, nb);
 
     std::vector<std::vector<int32_t>> rows(static_cast<size_t>(H * nb));
     std::vector<int32_t> cand;
@@ -202,7 +204,6 @@ class RadialDynamicPolicy final : public MaskPolicy {
   DevicePrior prior_;  // the GPU path's candidates, kept across calls
 };
 }  // namespace
-
 
 torch::Tensor radial_dynamic_keep(const MaskRequest& r, const RadialDynamicConfig& config) {
   detail::check_request(r, true, "radial-dynamic");

@@ -1,6 +1,7 @@
 // Shared helpers of the mask policies.
 #include "engine/attention/policy_util.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/attention/attention.h"
@@ -134,6 +135,10 @@ BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len
   const auto* data = keep.data_ptr<uint8_t>();
   std::vector<uint8_t> dense(data, data + keep.numel());
   return std::make_shared<const BlockMask>(BlockMask::from_dense(dense, seq_len, block_size, keep.size(0), ordering));
+}
+
+int64_t heads_per_chunk(int64_t nb) {
+  return std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, nb * nb));
 }
 
 bool select_on_device(const MaskRequest& request) {

@@ -307,9 +307,9 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     t0 = now_ms();
   }
   if (dense_layer) {
-    // Without a control (the training path) or with torch_dense: torch ops, differentiable on
-    // every device; otherwise the attention core's dense path.
-    // On a GPU with backend Auto, dense means the fastest dense: torch's SDPA (cuDNN / flash).
+    // Torch ops (differentiable on every device) without a control (the training path), with
+    // torch_dense, and on a GPU under backend Auto (the fastest dense: SDPA's cuDNN / flash);
+    // otherwise the attention core's dense path.
     const bool torch_path = !control || control->torch_dense || (q.is_cuda() && backend == attention::Backend::Auto);
     out = torch_path ? plain_attention(q, k, v) : attention::dense_attention(q, k, v, backend);
   } else {
@@ -333,8 +333,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     }
     // A full mask (the dense mode) on a GPU with backend Auto also takes the fastest dense path;
     // Backend::Cuda forces our kernel (the benchmark's "dense" row).
-    const bool full = mask->kept_blocks() == mask->num_rows() * mask->num_k_blocks;
-    out = full && q.is_cuda() && backend == attention::Backend::Auto ? plain_attention(q, k, v)
+    out = mask->is_full() && q.is_cuda() && backend == attention::Backend::Auto ? plain_attention(q, k, v)
                                                                      : attention::sparse_attention(q, k, v, *mask, backend);
     if (control->keep_masks) control->stats.layer_masks[size_t(layer)] = mask;
     auto& sp = control->stats.sparsity;

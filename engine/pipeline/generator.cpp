@@ -2,9 +2,8 @@
 // queue; cancel() raises an atomic flag the model checks before every layer.
 #include "engine/pipeline/generator.h"
 
-#include "engine/common/threads.h"
-
 #include "engine/common/error.h"
+#include "engine/common/threads.h"
 #include "engine/pipeline/run_job.h"
 
 namespace longshot::pipeline {

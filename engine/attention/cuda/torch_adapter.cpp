@@ -122,7 +122,7 @@ DeviceBlockMask full_device_mask(int64_t seq_len, int64_t block_size, const torc
 DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads) {
   mask.validate();
   check_mask_geometry(mask.seq_len, mask.block_size, "upload_mask");
-  if (mask.kept_blocks() == mask.num_rows() * mask.num_k_blocks) {
+  if (mask.is_full()) {
     auto full = full_device_mask(mask.seq_len, mask.block_size, device, heads > 0 ? heads : mask.num_heads);
     full.ordering = mask.ordering;
     return full;

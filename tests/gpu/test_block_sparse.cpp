@@ -22,17 +22,12 @@ TEST(GpuSuite, BuiltWithoutCuda) { GTEST_SKIP() << "this build has no CUDA kerne
 #include "engine/attention/synthetic.h"
 #include "engine/attention/token_grid.h"
 #include "engine/common/error.h"
+#include "tests/gpu/skip_without_gpu.h"
 
 namespace la = longshot::attention;
 namespace lc = longshot::attention::cuda;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU()                                                       \
-  do {                                                                           \
-    if (!lc::device_available())                                                 \
-      GTEST_SKIP() << "no GPU for the CUDA kernel: " << lc::unavailable_reason(); \
-  } while (0)
 
 double rel_l2(const torch::Tensor& out, const torch::Tensor& ref) {
   const auto o = out.to(torch::kCPU, torch::kFloat64);

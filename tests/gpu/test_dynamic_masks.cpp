@@ -23,17 +23,12 @@
 #include "engine/attention/reference.h"
 #include "engine/attention/synthetic.h"
 #include "engine/attention/token_grid.h"
+#include "tests/gpu/skip_without_gpu.h"
 
 namespace la = longshot::attention;
 namespace lc = longshot::attention::cuda;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU()                                                       \
-  do {                                                                           \
-    if (!lc::device_available())                                                 \
-      GTEST_SKIP() << "no GPU for the CUDA kernel: " << lc::unavailable_reason(); \
-  } while (0)
 
 struct Pair {
   la::MaskRequest cpu, gpu;  // same Q/K values: bf16-rounded, fp32 on the CPU, bf16 on the GPU

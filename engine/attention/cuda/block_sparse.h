@@ -12,6 +12,11 @@ namespace longshot::attention::cuda {
 
 enum class DType : int { BFloat16 = 0, Float16 = 1 };
 
+// Which kernel runs: Auto takes the Hopper kernel (TMA + wgmma, block 128, sm_90a SASS present,
+// compute capability 9.0) where it applies and the mma.sync kernel (sm_80+) everywhere else.
+// Mma and Hopper force one (benchmarks, tests); forcing Hopper where it cannot run is an error.
+enum class KernelPath : int { Auto = 0, Mma = 1, Hopper = 2 };
+
 // Everything one launch needs, passed by value to the kernel.
 struct BlockSparseParams {
   const void* q = nullptr;
@@ -45,6 +50,7 @@ struct BlockSparseParams {
   // m16 row bands per warp: 0 = the dispatch's choice (2 for block 128, 1 for block 64);
   // 1 or 2 force a variant (benchmarks, tests).
   int m_tiles = 0;
+  KernelPath path = KernelPath::Auto;
 };
 
 // True when a kernel instance exists for this dtype / head_dim / block_size combination and the
@@ -53,5 +59,7 @@ bool block_sparse_supported(const BlockSparseParams& params, std::string* why = 
 // Launches on `stream`; throws CudaError (with file:line) on an unsupported case or a failed
 // launch. Rows with no kept block produce zeros.
 void block_sparse_forward(const BlockSparseParams& params, cudaStream_t stream);
+// True when the Hopper kernel can run these params on the current device (`why` otherwise).
+bool hopper_path_available(const BlockSparseParams& params, std::string* why = nullptr);
 
 }  // namespace longshot::attention::cuda

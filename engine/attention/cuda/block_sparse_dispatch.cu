@@ -3,7 +3,13 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cudaTypedefs.h>
+
+#include <mutex>
+#include <vector>
+
 #include "engine/attention/cuda/block_sparse.h"
+#include "engine/attention/cuda/block_sparse_sm90.cuh"
 #include "engine/attention/cuda/cuda_check.h"
 
 namespace longshot::attention::cuda {
@@ -11,7 +17,54 @@ namespace longshot::attention::cuda {
 template <typename T, int BLOCK_M, int D, int M_TILES>
 void launch_block_sparse(const BlockSparseParams& p, cudaStream_t stream);
 
+namespace sm90 {
+template <typename T, int D>
+void launch_sm90(const BlockSparseParams& p, const Maps& maps, cudaStream_t stream);
+cudaError_t kernel_attributes(cudaFuncAttributes* attr);
+}  // namespace sm90
+
 namespace {
+
+// The driver's tensor-map encoder, looked up once through the runtime (no -lcuda link).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult status{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status) !=
+            cudaSuccess ||
+        status != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();  // clear the sticky-free error so later checks do not see it
+      f = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// Per device: compute capability 9.0 and sm_90a code in this binary for the Hopper kernel.
+bool device_runs_sm90_kernel(std::string* why) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    if (why) *why = "no current CUDA device";
+    return false;
+  }
+  static std::mutex mu;
+  static std::vector<int> state;  // per device: 0 unknown, 1 yes, 2 no
+  std::lock_guard<std::mutex> lock(mu);
+  if (static_cast<int>(state.size()) <= dev) state.resize(dev + 1, 0);
+  if (state[dev] == 0) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    cudaFuncAttributes attr{};
+    const bool has_code = sm90::kernel_attributes(&attr) == cudaSuccess && attr.binaryVersion == 90;
+    cudaGetLastError();
+    state[dev] = major == 9 && minor == 0 && has_code && tensor_map_encoder() ? 1 : 2;
+  }
+  if (state[dev] != 1 && why) *why = "the device is not compute capability 9.0 or this build has no sm_90a code";
+  return state[dev] == 1;
+}
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
@@ -68,9 +121,80 @@ bool block_sparse_supported(const BlockSparseParams& p, std::string* why) {
   return true;
 }
 
+namespace sm90 {
+
+bool encode_maps(const BlockSparseParams& p, Maps& maps, std::string* why) {
+  const auto encode = tensor_map_encoder();
+  if (!encode) {
+    if (why) *why = "the driver has no cuTensorMapEncodeTiled";
+    return false;
+  }
+  const CUtensorMapDataType type =
+      p.dtype == DType::BFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  auto one = [&](CUtensorMap& map, const void* ptr, int64_t row, int64_t head, int64_t batch, const char* name) {
+    // A size-1 dimension's stride is never used to step; give it one the encoder accepts.
+    if (p.heads == 1) head = row * p.seq_len;
+    if (p.batch == 1) batch = head * p.heads;
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.head_dim), static_cast<cuuint64_t>(p.seq_len),
+                                static_cast<cuuint64_t>(p.heads), static_cast<cuuint64_t>(p.batch)};
+    const cuuint64_t strides[3] = {static_cast<cuuint64_t>(row) * 2, static_cast<cuuint64_t>(head) * 2,
+                                   static_cast<cuuint64_t>(batch) * 2};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(kSlabCols), static_cast<cuuint32_t>(kBlock), 1, 1};
+    const cuuint32_t elem[4] = {1, 1, 1, 1};
+    const CUresult r = encode(&map, type, 4, const_cast<void*>(ptr), dims, strides, box, elem,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS && why) *why = std::string("cuTensorMapEncodeTiled refused ") + name + "'s layout (error " + std::to_string(static_cast<int>(r)) + ")";
+    return r == CUDA_SUCCESS;
+  };
+  return one(maps.q, p.q, p.q_row_stride, p.q_head_stride, p.q_batch_stride, "q") &&
+         one(maps.k, p.k, p.k_row_stride, p.k_head_stride, p.k_batch_stride, "k") &&
+         one(maps.v, p.v, p.v_row_stride, p.v_head_stride, p.v_batch_stride, "v");
+}
+
+}  // namespace sm90
+
+bool hopper_path_available(const BlockSparseParams& p, std::string* why) {
+  if (p.block_size != sm90::kBlock) {
+    if (why) *why = "the Hopper kernel needs mask block size 128";
+    return false;
+  }
+  if (p.m_tiles != 0) {
+    if (why) *why = "m_tiles selects an mma.sync variant";
+    return false;
+  }
+  return device_runs_sm90_kernel(why);
+}
+
+namespace {
+
+template <typename T>
+void dispatch_sm90(const BlockSparseParams& p, const sm90::Maps& maps, cudaStream_t stream) {
+  if (p.head_dim == 64) {
+    sm90::launch_sm90<T, 64>(p, maps, stream);
+  } else {
+    sm90::launch_sm90<T, 128>(p, maps, stream);
+  }
+}
+
+}  // namespace
+
 void block_sparse_forward(const BlockSparseParams& p, cudaStream_t stream) {
   std::string why;
   if (!block_sparse_supported(p, &why)) throw CudaError("block_sparse_forward: unsupported case: " + why);
+  if (p.path != KernelPath::Mma) {
+    sm90::Maps maps;
+    const bool hopper = hopper_path_available(p, &why) && sm90::encode_maps(p, maps, &why);
+    if (hopper) {
+      if (p.dtype == DType::BFloat16) {
+        dispatch_sm90<__nv_bfloat16>(p, maps, stream);
+      } else {
+        dispatch_sm90<__half>(p, maps, stream);
+      }
+      return;
+    }
+    if (p.path == KernelPath::Hopper) throw CudaError("block_sparse_forward: Hopper kernel unavailable: " + why);
+  }
   if (p.dtype == DType::BFloat16) {
     dispatch_head_dim<__nv_bfloat16>(p, stream);
   } else {

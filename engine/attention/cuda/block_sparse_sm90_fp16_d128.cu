@@ -1,0 +1,9 @@
+// Instance of the Hopper block-sparse forward kernel: fp16, head_dim 128, block 128. Its body is
+// compiled only for sm_90a (an empty kernel elsewhere; the dispatch checks the binary version).
+#include "engine/attention/cuda/block_sparse_sm90.cuh"
+
+namespace longshot::attention::cuda::sm90 {
+
+template void launch_sm90<__half, 128>(const BlockSparseParams&, const Maps&, cudaStream_t);
+
+}  // namespace longshot::attention::cuda::sm90

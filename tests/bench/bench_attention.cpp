@@ -185,7 +185,7 @@ int run(const Options& opt) {
                  grid.to_string().c_str(), static_cast<long long>(nb), iters);
 
     auto add = [&](const std::string& mode, double target, const la::BlockMask& m, double build_ms,
-                   lc::DeviceBlockMask& dm, int m_tiles = 0) {
+                   lc::DeviceBlockMask& dm, lc::KernelPath path = lc::KernelPath::Auto) {
       Row r;
       r.n = N;
       r.mode = mode;
@@ -194,7 +194,7 @@ int run(const Options& opt) {
       r.token_sparsity = m.token_sparsity();
       r.build_ms = build_ms;
       r.mask_heads = m.num_heads;
-      r.ms = timer.median_ms([&] { lc::block_sparse_attention(q, k, v, dm, 0.0, m_tiles); }, 2, iters);
+      r.ms = timer.median_ms([&] { lc::block_sparse_attention(q, k, v, dm, 0.0, path); }, 2, iters);
       if (!opt.export_dir.empty()) {
         char name[128];
         std::snprintf(name, sizeof name, "mask_n%lld_%s_%02d.bsr", static_cast<long long>(N), mode.c_str(),
@@ -211,8 +211,9 @@ int run(const Options& opt) {
       const auto full = la::BlockMask::full(N, block);
       auto dm = lc::upload_mask(full, torch::kCUDA, H);
       add("dense", 0.0, full, -1, dm);
-      // The other kernel variant (one m16 band per warp), for the record.
-      add("dense-1band", 0.0, full, -1, dm, 1);
+      // The portable mma.sync kernel on the same mask, for the record (the Hopper kernel is
+      // "dense" wherever it applies).
+      if (lc::hopper_kernel_applies(q, block)) add("dense-mma", 0.0, full, -1, dm, lc::KernelPath::Mma);
     }
     for (const double s : targets) {
       const auto m = policy_mask("radial", {{"keep_ratio", 1.0 - s}}, grid, H);

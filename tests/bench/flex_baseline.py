@@ -114,7 +114,7 @@ def main():
         for r in rs:
             r["best_dense_ms"] = best
             r["flex_ms"] = None
-            if args.no_flex or not r.get("mask_file") or r["mode"] == "dense-1band":
+            if args.no_flex or not r.get("mask_file") or r["mode"] == "dense-mma":
                 continue
             heads = r["mask_heads"]
             bm, _ = load_mask(os.path.join(args.mask_dir, r["mask_file"]), heads, nb, nb, n, "cuda")

@@ -15,6 +15,8 @@ TEST(GpuSuite, BuiltWithoutCuda) { GTEST_SKIP() << "this build has no CUDA kerne
 
 #include <random>
 
+#include <cuda_runtime_api.h>
+
 #include "engine/attention/block_mask.h"
 #include "engine/attention/cuda/torch_adapter.h"
 #include "engine/attention/mask_policy.h"
@@ -124,9 +126,16 @@ TEST_P(KernelSweep, MatchesReference) {
   const double err = rel_l2(out, ref);
   EXPECT_LT(err, tolerance(c.dtype)) << describe(c);
   EXPECT_FALSE(out.isnan().any().item<bool>());
-  if (c.block == 128) {  // the one-band-per-warp variant must agree with the default
+  if (c.block == 128) {  // every kernel that serves block 128 must agree with the reference
     auto dm = lc::upload_mask(mask, torch::kCUDA, H);
-    EXPECT_LT(rel_l2(lc::block_sparse_attention(in.q, in.k, in.v, dm, 0.0, 1), ref), tolerance(c.dtype));
+    for (int m_tiles : {1, 2})
+      EXPECT_LT(rel_l2(lc::block_sparse_attention(in.q, in.k, in.v, dm, 0.0, lc::KernelPath::Mma, m_tiles), ref),
+                tolerance(c.dtype))
+          << "mma.sync, " << m_tiles << " band(s) per warp";
+    if (lc::hopper_kernel_applies(in.q, c.block))
+      EXPECT_LT(rel_l2(lc::block_sparse_attention(in.q, in.k, in.v, dm, 0.0, lc::KernelPath::Hopper), ref),
+                tolerance(c.dtype))
+          << "Hopper kernel";
   }
   if (c.per_head) {  // head 0, query block 1 is empty: zeros by contract
     const auto row = out.select(1, 0).narrow(1, c.block, c.block).to(torch::kCPU, torch::kFloat32);
@@ -142,6 +151,25 @@ INSTANTIATE_TEST_SUITE_P(
                     SweepCase{torch::kHalf, 64, 64, 930, false}, SweepCase{torch::kHalf, 64, 128, 1024, true},
                     SweepCase{torch::kHalf, 128, 64, 1000, false}),
     case_name);
+
+// On an H100/H200 the default path is the Hopper kernel for block 128, and forcing it where it
+// does not apply (block 64) is an error, not a silent fallback.
+TEST(GpuKernel, HopperKernelIsTheDefaultOnHopper) {
+  SKIP_WITHOUT_GPU();
+  cudaDeviceProp props{};
+  ASSERT_EQ(cudaGetDeviceProperties(&props, 0), cudaSuccess);
+  if (props.major != 9 || props.minor != 0) GTEST_SKIP() << props.name << " is not compute capability 9.0";
+  auto in = make_inputs(1, 2, 640, 128, torch::kBFloat16, /*model_layout=*/true, 5);
+  EXPECT_TRUE(lc::hopper_kernel_applies(in.q, 128));
+  EXPECT_FALSE(lc::hopper_kernel_applies(in.q, 64));
+  auto dm64 = lc::upload_mask(la::BlockMask::full(640, 64), torch::kCUDA, 2);
+  EXPECT_THROW(lc::block_sparse_attention(in.q, in.k, in.v, dm64, 0.0, lc::KernelPath::Hopper), std::exception);
+  // Same inputs, both kernels: they agree to bf16 noise.
+  auto dm = lc::upload_mask(la::BlockMask::full(640, 128), torch::kCUDA, 2);
+  const auto hopper = lc::block_sparse_attention(in.q, in.k, in.v, dm, 0.0, lc::KernelPath::Hopper);
+  const auto mma = lc::block_sparse_attention(in.q, in.k, in.v, dm, 0.0, lc::KernelPath::Mma);
+  EXPECT_LT(rel_l2(hopper, mma), tolerance(torch::kBFloat16));
+}
 
 TEST(GpuKernel, FullMaskMatchesDenseReferenceBatched) {
   SKIP_WITHOUT_GPU();

@@ -8,14 +8,12 @@
 
 #include <cuda_runtime_api.h>
 
+#include "engine/attention/cuda/kernel_path.h"
+
 namespace longshot::attention::cuda {
 
 enum class DType : int { BFloat16 = 0, Float16 = 1 };
 
-// Which kernel runs: Auto takes the Hopper kernel (TMA + wgmma, block 128, sm_90a SASS present,
-// compute capability 9.0) where it applies and the mma.sync kernel (sm_80+) everywhere else.
-// Mma and Hopper force one (benchmarks, tests); forcing Hopper where it cannot run is an error.
-enum class KernelPath : int { Auto = 0, Mma = 1, Hopper = 2 };
 
 // Everything one launch needs, passed by value to the kernel.
 struct BlockSparseParams {

@@ -222,7 +222,7 @@ torch::Tensor kernel_ready(const torch::Tensor& t, const char* name) {
 
 torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Tensor& k_in,
                                      const torch::Tensor& v_in, DeviceBlockMask& mask, double scale,
-                                     int m_tiles) {
+                                     KernelPath path, int m_tiles) {
   check_qkv(q_in, "q", q_in);
   check_qkv(k_in, "k", q_in);
   check_qkv(v_in, "v", q_in);
@@ -272,6 +272,7 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Ten
   const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(D));
   p.scale_log2 = static_cast<float>(s * 1.4426950408889634);
   p.m_tiles = m_tiles;
+  p.path = path;
 
   std::string why;
   if (!block_sparse_supported(p, &why)) throw ShapeError("block_sparse_attention: " + why);
@@ -299,6 +300,16 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
   check_qkv(q, "q", q);
   auto mask = full_device_mask(q.size(2), block_size, q.device(), q.size(1));
   return block_sparse_attention(q, k, v, mask, scale);
+}
+
+bool hopper_kernel_applies(const torch::Tensor& q, int64_t block_size) {
+  if (!q.defined() || !q.is_cuda() || !device_available()) return false;
+#if LONGSHOT_TORCH_CUDA
+  const c10::cuda::CUDAGuard guard(q.device());
+#endif
+  BlockSparseParams p;
+  p.block_size = static_cast<int>(block_size);
+  return hopper_path_available(p);
 }
 
 // -----------------------------------------------------------------------------------[building]

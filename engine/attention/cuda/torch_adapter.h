@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "engine/attention/block_mask.h"
+#include "engine/attention/cuda/kernel_path.h"
 #include "engine/attention/token_grid.h"
 
 namespace longshot::attention::cuda {
@@ -70,10 +71,15 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads);
 // As above, with the mask already on the GPU (its schedule is rebuilt if made for other heads;
 // pass a prepared mask to keep the call free of extra launches). scale <= 0 means 1/sqrt(D).
 // Output: [B, H, N, D], a transposed view of [B, N, H, D] memory (what the model reshapes).
-// m_tiles: kernel variant (0 = auto; see BlockSparseParams::m_tiles), for benchmarks and tests.
+// path / m_tiles: which kernel and mma.sync variant (see kernel_path.h and
+// BlockSparseParams::m_tiles), for benchmarks and tests; the defaults pick the fastest.
 torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, DeviceBlockMask& mask,
-                                     double scale = 0.0, int m_tiles = 0);
+                                     double scale = 0.0, KernelPath path = KernelPath::Auto,
+                                     int m_tiles = 0);
+// True when `path` Auto would take the Hopper kernel for this dtype/head_dim on q's device with
+// masks of `block_size` (reports, tests).
+bool hopper_kernel_applies(const torch::Tensor& q, int64_t block_size);
 
 // GPU mask building (LibTorch ops on the tensors' device; the CPU reference stays the oracle).
 // Mean of each block of tokens: [B, H, N, D] → [B, H, ceil(N / block), D] fp32; the ragged

@@ -17,7 +17,7 @@ out=${OUT:-$PWD/gpu-out}
 run=${RUN_DIR:-$PWD/build/train-run}
 mkdir -p "$run" "$out/run"
 [ -n "${RESUME_DIR:-}" ] && cp "$RESUME_DIR"/*.safetensors "$run/" 2>/dev/null
-export TORCH_CUDA_ARCH_LIST=9.0
+export TORCH_CUDA_ARCH_LIST=9.0a  # not 9.0: that adds an sm_90 build without the Hopper kernel bodies
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee /tmp/gpu.txt
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \

@@ -21,7 +21,9 @@ for a in "$@"; do
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
-export TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
+# 9.0a: LibTorch's CMake adds -gencode flags from this list; plain 9.0 would add an sm_90 build
+# whose Hopper kernel bodies are empty (the dispatch then falls back to mma.sync).
+export TORCH_CUDA_ARCH_LIST=9.0a PYTHONUNBUFFERED=1
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')

@@ -20,7 +20,7 @@ void launch_block_sparse(const BlockSparseParams& p, cudaStream_t stream);
 namespace sm90 {
 template <typename T, int D>
 void launch_sm90(const BlockSparseParams& p, const Maps& maps, cudaStream_t stream);
-cudaError_t kernel_attributes(cudaFuncAttributes* attr);
+bool device_runs_sm90a_code();
 }  // namespace sm90
 
 namespace {
@@ -57,10 +57,7 @@ bool device_runs_sm90_kernel(std::string* why) {
     int major = 0, minor = 0;
     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
     cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    cudaFuncAttributes attr{};
-    const bool has_code = sm90::kernel_attributes(&attr) == cudaSuccess && attr.binaryVersion == 90;
-    cudaGetLastError();
-    state[dev] = major == 9 && minor == 0 && has_code && tensor_map_encoder() ? 1 : 2;
+    state[dev] = major == 9 && minor == 0 && tensor_map_encoder() && sm90::device_runs_sm90a_code() ? 1 : 2;
   }
   if (state[dev] != 1 && why) *why = "the device is not compute capability 9.0 or this build has no sm_90a code";
   return state[dev] == 1;

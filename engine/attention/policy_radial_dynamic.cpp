@@ -8,9 +8,10 @@
 // block's token count (a block of n similar keys carries ~n times one key's mass). Blocks are
 // taken in decreasing m_ij until their cumulative mass reaches tau; the diagonal and sink blocks
 // are always kept and count toward it. tau = 1 keeps the whole candidate set.
-// On a GPU (q on CUDA, CUDA backend available) the same formula runs as LibTorch ops on the
-// device in float64 (radial_dynamic_keep): a row's non-forced candidates are sorted by mass and
-// kept while forced mass + mass before them < tau · total, which is the loop's stopping rule.
+// On a GPU (q on CUDA, CUDA backend available) the selection is one kernel
+// (cuda::cumulative_keep, fp32): per row it bisects for the mass θ of the last block the sorted
+// loop would take and keeps the open candidates of mass >= θ. The tensor form (LibTorch ops in
+// float64: sort, cumulative sum, scatter) serves CPU tensors and rows of more than 2048 blocks.
 // Only the finished mask comes back; it keeps its device copy for the kernel.
 // Seed silence: DynamicRad scores with the first two heads and keeps score >= threshold; we score
 // every head (per-head masks) and use a cumulative-mass threshold so tau is scale-free in (0, 1].
@@ -22,6 +23,10 @@
 #include "engine/attention/mask_tensor.h"
 #include "engine/attention/policies.h"
 #include "engine/attention/policy_util.h"
+
+#ifdef LONGSHOT_HAS_CUDA
+#include "engine/attention/cuda/torch_adapter.h"
+#endif
 
 namespace longshot::attention {
 
@@ -96,6 +101,16 @@ DevicePrior make_device_prior(const MaskRequest& r, const RadialDynamicConfig& c
 
 torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& config, const DevicePrior& prior) {
   const int64_t nb = prior.cand.size(0), H = r.num_heads;
+#ifdef LONGSHOT_HAS_CUDA
+  if (detail::select_on_device(r) && nb <= 2048) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
+    const auto logits = torch::matmul(detail::pool_tokens(r.q, r.block_size),
+                                      detail::pool_tokens(r.k, r.block_size).transpose(2, 3))
+                            .mul_(scale)
+                            .mean(0);  // [H, nb, nb] fp32
+    return cuda::cumulative_keep(logits, prior.log_len, prior.cand, prior.forced, config.tau);
+  }
+#endif
   const auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size), detail::pool_tokens(r.k, r.block_size),
                                     r.q.size(3));  // [H, nb, nb]
   const auto not_cand = prior.cand.logical_not();

@@ -2,12 +2,13 @@
 // does not depend on weight values) per attention mode, at 81 frames 480p (21×30×52 latent tokens)
 // and the 6× horizon (126×30×52). Prints a table and writes JSON.
 //
-// Method (stated in the output): a model with --layers L of the 30 blocks is timed over --reps
-// forwards after one warm-up; a step is 2 forwards (classifier-free guidance), each extrapolated as
+// Method (stated in the output): a model with --layers L of the 30 blocks is timed over at least
+// --reps forwards and at least 1.5 s (median) after one warm-up; a step is 2 forwards (classifier-free guidance), each extrapolated as
 // 30/L × the L-block forward (this over-counts patch embedding / text MLP / head by 30/L, a few
 // percent at most). The attention share f comes from per-layer timing with device syncs; Amdahl's
 // ideal speedup at block sparsity s is 1 / ((1 − f) + f·(1 − s)) against the same run's dense.
 // Peak memory: measured peak of the L-block run + (30 − L) blocks of bf16 weights.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -56,6 +57,7 @@ struct Row {
   std::string grid, mode;
   double sparsity = 0, forward_ms = 0, attention_ms = 0, mask_ms = 0, step_ms = 0, share = 0, ideal = 1, measured = 1,
          peak = -1;
+  int reps = 0;
 };
 
 }  // namespace
@@ -137,18 +139,25 @@ int main(int argc, char** argv) {
         dit->forward(x, t, text, &ctl);  // warm-up (and mask caches)
         if (cuda) torch::cuda::synchronize();
         reset_peak();
-        double fwd = 0, attn = 0, mask = 0;
-        for (int r = 0; r < reps; ++r) {
+        // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
+        // two forwards); the forward time is the median, attention and mask times the means.
+        std::vector<double> fwd;
+        double attn = 0, mask = 0, spent = 0;
+        while (static_cast<int>(fwd.size()) < reps || (spent < 1500.0 && fwd.size() < 20)) {
           const double t0 = now_ms();
           dit->forward(x, t, text, &ctl);
           if (cuda) torch::cuda::synchronize();
-          fwd += now_ms() - t0;
+          fwd.push_back(now_ms() - t0);
+          spent += fwd.back();
           attn += ctl.stats.attention_ms;
           mask += ctl.stats.mask_ms;
         }
-        row.forward_ms = fwd / reps;
-        row.attention_ms = attn / reps;
-        row.mask_ms = mask / reps;
+        const double n = static_cast<double>(fwd.size());
+        std::sort(fwd.begin(), fwd.end());
+        row.forward_ms = fwd[fwd.size() / 2];
+        row.attention_ms = attn / n;
+        row.mask_ms = mask / n;
+        row.reps = static_cast<int>(fwd.size());
         row.sparsity = ctl.stats.mean_sparsity();
         row.step_ms = 2.0 * row.forward_ms * full_layers / layers;
         row.share = row.attention_ms / row.forward_ms;
@@ -171,7 +180,7 @@ int main(int argc, char** argv) {
       out.push_back({{"grid", r.grid}, {"mode", r.mode}, {"sparsity", r.sparsity}, {"forward_ms", r.forward_ms},
                      {"attention_ms", r.attention_ms}, {"mask_ms", r.mask_ms}, {"step_ms", r.step_ms},
                      {"attention_share", r.share}, {"amdahl_ideal", r.ideal}, {"measured_speedup", r.measured},
-                     {"peak_gib", r.peak}, {"layers_timed", layers}});
+                     {"peak_gib", r.peak}, {"layers_timed", layers}, {"forwards_timed", r.reps}});
     }
   }
   std::printf("\n| latent grid | mode | block sparsity | step (s, est.) | attention share | mask build (ms/fwd) | "

@@ -123,6 +123,31 @@ TEST(DynamicMasksGpu, RadialDynamicMatchesCpuPath) {
   }
 }
 
+// The selection kernel (cuda::cumulative_keep) at a row length where the old sort-based form was
+// slow (nb = 488 here; 1536 at the 6× horizon): same blocks as the CPU loop (float64), up to
+// blocks whose cumulative mass sits within rounding of tau. No recall here: O(N²) on the CPU.
+TEST(DynamicMasksGpu, RadialDynamicSelectionKernelOnLongRows) {
+  SKIP_WITHOUT_GPU();
+  const la::TokenGrid grid{40, 30, 52};  // 62,400 tokens, 488 blocks of 128
+  auto p = requests(grid, 128, 2, la::OrderingKind::Raster, 41);
+  for (double tau : {0.5, 0.9, 0.99}) {
+    SCOPED_TRACE("tau " + std::to_string(tau));
+    auto policy = la::create_policy("radial-dynamic", {{"tau", tau}});
+    const auto cpu = policy->build(p.cpu);
+    const auto gpu = policy->build(p.gpu);
+    ASSERT_EQ(gpu->num_q_blocks, 488);
+    const auto a = gpu->to_dense(), b = cpu->to_dense();
+    int64_t both = 0, in_a = 0, in_b = 0;
+    for (size_t i = 0; i < a.size(); ++i) both += a[i] && b[i], in_a += a[i], in_b += b[i];
+    EXPECT_GE(double(both) / double(in_b), 0.995);
+    EXPECT_GE(double(both) / double(in_a), 0.995);
+    EXPECT_NEAR(gpu->block_sparsity(), cpu->block_sparsity(), 0.002);
+    EXPECT_GT(cpu->block_sparsity(), 0.5) << "not vacuous: the candidates are half the blocks";
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t qb = 0; qb < gpu->num_q_blocks; ++qb) EXPECT_TRUE(gpu->contains(h, qb, qb));
+  }
+}
+
 TEST(DynamicMasksGpu, DfsMatchesCpuPathAndCachesWithTheDeviceCopy) {
   SKIP_WITHOUT_GPU();
   for (const auto& c : kGrids) {

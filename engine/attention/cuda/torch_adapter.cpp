@@ -16,6 +16,7 @@
 
 #include "engine/attention/cuda/block_sparse.h"
 #include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/mask_select.h"
 #include "engine/common/error.h"
 
 #if LONGSHOT_TORCH_CUDA
@@ -424,6 +425,41 @@ DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold,
   auto keep = torch::zeros(scores.sizes(), scores.options().dtype(torch::kBool));
   keep.scatter_(-1, order, keep_sorted);
   return mask_from_keep(keep, seq_len, block_size, true, ordering);
+}
+
+torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& log_len, const torch::Tensor& cand,
+                              const torch::Tensor& forced, double tau) {
+  if (!logits.defined() || logits.dim() != 3 || !logits.is_cuda())
+    throw ShapeError("cumulative_keep: logits must be a [H, nb, nb] CUDA tensor");
+  const int64_t H = logits.size(0), nb = logits.size(1);
+  if (logits.size(2) != nb) throw ShapeError("cumulative_keep: logits must be square per head, got " + c10::str(logits.sizes()));
+  if (nb > kCumulativeKeepMaxBlocks)
+    throw ShapeError("cumulative_keep: " + std::to_string(nb) + " blocks per row exceed the kernel's " +
+                     std::to_string(kCumulativeKeepMaxBlocks));
+  auto check_sq = [&](const torch::Tensor& t, const char* name) {
+    if (!t.defined() || t.dim() != 2 || t.size(0) != nb || t.size(1) != nb || t.device() != logits.device())
+      throw ShapeError(std::string("cumulative_keep: ") + name + " must be [nb, nb] on logits' device");
+  };
+  check_sq(cand, "cand");
+  check_sq(forced, "forced");
+  if (!log_len.defined() || log_len.numel() != nb || log_len.device() != logits.device())
+    throw ShapeError("cumulative_keep: log_len must hold nb values on logits' device");
+  if (!(tau >= 0.0 && tau <= 1.0)) throw ParameterError("tau", "must be in [0, 1], got " + std::to_string(tau));
+#if LONGSHOT_TORCH_CUDA
+  const c10::cuda::CUDAGuard guard(logits.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(logits.device().index()).stream();
+#else
+  const cudaStream_t stream = nullptr;
+#endif
+  const auto l = logits.to(torch::kFloat32).contiguous();
+  const auto ll = log_len.to(torch::kFloat32).contiguous().reshape({-1});
+  const auto c = cand.to(torch::kUInt8).contiguous();
+  const auto f = forced.to(torch::kUInt8).contiguous();
+  auto keep = torch::empty({H, nb, nb}, logits.options().dtype(torch::kUInt8));
+  cumulative_keep(l.data_ptr<float>(), ll.data_ptr<float>(), c.data_ptr<uint8_t>(), f.data_ptr<uint8_t>(),
+                  static_cast<float>(tau), static_cast<int>(H * nb), static_cast<int>(nb), keep.data_ptr<uint8_t>(),
+                  stream);
+  return keep.to(torch::kBool);
 }
 
 PermutationTensors permutation_tensors(const Ordering& ordering, const torch::Device& device) {

@@ -101,6 +101,11 @@ DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_
 // row's total (plus the diagonal). threshold in (0, 1].
 DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold, int64_t seq_len,
                                   int64_t block_size, OrderingKind ordering = OrderingKind::Raster);
+// radial-dynamic's cumulative-mass selection in one kernel (see mask_select.h for the rule):
+// logits [H, nb, nb] (pooled q̄·k̄ᵀ·scale), log_len [nb] (log token count per key block), cand and
+// forced [nb, nb] bool, all on one CUDA device → keep [H, nb, nb] bool. nb <= 2048.
+torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& log_len, const torch::Tensor& cand,
+                              const torch::Tensor& forced, double tau);
 // Token permutation as index tensors on `device`: perm (ordered position → raster token) and
 // its inverse, int64.
 struct PermutationTensors {

@@ -309,6 +309,51 @@ TEST(GpuMaskBuild, TopKKeepsDiagonalAndBestBlocks) {
   EXPECT_TRUE(torch::equal(scores.cpu(), cpu_scores));
 }
 
+// The pooling kernel on the model's layout ([B, N, H, D] memory), D = 128, fp16, ragged tail.
+TEST(GpuMaskBuild, PoolKernelOnModelLayout) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(12);
+  const auto x = torch::randn({2, 777, 3, 128}).to(torch::kHalf);  // [B, N, H, D]
+  const auto view_gpu = x.cuda().transpose(1, 2);                  // [B, H, N, D], D contiguous
+  const auto pooled = lc::block_mean_pool(view_gpu, 128).cpu();
+  const auto ref = lc::block_mean_pool(x.transpose(1, 2).to(torch::kFloat32), 128);
+  ASSERT_EQ(pooled.sizes().vec(), (std::vector<int64_t>{2, 3, 7, 128}));
+  EXPECT_TRUE(torch::allclose(pooled, ref, 1e-4, 1e-4)) << (pooled - ref).abs().max().item<float>();
+}
+
+// The top-k kernel on long rows with many ties: exactly k per row, the diagonal, every kept
+// score >= every dropped one, and among equal scores the lower block index first.
+TEST(GpuMaskBuild, TopKKernelOnLongRowsWithTies) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(9);
+  const int64_t nb = 1000, block = 128, N = nb * block - 50, k = 97;
+  const auto scores = torch::randint(0, 20, {2, nb, nb}).to(torch::kFloat32).div_(20.0).cuda();
+  const auto mask = lc::download_mask(lc::select_topk(scores, k, N, block));
+  mask.validate();
+  const auto cpu = scores.cpu();
+  const auto acc = cpu.accessor<float, 3>();
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t qb = 0; qb < nb; ++qb) {
+      const int64_t r = h * nb + qb;
+      ASSERT_EQ(mask.row_offsets[r + 1] - mask.row_offsets[r], k) << "row " << r;
+      ASSERT_TRUE(mask.contains(h, qb, qb));
+      float min_kept = 2.f, max_dropped = -1.f;
+      int64_t last_kept_at_min = -1, first_dropped_at_max = nb;
+      for (int64_t kb = 0; kb < nb; ++kb) {
+        if (kb == qb) continue;
+        const float v = acc[h][qb][kb];
+        if (mask.contains(h, qb, kb)) {
+          if (v < min_kept) min_kept = v, last_kept_at_min = kb;
+          else if (v == min_kept) last_kept_at_min = kb;
+        } else if (v > max_dropped) {
+          max_dropped = v, first_dropped_at_max = kb;
+        }
+      }
+      ASSERT_GE(min_kept, max_dropped) << "row " << r;
+      if (min_kept == max_dropped) ASSERT_LT(last_kept_at_min, first_dropped_at_max) << "tie order, row " << r;
+    }
+}
+
 TEST(GpuMaskBuild, CumulativeThresholdIsMinimal) {
   SKIP_WITHOUT_GPU();
   torch::manual_seed(5);

@@ -1,8 +1,14 @@
-// The cumulative-mass selection kernel of radial-dynamic (see mask_select.h for the rule).
-// Replaces a float64 segmented sort over [H, nb, nb] (86 ms per layer at nb = 1536 on an H100)
-// with one pass: each CTA keeps its row in registers and bisects on θ with block reductions.
+// Mask-building kernels (see mask_select.h for each contract):
+//   cumulative_keep  radial-dynamic's cumulative-mass selection. Replaces a float64 segmented sort
+//                    over [H, nb, nb] (86 ms per layer at nb = 1536 on an H100) with one pass: each
+//                    CTA keeps its row in registers and bisects on θ with block reductions.
+//   block_mean_pool  block means of Q or K in one 16-byte-load pass.
+//   topk_cols        top-k key blocks per row straight into ascending BSR columns.
 #include <cfloat>
 #include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "engine/attention/cuda/cuda_check.h"
 #include "engine/attention/cuda/mask_select.h"
@@ -95,7 +101,153 @@ __global__ void __launch_bounds__(kThreads) cumulative_keep_kernel(const float* 
   }
 }
 
+// ---- block_mean_pool: one CTA per (b, h, block); thread = (16-byte column chunk, row group).
+template <typename T, int D>
+__global__ void __launch_bounds__(128) block_mean_pool_kernel(const T* __restrict__ x, int H, int N, int64_t bs,
+                                                              int64_t hs, int64_t rs, int block, int nb,
+                                                              float* __restrict__ out) {
+  constexpr int kChunks = D / 8;            // 16-byte chunks per row
+  constexpr int kGroups = 128 / kChunks;    // rows read in parallel
+  __shared__ float partial[kGroups][D];
+  const int cell = blockIdx.x;              // (b * H + h) * nb + blk
+  const int blk = cell % nb;
+  const int bh = cell / nb;
+  const int b = bh / H, h = bh % H;
+  const int chunk = threadIdx.x % kChunks, group = threadIdx.x / kChunks;
+  const int row0 = blk * block;
+  const int rows = min(block, N - row0);
+  const T* base = x + b * bs + h * hs + static_cast<int64_t>(row0) * rs + chunk * 8;
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  for (int r = group; r < rows; r += kGroups) {
+    const uint4 v = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(r) * rs);
+    const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] += static_cast<float>(e[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) partial[group][chunk * 8 + i] = acc[i];
+  __syncthreads();
+  const float inv = 1.f / static_cast<float>(rows);
+  for (int d = threadIdx.x; d < D; d += 128) {
+    float s = 0.f;
+#pragma unroll
+    for (int g = 0; g < kGroups; ++g) s += partial[g][d];
+    out[static_cast<int64_t>(cell) * D + d] = s * inv;
+  }
+}
+
+// ---- topk_cols: one CTA per row; thread t owns the contiguous columns [t·P, t·P + P) so a
+// block-wide exclusive scan of kept flags gives each kept column its ascending slot.
+__device__ __forceinline__ uint32_t order_key(float v) {
+  const uint32_t b = __float_as_uint(v);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);  // unsigned order = float order
+}
+
+// Exclusive prefix sum over the CTA (thread order); `total` gets the sum.
+__device__ __forceinline__ int block_exclusive_scan(int v, int* scratch, int& total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  int inc = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += n;
+  }
+  __syncthreads();
+  if (lane == 31) scratch[warp] = inc;
+  __syncthreads();
+  int before = 0;
+  total = 0;
+#pragma unroll
+  for (int w = 0; w < kThreads / 32; ++w) {
+    if (w < warp) before += scratch[w];
+    total += scratch[w];
+  }
+  return before + inc - v;
+}
+
+__global__ void __launch_bounds__(kThreads) topk_cols_kernel(const float* __restrict__ scores, int nb, int k,
+                                                             int32_t* __restrict__ cols) {
+  __shared__ int scratch[kThreads / 32];
+  __shared__ float fscratch[kThreads / 32];
+  const int64_t row = blockIdx.x;
+  const int i = static_cast<int>(row % nb);
+  const float* s = scores + row * nb;
+  const int per = (nb + kThreads - 1) / kThreads;
+  const int j0 = threadIdx.x * per;
+  uint32_t key[kPerThread];
+#pragma unroll
+  for (int t = 0; t < kPerThread; ++t) {
+    const int j = j0 + t;
+    key[t] = 0;  // below every real key: never selected
+    if (t < per && j < nb) key[t] = j == i ? 0xFFFFFFFFu : order_key(s[j]);
+  }
+  // T = the largest key with count(key >= T) >= k (the k-th largest key).
+  uint32_t lo = 1, hi = 0xFFFFFFFFu;  // count(>= lo) >= k always (every real key >= 1)
+  auto count_ge = [&](uint32_t th) {
+    float c = 0.f;
+#pragma unroll
+    for (int t = 0; t < kPerThread; ++t) c += key[t] >= th ? 1.f : 0.f;
+    return block_reduce<false>(c, fscratch);
+  };
+  if (count_ge(hi) >= static_cast<float>(k)) {
+    lo = hi;
+  } else {
+    while (hi - lo > 1) {  // invariant: count(>= lo) >= k, count(>= hi) < k
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (count_ge(mid) >= static_cast<float>(k)) lo = mid;
+      else hi = mid;
+    }
+  }
+  const uint32_t T = lo;
+  // Keep every key > T (fewer than k of them), then the lowest-index keys == T up to k in all.
+  int gt = 0, eq = 0;
+#pragma unroll
+  for (int t = 0; t < kPerThread; ++t) gt += key[t] > T, eq += key[t] == T;
+  int total_gt = 0, total_eq = 0, total_keep = 0;
+  block_exclusive_scan(gt, scratch, total_gt);
+  int eq_seen = block_exclusive_scan(eq, scratch, total_eq);  // keys == T in lower threads
+  const int eq_room = k - total_gt;
+  bool take[kPerThread];
+  int keep_here = 0;
+#pragma unroll
+  for (int t = 0; t < kPerThread; ++t) {
+    take[t] = key[t] > T || (key[t] == T && eq_seen++ < eq_room);
+    keep_here += take[t];
+  }
+  int slot = block_exclusive_scan(keep_here, scratch, total_keep);
+  int32_t* out = cols + row * k;
+#pragma unroll
+  for (int t = 0; t < kPerThread; ++t)
+    if (take[t]) out[slot++] = j0 + t;
+}
+
 }  // namespace
+
+void block_mean_pool(const void* x, bool fp16, int B, int H, int N, int D, int64_t batch_stride, int64_t head_stride,
+                     int64_t row_stride, int block, float* out, cudaStream_t stream) {
+  if (D != 64 && D != 128) throw CudaError("block_mean_pool: head_dim " + std::to_string(D) + " not in {64, 128}");
+  if (block <= 0 || N <= 0 || B <= 0 || H <= 0) throw CudaError("block_mean_pool: empty input or block");
+  const int nb = (N + block - 1) / block;
+  const int64_t cells = static_cast<int64_t>(B) * H * nb;
+  const dim3 grid(static_cast<unsigned>(cells));
+  if (fp16) {
+    if (D == 64) block_mean_pool_kernel<__half, 64><<<grid, 128, 0, stream>>>(static_cast<const __half*>(x), H, N, batch_stride, head_stride, row_stride, block, nb, out);
+    else block_mean_pool_kernel<__half, 128><<<grid, 128, 0, stream>>>(static_cast<const __half*>(x), H, N, batch_stride, head_stride, row_stride, block, nb, out);
+  } else {
+    if (D == 64) block_mean_pool_kernel<__nv_bfloat16, 64><<<grid, 128, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), H, N, batch_stride, head_stride, row_stride, block, nb, out);
+    else block_mean_pool_kernel<__nv_bfloat16, 128><<<grid, 128, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), H, N, batch_stride, head_stride, row_stride, block, nb, out);
+  }
+  LONGSHOT_CUDA_CHECK(cudaGetLastError());
+}
+
+void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream) {
+  if (nb <= 0 || nb > kCumulativeKeepMaxBlocks)
+    throw CudaError("topk_cols: " + std::to_string(nb) + " blocks per row (1.." + std::to_string(kCumulativeKeepMaxBlocks) + " supported)");
+  if (k < 1 || k > nb) throw CudaError("topk_cols: k " + std::to_string(k) + " not in 1.." + std::to_string(nb));
+  if (rows <= 0) return;
+  topk_cols_kernel<<<rows, kThreads, 0, stream>>>(scores, nb, k, cols);
+  LONGSHOT_CUDA_CHECK(cudaGetLastError());
+}
 
 void cumulative_keep(const float* logits, const float* log_len, const uint8_t* cand, const uint8_t* forced,
                      float tau, int rows, int nb, uint8_t* keep, cudaStream_t stream) {

@@ -22,4 +22,17 @@ constexpr int kCumulativeKeepMaxBlocks = 2048;
 void cumulative_keep(const float* logits, const float* log_len, const uint8_t* cand, const uint8_t* forced,
                      float tau, int rows, int nb, uint8_t* keep, cudaStream_t stream);
 
+// Block means of x [B, H, N, D] (16-bit, D in {64, 128}, D contiguous, rows 16-byte aligned):
+// out [B, H, ceil(N / block), D] fp32 contiguous, the ragged last block averaged over its real
+// rows. One pass over x with 16-byte loads (LibTorch's strided reduction reads it at about half
+// the bandwidth). Strides in elements.
+void block_mean_pool(const void* x, bool fp16, int B, int H, int N, int D, int64_t batch_stride,
+                     int64_t head_stride, int64_t row_stride, int block, float* out, cudaStream_t stream);
+
+// Top-k selection of key blocks per row: scores [rows, nb] fp32 (row r = h * nb + i) → cols
+// [rows, k] int32, ascending within each row, the diagonal (i, i) always among them (it ranks
+// first) and ties at the k-th value broken by the lower block index. nb <= kCumulativeKeepMaxBlocks,
+// 1 <= k <= nb. Replaces topk + sort (two passes, 64-bit indices).
+void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream);
+
 }  // namespace longshot::attention::cuda

@@ -319,6 +319,23 @@ torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size) {
   if (block_size <= 0) throw ParameterError("block_size", "must be positive");
   const int64_t B = x.size(0), H = x.size(1), N = x.size(2), D = x.size(3);
   const int64_t nb = (N + block_size - 1) / block_size;
+  const bool kernel_layout = x.is_cuda() && (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf) &&
+                             (D == 64 || D == 128) && x.stride(3) == 1 && x.stride(0) % 8 == 0 &&
+                             x.stride(1) % 8 == 0 && x.stride(2) % 8 == 0 &&
+                             reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && N > 0 && B * H * nb < (1ll << 31);
+  if (kernel_layout) {  // one 16-byte-load pass (mask_select.cu)
+#if LONGSHOT_TORCH_CUDA
+    const c10::cuda::CUDAGuard guard(x.device());
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+#else
+    const cudaStream_t stream = nullptr;
+#endif
+    auto out = torch::empty({B, H, nb, D}, x.options().dtype(torch::kFloat32));
+    cuda::block_mean_pool(x.data_ptr(), x.scalar_type() == torch::kHalf, static_cast<int>(B), static_cast<int>(H),
+                          static_cast<int>(N), static_cast<int>(D), x.stride(0), x.stride(1), x.stride(2),
+                          static_cast<int>(block_size), out.data_ptr<float>(), stream);
+    return out;
+  }
   const int64_t full = N / block_size;
   std::vector<torch::Tensor> parts;
   if (full > 0) {
@@ -390,10 +407,24 @@ DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_
   // The diagonal wins every row (+inf), so each row keeps exactly k blocks: the BSR then has a
   // known size and is built without a device→host sync (no nonzero), and every row is equally
   // heavy, so the schedule is the natural order.
-  auto s = scores.to(torch::kFloat32).clone();
-  s.diagonal(0, 1, 2).fill_(std::numeric_limits<float>::infinity());
-  const auto idx = std::get<1>(torch::topk(s, k, -1, /*largest=*/true, /*sorted=*/false));
-  const auto cols = std::get<0>(idx.sort(-1));  // ascending key blocks within a row
+  torch::Tensor cols;
+  if (scores.is_cuda() && nb <= kCumulativeKeepMaxBlocks) {  // one kernel: selection + ascending order
+#if LONGSHOT_TORCH_CUDA
+    const c10::cuda::CUDAGuard guard(scores.device());
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(scores.device().index()).stream();
+#else
+    const cudaStream_t stream = nullptr;
+#endif
+    const auto s = scores.to(torch::kFloat32).contiguous();
+    cols = torch::empty({scores.size(0), nb, k}, int32_on(scores.device()));
+    topk_cols(s.data_ptr<float>(), static_cast<int>(scores.size(0) * nb), static_cast<int>(nb), static_cast<int>(k),
+              cols.data_ptr<int32_t>(), stream);
+  } else {
+    auto s = scores.to(torch::kFloat32).clone();
+    s.diagonal(0, 1, 2).fill_(std::numeric_limits<float>::infinity());
+    const auto idx = std::get<1>(torch::topk(s, k, -1, /*largest=*/true, /*sorted=*/false));
+    cols = std::get<0>(idx.sort(-1));  // ascending key blocks within a row
+  }
   DeviceBlockMask out;
   out.seq_len = seq_len;
   out.block_size = block_size;

@@ -15,6 +15,7 @@
 
 #include "engine/attention/metrics.h"
 #include "engine/common/error.h"
+#include "engine/model/fused_ops.h"
 
 namespace longshot::model {
 
@@ -256,13 +257,27 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
     ctx = torch::cat({ctx, torch::zeros({batch, c.text_len - ctx.size(1), c.text_dim}, ctx.options())}, 1);
   auto context = text_embedding->forward(ctx.to(wdtype));
 
+  // GPU inference with 16-bit weights: the norms, modulation and gated residuals run as fused
+  // kernels (fused_ops.h), the same arithmetic in fp32 without the intermediate tensors.
+  const bool fuse = fused::applies(x) && (wdtype == torch::kBFloat16 || wdtype == torch::kHalf) && c.dim % 8 == 0 &&
+                    c.head_dim() % 8 == 0;
+  if (fuse) x = x.contiguous();
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (control && control->cancel && control->cancel->load()) throw Cancelled();
     auto& b = *blocks[l]->as<WanBlockImpl>();
     auto m = (b.modulation.to(torch::kFloat) + e0).chunk(6, 1);  // each [B, 1, dim]
+    if (fuse) {
+      const auto h = fused::layernorm_modulate(x, m[0], m[1], c.eps, wdtype);
+      fused::gated_residual_add_(x, self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid, true), m[2]);
+      const auto n3 = b.norm3->weight.defined() ? layer_norm(b.norm3, x, c.eps).to(wdtype)
+                                                : fused::layernorm_modulate(x, {}, {}, c.eps, wdtype);
+      fused::gated_residual_add_(x, cross_attention(b, n3, context, true), {});
+      fused::gated_residual_add_(x, b.ffn->forward(fused::layernorm_modulate(x, m[3], m[4], c.eps, wdtype)), m[5]);
+      continue;
+    }
     auto h = layer_norm(b.norm1, x, c.eps) * (1 + m[1]) + m[0];
-    x = x + self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid).to(torch::kFloat) * m[2];
-    x = x + cross_attention(b, layer_norm(b.norm3, x, c.eps), context).to(torch::kFloat);
+    x = x + self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid, false).to(torch::kFloat) * m[2];
+    x = x + cross_attention(b, layer_norm(b.norm3, x, c.eps), context, false).to(torch::kFloat);
     auto f = layer_norm(b.norm2, x, c.eps) * (1 + m[4]) + m[3];
     x = x + b.ffn->forward(f.to(wdtype)).to(torch::kFloat) * m[5];
   }
@@ -284,17 +299,29 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
 
 torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
                                          const torch::Tensor& sin, int layer, AttentionControl* control,
-                                         const attention::Ordering* ordering, const attention::TokenGrid& grid) {
+                                         const attention::Ordering* ordering, const attention::TokenGrid& grid,
+                                         bool fuse) {
   const auto& c = config_;
   const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.self_attn;
   const auto vdtype = a.v->weight.scalar_type();
-  auto q = apply_rope(a.norm_q->forward(linear(a.q, x)).view({B, N, H, D}), cos, sin);
-  auto k = apply_rope(a.norm_k->forward(linear(a.k, x)).view({B, N, H, D}), cos, sin);
-  auto v = linear(a.v, x).view({B, N, H, D});
-  q = q.to(vdtype).permute({0, 2, 1, 3}).contiguous();
-  k = k.to(vdtype).permute({0, 2, 1, 3}).contiguous();
-  v = v.permute({0, 2, 1, 3}).contiguous();
+  torch::Tensor q, k, v;
+  if (fuse) {
+    // RMSNorm + RoPE in one kernel each; [B, H, N, D] stay views of [B, N, H, D] memory (the
+    // attention kernels and SDPA read strided rows).
+    q = fused::rmsnorm_rope(linear(a.q, x), a.norm_q->weight, cos, sin, a.norm_q->eps(), D).view({B, N, H, D});
+    k = fused::rmsnorm_rope(linear(a.k, x), a.norm_k->weight, cos, sin, a.norm_k->eps(), D).view({B, N, H, D});
+    q = q.permute({0, 2, 1, 3});
+    k = k.permute({0, 2, 1, 3});
+    v = linear(a.v, x).view({B, N, H, D}).permute({0, 2, 1, 3});
+  } else {
+    q = apply_rope(a.norm_q->forward(linear(a.q, x)).view({B, N, H, D}), cos, sin);
+    k = apply_rope(a.norm_k->forward(linear(a.k, x)).view({B, N, H, D}), cos, sin);
+    v = linear(a.v, x).view({B, N, H, D});
+    q = q.to(vdtype).permute({0, 2, 1, 3}).contiguous();
+    k = k.to(vdtype).permute({0, 2, 1, 3}).contiguous();
+    v = v.permute({0, 2, 1, 3}).contiguous();
+  }
 
   const bool dense_layer = !control || !control->policy || control->dense_step || layer < control->dense_first_layers ||
                            layer >= c.num_layers - control->dense_last_layers;
@@ -374,12 +401,16 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
   return linear(a.o, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
 }
 
-torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context) {
+torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context,
+                                          bool fuse) {
   const auto& c = config_;
   const int64_t B = x.size(0), N = x.size(1), L = context.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.cross_attn;
   const auto vdtype = a.v->weight.scalar_type();
-  auto q = a.norm_q->forward(linear(a.q, x)).to(vdtype).view({B, N, H, D}).permute({0, 2, 1, 3});
+  auto q = (fuse ? fused::rmsnorm_rope(linear(a.q, x), a.norm_q->weight, {}, {}, a.norm_q->eps(), D)
+                 : a.norm_q->forward(linear(a.q, x)).to(vdtype))
+               .view({B, N, H, D})
+               .permute({0, 2, 1, 3});
   auto k = a.norm_k->forward(linear(a.k, context)).to(vdtype).view({B, L, H, D}).permute({0, 2, 1, 3});
   auto v = linear(a.v, context).view({B, L, H, D}).permute({0, 2, 1, 3});
   auto out = plain_attention(q, k, v);

@@ -76,6 +76,7 @@ class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
   torch::Tensor forward(const torch::Tensor& x);
+  double eps() const { return eps_; }
   torch::Tensor weight;
 
  private:
@@ -140,8 +141,9 @@ class WanDiTImpl : public torch::nn::Module {
  private:
   torch::Tensor self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
                                const torch::Tensor& sin, int layer, AttentionControl* control,
-                               const attention::Ordering* ordering, const attention::TokenGrid& grid);
-  torch::Tensor cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context);
+                               const attention::Ordering* ordering, const attention::TokenGrid& grid, bool fuse);
+  // fuse: the fused GPU kernels (fused_ops.h) for the q/k norms and RoPE.
+  torch::Tensor cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context, bool fuse);
   void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
                    const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin) const;
 

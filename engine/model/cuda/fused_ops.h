@@ -1,0 +1,27 @@
+// Fused elementwise kernels of the DiT block (CUDA runtime only; engine/model/fused_ops.h wraps
+// them for LibTorch). Each replaces a chain of eager LibTorch ops that each read and write the
+// whole [tokens, dim] activation in fp32. Rows are tokens; C = model dim, a multiple of 8; every
+// pointer 16-byte aligned and contiguous.
+#pragma once
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace longshot::model::cuda {
+
+// out[r, :] = RMSNorm(y[r, :]) · weight, then (when cos/sin are given) each head's pairs
+// (2i, 2i + 1) rotated by the angle of token n = r % tokens: cos/sin [tokens, head_dim / 2] fp32.
+// y, out: 16-bit (fp16 when `fp16`, else bf16), [rows, C]; weight fp32 [C].
+void rmsnorm_rope(const void* y, const float* weight, const float* cos, const float* sin, bool fp16, int64_t rows,
+                  int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream);
+
+// out[r, :] = LayerNorm(x[r, :]) (no affine) · (1 + scale[b]) + shift[b], b = r / tokens;
+// x fp32 [rows, C], shift/scale fp32 [batch, C] (null: no modulation), out 16-bit [rows, C].
+void layernorm_modulate(const float* x, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
+                        int64_t tokens, float eps, void* out, cudaStream_t stream);
+
+// x[r, :] += y[r, :] · gate[b] (gate null: 1), b = r / tokens; x fp32, y 16-bit, gate fp32 [batch, C].
+void gated_residual_add(float* x, const void* y, const float* gate, bool fp16, int64_t rows, int C, int64_t tokens,
+                        cudaStream_t stream);
+
+}  // namespace longshot::model::cuda

@@ -1,0 +1,115 @@
+#include "engine/model/fused_ops.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <torch/torch.h>
+
+#include "engine/common/error.h"
+
+#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "engine/model/cuda/fused_ops.h"
+#define LONGSHOT_FUSED_KERNELS 1
+#endif
+
+namespace longshot::model::fused {
+
+namespace {
+bool is16(const torch::Tensor& t) { return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf; }
+
+void check_rows(const torch::Tensor& t, const char* name, bool want16) {
+  if (!t.defined() || t.dim() != 3 || !t.is_contiguous() || (want16 ? !is16(t) : t.scalar_type() != torch::kFloat))
+    throw ShapeError(std::string("fused op: ") + name + " must be a contiguous [B, N, C] " + (want16 ? "16-bit" : "fp32") +
+                     " tensor");
+}
+
+#ifdef LONGSHOT_FUSED_KERNELS
+cudaStream_t stream_of(const torch::Tensor& t) { return c10::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
+
+// [B, 1, C] or [B, C] fp32 → contiguous [B, C] on x's device (null pointer when undefined).
+torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x) {
+  if (!v.defined()) return v;
+  auto r = v.to(x.device(), torch::kFloat).reshape({v.size(0), -1}).contiguous();
+  if (r.size(0) != x.size(0) || r.size(1) != x.size(2))
+    throw ShapeError("fused op: modulation " + std::string(c10::str(v.sizes())) + " does not fit x " + std::string(c10::str(x.sizes())));
+  return r;
+}
+#endif
+}  // namespace
+
+bool applies(const torch::Tensor& x) {
+#ifdef LONGSHOT_FUSED_KERNELS
+  static const bool enabled = [] {
+    const char* v = std::getenv("LONGSHOT_FUSED");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return enabled && x.defined() && x.is_cuda() && !torch::GradMode::is_enabled();
+#else
+  return false;
+#endif
+}
+
+torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,
+                           const torch::Tensor& sin, double eps, int64_t head_dim) {
+  check_rows(y, "y", true);
+#ifdef LONGSHOT_FUSED_KERNELS
+  const c10::cuda::CUDAGuard guard(y.device());
+  const int64_t B = y.size(0), N = y.size(1), C = y.size(2);
+  const auto w = weight.to(y.device(), torch::kFloat).contiguous();
+  if (w.numel() != C) throw ShapeError("rmsnorm_rope: weight has " + std::to_string(w.numel()) + " values for dim " + std::to_string(C));
+  torch::Tensor c, s;
+  if (cos.defined()) {
+    c = cos.to(y.device(), torch::kFloat).contiguous();
+    s = sin.to(y.device(), torch::kFloat).contiguous();
+    if (c.dim() != 2 || c.size(0) != N || c.size(1) != head_dim / 2 || s.sizes() != c.sizes())
+      throw ShapeError("rmsnorm_rope: cos/sin must be [" + std::to_string(N) + ", " + std::to_string(head_dim / 2) + "]");
+  }
+  auto out = torch::empty_like(y);
+  cuda::rmsnorm_rope(y.data_ptr(), w.data_ptr<float>(), c.defined() ? c.data_ptr<float>() : nullptr,
+                     s.defined() ? s.data_ptr<float>() : nullptr, y.scalar_type() == torch::kHalf, B * N,
+                     static_cast<int>(C), static_cast<int>(head_dim), N, static_cast<float>(eps), out.data_ptr(), stream_of(y));
+  return out;
+#else
+  throw ShapeError("rmsnorm_rope: this build has no fused CUDA kernels");
+#endif
+}
+
+torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
+                                 double eps, torch::ScalarType dtype) {
+  check_rows(x, "x", false);
+  if (dtype != torch::kBFloat16 && dtype != torch::kHalf) throw ShapeError("layernorm_modulate: output dtype must be 16-bit");
+  if (shift.defined() != scale.defined()) throw ShapeError("layernorm_modulate: shift and scale come together");
+#ifdef LONGSHOT_FUSED_KERNELS
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
+  const auto sh = per_batch(shift, x), sc = per_batch(scale, x);
+  auto out = torch::empty({B, N, C}, x.options().dtype(dtype));
+  cuda::layernorm_modulate(x.data_ptr<float>(), sh.defined() ? sh.data_ptr<float>() : nullptr,
+                           sc.defined() ? sc.data_ptr<float>() : nullptr, dtype == torch::kHalf, B * N,
+                           static_cast<int>(C), N, static_cast<float>(eps), out.data_ptr(), stream_of(x));
+  return out;
+#else
+  throw ShapeError("layernorm_modulate: this build has no fused CUDA kernels");
+#endif
+}
+
+void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torch::Tensor& gate) {
+  check_rows(x, "x", false);
+  const auto y = y_in.contiguous();
+  check_rows(y, "y", true);
+  if (y.sizes() != x.sizes()) throw ShapeError("gated_residual_add_: y " + std::string(c10::str(y.sizes())) + " != x " + std::string(c10::str(x.sizes())));
+#ifdef LONGSHOT_FUSED_KERNELS
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto g = per_batch(gate, x);
+  cuda::gated_residual_add(x.data_ptr<float>(), y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
+                           y.scalar_type() == torch::kHalf, x.size(0) * x.size(1), static_cast<int>(x.size(2)), x.size(1),
+                           stream_of(x));
+#else
+  throw ShapeError("gated_residual_add_: this build has no fused CUDA kernels");
+#endif
+}
+
+}  // namespace longshot::model::fused

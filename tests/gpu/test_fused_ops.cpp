@@ -32,7 +32,10 @@ torch::Tensor rope_reference(const torch::Tensor& x, const torch::Tensor& cos, c
 
 #define SKIP_WITHOUT_FUSED()                                                                     \
   SKIP_WITHOUT_GPU();                                                                            \
-  if (!fused::applies(torch::zeros({1}, torch::kCUDA)))                                          \
+  if (![] {                                                                                      \
+        torch::NoGradGuard no_grad; /* applies() is false under autograd by design */           \
+        return fused::applies(torch::zeros({1}, torch::kCUDA));                                  \
+      }())                                                                                       \
   GTEST_SKIP() << "fused kernels off (LONGSHOT_FUSED=0 or a build without CUDA LibTorch)"
 
 TEST(FusedOps, LayerNormModulateMatchesTorch) {

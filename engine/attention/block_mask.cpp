@@ -110,7 +110,7 @@ double BlockMask::head_block_sparsity(int64_t head) const {
   return total > 0 ? 1.0 - static_cast<double>(kept) / total : 0.0;
 }
 
-void BlockMask::validate() const {
+void BlockMask::validate_geometry() const {
   auto fail = [](const std::string& what) { throw ShapeError("BlockMask: " + what); };
   if (block_size <= 0) fail("block_size must be positive, got " + std::to_string(block_size));
   if (seq_len <= 0) fail("seq_len must be positive, got " + std::to_string(seq_len));
@@ -129,6 +129,11 @@ void BlockMask::validate() const {
     fail("col_indices has " + std::to_string(col_indices.size()) + " entries but row_offsets ends at " +
          std::to_string(row_offsets.back()));
   }
+}
+
+void BlockMask::validate() const {
+  validate_geometry();
+  auto fail = [](const std::string& what) { throw ShapeError("BlockMask: " + what); };
   for (int64_t r = 0; r < num_rows(); ++r) {
     const int32_t b = row_offsets[static_cast<size_t>(r)], e = row_offsets[static_cast<size_t>(r + 1)];
     if (e < b) fail("row_offsets decreases at row " + std::to_string(r));

@@ -34,7 +34,13 @@ void check_qkv(const torch::Tensor& q, const torch::Tensor& k, const torch::Tens
 }
 
 void check_mask_fits(const BlockMask& mask, int64_t heads, int64_t seq_len, const std::string& where) {
-  mask.validate();
+  // A mask with a device copy attached was built on the GPU (or validated before its upload):
+  // its arrays are checked for geometry only (see BlockMask::validate_geometry).
+  if (mask.attached_device_copy()) {
+    mask.validate_geometry();
+  } else {
+    mask.validate();
+  }
   if (mask.seq_len != seq_len) {
     throw ShapeError(where + ": mask seq_len " + std::to_string(mask.seq_len) + " does not match the tensors' N = " +
                      std::to_string(seq_len));

@@ -65,6 +65,17 @@ torch::TensorOptions int32_on(const torch::Device& device) {
   return torch::TensorOptions().dtype(torch::kInt32).device(device);
 }
 
+// LibTorch's current stream on `device` (null, the legacy stream, with a CPU LibTorch — which
+// cannot hold CUDA tensors, so it is never reached there). Callers hold a device guard.
+cudaStream_t current_stream(const torch::Device& device) {
+#if LONGSHOT_TORCH_CUDA
+  return c10::cuda::getCurrentCUDAStream(device.index()).stream();
+#else
+  (void)device;
+  return nullptr;
+#endif
+}
+
 void check_mask_geometry(int64_t seq_len, int64_t block_size, const char* who) {
   if (block_size != 64 && block_size != 128)
     throw ParameterError("block_size", std::string(who) + ": " + std::to_string(block_size) +
@@ -326,10 +337,8 @@ torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size) {
   if (kernel_layout) {  // one 16-byte-load pass (mask_select.cu)
 #if LONGSHOT_TORCH_CUDA
     const c10::cuda::CUDAGuard guard(x.device());
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
-#else
-    const cudaStream_t stream = nullptr;
 #endif
+    const cudaStream_t stream = current_stream(x.device());
     auto out = torch::empty({B, H, nb, D}, x.options().dtype(torch::kFloat32));
     cuda::block_mean_pool(x.data_ptr(), x.scalar_type() == torch::kHalf, static_cast<int>(B), static_cast<int>(H),
                           static_cast<int>(N), static_cast<int>(D), x.stride(0), x.stride(1), x.stride(2),
@@ -411,10 +420,8 @@ DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_
   if (scores.is_cuda() && nb <= kCumulativeKeepMaxBlocks) {  // one kernel: selection + ascending order
 #if LONGSHOT_TORCH_CUDA
     const c10::cuda::CUDAGuard guard(scores.device());
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(scores.device().index()).stream();
-#else
-    const cudaStream_t stream = nullptr;
 #endif
+    const cudaStream_t stream = current_stream(scores.device());
     const auto s = scores.to(torch::kFloat32).contiguous();
     cols = torch::empty({scores.size(0), nb, k}, int32_on(scores.device()));
     topk_cols(s.data_ptr<float>(), static_cast<int>(scores.size(0) * nb), static_cast<int>(nb), static_cast<int>(k),
@@ -478,10 +485,8 @@ torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& 
   if (!(tau >= 0.0 && tau <= 1.0)) throw ParameterError("tau", "must be in [0, 1], got " + std::to_string(tau));
 #if LONGSHOT_TORCH_CUDA
   const c10::cuda::CUDAGuard guard(logits.device());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(logits.device().index()).stream();
-#else
-  const cudaStream_t stream = nullptr;
 #endif
+  const cudaStream_t stream = current_stream(logits.device());
   const auto l = logits.to(torch::kFloat32).contiguous();
   const auto ll = log_len.to(torch::kFloat32).contiguous().reshape({-1});
   const auto c = cand.to(torch::kUInt8).contiguous();

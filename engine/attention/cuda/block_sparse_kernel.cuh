@@ -1,7 +1,7 @@
 // The block-sparse FlashAttention-2 style forward kernel (mma.sync m16n8k16, sm_80+), included
 // only by the per-instance .cu files. No LibTorch. Sections:
 //   [tiles]    tile sizes and their shared-memory / register limits
-//   [ptx]      cp.async, ldmatrix, mma and exp2 wrappers
+//   [ptx]      cp.async, ldmatrix and mma wrappers (exp2, pack2: kernel_common.cuh)
 //   [kernel]   one CTA = one (batch, head, query block row of the mask); K/V tiles double-buffered
 //   [launch]   the host-side launcher of one instance
 #pragma once
@@ -13,6 +13,7 @@
 
 #include "engine/attention/cuda/block_sparse.h"
 #include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/kernel_common.cuh"
 
 namespace longshot::attention::cuda {
 
@@ -36,10 +37,6 @@ constexpr int smem_bytes_for(int block_m, int head_dim) {
 
 // -----------------------------------------------------------------------------------------[ptx]
 namespace ptx {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 // 16-byte async copy; src_bytes 0 writes zeros (rows past the sequence end).
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
@@ -77,10 +74,6 @@ struct Mma<__nv_bfloat16> {
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
 };
 
 template <>
@@ -93,17 +86,7 @@ struct Mma<__half> {
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
 };
-
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 
 }  // namespace ptx
 
@@ -316,10 +299,10 @@ __global__ void __launch_bounds__(warps_for(BLOCK_M, M_TILES) * 32)
         uint32_t frag_p[MT][4];
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
-          frag_p[m][0] = M::pack(s[m][2 * ks][0], s[m][2 * ks][1]);
-          frag_p[m][1] = M::pack(s[m][2 * ks][2], s[m][2 * ks][3]);
-          frag_p[m][2] = M::pack(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
-          frag_p[m][3] = M::pack(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
+          frag_p[m][0] = pack2<T>(s[m][2 * ks][0], s[m][2 * ks][1]);
+          frag_p[m][1] = pack2<T>(s[m][2 * ks][2], s[m][2 * ks][3]);
+          frag_p[m][2] = pack2<T>(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
+          frag_p[m][3] = pack2<T>(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
         }
 #pragma unroll
         for (int dp = 0; dp < kOTiles / 2; ++dp) {
@@ -354,7 +337,7 @@ __global__ void __launch_bounds__(warps_for(BLOCK_M, M_TILES) * 32)
         T* dst = gO + static_cast<int64_t>(row) * p.o_row_stride + t * 2;
 #pragma unroll
         for (int i = 0; i < kOTiles; ++i) {
-          const uint32_t packed = M::pack(acc_o[m][i][2 * half] * inv, acc_o[m][i][2 * half + 1] * inv);
+          const uint32_t packed = pack2<T>(acc_o[m][i][2 * half] * inv, acc_o[m][i][2 * half + 1] * inv);
           *reinterpret_cast<uint32_t*>(dst + i * 8) = packed;
         }
       }

@@ -22,6 +22,7 @@
 
 #include "engine/attention/cuda/block_sparse.h"
 #include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/kernel_common.cuh"
 #include "engine/attention/cuda/wgmma_ops.cuh"
 
 namespace longshot::attention::cuda::sm90 {
@@ -63,9 +64,8 @@ __device__ __forceinline__ uint64_t make_desc(uint32_t smem_addr, uint32_t lbo, 
 // -----------------------------------------------------------------------------------------[ptx]
 namespace ptx {
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using cuda::ptx::exp2_approx;  // shared with the mma.sync kernel (kernel_common.cuh)
+using cuda::ptx::smem_addr;
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
@@ -123,50 +123,7 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(REGS));
 #endif
 }
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
 }  // namespace ptx
-
-template <typename T>
-struct Ops;
-template <>
-struct Ops<__nv_bfloat16> {
-  template <int N>
-  __device__ __forceinline__ static void ss(float (&d)[N / 2], uint64_t a, uint64_t b, int scale_d) {
-    if constexpr (N == 128) wgmma_ss_bf16_n128(d, a, b, scale_d);
-    else wgmma_ss_bf16_n64(d, a, b, scale_d);
-  }
-  template <int N>
-  __device__ __forceinline__ static void rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b, int scale_d) {
-    if constexpr (N == 128) wgmma_rs_bf16_n128(d, a, b, scale_d);
-    else wgmma_rs_bf16_n64(d, a, b, scale_d);
-  }
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-};
-template <>
-struct Ops<__half> {
-  template <int N>
-  __device__ __forceinline__ static void ss(float (&d)[N / 2], uint64_t a, uint64_t b, int scale_d) {
-    if constexpr (N == 128) wgmma_ss_f16_n128(d, a, b, scale_d);
-    else wgmma_ss_f16_n64(d, a, b, scale_d);
-  }
-  template <int N>
-  __device__ __forceinline__ static void rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b, int scale_d) {
-    if constexpr (N == 128) wgmma_rs_f16_n128(d, a, b, scale_d);
-    else wgmma_rs_f16_n64(d, a, b, scale_d);
-  }
-  __device__ __forceinline__ static uint32_t pack(float lo, float hi) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-};
 
 // Tensor maps of Q, K and V: [B, H, N, D] seen as 4-D (D, N, H, B), box 64 × 128 × 1 × 1.
 struct Maps {
@@ -180,7 +137,6 @@ __global__ void __launch_bounds__(kThreads, 1)
                           const __grid_constant__ CUtensorMap map_v, const BlockSparseParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using P = Plan<D>;
-  using O = Ops<T>;
   constexpr int S = P::kStages;
   constexpr int kSRegs = kBlock / 2;  // S tile 64 × 128 fp32 per warpgroup
   constexpr int kORegs = D / 2;       // O tile 64 × D fp32 per warpgroup
@@ -276,7 +232,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const uint32_t off = (kk / 4) * kSlabBytes + (kk % 4) * 32;
-        O::template ss<kBlock>(s, make_desc(q_rows + off, 16, 1024), make_desc(k_tile + off, 16, 1024), kk > 0);
+        Wgmma<T, kBlock>::ss(s, make_desc(q_rows + off, 16, 1024), make_desc(k_tile + off, 16, 1024), kk > 0);
       }
       ptx::wgmma_commit();
       ptx::wgmma_wait<0>();
@@ -325,10 +281,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       uint32_t frag_p[kBlock / 16][4];
 #pragma unroll
       for (int ks = 0; ks < kBlock / 16; ++ks) {
-        frag_p[ks][0] = O::pack(s[8 * ks + 0], s[8 * ks + 1]);
-        frag_p[ks][1] = O::pack(s[8 * ks + 2], s[8 * ks + 3]);
-        frag_p[ks][2] = O::pack(s[8 * ks + 4], s[8 * ks + 5]);
-        frag_p[ks][3] = O::pack(s[8 * ks + 6], s[8 * ks + 7]);
+        frag_p[ks][0] = pack2<T>(s[8 * ks + 0], s[8 * ks + 1]);
+        frag_p[ks][1] = pack2<T>(s[8 * ks + 2], s[8 * ks + 3]);
+        frag_p[ks][2] = pack2<T>(s[8 * ks + 4], s[8 * ks + 5]);
+        frag_p[ks][3] = pack2<T>(s[8 * ks + 6], s[8 * ks + 7]);
       }
 
       // O += P V: V is [keys][D] (MN-major for this product); a k-step is 16 key rows = 2 KiB,
@@ -338,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       ptx::wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kBlock / 16; ++ks)
-        O::template rs<D>(acc_o, frag_p[ks], make_desc(v_tile + ks * 16 * 128, kSlabBytes, 1024), 1);
+        Wgmma<T, D>::rs(acc_o, frag_p[ks], make_desc(v_tile + ks * 16 * 128, kSlabBytes, 1024), 1);
       ptx::wgmma_commit();
       ptx::wgmma_wait<0>();
       ptx::fence_regs(acc_o);
@@ -359,7 +315,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       T* dst = gO + static_cast<int64_t>(row) * p.o_row_stride + t * 2;
 #pragma unroll
       for (int i = 0; i < kORegs / 4; ++i)
-        *reinterpret_cast<uint32_t*>(dst + i * 8) = O::pack(acc_o[4 * i + 2 * half] * inv, acc_o[4 * i + 2 * half + 1] * inv);
+        *reinterpret_cast<uint32_t*>(dst + i * 8) = pack2<T>(acc_o[4 * i + 2 * half] * inv, acc_o[4 * i + 2 * half + 1] * inv);
     }
   }
 #endif

@@ -1,5 +1,5 @@
 // Instance of the Hopper block-sparse forward kernel: fp16, head_dim 64, block 128. Its body is
-// compiled only for sm_90a (an empty kernel elsewhere; the dispatch checks the binary version).
+// compiled only for sm_90a (an empty kernel elsewhere; the dispatch runs a probe kernel to tell).
 #include "engine/attention/cuda/block_sparse_sm90.cuh"
 
 namespace longshot::attention::cuda::sm90 {

@@ -8,9 +8,7 @@
 #include "engine/common/error.h"
 
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
+#include "engine/attention/cuda/device_stream.h"
 #include "engine/model/cuda/fused_ops.h"
 #define LONGSHOT_FUSED_KERNELS 1
 #endif
@@ -27,8 +25,6 @@ void check_rows(const torch::Tensor& t, const char* name, bool want16) {
 }
 
 #ifdef LONGSHOT_FUSED_KERNELS
-cudaStream_t stream_of(const torch::Tensor& t) { return c10::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
-
 // [B, 1, C] or [B, C] fp32 → contiguous [B, C] on x's device (null pointer when undefined).
 torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x) {
   if (!v.defined()) return v;
@@ -56,7 +52,7 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
                            const torch::Tensor& sin, double eps, int64_t head_dim) {
   check_rows(y, "y", true);
 #ifdef LONGSHOT_FUSED_KERNELS
-  const c10::cuda::CUDAGuard guard(y.device());
+  const attention::cuda::DeviceStream stream(y.device());
   const int64_t B = y.size(0), N = y.size(1), C = y.size(2);
   const auto w = weight.to(y.device(), torch::kFloat).contiguous();
   if (w.numel() != C) throw ShapeError("rmsnorm_rope: weight has " + std::to_string(w.numel()) + " values for dim " + std::to_string(C));
@@ -70,7 +66,7 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
   auto out = torch::empty_like(y);
   cuda::rmsnorm_rope(y.data_ptr(), w.data_ptr<float>(), c.defined() ? c.data_ptr<float>() : nullptr,
                      s.defined() ? s.data_ptr<float>() : nullptr, y.scalar_type() == torch::kHalf, B * N,
-                     static_cast<int>(C), static_cast<int>(head_dim), N, static_cast<float>(eps), out.data_ptr(), stream_of(y));
+                     static_cast<int>(C), static_cast<int>(head_dim), N, static_cast<float>(eps), out.data_ptr(), stream.get());
   return out;
 #else
   throw ShapeError("rmsnorm_rope: this build has no fused CUDA kernels");
@@ -83,13 +79,13 @@ torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& sh
   if (dtype != torch::kBFloat16 && dtype != torch::kHalf) throw ShapeError("layernorm_modulate: output dtype must be 16-bit");
   if (shift.defined() != scale.defined()) throw ShapeError("layernorm_modulate: shift and scale come together");
 #ifdef LONGSHOT_FUSED_KERNELS
-  const c10::cuda::CUDAGuard guard(x.device());
+  const attention::cuda::DeviceStream stream(x.device());
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   const auto sh = per_batch(shift, x), sc = per_batch(scale, x);
   auto out = torch::empty({B, N, C}, x.options().dtype(dtype));
   cuda::layernorm_modulate(x.data_ptr<float>(), sh.defined() ? sh.data_ptr<float>() : nullptr,
                            sc.defined() ? sc.data_ptr<float>() : nullptr, dtype == torch::kHalf, B * N,
-                           static_cast<int>(C), N, static_cast<float>(eps), out.data_ptr(), stream_of(x));
+                           static_cast<int>(C), N, static_cast<float>(eps), out.data_ptr(), stream.get());
   return out;
 #else
   throw ShapeError("layernorm_modulate: this build has no fused CUDA kernels");
@@ -102,11 +98,11 @@ void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torc
   check_rows(y, "y", true);
   if (y.sizes() != x.sizes()) throw ShapeError("gated_residual_add_: y " + std::string(c10::str(y.sizes())) + " != x " + std::string(c10::str(x.sizes())));
 #ifdef LONGSHOT_FUSED_KERNELS
-  const c10::cuda::CUDAGuard guard(x.device());
+  const attention::cuda::DeviceStream stream(x.device());
   const auto g = per_batch(gate, x);
   cuda::gated_residual_add(x.data_ptr<float>(), y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
                            y.scalar_type() == torch::kHalf, x.size(0) * x.size(1), static_cast<int>(x.size(2)), x.size(1),
-                           stream_of(x));
+                           stream.get());
 #else
   throw ShapeError("gated_residual_add_: this build has no fused CUDA kernels");
 #endif

@@ -16,13 +16,12 @@
 
 #include "engine/attention/cuda/block_sparse.h"
 #include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/device_stream.h"
 #include "engine/attention/cuda/mask_select.h"
 #include "engine/common/error.h"
 
 #if LONGSHOT_TORCH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace longshot::attention::cuda {
@@ -63,17 +62,6 @@ namespace {
 
 torch::TensorOptions int32_on(const torch::Device& device) {
   return torch::TensorOptions().dtype(torch::kInt32).device(device);
-}
-
-// LibTorch's current stream on `device` (null, the legacy stream, with a CPU LibTorch — which
-// cannot hold CUDA tensors, so it is never reached there). Callers hold a device guard.
-cudaStream_t current_stream(const torch::Device& device) {
-#if LONGSHOT_TORCH_CUDA
-  return c10::cuda::getCurrentCUDAStream(device.index()).stream();
-#else
-  (void)device;
-  return nullptr;
-#endif
 }
 
 void check_mask_geometry(int64_t seq_len, int64_t block_size, const char* who) {
@@ -288,13 +276,8 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q_in, const torch::Ten
 
   std::string why;
   if (!block_sparse_supported(p, &why)) throw ShapeError("block_sparse_attention: " + why);
-#if LONGSHOT_TORCH_CUDA
-  const c10::cuda::CUDAGuard guard(q.device());
-  block_sparse_forward(p, c10::cuda::getCurrentCUDAStream(q.device().index()).stream());
-#else
-  // Unreachable in practice: a LibTorch without CUDA cannot make the CUDA tensors checked above.
-  block_sparse_forward(p, nullptr);
-#endif
+  const DeviceStream stream(q.device());
+  block_sparse_forward(p, stream.get());
   return o;
 }
 
@@ -316,9 +299,7 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
 
 bool hopper_kernel_applies(const torch::Tensor& q, int64_t block_size) {
   if (!q.defined() || !q.is_cuda() || !device_available()) return false;
-#if LONGSHOT_TORCH_CUDA
-  const c10::cuda::CUDAGuard guard(q.device());
-#endif
+  const DeviceStream on_device(q.device());  // the availability probe asks the current device
   BlockSparseParams p;
   p.block_size = static_cast<int>(block_size);
   return hopper_path_available(p);
@@ -335,14 +316,11 @@ torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size) {
                              x.stride(1) % 8 == 0 && x.stride(2) % 8 == 0 &&
                              reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && N > 0 && B * H * nb < (1ll << 31);
   if (kernel_layout) {  // one 16-byte-load pass (mask_select.cu)
-#if LONGSHOT_TORCH_CUDA
-    const c10::cuda::CUDAGuard guard(x.device());
-#endif
-    const cudaStream_t stream = current_stream(x.device());
+    const DeviceStream stream(x.device());
     auto out = torch::empty({B, H, nb, D}, x.options().dtype(torch::kFloat32));
     cuda::block_mean_pool(x.data_ptr(), x.scalar_type() == torch::kHalf, static_cast<int>(B), static_cast<int>(H),
                           static_cast<int>(N), static_cast<int>(D), x.stride(0), x.stride(1), x.stride(2),
-                          static_cast<int>(block_size), out.data_ptr<float>(), stream);
+                          static_cast<int>(block_size), out.data_ptr<float>(), stream.get());
     return out;
   }
   const int64_t full = N / block_size;
@@ -418,14 +396,11 @@ DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_
   // heavy, so the schedule is the natural order.
   torch::Tensor cols;
   if (scores.is_cuda() && nb <= kCumulativeKeepMaxBlocks) {  // one kernel: selection + ascending order
-#if LONGSHOT_TORCH_CUDA
-    const c10::cuda::CUDAGuard guard(scores.device());
-#endif
-    const cudaStream_t stream = current_stream(scores.device());
+    const DeviceStream stream(scores.device());
     const auto s = scores.to(torch::kFloat32).contiguous();
     cols = torch::empty({scores.size(0), nb, k}, int32_on(scores.device()));
     topk_cols(s.data_ptr<float>(), static_cast<int>(scores.size(0) * nb), static_cast<int>(nb), static_cast<int>(k),
-              cols.data_ptr<int32_t>(), stream);
+              cols.data_ptr<int32_t>(), stream.get());
   } else {
     auto s = scores.to(torch::kFloat32).clone();
     s.diagonal(0, 1, 2).fill_(std::numeric_limits<float>::infinity());
@@ -483,10 +458,7 @@ torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& 
   if (!log_len.defined() || log_len.numel() != nb || log_len.device() != logits.device())
     throw ShapeError("cumulative_keep: log_len must hold nb values on logits' device");
   if (!(tau >= 0.0 && tau <= 1.0)) throw ParameterError("tau", "must be in [0, 1], got " + std::to_string(tau));
-#if LONGSHOT_TORCH_CUDA
-  const c10::cuda::CUDAGuard guard(logits.device());
-#endif
-  const cudaStream_t stream = current_stream(logits.device());
+  const DeviceStream stream(logits.device());
   const auto l = logits.to(torch::kFloat32).contiguous();
   const auto ll = log_len.to(torch::kFloat32).contiguous().reshape({-1});
   const auto c = cand.to(torch::kUInt8).contiguous();
@@ -494,7 +466,7 @@ torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& 
   auto keep = torch::empty({H, nb, nb}, logits.options().dtype(torch::kUInt8));
   cumulative_keep(l.data_ptr<float>(), ll.data_ptr<float>(), c.data_ptr<uint8_t>(), f.data_ptr<uint8_t>(),
                   static_cast<float>(tau), static_cast<int>(H * nb), static_cast<int>(nb), keep.data_ptr<uint8_t>(),
-                  stream);
+                  stream.get());
   return keep.to(torch::kBool);
 }
 

@@ -33,6 +33,21 @@ VideoPtr generate(const pipeline::GenerationRequest& r) {
   return video;
 }
 
+// The built-in model on one caption of the training world, without previews or recall estimates.
+pipeline::GenerationRequest green_square_request(int frames, int size, int steps, double guidance) {
+  pipeline::GenerationRequest r;
+  r.prompt = "a large green square grows and shrinks on a black background";
+  r.model = model::kBuiltinName;
+  r.frames = frames;
+  r.width = r.height = size;
+  r.steps = steps;
+  r.guidance = guidance;
+  r.shift = 3.0;
+  r.previews = false;
+  r.measure_recall = false;
+  return r;
+}
+
 TEST(BuiltinWeights, LoadIntoTheConfig) {
   model::register_builtin_model();
   const std::string path = model::builtin_weights_path();
@@ -52,16 +67,7 @@ TEST(BuiltinWeights, LoadIntoTheConfig) {
 TEST(BuiltinWeights, ShortGenerationKeepsThePromptedBackground) {
   model::register_builtin_model();
   if (!std::filesystem::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
-  pipeline::GenerationRequest r;
-  r.prompt = "a large green square grows and shrinks on a black background";
-  r.model = model::kBuiltinName;
-  r.frames = 8;
-  r.width = r.height = 32;
-  r.steps = 4;
-  r.guidance = 1.0;
-  r.shift = 3.0;
-  r.previews = false;
-  r.measure_recall = false;
+  const auto r = green_square_request(8, 32, 4, 1.0);
   const VideoPtr video = generate(r);
   ASSERT_TRUE(video);
   // The mean colour is near black: the model has learned the caption's background.
@@ -77,16 +83,7 @@ TEST(BuiltinWeights, ShortGenerationKeepsThePromptedBackground) {
 TEST(BuiltinWeights, GenerationShowsThePromptedObject) {
   model::register_builtin_model();
   if (!std::filesystem::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
-  pipeline::GenerationRequest r;
-  r.prompt = "a large green square grows and shrinks on a black background";
-  r.model = model::kBuiltinName;
-  r.frames = model::kBuiltinFrames;
-  r.width = r.height = model::kBuiltinSize;
-  r.steps = 8;
-  r.guidance = 3.0;
-  r.shift = 3.0;
-  r.previews = false;
-  r.measure_recall = false;
+  const auto r = green_square_request(model::kBuiltinFrames, model::kBuiltinSize, 8, 3.0);
   const VideoPtr video = generate(r);
   ASSERT_TRUE(video);
   const auto a = eval::prompt_adherence(*video, r.prompt);

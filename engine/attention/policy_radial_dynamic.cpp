@@ -41,8 +41,9 @@ RadialDynamicConfig RadialDynamicConfig::from(const ParamValues& v) {
 
 namespace {
 // Both paths' pieces: the radial candidate set, each key block's log token count (a block of n
-// similar keys carries ~n times one key's mass), and the block-pooled logits [H, nb, nb] in
-// float64, batch-averaged, computed where the pooled Q/K are.
+// similar keys carries ~n times one key's mass), and the block-pooled logits [H, nb, nb],
+// batch-averaged, computed where the pooled Q/K are (float64 for the loops and the tensor form,
+// fp32 for the selection kernel).
 RadialConfig candidate_config(const RadialDynamicConfig& config) {
   RadialConfig prior;
   prior.keep_ratio = config.candidate_ratio;
@@ -59,9 +60,10 @@ std::vector<double> block_log_len(int64_t seq_len, int64_t block_size, int64_t n
   return out;
 }
 
-torch::Tensor pooled_logits(const torch::Tensor& qp, const torch::Tensor& kp, int64_t head_dim) {
+torch::Tensor pooled_logits(const torch::Tensor& qp, const torch::Tensor& kp, int64_t head_dim,
+                            torch::ScalarType dtype = torch::kFloat64) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  return torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(torch::kFloat64);
+  return torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(dtype);
 }
 
 // The request-independent part of the tensor form, on q's device: which blocks are candidates,
@@ -103,11 +105,8 @@ torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& c
   const int64_t nb = prior.cand.size(0), H = r.num_heads;
 #ifdef LONGSHOT_HAS_CUDA
   if (detail::select_on_device(r) && nb <= 2048) {
-    const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
-    const auto logits = torch::matmul(detail::pool_tokens(r.q, r.block_size),
-                                      detail::pool_tokens(r.k, r.block_size).transpose(2, 3))
-                            .mul_(scale)
-                            .mean(0);  // [H, nb, nb] fp32
+    const auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size), detail::pool_tokens(r.k, r.block_size),
+                                      r.q.size(3), torch::kFloat32);  // the kernel selects in fp32
     return cuda::cumulative_keep(logits, prior.log_len, prior.cand, prior.forced, config.tau);
   }
 #endif

@@ -30,10 +30,11 @@ std::vector<uint8_t> mask_to_rgba(const attention::BlockMask& mask, int64_t head
     rgba[i + 2] = colors.dropped.b;
     rgba[i + 3] = colors.dropped.a;
   }
+  const auto& cols = mask.cols();
   for (int64_t qb = 0; qb < mask.num_q_blocks; ++qb) {
     const int64_t row = h * mask.num_q_blocks + qb;
     for (int32_t j = mask.row_offsets[row]; j < mask.row_offsets[row + 1]; ++j) {
-      const int64_t kb = mask.col_indices[j];
+      const int64_t kb = cols[j];
       if (kb < 0 || kb >= mask.num_k_blocks)
         throw ShapeError("block mask: key block " + std::to_string(kb) + " out of range in row " + std::to_string(row));
       uint8_t* px = &rgba[static_cast<size_t>(qb * mask.num_k_blocks + kb) * 4];

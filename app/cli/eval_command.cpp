@@ -32,6 +32,8 @@ one table (mean over seeds): block sparsity, step time, prompt adherence, tempor
   --size N            frame side in pixels (default 64)
   --block-size N      attention block size in tokens (default 128)
   --dense-steps N     first steps run dense in sparse modes (default 0)
+  --guidance G        classifier-free guidance (default: the model's; 1 = off)
+  --shift S           flow-matching shift (default: the model's)
   --param MODE:k=v    a parameter override for one mode (repeatable))";
 
 std::vector<std::string> split(const std::string& text, char sep) {
@@ -89,6 +91,7 @@ int run_eval(const std::vector<std::string>& args) {
   std::string modes_arg = "all";
   std::vector<int> horizons = {1, 2, 4};
   int seeds = 2, steps = -1, frames = model::kBuiltinFrames, size = model::kBuiltinSize, block = 128, dense_steps = 0;
+  double guidance = -1.0, shift = -1.0;  // < 0: the model's default
   std::map<std::string, attention::ParamValues> overrides;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -107,6 +110,8 @@ int run_eval(const std::vector<std::string>& args) {
     else if (a == "--size") size = to_int(a, value());
     else if (a == "--block-size") block = to_int(a, value());
     else if (a == "--dense-steps") dense_steps = to_int(a, value());
+    else if (a == "--guidance") guidance = parse_double(a, value());
+    else if (a == "--shift") shift = parse_double(a, value());
     else if (a == "--param") {
       const std::string v = value();
       const auto colon = v.find(':');
@@ -115,6 +120,8 @@ int run_eval(const std::vector<std::string>& args) {
     } else throw ParameterError(a, "unknown flag (see longshot eval --help)");
   }
   if (seeds < 1) throw ParameterError("--seeds", "must be >= 1");
+  if (guidance != -1.0 && !(guidance >= 1.0 && guidance <= 50.0)) throw ParameterError("--guidance", "must be in [1, 50]");
+  if (shift != -1.0 && !(shift > 0.0 && shift <= 100.0)) throw ParameterError("--shift", "must be in (0, 100]");
   if (horizons.empty()) throw ParameterError("--horizons", "needs at least one value");
   for (int h : horizons) {
     if (h < 1) throw ParameterError("--horizons", "values must be >= 1");
@@ -148,8 +155,8 @@ int run_eval(const std::vector<std::string>& args) {
       request.frames = frames * h;
       request.width = request.height = size;
       request.steps = steps > 0 ? steps : config.default_steps;
-      request.guidance = config.default_guidance;
-      request.shift = config.default_shift;
+      request.guidance = guidance > 0 ? guidance : config.default_guidance;
+      request.shift = shift > 0 ? shift : config.default_shift;
       request.seed = 1000 + static_cast<uint64_t>(s);
       request.previews = false;
       request.measure_recall = false;

@@ -7,6 +7,32 @@
 
 namespace longshot::attention {
 
+const std::vector<int32_t>& DeferredColumns::get() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!done_) {
+    auto data = fetch_();
+    if (static_cast<int64_t>(data.size()) != count_) {
+      throw ShapeError("BlockMask: deferred column fetch returned " + std::to_string(data.size()) +
+                       " entries, expected " + std::to_string(count_));
+    }
+    data_ = std::move(data);
+    fetch_ = nullptr;  // releases what the fetch held (the device arrays)
+    done_ = true;
+  }
+  return data_;
+}
+
+bool DeferredColumns::fetched() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return done_;
+}
+
+void BlockMask::fetch_columns() {
+  if (!deferred_cols) return;
+  col_indices = deferred_cols->get();
+  deferred_cols.reset();
+}
+
 int64_t BlockMask::blocks_for(int64_t seq_len, int64_t block_size) {
   if (block_size <= 0) throw ParameterError("block_size", "must be positive, got " + std::to_string(block_size));
   if (seq_len < 0) throw ParameterError("seq_len", "must be non-negative, got " + std::to_string(seq_len));
@@ -58,6 +84,7 @@ BlockMask BlockMask::from_dense(const std::vector<uint8_t>& keep, int64_t seq_le
 }
 
 std::vector<uint8_t> BlockMask::to_dense() const {
+  const auto& col_indices = cols();
   std::vector<uint8_t> keep(static_cast<size_t>(num_rows() * num_k_blocks), 0);
   for (int64_t r = 0; r < num_rows(); ++r) {
     for (int32_t i = row_offsets[static_cast<size_t>(r)]; i < row_offsets[static_cast<size_t>(r + 1)]; ++i) {
@@ -76,6 +103,7 @@ bool BlockMask::contains(int64_t head, int64_t qb, int64_t kb) const {
   const int64_t h = num_heads == 1 ? 0 : head;
   const int64_t r = h * num_q_blocks + qb;
   if (h < 0 || h >= num_heads || qb < 0 || qb >= num_q_blocks || kb < 0 || kb >= num_k_blocks) return false;
+  const auto& col_indices = cols();
   const auto begin = col_indices.begin() + row_offsets[static_cast<size_t>(r)];
   const auto end = col_indices.begin() + row_offsets[static_cast<size_t>(r + 1)];
   return std::binary_search(begin, end, static_cast<int32_t>(kb));
@@ -89,6 +117,7 @@ double BlockMask::block_sparsity() const {
 double BlockMask::token_sparsity() const {
   const double total = static_cast<double>(num_heads) * static_cast<double>(seq_len) * static_cast<double>(seq_len);
   if (total <= 0) return 0.0;
+  const auto& col_indices = cols();
   double kept = 0.0;
   for (int64_t r = 0; r < num_rows(); ++r) {
     const double qlen = static_cast<double>(block_len(r % num_q_blocks));
@@ -125,14 +154,16 @@ void BlockMask::validate_geometry() const {
          std::to_string(num_rows() + 1));
   }
   if (row_offsets.front() != 0) fail("row_offsets[0] must be 0");
-  if (static_cast<int64_t>(col_indices.size()) != row_offsets.back()) {
-    fail("col_indices has " + std::to_string(col_indices.size()) + " entries but row_offsets ends at " +
+  const int64_t columns = deferred_cols ? deferred_cols->count() : static_cast<int64_t>(col_indices.size());
+  if (columns != row_offsets.back()) {
+    fail("col_indices has " + std::to_string(columns) + " entries but row_offsets ends at " +
          std::to_string(row_offsets.back()));
   }
 }
 
 void BlockMask::validate() const {
   validate_geometry();
+  const auto& col_indices = cols();
   auto fail = [](const std::string& what) { throw ShapeError("BlockMask: " + what); };
   for (int64_t r = 0; r < num_rows(); ++r) {
     const int32_t b = row_offsets[static_cast<size_t>(r)], e = row_offsets[static_cast<size_t>(r + 1)];

@@ -2,6 +2,7 @@
 // Longshot: the CPU reference, the CUDA kernel, the trace files and the studio all read it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -47,6 +48,27 @@ class DeviceMaskCache {
   mutable DeviceMaskCopy copy_;
 };
 
+// The column indices of a mask built on a GPU, fetched to the host on first read. At 196k tokens a
+// dynamic mask holds ~12 M kept blocks (48 MB): downloading them every layer cost more than the
+// attention they select, and the kernel reads the device copy anyway. Only the inspected layer
+// (studio), traces and CPU checks ever need the host columns. Thread-safe: the first reader
+// fetches, the others wait; copies of the mask share one fetch.
+class DeferredColumns {
+ public:
+  using Fetch = std::function<std::vector<int32_t>()>;
+  DeferredColumns(Fetch fetch, int64_t count) : fetch_(std::move(fetch)), count_(count) {}
+  const std::vector<int32_t>& get();
+  int64_t count() const { return count_; }  // entries the fetch will return
+  bool fetched() const;
+
+ private:
+  mutable std::mutex mutex_;
+  Fetch fetch_;
+  std::vector<int32_t> data_;
+  int64_t count_ = 0;
+  bool done_ = false;
+};
+
 // Rows are (head, query block) pairs, head-major: row r = head * num_q_blocks + qb.
 // num_heads == 1 means one mask shared by every head. Query and key blocks have the same size;
 // the last block of the sequence is ragged when seq_len % block_size != 0. Key block indices
@@ -60,7 +82,10 @@ struct BlockMask {
   int64_t num_k_blocks = 0;
   OrderingKind ordering = OrderingKind::Raster;
   std::vector<int32_t> row_offsets;  // num_heads * num_q_blocks + 1 entries
-  std::vector<int32_t> col_indices;  // row_offsets.back() entries
+  std::vector<int32_t> col_indices;  // row_offsets.back() entries (empty while deferred_cols is set)
+  // Set by masks built on a GPU (cuda::host_mask_with_device_copy): the columns come from the
+  // device on the first cols() call. Readers use cols(); builders fill col_indices.
+  std::shared_ptr<DeferredColumns> deferred_cols;
 
   static int64_t blocks_for(int64_t seq_len, int64_t block_size);
   // Every block pair kept.
@@ -70,6 +95,11 @@ struct BlockMask {
   static BlockMask from_dense(const std::vector<uint8_t>& keep, int64_t seq_len, int64_t block_size,
                               int64_t num_heads, OrderingKind ordering = OrderingKind::Raster);
   std::vector<uint8_t> to_dense() const;
+
+  // The column indices, fetched from the device first when deferred.
+  const std::vector<int32_t>& cols() const { return deferred_cols ? deferred_cols->get() : col_indices; }
+  // Moves deferred columns into col_indices (a host-only mask afterwards, pinning no device memory).
+  void fetch_columns();
 
   int64_t num_rows() const { return num_heads * num_q_blocks; }
   int64_t kept_blocks() const { return row_offsets.empty() ? 0 : row_offsets.back(); }

@@ -24,7 +24,7 @@ torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end
 int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t heads, int64_t budget_bytes = 8 << 20);
 
 // Mean of x [B, H, N, D] over consecutive token groups of `group` tokens (ragged last group):
-// returns [B, H, ceil(N / group), D] in fp32.
+// returns [B, H, ceil(N / group), D] in fp32 (CUDA tensors: cuda::block_mean_pool).
 torch::Tensor pool_tokens(const torch::Tensor& x, int64_t group);
 
 }  // namespace longshot::attention::detail

@@ -37,7 +37,8 @@ void MaskTrace::add(const BlockMask& mask, int step, int layer) {
     e.head = mask.num_heads == 1 ? -1 : static_cast<int>(h);
     const int32_t base = mask.row_offsets[static_cast<size_t>(h * nq)];
     for (int64_t r = 0; r <= nq; ++r) e.row_offsets.push_back(mask.row_offsets[static_cast<size_t>(h * nq + r)] - base);
-    e.col_indices.assign(mask.col_indices.begin() + base, mask.col_indices.begin() + base + e.row_offsets.back());
+    const auto& cols = mask.cols();
+    e.col_indices.assign(cols.begin() + base, cols.begin() + base + e.row_offsets.back());
     e.sparsity = mask.head_block_sparsity(h);
     entries.push_back(std::move(e));
   }

@@ -80,8 +80,9 @@ namespace {
 // Masks leave the job in events (studio history, traces): without their GPU copies, so what the
 // studio keeps never pins device memory. The policy's own cached mask keeps its copy.
 attention::BlockMaskPtr host_only(const attention::BlockMaskPtr& mask) {
-  if (!mask || !mask->attached_device_copy()) return mask;
+  if (!mask || (!mask->attached_device_copy() && !mask->deferred_cols)) return mask;
   auto copy = std::make_shared<attention::BlockMask>(*mask);
+  copy->fetch_columns();  // a GPU-built mask's columns come to the host here, once per event
   copy->clear_device_copy();
   return copy;
 }

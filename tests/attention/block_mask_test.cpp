@@ -60,3 +60,49 @@ TEST(BlockMask, ValidateCatchesBrokenInvariants) {
   m.num_q_blocks = 5;
   EXPECT_THROW(m.validate(), ShapeError);
 }
+
+// A GPU-built mask defers its columns: here the "device" is a counted closure over a host-built
+// mask's columns, so the test runs without a GPU and sees every fetch.
+TEST(BlockMask, DeferredColumnsFetchOnceOnFirstRead) {
+  std::vector<uint8_t> keep = {1, 0, 1, 0, 1, 0, 1, 1, 1};
+  const BlockMask source = BlockMask::from_dense(keep, 300, 128, 1);
+  int fetches = 0;
+  auto m = std::make_shared<BlockMask>();
+  *m = source;
+  m->col_indices.clear();
+  m->deferred_cols = std::make_shared<DeferredColumns>(
+      [&fetches, cols = source.col_indices]() {
+        ++fetches;
+        return cols;
+      },
+      source.kept_blocks());
+  // Geometry and sparsity read the row offsets only: no fetch.
+  m->validate_geometry();
+  EXPECT_NEAR(m->block_sparsity(), source.block_sparsity(), 1e-12);
+  EXPECT_EQ(fetches, 0);
+  // The first column reader fetches; copies share that one fetch.
+  const BlockMask copy = *m;
+  EXPECT_EQ(m->to_dense(), keep);
+  EXPECT_TRUE(copy.contains(0, 2, 1));
+  EXPECT_FALSE(copy.contains(0, 0, 1));
+  m->validate();
+  EXPECT_EQ(fetches, 1);
+  EXPECT_TRUE(m->deferred_cols->fetched());
+  // fetch_columns makes it a plain host mask with the same arrays.
+  m->fetch_columns();
+  EXPECT_FALSE(m->deferred_cols);
+  EXPECT_EQ(m->col_indices, source.col_indices);
+  EXPECT_EQ(fetches, 1);
+}
+
+TEST(BlockMask, DeferredColumnsOfTheWrongCountAreRefused) {
+  BlockMask m = BlockMask::full(256, 128);
+  const auto cols = m.col_indices;
+  m.col_indices.clear();
+  // Announced 3 columns where the offsets say 4: the O(1) geometry check names it.
+  m.deferred_cols = std::make_shared<DeferredColumns>([cols]() { return cols; }, 3);
+  EXPECT_THROW(m.validate_geometry(), ShapeError);
+  // A fetch that returns another count than announced is an error, not a silent short read.
+  m.deferred_cols = std::make_shared<DeferredColumns>([cols]() { return std::vector<int32_t>(cols.begin(), cols.end() - 1); }, 4);
+  EXPECT_THROW(m.cols(), ShapeError);
+}

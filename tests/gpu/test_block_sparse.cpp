@@ -229,23 +229,42 @@ TEST(GpuKernel, EveryModeMaskMatchesReference) {
 
 TEST(GpuKernel, PreparedDeviceMaskAndScheduleHeavyFirst) {
   SKIP_WITHOUT_GPU();
-  const auto mask = random_mask(1000, 128, 3, 0.4, false, 5);
-  auto dm = lc::upload_mask(mask, torch::kCUDA, 3);
-  const auto sched = dm.schedule.to(torch::kCPU);
-  ASSERT_EQ(sched.numel(), 3 * mask.num_q_blocks);
-  // A permutation of all work items, row lengths non-increasing.
-  auto sorted = std::get<0>(sched.to(torch::kInt64).sort());
-  EXPECT_TRUE(torch::equal(sorted, torch::arange(sched.numel(), torch::kInt64)));
-  int prev = std::numeric_limits<int>::max();
-  for (int64_t i = 0; i < sched.numel(); ++i) {
-    const int item = sched[i].item<int>();
-    const int len = mask.row_offsets[item + 1] - mask.row_offsets[item];
-    EXPECT_LE(len, prev);
-    prev = len;
+  // Per-head and shared (num_heads 1) masks; rows of very different lengths.
+  for (const int64_t mask_heads : {3, 1}) {
+    const int64_t H = 3;
+    const auto mask = random_mask(1000, 128, mask_heads, 0.4, false, 5);
+    auto dm = lc::upload_mask(mask, torch::kCUDA, H);
+    const auto sched = dm.schedule.to(torch::kCPU, torch::kInt64);
+    const int64_t nq = mask.num_q_blocks;
+    ASSERT_EQ(sched.numel(), H * nq);
+    // A permutation of all work items ...
+    auto sorted = std::get<0>(sched.sort());
+    EXPECT_TRUE(torch::equal(sorted, torch::arange(sched.numel(), torch::kInt64)));
+    auto len = [&](int64_t item) {
+      const int64_t row = mask_heads == 1 ? item % nq : item;
+      return mask.row_offsets[size_t(row + 1)] - mask.row_offsets[size_t(row)];
+    };
+    int64_t longest = 0;
+    for (int64_t i = 0; i < sched.numel(); ++i) longest = std::max<int64_t>(longest, len(i));
+    ASSERT_GT(longest, 0);
+    // ... heavy first: row lengths (Sorted) or weight bands (Bands) never increase; within a band
+    // the natural head-major order stays (Bands, Natural).
+    const auto order = lc::schedule_order();
+    auto band = [&](int64_t item) { return (len(item) * 4 + longest - 1) / longest; };
+    int64_t prev_key = std::numeric_limits<int64_t>::max(), prev_item = -1;
+    for (int64_t i = 0; i < sched.numel(); ++i) {
+      const int64_t item = sched[i].item<int64_t>();
+      const int64_t key = order == lc::ScheduleOrder::Sorted ? len(item) : order == lc::ScheduleOrder::Bands ? band(item) : 0;
+      EXPECT_LE(key, prev_key) << "position " << i;
+      if (order != lc::ScheduleOrder::Sorted && key == prev_key) EXPECT_GT(item, prev_item) << "position " << i;
+      prev_key = key;
+      prev_item = item;
+    }
+    if (order == lc::ScheduleOrder::Bands) EXPECT_EQ(band(sched[0].item<int64_t>()), 4) << "a longest-band row runs first";
+    const auto back = lc::download_mask(dm);
+    EXPECT_EQ(back.row_offsets, mask.row_offsets);
+    EXPECT_EQ(back.col_indices, mask.col_indices);
   }
-  const auto back = lc::download_mask(dm);
-  EXPECT_EQ(back.row_offsets, mask.row_offsets);
-  EXPECT_EQ(back.col_indices, mask.col_indices);
 }
 
 TEST(GpuKernel, RejectsBadInputsNamingThem) {

@@ -90,10 +90,13 @@ void expect_device_copy(const la::BlockMask& mask, int64_t heads) {
   const auto& dev = *std::static_pointer_cast<lc::DeviceBlockMask>(copy.handle);
   EXPECT_EQ(dev.kept_blocks(), mask.kept_blocks());
   EXPECT_EQ(dev.schedule_heads, heads);
-  // The device copy holds exactly the host arrays.
+  // The device copy holds exactly the host arrays; the host columns stay on the device until read.
   const auto back = lc::download_mask(dev);
   EXPECT_EQ(back.row_offsets, mask.row_offsets);
-  EXPECT_EQ(back.col_indices, mask.col_indices);
+  if (mask.deferred_cols) {
+    EXPECT_TRUE(mask.col_indices.empty());
+  }
+  EXPECT_EQ(back.col_indices, mask.cols());
 }
 
 struct GridCase {
@@ -215,6 +218,36 @@ TEST(DynamicMasksGpu, CachedDeviceCopyEqualsFreshUpload) {
   const auto second = radial->build(p.gpu);
   ASSERT_EQ(first.get(), second.get());
   EXPECT_TRUE(second->device_copy(0, H));
+}
+
+// mask_from_keep on the GPU (keep_cols kernel) against the CPU's compressed rows of the same bitmap:
+// ragged sizes, empty rows (no diagonal forced), a full row, and the 6x-horizon row length.
+TEST(DynamicMasksGpu, KeepBitmapToBsrMatchesHost) {
+  SKIP_WITHOUT_GPU();
+  for (const int64_t nb : {1, 37, 300, 1536}) {
+    const int64_t heads = nb > 1000 ? 2 : 3, seq = nb * 128 - (nb > 1 ? 77 : 0);
+    torch::manual_seed(static_cast<uint64_t>(nb));
+    auto keep = torch::rand({heads, nb, nb}).lt(0.3);
+    keep[0][0].fill_(false);  // an empty row
+    keep[heads - 1][nb - 1].fill_(true);  // a full row
+    const auto cpu_keep = keep.to(torch::kUInt8).contiguous();
+    std::vector<uint8_t> dense(cpu_keep.data_ptr<uint8_t>(), cpu_keep.data_ptr<uint8_t>() + cpu_keep.numel());
+    const auto expected = la::BlockMask::from_dense(dense, seq, 128, heads);
+    ASSERT_GT(expected.kept_blocks(), 0);
+    const auto dev = lc::mask_from_keep(keep.to(torch::kCUDA), seq, 128, /*keep_diagonal=*/false, la::OrderingKind::Raster);
+    const auto back = lc::download_mask(dev);
+    EXPECT_EQ(back.row_offsets, expected.row_offsets) << "nb " << nb;
+    EXPECT_EQ(back.col_indices, expected.col_indices) << "nb " << nb;
+    // The host mask defers its columns until a reader asks, then holds exactly them.
+    const auto host = lc::host_mask_with_device_copy(dev, heads);
+    ASSERT_TRUE(host->deferred_cols) << "nb " << nb;
+    EXPECT_TRUE(host->col_indices.empty());
+    EXPECT_FALSE(host->deferred_cols->fetched());
+    EXPECT_EQ(host->row_offsets, expected.row_offsets);
+    EXPECT_NEAR(host->block_sparsity(), expected.block_sparsity(), 1e-12);
+    EXPECT_EQ(host->cols(), expected.col_indices) << "nb " << nb;
+    host->validate();
+  }
 }
 
 #endif  // LONGSHOT_HAS_CUDA

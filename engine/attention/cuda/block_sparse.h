@@ -40,8 +40,8 @@ struct BlockSparseParams {
   int mask_heads = 1;
   const int32_t* row_offsets = nullptr;  // device, mask_heads * num_q_blocks + 1
   const int32_t* col_indices = nullptr;  // device, ascending per row
-  // Work items h * num_q_blocks + qb (h over all `heads`), heaviest mask row first, so the
-  // long rows start early and the short ones fill the tail (balanced without atomics).
+  // Work items h * num_q_blocks + qb (h over all `heads`) in launch order (torch_adapter.h's
+  // ScheduleOrder: heavy rows early so short ones fill the tail, neighbours together for L2).
   const int32_t* schedule = nullptr;  // device, num_items entries
   int num_items = 0;
   float scale_log2 = 0.f;  // softmax scale × log2(e): the kernel works in base 2

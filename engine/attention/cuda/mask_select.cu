@@ -4,6 +4,8 @@
 //                    CTA keeps its row in registers and bisects on θ with block reductions.
 //   block_mean_pool  block means of Q or K in one 16-byte-load pass.
 //   topk_cols        top-k key blocks per row straight into ascending BSR columns.
+//   keep_cols        a [rows, nb] keep bitmap's kept columns into BSR (replaces nonzero, which
+//                    writes two int64 per kept block and syncs to size its output).
 #include <cfloat>
 #include <cstdint>
 
@@ -221,7 +223,32 @@ __global__ void __launch_bounds__(kThreads) topk_cols_kernel(const float* __rest
     if (take[t]) out[slot++] = j0 + t;
 }
 
+// ---- keep_cols: one CTA per row; each thread owns a contiguous run of columns, so one block scan
+// of the per-thread counts gives every kept column its ascending slot.
+__global__ void __launch_bounds__(kThreads) keep_cols_kernel(const uint8_t* __restrict__ keep,
+                                                             const int32_t* __restrict__ row_offsets, int nb,
+                                                             int32_t* __restrict__ cols) {
+  __shared__ int scratch[kThreads / 32];
+  const int64_t row = blockIdx.x;
+  const uint8_t* k_row = keep + row * nb;
+  const int per = (nb + kThreads - 1) / kThreads;
+  const int j0 = min(nb, static_cast<int>(threadIdx.x) * per), j1 = min(nb, j0 + per);
+  int here = 0;
+  for (int j = j0; j < j1; ++j) here += k_row[j] != 0;
+  int total = 0;
+  int slot = row_offsets[row] + block_exclusive_scan(here, scratch, total);
+  for (int j = j0; j < j1; ++j)
+    if (k_row[j]) cols[slot++] = j;
+}
+
 }  // namespace
+
+void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb, int32_t* cols, cudaStream_t stream) {
+  if (nb <= 0) throw CudaError("keep_cols: " + std::to_string(nb) + " blocks per row");
+  if (rows <= 0) return;
+  keep_cols_kernel<<<rows, kThreads, 0, stream>>>(keep, row_offsets, nb, cols);
+  LONGSHOT_CUDA_CHECK(cudaGetLastError());
+}
 
 void block_mean_pool(const void* x, bool fp16, int B, int H, int N, int D, int64_t batch_stride, int64_t head_stride,
                      int64_t row_stride, int block, float* out, cudaStream_t stream) {

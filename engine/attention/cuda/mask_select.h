@@ -35,4 +35,9 @@ void block_mean_pool(const void* x, bool fp16, int B, int H, int N, int D, int64
 // 1 <= k <= nb. Replaces topk + sort (two passes, 64-bit indices).
 void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream);
 
+// The kept columns of a keep bitmap [rows, nb] (bytes, 0/1) in BSR form: row r's ascending
+// column indices go to cols[row_offsets[r] ..), row_offsets the exclusive prefix sum of the
+// rows' kept counts (computed by the caller). Any nb.
+void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb, int32_t* cols, cudaStream_t stream);
+
 }  // namespace longshot::attention::cuda

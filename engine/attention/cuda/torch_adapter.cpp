@@ -9,7 +9,9 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #include <cuda_runtime_api.h>
 #include <spdlog/spdlog.h>
@@ -78,6 +80,19 @@ double DeviceBlockMask::block_sparsity() const {
   return total > 0 ? 1.0 - static_cast<double>(kept_blocks()) / total : 0.0;
 }
 
+ScheduleOrder schedule_order() {
+  static const ScheduleOrder order = [] {
+    const char* env = std::getenv("LONGSHOT_SCHEDULE");
+    const std::string v = env ? env : "";
+    if (v.empty() || v == "bands") return ScheduleOrder::Bands;
+    if (v == "sorted") return ScheduleOrder::Sorted;
+    if (v == "natural") return ScheduleOrder::Natural;
+    spdlog::warn("LONGSHOT_SCHEDULE='{}' is not one of bands, sorted, natural: using bands", v);
+    return ScheduleOrder::Bands;
+  }();
+  return order;
+}
+
 void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
   if (mask.num_heads != 1 && mask.num_heads != heads)
     throw ShapeError("mask has " + std::to_string(mask.num_heads) + " heads; attention has " +
@@ -90,14 +105,33 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
   }
   const auto ro = mask.row_offsets.to(torch::kInt64);
   const auto lengths = ro.slice(0, 1) - ro.slice(0, 0, -1);  // [rows]
-  // Stable descending sort: equal rows (a full mask) keep their natural, cache-friendly order.
-  const auto order = std::get<1>(torch::sort(lengths, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const ScheduleOrder order_kind = schedule_order();
   torch::Tensor items;
-  if (mask.num_heads == 1) {
-    const auto head_base = torch::arange(heads, ro.options()) * mask.num_q_blocks;
-    items = (order.unsqueeze(1) + head_base.unsqueeze(0)).reshape({-1});
+  if (order_kind == ScheduleOrder::Sorted) {
+    // Stable descending sort: equal rows keep their natural order; a shared row runs for every
+    // head back to back.
+    const auto order = std::get<1>(torch::sort(lengths, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    if (mask.num_heads == 1) {
+      const auto head_base = torch::arange(heads, ro.options()) * mask.num_q_blocks;
+      items = (order.unsqueeze(1) + head_base.unsqueeze(0)).reshape({-1});
+    } else {
+      items = order;  // rows are already h * num_q_blocks + qb
+    }
   } else {
-    items = order;  // rows are already h * num_q_blocks + qb
+    // Items in natural, head-major order (neighbouring query blocks of one head share most key
+    // blocks, so CTAs that run together hit L2), stably reordered by a coarse weight: Natural
+    // keeps that order; Bands runs rows of >= 3/4 of the longest row first, then >= 1/2, ...
+    // (heavy-first against the tail, locality kept within a band).
+    auto key = lengths;
+    if (mask.num_heads == 1) key = key.repeat({heads});  // item h * nq + qb has row qb's length
+    if (order_kind == ScheduleOrder::Natural) {
+      items = torch::arange(key.numel(), ro.options());
+    } else {
+      constexpr int64_t kBands = 4;
+      const int64_t longest = std::max<int64_t>(1, key.max().item<int64_t>());
+      const auto band = (key * kBands + longest - 1).div(longest, "floor");  // 0..kBands
+      items = std::get<1>(torch::sort(band, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    }
   }
   mask.schedule = items.to(torch::kInt32).contiguous();
   mask.schedule_heads = heads;
@@ -138,11 +172,11 @@ DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, 
   out.row_offsets = torch::from_blob(const_cast<int32_t*>(mask.row_offsets.data()),
                                      {static_cast<int64_t>(mask.row_offsets.size())}, cpu)
                         .to(device, torch::kInt32, false, true);
-  out.col_indices = mask.col_indices.empty()
-                        ? torch::empty({0}, int32_on(device))
-                        : torch::from_blob(const_cast<int32_t*>(mask.col_indices.data()),
-                                           {static_cast<int64_t>(mask.col_indices.size())}, cpu)
-                              .to(device, torch::kInt32, false, true);
+  const auto& cols = mask.cols();
+  out.col_indices = cols.empty() ? torch::empty({0}, int32_on(device))
+                                 : torch::from_blob(const_cast<int32_t*>(cols.data()),
+                                                    {static_cast<int64_t>(cols.size())}, cpu)
+                                       .to(device, torch::kInt32, false, true);
   prepare_schedule(out, heads > 0 ? heads : mask.num_heads);
   return out;
 }
@@ -190,8 +224,35 @@ BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads) {
   if (heads > 0 && (!mask.schedule.defined() || mask.schedule_heads != heads)) prepare_schedule(mask, heads);
   const int64_t schedule_heads = mask.schedule_heads;
   const int index = device_index_of(where.device());
-  auto host = std::make_shared<BlockMask>(download_mask(mask));
-  host->attach_device_copy(std::make_shared<DeviceBlockMask>(std::move(mask)), index, schedule_heads);
+  if (mask.full) {
+    auto host = std::make_shared<BlockMask>(download_mask(mask));
+    host->attach_device_copy(std::make_shared<DeviceBlockMask>(std::move(mask)), index, schedule_heads);
+    return host;
+  }
+  // Row offsets now (sparsity figures, geometry checks: ~74 KB at 196k tokens); the columns
+  // (~48 MB there) only when a host reader asks (BlockMask::cols()).
+  auto host = std::make_shared<BlockMask>();
+  host->seq_len = mask.seq_len;
+  host->block_size = mask.block_size;
+  host->num_heads = mask.num_heads;
+  host->num_q_blocks = mask.num_q_blocks;
+  host->num_k_blocks = mask.num_k_blocks;
+  host->ordering = mask.ordering;
+  const auto ro = mask.row_offsets.to(torch::kCPU).contiguous();
+  host->row_offsets.assign(ro.data_ptr<int32_t>(), ro.data_ptr<int32_t>() + ro.numel());
+  auto device = std::make_shared<DeviceBlockMask>(std::move(mask));
+  const int64_t kept = host->row_offsets.empty() ? 0 : host->row_offsets.back();
+  if (device->col_indices.numel() != kept)
+    throw ShapeError("host_mask_with_device_copy: col_indices has " + std::to_string(device->col_indices.numel()) +
+                     " entries, row_offsets ends at " + std::to_string(kept));
+  // The fetch holds the column tensor only (not the whole device mask), and drops it once done.
+  host->deferred_cols = std::make_shared<DeferredColumns>(
+      [cols = device->col_indices]() {
+        const auto ci = cols.to(torch::kCPU).contiguous();
+        return std::vector<int32_t>(ci.data_ptr<int32_t>(), ci.data_ptr<int32_t>() + ci.numel());
+      },
+      kept);
+  host->attach_device_copy(std::move(device), index, schedule_heads);
   return host;
 }
 
@@ -370,8 +431,19 @@ DeviceBlockMask mask_from_keep(const torch::Tensor& keep_in, int64_t seq_len, in
   const auto rows = keep.reshape({-1, nb});
   const auto counts = rows.sum(1, /*keepdim=*/false, torch::kInt32);
   out.row_offsets = torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0, torch::kInt32)});
-  // nonzero walks row-major: column indices come out ascending within each row.
-  out.col_indices = rows.nonzero().select(1, 1).to(torch::kInt32).contiguous();
+  if (rows.is_cuda()) {
+    // One pass straight into int32 BSR columns; the only sync reads the kept count to size them.
+    const DeviceStream stream(rows.device());
+    const auto bytes = rows.to(torch::kUInt8).contiguous();
+    const int64_t kept = out.row_offsets[-1].item<int64_t>();
+    out.col_indices = torch::empty({kept}, int32_on(rows.device()));
+    if (kept > 0)
+      keep_cols(bytes.data_ptr<uint8_t>(), out.row_offsets.data_ptr<int32_t>(), static_cast<int>(rows.size(0)),
+                static_cast<int>(nb), out.col_indices.data_ptr<int32_t>(), stream.get());
+  } else {
+    // nonzero walks row-major: column indices come out ascending within each row.
+    out.col_indices = rows.nonzero().select(1, 1).to(torch::kInt32).contiguous();
+  }
   prepare_schedule(out, out.num_heads);
   return out;
 }

@@ -24,7 +24,7 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor
 // ---- Extensions (issue 4): masks that live on the GPU, GPU mask building, token permutation.
 
 // A BlockMask whose arrays live on the GPU (int32), plus the kernel's work schedule: the work
-// items h * num_q_blocks + qb for `schedule_heads` heads, heaviest mask row first.
+// items h * num_q_blocks + qb for `schedule_heads` heads, in schedule_order().
 struct DeviceBlockMask {
   int64_t seq_len = 0;
   int64_t block_size = 128;
@@ -61,12 +61,22 @@ BlockMask download_mask(const DeviceBlockMask& mask);
 // cached mask (static policies reuse one for a whole job) is uploaded once, not once per call.
 std::shared_ptr<DeviceBlockMask> cached_device_mask(const BlockMask& mask, const torch::Device& device,
                                                     int64_t heads);
-// The host mask of a mask built on the GPU (download_mask: the studio, stats and traces read its
-// arrays) with `mask` itself attached as its device copy, so attention does not upload it again.
+// The host mask of a mask built on the GPU with `mask` itself attached as its device copy, so
+// attention does not upload it again. Its row offsets are downloaded now (sparsity figures); its
+// columns are deferred (BlockMask::deferred_cols): the studio, traces and CPU checks fetch them
+// on first read through BlockMask::cols(), the generation loop never does.
 // The schedule is (re)built for `heads` heads first (0: keep the mask's schedule_heads).
 BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads = 0);
-// (Re)builds mask.schedule for `heads` heads on the mask's device: rows sorted by kept blocks,
-// descending (stable), shared rows repeated for every head.
+// The order the kernel's CTAs take the (head, query block) items of a sparse mask:
+//   Bands   (default) natural head-major order, stably regrouped into 4 bands of row weight
+//           (>= 3/4 of the longest row first, ...): heavy rows early, neighbours together;
+//   Sorted  rows by kept blocks, descending (stable), a shared row for every head back to back;
+//   Natural head-major, as stored.
+// LONGSHOT_SCHEDULE=bands|sorted|natural picks one for a process (benchmarks compare them).
+enum class ScheduleOrder { Bands, Sorted, Natural };
+ScheduleOrder schedule_order();
+// (Re)builds mask.schedule for `heads` heads on the mask's device in schedule_order();
+// a mask shared by all heads (num_heads 1) gets one item per (head, row).
 void prepare_schedule(DeviceBlockMask& mask, int64_t heads);
 // As above, with the mask already on the GPU (its schedule is rebuilt if made for other heads;
 // pass a prepared mask to keep the call free of extra launches). scale <= 0 means 1/sqrt(D).

@@ -41,6 +41,9 @@ struct MaskRequest {
   // [B, H, N, D], tokens in the policy's ordering(); defined only when needs_qk().
   torch::Tensor q;
   torch::Tensor k;
+  // Where attention runs. Policies that can build on a CUDA device do so there (lvsa; the
+  // dynamic ones follow q), so the mask never crosses to the host in a generation step.
+  torch::Device device{torch::kCPU};
 };
 
 class MaskPolicy {

@@ -18,6 +18,7 @@
 // and the layer is the extension, with shifts as parameters (0 turns either off).
 #include <algorithm>
 
+#include "engine/attention/attention.h"
 #include "engine/attention/policies.h"
 #include "engine/attention/policy_util.h"
 #include "engine/common/error.h"
@@ -72,31 +73,14 @@ class LvsaPolicy final : public MaskPolicy {
   BlockMaskPtr build(const MaskRequest& r) override {
     detail::check_request(r, false, name());
     const detail::BlockGeometry geo(r.grid, r.block_size);
-    const int64_t nb = geo.num_blocks(), T = r.grid.t, w = config_.window_frames;
-    period_for(config_, nb);  // rejects a too-short rotation_period before any work
-    auto window = [&](int64_t t, int64_t& lo, int64_t& hi) {
-      lo = std::max<int64_t>(0, std::min(t - w, T - 1 - 2 * w));
-      hi = std::min<int64_t>(T - 1, std::max(t + w, 2 * w));
-    };
+    const int64_t nb = geo.num_blocks();
+    const int64_t period = period_for(config_, nb);  // rejects a too-short rotation_period before any work
+    if (r.device.is_cuda() && cuda_backend_available() && (r.block_size == 64 || r.block_size == 128))
+      return build_on_device(r, geo, period);
     std::vector<std::vector<int32_t>> rows(static_cast<size_t>(nb));
-    std::vector<uint8_t> keep(static_cast<size_t>(nb));
+    const auto base = window_keep(r.grid, geo);
     for (int64_t i = 0; i < nb; ++i) {
-      std::fill(keep.begin(), keep.end(), 0);
-      const auto& qi = geo.block(i);
-      int64_t lo = T, hi = -1;
-      for (int64_t t = qi.t0; t <= qi.t1; ++t) {
-        int64_t a, b;
-        window(t, a, b);
-        lo = std::min(lo, a);
-        hi = std::max(hi, b);
-      }
-      for (int64_t j = 0; j < nb; ++j) {
-        const auto& kj = geo.block(j);
-        const bool in_time = kj.t1 >= lo && kj.t0 <= hi;
-        if ((in_time && geo.spatial_gap(i, j) <= config_.spatial_window) || kj.t0 < config_.sink_frames || j == i) {
-          keep[static_cast<size_t>(j)] = 1;
-        }
-      }
+      std::vector<uint8_t> keep(base.begin() + i * nb, base.begin() + (i + 1) * nb);
       for (int32_t j : lvsa_anchor_blocks(config_, nb, i, r.layer, r.step)) keep[static_cast<size_t>(j)] = 1;
       for (int64_t j = 0; j < nb; ++j) {
         if (keep[static_cast<size_t>(j)]) rows[static_cast<size_t>(i)].push_back(static_cast<int32_t>(j));
@@ -114,7 +98,59 @@ class LvsaPolicy final : public MaskPolicy {
   }
 
  private:
+  // The step-independent part [nb × nb] (row i, key j): window, sink and diagonal blocks.
+  std::vector<uint8_t> window_keep(const TokenGrid& grid, const detail::BlockGeometry& geo) const {
+    const int64_t nb = geo.num_blocks(), T = grid.t, w = config_.window_frames;
+    auto window = [&](int64_t t, int64_t& lo, int64_t& hi) {
+      lo = std::max<int64_t>(0, std::min(t - w, T - 1 - 2 * w));
+      hi = std::min<int64_t>(T - 1, std::max(t + w, 2 * w));
+    };
+    std::vector<uint8_t> keep(static_cast<size_t>(nb * nb), 0);
+    for (int64_t i = 0; i < nb; ++i) {
+      const auto& qi = geo.block(i);
+      int64_t lo = T, hi = -1;
+      for (int64_t t = qi.t0; t <= qi.t1; ++t) {
+        int64_t a, b;
+        window(t, a, b);
+        lo = std::min(lo, a);
+        hi = std::max(hi, b);
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        const auto& kj = geo.block(j);
+        const bool in_time = kj.t1 >= lo && kj.t0 <= hi;
+        if ((in_time && geo.spatial_gap(i, j) <= config_.spatial_window) || kj.t0 < config_.sink_frames || j == i)
+          keep[static_cast<size_t>(i * nb + j)] = 1;
+      }
+    }
+    return keep;
+  }
+
+  // On a CUDA device: the window part is built once per (grid, block, device) by the loop above
+  // and kept there; each call scatters the rows' anchors (the same formula as
+  // lvsa_anchor_blocks) into a copy and compacts it on the device (mask_from_keep_tensor).
+  BlockMaskPtr build_on_device(const MaskRequest& r, const detail::BlockGeometry& geo, int64_t period) {
+    const int64_t nb = geo.num_blocks();
+    if (!base_.defined() || base_grid_ != r.grid || base_block_ != r.block_size || base_.device() != r.device) {
+      auto host = window_keep(r.grid, geo);
+      base_ = torch::from_blob(host.data(), {1, nb, nb}, torch::kUInt8).to(r.device).to(torch::kBool);
+      base_grid_ = r.grid;
+      base_block_ = r.block_size;
+    }
+    auto keep = base_.clone();
+    if (config_.anchors > 0) {
+      const auto lopts = torch::TensorOptions().dtype(torch::kLong).device(r.device);
+      const int64_t shift = static_cast<int64_t>(r.step) + static_cast<int64_t>(r.layer) * config_.layer_shift;
+      const auto phase = (torch::arange(nb, lopts) * config_.qblock_shift + shift).remainder(period);   // [nb]
+      const auto idx = (phase.unsqueeze(1) + torch::arange(config_.anchors, lopts).unsqueeze(0) * period).remainder(nb);
+      keep[0].scatter_(1, idx, true);
+    }
+    return detail::mask_from_keep_tensor(keep, r.grid.size(), r.block_size, OrderingKind::Raster, r.num_heads);
+  }
+
   LvsaConfig config_;
+  torch::Tensor base_;  // [1, nb, nb] bool on the device of the last GPU build
+  TokenGrid base_grid_;
+  int64_t base_block_ = 0;
 };
 }  // namespace
 

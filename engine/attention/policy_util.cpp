@@ -117,7 +117,7 @@ BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t 
 }
 
 BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len, int64_t block_size,
-                                   OrderingKind ordering) {
+                                   OrderingKind ordering, int64_t attention_heads) {
   const int64_t nb = BlockMask::blocks_for(seq_len, block_size);
   if (!keep_in.defined() || keep_in.dim() != 3 || keep_in.size(1) != nb || keep_in.size(2) != nb) {
     throw ShapeError("mask_from_keep_tensor: keep must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) +
@@ -127,7 +127,7 @@ BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len
   // The kernel's block sizes only: any other size could not run on the device anyway.
   if (keep_in.is_cuda() && cuda_backend_available() && (block_size == 64 || block_size == 128)) {
     auto device_mask = cuda::mask_from_keep(keep_in, seq_len, block_size, /*keep_diagonal=*/true, ordering);
-    return cuda::host_mask_with_device_copy(std::move(device_mask), keep_in.size(0));
+    return cuda::host_mask_with_device_copy(std::move(device_mask), attention_heads > 0 ? attention_heads : keep_in.size(0));
   }
 #endif
   auto keep = keep_in.to(torch::kCPU, torch::kUInt8).contiguous().clone();

@@ -48,9 +48,11 @@ BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t 
 
 // The BlockMask of a keep tensor [num_heads, nb, nb] (bool, any device). On a CUDA device with
 // the CUDA backend it is made there and the host mask carries it as its device copy (attention
-// then skips the upload); otherwise it is copied to the CPU and built there.
+// then skips the upload); otherwise it is copied to the CPU and built there. attention_heads:
+// the head count attention will run with (a shared keep [1, nb, nb] gets its device schedule
+// for all of them; 0 = keep's own head count).
 BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
-                                   OrderingKind ordering);
+                                   OrderingKind ordering, int64_t attention_heads = 0);
 // True when a dynamic policy should score and select on q's device: q is a CUDA tensor and this
 // build's CUDA backend can run there.
 bool select_on_device(const MaskRequest& request);

@@ -348,6 +348,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     req.num_steps = control->num_steps;
     req.layer = layer;
     req.num_layers = int(c.num_layers);
+    req.device = q.device();
     if (control->policy->needs_qk()) {
       req.q = q;
       req.k = k;

@@ -250,4 +250,36 @@ TEST(DynamicMasksGpu, KeepBitmapToBsrMatchesHost) {
   }
 }
 
+// lvsa on a CUDA device (window part cached there, anchors scattered per call) builds exactly
+// the CPU loop's mask, for several steps and layers (the anchors rotate), and hands it over
+// with its device copy scheduled for the attention's heads.
+TEST(DynamicMasksGpu, LvsaOnDeviceEqualsCpuLoop) {
+  SKIP_WITHOUT_GPU();
+  double sparsest = 0.0;
+  for (const auto& c : kGrids) {
+    auto gpu_policy = la::create_policy("lvsa");
+    auto cpu_policy = la::create_policy("lvsa");
+    for (const int step : {0, 3, 17}) {
+      for (const int layer : {0, 5}) {
+        la::MaskRequest r;
+        r.grid = c.grid;
+        r.block_size = c.block;
+        r.num_heads = c.heads;
+        r.step = step;
+        r.layer = layer;
+        const auto cpu = cpu_policy->build(r);
+        r.device = torch::Device(torch::kCUDA, 0);
+        const auto gpu = gpu_policy->build(r);
+        ASSERT_TRUE(gpu->deferred_cols) << "built on the device";
+        EXPECT_EQ(gpu->num_heads, 1);
+        EXPECT_EQ(gpu->row_offsets, cpu->row_offsets) << c.grid.to_string() << " step " << step << " layer " << layer;
+        EXPECT_EQ(gpu->cols(), cpu->col_indices) << c.grid.to_string() << " step " << step << " layer " << layer;
+        sparsest = std::max(sparsest, cpu->block_sparsity());
+        expect_device_copy(*gpu, c.heads);
+      }
+    }
+  }
+  EXPECT_GT(sparsest, 0.3) << "not vacuous: some of these masks drop blocks";
+}
+
 #endif  // LONGSHOT_HAS_CUDA

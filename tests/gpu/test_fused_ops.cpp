@@ -50,6 +50,13 @@ TEST(FusedOps, LayerNormModulateMatchesTorch) {
   EXPECT_LT(rel_l2(got, ref), 5e-3);
   const auto plain = fused::layernorm_modulate(x, {}, {}, 1e-6, torch::kHalf);
   EXPECT_LT(rel_l2(plain, torch::layer_norm(x, {256}, {}, {}, 1e-6)), 2e-3);
+  // Widths whose CTA (C / 8 threads) is not whole warps: 24 threads (the built-in model's 192),
+  // 25, 8, and 1536 (Wan 1.3B: 6 warps).
+  for (const int64_t C : {192, 200, 64, 1536}) {
+    const auto xc = torch::randn({3, 11, C}, torch::kCUDA) * 2 - 1;
+    const auto mean_ref = torch::layer_norm(xc, {C}, {}, {}, 1e-6);
+    EXPECT_LT(rel_l2(fused::layernorm_modulate(xc, {}, {}, 1e-6, torch::kBFloat16), mean_ref), 5e-3) << "C " << C;
+  }
 }
 
 TEST(FusedOps, RmsNormRopeMatchesTorch) {

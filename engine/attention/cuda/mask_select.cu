@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 
 #include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/kernel_common.cuh"
 #include "engine/attention/cuda/mask_select.h"
 
 namespace longshot::attention::cuda {
@@ -21,23 +22,6 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kPerThread = kCumulativeKeepMaxBlocks / kThreads;
-
-// Sum / max over the CTA, returned to every thread (so every thread takes the same branches).
-template <bool MAX>
-__device__ __forceinline__ float block_reduce(float v, float* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float other = __shfl_xor_sync(0xffffffffu, v, o);
-    v = MAX ? fmaxf(v, other) : v + other;
-  }
-  __syncthreads();  // scratch may still be read from the previous reduction
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-  __syncthreads();
-  float r = scratch[0];
-#pragma unroll
-  for (int w = 1; w < kThreads / 32; ++w) r = MAX ? fmaxf(r, scratch[w]) : r + scratch[w];
-  return r;
-}
 
 __global__ void __launch_bounds__(kThreads) cumulative_keep_kernel(const float* __restrict__ logits,
                                                                    const float* __restrict__ log_len,
@@ -65,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) cumulative_keep_kernel(const float* 
       peak = fmaxf(peak, m[k]);
     }
   }
-  peak = block_reduce<true>(peak, scratch);
+  peak = block_allreduce<true>(peak, scratch);
   float total = 0.f, forced_mass = 0.f;
 #pragma unroll
   for (int k = 0; k < kPerThread; ++k) {
@@ -73,8 +57,8 @@ __global__ void __launch_bounds__(kThreads) cumulative_keep_kernel(const float* 
     total += m[k];
     if (kind[k] == 2) forced_mass += m[k];
   }
-  total = block_reduce<false>(total, scratch);
-  forced_mass = block_reduce<false>(forced_mass, scratch);
+  total = block_allreduce<false>(total, scratch);
+  forced_mass = block_allreduce<false>(forced_mass, scratch);
   const float need = tau * total;
 
   // F(θ) = forced + Σ open masses ≥ θ reaches `need`: true at θ = 0, false above 1 (the peak's
@@ -89,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) cumulative_keep_kernel(const float* 
 #pragma unroll
       for (int k = 0; k < kPerThread; ++k)
         if (kind[k] == 1 && m[k] >= th) s += m[k];
-      s = block_reduce<false>(s, scratch);
+      s = block_allreduce<false>(s, scratch);
       if (forced_mass + s >= need) lo = mid;
       else hi = mid;
     }
@@ -189,7 +173,7 @@ __global__ void __launch_bounds__(kThreads) topk_cols_kernel(const float* __rest
     float c = 0.f;
 #pragma unroll
     for (int t = 0; t < kPerThread; ++t) c += key[t] >= th ? 1.f : 0.f;
-    return block_reduce<false>(c, fscratch);
+    return block_allreduce<false>(c, fscratch);
   };
   if (count_ge(hi) >= static_cast<float>(k)) {
     lo = hi;

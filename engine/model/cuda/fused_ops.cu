@@ -4,9 +4,11 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "engine/attention/cuda/cuda_check.h"
+#include "engine/attention/cuda/kernel_common.cuh"
 #include "engine/model/cuda/fused_ops.h"
 
 namespace longshot::model::cuda {
@@ -14,6 +16,23 @@ namespace longshot::model::cuda {
 namespace {
 
 constexpr int kMaxThreads = 1024;  // C <= 8192
+
+// Streaming multiprocessors of the current device, read once per device (the grid-stride
+// kernel's grid: 16 CTAs of 256 threads per SM keep every SM full).
+int sm_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> counts[kMaxDevices];  // 0 = not read yet
+  int device = 0;
+  LONGSHOT_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < 0 || device >= kMaxDevices) return 132;
+  int n = counts[device].load(std::memory_order_relaxed);
+  if (n == 0) {
+    LONGSHOT_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+    n = n > 0 ? n : 132;
+    counts[device].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
 
 template <typename T>
 struct Vec8 {
@@ -32,19 +51,6 @@ struct Vec8 {
   }
 };
 
-// Sum over the CTA, returned to every thread.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-  __syncthreads();
-  float r = 0.f;
-  const int warps = (blockDim.x + 31) / 32;
-  for (int w = 0; w < warps; ++w) r += scratch[w];
-  return r;
-}
-
 template <typename T>
 __global__ void rmsnorm_rope_kernel(const T* __restrict__ y, const float* __restrict__ weight,
                                     const float* __restrict__ cos, const float* __restrict__ sin, int C, int head_dim,
@@ -58,7 +64,7 @@ __global__ void rmsnorm_rope_kernel(const T* __restrict__ y, const float* __rest
   float ss = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
-  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(C) + eps);
+  const float inv = rsqrtf(::longshot::attention::cuda::block_allreduce<false>(ss, scratch) / static_cast<float>(C) + eps);
 #pragma unroll
   for (int i = 0; i < 8; ++i) v[i] = v[i] * inv * weight[c0 + i];
   if (cos != nullptr) {
@@ -89,11 +95,11 @@ __global__ void layernorm_modulate_kernel(const float* __restrict__ x, const flo
   float s = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) s += v[i];
-  const float mean = block_sum(s, scratch) / static_cast<float>(C);
+  const float mean = ::longshot::attention::cuda::block_allreduce<false>(s, scratch) / static_cast<float>(C);
   float sq = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) sq += (v[i] - mean) * (v[i] - mean);
-  const float inv = rsqrtf(block_sum(sq, scratch) / static_cast<float>(C) + eps);
+  const float inv = rsqrtf(::longshot::attention::cuda::block_allreduce<false>(sq, scratch) / static_cast<float>(C) + eps);
   const int64_t bi = row / tokens;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
@@ -166,7 +172,7 @@ void gated_residual_add(float* x, const void* y, const float* gate, bool fp16, i
   check_dims(C, "gated_residual_add");
   if (rows <= 0) return;
   const int64_t chunks = rows * (C / 8);
-  const int blocks = static_cast<int>(std::min<int64_t>((chunks + 255) / 256, 132 * 16));
+  const int blocks = static_cast<int>(std::min<int64_t>((chunks + 255) / 256, 16 * sm_count()));
   if (fp16)
     gated_residual_add_kernel<__half><<<blocks, 256, 0, stream>>>(x, static_cast<const __half*>(y), gate, rows, C, tokens);
   else

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "app/cli/command.h"
@@ -91,7 +92,7 @@ int run_eval(const std::vector<std::string>& args) {
   std::string modes_arg = "all";
   std::vector<int> horizons = {1, 2, 4};
   int seeds = 2, steps = -1, frames = model::kBuiltinFrames, size = model::kBuiltinSize, block = 128, dense_steps = 0;
-  double guidance = -1.0, shift = -1.0;  // < 0: the model's default
+  std::optional<double> guidance, shift;  // unset: the model's defaults
   std::map<std::string, attention::ParamValues> overrides;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -120,8 +121,10 @@ int run_eval(const std::vector<std::string>& args) {
     } else throw ParameterError(a, "unknown flag (see longshot eval --help)");
   }
   if (seeds < 1) throw ParameterError("--seeds", "must be >= 1");
-  if (guidance != -1.0 && !(guidance >= 1.0 && guidance <= 50.0)) throw ParameterError("--guidance", "must be in [1, 50]");
-  if (shift != -1.0 && !(shift > 0.0 && shift <= 100.0)) throw ParameterError("--shift", "must be in (0, 100]");
+  if (guidance && !(*guidance >= 1.0 && *guidance <= 50.0))
+    throw ParameterError("--guidance", "must be in [1, 50], got " + std::to_string(*guidance));
+  if (shift && !(*shift > 0.0 && *shift <= 100.0))
+    throw ParameterError("--shift", "must be in (0, 100], got " + std::to_string(*shift));
   if (horizons.empty()) throw ParameterError("--horizons", "needs at least one value");
   for (int h : horizons) {
     if (h < 1) throw ParameterError("--horizons", "values must be >= 1");
@@ -155,8 +158,8 @@ int run_eval(const std::vector<std::string>& args) {
       request.frames = frames * h;
       request.width = request.height = size;
       request.steps = steps > 0 ? steps : config.default_steps;
-      request.guidance = guidance > 0 ? guidance : config.default_guidance;
-      request.shift = shift > 0 ? shift : config.default_shift;
+      request.guidance = guidance.value_or(config.default_guidance);
+      request.shift = shift.value_or(config.default_shift);
       request.seed = 1000 + static_cast<uint64_t>(s);
       request.previews = false;
       request.measure_recall = false;
@@ -181,8 +184,9 @@ int run_eval(const std::vector<std::string>& args) {
     }
   }
 
-  std::printf("model %s, %dx%d, training length %d frames, %d seed(s), %d steps, block %d, %s\n\n", model_name.c_str(), size,
-              size, frames, seeds, steps > 0 ? steps : config.default_steps, block,
+  std::printf("model %s, %dx%d, training length %d frames, %d seed(s), %d steps, guidance %g, shift %g, block %d, %s\n\n",
+              model_name.c_str(), size, size, frames, seeds, steps > 0 ? steps : config.default_steps,
+              guidance.value_or(config.default_guidance), shift.value_or(config.default_shift), block,
               attention::backend_description().c_str());
   std::printf("| mode | horizon | frames | sparsity %% | step ms | adherence %% | temporal health | PSNR vs dense dB | SSIM vs dense |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");

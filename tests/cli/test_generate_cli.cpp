@@ -118,3 +118,29 @@ TEST(GenerateCli, UsageAndPathErrors) {
   EXPECT_EQ(run_cli({"generate", "--prompt", "x", "--size", "15x16"}, d.file("o"), d.file("e")), 1);
   EXPECT_NE(slurp(d.file("e")).find("width"), std::string::npos) << slurp(d.file("e"));
 }
+
+// `longshot eval` on the built-in model at a toy size: one table with a dense and a sparse row
+// (PSNR against dense only on the sparse one), the sampling settings in its header; impossible
+// sampling settings fail naming the flag.
+TEST(EvalCli, PrintsTheTableWithItsSamplingSettings) {
+  TempDir d;
+  const int rc = run_cli({"eval", "--modes", "radial", "--horizons", "1", "--seeds", "1", "--steps", "2", "--frames",
+                          "8", "--size", "32", "--guidance", "1.5", "--shift", "2"},
+                         d.file("out.txt"), d.file("err.txt"));
+  ASSERT_EQ(rc, 0) << slurp(d.file("err.txt"));
+  const std::string out = slurp(d.file("out.txt"));
+  EXPECT_NE(out.find("2 steps, guidance 1.5, shift 2,"), std::string::npos) << out;
+  EXPECT_NE(out.find("| dense | 1x | 8 | 0.0 |"), std::string::npos) << out;
+  const auto radial = out.find("| radial | 1x | 8 |");
+  ASSERT_NE(radial, std::string::npos) << out;
+  EXPECT_EQ(out.find("—", radial), std::string::npos) << "the sparse row has its PSNR/SSIM against dense: " << out;
+
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"--guidance", "0.5"}, {"--shift", "-1"}}) {
+    // Toy settings, so a flag that slipped through would fail fast, not run the default table.
+    std::vector<std::string> args = {"eval", "--modes", "radial", "--seeds", "1", "--horizons", "1",
+                                     "--steps", "1", "--frames", "8", "--size", "32"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    EXPECT_EQ(run_cli(args, d.file("out2.txt"), d.file("err2.txt")), 1) << bad[0];
+    EXPECT_NE(slurp(d.file("err2.txt")).find(bad[0]), std::string::npos) << slurp(d.file("err2.txt"));
+  }
+}

@@ -137,16 +137,10 @@ __global__ void __launch_bounds__(warps_for(BLOCK_M, M_TILES) * 32)
   T* sK = sQ + BLOCK_M * D;          // 2 stages
   T* sV = sK + 2 * kN * D;           // 2 stages
 
-  const int item = p.schedule[blockIdx.x];
   const int b = blockIdx.y;
-  const int h = item / p.num_q_blocks;
-  const int qb = item - h * p.num_q_blocks;
-  const int mask_row = p.mask_heads == 1 ? qb : item;
-  // No mask arrays = the full mask (dense attention): key block i is simply i.
-  const bool dense = p.row_offsets == nullptr;
-  const int row_begin = dense ? 0 : p.row_offsets[mask_row];
-  const int row_blocks = dense ? p.num_k_blocks : p.row_offsets[mask_row + 1] - row_begin;
-  const int* cols = dense ? nullptr : p.col_indices + row_begin;
+  const WorkItem w = work_item(p);
+  const int h = w.h, qb = w.qb;
+  const int row_blocks = w.num_blocks;
 
   const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
   const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + h * p.k_head_stride;
@@ -161,12 +155,12 @@ __global__ void __launch_bounds__(warps_for(BLOCK_M, M_TILES) * 32)
 
   // Key tiles: kSubTiles per kept block, minus the empty tail of the ragged last block.
   int num_tiles = row_blocks * kSubTiles;
-  if (row_blocks > 0 && (dense || cols[row_blocks - 1] == p.num_k_blocks - 1)) {
+  if (row_blocks > 0 && (w.dense || w.cols[row_blocks - 1] == p.num_k_blocks - 1)) {
     const int last_len = p.seq_len - (p.num_k_blocks - 1) * BLOCK_M;
     num_tiles -= kSubTiles - (last_len + kN - 1) / kN;
   }
   auto tile_start = [&](int tile) {
-    const int kb = dense ? tile / kSubTiles : cols[tile / kSubTiles];
+    const int kb = w.key_block(tile / kSubTiles);
     return kb * BLOCK_M + (tile % kSubTiles) * kN;
   };
 

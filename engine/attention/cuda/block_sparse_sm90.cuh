@@ -151,16 +151,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto bar_v = [&](int s) { return bar_q + 8u * (1 + S + s); };
   auto bar_empty = [&](int s) { return bar_q + 8u * (1 + 2 * S + s); };
 
-  const int item = p.schedule[blockIdx.x];
   const int b = blockIdx.y;
-  const int h = item / p.num_q_blocks;
-  const int qb = item - h * p.num_q_blocks;
-  const int mask_row = p.mask_heads == 1 ? qb : item;
-  const bool dense = p.row_offsets == nullptr;
-  const int row_begin = dense ? 0 : p.row_offsets[mask_row];
-  const int num_tiles = dense ? p.num_k_blocks : p.row_offsets[mask_row + 1] - row_begin;
-  const int* cols = dense ? nullptr : p.col_indices + row_begin;
-  auto key_block = [&](int tile) { return dense ? tile : cols[tile]; };
+  const WorkItem w = work_item(p);
+  const int h = w.h, qb = w.qb;
+  const int num_tiles = w.num_blocks;  // one tile per kept block (kBlock keys)
 
   const int wg = threadIdx.x / 128;
   if (threadIdx.x == 0) {
@@ -186,7 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int stage = tile % S;
         const uint32_t phase = (tile / S) & 1;
         ptx::mbar_wait(bar_empty(stage), phase ^ 1);  // passes at once on a fresh barrier
-        const int key0 = key_block(tile) * kBlock;
+        const int key0 = w.key_block(tile) * kBlock;
         const uint32_t k_dst = sK + stage * P::kTileBytes, v_dst = sV + stage * P::kTileBytes;
         ptx::mbar_expect_tx(bar_k(stage), P::kTileBytes);
 #pragma unroll
@@ -222,7 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int stage = tile % S;
       const uint32_t phase = (tile / S) & 1;
       const uint32_t k_tile = sK + stage * P::kTileBytes, v_tile = sV + stage * P::kTileBytes;
-      const int key0 = key_block(tile) * kBlock;
+      const int key0 = w.key_block(tile) * kBlock;
 
       // S = Q Kᵀ: D/16 k-steps; a k-step is 32 bytes inside one 128-byte swizzled row.
       float s[kSRegs];

@@ -181,8 +181,14 @@ DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, 
   return out;
 }
 
-BlockMask download_mask(const DeviceBlockMask& mask) {
-  if (mask.full) return BlockMask::full(mask.seq_len, mask.block_size, 1, mask.ordering);
+namespace {
+std::vector<int32_t> host_ints(const torch::Tensor& t) {
+  const auto c = t.to(torch::kCPU).contiguous();
+  return std::vector<int32_t>(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
+}
+
+// A sparse device mask's geometry and row offsets on the host; its columns are the caller's.
+BlockMask download_rows(const DeviceBlockMask& mask) {
   BlockMask out;
   out.seq_len = mask.seq_len;
   out.block_size = mask.block_size;
@@ -190,10 +196,15 @@ BlockMask download_mask(const DeviceBlockMask& mask) {
   out.num_q_blocks = mask.num_q_blocks;
   out.num_k_blocks = mask.num_k_blocks;
   out.ordering = mask.ordering;
-  const auto ro = mask.row_offsets.to(torch::kCPU).contiguous();
-  const auto ci = mask.col_indices.to(torch::kCPU).contiguous();
-  out.row_offsets.assign(ro.data_ptr<int32_t>(), ro.data_ptr<int32_t>() + ro.numel());
-  out.col_indices.assign(ci.data_ptr<int32_t>(), ci.data_ptr<int32_t>() + ci.numel());
+  out.row_offsets = host_ints(mask.row_offsets);
+  return out;
+}
+}  // namespace
+
+BlockMask download_mask(const DeviceBlockMask& mask) {
+  if (mask.full) return BlockMask::full(mask.seq_len, mask.block_size, 1, mask.ordering);
+  BlockMask out = download_rows(mask);
+  out.col_indices = host_ints(mask.col_indices);
   return out;
 }
 
@@ -231,15 +242,7 @@ BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads) {
   }
   // Row offsets now (sparsity figures, geometry checks: ~74 KB at 196k tokens); the columns
   // (~48 MB there) only when a host reader asks (BlockMask::cols()).
-  auto host = std::make_shared<BlockMask>();
-  host->seq_len = mask.seq_len;
-  host->block_size = mask.block_size;
-  host->num_heads = mask.num_heads;
-  host->num_q_blocks = mask.num_q_blocks;
-  host->num_k_blocks = mask.num_k_blocks;
-  host->ordering = mask.ordering;
-  const auto ro = mask.row_offsets.to(torch::kCPU).contiguous();
-  host->row_offsets.assign(ro.data_ptr<int32_t>(), ro.data_ptr<int32_t>() + ro.numel());
+  auto host = std::make_shared<BlockMask>(download_rows(mask));
   auto device = std::make_shared<DeviceBlockMask>(std::move(mask));
   const int64_t kept = host->row_offsets.empty() ? 0 : host->row_offsets.back();
   if (device->col_indices.numel() != kept)
@@ -247,11 +250,7 @@ BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads) {
                      " entries, row_offsets ends at " + std::to_string(kept));
   // The fetch holds the column tensor only (not the whole device mask), and drops it once done.
   host->deferred_cols = std::make_shared<DeferredColumns>(
-      [cols = device->col_indices]() {
-        const auto ci = cols.to(torch::kCPU).contiguous();
-        return std::vector<int32_t>(ci.data_ptr<int32_t>(), ci.data_ptr<int32_t>() + ci.numel());
-      },
-      kept);
+      [cols = device->col_indices]() { return host_ints(cols); }, kept);
   host->attach_device_copy(std::move(device), index, schedule_heads);
   return host;
 }

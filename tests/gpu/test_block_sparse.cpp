@@ -328,6 +328,51 @@ TEST(GpuMaskBuild, TopKKeepsDiagonalAndBestBlocks) {
   EXPECT_TRUE(torch::equal(scores.cpu(), cpu_scores));
 }
 
+// Top-k with a candidate set, against a CPU stable sort: the diagonal first, then candidates by
+// decreasing score, then non-candidates (rows with fewer than k candidates), ties to the lower
+// index; offsets and schedule written by the kernel. And the means path: top-k on the logits
+// (B = 1) keeps the blocks top-k on the softmax scores keeps.
+TEST(GpuMaskBuild, TopKWithCandidatesAndFromMeans) {
+  SKIP_WITHOUT_GPU();
+  torch::manual_seed(21);
+  const int64_t nb = 300, N = nb * 64 - 17, block = 64, H = 3;
+  for (const int64_t k : {1, 7, 40, 300}) {
+    auto scores = torch::rand({H, nb, nb}).mul_(8).floor_();  // many ties
+    const auto cand = torch::rand({nb, nb}).lt(0.1);             // ~30 candidates per row: some rows short of 40
+    auto dm = lc::select_topk(scores.cuda(), k, N, block, la::OrderingKind::Raster, cand.cuda());
+    const auto mask = lc::download_mask(dm);
+    mask.validate();
+    EXPECT_TRUE(torch::equal(dm.schedule.cpu(), torch::arange(H * nb, torch::kInt32)));
+    auto s = scores.clone().masked_fill_(cand.logical_not().unsqueeze(0), -1.0f);
+    s.diagonal(0, 1, 2).fill_(1e9);
+    const auto order = std::get<1>(torch::sort(s, /*stable=*/true, -1, /*descending=*/true)).narrow(-1, 0, k);
+    const auto expect = std::get<0>(order.sort(-1)).to(torch::kInt32).reshape({-1});
+    ASSERT_EQ(static_cast<int64_t>(mask.cols().size()), H * nb * k) << "k " << k;
+    EXPECT_TRUE(torch::equal(torch::tensor(mask.cols(), torch::kInt32), expect)) << "k " << k;
+  }
+  // From means: B = 1 logits vs the softmax scores of the same means.
+  const auto q = torch::randn({1, 4, 5000, 128}, torch::kCUDA).to(torch::kBFloat16);
+  const auto kk = torch::randn({1, 4, 5000, 128}, torch::kCUDA).to(torch::kBFloat16);
+  const auto qp = lc::block_mean_pool(q, 128), kp = lc::block_mean_pool(kk, 128);
+  const int64_t nb2 = qp.size(2);
+  auto a = lc::select_topk_from_means(qp, kp, 9, 5000, 128);
+  auto b = lc::select_topk(lc::block_scores(q, kk, 128), 9, 5000, 128);
+  const auto ma = lc::download_mask(a), mb = lc::download_mask(b);
+  int64_t same = 0;
+  for (size_t i = 0; i < ma.cols().size(); ++i) same += ma.cols()[i] == mb.cols()[i];
+  EXPECT_GE(double(same) / double(ma.cols().size()), 0.995) << "logit order vs softmax order";
+  EXPECT_EQ(ma.row_offsets, mb.row_offsets);
+  EXPECT_EQ(ma.num_q_blocks, nb2);
+  // Batch 2 averages the softmax: the same as block_scores on both batch elements.
+  const auto q2 = torch::cat({q, q.flip(2)}), k2 = torch::cat({kk, kk.flip(2)});
+  auto c = lc::select_topk_from_means(lc::block_mean_pool(q2, 128), lc::block_mean_pool(k2, 128), 9, 5000, 128);
+  auto d = lc::select_topk(lc::block_scores(q2, k2, 128), 9, 5000, 128);
+  EXPECT_EQ(lc::download_mask(c).cols(), lc::download_mask(d).cols());
+  EXPECT_THROW(lc::select_topk(lc::block_scores(q, kk, 128), 9, 5000, 128, la::OrderingKind::Raster,
+                               torch::ones({3, 3}, torch::kCUDA)),
+               std::exception);
+}
+
 // The pooling kernel on the model's layout ([B, N, H, D] memory), D = 128, fp16, ragged tail.
 TEST(GpuMaskBuild, PoolKernelOnModelLayout) {
   SKIP_WITHOUT_GPU();

@@ -3,11 +3,12 @@
 //                    over [H, nb, nb] (86 ms per layer at nb = 1536 on an H100) with one pass: each
 //                    CTA keeps its row in registers and bisects on θ with block reductions.
 //   block_mean_pool  block means of Q or K in one 16-byte-load pass.
-//   topk_cols        top-k key blocks per row straight into ascending BSR columns.
+//   topk_cols        top-k key blocks per row straight into ascending BSR columns (a warp per row).
 //   keep_cols        a [rows, nb] keep bitmap's kept columns into BSR (replaces nonzero, which
 //                    writes two int64 per kept block and syncs to size its output).
 #include <cfloat>
 #include <cstdint>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -151,36 +152,63 @@ __device__ __forceinline__ int block_exclusive_scan(int v, int* scratch, int& to
   return before + inc - v;
 }
 
-__global__ void __launch_bounds__(kThreads) topk_cols_kernel(const float* __restrict__ scores, int nb, int k,
-                                                             int32_t* __restrict__ cols) {
-  __shared__ int scratch[kThreads / 32];
-  __shared__ float fscratch[kThreads / 32];
-  const int64_t row = blockIdx.x;
+// Exclusive prefix sum over the warp's lanes (all 32 active).
+__device__ __forceinline__ int warp_exclusive_scan(int v) {
+  const int lane = threadIdx.x % 32;
+  int inc = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += n;
+  }
+  return inc - v;
+}
+
+// One warp per row (a row's selection needs no CTA barrier: counts are one __reduce_add_sync),
+// lane l owning the contiguous columns [l·per, l·per + per), per = ceil(nb / 32) <= P.
+constexpr int kTopkWarps = 4;
+
+template <int P>
+__global__ void __launch_bounds__(kTopkWarps * 32) topk_cols_kernel(const float* __restrict__ scores,
+                                                                   const uint8_t* __restrict__ cand, int64_t rows,
+                                                                   int nb, int k, int32_t* __restrict__ cols,
+                                                                   int32_t* __restrict__ row_offsets,
+                                                                   int32_t* __restrict__ schedule) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kTopkWarps + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp
+  const int lane = threadIdx.x % 32;
   const int i = static_cast<int>(row % nb);
   const float* s = scores + row * nb;
-  const int per = (nb + kThreads - 1) / kThreads;
-  const int j0 = threadIdx.x * per;
-  uint32_t key[kPerThread];
+  const uint8_t* c_row = cand != nullptr ? cand + static_cast<int64_t>(i) * nb : nullptr;
+  if (lane == 0 && row_offsets != nullptr) {  // every row keeps k: offsets and natural schedule
+    row_offsets[row + 1] = static_cast<int32_t>((row + 1) * k);
+    if (row == 0) row_offsets[0] = 0;
+    schedule[row] = static_cast<int32_t>(row);
+  }
+  const int per = (nb + 31) / 32;
+  const int j0 = lane * per;
+  uint32_t key[P];
 #pragma unroll
-  for (int t = 0; t < kPerThread; ++t) {
+  for (int t = 0; t < P; ++t) {
     const int j = j0 + t;
     key[t] = 0;  // below every real key: never selected
-    if (t < per && j < nb) key[t] = j == i ? 0xFFFFFFFFu : order_key(s[j]);
+    // A non-candidate ranks 1: below every float (order_key(-inf) > 1), still taken last by index.
+    if (t < per && j < nb) key[t] = j == i ? 0xFFFFFFFFu : c_row != nullptr && !c_row[j] ? 1u : order_key(s[j]);
   }
+  auto count_ge = [&](uint32_t th) {
+    unsigned c = 0;
+#pragma unroll
+    for (int t = 0; t < P; ++t) c += key[t] >= th ? 1u : 0u;
+    return static_cast<int>(__reduce_add_sync(0xffffffffu, c));
+  };
   // T = the largest key with count(key >= T) >= k (the k-th largest key).
   uint32_t lo = 1, hi = 0xFFFFFFFFu;  // count(>= lo) >= k always (every real key >= 1)
-  auto count_ge = [&](uint32_t th) {
-    float c = 0.f;
-#pragma unroll
-    for (int t = 0; t < kPerThread; ++t) c += key[t] >= th ? 1.f : 0.f;
-    return block_allreduce<false>(c, fscratch);
-  };
-  if (count_ge(hi) >= static_cast<float>(k)) {
+  if (count_ge(hi) >= k) {
     lo = hi;
   } else {
     while (hi - lo > 1) {  // invariant: count(>= lo) >= k, count(>= hi) < k
       const uint32_t mid = lo + (hi - lo) / 2;
-      if (count_ge(mid) >= static_cast<float>(k)) lo = mid;
+      if (count_ge(mid) >= k) lo = mid;
       else hi = mid;
     }
   }
@@ -188,22 +216,21 @@ __global__ void __launch_bounds__(kThreads) topk_cols_kernel(const float* __rest
   // Keep every key > T (fewer than k of them), then the lowest-index keys == T up to k in all.
   int gt = 0, eq = 0;
 #pragma unroll
-  for (int t = 0; t < kPerThread; ++t) gt += key[t] > T, eq += key[t] == T;
-  int total_gt = 0, total_eq = 0, total_keep = 0;
-  block_exclusive_scan(gt, scratch, total_gt);
-  int eq_seen = block_exclusive_scan(eq, scratch, total_eq);  // keys == T in lower threads
+  for (int t = 0; t < P; ++t) gt += key[t] > T, eq += key[t] == T;
+  const int total_gt = static_cast<int>(__reduce_add_sync(0xffffffffu, static_cast<unsigned>(gt)));
+  int eq_seen = warp_exclusive_scan(eq);  // keys == T in lower lanes
   const int eq_room = k - total_gt;
-  bool take[kPerThread];
+  bool take[P];
   int keep_here = 0;
 #pragma unroll
-  for (int t = 0; t < kPerThread; ++t) {
+  for (int t = 0; t < P; ++t) {
     take[t] = key[t] > T || (key[t] == T && eq_seen++ < eq_room);
     keep_here += take[t];
   }
-  int slot = block_exclusive_scan(keep_here, scratch, total_keep);
+  int slot = warp_exclusive_scan(keep_here);
   int32_t* out = cols + row * k;
 #pragma unroll
-  for (int t = 0; t < kPerThread; ++t)
+  for (int t = 0; t < P; ++t)
     if (take[t]) out[slot++] = j0 + t;
 }
 
@@ -251,12 +278,23 @@ void block_mean_pool(const void* x, bool fp16, int B, int H, int N, int D, int64
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 
-void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream) {
+void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream, const uint8_t* cand,
+               int32_t* row_offsets, int32_t* schedule) {
+  if ((row_offsets == nullptr) != (schedule == nullptr))
+    throw CudaError("topk_cols: row_offsets and schedule come together");
   if (nb <= 0 || nb > kCumulativeKeepMaxBlocks)
     throw CudaError("topk_cols: " + std::to_string(nb) + " blocks per row (1.." + std::to_string(kCumulativeKeepMaxBlocks) + " supported)");
   if (k < 1 || k > nb) throw CudaError("topk_cols: k " + std::to_string(k) + " not in 1.." + std::to_string(nb));
   if (rows <= 0) return;
-  topk_cols_kernel<<<rows, kThreads, 0, stream>>>(scores, nb, k, cols);
+  const unsigned ctas = static_cast<unsigned>((rows + kTopkWarps - 1) / kTopkWarps);
+  const auto launch = [&](auto per_lane) {
+    topk_cols_kernel<decltype(per_lane)::value><<<ctas, kTopkWarps * 32, 0, stream>>>(scores, cand, rows, nb, k, cols,
+                                                                                      row_offsets, schedule);
+  };
+  if (nb <= 32 * 8) launch(std::integral_constant<int, 8>{});
+  else if (nb <= 32 * 16) launch(std::integral_constant<int, 16>{});
+  else if (nb <= 32 * 32) launch(std::integral_constant<int, 32>{});
+  else launch(std::integral_constant<int, 64>{});
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 

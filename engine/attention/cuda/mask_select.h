@@ -33,7 +33,12 @@ void block_mean_pool(const void* x, bool fp16, int B, int H, int N, int D, int64
 // [rows, k] int32, ascending within each row, the diagonal (i, i) always among them (it ranks
 // first) and ties at the k-th value broken by the lower block index. nb <= kCumulativeKeepMaxBlocks,
 // 1 <= k <= nb. Replaces topk + sort (two passes, 64-bit indices).
-void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream);
+// cand (optional, [nb, nb] bytes 0/1, shared by the heads): non-candidates rank below every
+// candidate (still taken, lowest index first, when a row has fewer than k). row_offsets
+// ([rows + 1]) and schedule ([rows]), optional together, get the BSR offsets (r · k) and the
+// natural schedule (r), so the mask needs no other launch.
+void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cudaStream_t stream,
+               const uint8_t* cand = nullptr, int32_t* row_offsets = nullptr, int32_t* schedule = nullptr);
 
 // The kept columns of a keep bitmap [rows, nb] (bytes, 0/1) in BSR form: row r's ascending
 // column indices go to cols[row_offsets[r] ..), row_offsets the exclusive prefix sum of the

@@ -402,11 +402,16 @@ torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size) {
 torch::Tensor block_scores(const torch::Tensor& q, const torch::Tensor& k, int64_t block_size, double scale) {
   if (!q.defined() || !k.defined() || q.dim() != 4 || k.sizes() != q.sizes())
     throw ShapeError("block_scores: q and k must be [B, H, N, D] of one shape");
-  const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-  const auto qp = block_mean_pool(q, block_size);
-  const auto kp = block_mean_pool(k, block_size);
-  const auto logits = torch::matmul(qp, kp.transpose(-1, -2)).mul_(s);  // [B, H, nq, nk]
-  return torch::softmax(logits, -1).mean(0);
+  return block_scores_from_means(block_mean_pool(q, block_size), block_mean_pool(k, block_size), scale);
+}
+
+torch::Tensor block_scores_from_means(const torch::Tensor& qp, const torch::Tensor& kp, double scale) {
+  if (!qp.defined() || !kp.defined() || qp.dim() != 4 || kp.dim() != 4 || qp.size(0) != kp.size(0) ||
+      qp.size(1) != kp.size(1) || qp.size(3) != kp.size(3))
+    throw ShapeError("block_scores_from_means: qp and kp must be [B, H, nb, D] with one B, H, D");
+  const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(qp.size(3)));
+  const auto logits = torch::matmul(qp.to(torch::kFloat32), kp.to(torch::kFloat32).transpose(-1, -2)).mul_(s);
+  return torch::softmax(logits, -1).mean(0);  // [H, nq, nk]
 }
 
 DeviceBlockMask mask_from_keep(const torch::Tensor& keep_in, int64_t seq_len, int64_t block_size,
@@ -455,29 +460,18 @@ void check_scores(const torch::Tensor& scores, const char* who) {
 }  // namespace
 
 DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_len, int64_t block_size,
-                            OrderingKind ordering) {
+                            OrderingKind ordering, const torch::Tensor& cand) {
   check_scores(scores, "select_topk");
   check_mask_geometry(seq_len, block_size, "select_topk");
   const int64_t nb = (seq_len + block_size - 1) / block_size;
   if (scores.size(1) != nb) throw ShapeError("select_topk: scores must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) + "]");
+  if (cand.defined() && (cand.dim() != 2 || cand.size(0) != nb || cand.size(1) != nb || cand.device() != scores.device()))
+    throw ShapeError("select_topk: cand must be [" + std::to_string(nb) + ", " + std::to_string(nb) + "] on the scores' device");
   if (k < 1) throw ParameterError("k", "must be >= 1, got " + std::to_string(k));
   k = std::min<int64_t>(k, nb);
   // The diagonal wins every row (+inf), so each row keeps exactly k blocks: the BSR then has a
   // known size and is built without a device→host sync (no nonzero), and every row is equally
   // heavy, so the schedule is the natural order.
-  torch::Tensor cols;
-  if (scores.is_cuda() && nb <= kCumulativeKeepMaxBlocks) {  // one kernel: selection + ascending order
-    const DeviceStream stream(scores.device());
-    const auto s = scores.to(torch::kFloat32).contiguous();
-    cols = torch::empty({scores.size(0), nb, k}, int32_on(scores.device()));
-    topk_cols(s.data_ptr<float>(), static_cast<int>(scores.size(0) * nb), static_cast<int>(nb), static_cast<int>(k),
-              cols.data_ptr<int32_t>(), stream.get());
-  } else {
-    auto s = scores.to(torch::kFloat32).clone();
-    s.diagonal(0, 1, 2).fill_(std::numeric_limits<float>::infinity());
-    const auto idx = std::get<1>(torch::topk(s, k, -1, /*largest=*/true, /*sorted=*/false));
-    cols = std::get<0>(idx.sort(-1));  // ascending key blocks within a row
-  }
   DeviceBlockMask out;
   out.seq_len = seq_len;
   out.block_size = block_size;
@@ -485,12 +479,39 @@ DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_
   out.num_q_blocks = nb;
   out.num_k_blocks = nb;
   out.ordering = ordering;
-  const auto opts = int32_on(scores.device());
-  out.col_indices = cols.reshape({-1}).to(torch::kInt32).contiguous();
-  out.row_offsets = torch::arange(0, out.num_rows() * k + 1, k, opts);
-  out.schedule = torch::arange(out.num_rows(), opts);
   out.schedule_heads = out.num_heads;
+  const auto opts = int32_on(scores.device());
+  const int64_t rows = out.num_rows();
+  if (scores.is_cuda() && nb <= kCumulativeKeepMaxBlocks) {  // one kernel: selection, ascending order, offsets
+    const DeviceStream stream(scores.device());
+    const auto s = scores.to(torch::kFloat32).contiguous();
+    const auto c = cand.defined() ? cand.to(torch::kUInt8).contiguous() : torch::Tensor();
+    out.col_indices = torch::empty({rows * k}, opts);
+    out.row_offsets = torch::empty({rows + 1}, opts);
+    out.schedule = torch::empty({rows}, opts);
+    topk_cols(s.data_ptr<float>(), static_cast<int>(rows), static_cast<int>(nb), static_cast<int>(k),
+              out.col_indices.data_ptr<int32_t>(), stream.get(), c.defined() ? c.data_ptr<uint8_t>() : nullptr,
+              out.row_offsets.data_ptr<int32_t>(), out.schedule.data_ptr<int32_t>());
+    return out;
+  }
+  auto s = scores.to(torch::kFloat32).clone();
+  if (cand.defined()) s.masked_fill_(cand.to(torch::kBool).logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
+  s.diagonal(0, 1, 2).fill_(std::numeric_limits<float>::infinity());
+  // Stable descending sort: ties (and the non-candidates' -inf) go to the lower index.
+  const auto idx = std::get<1>(torch::sort(s, /*stable=*/true, -1, /*descending=*/true)).narrow(-1, 0, k);
+  out.col_indices = std::get<0>(idx.sort(-1)).reshape({-1}).to(torch::kInt32).contiguous();  // ascending within a row
+  out.row_offsets = torch::arange(0, rows * k + 1, k, opts);
+  out.schedule = torch::arange(rows, opts);
   return out;
+}
+
+DeviceBlockMask select_topk_from_means(const torch::Tensor& qp, const torch::Tensor& kp, int64_t k, int64_t seq_len,
+                                       int64_t block_size, OrderingKind ordering, const torch::Tensor& cand) {
+  if (!qp.defined() || !kp.defined() || qp.dim() != 4 || qp.sizes() != kp.sizes())
+    throw ShapeError("select_topk_from_means: qp and kp must be [B, H, nb, D] of one shape");
+  if (qp.size(0) != 1) return select_topk(block_scores_from_means(qp, kp), k, seq_len, block_size, ordering, cand);
+  const auto logits = torch::matmul(qp.select(0, 0).to(torch::kFloat32), kp.select(0, 0).to(torch::kFloat32).transpose(1, 2));
+  return select_topk(logits, k, seq_len, block_size, ordering, cand);
 }
 
 DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold, int64_t seq_len,

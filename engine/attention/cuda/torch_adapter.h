@@ -99,14 +99,26 @@ torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size);
 // batch: [H, nq, nk] fp32. scale <= 0 means 1/sqrt(D).
 torch::Tensor block_scores(const torch::Tensor& q, const torch::Tensor& k, int64_t block_size,
                            double scale = 0.0);
+// The same from block means already taken (qp, kp [B, H, nb, D] fp32, e.g. by the model's fused
+// RMSNorm+RoPE kernel, MaskRequest::q_pooled).
+torch::Tensor block_scores_from_means(const torch::Tensor& qp, const torch::Tensor& kp, double scale = 0.0);
 // BSR from a keep matrix [Hm, nq, nk] (bool, any device); keep_diagonal forces block (qb, qb) so
 // no row is empty by construction.
 DeviceBlockMask mask_from_keep(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
                                bool keep_diagonal = true, OrderingKind ordering = OrderingKind::Raster);
 // Keeps exactly `k` key blocks per row: the diagonal and the k − 1 highest-scoring others
-// (scores [Hm, nq, nk]). Built without a device→host sync.
+// (scores [Hm, nq, nk]). Built without a device→host sync. cand (optional, [nq, nk] bool or
+// uint8 on the scores' device): only candidates compete; non-candidates fill a row that has
+// fewer than k, lowest index first.
 DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_len,
-                            int64_t block_size, OrderingKind ordering = OrderingKind::Raster);
+                            int64_t block_size, OrderingKind ordering = OrderingKind::Raster,
+                            const torch::Tensor& cand = {});
+// select_topk(block_scores_from_means(qp, kp), ...) in two launches when B = 1: a row's softmax
+// is monotone in its logits, so the top-k runs on q̄ k̄ᵀ directly (one batched matmul, then the
+// selection kernel, which also writes the offsets and schedule). B > 1 averages the softmax.
+DeviceBlockMask select_topk_from_means(const torch::Tensor& qp, const torch::Tensor& kp, int64_t k, int64_t seq_len,
+                                       int64_t block_size, OrderingKind ordering = OrderingKind::Raster,
+                                       const torch::Tensor& cand = {});
 // Keeps, per row, the fewest highest-scoring blocks whose scores sum to >= threshold × the
 // row's total (plus the diagonal). threshold in (0, 1].
 DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold, int64_t seq_len,

@@ -41,6 +41,13 @@ struct MaskRequest {
   // [B, H, N, D], tokens in the policy's ordering(); defined only when needs_qk().
   torch::Tensor q;
   torch::Tensor k;
+  // Optional: q and k already mean-pooled over groups of pool_group consecutive tokens,
+  // [B, H, ceil(N / pool_group), D] fp32, made where Q/K were written (the model's fused
+  // RMSNorm+RoPE kernel, for the group the policy's qk_pool_group() names), so scoring does not
+  // read Q/K again. A policy that pools at another group ignores them.
+  torch::Tensor q_pooled;
+  torch::Tensor k_pooled;
+  int64_t pool_group = 0;
   // Where attention runs. Policies that can build on a CUDA device do so there (lvsa; the
   // dynamic ones follow q), so the mask never crosses to the host in a generation step.
   torch::Device device{torch::kCPU};
@@ -54,6 +61,9 @@ class MaskPolicy {
   virtual OrderingKind ordering() const { return OrderingKind::Raster; }
   // True when build() reads request.q / request.k.
   virtual bool needs_qk() const { return false; }
+  // The token group whose Q/K means build() scores (0: none); a caller that writes Q/K can hand
+  // them over pooled (MaskRequest::q_pooled).
+  virtual int64_t qk_pool_group(int64_t /*block_size*/) const { return 0; }
   virtual BlockMaskPtr build(const MaskRequest& request) = 0;
   // The resolved parameter values this policy runs with.
   virtual ParamValues params() const = 0;

@@ -120,8 +120,8 @@ torch::Tensor dfs_block_scores(const MaskRequest& r, int64_t ts) {
   const int64_t nb = BlockMask::blocks_for(N, bs);
   const int64_t nt = (N + ts - 1) / ts;
   const int64_t tiles_per_block = bs / ts;
-  auto qt = detail::pool_tokens(r.q, ts);
-  auto kt = detail::pool_tokens(r.k, ts);
+  auto qt = detail::request_means(r, false, ts);
+  auto kt = detail::request_means(r, true, ts);
   const auto fopts = qt.options();
   const auto lopts = fopts.dtype(torch::kLong);
   auto tile_len = torch::full({nt}, static_cast<double>(ts), fopts);
@@ -150,6 +150,7 @@ class DfsPolicy final : public MaskPolicy {
   std::string name() const override { return "dfs"; }
   OrderingKind ordering() const override { return OrderingKind::Hilbert; }
   bool needs_qk() const override { return true; }
+  int64_t qk_pool_group(int64_t) const override { return config_.tile_size; }
   bool last_mask_cached() const override { return last_cached_; }
   void reset() override {
     cache_.clear();

@@ -105,12 +105,12 @@ torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& c
   const int64_t nb = prior.cand.size(0), H = r.num_heads;
 #ifdef LONGSHOT_HAS_CUDA
   if (detail::select_on_device(r) && nb <= 2048) {
-    const auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size), detail::pool_tokens(r.k, r.block_size),
+    const auto logits = pooled_logits(detail::request_means(r, false, r.block_size), detail::request_means(r, true, r.block_size),
                                       r.q.size(3), torch::kFloat32);  // the kernel selects in fp32
     return cuda::cumulative_keep(logits, prior.log_len, prior.cand, prior.forced, config.tau);
   }
 #endif
-  const auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size), detail::pool_tokens(r.k, r.block_size),
+  const auto logits = pooled_logits(detail::request_means(r, false, r.block_size), detail::request_means(r, true, r.block_size),
                                     r.q.size(3));  // [H, nb, nb]
   const auto not_cand = prior.cand.logical_not();
   const auto not_open = prior.open.logical_not();
@@ -142,6 +142,7 @@ class RadialDynamicPolicy final : public MaskPolicy {
   explicit RadialDynamicPolicy(const RadialDynamicConfig& c) : config_(c) {}
   std::string name() const override { return "radial-dynamic"; }
   bool needs_qk() const override { return true; }
+  int64_t qk_pool_group(int64_t block_size) const override { return block_size; }
 
   BlockMaskPtr build(const MaskRequest& r) override {
     detail::check_request(r, true, name());
@@ -156,8 +157,8 @@ class RadialDynamicPolicy final : public MaskPolicy {
     const int64_t nb = geo.num_blocks(), H = r.num_heads, N = r.grid.size();
 
     // Pool on Q/K's device, then score on the CPU.
-    auto logits = pooled_logits(detail::pool_tokens(r.q, r.block_size).to(torch::kCPU),
-                                detail::pool_tokens(r.k, r.block_size).to(torch::kCPU), r.q.size(3))
+    auto logits = pooled_logits(detail::request_means(r, false, r.block_size).to(torch::kCPU),
+                                detail::request_means(r, true, r.block_size).to(torch::kCPU), r.q.size(3))
                       .contiguous();
     auto acc = logits.accessor<double, 3>();
     const auto log_len = block_log_len(N, r.block_size, nb);

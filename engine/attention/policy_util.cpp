@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/attention/attention.h"
+#include "engine/attention/mask_tensor.h"
 #include "engine/common/error.h"
 
 #ifdef LONGSHOT_HAS_CUDA
@@ -139,6 +140,20 @@ BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len
 
 int64_t heads_per_chunk(int64_t nb) {
   return std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, nb * nb));
+}
+
+torch::Tensor request_means(const MaskRequest& request, bool keys, int64_t group) {
+  const auto& x = keys ? request.k : request.q;
+  const auto& pooled = keys ? request.k_pooled : request.q_pooled;
+  if (pooled.defined() && request.pool_group == group && x.defined()) {
+    const int64_t groups = (x.size(2) + group - 1) / group;
+    if (pooled.dim() == 4 && pooled.size(0) == x.size(0) && pooled.size(1) == x.size(1) && pooled.size(2) == groups &&
+        pooled.size(3) == x.size(3) && pooled.scalar_type() == torch::kFloat32)
+      return pooled;
+    throw ShapeError("mask request: pooled " + std::string(keys ? "k" : "q") + " " + c10::str(pooled.sizes()) +
+                     " does not fit " + c10::str(x.sizes()) + " pooled by " + std::to_string(group));
+  }
+  return pool_tokens(x, group);
 }
 
 bool select_on_device(const MaskRequest& request) {

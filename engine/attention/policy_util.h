@@ -56,6 +56,9 @@ BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep, int64_t seq_len, i
 // True when a dynamic policy should score and select on q's device: q is a CUDA tensor and this
 // build's CUDA backend can run there.
 bool select_on_device(const MaskRequest& request);
+// Means of the request's q (keys = false) or k over groups of `group` tokens, [B, H, ng, D] fp32:
+// the pooled tensors the caller handed over when they are of this group, else pooled here.
+torch::Tensor request_means(const MaskRequest& request, bool keys, int64_t group);
 // Heads per chunk of the tensor-form selections, so a chunk's [heads, nb, nb] float64 work
 // tensors stay near 16M entries (at 196k tokens, nb 1536: 7 heads).
 int64_t heads_per_chunk(int64_t nb);

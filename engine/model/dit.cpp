@@ -305,12 +305,21 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
   const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.self_attn;
   const auto vdtype = a.v->weight.scalar_type();
-  torch::Tensor q, k, v;
+  const bool dense_layer = !control || !control->policy || control->dense_step || layer < control->dense_first_layers ||
+                           layer >= c.num_layers - control->dense_last_layers;
+  // A dynamic mode scores Q/K group means: the fused kernel takes them while it writes Q/K.
+  const int64_t pool_group =
+      fuse && !dense_layer && control->policy->needs_qk() ? control->policy->qk_pool_group(control->block_size) : 0;
+  torch::Tensor q, k, v, q_pooled, k_pooled;
   if (fuse) {
     // RMSNorm + RoPE in one kernel each; [B, H, N, D] stay views of [B, N, H, D] memory (the
     // attention kernels and SDPA read strided rows).
-    q = fused::rmsnorm_rope(linear(a.q, x), a.norm_q->weight, cos, sin, a.norm_q->eps(), D).view({B, N, H, D});
-    k = fused::rmsnorm_rope(linear(a.k, x), a.norm_k->weight, cos, sin, a.norm_k->eps(), D).view({B, N, H, D});
+    q = fused::rmsnorm_rope(linear(a.q, x), a.norm_q->weight, cos, sin, a.norm_q->eps(), D, pool_group,
+                            pool_group > 0 ? &q_pooled : nullptr)
+            .view({B, N, H, D});
+    k = fused::rmsnorm_rope(linear(a.k, x), a.norm_k->weight, cos, sin, a.norm_k->eps(), D, pool_group,
+                            pool_group > 0 ? &k_pooled : nullptr)
+            .view({B, N, H, D});
     q = q.permute({0, 2, 1, 3});
     k = k.permute({0, 2, 1, 3});
     v = linear(a.v, x).view({B, N, H, D}).permute({0, 2, 1, 3});
@@ -323,8 +332,6 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     v = v.permute({0, 2, 1, 3}).contiguous();
   }
 
-  const bool dense_layer = !control || !control->policy || control->dense_step || layer < control->dense_first_layers ||
-                           layer >= c.num_layers - control->dense_last_layers;
   const auto backend = control ? control->backend : attention::Backend::Auto;
   attention::BlockMaskPtr mask;
   torch::Tensor out;
@@ -352,6 +359,9 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     if (control->policy->needs_qk()) {
       req.q = q;
       req.k = k;
+      req.q_pooled = q_pooled;
+      req.k_pooled = k_pooled;
+      req.pool_group = pool_group;
     }
     mask = control->policy->build(req);
     if (!mask) throw ShapeError("mode '" + control->policy->name() + "' returned no mask for layer " + std::to_string(layer));

@@ -49,8 +49,13 @@ bool applies(const torch::Tensor& x) {
 }
 
 torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,
-                           const torch::Tensor& sin, double eps, int64_t head_dim) {
+                           const torch::Tensor& sin, double eps, int64_t head_dim, int64_t pool_group,
+                           torch::Tensor* pooled) {
   check_rows(y, "y", true);
+  if (pooled != nullptr && pool_group <= 0)
+    throw ParameterError("pool_group", "must be positive to pool, got " + std::to_string(pool_group));
+  if (pooled != nullptr && (head_dim <= 0 || y.size(2) % head_dim != 0))
+    throw ShapeError("rmsnorm_rope: head_dim " + std::to_string(head_dim) + " must divide dim " + std::to_string(y.size(2)));
 #ifdef LONGSHOT_FUSED_KERNELS
   const attention::cuda::DeviceStream stream(y.device());
   const int64_t B = y.size(0), N = y.size(1), C = y.size(2);
@@ -64,9 +69,15 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
       throw ShapeError("rmsnorm_rope: cos/sin must be [" + std::to_string(N) + ", " + std::to_string(head_dim / 2) + "]");
   }
   auto out = torch::empty_like(y);
+  float* pooled_ptr = nullptr;
+  if (pooled != nullptr) {
+    *pooled = torch::zeros({B, C / head_dim, (N + pool_group - 1) / pool_group, head_dim}, y.options().dtype(torch::kFloat));
+    pooled_ptr = pooled->data_ptr<float>();
+  }
   cuda::rmsnorm_rope(y.data_ptr(), w.data_ptr<float>(), c.defined() ? c.data_ptr<float>() : nullptr,
                      s.defined() ? s.data_ptr<float>() : nullptr, y.scalar_type() == torch::kHalf, B * N,
-                     static_cast<int>(C), static_cast<int>(head_dim), N, static_cast<float>(eps), out.data_ptr(), stream.get());
+                     static_cast<int>(C), static_cast<int>(head_dim), N, static_cast<float>(eps), out.data_ptr(), stream.get(),
+                     static_cast<int>(pool_group), pooled_ptr);
   return out;
 #else
   throw ShapeError("rmsnorm_rope: this build has no fused CUDA kernels");

@@ -12,9 +12,12 @@ namespace longshot::model::fused {
 bool applies(const torch::Tensor& x);
 
 // y [B, N, C] 16-bit contiguous → RMSNorm(y)·weight, then RoPE per head of head_dim when cos/sin
-// ([N, head_dim/2] fp32) are defined; same shape and dtype as y.
+// ([N, head_dim/2] fp32) are defined; same shape and dtype as y. With `pooled`, it also gets the
+// output's means over groups of pool_group consecutive tokens, [B, C / head_dim, ceil(N / pool_group),
+// head_dim] fp32 — the block means a dynamic mask scores (MaskRequest::q_pooled), from the same pass.
 torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,
-                           const torch::Tensor& sin, double eps, int64_t head_dim);
+                           const torch::Tensor& sin, double eps, int64_t head_dim, int64_t pool_group = 0,
+                           torch::Tensor* pooled = nullptr);
 // x [B, N, C] fp32 → LayerNorm(x) (no affine) · (1 + scale) + shift in `dtype` (16-bit);
 // shift/scale [B, 1, C] or [B, C] fp32, both undefined for no modulation.
 torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,

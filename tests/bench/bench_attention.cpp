@@ -11,9 +11,11 @@
 // they are built on the GPU with the adapter's builder (block-pooled Q/K scores → per-row top-k):
 // "dfs-gpu" (per head, on Hilbert-ordered tokens) and "radial-dynamic-gpu" (top-k inside the
 // radial candidate set of twice the budget). Their build time (block means of Q and K, one
-// batched matmul, the top-k kernel) is what a generation step pays when it refreshes a mask,
-// measured two ways as shares of the sparse attention time: with the host in the loop (events
-// around the calls) and on the GPU alone (launches queued behind a spin kernel, gpu_queue.h).
+// batched matmul, the top-k kernel) is measured three ways, as shares of the sparse attention
+// time: from Q/K with the host in the loop (events around the calls); the same on the GPU alone
+// (launches queued behind a spin kernel, gpu_queue.h); and as a generation step pays it, where
+// the fused RMSNorm+RoPE kernel that writes Q/K takes the block means on the side: the GPU time
+// that adds to those two kernels plus the selection from the means.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -40,6 +43,7 @@
 
 #include "engine/attention/cuda/cuda_check.h"
 #include "engine/attention/cuda/torch_adapter.h"
+#include "engine/model/cuda/fused_ops.h"
 #include "tests/bench/gpu_queue.h"
 #endif
 
@@ -143,7 +147,8 @@ struct Row {
   double ms = 0;
   int64_t mask_heads = 1;
   double build_ms = -1;  // < 0: static mask (built once per generation, on the CPU)
-  double build_gpu_ms = -1;  // the same build's GPU time (launches queued ahead)
+  double build_gpu_ms = -1;    // the same build's GPU time (launches queued ahead)
+  double build_model_ms = -1;  // what it adds in the model: pooling in RMSNorm+RoPE, selection from the means
   std::string mask_file;
 };
 
@@ -205,8 +210,38 @@ int run(const Options& opt) {
     std::fprintf(stderr, "N=%lld (%s): %lld blocks, %d iters\n", static_cast<long long>(N),
                  grid.to_string().c_str(), static_cast<long long>(nb), iters);
 
+    // In the model Q and K come out of the fused RMSNorm+RoPE kernel ([B, N, H·D] rows), which
+    // takes the block means on the side for a dynamic mode (fused_ops.h). What a mask refresh adds
+    // there: the GPU time the pooling adds to those two kernels (with the zeroing of the means;
+    // 0 when the pooling variant is not slower) plus the selection from the means.
+    const int64_t C = H * D;
+    const auto y_q = torch::randn({1, N, C}, opts), y_k = torch::randn({1, N, C}, opts);
+    const auto norm_w = torch::rand({C}, opts.dtype(torch::kFloat32)) + 0.5;
+    const auto angles = torch::rand({N, D / 2}, opts.dtype(torch::kFloat32)) * 6.28;
+    const auto rope_cos = torch::cos(angles), rope_sin = torch::sin(angles);
+    auto out_q = torch::empty_like(y_q), out_k = torch::empty_like(y_k);
+    auto qp = torch::zeros({1, H, nb, D}, opts.dtype(torch::kFloat32)), kp = torch::zeros_like(qp);
+    auto norm_rope = [&](const torch::Tensor& y, torch::Tensor& out, float* pooled) {
+      longshot::model::cuda::rmsnorm_rope(y.data_ptr(), norm_w.data_ptr<float>(), rope_cos.data_ptr<float>(),
+                                          rope_sin.data_ptr<float>(), false, N, static_cast<int>(C), static_cast<int>(D), N,
+                                          1e-6f, out.data_ptr(), nullptr, static_cast<int>(block), pooled);
+    };
+    const double norm_ms = timer.gpu_median_ms([&] { norm_rope(y_q, out_q, nullptr), norm_rope(y_k, out_k, nullptr); }, 2, 10);
+    const double norm_pool_ms = timer.gpu_median_ms(
+        [&] {
+          qp.zero_(), kp.zero_();
+          norm_rope(y_q, out_q, qp.data_ptr<float>()), norm_rope(y_k, out_k, kp.data_ptr<float>());
+        },
+        2, 10);
+    const double pool_added_ms = std::max(0.0, norm_pool_ms - norm_ms);
+    std::fprintf(stderr, "  RMSNorm+RoPE of Q and K: %.3f ms; with the block means: %.3f ms (pooling adds %.3f ms)\n", norm_ms,
+                 norm_pool_ms, pool_added_ms);
+    const auto means_check = lc::block_mean_pool(out_q.view({1, N, H, D}).transpose(1, 2), block);
+    if (!torch::allclose(means_check, qp, 1e-4, 1e-4)) throw std::runtime_error("fused block means differ from block_mean_pool");
+
     auto add = [&](const std::string& mode, double target, const la::BlockMask& m, double build_ms,
-                   lc::DeviceBlockMask& dm, lc::KernelPath path = lc::KernelPath::Auto, double build_gpu_ms = -1) {
+                   lc::DeviceBlockMask& dm, lc::KernelPath path = lc::KernelPath::Auto, double build_gpu_ms = -1,
+                   double build_model_ms = -1) {
       Row r;
       r.n = N;
       r.mode = mode;
@@ -215,6 +250,7 @@ int run(const Options& opt) {
       r.token_sparsity = m.token_sparsity();
       r.build_ms = build_ms;
       r.build_gpu_ms = build_gpu_ms;
+      r.build_model_ms = build_model_ms;
       r.mask_heads = m.num_heads;
       r.ms = timer.median_ms([&] { lc::block_sparse_attention(q, k, v, dm, 0.0, path); }, 2, iters);
       if (!opt.export_dir.empty()) {
@@ -226,7 +262,8 @@ int run(const Options& opt) {
       }
       char build_note[128] = "";
       if (build_ms >= 0)
-        std::snprintf(build_note, sizeof build_note, "  build %.3f ms (GPU alone %.3f)", build_ms, build_gpu_ms);
+        std::snprintf(build_note, sizeof build_note, "  build %.3f ms (GPU alone %.3f, in model %.3f)", build_ms,
+                      build_gpu_ms, build_model_ms);
       std::fprintf(stderr, "  %-20s target %.2f  sparsity %.3f  %9.3f ms%s\n", mode.c_str(), target, r.token_sparsity,
                    r.ms, build_note);
       rows.push_back(r);
@@ -251,7 +288,7 @@ int run(const Options& opt) {
       add("lvsa", s, m, -1, dm);
     }
     // Dynamic modes: per-head masks rebuilt from Q/K on the GPU, timed with the host in the loop
-    // (build_ms) and on the GPU alone.
+    // (build_ms), on the GPU alone, and as the model pays it (pooling fused, see above).
     auto time_build = [&](const std::string& mode, double s, const torch::Tensor& cand) {
       const int64_t keep = std::max<int64_t>(1, std::llround((1.0 - s) * nb));
       const auto ordering = mode == "dfs-gpu" ? la::OrderingKind::Hilbert : la::OrderingKind::Raster;
@@ -262,8 +299,10 @@ int run(const Options& opt) {
       };
       const double build_ms = timer.median_ms(build, 1, std::min(iters, 5));
       const double gpu_ms = timer.gpu_median_ms(build, 1, std::min(iters, 5));
+      const double select_ms = timer.gpu_median_ms(
+          [&] { lc::select_topk_from_means(qp, kp, keep, N, block, ordering, cand); }, 1, std::min(iters, 5));
       build();
-      add(mode, s, lc::download_mask(dm), build_ms, dm, lc::KernelPath::Auto, gpu_ms);
+      add(mode, s, lc::download_mask(dm), build_ms, dm, lc::KernelPath::Auto, gpu_ms, pool_added_ms + select_ms);
     };
     for (const double s : targets) time_build("dfs-gpu", s, {});
     for (const double s : targets) {
@@ -277,7 +316,7 @@ int run(const Options& opt) {
   }
 
   // Table: speedup against our own dense kernel here; flex_baseline.py adds SDPA and Flex.
-  std::printf("\n| N | mode | target | sparsity (token) | ours ms | TFLOP/s eff | speedup vs our dense | ratio to ideal | mask build %% (host in loop / GPU alone) |\n");
+  std::printf("\n| N | mode | target | sparsity (token) | ours ms | TFLOP/s eff | speedup vs our dense | ratio to ideal | mask build %% (host in loop / GPU alone / in model) |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   double dense_ms = 0;
   for (const auto& r : rows) {
@@ -287,7 +326,8 @@ int run(const Options& opt) {
     const double ideal = 1.0 / std::max(1e-9, 1.0 - r.token_sparsity);
     char build[64] = "static";
     if (r.build_ms >= 0)
-      std::snprintf(build, sizeof build, "%.1f / %.1f", 100.0 * r.build_ms / r.ms, 100.0 * r.build_gpu_ms / r.ms);
+      std::snprintf(build, sizeof build, "%.1f / %.1f / %.1f", 100.0 * r.build_ms / r.ms, 100.0 * r.build_gpu_ms / r.ms,
+                    100.0 * r.build_model_ms / r.ms);
     std::printf("| %lld | %s | %.0f%% | %.1f%% | %.3f | %.0f | %.2f× | %.2f | %s |\n", static_cast<long long>(r.n),
                 r.mode.c_str(), r.target * 100, r.token_sparsity * 100, r.ms, flops / (r.ms * 1e9), speedup,
                 speedup / ideal, build);
@@ -309,7 +349,7 @@ int run(const Options& opt) {
       j["results"].push_back({{"n", r.n}, {"mode", r.mode}, {"target_sparsity", r.target},
                               {"block_sparsity", r.block_sparsity}, {"token_sparsity", r.token_sparsity},
                               {"ours_ms", r.ms}, {"mask_build_ms", r.build_ms},
-                              {"mask_build_gpu_ms", r.build_gpu_ms},
+                              {"mask_build_gpu_ms", r.build_gpu_ms}, {"mask_build_model_ms", r.build_model_ms},
                               {"mask_heads", r.mask_heads}, {"mask_file", r.mask_file}});
     std::ofstream f(opt.json_path);
     if (!f) throw longshot::IoError("cannot write --json file '" + opt.json_path + "'");

@@ -7,6 +7,7 @@
 
 #ifdef LONGSHOT_HAS_CUDA
 
+#include "engine/attention/mask_policy.h"
 #include "engine/model/dit.h"
 #include "engine/model/fused_ops.h"
 #include "tests/gpu/skip_without_gpu.h"
@@ -78,6 +79,42 @@ TEST(FusedOps, RmsNormRopeMatchesTorch) {
   EXPECT_GT(rel_l2(got, normed), 0.1);
 }
 
+// The pooled variant: the same outputs, bit for bit, and on the side the means of the stored
+// outputs over groups of g consecutive tokens per head (ragged last group, batch 2, groups smaller
+// and larger than the kernel's 32 rows per CTA and not aligned to them; C = 192: a partial warp).
+TEST(FusedOps, RmsNormRopePoolsGroupMeans) {
+  torch::NoGradGuard no_grad;
+  SKIP_WITHOUT_FUSED();
+  torch::manual_seed(7);
+  for (const int64_t C : {256, 192}) {
+    const int64_t B = 2, N = 301, hd = 64, H = C / hd;
+    const auto y = (torch::randn({B, N, C}, torch::kCUDA) * 2).to(torch::kBFloat16);
+    const auto w = torch::rand({C}, torch::kCUDA) + 0.5;
+    const auto ang = torch::rand({N, hd / 2}, torch::kCUDA) * 6.28;
+    const auto cos = torch::cos(ang), sin = torch::sin(ang);
+    const auto plain = fused::rmsnorm_rope(y, w, cos, sin, 1e-6, hd);
+    for (const int64_t g : {1, 5, 16, 128, 400}) {
+      torch::Tensor pooled;
+      const auto out = fused::rmsnorm_rope(y, w, cos, sin, 1e-6, hd, g, &pooled);
+      EXPECT_TRUE(torch::equal(out, plain)) << "C " << C << " group " << g;
+      const int64_t ng = (N + g - 1) / g;
+      ASSERT_EQ(pooled.sizes().vec(), (std::vector<int64_t>{B, H, ng, hd})) << "group " << g;
+      const auto heads = plain.to(torch::kFloat).view({B, N, H, hd}).permute({0, 2, 1, 3});  // [B, H, N, hd]
+      std::vector<torch::Tensor> means;
+      for (int64_t i = 0; i < ng; ++i) means.push_back(heads.narrow(2, i * g, std::min(g, N - i * g)).mean(2));
+      EXPECT_LT(rel_l2(pooled, torch::stack(means, 2)), 1e-5) << "C " << C << " group " << g;
+    }
+    torch::Tensor no_rope_pooled;
+    const auto no_rope = fused::rmsnorm_rope(y, w, {}, {}, 1e-6, hd, 16, &no_rope_pooled);
+    EXPECT_TRUE(torch::equal(no_rope, fused::rmsnorm_rope(y, w, {}, {}, 1e-6, hd)));
+  }
+  const auto y = torch::randn({1, 8, 256}, torch::kCUDA).to(torch::kBFloat16);
+  const auto w = torch::ones({256}, torch::kCUDA);
+  torch::Tensor pooled;
+  EXPECT_THROW(fused::rmsnorm_rope(y, w, {}, {}, 1e-6, 64, 0, &pooled), std::exception);
+  EXPECT_THROW(fused::rmsnorm_rope(y, w, {}, {}, 1e-6, 48, 16, &pooled), std::exception);  // 48 does not divide 256
+}
+
 TEST(FusedOps, GatedResidualAddInPlace) {
   torch::NoGradGuard no_grad;
   SKIP_WITHOUT_FUSED();
@@ -92,6 +129,62 @@ TEST(FusedOps, GatedResidualAddInPlace) {
   fused::gated_residual_add_(x, y, {});
   EXPECT_LT(rel_l2(x, ref_plain), 1e-6);
   EXPECT_THROW(fused::gated_residual_add_(x, y.narrow(1, 0, 5), gate), std::exception);
+}
+
+// In the model, a dynamic mode gets Q/K's group means from the fused kernel: the handed-over means
+// are those of the Q/K the policy receives (its group, its token order — Hilbert for dfs), and a
+// dense layer or a mode that reads no Q/K gets none.
+TEST(FusedOps, ModelHandsDynamicModesTheirPooledMeans) {
+  SKIP_WITHOUT_FUSED();
+  namespace la = longshot::attention;
+  struct Recorder final : la::MaskPolicy {
+    std::unique_ptr<la::MaskPolicy> inner;
+    int handed = 0, builds = 0;
+    double worst = 0;
+    std::string name() const override { return inner->name(); }
+    la::OrderingKind ordering() const override { return inner->ordering(); }
+    bool needs_qk() const override { return inner->needs_qk(); }
+    int64_t qk_pool_group(int64_t b) const override { return inner->qk_pool_group(b); }
+    la::ParamValues params() const override { return inner->params(); }
+    la::BlockMaskPtr build(const la::MaskRequest& r) override {
+      ++builds;
+      if (r.q_pooled.defined()) {
+        ++handed;
+        EXPECT_EQ(r.pool_group, inner->qk_pool_group(r.block_size));
+        for (const bool keys : {false, true}) {
+          const auto& x = keys ? r.k : r.q;
+          const int64_t g = r.pool_group, n = x.size(2);
+          std::vector<torch::Tensor> means;
+          for (int64_t i = 0; i * g < n; ++i) means.push_back(x.narrow(2, i * g, std::min(g, n - i * g)).to(torch::kFloat).mean(2));
+          worst = std::max(worst, rel_l2(keys ? r.k_pooled : r.q_pooled, torch::stack(means, 2)));
+        }
+      }
+      const auto mask = inner->build(r);  // the policy runs on what it was handed
+      EXPECT_TRUE(mask && mask->num_q_blocks == (r.grid.size() + r.block_size - 1) / r.block_size);
+      // The tiny model's head_dim 32 and block 16 are not kernel shapes: attention runs dense.
+      return std::make_shared<const la::BlockMask>(la::BlockMask::full(r.grid.size(), r.block_size, 1, ordering()));
+    }
+  };
+  longshot::model::WanDiT m(longshot::model::find_config("tiny"));
+  m->init_random(5);
+  m->eval();
+  m->to(torch::kCUDA, torch::kBFloat16);
+  torch::manual_seed(8);
+  const auto x = torch::randn({1, 3, 4, 16, 16}, torch::kCUDA), t = torch::full({1}, 600.0, torch::kCUDA);
+  const auto text = torch::randn({1, 5, 32}, torch::kCUDA);
+  torch::NoGradGuard no_grad;
+  for (const std::string mode : {"radial-dynamic", "dfs", "radial"}) {
+    Recorder rec;
+    rec.inner = la::create_policy(mode);
+    longshot::model::AttentionControl ctl;
+    ctl.policy = &rec;
+    ctl.block_size = 16;
+    ctl.dense_first_layers = 1;
+    m->forward(x, t, text, &ctl);
+    EXPECT_EQ(rec.builds, 2) << mode;
+    EXPECT_EQ(rec.handed, rec.inner->needs_qk() ? 2 : 0) << mode;
+    EXPECT_LT(rec.worst, 1e-5) << mode;
+  }
 }
 
 // The whole model: fused (no autograd) vs the LibTorch chains (autograd on disables fusion).

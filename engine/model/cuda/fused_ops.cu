@@ -51,6 +51,18 @@ struct Vec8 {
   }
 };
 
+// RoPE on a thread's 8 elements c0 .. c0 + 7 of one token: 4 pairs of one head (head_dim % 8 == 0),
+// each rotated by its angle; cr/sr point at the token's [head_dim / 2] cos/sin.
+__device__ __forceinline__ void rotate_pairs(float (&v)[8], const float* cr, const float* sr, int head_dim, int c0) {
+  const int pair0 = (c0 % head_dim) / 2;
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const float a = v[2 * p], b = v[2 * p + 1], c = cr[pair0 + p], s = sr[pair0 + p];
+    v[2 * p] = a * c - b * s;
+    v[2 * p + 1] = a * s + b * c;
+  }
+}
+
 template <typename T>
 __global__ void rmsnorm_rope_kernel(const T* __restrict__ y, const float* __restrict__ weight,
                                     const float* __restrict__ cos, const float* __restrict__ sin, int C, int head_dim,
@@ -69,17 +81,122 @@ __global__ void rmsnorm_rope_kernel(const T* __restrict__ y, const float* __rest
   for (int i = 0; i < 8; ++i) v[i] = v[i] * inv * weight[c0 + i];
   if (cos != nullptr) {
     const int64_t n = row % tokens;
-    const int pair0 = (c0 % head_dim) / 2;  // 8 elements = 4 pairs of one head (head_dim % 8 == 0)
-    const float* cr = cos + n * (head_dim / 2) + pair0;
-    const float* sr = sin + n * (head_dim / 2) + pair0;
-#pragma unroll
-    for (int p = 0; p < 4; ++p) {
-      const float a = v[2 * p], b = v[2 * p + 1], c = cr[p], s = sr[p];
-      v[2 * p] = a * c - b * s;
-      v[2 * p + 1] = a * s + b * c;
-    }
+    rotate_pairs(v, cos + n * (head_dim / 2), sin + n * (head_dim / 2), head_dim, c0);
   }
   *reinterpret_cast<uint4*>(out + row * C + c0) = Vec8<T>::from_float(v);
+}
+
+// The same rows with the outputs' group means on the side (the block means a dynamic mask scores).
+// A CTA takes kPoolRows consecutive rows in batches of kPoolBatch: the next batch's loads are in
+// flight while one is normalised, a batch's sums of squares meet in one shared-memory exchange,
+// and the rows' RoPE angles are staged in shared memory up front. Each thread sums its 8 outputs
+// (as stored, rounded to T) · 1 / |group| in registers while the rows stay in one (batch, group)
+// cell and adds them to `pooled` when the cell changes (float4 atomics on sm_90). Measured on an
+// H100 at 32,760 × 1536 bf16: 91.5 µs against 101.8 µs for the one-row-per-CTA kernel without
+// pooling; keeping all rows' loads in registers instead (low occupancy) or flushing every 4 rows
+// (50 MB of atomics) cost 15–25 µs more.
+constexpr int kPoolBatch = 2, kPoolRows = 32;
+constexpr int kMaxRopeHalf = 64;  // head_dim <= 128 stages its angles (16 KB); wider heads read them from memory
+
+template <typename T>
+__global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* __restrict__ weight,
+                                         const float* __restrict__ cos, const float* __restrict__ sin, int C,
+                                         int head_dim, int64_t rows, int64_t tokens, float eps, int group,
+                                         T* __restrict__ out, float* __restrict__ pooled) {
+  __shared__ float part[2][kPoolBatch][kMaxThreads / 32];
+  __shared__ float rope_cs[2][kPoolRows][kMaxRopeHalf];
+  const int c0 = threadIdx.x * 8;
+  const int heads = C / head_dim, h = c0 / head_dim, d0 = c0 % head_dim, half = head_dim / 2;
+  const int64_t groups = (tokens + group - 1) / group;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kPoolRows;
+  const int count = static_cast<int>(r0 + kPoolRows < rows ? kPoolRows : rows - r0);
+  float wt[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) wt[i] = weight[c0 + i];
+  uint4 raw[kPoolBatch], next[kPoolBatch];
+#pragma unroll
+  for (int r = 0; r < kPoolBatch; ++r)
+    if (r < count) next[r] = *reinterpret_cast<const uint4*>(y + (r0 + r) * C + c0);
+  // Position of the first row: one 64-bit division per CTA, the rows then step through it.
+  int64_t b = r0 / tokens, n = r0 % tokens, g = n / group, g_end = (g + 1) * group < tokens ? (g + 1) * group : tokens;
+  const bool stage = cos != nullptr && half <= kMaxRopeHalf;
+  if (stage) {
+    for (int e = threadIdx.x; e < count * half; e += blockDim.x) {
+      const int r = e / half, p = e % half;
+      int64_t m = n + r;
+      while (m >= tokens) m -= tokens;
+      rope_cs[0][r][p] = cos[m * half + p];
+      rope_cs[1][r][p] = sin[m * half + p];
+    }
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+  const int lanes = min(32, static_cast<int>(blockDim.x) - warp * 32);  // a partial last warp reduces over its own lanes
+  const unsigned mask = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  float w = 1.f / static_cast<float>(g_end - g * group);  // 1 / |group|
+  auto flush = [&] {
+    float* p = pooled + ((b * heads + h) * groups + g) * head_dim + d0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float4*>(p), make_float4(acc[0], acc[1], acc[2], acc[3]));
+    atomicAdd(reinterpret_cast<float4*>(p + 4), make_float4(acc[4], acc[5], acc[6], acc[7]));
+#else
+#pragma unroll
+    for (int i = 0; i < 8; ++i) atomicAdd(p + i, acc[i]);
+#endif
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] = 0.f;
+  };
+  for (int bt = 0; bt * kPoolBatch < count; ++bt) {
+    const int base = bt * kPoolBatch;
+#pragma unroll
+    for (int r = 0; r < kPoolBatch; ++r) raw[r] = next[r];
+#pragma unroll
+    for (int r = 0; r < kPoolBatch; ++r)
+      if (base + kPoolBatch + r < count) next[r] = *reinterpret_cast<const uint4*>(y + (r0 + base + kPoolBatch + r) * C + c0);
+#pragma unroll
+    for (int r = 0; r < kPoolBatch; ++r) {
+      float v[8];
+      Vec8<T>{raw[r]}.to_float(v);
+      float ss = 0.f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float other = __shfl_xor_sync(mask, ss, o);
+        if ((lane ^ o) < lanes) ss += other;
+      }
+      if (lane == 0) part[bt & 1][r][warp] = ss;  // double-buffered: the last batch may still be reading the other
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kPoolBatch; ++r) {
+      const int rr = base + r;
+      if (rr >= count) break;
+      float ss = 0.f;
+      for (int k = 0; k < warps; ++k) ss += part[bt & 1][r][k];
+      const float inv = rsqrtf(ss / static_cast<float>(C) + eps);
+      float v[8];
+      Vec8<T>{raw[r]}.to_float(v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = v[i] * inv * wt[i];
+      if (stage) rotate_pairs(v, rope_cs[0][rr], rope_cs[1][rr], head_dim, c0);
+      else if (cos != nullptr) rotate_pairs(v, cos + n * half, sin + n * half, head_dim, c0);
+      const uint4 packed = Vec8<T>::from_float(v);
+      *reinterpret_cast<uint4*>(out + (r0 + rr) * C + c0) = packed;
+      float f[8];
+      Vec8<T>{packed}.to_float(f);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] += f[i] * w;
+      if (++n == g_end) {  // the cell ends: hand its sums over, step to the next group / sequence
+        flush();
+        if (n == tokens) n = 0, ++b, g = 0;
+        else ++g;
+        g_end = (g + 1) * group < tokens ? (g + 1) * group : tokens;
+        w = 1.f / static_cast<float>(g_end - g * group);
+      }
+    }
+  }
+  if (n != g * group) flush();  // a cell left open at the CTA's end
 }
 
 template <typename T>
@@ -141,17 +258,29 @@ void check_dims(int C, const char* who) {
 }  // namespace
 
 void rmsnorm_rope(const void* y, const float* weight, const float* cos, const float* sin, bool fp16, int64_t rows,
-                  int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream) {
+                  int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream, int pool_group,
+                  float* pooled) {
   check_dims(C, "rmsnorm_rope");
-  if (cos != nullptr && (head_dim % 8 != 0 || C % head_dim != 0))
+  if ((cos != nullptr || pooled != nullptr) && (head_dim <= 0 || head_dim % 8 != 0 || C % head_dim != 0))
     throw ::longshot::CudaError("rmsnorm_rope: head_dim " + std::to_string(head_dim) + " must divide dim and be a multiple of 8");
+  if (pooled != nullptr && pool_group <= 0)
+    throw ::longshot::CudaError("rmsnorm_rope: pool group " + std::to_string(pool_group) + " must be positive");
   if (rows <= 0) return;
-  if (fp16)
-    rmsnorm_rope_kernel<__half><<<rows, C / 8, 0, stream>>>(static_cast<const __half*>(y), weight, cos, sin, C, head_dim,
-                                                           tokens, eps, static_cast<__half*>(out));
-  else
-    rmsnorm_rope_kernel<__nv_bfloat16><<<rows, C / 8, 0, stream>>>(static_cast<const __nv_bfloat16*>(y), weight, cos, sin,
-                                                                  C, head_dim, tokens, eps, static_cast<__nv_bfloat16*>(out));
+  if (tokens <= 0 || rows % tokens != 0)
+    throw ::longshot::CudaError("rmsnorm_rope: " + std::to_string(rows) + " rows are not whole sequences of " + std::to_string(tokens));
+  const auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    if (pooled == nullptr) {
+      rmsnorm_rope_kernel<T><<<rows, C / 8, 0, stream>>>(static_cast<const T*>(y), weight, cos, sin, C, head_dim, tokens,
+                                                         eps, static_cast<T*>(out));
+    } else {
+      const auto ctas = static_cast<unsigned>((rows + kPoolRows - 1) / kPoolRows);
+      rmsnorm_rope_pool_kernel<T><<<ctas, C / 8, 0, stream>>>(static_cast<const T*>(y), weight, cos, sin, C, head_dim,
+                                                              rows, tokens, eps, pool_group, static_cast<T*>(out), pooled);
+    }
+  };
+  if (fp16) launch(__half{});
+  else launch(__nv_bfloat16{});
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -11,9 +11,13 @@ namespace longshot::model::cuda {
 
 // out[r, :] = RMSNorm(y[r, :]) · weight, then (when cos/sin are given) each head's pairs
 // (2i, 2i + 1) rotated by the angle of token n = r % tokens: cos/sin [tokens, head_dim / 2] fp32.
-// y, out: 16-bit (fp16 when `fp16`, else bf16), [rows, C]; weight fp32 [C].
+// y, out: 16-bit (fp16 when `fp16`, else bf16), [rows, C]; weight fp32 [C]; rows = batch · tokens.
+// With `pooled` (fp32 [batch, C / head_dim, ceil(tokens / pool_group), head_dim], zeroed by the
+// caller): the means of the outputs (as stored) over groups of pool_group consecutive tokens are
+// added to it — the block means the dynamic masks score, with no second pass over Q/K.
 void rmsnorm_rope(const void* y, const float* weight, const float* cos, const float* sin, bool fp16, int64_t rows,
-                  int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream);
+                  int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream, int pool_group = 0,
+                  float* pooled = nullptr);
 
 // out[r, :] = LayerNorm(x[r, :]) (no affine) · (1 + scale[b]) + shift[b], b = r / tokens;
 // x fp32 [rows, C], shift/scale fp32 [batch, C] (null: no modulation), out 16-bit [rows, C].

@@ -100,28 +100,18 @@ class EventTimer {
   }
   EventTimer(const EventTimer&) = delete;
   EventTimer& operator=(const EventTimer&) = delete;
-  // Median milliseconds of `iters` timed calls after `warmup` untimed ones.
-  double median_ms(const std::function<void()>& fn, int warmup, int iters) {
-    for (int i = 0; i < warmup; ++i) fn();
-    std::vector<double> t;
-    for (int i = 0; i < iters; ++i) {
-      LONGSHOT_CUDA_CHECK(cudaEventRecord(start_, nullptr));
-      fn();
-      LONGSHOT_CUDA_CHECK(cudaEventRecord(stop_, nullptr));
-      LONGSHOT_CUDA_CHECK(cudaEventSynchronize(stop_));
-      float ms = 0;
-      LONGSHOT_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
-      t.push_back(ms);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  }
+  // Median milliseconds of `iters` timed calls after `warmup` untimed ones (the host's launch
+  // time included when the GPU waits for it).
+  double median_ms(const std::function<void()>& fn, int warmup, int iters) { return timed(fn, warmup, iters, false); }
   // The same, each timed call queued behind a 2 ms spin: GPU time only (see gpu_queue.h).
-  double gpu_median_ms(const std::function<void()>& fn, int warmup, int iters) {
+  double gpu_median_ms(const std::function<void()>& fn, int warmup, int iters) { return timed(fn, warmup, iters, true); }
+
+ private:
+  double timed(const std::function<void()>& fn, int warmup, int iters, bool queue_ahead) {
     for (int i = 0; i < warmup; ++i) fn();
     std::vector<double> t;
     for (int i = 0; i < iters; ++i) {
-      longshot::bench::gpu_spin(2000.0, nullptr);
+      if (queue_ahead) longshot::bench::gpu_spin(2000.0, nullptr);
       LONGSHOT_CUDA_CHECK(cudaEventRecord(start_, nullptr));
       fn();
       LONGSHOT_CUDA_CHECK(cudaEventRecord(stop_, nullptr));
@@ -134,7 +124,6 @@ class EventTimer {
     return t[t.size() / 2];
   }
 
- private:
   cudaEvent_t start_{}, stop_{};
 };
 

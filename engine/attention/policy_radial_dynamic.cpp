@@ -63,7 +63,8 @@ std::vector<double> block_log_len(int64_t seq_len, int64_t block_size, int64_t n
 torch::Tensor pooled_logits(const torch::Tensor& qp, const torch::Tensor& kp, int64_t head_dim,
                             torch::ScalarType dtype = torch::kFloat64) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  return torch::matmul(qp, kp.transpose(2, 3)).mul_(scale).mean(0).to(dtype);
+  const auto logits = torch::matmul(qp, kp.transpose(2, 3)).mul_(scale);
+  return (logits.size(0) == 1 ? logits.select(0, 0) : logits.mean(0)).to(dtype);  // the batch mean
 }
 
 // The request-independent part of the tensor form, on q's device: which blocks are candidates,
@@ -74,6 +75,7 @@ struct DevicePrior {
   int64_t block_size = 0;
   torch::Device device{torch::kCPU};
   torch::Tensor cand, forced, open, log_len;  // [nb, nb] bool ×3, [1, 1, nb] float64
+  torch::Tensor cand8, forced8, log_len32;     // the selection kernel's types, converted once
   bool fits(const MaskRequest& r) const {
     return cand.defined() && grid == r.grid && block_size == r.block_size && device == r.q.device();
   }
@@ -98,6 +100,9 @@ DevicePrior make_device_prior(const MaskRequest& r, const RadialDynamicConfig& c
   out.forced = (diag | sink_t) & out.cand;
   out.open = out.cand & out.forced.logical_not();
   out.log_len = torch::from_blob(log_len.data(), {1, 1, nb}, torch::kFloat64).to(out.device).clone();
+  out.cand8 = out.cand.to(torch::kUInt8);
+  out.forced8 = out.forced.to(torch::kUInt8);
+  out.log_len32 = out.log_len.to(torch::kFloat32).reshape({nb});
   return out;
 }
 
@@ -107,7 +112,7 @@ torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& c
   if (detail::select_on_device(r) && nb <= 2048) {
     const auto logits = pooled_logits(detail::request_means(r, false, r.block_size), detail::request_means(r, true, r.block_size),
                                       r.q.size(3), torch::kFloat32);  // the kernel selects in fp32
-    return cuda::cumulative_keep(logits, prior.log_len, prior.cand, prior.forced, config.tau);
+    return cuda::cumulative_keep(logits, prior.log_len32, prior.cand8, prior.forced8, config.tau);
   }
 #endif
   const auto logits = pooled_logits(detail::request_means(r, false, r.block_size), detail::request_means(r, true, r.block_size),

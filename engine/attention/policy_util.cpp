@@ -127,8 +127,10 @@ BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len
 #ifdef LONGSHOT_HAS_CUDA
   // The kernel's block sizes only: any other size could not run on the device anyway.
   if (keep_in.is_cuda() && cuda_backend_available() && (block_size == 64 || block_size == 128)) {
-    auto device_mask = cuda::mask_from_keep(keep_in, seq_len, block_size, /*keep_diagonal=*/true, ordering);
-    return cuda::host_mask_with_device_copy(std::move(device_mask), attention_heads > 0 ? attention_heads : keep_in.size(0));
+    const int64_t heads = attention_heads > 0 ? attention_heads : keep_in.size(0);
+    std::vector<int32_t> offsets;
+    auto device_mask = cuda::mask_from_keep(keep_in, seq_len, block_size, /*keep_diagonal=*/true, ordering, &offsets, heads);
+    return cuda::host_mask_with_device_copy(std::move(device_mask), heads, &offsets);
   }
 #endif
   auto keep = keep_in.to(torch::kCPU, torch::kUInt8).contiguous().clone();

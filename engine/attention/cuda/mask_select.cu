@@ -4,6 +4,7 @@
 //                    CTA keeps its row in registers and bisects on θ with block reductions.
 //   block_mean_pool  block means of Q or K in one 16-byte-load pass.
 //   topk_cols        top-k key blocks per row straight into ascending BSR columns (a warp per row).
+//   keep_counts      a keep bitmap's kept count per row (a warp per row), for the BSR offsets.
 //   keep_cols        a [rows, nb] keep bitmap's kept columns into BSR (replaces nonzero, which
 //                    writes two int64 per kept block and syncs to size its output).
 #include <cfloat>
@@ -238,26 +239,51 @@ __global__ void __launch_bounds__(kTopkWarps * 32) topk_cols_kernel(const float*
 // of the per-thread counts gives every kept column its ascending slot.
 __global__ void __launch_bounds__(kThreads) keep_cols_kernel(const uint8_t* __restrict__ keep,
                                                              const int32_t* __restrict__ row_offsets, int nb,
-                                                             int32_t* __restrict__ cols) {
+                                                             bool diagonal, int32_t* __restrict__ cols) {
   __shared__ int scratch[kThreads / 32];
   const int64_t row = blockIdx.x;
+  const int i = diagonal ? static_cast<int>(row % nb) : -1;  // forced column, if any
   const uint8_t* k_row = keep + row * nb;
   const int per = (nb + kThreads - 1) / kThreads;
   const int j0 = min(nb, static_cast<int>(threadIdx.x) * per), j1 = min(nb, j0 + per);
   int here = 0;
-  for (int j = j0; j < j1; ++j) here += k_row[j] != 0;
+  for (int j = j0; j < j1; ++j) here += k_row[j] != 0 || j == i;
   int total = 0;
   int slot = row_offsets[row] + block_exclusive_scan(here, scratch, total);
   for (int j = j0; j < j1; ++j)
-    if (k_row[j]) cols[slot++] = j;
+    if (k_row[j] || j == i) cols[slot++] = j;
+}
+
+// ---- keep_counts: one warp per row, the kept count (with the forced diagonal) of a keep bitmap.
+__global__ void __launch_bounds__(kTopkWarps * 32) keep_counts_kernel(const uint8_t* __restrict__ keep, int64_t rows,
+                                                                     int nb, bool diagonal,
+                                                                     int32_t* __restrict__ counts) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kTopkWarps + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp
+  const int lane = threadIdx.x % 32;
+  const int i = diagonal ? static_cast<int>(row % nb) : -1;
+  const uint8_t* k_row = keep + row * nb;
+  unsigned c = 0;
+  for (int j = lane; j < nb; j += 32) c += k_row[j] != 0 || j == i;
+  c = __reduce_add_sync(0xffffffffu, c);
+  if (lane == 0) counts[row] = static_cast<int32_t>(c);
 }
 
 }  // namespace
 
-void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb, int32_t* cols, cudaStream_t stream) {
+void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb, int32_t* cols, cudaStream_t stream,
+               bool diagonal) {
   if (nb <= 0) throw CudaError("keep_cols: " + std::to_string(nb) + " blocks per row");
   if (rows <= 0) return;
-  keep_cols_kernel<<<rows, kThreads, 0, stream>>>(keep, row_offsets, nb, cols);
+  keep_cols_kernel<<<rows, kThreads, 0, stream>>>(keep, row_offsets, nb, diagonal, cols);
+  LONGSHOT_CUDA_CHECK(cudaGetLastError());
+}
+
+void keep_counts(const uint8_t* keep, int64_t rows, int nb, bool diagonal, int32_t* counts, cudaStream_t stream) {
+  if (nb <= 0) throw CudaError("keep_counts: " + std::to_string(nb) + " blocks per row");
+  if (rows <= 0) return;
+  const auto ctas = static_cast<unsigned>((rows + kTopkWarps - 1) / kTopkWarps);
+  keep_counts_kernel<<<ctas, kTopkWarps * 32, 0, stream>>>(keep, rows, nb, diagonal, counts);
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -42,7 +42,11 @@ void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cuda
 
 // The kept columns of a keep bitmap [rows, nb] (bytes, 0/1) in BSR form: row r's ascending
 // column indices go to cols[row_offsets[r] ..), row_offsets the exclusive prefix sum of the
-// rows' kept counts (computed by the caller). Any nb.
-void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb, int32_t* cols, cudaStream_t stream);
+// rows' kept counts (computed by the caller, e.g. from keep_counts). Any nb. `diagonal`: block
+// (r % nb) of every row counts as kept whatever the bitmap says (no copy of the bitmap to force it).
+void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb, int32_t* cols, cudaStream_t stream,
+               bool diagonal = false);
+// counts[r] = the kept blocks of row r of a keep bitmap [rows, nb] (the diagonal forced with `diagonal`).
+void keep_counts(const uint8_t* keep, int64_t rows, int nb, bool diagonal, int32_t* counts, cudaStream_t stream);
 
 }  // namespace longshot::attention::cuda

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <numeric>
+#include <algorithm>
 #include <string>
 
 #include <cuda_runtime_api.h>
@@ -93,7 +95,50 @@ ScheduleOrder schedule_order() {
   return order;
 }
 
-void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
+namespace {
+std::vector<int32_t> host_ints(const torch::Tensor& t) {
+  const auto c = t.to(torch::kCPU).contiguous();
+  return std::vector<int32_t>(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
+}
+
+// Work items h · nq + qb in launch order, from the mask's row offsets on the host (rows of
+// mask_heads heads; a shared row serves every head). Natural: head-major order (neighbouring query
+// blocks of one head share most key blocks, so CTAs that run together hit L2). Bands: that order,
+// stably regrouped so rows of >= 3/4 of the longest row run first, then >= 1/2, ... (heavy first
+// against the tail, locality kept within a band). Sorted: strictly longest first (stable; a shared
+// row runs for every head back to back).
+std::vector<int32_t> schedule_items(const std::vector<int32_t>& ro, int64_t mask_heads, int64_t nq, int64_t heads) {
+  const int64_t items = heads * nq;
+  auto len = [&](int64_t item) {
+    const int64_t row = mask_heads == 1 ? item % nq : item;
+    return static_cast<int64_t>(ro[static_cast<size_t>(row + 1)]) - ro[static_cast<size_t>(row)];
+  };
+  std::vector<int32_t> order(static_cast<size_t>(items));
+  std::iota(order.begin(), order.end(), 0);
+  const ScheduleOrder kind = schedule_order();
+  if (kind == ScheduleOrder::Sorted) {
+    if (mask_heads == 1) {
+      std::vector<int32_t> rows(static_cast<size_t>(nq));
+      std::iota(rows.begin(), rows.end(), 0);
+      std::stable_sort(rows.begin(), rows.end(), [&](int32_t a, int32_t b) { return len(a) > len(b); });
+      size_t at = 0;
+      for (const int32_t r : rows)
+        for (int64_t h = 0; h < heads; ++h) order[at++] = static_cast<int32_t>(r + h * nq);
+    } else {
+      std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return len(a) > len(b); });
+    }
+  } else if (kind == ScheduleOrder::Bands) {
+    constexpr int64_t kBands = 4;
+    int64_t longest = 1;
+    for (int64_t i = 0; i < items; ++i) longest = std::max(longest, len(i));
+    auto band = [&](int32_t item) { return (len(item) * kBands + longest - 1) / longest; };  // 0..kBands
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return band(a) > band(b); });
+  }
+  return order;
+}
+}  // namespace
+
+void prepare_schedule(DeviceBlockMask& mask, int64_t heads, const std::vector<int32_t>* host_row_offsets) {
   if (mask.num_heads != 1 && mask.num_heads != heads)
     throw ShapeError("mask has " + std::to_string(mask.num_heads) + " heads; attention has " +
                      std::to_string(heads) + " (must be 1 or equal)");
@@ -103,37 +148,16 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads) {
     mask.schedule_heads = heads;
     return;
   }
-  const auto ro = mask.row_offsets.to(torch::kInt64);
-  const auto lengths = ro.slice(0, 1) - ro.slice(0, 0, -1);  // [rows]
-  const ScheduleOrder order_kind = schedule_order();
-  torch::Tensor items;
-  if (order_kind == ScheduleOrder::Sorted) {
-    // Stable descending sort: equal rows keep their natural order; a shared row runs for every
-    // head back to back.
-    const auto order = std::get<1>(torch::sort(lengths, /*stable=*/true, /*dim=*/0, /*descending=*/true));
-    if (mask.num_heads == 1) {
-      const auto head_base = torch::arange(heads, ro.options()) * mask.num_q_blocks;
-      items = (order.unsqueeze(1) + head_base.unsqueeze(0)).reshape({-1});
-    } else {
-      items = order;  // rows are already h * num_q_blocks + qb
-    }
-  } else {
-    // Items in natural, head-major order (neighbouring query blocks of one head share most key
-    // blocks, so CTAs that run together hit L2), stably reordered by a coarse weight: Natural
-    // keeps that order; Bands runs rows of >= 3/4 of the longest row first, then >= 1/2, ...
-    // (heavy-first against the tail, locality kept within a band).
-    auto key = lengths;
-    if (mask.num_heads == 1) key = key.repeat({heads});  // item h * nq + qb has row qb's length
-    if (order_kind == ScheduleOrder::Natural) {
-      items = torch::arange(key.numel(), ro.options());
-    } else {
-      constexpr int64_t kBands = 4;
-      const int64_t longest = std::max<int64_t>(1, key.max().item<int64_t>());
-      const auto band = (key * kBands + longest - 1).div(longest, "floor");  // 0..kBands
-      items = std::get<1>(torch::sort(band, /*stable=*/true, /*dim=*/0, /*descending=*/true));
-    }
-  }
-  mask.schedule = items.to(torch::kInt32).contiguous();
+  // The order is decided on the host from the row offsets (the callers that build a mask hold
+  // them already; otherwise one small download), then one upload: no sort or reduction launches.
+  const std::vector<int32_t> downloaded = host_row_offsets ? std::vector<int32_t>() : host_ints(mask.row_offsets);
+  const auto& ro = host_row_offsets ? *host_row_offsets : downloaded;
+  if (static_cast<int64_t>(ro.size()) != mask.num_rows() + 1)
+    throw ShapeError("prepare_schedule: " + std::to_string(ro.size()) + " row offsets for " + std::to_string(mask.num_rows()) +
+                     " rows");
+  auto items = schedule_items(ro, mask.num_heads, mask.num_q_blocks, heads);
+  mask.schedule = torch::from_blob(items.data(), {static_cast<int64_t>(items.size())}, torch::TensorOptions().dtype(torch::kInt32))
+                      .to(mask.row_offsets.device());  // a blocking copy: `items` outlives it
   mask.schedule_heads = heads;
 }
 
@@ -177,18 +201,13 @@ DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, 
                                  : torch::from_blob(const_cast<int32_t*>(cols.data()),
                                                     {static_cast<int64_t>(cols.size())}, cpu)
                                        .to(device, torch::kInt32, false, true);
-  prepare_schedule(out, heads > 0 ? heads : mask.num_heads);
+  prepare_schedule(out, heads > 0 ? heads : mask.num_heads, &mask.row_offsets);
   return out;
 }
 
 namespace {
-std::vector<int32_t> host_ints(const torch::Tensor& t) {
-  const auto c = t.to(torch::kCPU).contiguous();
-  return std::vector<int32_t>(c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel());
-}
-
 // A sparse device mask's geometry and row offsets on the host; its columns are the caller's.
-BlockMask download_rows(const DeviceBlockMask& mask) {
+BlockMask download_rows(const DeviceBlockMask& mask, const std::vector<int32_t>* host_row_offsets = nullptr) {
   BlockMask out;
   out.seq_len = mask.seq_len;
   out.block_size = mask.block_size;
@@ -196,7 +215,7 @@ BlockMask download_rows(const DeviceBlockMask& mask) {
   out.num_q_blocks = mask.num_q_blocks;
   out.num_k_blocks = mask.num_k_blocks;
   out.ordering = mask.ordering;
-  out.row_offsets = host_ints(mask.row_offsets);
+  out.row_offsets = host_row_offsets ? *host_row_offsets : host_ints(mask.row_offsets);
   return out;
 }
 }  // namespace
@@ -229,10 +248,10 @@ std::shared_ptr<DeviceBlockMask> cached_device_mask(const BlockMask& mask, const
   return uploaded;
 }
 
-BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads) {
+BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads, const std::vector<int32_t>* host_row_offsets) {
   const torch::Tensor& where = mask.row_offsets.defined() ? mask.row_offsets : mask.schedule;
   if (!where.defined()) throw ShapeError("host_mask_with_device_copy: the device mask has no arrays and no schedule");
-  if (heads > 0 && (!mask.schedule.defined() || mask.schedule_heads != heads)) prepare_schedule(mask, heads);
+  if (heads > 0 && (!mask.schedule.defined() || mask.schedule_heads != heads)) prepare_schedule(mask, heads, host_row_offsets);
   const int64_t schedule_heads = mask.schedule_heads;
   const int index = device_index_of(where.device());
   if (mask.full) {
@@ -242,7 +261,7 @@ BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads) {
   }
   // Row offsets now (sparsity figures, geometry checks: ~74 KB at 196k tokens); the columns
   // (~48 MB there) only when a host reader asks (BlockMask::cols()).
-  auto host = std::make_shared<BlockMask>(download_rows(mask));
+  auto host = std::make_shared<BlockMask>(download_rows(mask, host_row_offsets));
   auto device = std::make_shared<DeviceBlockMask>(std::move(mask));
   const int64_t kept = host->row_offsets.empty() ? 0 : host->row_offsets.back();
   if (device->col_indices.numel() != kept)
@@ -415,40 +434,54 @@ torch::Tensor block_scores_from_means(const torch::Tensor& qp, const torch::Tens
 }
 
 DeviceBlockMask mask_from_keep(const torch::Tensor& keep_in, int64_t seq_len, int64_t block_size,
-                               bool keep_diagonal, OrderingKind ordering) {
+                               bool keep_diagonal, OrderingKind ordering, std::vector<int32_t>* host_row_offsets,
+                               int64_t attention_heads) {
   check_mask_geometry(seq_len, block_size, "mask_from_keep");
   const int64_t nb = (seq_len + block_size - 1) / block_size;
   if (!keep_in.defined() || keep_in.dim() != 3 || keep_in.size(1) != nb || keep_in.size(2) != nb)
     throw ShapeError("mask_from_keep: keep must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) + "]");
-  auto keep = keep_in.to(torch::kBool);
-  if (keep_diagonal) {
-    keep = keep.clone();
-    keep.diagonal(0, 1, 2).fill_(true);
-  }
   DeviceBlockMask out;
   out.seq_len = seq_len;
   out.block_size = block_size;
-  out.num_heads = keep.size(0);
+  out.num_heads = keep_in.size(0);
   out.num_q_blocks = nb;
   out.num_k_blocks = nb;
   out.ordering = ordering;
-  const auto rows = keep.reshape({-1, nb});
-  const auto counts = rows.sum(1, /*keepdim=*/false, torch::kInt32);
-  out.row_offsets = torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0, torch::kInt32)});
-  if (rows.is_cuda()) {
-    // One pass straight into int32 BSR columns; the only sync reads the kept count to size them.
-    const DeviceStream stream(rows.device());
-    const auto bytes = rows.to(torch::kUInt8).contiguous();
-    const int64_t kept = out.row_offsets[-1].item<int64_t>();
-    out.col_indices = torch::empty({kept}, int32_on(rows.device()));
+  const int64_t rows = out.num_rows();
+  std::vector<int32_t> offsets;
+  if (keep_in.is_cuda()) {
+    // Counts (diagonal forced in the kernels, no copy of the bitmap), their prefix sum, one
+    // download of the offsets (to size the columns; the host mask and the schedule use it too),
+    // then the columns in one pass.
+    const DeviceStream stream(keep_in.device());
+    const auto bytes = (keep_in.scalar_type() == torch::kUInt8 ? keep_in : keep_in.to(torch::kUInt8)).contiguous();
+    const auto opts = int32_on(keep_in.device());
+    const auto counts = torch::empty({rows}, opts);
+    keep_counts(bytes.data_ptr<uint8_t>(), rows, static_cast<int>(nb), keep_diagonal, counts.data_ptr<int32_t>(), stream.get());
+    out.row_offsets = torch::zeros({rows + 1}, opts);
+    auto tail = out.row_offsets.narrow(0, 1, rows);
+    at::cumsum_out(tail, counts, 0, torch::kInt32);
+    offsets = host_ints(out.row_offsets);
+    const int64_t kept = offsets.back();
+    out.col_indices = torch::empty({kept}, opts);
     if (kept > 0)
-      keep_cols(bytes.data_ptr<uint8_t>(), out.row_offsets.data_ptr<int32_t>(), static_cast<int>(rows.size(0)),
-                static_cast<int>(nb), out.col_indices.data_ptr<int32_t>(), stream.get());
+      keep_cols(bytes.data_ptr<uint8_t>(), out.row_offsets.data_ptr<int32_t>(), static_cast<int>(rows), static_cast<int>(nb),
+                out.col_indices.data_ptr<int32_t>(), stream.get(), keep_diagonal);
   } else {
+    auto keep = keep_in.to(torch::kBool);
+    if (keep_diagonal) {
+      keep = keep.clone();
+      keep.diagonal(0, 1, 2).fill_(true);
+    }
+    const auto flat = keep.reshape({-1, nb});
+    const auto counts = flat.sum(1, /*keepdim=*/false, torch::kInt32);
+    out.row_offsets = torch::cat({torch::zeros({1}, counts.options()), counts.cumsum(0, torch::kInt32)});
     // nonzero walks row-major: column indices come out ascending within each row.
-    out.col_indices = rows.nonzero().select(1, 1).to(torch::kInt32).contiguous();
+    out.col_indices = flat.nonzero().select(1, 1).to(torch::kInt32).contiguous();
+    offsets = host_ints(out.row_offsets);
   }
-  prepare_schedule(out, out.num_heads);
+  prepare_schedule(out, attention_heads > 0 ? attention_heads : out.num_heads, &offsets);
+  if (host_row_offsets) *host_row_offsets = std::move(offsets);
   return out;
 }
 
@@ -559,7 +592,7 @@ torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& 
   cumulative_keep(l.data_ptr<float>(), ll.data_ptr<float>(), c.data_ptr<uint8_t>(), f.data_ptr<uint8_t>(),
                   static_cast<float>(tau), static_cast<int>(H * nb), static_cast<int>(nb), keep.data_ptr<uint8_t>(),
                   stream.get());
-  return keep.to(torch::kBool);
+  return keep;
 }
 
 PermutationTensors permutation_tensors(const Ordering& ordering, const torch::Device& device) {

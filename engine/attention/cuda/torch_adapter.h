@@ -66,7 +66,10 @@ std::shared_ptr<DeviceBlockMask> cached_device_mask(const BlockMask& mask, const
 // columns are deferred (BlockMask::deferred_cols): the studio, traces and CPU checks fetch them
 // on first read through BlockMask::cols(), the generation loop never does.
 // The schedule is (re)built for `heads` heads first (0: keep the mask's schedule_heads).
-BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads = 0);
+// host_row_offsets: the mask's row offsets when the caller has them (mask_from_keep hands them
+// back), so they are not downloaded again.
+BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads = 0,
+                                        const std::vector<int32_t>* host_row_offsets = nullptr);
 // The order the kernel's CTAs take the (head, query block) items of a sparse mask:
 //   Bands   (default) natural head-major order, stably regrouped into 4 bands of row weight
 //           (>= 3/4 of the longest row first, ...): heavy rows early, neighbours together;
@@ -76,8 +79,9 @@ BlockMaskPtr host_mask_with_device_copy(DeviceBlockMask mask, int64_t heads = 0)
 enum class ScheduleOrder { Bands, Sorted, Natural };
 ScheduleOrder schedule_order();
 // (Re)builds mask.schedule for `heads` heads on the mask's device in schedule_order();
-// a mask shared by all heads (num_heads 1) gets one item per (head, row).
-void prepare_schedule(DeviceBlockMask& mask, int64_t heads);
+// a mask shared by all heads (num_heads 1) gets one item per (head, row). The order is worked out
+// on the host from the row offsets (host_row_offsets, or downloaded) and uploaded.
+void prepare_schedule(DeviceBlockMask& mask, int64_t heads, const std::vector<int32_t>* host_row_offsets = nullptr);
 // As above, with the mask already on the GPU (its schedule is rebuilt if made for other heads;
 // pass a prepared mask to keep the call free of extra launches). scale <= 0 means 1/sqrt(D).
 // Output: [B, H, N, D], a transposed view of [B, N, H, D] memory (what the model reshapes).
@@ -104,8 +108,12 @@ torch::Tensor block_scores(const torch::Tensor& q, const torch::Tensor& k, int64
 torch::Tensor block_scores_from_means(const torch::Tensor& qp, const torch::Tensor& kp, double scale = 0.0);
 // BSR from a keep matrix [Hm, nq, nk] (bool, any device); keep_diagonal forces block (qb, qb) so
 // no row is empty by construction.
+// Bool or uint8 (0/1) keep; one device→host sync (the row offsets, to size the columns), handed
+// back in host_row_offsets when given. attention_heads > 0: the schedule for that many heads (a
+// shared keep [1, nb, nb]).
 DeviceBlockMask mask_from_keep(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
-                               bool keep_diagonal = true, OrderingKind ordering = OrderingKind::Raster);
+                               bool keep_diagonal = true, OrderingKind ordering = OrderingKind::Raster,
+                               std::vector<int32_t>* host_row_offsets = nullptr, int64_t attention_heads = 0);
 // Keeps exactly `k` key blocks per row: the diagonal and the k − 1 highest-scoring others
 // (scores [Hm, nq, nk]). Built without a device→host sync. cand (optional, [nq, nk] bool or
 // uint8 on the scores' device): only candidates compete; non-candidates fill a row that has
@@ -125,7 +133,7 @@ DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold,
                                   int64_t block_size, OrderingKind ordering = OrderingKind::Raster);
 // radial-dynamic's cumulative-mass selection in one kernel (see mask_select.h for the rule):
 // logits [H, nb, nb] (pooled q̄·k̄ᵀ·scale), log_len [nb] (log token count per key block), cand and
-// forced [nb, nb] bool, all on one CUDA device → keep [H, nb, nb] bool. nb <= 2048.
+// forced [nb, nb] bool or uint8, all on one CUDA device → keep [H, nb, nb] uint8 (0/1). nb <= 2048.
 torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& log_len, const torch::Tensor& cand,
                               const torch::Tensor& forced, double tau);
 // Token permutation as index tensors on `device`: perm (ordered position → raster token) and

@@ -290,7 +290,6 @@ int run(const Options& opt) {
       const double gpu_ms = timer.gpu_median_ms(build, 1, std::min(iters, 5));
       const double select_ms = timer.gpu_median_ms(
           [&] { lc::select_topk_from_means(qp, kp, keep, N, block, ordering, cand); }, 1, std::min(iters, 5));
-      build();
       add(mode, s, lc::download_mask(dm), build_ms, dm, lc::KernelPath::Auto, gpu_ms, pool_added_ms + select_ms);
     };
     for (const double s : targets) time_build("dfs-gpu", s, {});

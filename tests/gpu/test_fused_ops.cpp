@@ -21,6 +21,24 @@ double rel_l2(const torch::Tensor& a, const torch::Tensor& b) {
   return (x - y).norm().item<double>() / std::max(1e-30, y.norm().item<double>());
 }
 
+// Means of x [B, H, N, D] over groups of g consecutive tokens (ragged last group), fp32:
+// [B, H, ceil(N / g), D] — the reference for the fused kernel's pooled output.
+torch::Tensor group_means(const torch::Tensor& x, int64_t g) {
+  const int64_t n = x.size(2);
+  std::vector<torch::Tensor> means;
+  for (int64_t i = 0; i * g < n; ++i) means.push_back(x.narrow(2, i * g, std::min(g, n - i * g)).to(torch::kFloat).mean(2));
+  return torch::stack(means, 2);
+}
+
+// The tiny DiT with random weights, bf16 on the GPU, in eval mode.
+longshot::model::WanDiT tiny_gpu_model() {
+  longshot::model::WanDiT m(longshot::model::find_config("tiny"));
+  m->init_random(5);
+  m->eval();
+  m->to(torch::kCUDA, torch::kBFloat16);
+  return m;
+}
+
 torch::Tensor rope_reference(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, int64_t hd) {
   const auto s = x.sizes();
   auto p = x.reshape({s[0], s[1], s[2] / hd, hd / 2, 2});
@@ -99,10 +117,8 @@ TEST(FusedOps, RmsNormRopePoolsGroupMeans) {
       EXPECT_TRUE(torch::equal(out, plain)) << "C " << C << " group " << g;
       const int64_t ng = (N + g - 1) / g;
       ASSERT_EQ(pooled.sizes().vec(), (std::vector<int64_t>{B, H, ng, hd})) << "group " << g;
-      const auto heads = plain.to(torch::kFloat).view({B, N, H, hd}).permute({0, 2, 1, 3});  // [B, H, N, hd]
-      std::vector<torch::Tensor> means;
-      for (int64_t i = 0; i < ng; ++i) means.push_back(heads.narrow(2, i * g, std::min(g, N - i * g)).mean(2));
-      EXPECT_LT(rel_l2(pooled, torch::stack(means, 2)), 1e-5) << "C " << C << " group " << g;
+      const auto heads = plain.view({B, N, H, hd}).permute({0, 2, 1, 3});  // [B, H, N, hd]
+      EXPECT_LT(rel_l2(pooled, group_means(heads, g)), 1e-5) << "C " << C << " group " << g;
     }
     torch::Tensor no_rope_pooled;
     const auto no_rope = fused::rmsnorm_rope(y, w, {}, {}, 1e-6, hd, 16, &no_rope_pooled);
@@ -151,13 +167,8 @@ TEST(FusedOps, ModelHandsDynamicModesTheirPooledMeans) {
       if (r.q_pooled.defined()) {
         ++handed;
         EXPECT_EQ(r.pool_group, inner->qk_pool_group(r.block_size));
-        for (const bool keys : {false, true}) {
-          const auto& x = keys ? r.k : r.q;
-          const int64_t g = r.pool_group, n = x.size(2);
-          std::vector<torch::Tensor> means;
-          for (int64_t i = 0; i * g < n; ++i) means.push_back(x.narrow(2, i * g, std::min(g, n - i * g)).to(torch::kFloat).mean(2));
-          worst = std::max(worst, rel_l2(keys ? r.k_pooled : r.q_pooled, torch::stack(means, 2)));
-        }
+        for (const bool keys : {false, true})
+          worst = std::max(worst, rel_l2(keys ? r.k_pooled : r.q_pooled, group_means(keys ? r.k : r.q, r.pool_group)));
       }
       const auto mask = inner->build(r);  // the policy runs on what it was handed
       EXPECT_TRUE(mask && mask->num_q_blocks == (r.grid.size() + r.block_size - 1) / r.block_size);
@@ -165,10 +176,7 @@ TEST(FusedOps, ModelHandsDynamicModesTheirPooledMeans) {
       return std::make_shared<const la::BlockMask>(la::BlockMask::full(r.grid.size(), r.block_size, 1, ordering()));
     }
   };
-  longshot::model::WanDiT m(longshot::model::find_config("tiny"));
-  m->init_random(5);
-  m->eval();
-  m->to(torch::kCUDA, torch::kBFloat16);
+  auto m = tiny_gpu_model();
   torch::manual_seed(8);
   const auto x = torch::randn({1, 3, 4, 16, 16}, torch::kCUDA), t = torch::full({1}, 600.0, torch::kCUDA);
   const auto text = torch::randn({1, 5, 32}, torch::kCUDA);
@@ -190,10 +198,7 @@ TEST(FusedOps, ModelHandsDynamicModesTheirPooledMeans) {
 // The whole model: fused (no autograd) vs the LibTorch chains (autograd on disables fusion).
 TEST(FusedOps, ModelForwardMatchesUnfused) {
   SKIP_WITHOUT_FUSED();
-  longshot::model::WanDiT m(longshot::model::find_config("tiny"));
-  m->init_random(5);
-  m->eval();
-  m->to(torch::kCUDA, torch::kBFloat16);
+  auto m = tiny_gpu_model();
   torch::manual_seed(6);
   const auto x = torch::randn({2, 3, 4, 8, 8}, torch::kCUDA), t = torch::full({2}, 600.0, torch::kCUDA);
   const auto text = torch::randn({2, 5, 32}, torch::kCUDA);

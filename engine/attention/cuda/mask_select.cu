@@ -165,17 +165,19 @@ __device__ __forceinline__ int warp_exclusive_scan(int v) {
   return inc - v;
 }
 
+// Warps (rows) per CTA of the warp-per-row kernels (topk_cols, keep_counts).
+constexpr int kRowWarps = 4;
+
 // One warp per row (a row's selection needs no CTA barrier: counts are one __reduce_add_sync),
 // lane l owning the contiguous columns [l·per, l·per + per), per = ceil(nb / 32) <= P.
-constexpr int kTopkWarps = 4;
 
 template <int P>
-__global__ void __launch_bounds__(kTopkWarps * 32) topk_cols_kernel(const float* __restrict__ scores,
+__global__ void __launch_bounds__(kRowWarps * 32) topk_cols_kernel(const float* __restrict__ scores,
                                                                    const uint8_t* __restrict__ cand, int64_t rows,
                                                                    int nb, int k, int32_t* __restrict__ cols,
                                                                    int32_t* __restrict__ row_offsets,
                                                                    int32_t* __restrict__ schedule) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kTopkWarps + threadIdx.x / 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowWarps + threadIdx.x / 32;
   if (row >= rows) return;  // the whole warp
   const int lane = threadIdx.x % 32;
   const int i = static_cast<int>(row % nb);
@@ -255,10 +257,10 @@ __global__ void __launch_bounds__(kThreads) keep_cols_kernel(const uint8_t* __re
 }
 
 // ---- keep_counts: one warp per row, the kept count (with the forced diagonal) of a keep bitmap.
-__global__ void __launch_bounds__(kTopkWarps * 32) keep_counts_kernel(const uint8_t* __restrict__ keep, int64_t rows,
+__global__ void __launch_bounds__(kRowWarps * 32) keep_counts_kernel(const uint8_t* __restrict__ keep, int64_t rows,
                                                                      int nb, bool diagonal,
                                                                      int32_t* __restrict__ counts) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kTopkWarps + threadIdx.x / 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowWarps + threadIdx.x / 32;
   if (row >= rows) return;  // the whole warp
   const int lane = threadIdx.x % 32;
   const int i = diagonal ? static_cast<int>(row % nb) : -1;
@@ -282,8 +284,8 @@ void keep_cols(const uint8_t* keep, const int32_t* row_offsets, int rows, int nb
 void keep_counts(const uint8_t* keep, int64_t rows, int nb, bool diagonal, int32_t* counts, cudaStream_t stream) {
   if (nb <= 0) throw CudaError("keep_counts: " + std::to_string(nb) + " blocks per row");
   if (rows <= 0) return;
-  const auto ctas = static_cast<unsigned>((rows + kTopkWarps - 1) / kTopkWarps);
-  keep_counts_kernel<<<ctas, kTopkWarps * 32, 0, stream>>>(keep, rows, nb, diagonal, counts);
+  const auto ctas = static_cast<unsigned>((rows + kRowWarps - 1) / kRowWarps);
+  keep_counts_kernel<<<ctas, kRowWarps * 32, 0, stream>>>(keep, rows, nb, diagonal, counts);
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -312,9 +314,9 @@ void topk_cols(const float* scores, int rows, int nb, int k, int32_t* cols, cuda
     throw CudaError("topk_cols: " + std::to_string(nb) + " blocks per row (1.." + std::to_string(kCumulativeKeepMaxBlocks) + " supported)");
   if (k < 1 || k > nb) throw CudaError("topk_cols: k " + std::to_string(k) + " not in 1.." + std::to_string(nb));
   if (rows <= 0) return;
-  const unsigned ctas = static_cast<unsigned>((rows + kTopkWarps - 1) / kTopkWarps);
+  const unsigned ctas = static_cast<unsigned>((rows + kRowWarps - 1) / kRowWarps);
   const auto launch = [&](auto per_lane) {
-    topk_cols_kernel<decltype(per_lane)::value><<<ctas, kTopkWarps * 32, 0, stream>>>(scores, cand, rows, nb, k, cols,
+    topk_cols_kernel<decltype(per_lane)::value><<<ctas, kRowWarps * 32, 0, stream>>>(scores, cand, rows, nb, k, cols,
                                                                                       row_offsets, schedule);
   };
   if (nb <= 32 * 8) launch(std::integral_constant<int, 8>{});

@@ -8,11 +8,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <numeric>
-#include <algorithm>
 #include <string>
 
 #include <cuda_runtime_api.h>

@@ -130,8 +130,6 @@ __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* _
     }
   }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-  const int lanes = min(32, static_cast<int>(blockDim.x) - warp * 32);  // a partial last warp reduces over its own lanes
-  const unsigned mask = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
   float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   float w = 1.f / static_cast<float>(g_end - g * group);  // 1 / |group|
   auto flush = [&] {
@@ -160,11 +158,7 @@ __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* _
       float ss = 0.f;
 #pragma unroll
       for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        const float other = __shfl_xor_sync(mask, ss, o);
-        if ((lane ^ o) < lanes) ss += other;
-      }
+      ss = ::longshot::attention::cuda::warp_reduce<false>(ss);
       if (lane == 0) part[bt & 1][r][warp] = ss;  // double-buffered: the last batch may still be reading the other
     }
     __syncthreads();

@@ -12,6 +12,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/common/error.h"
 #include "engine/data/world.h"
+#include "engine/model/mask_adapter.h"
 #include "engine/eval/metrics.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
@@ -35,7 +36,9 @@ one table (mean over seeds): block sparsity, step time, prompt adherence, tempor
   --dense-steps N     first steps run dense in sparse modes (default 0)
   --guidance G        classifier-free guidance (default: the model's; 1 = off)
   --shift S           flow-matching shift (default: the model's)
-  --param MODE:k=v    a parameter override for one mode (repeatable))";
+  --param MODE:k=v    a parameter override for one mode (repeatable)
+  --adapter A         mask-aware adapter of the sparse modes: auto (the model's own per mode, where it
+                      ships one; default), none, or an adapter .safetensors for every sparse mode)";
 
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;
@@ -92,6 +95,7 @@ int run_eval(const std::vector<std::string>& args) {
   std::string modes_arg = "all";
   std::vector<int> horizons = {1, 2, 4};
   int seeds = 2, steps = -1, frames = model::kBuiltinFrames, size = model::kBuiltinSize, block = 128, dense_steps = 0;
+  std::string adapter = "auto";
   std::optional<double> guidance, shift;  // unset: the model's defaults
   std::map<std::string, attention::ParamValues> overrides;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -111,6 +115,7 @@ int run_eval(const std::vector<std::string>& args) {
     else if (a == "--size") size = to_int(a, value());
     else if (a == "--block-size") block = to_int(a, value());
     else if (a == "--dense-steps") dense_steps = to_int(a, value());
+    else if (a == "--adapter") adapter = value();
     else if (a == "--guidance") guidance = parse_double(a, value());
     else if (a == "--shift") shift = parse_double(a, value());
     else if (a == "--param") {
@@ -169,13 +174,17 @@ int run_eval(const std::vector<std::string>& args) {
         request.attention.mode = mode;
         request.attention.params = overrides.count(mode) ? overrides[mode] : attention::ParamValues{};
         request.attention.dense_warmup_steps = mode == "dense" ? 0 : dense_steps;
+        request.attention.adapter = adapter;
         spdlog::info("eval: {} x{} seed {} — '{}'", mode, h, s, prompt);
         const RunResult r = generate(request, cache);
         if (mode == "dense") dense = r.video;
         Cell& c = cells[{mode, h}];
         c.sparsity += r.mean_sparsity;
         c.step_ms += r.step_ms;
-        c.adherence += eval::prompt_adherence(*r.video, prompt).accuracy;
+        const eval::Adherence a = eval::prompt_adherence(*r.video, prompt);
+        spdlog::info("eval: {} x{} seed {}: adherence {:.1f} % (presence {:.1f}, size {:.1f}, motion {:.1f})", mode, h, s,
+                     100 * a.accuracy, 100 * a.presence, 100 * a.size, 100 * a.motion);
+        c.adherence += a.accuracy;
         c.health += eval::temporal_health(*r.video, frames).score;
         c.psnr += eval::psnr(*r.video, *dense);
         c.ssim += eval::ssim(*r.video, *dense);
@@ -184,10 +193,18 @@ int run_eval(const std::vector<std::string>& args) {
     }
   }
 
-  std::printf("model %s, %dx%d, training length %d frames, %d seed(s), %d steps, guidance %g, shift %g, block %d, %s\n\n",
+  std::printf("model %s, %dx%d, training length %d frames, %d seed(s), %d steps, guidance %g, shift %g, block %d, %s\n",
               model_name.c_str(), size, size, frames, seeds, steps > 0 ? steps : config.default_steps,
               guidance.value_or(config.default_guidance), shift.value_or(config.default_shift), block,
               attention::backend_description().c_str());
+  // Which sparse modes ran with a mask adapter: their rows are the mode plus its adapter.
+  for (const std::string& mode : modes) {
+    const std::string path = adapter == "none" ? std::string()
+                             : adapter == "auto" ? model::shipped_adapter_path(config, mode)
+                                                 : (mode == "dense" ? std::string() : adapter);
+    if (!path.empty()) std::printf("%s runs with the mask adapter %s\n", mode.c_str(), path.c_str());
+  }
+  std::printf("\n");
   std::printf("| mode | horizon | frames | sparsity %% | step ms | adherence %% | temporal health | PSNR vs dense dB | SSIM vs dense |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (int h : horizons) {

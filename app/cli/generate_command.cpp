@@ -47,6 +47,8 @@ const char* kGenerateUsage =
     "  --mode M               attention mode (dense, radial, radial-dynamic, dfs, lvsa; default dense)\n"
     "  --param k=v            a mode parameter, repeatable (see 'longshot --help')\n"
     "  --dense-steps N        first N steps dense        --dense-layers F,L   first F and last L layers dense\n"
+    "  --adapter A            mask-aware adapter of the sparse layers: auto (the model's own for the mode,\n"
+    "                         if it ships one; default), none, or an adapter .safetensors\n"
     "  --block B              mask block size in tokens (default 128)\n"
     "  --device auto|cpu|cuda\n"
     "  --out FILE.mp4         MP4 (H.264 yuv420p; MPEG-4 if libav has no H.264 encoder)\n"
@@ -105,6 +107,7 @@ int run_generate(const std::vector<std::string>& args) {
     else if (flag == "--mode") req.attention.mode = value;
     else if (flag == "--param") attention::parse_param_assignment(value, req.attention.params);
     else if (flag == "--dense-steps") req.attention.dense_warmup_steps = int(parse_int("dense-steps", value));
+    else if (flag == "--adapter") req.attention.adapter = value;
     else if (flag == "--dense-layers") {
       const auto comma = value.find(',');
       if (comma == std::string::npos) throw ParameterError("dense-layers", "expected F,L (first and last layers), got '" + value + "'");

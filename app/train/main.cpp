@@ -22,6 +22,12 @@ Resumes from DIR when it holds a checkpoint.
   --lr X               peak AdamW learning rate (default 5e-4); --weight-decay X (0.01); --warmup N (200)
   --ema X              EMA decay (default 0.999)
   --cfg-drop X         share of empty captions (default 0.1)
+  --object-weight X    loss weight of pixels near an object, on top of 1 elsewhere (default 6; 0 = plain MSE)
+  --distill-mode M     train a mask adapter for attention mode M instead (DynamicRad's mask-aware
+                       LoRA): the frozen model is --teacher DIR's EMA checkpoint, the loss the
+                       object-weighted MSE between M + adapter and dense; --export writes the adapter
+  --distill-param k=v  a parameter of M (repeatable), e.g. keep_ratio=0.2
+  --block N            mask block size of M (default 128); --rank R adapter rank (default 32)
   --save-every N       checkpoint every N steps and at least once a minute (default 500)
   --preview-every N    sample previews with the EMA weights every N steps, 0 = never (default 1000)
   --preview-steps N    sampling steps of a preview (default 20)
@@ -75,6 +81,12 @@ int main(int argc, char** argv) {
       else if (a == "--warmup") o.warmup = static_cast<int>(number());
       else if (a == "--ema") o.ema_decay = number();
       else if (a == "--cfg-drop") o.cfg_drop = number();
+      else if (a == "--object-weight") o.object_weight = number();
+      else if (a == "--distill-mode") o.distill_mode = value();
+      else if (a == "--distill-param") o.distill_params.push_back(value());
+      else if (a == "--teacher") o.teacher_dir = value();
+      else if (a == "--block") o.block_size = static_cast<int64_t>(number());
+      else if (a == "--rank") o.rank = static_cast<int>(number());
       else if (a == "--save-every") o.save_every = static_cast<int>(number());
       else if (a == "--preview-every") o.preview_every = static_cast<int>(number());
       else if (a == "--preview-steps") o.preview_steps = static_cast<int>(number());
@@ -95,7 +107,11 @@ int main(int argc, char** argv) {
       longshot::train::export_weights(o.out_dir, o.config, export_only);
       return 0;
     }
-    longshot::train::run_training(o);
+    if (!o.distill_mode.empty()) {
+      longshot::train::run_distillation(o);
+    } else {
+      longshot::train::run_training(o);
+    }
     return 0;
   } catch (const longshot::Error& e) {
     std::cerr << "longshot-train: error: " << e.what() << "\n";

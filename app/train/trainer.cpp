@@ -22,7 +22,9 @@
 #include "engine/data/world.h"
 #include "engine/eval/metrics.h"
 #include "engine/io/safetensors.h"
+#include "engine/attention/mask_policy.h"
 #include "engine/model/builtin_model.h"
+#include "engine/model/mask_adapter.h"
 #include "engine/model/dit.h"
 #include "engine/sampler/flow_matching.h"
 
@@ -44,6 +46,7 @@ uint64_t mix(uint64_t a, uint64_t b) {
 struct Batch {
   torch::Tensor x0;   // [B, 3, T, S, S] in [−1, 1]
   torch::Tensor ids;  // [B, L] int64
+  torch::Tensor weight;  // [B, 1, T, S, S] loss weight per pixel: 1 + object_weight · footprint
 };
 
 // Sample i of the whole run is clip mix(seed, i): the data stream is the same after a resume.
@@ -51,6 +54,7 @@ Batch make_batch(int64_t first, const TrainOptions& o, const data::Tokenizer& to
   Batch b;
   b.x0 = torch::empty({o.batch, 3, o.frames, o.size, o.size});
   b.ids = torch::empty({o.batch, text_len}, torch::kInt64);
+  b.weight = torch::empty({o.batch, 1, o.frames, o.size, o.size});
   // Plain threads, clip i on thread i mod n: at::parallel_for ran serially on this (non-main)
   // thread with the GPU LibTorch's OpenMP backend, which starved the GPU (72% data wait).
   auto render = [&](int64_t begin, int64_t stride) {
@@ -58,6 +62,9 @@ Batch make_batch(int64_t first, const TrainOptions& o, const data::Tokenizer& to
       const uint64_t seed = mix(o.seed, static_cast<uint64_t>(first + i));
       const data::Clip clip = data::generate_clip(seed, o.frames, o.size, o.size);
       b.x0[i].copy_(data::video_to_tensor(clip.video));
+      b.weight[i][0].copy_(data::object_footprint(clip.spec, clip.trajectory, o.size, o.size, o.object_margin)
+                               .mul_(o.object_weight)
+                               .add_(1.0));
       const bool drop = static_cast<double>(mix(seed, 7) % 10000) < o.cfg_drop * 10000.0;
       const auto ids = tok.encode(drop ? std::string() : clip.caption, text_len);
       std::copy(ids.begin(), ids.end(), b.ids[i].data_ptr<int64_t>());
@@ -296,7 +303,11 @@ void validate(const TrainOptions& o) {
   if (!(o.lr > 0.0)) throw ParameterError("lr", "must be positive");
   if (o.ema_decay < 0.0 || o.ema_decay >= 1.0) throw ParameterError("ema", "must be in [0, 1)");
   if (o.cfg_drop < 0.0 || o.cfg_drop > 1.0) throw ParameterError("cfg-drop", "must be in [0, 1]");
+  if (!(o.object_weight >= 0.0) || !(o.object_margin >= 0.0)) {
+    throw ParameterError("object-weight", "the object weight and margin must be >= 0");
+  }
   if (o.steps < 0) throw ParameterError("steps", "must be >= 0");
+  if (o.block_size < 16 || o.block_size > 1024) throw ParameterError("block", "must be in [16, 1024]");
 }
 
 }  // namespace
@@ -392,7 +403,7 @@ int64_t run_training(const TrainOptions& o) {
   };
 
   Prefetcher prefetch(o, step * o.batch, tcfg.length);
-  double loss_sum = 0.0;
+  double loss_sum = 0.0, mse_sum = 0.0;  // mse: unweighted, comparable across object weights
   int loss_n = 0;
   double window_start = 0.0;
   bool checked_gradients = false;
@@ -411,7 +422,10 @@ int64_t run_training(const TrainOptions& o) {
     const auto target = noise - x0;
     model::AttentionControl control = training_attention();
     const auto pred = dit->forward(xt, sigma * 1000.0, text->forward(ids), &control);
-    const auto loss = torch::mse_loss(pred, target);
+    // Weighted MSE, normalised by the weights' mean: equal to the plain MSE when object_weight = 0.
+    const auto weight = batch.weight.to(device, /*non_blocking=*/true);
+    const auto sq = (pred - target).pow(2);
+    const auto loss = (sq * weight).mean() / weight.mean();
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
     loss.backward();
     if (!checked_gradients) {
@@ -443,6 +457,7 @@ int64_t run_training(const TrainOptions& o) {
       for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
     }
     loss_sum += loss.item<double>();
+    mse_sum += sq.detach().mean().item<double>();
     ++loss_n;
     if (step % o.log_every == 0) {
       const double mean = loss_sum / loss_n;
@@ -450,12 +465,13 @@ int64_t run_training(const TrainOptions& o) {
       const double window = elapsed() - window_start;
       window_start = elapsed();
       // Where the time goes: waiting for data means the renderer (CPU threads) is the bottleneck.
-      spdlog::info("step {} loss {:.5f} lr {:.2e} {:.1f} s ({:.1f} steps/s, data wait {:.0f}%, render {:.0f} ms/batch)",
-                   step, mean, lr, elapsed(), loss_n / std::max(window, 1e-9), 100.0 * wait / std::max(window, 1e-9),
+      spdlog::info("step {} loss {:.5f} mse {:.5f} lr {:.2e} {:.1f} s ({:.1f} steps/s, data wait {:.0f}%, render {:.0f} ms/batch)",
+                   step, mean, mse_sum / loss_n, lr, elapsed(), loss_n / std::max(window, 1e-9), 100.0 * wait / std::max(window, 1e-9),
                    1000.0 * render / std::max(1, loss_n));
-      log << "step " << step << " loss " << mean << " lr " << lr << " time " << elapsed() << "\n";
+      log << "step " << step << " loss " << mean << " mse " << mse_sum / loss_n << " lr " << lr << " time " << elapsed()
+          << "\n";
       log.flush();
-      loss_sum = 0.0;
+      loss_sum = mse_sum = 0.0;
       loss_n = 0;
     }
     const bool time_save = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() > 60.0;
@@ -471,6 +487,232 @@ int64_t run_training(const TrainOptions& o) {
   log.flush();
   if (o.preview_every > 0) preview();
   if (!o.export_path.empty()) export_weights(o.out_dir, cfg.name, o.export_path);
+  return step;
+}
+
+// [distill] -------------------------------------------------------------------------------------
+
+namespace {
+
+const char* kAdapterState = "adapter_state.safetensors";
+
+// One file: the adapter's factors ("p.*"), their EMA ("e.*") and AdamW moments ("m.*", "v.*").
+void save_adapter_state(const std::string& path, const model::MaskAdapter& ad, const std::vector<torch::Tensor>& ema,
+                        const std::vector<torch::Tensor>& m, const std::vector<torch::Tensor>& v, int64_t step) {
+  std::map<std::string, torch::Tensor> tensors;
+  const auto params = ad.tensors();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string k = std::to_string(i);
+    tensors["p." + k] = params[i].detach().to(torch::kCPU, torch::kFloat);
+    tensors["e." + k] = ema[i].to(torch::kCPU, torch::kFloat);
+    tensors["m." + k] = m[i].to(torch::kCPU, torch::kFloat);
+    tensors["v." + k] = v[i].to(torch::kCPU, torch::kFloat);
+  }
+  io::write_safetensors(path, tensors,
+                        {{"step", std::to_string(step)}, {"mode", ad.mode}, {"params", ad.params},
+                         {"rank", std::to_string(ad.rank)}, {"block_size", std::to_string(ad.block_size)}});
+}
+
+int64_t load_adapter_state(const std::string& path, model::MaskAdapter& ad, std::vector<torch::Tensor>& ema,
+                           std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v) {
+  if (!fs::exists(path)) return -1;
+  io::SafetensorsFile file(path);
+  const auto& meta = file.metadata();
+  for (const auto& [key, want] : std::map<std::string, std::string>{{"mode", ad.mode}, {"params", ad.params},
+                                                                    {"rank", std::to_string(ad.rank)},
+                                                                    {"block_size", std::to_string(ad.block_size)}}) {
+    const auto it = meta.find(key);
+    if (it == meta.end() || it->second != want) {
+      throw ParameterError("distill", "'" + path + "' holds an adapter with " + key + " '" +
+                                          (it == meta.end() ? std::string("?") : it->second) + "', this run asks for '" +
+                                          want + "' (use another --out or --no-resume)");
+    }
+  }
+  torch::NoGradGuard no_grad;
+  auto params = ad.tensors();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string k = std::to_string(i);
+    params[i].copy_(file.load("p." + k, torch::kFloat));
+    ema[i].copy_(file.load("e." + k, torch::kFloat));
+    m[i].copy_(file.load("m." + k, torch::kFloat));
+    v[i].copy_(file.load("v." + k, torch::kFloat));
+  }
+  return std::stoll(meta.at("step"));
+}
+
+}  // namespace
+
+int64_t run_distillation(const TrainOptions& o) {
+  validate(o);
+  if (o.distill_mode.empty() || o.distill_mode == "dense") {
+    throw ParameterError("distill-mode", "name a sparse attention mode (radial, radial-dynamic, dfs, lvsa)");
+  }
+  if (o.teacher_dir.empty()) throw ParameterError("teacher", "a checkpoint folder (its EMA weights) is required");
+  model::register_builtin_model();
+  const model::DiTConfig cfg = model::find_config(o.config);
+  const model::TextNetConfig tcfg = model::builtin_text_config();
+  attention::ParamValues values;
+  std::string params_text;
+  for (const auto& kv : o.distill_params) {
+    attention::parse_param_assignment(kv, values);  // ParameterError naming a malformed k=v
+    params_text += (params_text.empty() ? "" : ",") + kv;
+  }
+  auto policy = attention::create_policy(o.distill_mode, values);  // ParameterError: unknown mode / bad value
+  fs::create_directories(o.out_dir);
+  const torch::Device device = pick_device(o.device);
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  if (device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
+
+  // The frozen model: the teacher checkpoint's EMA weights.
+  model::WanDiT dit(cfg);
+  model::TextNet text(tcfg);
+  {
+    const std::string path = o.teacher_dir + "/" + kFiles[1];
+    if (!fs::exists(path)) throw IoError("teacher checkpoint '" + path + "' not found");
+    io::SafetensorsFile file(path);
+    torch::NoGradGuard no_grad;
+    for (auto& p : all_parameters(*dit, *text)) {
+      const auto& info = file.info(p.name);  // IoError naming the tensor
+      if (info.shape != p.param.sizes().vec()) {
+        throw ShapeError("teacher '" + path + "': tensor '" + p.name + "' has shape " + c10::str(c10::IntArrayRef(info.shape)) +
+                         ", config '" + cfg.name + "' needs " + c10::str(p.param.sizes()));
+      }
+      p.param.copy_(file.load(p.name, torch::kFloat));
+    }
+  }
+  for (auto& p : all_parameters(*dit, *text)) p.param.set_requires_grad(false);
+  dit->to(device);
+  text->to(device);
+  dit->eval();
+  text->eval();
+
+  auto adapter = std::make_shared<model::MaskAdapter>(model::MaskAdapter::fresh(cfg, o.rank, o.seed));
+  adapter->mode = o.distill_mode;
+  adapter->params = params_text;
+  adapter->block_size = o.block_size;
+  adapter->to(device, torch::kFloat);
+  std::vector<Named> params;
+  {
+    const auto ts = adapter->tensors();
+    for (size_t i = 0; i < ts.size(); ++i) {
+      ts[i].set_requires_grad(true);
+      params.push_back({"adapter." + std::to_string(i), ts[i]});
+    }
+  }
+  std::vector<torch::Tensor> ema, m, v;
+  for (auto& p : params) {
+    ema.push_back(p.param.detach().clone());
+    m.push_back(torch::zeros_like(p.param));
+    v.push_back(torch::zeros_like(p.param));
+  }
+  const std::string state_path = o.out_dir + "/" + kAdapterState;
+  int64_t step = 0;
+  if (o.resume) {
+    const int64_t s = load_adapter_state(state_path, *adapter, ema, m, v);
+    if (s >= 0) {
+      step = s;
+      spdlog::info("resumed the adapter from '{}' at step {}", state_path, step);
+    }
+  }
+  dit->adapter = adapter;
+  spdlog::info("distilling a rank-{} mask adapter for {} ({}) block {} from '{}' on {}, batch {}", o.rank, o.distill_mode,
+               params_text.empty() ? "defaults" : params_text, o.block_size, o.teacher_dir, device.str(), o.batch);
+
+  std::ofstream log(o.out_dir + "/train.log", std::ios::app);
+  if (!log) throw IoError("cannot write '" + o.out_dir + "/train.log'");
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto save = [&] { save_adapter_state(state_path, *adapter, ema, m, v, step); };
+  Prefetcher prefetch(o, step * o.batch, tcfg.length);
+  double loss_sum = 0.0, bare_loss = 0.0;
+  int loss_n = 0;
+  auto last_save = std::chrono::steady_clock::now();
+  while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s)) {
+    Batch batch = prefetch.pop();
+    const auto x0 = batch.x0.to(device, true);
+    const auto ids = batch.ids.to(device);
+    const auto weight = batch.weight.to(device, true);
+    const int64_t B = x0.size(0);
+    auto u = torch::rand({B}, torch::TensorOptions().device(device));
+    auto sigma = o.shift * u / (1.0 + (o.shift - 1.0) * u);
+    const auto s = sigma.view({B, 1, 1, 1, 1});
+    const auto xt = (1.0 - s) * x0 + s * torch::randn_like(x0);
+    const bool log_step = (step + 1) % o.log_every == 0;
+    torch::Tensor ctx, dense;
+    {
+      torch::NoGradGuard no_grad;
+      ctx = text->forward(ids);
+      model::AttentionControl teacher = training_attention();
+      dense = dit->forward(xt, sigma * 1000.0, ctx, &teacher);
+      if (log_step) {
+        // The mask without the adapter on the same batch: where the sparse mode starts from.
+        model::AttentionControl bare = training_attention();
+        bare.torch_dense = false;
+        bare.policy = policy.get();
+        bare.block_size = o.block_size;
+        bare.differentiable_masks = true;
+        const auto plain = dit->forward(xt, sigma * 1000.0, ctx, &bare);
+        bare_loss = (((plain - dense).pow(2) * weight).mean() / weight.mean()).item<double>();
+      }
+    }
+    model::AttentionControl student = training_attention();
+    student.torch_dense = false;
+    student.policy = policy.get();
+    student.block_size = o.block_size;
+    student.differentiable_masks = true;
+    student.use_adapter = true;
+    const auto pred = dit->forward(xt, sigma * 1000.0, ctx, &student);
+    const auto loss = ((pred - dense).pow(2) * weight).mean() / weight.mean();
+    for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
+    loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : params) grads.push_back(p.param);
+    torch::nn::utils::clip_grad_norm_(grads, 1.0);
+    ++step;
+    const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps),
+                                     o.time_limit_s > 0.0 && !o.lr_by_steps ? elapsed() / o.time_limit_s : 0.0);
+    const double warm = std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
+    const double decay = progress < 0.75 ? 1.0 : std::max(0.1, 1.0 - 0.9 * (progress - 0.75) / 0.25);
+    adamw_step(params, m, v, step, o.lr * warm * decay, 0.0);
+    {
+      torch::NoGradGuard no_grad;
+      const double d = std::min(o.ema_decay, (1.0 + step) / (10.0 + step));
+      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
+    }
+    loss_sum += loss.item<double>();
+    ++loss_n;
+    if (log_step) {
+      spdlog::info("step {} adapter loss {:.6f} (this batch without the adapter {:.6f}) lr {:.2e} {:.1f} s", step,
+                   loss_sum / loss_n, bare_loss, o.lr * warm * decay, elapsed());
+      log << "distill " << step << " loss " << loss_sum / loss_n << " bare " << bare_loss << " time " << elapsed() << "\n";
+      log.flush();
+      loss_sum = 0.0;
+      loss_n = 0;
+    }
+    if ((o.save_every > 0 && step % o.save_every == 0) ||
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() > 60.0) {
+      save();
+      last_save = std::chrono::steady_clock::now();
+    }
+  }
+  save();
+  spdlog::info("stopped at step {} after {:.1f} s; adapter state in '{}'", step, elapsed(), state_path);
+  if (!o.export_path.empty()) {
+    model::MaskAdapter out = *adapter;
+    out.a.clear();
+    out.b.clear();
+    for (size_t l = 0; l < adapter->a.size(); ++l) {
+      std::array<torch::Tensor, 4> a, b;
+      for (size_t p = 0; p < 4; ++p) {
+        a[p] = ema[(l * 4 + p) * 2];
+        b[p] = ema[(l * 4 + p) * 2 + 1];
+      }
+      out.a.push_back(a);
+      out.b.push_back(b);
+    }
+    model::save_adapter(out, o.export_path);
+    spdlog::info("exported the EMA adapter of step {} → '{}'", step, o.export_path);
+  }
   return step;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace longshot::train {
 
@@ -23,6 +24,10 @@ struct TrainOptions {
   double ema_decay = 0.999;
   double cfg_drop = 0.1;            // share of captions replaced by "" (classifier-free guidance)
   double shift = 3.0;               // timestep shift of the training σ distribution
+  // Loss weight of pixels near an object (data::object_footprint, margin in pixels) against 1 for
+  // the rest: objects cover a few % of a frame, so an unweighted MSE is mostly background.
+  double object_weight = 6.0;
+  double object_margin = 1.5;
   int save_every = 500;
   int preview_every = 1000;
   int preview_steps = 20;
@@ -32,11 +37,25 @@ struct TrainOptions {
   std::string device = "auto";      // auto | cpu | cuda
   std::string export_path;          // fp16 weights (+ "-text") of the EMA model when done
   int threads = 0;                  // CPU threads for data generation (0 = LibTorch's default)
+  // Mask-adapter distillation (run_distillation): the frozen model is the EMA of `teacher_dir`'s
+  // checkpoint; the adapter learns to make `distill_mode` (with `distill_params`, "k=v" each, and
+  // `block_size`) follow that model's dense output.
+  std::string distill_mode;
+  std::vector<std::string> distill_params;
+  std::string teacher_dir;
+  int64_t block_size = 128;
+  int rank = 32;
 };
 
 // Runs training; returns the number of optimizer steps done in total. Throws ParameterError for
 // bad options and IoError for unwritable output or a broken checkpoint.
 int64_t run_training(const TrainOptions& options);
+
+// Trains a mask adapter (model/mask_adapter.h) by distillation: loss = object-weighted MSE between
+// the model's velocity under `distill_mode` with the adapter and its dense velocity, at the training
+// noise levels of on-the-fly clips. Checkpoint `adapter_state.safetensors` in out_dir (resumes);
+// `export_path` gets the EMA adapter in fp16. Returns the step count.
+int64_t run_distillation(const TrainOptions& options);
 
 // Writes the EMA weights of the checkpoint in `out_dir` as fp16 safetensors: `path` (DiT) and
 // its "-text" sibling (text encoder).

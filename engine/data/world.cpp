@@ -408,6 +408,35 @@ Clip generate_clip(uint64_t seed, int frames, int width, int height, const World
   return clip;
 }
 
+torch::Tensor object_footprint(const ClipSpec& spec, const std::vector<std::vector<ObjectState>>& trajectory, int width,
+                               int height, double margin) {
+  if (width <= 0 || height <= 0) throw ParameterError("size", "footprint needs a positive width and height");
+  const int frames = static_cast<int>(trajectory.size());
+  auto out = torch::zeros({frames, height, width}, torch::kFloat32);
+  float* px = out.data_ptr<float>();
+  for (int t = 0; t < frames; ++t) {
+    if (trajectory[t].size() != spec.objects.size()) {
+      throw ShapeError("footprint: frame " + std::to_string(t) + " has " + std::to_string(trajectory[t].size()) +
+                       " object states, the clip has " + std::to_string(spec.objects.size()) + " objects");
+    }
+    for (const ObjectState& s : trajectory[t]) {
+      const double r = s.radius * 1.2 + margin;  // 1.2: the diamond's reach (see inside())
+      const int y0 = std::max(0, static_cast<int>(std::floor(s.y - r)));
+      const int y1 = std::min(height - 1, static_cast<int>(std::ceil(s.y + r)));
+      // A panning scene wraps objects around horizontally: mark the copy on the other side too.
+      for (int w = spec.pan == Pan::None ? 0 : -1; w <= (spec.pan == Pan::None ? 0 : 1); ++w) {
+        const double cx = s.x + w * width;
+        const int x0 = std::max(0, static_cast<int>(std::floor(cx - r)));
+        const int x1 = std::min(width - 1, static_cast<int>(std::ceil(cx + r)));
+        for (int y = y0; y <= y1; ++y) {
+          for (int x = x0; x <= x1; ++x) px[(static_cast<size_t>(t) * height + y) * width + x] = 1.0f;
+        }
+      }
+    }
+  }
+  return out;
+}
+
 torch::Tensor video_to_tensor(const Video& video) {
   if (video.rgb.size() != static_cast<size_t>(video.frames) * video.frame_bytes() || video.frames <= 0) {
     throw ShapeError("video: rgb buffer holds " + std::to_string(video.rgb.size()) + " bytes, expected frames*height*width*3");

@@ -118,6 +118,13 @@ struct Clip {
 };
 Clip generate_clip(uint64_t seed, int frames, int width, int height, const WorldOptions& options = {});
 
+// Where the clip's objects are, for a loss that weights them: [frames, height, width] float, 1 on
+// pixels within `margin` pixels of an object's box (its half-extent around the ground-truth centre,
+// horizontal copies of a panning scene included), 0 elsewhere. `trajectory` is simulate()'s output
+// for this size. Throws ShapeError when it does not match the frame count or the spec's objects.
+torch::Tensor object_footprint(const ClipSpec& spec, const std::vector<std::vector<ObjectState>>& trajectory, int width,
+                               int height, double margin);
+
 // Video ↔ the model's pixel space: float [3, T, H, W] in [-1, 1].
 torch::Tensor video_to_tensor(const Video& video);
 Video tensor_to_video(const torch::Tensor& pixels, double fps = 16.0);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -153,6 +154,39 @@ torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, co
     outs.push_back(torch::matmul(torch::softmax(torch::matmul(qs, kt) * scale, -1), vf));
   }
   return torch::cat(outs, 2).to(q.scalar_type());
+}
+
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const attention::BlockMask& mask) {
+  const int64_t N = q.size(2);
+  if (mask.seq_len != N || k.size(2) != N || (mask.num_heads != 1 && mask.num_heads != q.size(1))) {
+    throw ShapeError("masked attention: mask over " + std::to_string(mask.seq_len) + " tokens and " +
+                     std::to_string(mask.num_heads) + " heads, q/k " + c10::str(q.sizes()) + " / " + c10::str(k.sizes()));
+  }
+  // Block keep matrix [Hm, QB, KB] → token mask [1, Hm, N, N] (ragged last block cut off).
+  const auto keep = mask.to_dense();
+  auto blocks = torch::from_blob(const_cast<uint8_t*>(keep.data()), {mask.num_heads, mask.num_q_blocks, mask.num_k_blocks},
+                                 torch::kUInt8)
+                    .to(q.device())
+                    .to(torch::kBool);
+  const int64_t bs = mask.block_size;
+  auto tokens = blocks.repeat_interleave(bs, 1).repeat_interleave(bs, 2).narrow(1, 0, N).narrow(2, 0, N).unsqueeze(0);
+#if TORCH_VERSION_MAJOR >= 2
+  if (q.is_cuda()) {
+    // Same precision rule as plain_attention: fp32 (training) runs in bf16; memory-efficient SDPA
+    // takes the mask and is differentiable.
+    if (q.scalar_type() == torch::kFloat) {
+      return at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16),
+                                              tokens)
+          .to(torch::kFloat);
+    }
+    return at::scaled_dot_product_attention(q, k, v, tokens);
+  }
+#endif
+  const double scale = 1.0 / std::sqrt(double(q.size(-1)));
+  auto scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1)) * scale;
+  scores = scores.masked_fill(tokens.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), v.to(torch::kFloat)).to(q.scalar_type());
 }
 
 double AttentionStats::mean_sparsity() const {
@@ -310,23 +344,29 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
   // A dynamic mode scores Q/K group means: the fused kernel takes them while it writes Q/K.
   const int64_t pool_group =
       fuse && !dense_layer && control->policy->needs_qk() ? control->policy->qk_pool_group(control->block_size) : 0;
+  // The mask adapter adds its low-rank deltas to the projections of sparse layers only.
+  const MaskAdapter* ad = control && control->use_adapter && !dense_layer ? adapter.get() : nullptr;
+  auto proj = [&](const torch::nn::Linear& l, MaskAdapter::Proj p, const torch::Tensor& in) {
+    auto y = linear(l, in);
+    return ad ? y + ad->delta(layer, p, in.to(y.scalar_type())) : y;
+  };
   torch::Tensor q, k, v, q_pooled, k_pooled;
   if (fuse) {
     // RMSNorm + RoPE in one kernel each; [B, H, N, D] stay views of [B, N, H, D] memory (the
     // attention kernels and SDPA read strided rows).
-    q = fused::rmsnorm_rope(linear(a.q, x), a.norm_q->weight, cos, sin, a.norm_q->eps(), D, pool_group,
+    q = fused::rmsnorm_rope(proj(a.q, MaskAdapter::Q, x), a.norm_q->weight, cos, sin, a.norm_q->eps(), D, pool_group,
                             pool_group > 0 ? &q_pooled : nullptr)
             .view({B, N, H, D});
-    k = fused::rmsnorm_rope(linear(a.k, x), a.norm_k->weight, cos, sin, a.norm_k->eps(), D, pool_group,
+    k = fused::rmsnorm_rope(proj(a.k, MaskAdapter::K, x), a.norm_k->weight, cos, sin, a.norm_k->eps(), D, pool_group,
                             pool_group > 0 ? &k_pooled : nullptr)
             .view({B, N, H, D});
     q = q.permute({0, 2, 1, 3});
     k = k.permute({0, 2, 1, 3});
-    v = linear(a.v, x).view({B, N, H, D}).permute({0, 2, 1, 3});
+    v = proj(a.v, MaskAdapter::V, x).view({B, N, H, D}).permute({0, 2, 1, 3});
   } else {
-    q = apply_rope(a.norm_q->forward(linear(a.q, x)).view({B, N, H, D}), cos, sin);
-    k = apply_rope(a.norm_k->forward(linear(a.k, x)).view({B, N, H, D}), cos, sin);
-    v = linear(a.v, x).view({B, N, H, D});
+    q = apply_rope(a.norm_q->forward(proj(a.q, MaskAdapter::Q, x)).view({B, N, H, D}), cos, sin);
+    k = apply_rope(a.norm_k->forward(proj(a.k, MaskAdapter::K, x)).view({B, N, H, D}), cos, sin);
+    v = proj(a.v, MaskAdapter::V, x).view({B, N, H, D});
     q = q.to(vdtype).permute({0, 2, 1, 3}).contiguous();
     k = k.to(vdtype).permute({0, 2, 1, 3}).contiguous();
     v = v.permute({0, 2, 1, 3}).contiguous();
@@ -357,8 +397,9 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     req.num_layers = int(c.num_layers);
     req.device = q.device();
     if (control->policy->needs_qk()) {
-      req.q = q;
-      req.k = k;
+      // Mask selection is not differentiated (training a mask adapter scores detached Q/K).
+      req.q = q.detach();
+      req.k = k.detach();
       req.q_pooled = q_pooled;
       req.k_pooled = k_pooled;
       req.pool_group = pool_group;
@@ -371,8 +412,13 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     }
     // A full mask (the dense mode) on a GPU with backend Auto also takes the fastest dense path;
     // Backend::Cuda forces our kernel (the benchmark's "dense" row).
-    out = mask->is_full() && q.is_cuda() && backend == attention::Backend::Auto ? plain_attention(q, k, v)
-                                                                     : attention::sparse_attention(q, k, v, *mask, backend);
+    if (control->differentiable_masks) {
+      out = masked_attention(q, k, v, *mask);
+    } else {
+      out = mask->is_full() && q.is_cuda() && backend == attention::Backend::Auto
+                ? plain_attention(q, k, v)
+                : attention::sparse_attention(q, k, v, *mask, backend);
+    }
     if (control->keep_masks) control->stats.layer_masks[size_t(layer)] = mask;
     auto& sp = control->stats.sparsity;
     for (int64_t h = 0; h < H; ++h)
@@ -409,7 +455,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
       st.inspected_probs = probs.to(torch::kCPU).contiguous();
     }
   }
-  return linear(a.o, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
+  return proj(a.o, MaskAdapter::O, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
 }
 
 torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context,

@@ -18,6 +18,7 @@
 #include "engine/attention/attention.h"
 #include "engine/attention/mask_policy.h"
 #include "engine/model/dit_config.h"
+#include "engine/model/mask_adapter.h"
 
 namespace longshot::model {
 
@@ -66,6 +67,11 @@ struct AttentionControl {
   bool want_heatmap = false;
   int64_t recall_queries = 256;  // queries sampled for the recall estimate
   bool keep_masks = false;       // stats.layer_masks gets every layer's mask
+  // The model's mask adapter (WanDiTImpl::adapter) in layers that run under a sparse mask.
+  bool use_adapter = false;
+  // Sparse layers through torch ops with the mask as a token-level attention mask: differentiable
+  // (training a mask adapter), slow; otherwise the attention core's block-sparse path.
+  bool differentiable_masks = false;
   AttentionStats stats;          // filled by forward()
 };
 
@@ -137,6 +143,9 @@ class WanDiTImpl : public torch::nn::Module {
   torch::nn::Sequential text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   WanHead head{nullptr};
+  // Mask-aware adapter on the self-attention projections, used where AttentionControl::use_adapter
+  // is set and the layer is sparse (mask_adapter.h). Not a registered parameter.
+  std::shared_ptr<const MaskAdapter> adapter;
 
  private:
   torch::Tensor self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
@@ -159,5 +168,9 @@ torch::Tensor sinusoidal_embedding(const torch::Tensor& timesteps, int64_t dim);
 std::array<int64_t, 3> rope_split(int64_t head_dim);
 // Plain softmax attention for unequal lengths (cross-attention), [B, H, Nq, D] × [B, H, Nk, D].
 torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+// Softmax attention restricted to the block mask's kept pairs, through torch ops (differentiable):
+// q, k, v [B, H, N, D]; the mask has 1 or H heads over N tokens.
+torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const attention::BlockMask& mask);
 
 }  // namespace longshot::model

@@ -9,6 +9,8 @@
 
 #include <torch/cuda.h>
 
+#include <spdlog/spdlog.h>
+
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
@@ -35,6 +37,7 @@ void validate_request(const GenerationRequest& r) {
   if (a.dense_warmup_steps < 0) throw ParameterError("dense-steps", "must be >= 0");
   if (a.dense_first_layers < 0 || a.dense_last_layers < 0) throw ParameterError("dense-layers", "must be >= 0");
   if (a.block_size < 16 || a.block_size > 1024) throw ParameterError("block-size", "must be in [16, 1024]");
+  if (a.adapter.empty()) throw ParameterError("adapter", "is empty (give auto, none or an adapter file)");
 }
 
 std::vector<int64_t> latent_shape(const GenerationRequest& r, const model::DiTConfig& c) {
@@ -90,6 +93,30 @@ attention::BlockMaskPtr host_only(const attention::BlockMaskPtr& mask) {
 double now_ms() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+// The mask adapter the settings ask for, loaded once per file and job onto the model's device.
+std::shared_ptr<const model::MaskAdapter> resolve_adapter(
+    const AttentionSettings& s, const model::DiTConfig& config, torch::Device device, torch::ScalarType dtype,
+    std::map<std::string, std::shared_ptr<const model::MaskAdapter>>& loaded) {
+  if (s.adapter == "none" || s.mode == "dense") return nullptr;
+  const std::string path = s.adapter == "auto" ? model::shipped_adapter_path(config, s.mode) : s.adapter;
+  if (path.empty()) return nullptr;
+  if (s.adapter != "auto" && !std::filesystem::exists(path)) {
+    throw ParameterError("adapter", "no such file '" + path + "' (give auto, none or an adapter file)");
+  }
+  auto& slot = loaded[path];
+  if (!slot) {
+    auto ad = std::make_shared<model::MaskAdapter>(model::load_adapter(path, config));
+    ad->to(device, dtype);
+    spdlog::info("mask adapter '{}': trained under {} {} (block {}, rank {})", path, ad->mode, ad->params, ad->block_size,
+                 ad->rank);
+    if (ad->block_size != s.block_size) {
+      spdlog::warn("mask adapter '{}' was trained with block {}, the job uses block {}", path, ad->block_size, s.block_size);
+    }
+    slot = std::move(ad);
+  }
+  return slot;
 }
 
 model::DiTConfig resolve_config(const std::string& name) {
@@ -155,6 +182,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     auto x = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
 
     AttentionSettings settings = request.attention;
+    std::map<std::string, std::shared_ptr<const model::MaskAdapter>> adapters;
+    dit->adapter = resolve_adapter(settings, config, device, dtype, adapters);
     std::unique_ptr<attention::MaskPolicy> policy = attention::create_policy(settings.mode, settings.params);
     policy->reset();
     std::string prev_mode = settings.mode;
@@ -172,6 +201,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
           attention::resolve_params(attention::find_policy(changed->mode), changed->params);
           settings = *changed;
           policy = attention::create_policy(settings.mode, settings.params);
+          dit->adapter = resolve_adapter(settings, config, device, dtype, adapters);
         }
       }
       const double t_step = now_ms();
@@ -185,6 +215,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       control.num_steps = request.steps;
       control.cancel = ctx.cancel;
       control.keep_masks = request.record_masks;
+      control.use_adapter = dit->adapter != nullptr;
       if (request.previews) {
         control.inspect_layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
         control.inspect_head = std::clamp(inspect.head, 0, int(config.num_heads) - 1);

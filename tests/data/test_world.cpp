@@ -142,6 +142,39 @@ TEST(World, RenderedObjectSitsWhereTheTrajectorySays) {
   }
 }
 
+// The training loss weights object pixels by this footprint: it must cover every pixel an object
+// touches (render minus the same scene without objects) and leave most of the frame out.
+TEST(World, ObjectFootprintCoversTheObjectsAndLittleElse) {
+  double covered_share = 0.0;
+  int clips = 0;
+  bool saw_pan = false;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    const Clip clip = generate_clip(seed, 16, 48, 48);
+    ClipSpec empty = clip.spec;
+    empty.objects.clear();
+    const Video bg = render(empty, 16, 48, 48);
+    const auto fp = object_footprint(clip.spec, clip.trajectory, 48, 48, 1.0);
+    ASSERT_EQ(fp.sizes(), (std::vector<int64_t>{16, 48, 48}));
+    const float* f = fp.data_ptr<float>();
+    for (size_t i = 0; i < bg.rgb.size(); ++i) {
+      if (bg.rgb[i] != clip.video.rgb[i]) {
+        ASSERT_EQ(f[i / 3], 1.0f) << "seed " << seed << ": object pixel " << i / 3 << " outside the footprint";
+      }
+    }
+    covered_share += fp.mean().item<double>();
+    ++clips;
+    saw_pan = saw_pan || clip.spec.pan != Pan::None;
+  }
+  EXPECT_TRUE(saw_pan) << "no panning clip among the seeds: the wrap-around copies went untested";
+  EXPECT_LT(covered_share / clips, 0.35);
+  EXPECT_GT(covered_share / clips, 0.02);
+  const Clip clip = generate_clip(3, 4, 32, 32);
+  auto short_traj = clip.trajectory;
+  short_traj[1].pop_back();
+  EXPECT_THROW(object_footprint(clip.spec, short_traj, 32, 32, 1.0), ShapeError);
+  EXPECT_THROW(object_footprint(clip.spec, clip.trajectory, 0, 32, 1.0), ParameterError);
+}
+
 TEST(World, AnyLengthStaysInMotion) {
   const Clip clip = generate_clip(5, 400, 24, 24);
   ASSERT_EQ(clip.video.frames, 400);

@@ -218,4 +218,55 @@ TEST(FusedOps, ModelForwardMatchesUnfused) {
   EXPECT_LT(rel_l2(a, b), 2e-2);
 }
 
+// The mask adapter on the GPU: the fused inference path (adapter deltas added before the fused
+// RMSNorm+RoPE) agrees with the unfused autograd path, and masked_attention (SDPA with the token
+// mask, the path adapters train through) agrees with our block-sparse kernel.
+TEST(FusedOps, MaskAdapterAndMaskedAttentionOnTheGpu) {
+  SKIP_WITHOUT_FUSED();
+  longshot::model::DiTConfig config = longshot::model::find_config("tiny");
+  config.num_heads = 1;  // head dim 64: a shape our kernel takes
+  longshot::model::WanDiT m(config);
+  m->init_random(5);
+  m->eval();
+  m->to(torch::kCUDA, torch::kBFloat16);
+  auto ad = std::make_shared<longshot::model::MaskAdapter>(longshot::model::MaskAdapter::fresh(m->config(), 4, 3));
+  ad->mode = "radial";
+  torch::manual_seed(8);
+  for (auto& layer : ad->b)
+    for (auto& f : layer) f = torch::randn(f.sizes()) * 0.5;
+  ad->to(torch::kCUDA, torch::kBFloat16);
+  m->adapter = ad;
+  auto policy = longshot::attention::create_policy("radial", {{"keep_ratio", 0.5}});
+  // 8 x 16 x 16 pixels: 512 tokens, 8 blocks of 64 (the kernel's smallest block).
+  const auto x = torch::randn({1, 3, 8, 16, 16}, torch::kCUDA), t = torch::full({1}, 600.0, torch::kCUDA);
+  const auto text = torch::randn({1, 5, 32}, torch::kCUDA);
+  auto run = [&](bool use_adapter, bool grad_mode) {
+    longshot::model::AttentionControl ctl;
+    ctl.policy = policy.get();
+    ctl.block_size = 64;
+    ctl.use_adapter = use_adapter;
+    ctl.measure_time = false;
+    ctl.differentiable_masks = grad_mode;
+    torch::AutoGradMode mode(grad_mode);
+    return m->forward(x, t, text, &ctl).detach();
+  };
+  const auto fused_adapted = run(true, false), unfused_adapted = run(true, true), fused_bare = run(false, false);
+  EXPECT_LT(rel_l2(fused_adapted, unfused_adapted), 2e-2);
+  EXPECT_GT(rel_l2(fused_adapted, fused_bare), 5e-2) << "the adapter must act in the fused path too";
+
+  const int64_t H = 2, N = 1000, D = 64;  // ragged last block of 128
+  auto q = torch::randn({1, H, N, D}, torch::kCUDA).to(torch::kBFloat16);
+  auto k = torch::randn({1, H, N, D}, torch::kCUDA).to(torch::kBFloat16);
+  auto v = torch::randn({1, H, N, D}, torch::kCUDA).to(torch::kBFloat16);
+  const int64_t nb = longshot::attention::BlockMask::blocks_for(N, 128);
+  std::vector<uint8_t> keep(size_t(H * nb * nb), 0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < nb; ++i)
+      for (int64_t j = 0; j < nb; ++j) keep[size_t((h * nb + i) * nb + j)] = (i == j || (2 * i + j + h) % 3 == 0) ? 1 : 0;
+  const auto mask = longshot::attention::BlockMask::from_dense(keep, N, 128, H);
+  const auto kernel = longshot::attention::sparse_attention(q, k, v, mask, longshot::attention::Backend::Cuda);
+  const auto sdpa = longshot::model::masked_attention(q, k, v, mask);
+  EXPECT_LT(rel_l2(sdpa, kernel), 1e-2);
+}
+
 #endif  // LONGSHOT_HAS_CUDA

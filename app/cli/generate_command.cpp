@@ -194,7 +194,8 @@ int run_generate(const std::vector<std::string>& args) {
       trace.grid = s->grid;
       std::cerr << "longshot generate: model " << req.model << ", " << req.frames << " frames " << req.width << "x"
                 << req.height << ", latent tokens " << s->grid.to_string() << " = " << s->grid.size() << ", "
-                << req.steps << " steps, mode " << req.attention.mode << "\n";
+                << req.steps << " steps, mode " << req.attention.mode
+                << (s->adapter.empty() ? std::string() : " with the mask adapter " + s->adapter) << "\n";
     } else if (auto* s = std::get_if<pipeline::StepFinished>(&*ev)) {
       if (req.record_masks)
         for (size_t l = 0; l < s->layer_masks.size(); ++l)

@@ -243,6 +243,23 @@ void adamw_step(std::vector<Named>& params, std::vector<torch::Tensor>& m, std::
   }
 }
 
+// The learning rate at `step`: linear warm-up, flat, then linear decay to 0.1x over the last quarter
+// of the run (by steps, or by this run's time limit unless the schedule spans several resumed runs).
+double scheduled_lr(const TrainOptions& o, int64_t step, double elapsed_s) {
+  const double by_time = o.time_limit_s > 0.0 && !o.lr_by_steps ? elapsed_s / o.time_limit_s : 0.0;
+  const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps), by_time);
+  const double warm = std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
+  const double decay = progress < 0.75 ? 1.0 : std::max(0.1, 1.0 - 0.9 * (progress - 0.75) / 0.25);
+  return o.lr * warm * decay;
+}
+
+// EMA with the warm-up decay min(max_decay, (1 + n) / (10 + n)).
+void ema_update(std::vector<torch::Tensor>& ema, const std::vector<Named>& params, int64_t step, double max_decay) {
+  torch::NoGradGuard no_grad;
+  const double d = std::min(max_decay, (1.0 + step) / (10.0 + step));
+  for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
+}
+
 // Every layer dense through torch's own attention: differentiable (the attention core's dense
 // path is inference-only) and SDPA on the GPU.
 model::AttentionControl training_attention() {
@@ -443,19 +460,9 @@ int64_t run_training(const TrainOptions& o) {
     for (auto& p : params) grads.push_back(p.param);
     torch::nn::utils::clip_grad_norm_(grads, 1.0);
     ++step;
-    // Progress through the schedule: by steps, and by this run's time limit unless the schedule
-    // spans several resumed runs (--lr-by-steps), where only the step count knows the end.
-    const double by_time = o.time_limit_s > 0.0 && !o.lr_by_steps ? elapsed() / o.time_limit_s : 0.0;
-    const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps), by_time);
-    const double warm = std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
-    const double decay = progress < 0.75 ? 1.0 : std::max(0.1, 1.0 - 0.9 * (progress - 0.75) / 0.25);
-    const double lr = o.lr * warm * decay;
+    const double lr = scheduled_lr(o, step, elapsed());
     adamw_step(params, m, v, step, lr, o.weight_decay);
-    {
-      torch::NoGradGuard no_grad;
-      const double d = std::min(o.ema_decay, (1.0 + step) / (10.0 + step));
-      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
-    }
+    ema_update(ema, params, step, o.ema_decay);
     loss_sum += loss.item<double>();
     mse_sum += sq.detach().mean().item<double>();
     ++loss_n;
@@ -669,21 +676,14 @@ int64_t run_distillation(const TrainOptions& o) {
     for (auto& p : params) grads.push_back(p.param);
     torch::nn::utils::clip_grad_norm_(grads, 1.0);
     ++step;
-    const double progress = std::max(static_cast<double>(step) / std::max<int64_t>(1, o.steps),
-                                     o.time_limit_s > 0.0 && !o.lr_by_steps ? elapsed() / o.time_limit_s : 0.0);
-    const double warm = std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
-    const double decay = progress < 0.75 ? 1.0 : std::max(0.1, 1.0 - 0.9 * (progress - 0.75) / 0.25);
-    adamw_step(params, m, v, step, o.lr * warm * decay, 0.0);
-    {
-      torch::NoGradGuard no_grad;
-      const double d = std::min(o.ema_decay, (1.0 + step) / (10.0 + step));
-      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
-    }
+    const double lr = scheduled_lr(o, step, elapsed());
+    adamw_step(params, m, v, step, lr, 0.0);  // no weight decay: it would pull the adapter to the identity
+    ema_update(ema, params, step, o.ema_decay);
     loss_sum += loss.item<double>();
     ++loss_n;
     if (log_step) {
       spdlog::info("step {} adapter loss {:.6f} (this batch without the adapter {:.6f}) lr {:.2e} {:.1f} s", step,
-                   loss_sum / loss_n, bare_loss, o.lr * warm * decay, elapsed());
+                   loss_sum / loss_n, bare_loss, lr, elapsed());
       log << "distill " << step << " loss " << loss_sum / loss_n << " bare " << bare_loss << " time " << elapsed() << "\n";
       log.flush();
       loss_sum = 0.0;

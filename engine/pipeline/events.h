@@ -29,6 +29,7 @@ struct JobStarted {
   GenerationRequest request;
   attention::TokenGrid grid;  // latent token grid of this job
   int num_layers = 0, num_heads = 0;
+  std::string adapter;        // mask adapter file the first steps' sparse layers use ("" = none)
 };
 
 struct StepFinished {

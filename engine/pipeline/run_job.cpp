@@ -169,8 +169,12 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     torch::Tensor uncond;
     if (use_cfg) uncond = encoder->encode(request.negative_prompt).to(device);
 
+    std::map<std::string, std::shared_ptr<const model::MaskAdapter>> adapters;
+    dit->adapter = resolve_adapter(request.attention, config, device, dtype, adapters);
+
     const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
     JobStarted started;
+    if (dit->adapter) started.adapter = adapters.begin()->first;  // the one file loaded so far
     started.job_id = id;
     started.request = request;
     started.grid = grid;
@@ -182,8 +186,6 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     auto x = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
 
     AttentionSettings settings = request.attention;
-    std::map<std::string, std::shared_ptr<const model::MaskAdapter>> adapters;
-    dit->adapter = resolve_adapter(settings, config, device, dtype, adapters);
     std::unique_ptr<attention::MaskPolicy> policy = attention::create_policy(settings.mode, settings.params);
     policy->reset();
     std::string prev_mode = settings.mode;

@@ -4,7 +4,11 @@
 
 #include <chrono>
 
+#include <filesystem>
+
 #include "engine/common/error.h"
+#include "engine/model/dit_config.h"
+#include "engine/model/mask_adapter.h"
 #include "engine/pipeline/generator.h"
 #include "engine/pipeline/run_job.h"
 
@@ -207,6 +211,43 @@ TEST(Generator, FailuresBecomeJobFailed) {
   failed = of<JobFailed>(run_to_end(g));
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_NE(failed[0].message.find("width"), std::string::npos) << failed[0].message;
+}
+
+// A mask adapter given by file: the job names it, sparse modes change, dense does not (the adapter
+// acts only in sparse layers); --adapter none and a missing file.
+TEST(Generator, MaskAdapterFileAppliesToSparseLayersOnly) {
+  auto ad = model::MaskAdapter::fresh(model::find_config("tiny"), 4, 2);
+  ad.mode = "radial";
+  ad.block_size = 32;
+  for (auto& layer : ad.b)
+    for (auto& t : layer) t = torch::full(t.sizes(), 0.2);
+  const std::string path = (std::filesystem::temp_directory_path() / "longshot_test_adapter.safetensors").string();
+  model::save_adapter(ad, path, torch::kFloat);
+
+  Generator g;
+  auto run = [&](const std::string& mode, const std::string& adapter) {
+    auto r = small_request();
+    r.attention.mode = mode;
+    r.attention.params = mode == "radial" ? attention::ParamValues{{"keep_ratio", 0.4}} : attention::ParamValues{};
+    r.attention.adapter = adapter;
+    g.submit(r);
+    return run_to_end(g);
+  };
+  const auto with = run("radial", path), without = run("radial", "none");
+  ASSERT_EQ(of<JobStarted>(with).size(), 1u);
+  EXPECT_EQ(of<JobStarted>(with)[0].adapter, path);
+  EXPECT_EQ(of<JobStarted>(without)[0].adapter, "");
+  ASSERT_EQ(of<JobFinished>(with).size(), 1u);
+  ASSERT_EQ(of<JobFinished>(without).size(), 1u);
+  EXPECT_NE(of<JobFinished>(with)[0].video->rgb, of<JobFinished>(without)[0].video->rgb);
+  const auto dense_with = of<JobFinished>(run("dense", path)), dense_without = of<JobFinished>(run("dense", "none"));
+  ASSERT_TRUE(dense_with.size() == 1 && dense_without.size() == 1);
+  EXPECT_EQ(dense_with[0].video->rgb, dense_without[0].video->rgb);
+
+  const auto failed = of<JobFailed>(run("radial", path + ".missing"));
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].message.find("adapter"), std::string::npos) << failed[0].message;
+  std::filesystem::remove(path);
 }
 
 TEST(Generator, SubmitValidates) {

@@ -1,0 +1,123 @@
+// The training loop on tiny clips (4 frames of 16x16, batch 2, CPU): checkpoints stamped with the
+// step and resumed, a torn checkpoint refused, bad options named; mask-adapter distillation from
+// that checkpoint exports an adapter that loads with what it was trained for, and refuses what it
+// cannot do.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "app/train/trainer.h"
+#include "engine/common/error.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/builtin_model.h"
+#include "engine/model/mask_adapter.h"
+
+using namespace longshot;
+namespace fs = std::filesystem;
+
+namespace {
+
+train::TrainOptions tiny_options(const std::string& dir, int64_t steps) {
+  train::TrainOptions o;
+  o.out_dir = dir;
+  o.steps = steps;
+  o.batch = 2;
+  o.frames = 4;
+  o.size = 16;
+  o.device = "cpu";
+  o.preview_every = 0;
+  o.log_every = 1;
+  o.warmup = 1;
+  o.lr = 1e-3;
+  o.threads = 1;
+  return o;
+}
+
+std::string step_of(const std::string& path) { return io::SafetensorsFile(path).metadata().at("step"); }
+
+std::string fresh_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("longshot_train_" + name);
+  fs::remove_all(dir);
+  return dir.string();
+}
+
+TEST(Trainer, CheckpointsResumeAndRefusals) {
+  const std::string dir = fresh_dir("resume");
+  EXPECT_EQ(train::run_training(tiny_options(dir, 2)), 2);
+  for (const char* f : {"model", "ema", "adam_m", "adam_v"}) EXPECT_EQ(step_of(dir + "/" + f + ".safetensors"), "2") << f;
+  const auto before = io::SafetensorsFile(dir + "/model.safetensors").load("dit.head.head.weight");
+  // The same folder with more steps continues from step 2, not from scratch.
+  EXPECT_EQ(train::run_training(tiny_options(dir, 3)), 3);
+  EXPECT_EQ(step_of(dir + "/ema.safetensors"), "3");
+  EXPECT_FALSE(torch::equal(before, io::SafetensorsFile(dir + "/model.safetensors").load("dit.head.head.weight")));
+
+  // A torn set (one file from another step) is refused with the file named.
+  {
+    io::SafetensorsFile m(dir + "/adam_m.safetensors");
+    std::map<std::string, torch::Tensor> tensors;
+    for (const auto& n : m.names()) tensors[n] = m.load(n);
+    io::write_safetensors(dir + "/adam_m.safetensors.tmp", tensors, {{"step", "99"}});
+  }
+  fs::rename(dir + "/adam_m.safetensors.tmp", dir + "/adam_m.safetensors");
+  try {
+    train::run_training(tiny_options(dir, 5));
+    FAIL() << "a torn checkpoint must be refused";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("adam_m"), std::string::npos) << e.what();
+  }
+
+  auto bad = tiny_options(fresh_dir("bad"), 1);
+  bad.batch = 0;
+  EXPECT_THROW(train::run_training(bad), ParameterError);
+  bad = tiny_options(fresh_dir("bad"), 1);
+  bad.object_weight = -1.0;
+  EXPECT_THROW(train::run_training(bad), ParameterError);
+  bad = tiny_options(fresh_dir("bad"), 1);
+  bad.frames = 5;  // not a multiple of the temporal patch 2
+  EXPECT_THROW(train::run_training(bad), ParameterError);
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, DistillsAMaskAdapterThatLoads) {
+  const std::string teacher = fresh_dir("teacher");
+  train::run_training(tiny_options(teacher, 1));
+  const std::string dir = fresh_dir("distill");
+  auto o = tiny_options(dir, 4);
+  o.teacher_dir = teacher;
+  o.distill_mode = "radial";
+  o.distill_params = {"keep_ratio=0.5"};
+  o.block_size = 16;  // 2 x 4 x 4 = 32 tokens: 2 blocks
+  o.rank = 4;
+  o.lr = 1e-2;
+  o.export_path = dir + "/adapter.safetensors";
+  EXPECT_EQ(train::run_distillation(o), 4);
+  EXPECT_EQ(step_of(dir + "/adapter_state.safetensors"), "4");
+
+  model::register_builtin_model();
+  const auto ad = model::load_adapter(o.export_path, model::find_config(model::kBuiltinName));
+  EXPECT_EQ(ad.mode, "radial");
+  EXPECT_EQ(ad.params, "keep_ratio=0.5");
+  EXPECT_EQ(ad.block_size, 16);
+  EXPECT_EQ(ad.rank, 4);
+  double moved = 0.0;  // B starts at 0: training must have moved it
+  for (const auto& layer : ad.b)
+    for (const auto& b : layer) moved += b.abs().sum().item<double>();
+  EXPECT_GT(moved, 0.0);
+
+  // Resuming with other mask parameters would mix two adapters: refused. So are dense and a
+  // teacher folder without a checkpoint.
+  auto other = o;
+  other.distill_params = {"keep_ratio=0.3"};
+  other.steps = 6;
+  EXPECT_THROW(train::run_distillation(other), ParameterError);
+  auto dense = o;
+  dense.distill_mode = "dense";
+  EXPECT_THROW(train::run_distillation(dense), ParameterError);
+  auto missing = o;
+  missing.out_dir = fresh_dir("distill_missing");
+  missing.teacher_dir = fresh_dir("no_teacher");
+  EXPECT_THROW(train::run_distillation(missing), IoError);
+  for (const auto& d : {teacher, dir, missing.out_dir}) fs::remove_all(d);
+}
+
+}  // namespace

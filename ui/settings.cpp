@@ -81,6 +81,7 @@ const std::vector<Field>& fields() {
       LS_DBL("request/fps", request.fps),
       LS_STR("request/attention/mode", request.attention.mode),
       LS_INT("request/attention/dense_warmup_steps", request.attention.dense_warmup_steps),
+      LS_STR("request/attention/adapter", request.attention.adapter),
       LS_INT("request/attention/dense_first_layers", request.attention.dense_first_layers),
       LS_INT("request/attention/dense_last_layers", request.attention.dense_last_layers),
       Field{"request/attention/block_size",

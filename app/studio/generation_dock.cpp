@@ -1,5 +1,6 @@
 #include "app/studio/generation_dock.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
@@ -114,6 +115,10 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   form->addRow(params_box_);
   warmup_ = spin(0, 200, 1, "The first steps run dense attention (the layout of a video settles early)");
   form->addRow("Dense warm-up", warmup_);
+  adapter_ = new QCheckBox("use the model's adapter for this mode");
+  adapter_->setToolTip("Mask-aware adapter (low-rank deltas on the sparse layers, distilled from dense) where the "
+                       "model ships one for the mode; the built-in model has one for radial");
+  form->addRow("Mask adapter", adapter_);
   block_size_ = spin(16, 256, 16, "Tokens per attention block (the mask's granularity)");
   form->addRow("Block size", block_size_);
   auto* inspect_row = new QHBoxLayout;
@@ -156,6 +161,9 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
     hidden_.shift = c.default_shift;
   });
   connect(warmup_, qOverload<int>(&QSpinBox::valueChanged), this, [this] {
+    if (!loading_) emit_attention();
+  });
+  connect(adapter_, &QCheckBox::toggled, this, [this] {
     if (!loading_) emit_attention();
   });
   set_request(pipeline::GenerationRequest{});
@@ -227,6 +235,9 @@ pipeline::GenerationRequest GenerationDock::request() const {
   r.attention.params.clear();
   for (const auto& [name, s] : sliders_) r.attention.params[name] = s.to_value(s.slider->value());
   r.attention.dense_warmup_steps = warmup_->value();
+  // A file chosen elsewhere (a preset) stays; the box switches between it / auto and none.
+  if (!adapter_->isChecked()) r.attention.adapter = "none";
+  else if (r.attention.adapter == "none") r.attention.adapter = "auto";
   r.attention.block_size = block_size_->value();
   r.inspect_layer = inspect_layer_->value();
   r.inspect_head = inspect_head_->value();
@@ -249,6 +260,7 @@ void GenerationDock::set_request(const pipeline::GenerationRequest& r) {
   mode_->setCurrentIndex(idx >= 0 ? idx : 0);
   rebuild_params(mode_->currentText().toStdString(), r.attention.params);
   warmup_->setValue(r.attention.dense_warmup_steps);
+  adapter_->setChecked(r.attention.adapter != "none");
   block_size_->setValue(static_cast<int>(r.attention.block_size));
   inspect_layer_->setValue(r.inspect_layer);
   inspect_head_->setValue(r.inspect_head);

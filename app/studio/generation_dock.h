@@ -8,6 +8,7 @@
 
 #include "engine/pipeline/job.h"
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QFormLayout;
@@ -54,6 +55,7 @@ class GenerationDock : public QWidget {
   QWidget* params_box_;
   QFormLayout* params_form_;
   QSpinBox* warmup_;
+  QCheckBox* adapter_;
   QSpinBox* block_size_;
   QSpinBox* inspect_layer_;
   QSpinBox* inspect_head_;

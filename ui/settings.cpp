@@ -172,7 +172,8 @@ std::string request_to_json(const pipeline::GenerationRequest& request) {
   s.request = request;
   nlohmann::json j = nlohmann::json::object();
   // Typed JSON: text fields stay strings, the rest become numbers and booleans.
-  static const std::set<std::string> text_fields = {"prompt", "negative_prompt", "model", "attention/mode"};
+  static const std::set<std::string> text_fields = {"prompt", "negative_prompt", "model", "attention/mode",
+                                                    "attention/adapter"};
   for (const auto& [key, value] : to_map(s)) {
     if (!starts_with(key, "request/") || starts_with(key, kParamPrefix)) continue;
     const std::string name = key.substr(8);

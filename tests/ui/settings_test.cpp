@@ -73,6 +73,7 @@ TEST(Settings, PresetJsonRoundTripAndErrors) {
   r.steps = 3;
   r.attention.mode = "radial";
   r.attention.params["decay"] = 0.25;
+  r.attention.adapter = "none";
   const std::string json = lu::request_to_json(r);
   EXPECT_NE(json.find("\"steps\": 3"), std::string::npos) << json;  // typed, not "3"
   EXPECT_NE(json.find("\"prompt\": \"orbit\""), std::string::npos) << json;
@@ -82,6 +83,7 @@ TEST(Settings, PresetJsonRoundTripAndErrors) {
   EXPECT_EQ(back.steps, 3);
   EXPECT_EQ(back.attention.mode, "radial");
   EXPECT_EQ(back.attention.params, r.attention.params);
+  EXPECT_EQ(back.attention.adapter, "none");
   try {
     lu::request_from_json(R"({"steps": "many"})");
     FAIL();

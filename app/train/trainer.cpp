@@ -502,10 +502,12 @@ int64_t run_training(const TrainOptions& o) {
 namespace {
 
 const char* kAdapterState = "adapter_state.safetensors";
+constexpr int kDistillSteps = 20;  // the built-in model's sampling steps: the mask schedule distilled on
 
 // One file: the adapter's factors ("p.*"), their EMA ("e.*") and AdamW moments ("m.*", "v.*").
-void save_adapter_state(const std::string& path, const model::MaskAdapter& ad, const std::vector<torch::Tensor>& ema,
-                        const std::vector<torch::Tensor>& m, const std::vector<torch::Tensor>& v, int64_t step) {
+void save_adapter_state(const std::string& path, const std::string& teacher, const model::MaskAdapter& ad,
+                        const std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& m,
+                        const std::vector<torch::Tensor>& v, int64_t step) {
   std::map<std::string, torch::Tensor> tensors;
   const auto params = ad.tensors();
   for (size_t i = 0; i < params.size(); ++i) {
@@ -517,17 +519,19 @@ void save_adapter_state(const std::string& path, const model::MaskAdapter& ad, c
   }
   io::write_safetensors(path, tensors,
                         {{"step", std::to_string(step)}, {"mode", ad.mode}, {"params", ad.params},
-                         {"rank", std::to_string(ad.rank)}, {"block_size", std::to_string(ad.block_size)}});
+                         {"rank", std::to_string(ad.rank)}, {"block_size", std::to_string(ad.block_size)},
+                         {"config", ad.config}, {"teacher", teacher}});
 }
 
-int64_t load_adapter_state(const std::string& path, model::MaskAdapter& ad, std::vector<torch::Tensor>& ema,
-                           std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v) {
+int64_t load_adapter_state(const std::string& path, const std::string& teacher, model::MaskAdapter& ad,
+                           std::vector<torch::Tensor>& ema, std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v) {
   if (!fs::exists(path)) return -1;
   io::SafetensorsFile file(path);
   const auto& meta = file.metadata();
   for (const auto& [key, want] : std::map<std::string, std::string>{{"mode", ad.mode}, {"params", ad.params},
                                                                     {"rank", std::to_string(ad.rank)},
-                                                                    {"block_size", std::to_string(ad.block_size)}}) {
+                                                                    {"block_size", std::to_string(ad.block_size)},
+                                                                    {"config", ad.config}, {"teacher", teacher}}) {
     const auto it = meta.find(key);
     if (it == meta.end() || it->second != want) {
       throw ParameterError("distill", "'" + path + "' holds an adapter with " + key + " '" +
@@ -539,12 +543,24 @@ int64_t load_adapter_state(const std::string& path, model::MaskAdapter& ad, std:
   auto params = ad.tensors();
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string k = std::to_string(i);
+    for (const char* set : {"p.", "e.", "m.", "v."}) {
+      const auto& info = file.info(set + k);  // IoError naming the tensor when absent
+      if (info.shape != params[i].sizes().vec()) {
+        throw IoError("'" + path + "': tensor '" + set + k + "' has shape " + c10::str(c10::IntArrayRef(info.shape)) +
+                      ", the adapter needs " + c10::str(params[i].sizes()));
+      }
+    }
     params[i].copy_(file.load("p." + k, torch::kFloat));
     ema[i].copy_(file.load("e." + k, torch::kFloat));
     m[i].copy_(file.load("m." + k, torch::kFloat));
     v[i].copy_(file.load("v." + k, torch::kFloat));
   }
-  return std::stoll(meta.at("step"));
+  const auto it = meta.find("step");
+  try {
+    if (it != meta.end()) return std::stoll(it->second);
+  } catch (const std::logic_error&) {
+  }
+  throw IoError("'" + path + "' has no readable 'step' metadata");
 }
 
 }  // namespace
@@ -615,7 +631,7 @@ int64_t run_distillation(const TrainOptions& o) {
   const std::string state_path = o.out_dir + "/" + kAdapterState;
   int64_t step = 0;
   if (o.resume) {
-    const int64_t s = load_adapter_state(state_path, *adapter, ema, m, v);
+    const int64_t s = load_adapter_state(state_path, o.teacher_dir, *adapter, ema, m, v);
     if (s >= 0) {
       step = s;
       spdlog::info("resumed the adapter from '{}' at step {}", state_path, step);
@@ -629,7 +645,7 @@ int64_t run_distillation(const TrainOptions& o) {
   if (!log) throw IoError("cannot write '" + o.out_dir + "/train.log'");
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  auto save = [&] { save_adapter_state(state_path, *adapter, ema, m, v, step); };
+  auto save = [&] { save_adapter_state(state_path, o.teacher_dir, *adapter, ema, m, v, step); };
   Prefetcher prefetch(o, step * o.batch, tcfg.length);
   double loss_sum = 0.0, bare_loss = 0.0;
   int loss_n = 0;
@@ -645,6 +661,10 @@ int64_t run_distillation(const TrainOptions& o) {
     const auto s = sigma.view({B, 1, 1, 1, 1});
     const auto xt = (1.0 - s) * x0 + s * torch::randn_like(x0);
     const bool log_step = (step + 1) % o.log_every == 0;
+    // Masks that depend on the sampling step (dfs refresh/cache, lvsa rotation) see every step of a
+    // 20-step run in turn, each scored afresh on this batch's Q/K, as inference would build it.
+    policy->reset();
+    const int mask_step = static_cast<int>(step % kDistillSteps);
     torch::Tensor ctx, dense;
     {
       torch::NoGradGuard no_grad;
@@ -658,6 +678,8 @@ int64_t run_distillation(const TrainOptions& o) {
         bare.policy = policy.get();
         bare.block_size = o.block_size;
         bare.differentiable_masks = true;
+        bare.step = mask_step;
+        bare.num_steps = kDistillSteps;
         const auto plain = dit->forward(xt, sigma * 1000.0, ctx, &bare);
         bare_loss = (((plain - dense).pow(2) * weight).mean() / weight.mean()).item<double>();
       }
@@ -668,6 +690,8 @@ int64_t run_distillation(const TrainOptions& o) {
     student.block_size = o.block_size;
     student.differentiable_masks = true;
     student.use_adapter = true;
+    student.step = mask_step;
+    student.num_steps = kDistillSteps;
     const auto pred = dit->forward(xt, sigma * 1000.0, ctx, &student);
     const auto loss = ((pred - dense).pow(2) * weight).mean() / weight.mean();
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();

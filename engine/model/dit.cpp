@@ -171,22 +171,28 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, c
                     .to(torch::kBool);
   const int64_t bs = mask.block_size;
   auto tokens = blocks.repeat_interleave(bs, 1).repeat_interleave(bs, 2).narrow(1, 0, N).narrow(2, 0, N).unsqueeze(0);
+  // A query row that keeps no key gives zeros, as in the attention core (softmax of nothing is NaN).
+  const auto row_kept = tokens.any(-1, /*keepdim=*/true);  // [1, Hm, N, 1]
+  torch::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
   if (q.is_cuda()) {
     // Same precision rule as plain_attention: fp32 (training) runs in bf16; memory-efficient SDPA
     // takes the mask and is differentiable.
     if (q.scalar_type() == torch::kFloat) {
-      return at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16),
-                                              tokens)
-          .to(torch::kFloat);
+      out = at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), tokens)
+                .to(torch::kFloat);
+    } else {
+      out = at::scaled_dot_product_attention(q, k, v, tokens);
     }
-    return at::scaled_dot_product_attention(q, k, v, tokens);
   }
 #endif
-  const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  auto scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1)) * scale;
-  scores = scores.masked_fill(tokens.logical_not(), -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1), v.to(torch::kFloat)).to(q.scalar_type());
+  if (!out.defined()) {
+    const double scale = 1.0 / std::sqrt(double(q.size(-1)));
+    auto scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1)) * scale;
+    scores = scores.masked_fill(tokens.logical_not(), -std::numeric_limits<float>::infinity());
+    out = torch::matmul(torch::softmax(scores, -1), v.to(torch::kFloat)).to(q.scalar_type());
+  }
+  return torch::where(row_kept, out, torch::zeros({}, out.options()));
 }
 
 double AttentionStats::mean_sparsity() const {

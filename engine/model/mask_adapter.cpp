@@ -2,6 +2,7 @@
 #include "engine/model/mask_adapter.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
@@ -15,6 +16,14 @@ std::string tensor_name(int64_t layer, int proj, const char* factor) {
 }
 
 const std::string kMeta = "longshot.adapter.";
+
+// Round-trips a double (std::to_string keeps six decimals).
+std::string exact(double v) {
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
 
 }  // namespace
 
@@ -83,7 +92,7 @@ void save_adapter(const MaskAdapter& adapter, const std::string& path, torch::Sc
                          {kMeta + "params", adapter.params},
                          {kMeta + "block_size", std::to_string(adapter.block_size)},
                          {kMeta + "rank", std::to_string(adapter.rank)},
-                         {kMeta + "scale", std::to_string(adapter.scale)}});
+                         {kMeta + "scale", exact(adapter.scale)}});
 }
 
 MaskAdapter load_adapter(const std::string& path, const DiTConfig& config) {

@@ -1,7 +1,8 @@
 // Mask-aware adapter (DynamicRad's "mask-aware LoRA"): low-rank deltas on a DiT's self-attention
 // projections, trained (longshot-train --distill-mode) so that a sparse mode's output follows the
-// dense model's, and applied only in layers that run under a sparse mask. Dense layers and dense
-// warm-up steps use the base weights untouched, so the dense video is the same with or without it.
+// dense model's, and applied only in layers that run the mode's mask (a mask that happens to keep
+// every block included). Dense layers, dense warm-up steps and the dense mode use the base weights
+// untouched, so the dense video is the same with or without it.
 //
 // File: safetensors with `blocks.L.self_attn.P.lora_a` [rank, dim] and `.lora_b` [dim, rank] for
 // P in q, k, v, o and every layer L; metadata `longshot.adapter.{config,mode,params,block_size,rank,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 
 #include <torch/cuda.h>
 
@@ -113,6 +114,23 @@ std::shared_ptr<const model::MaskAdapter> resolve_adapter(
                  ad->rank);
     if (ad->block_size != s.block_size) {
       spdlog::warn("mask adapter '{}' was trained with block {}, the job uses block {}", path, ad->block_size, s.block_size);
+    }
+    // Trained under other mode parameters (e.g. keep_ratio 0.2 used at 0.3): it still applies, but
+    // say so — an adapter fits the mask it was distilled on.
+    attention::ParamValues trained;
+    try {
+      std::stringstream list(ad->params);
+      for (std::string kv; std::getline(list, kv, ',');)
+        if (!kv.empty()) attention::parse_param_assignment(kv, trained);
+    } catch (const ParameterError&) {
+      trained.clear();
+    }
+    const auto used = attention::resolve_params(attention::find_policy(s.mode), s.params);
+    for (const auto& [key, value] : trained) {
+      const auto it = used.find(key);
+      if (it != used.end() && std::abs(it->second - value) > 1e-9) {
+        spdlog::warn("mask adapter '{}' was trained with {}={}, the job uses {}", path, key, value, it->second);
+      }
     }
     slot = std::move(ad);
   }

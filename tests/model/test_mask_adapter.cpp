@@ -163,6 +163,15 @@ TEST(MaskAdapter, MaskedAttentionMatchesTheCoreAndTrainsTheAdapter) {
   const auto mine = masked_attention(q, k, v, mask);
   EXPECT_TRUE(torch::allclose(mine, core, 1e-4, 1e-5)) << (mine - core).abs().max().item<double>();
   EXPECT_THROW(masked_attention(q.narrow(2, 0, 64), k.narrow(2, 0, 64), v.narrow(2, 0, 64), mask), ShapeError);
+  // A row that keeps no key block gives zeros (as the core does), not NaN.
+  auto sparse_keep = keep;
+  for (int64_t j = 0; j < nb; ++j) sparse_keep[size_t((1 * nb + 2) * nb + j)] = 0;  // head 1, query block 2
+  const auto holed = attention::BlockMask::from_dense(sparse_keep, N, 16, H);
+  const auto holed_out = masked_attention(q, k, v, holed);
+  EXPECT_FALSE(holed_out.isnan().any().item<bool>());
+  EXPECT_EQ(holed_out[0][1].narrow(0, 32, 16).abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(holed_out, attention::sparse_attention(q, k, v, holed, attention::Backend::Reference), 1e-4,
+                              1e-5));
 
   // Through the model: the adapter's B factors receive gradients on the differentiable sparse path.
   auto m = tiny_model();

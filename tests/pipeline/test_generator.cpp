@@ -225,11 +225,12 @@ TEST(Generator, MaskAdapterFileAppliesToSparseLayersOnly) {
   model::save_adapter(ad, path, torch::kFloat);
 
   Generator g;
-  auto run = [&](const std::string& mode, const std::string& adapter) {
+  auto run = [&](const std::string& mode, const std::string& adapter, int dense_steps = 0) {
     auto r = small_request();
     r.attention.mode = mode;
     r.attention.params = mode == "radial" ? attention::ParamValues{{"keep_ratio", 0.4}} : attention::ParamValues{};
     r.attention.adapter = adapter;
+    r.attention.dense_warmup_steps = dense_steps;
     g.submit(r);
     return run_to_end(g);
   };
@@ -240,9 +241,13 @@ TEST(Generator, MaskAdapterFileAppliesToSparseLayersOnly) {
   ASSERT_EQ(of<JobFinished>(with).size(), 1u);
   ASSERT_EQ(of<JobFinished>(without).size(), 1u);
   EXPECT_NE(of<JobFinished>(with)[0].video->rgb, of<JobFinished>(without)[0].video->rgb);
-  const auto dense_with = of<JobFinished>(run("dense", path)), dense_without = of<JobFinished>(run("dense", "none"));
-  ASSERT_TRUE(dense_with.size() == 1 && dense_without.size() == 1);
-  EXPECT_EQ(dense_with[0].video->rgb, dense_without[0].video->rgb);
+  // Every step a dense warm-up step: the adapter is loaded but no layer runs the mask.
+  const int all = small_request().steps;
+  const auto warm_with = of<JobFinished>(run("radial", path, all)), warm_without = of<JobFinished>(run("radial", "none", all));
+  ASSERT_TRUE(warm_with.size() == 1 && warm_without.size() == 1);
+  EXPECT_EQ(warm_with[0].video->rgb, warm_without[0].video->rgb);
+  // One dense step, then the mask: the adapter acts again.
+  EXPECT_NE(of<JobFinished>(run("radial", path, 1))[0].video->rgb, of<JobFinished>(run("radial", "none", 1))[0].video->rgb);
 
   const auto failed = of<JobFailed>(run("radial", path + ".missing"));
   ASSERT_EQ(failed.size(), 1u);

@@ -12,7 +12,6 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/common/error.h"
 #include "engine/data/world.h"
-#include "engine/model/mask_adapter.h"
 #include "engine/eval/metrics.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
@@ -62,6 +61,7 @@ struct Cell {
 struct RunResult {
   VideoPtr video;
   double mean_sparsity = 0, step_ms = 0;
+  std::string adapter;  // the mask adapter file the job used ("" = none)
 };
 
 RunResult generate(const pipeline::GenerationRequest& request, pipeline::ModelCache& cache) {
@@ -75,6 +75,8 @@ RunResult generate(const pipeline::GenerationRequest& request, pipeline::ModelCa
     if (auto* s = std::get_if<pipeline::StepFinished>(&event)) {
       step_ms += s->step_ms;
       ++steps;
+    } else if (auto* st = std::get_if<pipeline::JobStarted>(&event)) {
+      result.adapter = st->adapter;
     } else if (auto* f = std::get_if<pipeline::JobFinished>(&event)) {
       result.video = f->video;
       result.mean_sparsity = f->mean_sparsity;
@@ -152,6 +154,7 @@ int run_eval(const std::vector<std::string>& args) {
   }
 
   std::map<std::pair<std::string, int>, Cell> cells;
+  std::map<std::string, std::string> adapter_of;  // mode → the adapter file its jobs used
   pipeline::ModelCache cache;
   for (int h : horizons) {
     for (int s = 0; s < seeds; ++s) {
@@ -177,6 +180,7 @@ int run_eval(const std::vector<std::string>& args) {
         request.attention.adapter = adapter;
         spdlog::info("eval: {} x{} seed {} — '{}'", mode, h, s, prompt);
         const RunResult r = generate(request, cache);
+        if (!r.adapter.empty()) adapter_of[mode] = r.adapter;
         if (mode == "dense") dense = r.video;
         Cell& c = cells[{mode, h}];
         c.sparsity += r.mean_sparsity;
@@ -198,11 +202,8 @@ int run_eval(const std::vector<std::string>& args) {
               guidance.value_or(config.default_guidance), shift.value_or(config.default_shift), block,
               attention::backend_description().c_str());
   // Which sparse modes ran with a mask adapter: their rows are the mode plus its adapter.
-  for (const std::string& mode : modes) {
-    const std::string path = adapter == "none" ? std::string()
-                             : adapter == "auto" ? model::shipped_adapter_path(config, mode)
-                                                 : (mode == "dense" ? std::string() : adapter);
-    if (!path.empty()) std::printf("%s runs with the mask adapter %s\n", mode.c_str(), path.c_str());
+  for (const auto& [mode, path] : adapter_of) {
+    std::printf("%s runs with the mask adapter %s\n", mode.c_str(), path.c_str());
   }
   std::printf("\n");
   std::printf("| mode | horizon | frames | sparsity %% | step ms | adherence %% | temporal health | PSNR vs dense dB | SSIM vs dense |\n");

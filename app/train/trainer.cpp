@@ -243,6 +243,10 @@ void adamw_step(std::vector<Named>& params, std::vector<torch::Tensor>& m, std::
   }
 }
 
+// mean(w · e) / mean(w), w broadcast over e's channels: the object-weighted loss (the plain mean
+// when every weight is 1).
+torch::Tensor weighted_mean(const torch::Tensor& e, const torch::Tensor& w) { return (e * w).mean() / w.mean(); }
+
 // The learning rate at `step`: linear warm-up, flat, then linear decay to 0.1x over the last quarter
 // of the run (by steps, or by this run's time limit unless the schedule spans several resumed runs).
 double scheduled_lr(const TrainOptions& o, int64_t step, double elapsed_s) {
@@ -442,7 +446,7 @@ int64_t run_training(const TrainOptions& o) {
     // Weighted MSE, normalised by the weights' mean: equal to the plain MSE when object_weight = 0.
     const auto weight = batch.weight.to(device, /*non_blocking=*/true);
     const auto sq = (pred - target).pow(2);
-    const auto loss = (sq * weight).mean() / weight.mean();
+    const auto loss = weighted_mean(sq, weight);
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
     loss.backward();
     if (!checked_gradients) {
@@ -661,10 +665,21 @@ int64_t run_distillation(const TrainOptions& o) {
     const auto s = sigma.view({B, 1, 1, 1, 1});
     const auto xt = (1.0 - s) * x0 + s * torch::randn_like(x0);
     const bool log_step = (step + 1) % o.log_every == 0;
-    // Masks that depend on the sampling step (dfs refresh/cache, lvsa rotation) see every step of a
-    // 20-step run in turn, each scored afresh on this batch's Q/K, as inference would build it.
-    policy->reset();
-    const int mask_step = static_cast<int>(step % kDistillSteps);
+    // The mode's mask through the differentiable path. Masks that depend on the sampling step (dfs
+    // refresh/cache, lvsa rotation) see every step of a 20-step run in turn, each scored afresh on
+    // the Q/K of this forward (the policy is reset), as inference would build it.
+    auto masked = [&](bool use_adapter) {
+      policy->reset();
+      model::AttentionControl control = training_attention();
+      control.torch_dense = false;
+      control.policy = policy.get();
+      control.block_size = o.block_size;
+      control.differentiable_masks = true;
+      control.use_adapter = use_adapter;
+      control.step = static_cast<int>(step % kDistillSteps);
+      control.num_steps = kDistillSteps;
+      return control;
+    };
     torch::Tensor ctx, dense;
     {
       torch::NoGradGuard no_grad;
@@ -673,27 +688,13 @@ int64_t run_distillation(const TrainOptions& o) {
       dense = dit->forward(xt, sigma * 1000.0, ctx, &teacher);
       if (log_step) {
         // The mask without the adapter on the same batch: where the sparse mode starts from.
-        model::AttentionControl bare = training_attention();
-        bare.torch_dense = false;
-        bare.policy = policy.get();
-        bare.block_size = o.block_size;
-        bare.differentiable_masks = true;
-        bare.step = mask_step;
-        bare.num_steps = kDistillSteps;
-        const auto plain = dit->forward(xt, sigma * 1000.0, ctx, &bare);
-        bare_loss = (((plain - dense).pow(2) * weight).mean() / weight.mean()).item<double>();
+        model::AttentionControl bare = masked(false);
+        bare_loss = weighted_mean((dit->forward(xt, sigma * 1000.0, ctx, &bare) - dense).pow(2), weight).item<double>();
       }
     }
-    model::AttentionControl student = training_attention();
-    student.torch_dense = false;
-    student.policy = policy.get();
-    student.block_size = o.block_size;
-    student.differentiable_masks = true;
-    student.use_adapter = true;
-    student.step = mask_step;
-    student.num_steps = kDistillSteps;
+    model::AttentionControl student = masked(true);
     const auto pred = dit->forward(xt, sigma * 1000.0, ctx, &student);
-    const auto loss = ((pred - dense).pow(2) * weight).mean() / weight.mean();
+    const auto loss = weighted_mean((pred - dense).pow(2), weight);
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
     loss.backward();
     std::vector<torch::Tensor> grads;

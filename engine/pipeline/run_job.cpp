@@ -96,12 +96,15 @@ double now_ms() {
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
 
-// The mask adapter the settings ask for, loaded once per file and job onto the model's device.
+// The mask adapter the settings ask for (nullptr: none) and its file in `path`. Files load once
+// onto the model's device and stay in `loaded` (the model cache's) for later jobs; the warnings
+// about a block size or mode parameters other than the adapter's come with every use.
 std::shared_ptr<const model::MaskAdapter> resolve_adapter(
     const AttentionSettings& s, const model::DiTConfig& config, torch::Device device, torch::ScalarType dtype,
-    std::map<std::string, std::shared_ptr<const model::MaskAdapter>>& loaded) {
+    std::map<std::string, std::shared_ptr<const model::MaskAdapter>>& loaded, std::string& path) {
+  path.clear();
   if (s.adapter == "none" || s.mode == "dense") return nullptr;
-  const std::string path = s.adapter == "auto" ? model::shipped_adapter_path(config, s.mode) : s.adapter;
+  path = s.adapter == "auto" ? model::shipped_adapter_path(config, s.mode) : s.adapter;
   if (path.empty()) return nullptr;
   if (s.adapter != "auto" && !std::filesystem::exists(path)) {
     throw ParameterError("adapter", "no such file '" + path + "' (give auto, none or an adapter file)");
@@ -112,27 +115,28 @@ std::shared_ptr<const model::MaskAdapter> resolve_adapter(
     ad->to(device, dtype);
     spdlog::info("mask adapter '{}': trained under {} {} (block {}, rank {})", path, ad->mode, ad->params, ad->block_size,
                  ad->rank);
-    if (ad->block_size != s.block_size) {
-      spdlog::warn("mask adapter '{}' was trained with block {}, the job uses block {}", path, ad->block_size, s.block_size);
-    }
-    // Trained under other mode parameters (e.g. keep_ratio 0.2 used at 0.3): it still applies, but
-    // say so — an adapter fits the mask it was distilled on.
-    attention::ParamValues trained;
-    try {
-      std::stringstream list(ad->params);
-      for (std::string kv; std::getline(list, kv, ',');)
-        if (!kv.empty()) attention::parse_param_assignment(kv, trained);
-    } catch (const ParameterError&) {
-      trained.clear();
-    }
-    const auto used = attention::resolve_params(attention::find_policy(s.mode), s.params);
-    for (const auto& [key, value] : trained) {
-      const auto it = used.find(key);
-      if (it != used.end() && std::abs(it->second - value) > 1e-9) {
-        spdlog::warn("mask adapter '{}' was trained with {}={}, the job uses {}", path, key, value, it->second);
-      }
-    }
     slot = std::move(ad);
+  }
+  const model::MaskAdapter& ad = *slot;
+  if (ad.block_size != s.block_size) {
+    spdlog::warn("mask adapter '{}' was trained with block {}, the job uses block {}", path, ad.block_size, s.block_size);
+  }
+  // Trained under other mode parameters (e.g. keep_ratio 0.2 used at 0.3): it still applies, but
+  // say so — an adapter fits the mask it was distilled on.
+  attention::ParamValues trained;
+  try {
+    std::stringstream list(ad.params);
+    for (std::string kv; std::getline(list, kv, ',');)
+      if (!kv.empty()) attention::parse_param_assignment(kv, trained);
+  } catch (const ParameterError&) {
+    trained.clear();
+  }
+  const auto used = attention::resolve_params(attention::find_policy(s.mode), s.params);
+  for (const auto& [key, value] : trained) {
+    const auto it = used.find(key);
+    if (it != used.end() && std::abs(it->second - value) > 1e-9) {
+      spdlog::warn("mask adapter '{}' was trained with {}={}, the job uses {}", path, key, value, it->second);
+    }
   }
   return slot;
 }
@@ -175,6 +179,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const std::string key = request.model + "|" + std::to_string(request.seed) + "|" + device.str();
     if (cache.key != key || !cache.model) {
       cache.model = nullptr;
+      cache.adapters.clear();  // loaded onto the old model's device and for its config
       cache.key.clear();
       cache.model = model::load_model(request.model, request.seed, device, dtype);
       cache.key = key;
@@ -187,12 +192,12 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     torch::Tensor uncond;
     if (use_cfg) uncond = encoder->encode(request.negative_prompt).to(device);
 
-    std::map<std::string, std::shared_ptr<const model::MaskAdapter>> adapters;
-    dit->adapter = resolve_adapter(request.attention, config, device, dtype, adapters);
+    std::string adapter_path;
+    dit->adapter = resolve_adapter(request.attention, config, device, dtype, cache.adapters, adapter_path);
 
     const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
     JobStarted started;
-    if (dit->adapter) started.adapter = adapters.begin()->first;  // the one file loaded so far
+    started.adapter = adapter_path;
     started.job_id = id;
     started.request = request;
     started.grid = grid;
@@ -221,7 +226,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
           attention::resolve_params(attention::find_policy(changed->mode), changed->params);
           settings = *changed;
           policy = attention::create_policy(settings.mode, settings.params);
-          dit->adapter = resolve_adapter(settings, config, device, dtype, adapters);
+          dit->adapter = resolve_adapter(settings, config, device, dtype, cache.adapters, adapter_path);
         }
       }
       const double t_step = now_ms();

@@ -3,6 +3,8 @@
 #pragma once
 #include <atomic>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 
 #include "engine/model/dit.h"
@@ -18,10 +20,12 @@ void validate_request(const GenerationRequest& request);
 // frames/width/height when they do not fit the model's VAE strides and patch.
 std::vector<int64_t> latent_shape(const GenerationRequest& request, const model::DiTConfig& config);
 
-// A model kept loaded between jobs with the same name, seed and device.
+// A model kept loaded between jobs with the same name, seed and device, with the mask adapters
+// its jobs have loaded (by file).
 struct ModelCache {
   std::string key;
   model::WanDiT model{nullptr};
+  std::map<std::string, std::shared_ptr<const model::MaskAdapter>> adapters;
 };
 
 struct JobContext {

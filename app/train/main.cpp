@@ -28,6 +28,10 @@ Resumes from DIR when it holds a checkpoint.
                        object-weighted MSE between M + adapter and dense; --export writes the adapter
   --distill-param k=v  a parameter of M (repeatable), e.g. keep_ratio=0.2
   --block N            mask block size of M (default 128); --rank R adapter rank (default 32)
+  --sparse-mode M      sparsity-aware training: each step also runs the model under mode M's mask and
+                       adds --sparse-weight X (default 1) x the object-weighted MSE between that
+                       velocity and the dense one (both passes learn from it)
+  --sparse-param k=v   a parameter of the --sparse-mode (repeatable), e.g. keep_ratio=0.2
   --save-every N       checkpoint every N steps and at least once a minute (default 500)
   --preview-every N    sample previews with the EMA weights every N steps, 0 = never (default 1000)
   --preview-steps N    sampling steps of a preview (default 20)
@@ -85,6 +89,9 @@ int main(int argc, char** argv) {
       else if (a == "--distill-mode") o.distill_mode = value();
       else if (a == "--distill-param") o.distill_params.push_back(value());
       else if (a == "--teacher") o.teacher_dir = value();
+      else if (a == "--sparse-mode") o.sparse_mode = value();
+      else if (a == "--sparse-param") o.sparse_params.push_back(value());
+      else if (a == "--sparse-weight") o.sparse_weight = number();
       else if (a == "--block") o.block_size = static_cast<int64_t>(number());
       else if (a == "--rank") o.rank = static_cast<int>(number());
       else if (a == "--save-every") o.save_every = static_cast<int>(number());

@@ -273,6 +273,38 @@ model::AttentionControl training_attention() {
   return control;
 }
 
+constexpr int kMaskSteps = 20;  // the built-in model's sampling steps: the mask schedule trained on
+
+// A sparse mode's mask through the differentiable path (SDPA with the token-expanded mask). Masks
+// that depend on the sampling step (dfs refresh/cache, lvsa rotation) see every step of a 20-step
+// run in turn, each scored afresh on the Q/K of this forward (the policy is reset), as inference
+// would build it.
+model::AttentionControl masked_training_attention(attention::MaskPolicy& policy, int64_t block_size, int64_t step,
+                                                  bool use_adapter) {
+  policy.reset();
+  model::AttentionControl control = training_attention();
+  control.torch_dense = false;
+  control.policy = &policy;
+  control.block_size = block_size;
+  control.differentiable_masks = true;
+  control.use_adapter = use_adapter;
+  control.step = static_cast<int>(step % kMaskSteps);
+  control.num_steps = kMaskSteps;
+  return control;
+}
+
+// The policy of `mode` with "k=v" parameters; `text` gets them joined by commas.
+std::unique_ptr<attention::MaskPolicy> make_policy(const std::string& mode, const std::vector<std::string>& params,
+                                                   std::string& text) {
+  attention::ParamValues values;
+  text.clear();
+  for (const auto& kv : params) {
+    attention::parse_param_assignment(kv, values);  // ParameterError naming a malformed k=v
+    text += (text.empty() ? "" : ",") + kv;
+  }
+  return attention::create_policy(mode, values);  // ParameterError: unknown mode / bad value
+}
+
 // [preview] -------------------------------------------------------------------------------------
 
 Video sample_video(model::WanDiTImpl& dit, model::TextNetImpl& text, const data::Tokenizer& tok, const std::string& prompt,
@@ -329,6 +361,10 @@ void validate(const TrainOptions& o) {
   }
   if (o.steps < 0) throw ParameterError("steps", "must be >= 0");
   if (o.block_size < 16 || o.block_size > 1024) throw ParameterError("block", "must be in [16, 1024]");
+  if (!(o.sparse_weight >= 0.0)) throw ParameterError("sparse-weight", "must be >= 0");
+  if (o.sparse_mode == "dense") {
+    throw ParameterError("sparse-mode", "name a sparse attention mode (radial, radial-dynamic, dfs, lvsa)");
+  }
 }
 
 }  // namespace
@@ -360,6 +396,11 @@ int64_t run_training(const TrainOptions& o) {
     at::globalContext().setAllowTF32CuDNN(true);
   }
 
+  // Sparsity-aware training: a second forward under the mode's mask, pulled to the dense one.
+  std::unique_ptr<attention::MaskPolicy> sparse_policy;
+  std::string sparse_text;
+  if (!o.sparse_mode.empty()) sparse_policy = make_policy(o.sparse_mode, o.sparse_params, sparse_text);
+
   torch::manual_seed(o.seed);
   model::WanDiT dit(cfg);
   dit->init_random(o.seed);
@@ -387,6 +428,10 @@ int64_t run_training(const TrainOptions& o) {
   for (auto& p : params) count += p.param.numel();
   spdlog::info("training {} ({} parameters with the text encoder) on {}, batch {} of {}x{}x{} clips", cfg.name, count,
                device.str(), o.batch, o.frames, o.size, o.size);
+  if (sparse_policy) {
+    spdlog::info("sparsity-aware: + {} x object-weighted MSE between the velocity under {} ({}, block {}) and the dense one",
+                 o.sparse_weight, o.sparse_mode, sparse_text.empty() ? "defaults" : sparse_text, o.block_size);
+  }
 
   std::ofstream log(o.out_dir + "/train.log", std::ios::app);
   if (!log) throw IoError("cannot write '" + o.out_dir + "/train.log'");
@@ -425,6 +470,7 @@ int64_t run_training(const TrainOptions& o) {
 
   Prefetcher prefetch(o, step * o.batch, tcfg.length);
   double loss_sum = 0.0, mse_sum = 0.0;  // mse: unweighted, comparable across object weights
+  double gap_sum = 0.0;                  // sparsity-aware runs: the sparse-vs-dense term
   int loss_n = 0;
   double window_start = 0.0;
   bool checked_gradients = false;
@@ -442,11 +488,20 @@ int64_t run_training(const TrainOptions& o) {
     const auto xt = (1.0 - s) * x0 + s * noise;
     const auto target = noise - x0;
     model::AttentionControl control = training_attention();
-    const auto pred = dit->forward(xt, sigma * 1000.0, text->forward(ids), &control);
+    const auto ctx = text->forward(ids);
+    const auto pred = dit->forward(xt, sigma * 1000.0, ctx, &control);
     // Weighted MSE, normalised by the weights' mean: equal to the plain MSE when object_weight = 0.
     const auto weight = batch.weight.to(device, /*non_blocking=*/true);
     const auto sq = (pred - target).pow(2);
-    const auto loss = weighted_mean(sq, weight);
+    auto loss = weighted_mean(sq, weight);
+    if (sparse_policy) {
+      // Both passes get the gradient of their gap: the sparse one learns to follow dense, and the
+      // dense one to need less of what the mask drops (its own flow-matching term keeps it honest).
+      model::AttentionControl sparse = masked_training_attention(*sparse_policy, o.block_size, step, false);
+      const auto gap = weighted_mean((dit->forward(xt, sigma * 1000.0, ctx, &sparse) - pred).pow(2), weight);
+      gap_sum += gap.item<double>();
+      loss = loss + o.sparse_weight * gap;
+    }
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
     loss.backward();
     if (!checked_gradients) {
@@ -476,13 +531,15 @@ int64_t run_training(const TrainOptions& o) {
       const double window = elapsed() - window_start;
       window_start = elapsed();
       // Where the time goes: waiting for data means the renderer (CPU threads) is the bottleneck.
-      spdlog::info("step {} loss {:.5f} mse {:.5f} lr {:.2e} {:.1f} s ({:.1f} steps/s, data wait {:.0f}%, render {:.0f} ms/batch)",
-                   step, mean, mse_sum / loss_n, lr, elapsed(), loss_n / std::max(window, 1e-9), 100.0 * wait / std::max(window, 1e-9),
-                   1000.0 * render / std::max(1, loss_n));
-      log << "step " << step << " loss " << mean << " mse " << mse_sum / loss_n << " lr " << lr << " time " << elapsed()
-          << "\n";
+      spdlog::info("step {} loss {:.5f} mse {:.5f}{} lr {:.2e} {:.1f} s ({:.1f} steps/s, data wait {:.0f}%, render {:.0f} ms/batch)",
+                   step, mean, mse_sum / loss_n,
+                   sparse_policy ? fmt::format(" sparse gap {:.5f}", gap_sum / loss_n) : std::string(), lr, elapsed(),
+                   loss_n / std::max(window, 1e-9), 100.0 * wait / std::max(window, 1e-9), 1000.0 * render / std::max(1, loss_n));
+      log << "step " << step << " loss " << mean << " mse " << mse_sum / loss_n;
+      if (sparse_policy) log << " gap " << gap_sum / loss_n;
+      log << " lr " << lr << " time " << elapsed() << "\n";
       log.flush();
-      loss_sum = mse_sum = 0.0;
+      loss_sum = mse_sum = gap_sum = 0.0;
       loss_n = 0;
     }
     const bool time_save = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() > 60.0;
@@ -506,7 +563,6 @@ int64_t run_training(const TrainOptions& o) {
 namespace {
 
 const char* kAdapterState = "adapter_state.safetensors";
-constexpr int kDistillSteps = 20;  // the built-in model's sampling steps: the mask schedule distilled on
 
 // One file: the adapter's factors ("p.*"), their EMA ("e.*") and AdamW moments ("m.*", "v.*").
 void save_adapter_state(const std::string& path, const std::string& teacher, const model::MaskAdapter& ad,
@@ -578,13 +634,8 @@ int64_t run_distillation(const TrainOptions& o) {
   model::register_builtin_model();
   const model::DiTConfig cfg = model::find_config(o.config);
   const model::TextNetConfig tcfg = model::builtin_text_config();
-  attention::ParamValues values;
   std::string params_text;
-  for (const auto& kv : o.distill_params) {
-    attention::parse_param_assignment(kv, values);  // ParameterError naming a malformed k=v
-    params_text += (params_text.empty() ? "" : ",") + kv;
-  }
-  auto policy = attention::create_policy(o.distill_mode, values);  // ParameterError: unknown mode / bad value
+  auto policy = make_policy(o.distill_mode, o.distill_params, params_text);
   fs::create_directories(o.out_dir);
   const torch::Device device = pick_device(o.device);
   if (o.threads > 0) at::set_num_threads(o.threads);
@@ -665,21 +716,7 @@ int64_t run_distillation(const TrainOptions& o) {
     const auto s = sigma.view({B, 1, 1, 1, 1});
     const auto xt = (1.0 - s) * x0 + s * torch::randn_like(x0);
     const bool log_step = (step + 1) % o.log_every == 0;
-    // The mode's mask through the differentiable path. Masks that depend on the sampling step (dfs
-    // refresh/cache, lvsa rotation) see every step of a 20-step run in turn, each scored afresh on
-    // the Q/K of this forward (the policy is reset), as inference would build it.
-    auto masked = [&](bool use_adapter) {
-      policy->reset();
-      model::AttentionControl control = training_attention();
-      control.torch_dense = false;
-      control.policy = policy.get();
-      control.block_size = o.block_size;
-      control.differentiable_masks = true;
-      control.use_adapter = use_adapter;
-      control.step = static_cast<int>(step % kDistillSteps);
-      control.num_steps = kDistillSteps;
-      return control;
-    };
+    auto masked = [&](bool use_adapter) { return masked_training_attention(*policy, o.block_size, step, use_adapter); };
     torch::Tensor ctx, dense;
     {
       torch::NoGradGuard no_grad;

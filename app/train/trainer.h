@@ -43,6 +43,13 @@ struct TrainOptions {
   std::string distill_mode;
   std::vector<std::string> distill_params;
   std::string teacher_dir;
+  // Sparsity-aware training (run_training): with `sparse_mode` set, each step also runs the model
+  // under that mode's mask (`sparse_params`, `block_size`) and adds sparse_weight × the
+  // object-weighted MSE between that velocity and the dense one, so the dense model learns to live
+  // within the mask and the sparse mode's videos stay near the dense ones.
+  std::string sparse_mode;
+  std::vector<std::string> sparse_params;
+  double sparse_weight = 1.0;
   int64_t block_size = 128;
   int rank = 32;
 };

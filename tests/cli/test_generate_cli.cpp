@@ -131,6 +131,7 @@ TEST(EvalCli, PrintsTheTableWithItsSamplingSettings) {
   const std::string out = slurp(d.file("out.txt"));
   EXPECT_NE(out.find("2 steps, guidance 1.5, shift 2,"), std::string::npos) << out;
   EXPECT_NE(out.find("| dense | 1x | 8 | 0.0 |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| world (reference) | 1x | 8 | — | — |"), std::string::npos) << out;
   const auto radial = out.find("| radial | 1x | 8 |");
   ASSERT_NE(radial, std::string::npos) << out;
   EXPECT_EQ(out.find("—", radial), std::string::npos) << "the sparse row has its PSNR/SSIM against dense: " << out;

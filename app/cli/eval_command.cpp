@@ -198,12 +198,14 @@ int run_eval(const std::vector<std::string>& args) {
         c.sparsity += r.mean_sparsity;
         c.step_ms += r.step_ms;
         const eval::Adherence a = eval::prompt_adherence(*r.video, prompt);
-        spdlog::info("eval: {} x{} seed {}: adherence {:.1f} % (presence {:.1f}, size {:.1f}, motion {:.1f})", mode, h, s,
-                     100 * a.accuracy, 100 * a.presence, 100 * a.size, 100 * a.motion);
+        const double psnr = eval::psnr(*r.video, *dense), ssim = eval::ssim(*r.video, *dense);
+        spdlog::info("eval: {} x{} seed {}: adherence {:.1f} % (presence {:.1f}, size {:.1f}, motion {:.1f}){}", mode, h, s,
+                     100 * a.accuracy, 100 * a.presence, 100 * a.size, 100 * a.motion,
+                     mode == "dense" ? std::string() : fmt::format(", vs dense {:.2f} dB / SSIM {:.4f}", psnr, ssim));
         c.adherence += a.accuracy;
         c.health += eval::temporal_health(*r.video, frames).score;
-        c.psnr += eval::psnr(*r.video, *dense);
-        c.ssim += eval::ssim(*r.video, *dense);
+        c.psnr += psnr;
+        c.ssim += ssim;
         ++c.n;
       }
     }

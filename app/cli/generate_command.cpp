@@ -131,9 +131,9 @@ int run_generate(const std::vector<std::string>& args) {
   if (!out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
 #endif
   if (req.model.empty()) req.model = default_model();
-  if (req.model == "builtin" || req.model == model::kBuiltinName) {
+  if (model::is_builtin_model(req.model)) {
     model::register_builtin_model();
-    req.model = model::kBuiltinName;
+    if (req.model == "builtin") req.model = model::kBuiltinName;
   }
   // Per-model defaults for what the user left out (a path: its inferred config decides later).
   const bool pixel = model::has_config(req.model) && model::find_config(req.model).spatial_stride == 1;
@@ -144,7 +144,7 @@ int run_generate(const std::vector<std::string>& args) {
     if (!have_shift) req.shift = c.default_shift;
   }
   // The built-in model defaults to its training size; other pixel-space configs (tiny) stay small.
-  const bool builtin = req.model == model::kBuiltinName;
+  const bool builtin = model::is_builtin_model(req.model);
   if (!have_frames) req.frames = builtin ? model::kBuiltinFrames : pixel ? 16 : 81;
   if (size_text.empty()) {
     size_text = builtin ? std::to_string(model::kBuiltinSize) + "x" + std::to_string(model::kBuiltinSize)

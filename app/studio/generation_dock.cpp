@@ -153,7 +153,7 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
     if (loading_) return;
     std::string name = m.toStdString();
     if (name == "builtin") name = model::kBuiltinName;
-    if (name == model::kBuiltinName) model::register_builtin_model();
+    if (model::is_builtin_model(name)) model::register_builtin_model();
     if (!model::has_config(name)) return;  // a checkpoint path: its inferred config decides later
     const auto c = model::find_config(name);
     steps_->setValue(c.default_steps);

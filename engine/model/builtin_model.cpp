@@ -87,10 +87,17 @@ torch::Tensor BuiltinTextEncoder::encode(const std::string& prompt) {
 
 TextNetConfig builtin_text_config() { return TextNetConfig{}; }
 
-DiTConfig builtin_config() {
+DiTConfig builtin_config(const std::string& name) {
+  if (name != kBuiltinName && name != kBuiltinSparseName) {
+    throw ParameterError("model", "'" + name + "' is not a built-in model (" + kBuiltinName + ", " + kBuiltinSparseName + ")");
+  }
   DiTConfig c;
-  c.name = kBuiltinName;
-  c.summary = "built-in physics-world model: Wan2.1 DiT, dim 192, 4 layers, pixel space (patch 2x4x4), trained by longshot-train";
+  c.name = name;
+  c.summary = name == kBuiltinName
+                  ? "built-in physics-world model: Wan2.1 DiT, dim 192, 4 layers, pixel space (patch 2x4x4), trained by "
+                    "longshot-train"
+                  : "the built-in model fine-tuned sparsity-aware for radial (keep_ratio 0.18, 82% sparse): radial "
+                    "stays near its dense video";
   c.dim = 192;
   c.ffn_dim = 576;
   c.freq_dim = 128;
@@ -108,7 +115,7 @@ DiTConfig builtin_config() {
   c.default_steps = 20;
   c.default_shift = 3.0;
   c.default_guidance = 3.0;
-  c.default_weights = builtin_weights_path();
+  c.default_weights = builtin_weights_path(name);
   c.text_encoder = [](const DiTConfig& config) -> std::unique_ptr<TextEncoder> {
     TextNet net(builtin_text_config());
     const std::string path = builtin_text_path(config.default_weights);
@@ -124,16 +131,24 @@ DiTConfig builtin_config() {
   return c;
 }
 
-void register_builtin_model() { register_config(builtin_config()); }
+void register_builtin_model() {
+  register_config(builtin_config(kBuiltinName));
+  register_config(builtin_config(kBuiltinSparseName));
+}
+
+bool is_builtin_model(const std::string& name) {
+  return name == "builtin" || name == kBuiltinName || name == kBuiltinSparseName;
+}
 
 // [weights] -------------------------------------------------------------------------------------
 
-std::string builtin_weights_path() {
-  if (const char* env = std::getenv("LONGSHOT_BUILTIN_WEIGHTS"); env && *env) return env;
+std::string builtin_weights_path(const std::string& name) {
+  const char* env = std::getenv(name == kBuiltinSparseName ? "LONGSHOT_BUILTIN_SPARSE_WEIGHTS" : "LONGSHOT_BUILTIN_WEIGHTS");
+  if (env && *env) return env;
 #ifdef LONGSHOT_SOURCE_DIR
-  return std::string(LONGSHOT_SOURCE_DIR) + "/assets/longshot-builtin.safetensors";
+  return std::string(LONGSHOT_SOURCE_DIR) + "/assets/" + name + ".safetensors";
 #else
-  return "assets/longshot-builtin.safetensors";
+  return "assets/" + name + ".safetensors";
 #endif
 }
 

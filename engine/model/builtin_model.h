@@ -14,6 +14,9 @@
 namespace longshot::model {
 
 inline constexpr const char* kBuiltinName = "longshot-builtin";
+// The same network fine-tuned sparsity-aware (longshot-train --sparse-mode radial --sparse-param
+// keep_ratio=0.18): its radial videos stay close to its dense ones, at some cost in adherence.
+inline constexpr const char* kBuiltinSparseName = "longshot-builtin-sparse";
 // Video frames and size the built-in model is trained on (the "training length" of the metrics).
 inline constexpr int kBuiltinFrames = 32;
 inline constexpr int kBuiltinSize = 64;
@@ -59,15 +62,18 @@ class BuiltinTextEncoder : public TextEncoder {
 };
 
 TextNetConfig builtin_text_config();
-// The longshot-builtin DiT config; default_weights points at the shipped file (see
-// builtin_weights_path) and text_encoder builds a BuiltinTextEncoder from builtin_text_path().
-DiTConfig builtin_config();
-// Adds longshot-builtin to the config registry (idempotent).
+// A built-in DiT config (kBuiltinName or kBuiltinSparseName); default_weights points at its shipped
+// file (see builtin_weights_path) and text_encoder builds a BuiltinTextEncoder from builtin_text_path().
+DiTConfig builtin_config(const std::string& name = kBuiltinName);
+// Adds both built-in models to the config registry (idempotent).
 void register_builtin_model();
+// "builtin" (the request's default), longshot-builtin or longshot-builtin-sparse.
+bool is_builtin_model(const std::string& name);
 
-// Shipped weights: $LONGSHOT_BUILTIN_WEIGHTS if set, else <source>/assets/longshot-builtin.safetensors;
-// the text encoder lives next to it in longshot-builtin-text.safetensors.
-std::string builtin_weights_path();
+// Shipped weights of a built-in model: <source>/assets/<name>.safetensors, overridden by
+// $LONGSHOT_BUILTIN_WEIGHTS (longshot-builtin) or $LONGSHOT_BUILTIN_SPARSE_WEIGHTS; the text
+// encoder lives next to it in <name>-text.safetensors.
+std::string builtin_weights_path(const std::string& name = kBuiltinName);
 std::string builtin_text_path(const std::string& weights_path);
 
 // Text encoder weights, parameter names as named_parameters() gives them. load throws IoError /

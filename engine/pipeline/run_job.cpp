@@ -153,11 +153,12 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   int completed = 0;
   try {
     validate_request(request_in);
-    // "builtin" (the request's default) and "longshot-builtin" name the built-in model.
+    // "builtin" (the request's default) and "longshot-builtin" name the built-in model;
+    // "longshot-builtin-sparse" its sparsity-aware fine-tune.
     GenerationRequest request = request_in;
-    if (request.model == "builtin" || request.model == model::kBuiltinName) {
+    if (model::is_builtin_model(request.model)) {
       model::register_builtin_model();  // idempotent
-      request.model = model::kBuiltinName;
+      if (request.model == "builtin") request.model = model::kBuiltinName;
     }
     if (!model::has_config(request.model) && !std::filesystem::exists(request.model))
       model::find_config(request.model);  // ParameterError("model") listing the known names

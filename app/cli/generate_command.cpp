@@ -35,7 +35,7 @@ const char* kGenerateUsage =
     "(within one layer) and leaves no output file.\n"
     "\n"
     "  --prompt TEXT          the prompt (required)          --negative TEXT   negative prompt\n"
-    "  --model NAME|PATH      tiny, longshot-builtin, wan2.1-t2v-1.3b, wan2.1-t2v-14b, or a .safetensors\n"
+    "  --model NAME|PATH      tiny, longshot-builtin, longshot-builtin-sparse, wan2.1-t2v-1.3b, wan2.1-t2v-14b, or a .safetensors\n"
     "                         checkpoint (Wan2.1 or diffusers keys). Default: longshot-builtin when its\n"
     "                         weights exist, else tiny (random weights)\n"
     "  --text-embeddings FILE precomputed umT5 embeddings ('context' [L, 4096]) for Wan configs\n"

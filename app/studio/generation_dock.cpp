@@ -55,6 +55,7 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
 
   model_ = new QComboBox;
   model_->setEditable(true);
+  model::register_builtin_model();  // longshot-builtin and longshot-builtin-sparse are in the list
   for (const auto& c : model::registered_configs()) {
     model_->addItem(QString::fromStdString(c.name));
     model_->setItemData(model_->count() - 1, QString::fromStdString(c.summary), Qt::ToolTipRole);

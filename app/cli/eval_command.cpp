@@ -163,8 +163,9 @@ int run_eval(const std::vector<std::string>& args) {
       const data::ClipSpec spec = data::sample_clip(700000 + static_cast<uint64_t>(s));
       const std::string prompt = data::caption(spec);
       {
-        // The world's own rendering of the prompt: what the metrics give a perfect video (their
-        // ceiling on these prompts; overlapping objects hide each other).
+        // The world's own rendering of the prompt: the adherence a perfect video gets on these
+        // prompts (below 100 % where overlapping objects hide each other), and the world's own
+        // temporal health (its slow motions can score below a generated clip's).
         const Video truth = data::render(spec, frames * h, size, size);
         const eval::Adherence a = eval::prompt_adherence(truth, prompt);
         Cell& c = reference[h];

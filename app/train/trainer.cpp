@@ -365,6 +365,12 @@ void validate(const TrainOptions& o) {
   if (o.sparse_mode == "dense") {
     throw ParameterError("sparse-mode", "name a sparse attention mode (radial, radial-dynamic, dfs, lvsa)");
   }
+  if (o.sparse_mode.empty() && (!o.sparse_params.empty() || o.sparse_weight != 1.0)) {
+    throw ParameterError("sparse-param", "--sparse-param / --sparse-weight need --sparse-mode");
+  }
+  if (!o.sparse_mode.empty() && !o.distill_mode.empty()) {
+    throw ParameterError("sparse-mode", "--sparse-mode trains the model, --distill-mode an adapter: pick one");
+  }
 }
 
 }  // namespace
@@ -494,6 +500,19 @@ int64_t run_training(const TrainOptions& o) {
     const auto weight = batch.weight.to(device, /*non_blocking=*/true);
     const auto sq = (pred - target).pow(2);
     auto loss = weighted_mean(sq, weight);
+    if (!checked_gradients) {
+      // A dense layer that is not differentiable would leave attention untrained without a sound.
+      // Checked on the dense term alone: a sparsity-aware run's masked pass reaches q on its own.
+      for (auto& p : params) {
+        if (p.name != "dit.blocks.0.self_attn.q.weight") continue;
+        const auto g = torch::autograd::grad({loss}, {p.param}, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
+        if (!g[0].defined() || g[0].abs().sum().item<double>() == 0.0) {
+          throw Error("the DiT's self-attention passes no gradient to " + p.name +
+                      " (WanDiT::forward must be differentiable through the dense attention path)");
+        }
+      }
+      checked_gradients = true;
+    }
     if (sparse_policy) {
       // Both passes get the gradient of their gap: the sparse one learns to follow dense, and the
       // dense one to need less of what the mask drops (its own flow-matching term keeps it honest).
@@ -504,17 +523,6 @@ int64_t run_training(const TrainOptions& o) {
     }
     for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
     loss.backward();
-    if (!checked_gradients) {
-      // A dense layer that is not differentiable would leave attention untrained without a sound.
-      for (auto& p : params) {
-        if (p.name == "dit.blocks.0.self_attn.q.weight" &&
-            (!p.param.grad().defined() || p.param.grad().abs().sum().item<double>() == 0.0)) {
-          throw Error("the DiT's self-attention passes no gradient to " + p.name +
-                      " (WanDiT::forward must be differentiable through the dense attention path)");
-        }
-      }
-      checked_gradients = true;
-    }
     std::vector<torch::Tensor> grads;
     for (auto& p : params) grads.push_back(p.param);
     torch::nn::utils::clip_grad_norm_(grads, 1.0);

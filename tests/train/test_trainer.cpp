@@ -165,6 +165,14 @@ TEST(Trainer, SparsityAwareTrainingPullsTheSparseVelocityToDense) {
   bad.sparse_weight = 1.0;
   bad.sparse_params = {"keep_ratio"};  // no value
   EXPECT_THROW(train::run_training(bad), ParameterError);
+  bad.sparse_params = {};
+  bad.distill_mode = "radial";  // one or the other
+  EXPECT_THROW(train::run_training(bad), ParameterError);
+  bad.distill_mode.clear();
+  bad.sparse_mode.clear();
+  bad.sparse_params = {"keep_ratio=0.2"};  // parameters of no mode
+  EXPECT_THROW(train::run_training(bad), ParameterError);
+  fs::remove_all(bad.out_dir);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -198,6 +199,17 @@ void save_checkpoint(const std::string& dir, const std::vector<Named>& params, c
   }
 }
 
+// Copies `file`'s tensor `name` into `dst`: IoError naming the tensor when it is absent, ShapeError
+// naming `what` (the file) and the tensor when its shape is not dst's.
+void load_checked(io::SafetensorsFile& file, const std::string& what, const std::string& name, torch::Tensor& dst) {
+  const auto& info = file.info(name);
+  if (info.shape != dst.sizes().vec()) {
+    throw ShapeError(what + ": tensor '" + name + "' has shape " + c10::str(c10::IntArrayRef(info.shape)) +
+                     ", the model needs " + c10::str(dst.sizes()));
+  }
+  dst.copy_(file.load(name, torch::kFloat));
+}
+
 // Returns the checkpoint's step, or −1 when `dir` has none.
 int64_t load_checkpoint(const std::string& dir, std::vector<Named>& params, std::vector<torch::Tensor>& ema,
                         std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v) {
@@ -214,13 +226,7 @@ int64_t load_checkpoint(const std::string& dir, std::vector<Named>& params, std:
     if (step >= 0 && s != step) throw IoError("checkpoint '" + dir + "' is torn: '" + path + "' is from step " + it->second);
     step = s;
     for (size_t i = 0; i < params.size(); ++i) {
-      const auto& info = file.info(params[i].name);  // throws IoError naming the tensor
-      if (info.shape != params[i].param.sizes().vec()) {
-        throw ShapeError("checkpoint '" + path + "': tensor '" + params[i].name + "' has shape " +
-                         c10::str(c10::IntArrayRef(info.shape)) + ", the model needs " + c10::str(params[i].param.sizes()));
-      }
-      auto& dst = sets[f] ? (*sets[f])[i] : params[i].param;
-      dst.copy_(file.load(params[i].name, torch::kFloat));
+      load_checked(file, "checkpoint '" + path + "'", params[i].name, sets[f] ? (*sets[f])[i] : params[i].param);
     }
   }
   return step;
@@ -262,6 +268,23 @@ void ema_update(std::vector<torch::Tensor>& ema, const std::vector<Named>& param
   torch::NoGradGuard no_grad;
   const double d = std::min(max_decay, (1.0 + step) / (10.0 + step));
   for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(d).add_(params[i].param.detach(), 1.0 - d);
+}
+
+// One optimizer step on `loss`: gradients cleared, backward, clipped to norm 1, AdamW at the
+// scheduled learning rate of the new step (weight decay `wd`), EMA. Returns that learning rate.
+double optimizer_step(const torch::Tensor& loss, std::vector<Named>& params, std::vector<torch::Tensor>& m,
+                      std::vector<torch::Tensor>& v, std::vector<torch::Tensor>& ema, int64_t& step,
+                      const TrainOptions& o, const std::function<double()>& elapsed_s, double wd) {
+  for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
+  loss.backward();
+  std::vector<torch::Tensor> grads;
+  for (auto& p : params) grads.push_back(p.param);
+  torch::nn::utils::clip_grad_norm_(grads, 1.0);
+  ++step;
+  const double lr = scheduled_lr(o, step, elapsed_s());
+  adamw_step(params, m, v, step, lr, wd);
+  ema_update(ema, params, step, o.ema_decay);
+  return lr;
 }
 
 // Every layer dense through torch's own attention: differentiable (the attention core's dense
@@ -521,15 +544,7 @@ int64_t run_training(const TrainOptions& o) {
       gap_sum += gap.item<double>();
       loss = loss + o.sparse_weight * gap;
     }
-    for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
-    loss.backward();
-    std::vector<torch::Tensor> grads;
-    for (auto& p : params) grads.push_back(p.param);
-    torch::nn::utils::clip_grad_norm_(grads, 1.0);
-    ++step;
-    const double lr = scheduled_lr(o, step, elapsed());
-    adamw_step(params, m, v, step, lr, o.weight_decay);
-    ema_update(ema, params, step, o.ema_decay);
+    const double lr = optimizer_step(loss, params, m, v, ema, step, o, elapsed, o.weight_decay);
     loss_sum += loss.item<double>();
     mse_sum += sq.detach().mean().item<double>();
     ++loss_n;
@@ -657,14 +672,7 @@ int64_t run_distillation(const TrainOptions& o) {
     if (!fs::exists(path)) throw IoError("teacher checkpoint '" + path + "' not found");
     io::SafetensorsFile file(path);
     torch::NoGradGuard no_grad;
-    for (auto& p : all_parameters(*dit, *text)) {
-      const auto& info = file.info(p.name);  // IoError naming the tensor
-      if (info.shape != p.param.sizes().vec()) {
-        throw ShapeError("teacher '" + path + "': tensor '" + p.name + "' has shape " + c10::str(c10::IntArrayRef(info.shape)) +
-                         ", config '" + cfg.name + "' needs " + c10::str(p.param.sizes()));
-      }
-      p.param.copy_(file.load(p.name, torch::kFloat));
-    }
+    for (auto& p : all_parameters(*dit, *text)) load_checked(file, "teacher '" + path + "' (config '" + cfg.name + "')", p.name, p.param);
   }
   for (auto& p : all_parameters(*dit, *text)) p.param.set_requires_grad(false);
   dit->to(device);
@@ -740,15 +748,8 @@ int64_t run_distillation(const TrainOptions& o) {
     model::AttentionControl student = masked(true);
     const auto pred = dit->forward(xt, sigma * 1000.0, ctx, &student);
     const auto loss = weighted_mean((pred - dense).pow(2), weight);
-    for (auto& p : params) p.param.mutable_grad() = torch::Tensor();
-    loss.backward();
-    std::vector<torch::Tensor> grads;
-    for (auto& p : params) grads.push_back(p.param);
-    torch::nn::utils::clip_grad_norm_(grads, 1.0);
-    ++step;
-    const double lr = scheduled_lr(o, step, elapsed());
-    adamw_step(params, m, v, step, lr, 0.0);  // no weight decay: it would pull the adapter to the identity
-    ema_update(ema, params, step, o.ema_decay);
+    // No weight decay: it would pull the adapter to the identity.
+    const double lr = optimizer_step(loss, params, m, v, ema, step, o, elapsed, 0.0);
     loss_sum += loss.item<double>();
     ++loss_n;
     if (log_step) {

@@ -23,6 +23,8 @@ Resumes from DIR when it holds a checkpoint.
   --ema X              EMA decay (default 0.999)
   --cfg-drop X         share of empty captions (default 0.1)
   --object-weight X    loss weight of pixels near an object, on top of 1 elsewhere (default 6; 0 = plain MSE)
+  --position-channels N  0 or 2: absolute-position planes (x, y) into the patch embedding (default: the
+                       config's); resuming a checkpoint without them starts their weights at zero
   --distill-mode M     train a mask adapter for attention mode M instead (DynamicRad's mask-aware
                        LoRA): the frozen model is --teacher DIR's EMA checkpoint, the loss the
                        object-weighted MSE between M + adapter and dense; --export writes the adapter
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
       else if (a == "--ema") o.ema_decay = number();
       else if (a == "--cfg-drop") o.cfg_drop = number();
       else if (a == "--object-weight") o.object_weight = number();
+      else if (a == "--position-channels") o.position_channels = static_cast<int>(number());
       else if (a == "--distill-mode") o.distill_mode = value();
       else if (a == "--distill-param") o.distill_params.push_back(value());
       else if (a == "--teacher") o.teacher_dir = value();

@@ -200,9 +200,23 @@ void save_checkpoint(const std::string& dir, const std::vector<Named>& params, c
 }
 
 // Copies `file`'s tensor `name` into `dst`: IoError naming the tensor when it is absent, ShapeError
-// naming `what` (the file) and the tensor when its shape is not dst's.
+// naming `what` (the file) and the tensor when its shape is not dst's. The one exception widens:
+// a patch embedding with fewer input channels (a checkpoint from before position planes) fills
+// dst's leading channels, and the rest start at zero.
 void load_checked(io::SafetensorsFile& file, const std::string& what, const std::string& name, torch::Tensor& dst) {
   const auto& info = file.info(name);
+  auto shape = info.shape;
+  const std::string patch = "patch_embedding.weight";
+  const bool widen = name.size() >= patch.size() && name.compare(name.size() - patch.size(), patch.size(), patch) == 0 &&
+                     shape.size() == 5 && dst.dim() == 5 && shape[1] < dst.size(1);
+  if (widen) shape[1] = dst.size(1);
+  if (widen && shape == dst.sizes().vec()) {
+    dst.zero_();
+    dst.narrow(1, 0, info.shape[1]).copy_(file.load(name, torch::kFloat));
+    spdlog::info("{}: '{}' widened from {} to {} input channels (position planes start at zero)", what, name,
+                 info.shape[1], dst.size(1));
+    return;
+  }
   if (info.shape != dst.sizes().vec()) {
     throw ShapeError(what + ": tensor '" + name + "' has shape " + c10::str(c10::IntArrayRef(info.shape)) +
                      ", the model needs " + c10::str(dst.sizes()));
@@ -372,6 +386,12 @@ torch::Device pick_device(const std::string& name) {
   throw ParameterError("device", "expected auto, cpu or cuda, got '" + name + "'");
 }
 
+model::DiTConfig training_config(const TrainOptions& o) {
+  model::DiTConfig c = model::find_config(o.config);
+  if (o.position_channels >= 0) c.position_channels = o.position_channels;
+  return c;
+}
+
 void validate(const TrainOptions& o) {
   if (o.out_dir.empty()) throw ParameterError("out", "an output folder is required");
   if (o.batch < 1) throw ParameterError("batch", "must be >= 1");
@@ -383,6 +403,9 @@ void validate(const TrainOptions& o) {
     throw ParameterError("object-weight", "the object weight and margin must be >= 0");
   }
   if (o.steps < 0) throw ParameterError("steps", "must be >= 0");
+  if (o.position_channels != -1 && o.position_channels != 0 && o.position_channels != 2) {
+    throw ParameterError("position-channels", "must be 0 or 2");
+  }
   if (o.block_size < 16 || o.block_size > 1024) throw ParameterError("block", "must be in [16, 1024]");
   if (!(o.sparse_weight >= 0.0)) throw ParameterError("sparse-weight", "must be >= 0");
   if (o.sparse_mode == "dense") {
@@ -403,7 +426,7 @@ void validate(const TrainOptions& o) {
 int64_t run_training(const TrainOptions& o) {
   validate(o);
   model::register_builtin_model();
-  const model::DiTConfig cfg = model::find_config(o.config);
+  const model::DiTConfig cfg = training_config(o);
   const model::TextNetConfig tcfg = model::builtin_text_config();
   if (cfg.text_dim != tcfg.dim || cfg.text_len != tcfg.length) {
     throw ParameterError("config", "'" + cfg.name + "' must take text_dim " + std::to_string(tcfg.dim) + " and text_len " +
@@ -655,7 +678,7 @@ int64_t run_distillation(const TrainOptions& o) {
   }
   if (o.teacher_dir.empty()) throw ParameterError("teacher", "a checkpoint folder (its EMA weights) is required");
   model::register_builtin_model();
-  const model::DiTConfig cfg = model::find_config(o.config);
+  const model::DiTConfig cfg = training_config(o);
   const model::TextNetConfig tcfg = model::builtin_text_config();
   std::string params_text;
   auto policy = make_policy(o.distill_mode, o.distill_params, params_text);

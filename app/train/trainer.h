@@ -28,6 +28,10 @@ struct TrainOptions {
   // the rest: objects cover a few % of a frame, so an unweighted MSE is mostly background.
   double object_weight = 6.0;
   double object_margin = 1.5;
+  // Absolute-position input planes of the DiT (model::DiTConfig::position_channels): -1 = the
+  // config's (its shipped weights'). A checkpoint without them is widened: the new planes' patch
+  // embedding weights start at zero, so the resumed model computes what it did before.
+  int position_channels = -1;
   int save_every = 500;
   int preview_every = 1000;
   int preview_steps = 20;

@@ -10,6 +10,7 @@
 
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/weights.h"
 
 namespace longshot::model {
 
@@ -116,6 +117,15 @@ DiTConfig builtin_config(const std::string& name) {
   c.default_shift = 3.0;
   c.default_guidance = 3.0;
   c.default_weights = builtin_weights_path(name);
+  // Whether the model reads absolute-position planes is the shipped weights' to say (DiTConfig).
+  if (std::filesystem::exists(c.default_weights)) {
+    try {
+      const std::string weights = c.default_weights;
+      c = with_checkpoint_positions(std::move(c), weights);
+    } catch (const std::exception& e) {
+      spdlog::warn("model {}: {}", name, e.what());  // loading the file later names the fault
+    }
+  }
   c.text_encoder = [](const DiTConfig& config) -> std::unique_ptr<TextEncoder> {
     TextNet net(builtin_text_config());
     const std::string path = builtin_text_path(config.default_weights);

@@ -68,7 +68,7 @@ WanDiTImpl::WanDiTImpl(DiTConfig config) : config_(std::move(config)) {
   config_.validate();
   const auto& c = config_;
   patch_embedding = register_module(
-      "patch_embedding", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
+      "patch_embedding", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels + c.position_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
                                                .stride({c.patch[0], c.patch[1], c.patch[2]})));
   text_embedding = register_module(
       "text_embedding", torch::nn::Sequential(
@@ -124,6 +124,13 @@ torch::Tensor sinusoidal_embedding(const torch::Tensor& timesteps, int64_t dim) 
   auto freqs = torch::pow(10000.0, -torch::arange(half, t.options()) / double(half));
   auto args = torch::outer(t, freqs);
   return torch::cat({torch::cos(args), torch::sin(args)}, 1).to(torch::kFloat);
+}
+
+torch::Tensor position_planes(int64_t height, int64_t width, const torch::TensorOptions& options) {
+  auto centres = [](int64_t n) { return (torch::arange(n, torch::kFloat) + 0.5f) * (2.0f / float(n)) - 1.0f; };
+  auto y = centres(height).view({height, 1}).expand({height, width});
+  auto x = centres(width).view({1, width}).expand({height, width});
+  return torch::stack({x, y}).to(options);
 }
 
 std::array<int64_t, 3> rope_split(int64_t head_dim) {
@@ -278,7 +285,14 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   }
 
   // Patch embedding → [B, N, dim] fp32, raster, then into the step's order.
-  auto x = patch_embedding->forward(latents.to(wdtype)).flatten(2).transpose(1, 2).to(torch::kFloat);
+  auto input = latents.to(wdtype);
+  if (c.position_channels > 0) {
+    const auto planes = position_planes(latents.size(3), latents.size(4), input.options());
+    input = torch::cat({input, planes.view({1, 2, 1, latents.size(3), latents.size(4)})
+                                   .expand({batch, 2, latents.size(2), latents.size(3), latents.size(4)})},
+                       1);
+  }
+  auto x = patch_embedding->forward(input).flatten(2).transpose(1, 2).to(torch::kFloat);
   if (perm.defined()) x = x.index_select(1, perm);
   torch::Tensor cos, sin;
   rope_tables(grid, ordering.get(), device, cos, sin);

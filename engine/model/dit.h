@@ -164,6 +164,8 @@ TORCH_MODULE(WanDiT);
 
 // Wan's sinusoidal embedding: [cos(t·f), sin(t·f)], f_k = 10000^(−k/half), computed in fp64.
 torch::Tensor sinusoidal_embedding(const torch::Tensor& timesteps, int64_t dim);
+// The position_channels planes [2, H, W]: x, then y, at pixel centres, spanning [-1, 1].
+torch::Tensor position_planes(int64_t height, int64_t width, const torch::TensorOptions& options);
 // Real dims of head_dim given to time / height / width: d − 4⌊d/6⌋, 2⌊d/6⌋, 2⌊d/6⌋.
 std::array<int64_t, 3> rope_split(int64_t head_dim);
 // Plain softmax attention for unequal lengths (cross-attention), [B, H, Nq, D] × [B, H, Nk, D].

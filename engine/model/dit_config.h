@@ -28,6 +28,10 @@ struct DiTConfig {
   int64_t text_len = 512;        // text embeddings are zero-padded to this length
   int64_t in_channels = 16;
   int64_t out_channels = 16;
+  // Absolute-position input planes (0 or 2): x and y in [-1, 1] at pixel centres, appended to the
+  // latents before patch embedding. RoPE gives attention relative positions only, and a pixel-space
+  // model of a flat background then cannot tell where the frame's walls are; Wan (0) needs none.
+  int64_t position_channels = 0;
   int64_t num_heads = 12;
   int64_t num_layers = 30;
   std::array<int64_t, 3> patch{1, 2, 2};  // (t, h, w)

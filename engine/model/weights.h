@@ -23,7 +23,12 @@ void save_weights(const WanDiTImpl& model, const std::string& path, KeyLayout la
 
 // The registered config a checkpoint belongs to: its longshot.config metadata, else the config
 // whose dim / layers / channels / ffn match the tensor shapes. Throws IoError when none matches.
+// position_channels follows the file's patch embedding (see with_checkpoint_positions).
 DiTConfig infer_config(const std::string& path);
+// `config` with position_channels set to what the checkpoint's patch embedding was trained with
+// (its input channels beyond in_channels). Throws ShapeError when that is not 0 or 2, IoError for
+// an unreadable file.
+DiTConfig with_checkpoint_positions(DiTConfig config, const std::string& path);
 
 // A config name (random weights unless the config names a weights file) or a .safetensors path.
 // Seeded random weights are deterministic.

@@ -110,6 +110,46 @@ TEST(Dit, OutputShapeAndFinite) {
   EXPECT_THROW(m->forward(in.x, in.t, torch::zeros({1, 5, 31})), ShapeError);
 }
 
+// RoPE gives attention relative positions only: on a flat input every token computes the same thing,
+// so the model cannot tell the frame's middle from its walls. Position planes break that; with
+// their patch-embedding weights at zero the model is the one without them.
+TEST(Dit, PositionPlanesTellWhereATokenIs) {
+  auto plain = tiny_model(7);
+  auto config = find_config("tiny");
+  config.position_channels = 2;
+  WanDiT placed(config);
+  placed->init_random(7);
+  placed->eval();
+  auto in = inputs();
+  const auto flat = torch::full({1, 3, 4, 8, 8}, 0.3f);
+  torch::NoGradGuard ng;
+  // Largest change between the output and itself shifted by one patch (4 pixels) across or down.
+  auto spread = [](const torch::Tensor& out) {
+    const auto across = (out.narrow(4, 4, 4) - out.narrow(4, 0, 4)).abs().max();
+    const auto down = (out.narrow(3, 4, 4) - out.narrow(3, 0, 4)).abs().max();
+    return torch::max(across, down).item<double>();
+  };
+  const auto plain_out = plain->forward(flat, in.t, in.text);
+  EXPECT_LT(spread(plain_out), 1e-4) << "without planes a flat input gives a flat output";
+  EXPECT_GT(spread(placed->forward(flat, in.t, in.text)), 1e-3) << "with planes the output depends on position";
+  EXPECT_EQ(placed->patch_embedding->weight.size(1), 5);
+
+  // Zero weights on the planes, every other parameter copied: the output of the plain model.
+  auto src = plain->named_parameters();
+  for (auto& p : placed->named_parameters()) {
+    auto& dst = p.value();
+    if (p.key() == "patch_embedding.weight") {
+      dst.zero_();
+      dst.narrow(1, 0, 3).copy_(src[p.key()]);
+    } else {
+      dst.copy_(src[p.key()]);
+    }
+  }
+  EXPECT_TRUE(torch::allclose(placed->forward(in.x, in.t, in.text), plain->forward(in.x, in.t, in.text), 1e-5, 1e-6));
+  config.position_channels = 1;
+  EXPECT_THROW(WanDiT{config}, ParameterError);
+}
+
 TEST(Dit, SameSeedSameWeightsAndOutput) {
   auto a = tiny_model(5), b = tiny_model(5), c = tiny_model(6);
   auto in = inputs();

@@ -12,6 +12,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/mask_adapter.h"
+#include "engine/model/weights.h"
 
 using namespace longshot;
 namespace fs = std::filesystem;
@@ -76,6 +77,35 @@ TEST(Trainer, CheckpointsResumeAndRefusals) {
   bad = tiny_options(fresh_dir("bad"), 1);
   bad.frames = 5;  // not a multiple of the temporal patch 2
   EXPECT_THROW(train::run_training(bad), ParameterError);
+  fs::remove_all(dir);
+}
+
+// A checkpoint from before position planes resumes with them: the patch embedding widens (the
+// planes' weights start at zero), the step count goes on, and the export says what it was trained
+// with.
+TEST(Trainer, ResumeAddsPositionPlanes) {
+  const std::string dir = fresh_dir("positions");
+  auto o = tiny_options(dir, 2);
+  o.position_channels = 0;
+  EXPECT_EQ(train::run_training(o), 2);
+  const auto key = "dit.patch_embedding.weight";
+  const auto before = io::SafetensorsFile(dir + "/ema.safetensors").load(key);
+  EXPECT_EQ(before.size(1), 3);
+  o = tiny_options(dir, 3);
+  o.position_channels = 2;
+  o.export_path = dir + "/placed.safetensors";
+  EXPECT_EQ(train::run_training(o), 3);
+  const auto after = io::SafetensorsFile(dir + "/ema.safetensors").load(key);
+  ASSERT_EQ(after.size(1), 5);
+  // One step with EMA moves the old channels a little and the new ones away from zero, a little.
+  EXPECT_LT((after.narrow(1, 0, 3) - before).abs().max().item<double>(), 1e-2);
+  EXPECT_GT(after.narrow(1, 3, 2).abs().max().item<double>(), 0.0);
+  EXPECT_LT(after.narrow(1, 3, 2).abs().max().item<double>(), 1e-2);
+  EXPECT_EQ(model::infer_config(o.export_path).position_channels, 2);
+  auto m = model::load_model(o.export_path);
+  EXPECT_EQ(m->config().position_channels, 2);
+  o.position_channels = 1;
+  EXPECT_THROW(train::run_training(o), ParameterError);
   fs::remove_all(dir);
 }
 

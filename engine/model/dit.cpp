@@ -67,8 +67,9 @@ WanHeadImpl::WanHeadImpl(const DiTConfig& c) {
 WanDiTImpl::WanDiTImpl(DiTConfig config) : config_(std::move(config)) {
   config_.validate();
   const auto& c = config_;
+  const int64_t patch_inputs = c.in_channels + c.position_channels;
   patch_embedding = register_module(
-      "patch_embedding", torch::nn::Conv3d(torch::nn::Conv3dOptions(c.in_channels + c.position_channels, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
+      "patch_embedding", torch::nn::Conv3d(torch::nn::Conv3dOptions(patch_inputs, c.dim, {c.patch[0], c.patch[1], c.patch[2]})
                                                .stride({c.patch[0], c.patch[1], c.patch[2]})));
   text_embedding = register_module(
       "text_embedding", torch::nn::Sequential(

@@ -131,10 +131,7 @@ int run_generate(const std::vector<std::string>& args) {
   if (!out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
 #endif
   if (req.model.empty()) req.model = default_model();
-  if (model::is_builtin_model(req.model)) {
-    model::register_builtin_model();
-    if (req.model == "builtin") req.model = model::kBuiltinName;
-  }
+  req.model = model::resolve_builtin_name(req.model);
   // Per-model defaults for what the user left out (a path: its inferred config decides later).
   const bool pixel = model::has_config(req.model) && model::find_config(req.model).spatial_stride == 1;
   if (model::has_config(req.model)) {

@@ -152,9 +152,7 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   // Picking another registered model brings its own sampling defaults (steps, guidance, shift).
   connect(model_, &QComboBox::currentTextChanged, this, [this](const QString& m) {
     if (loading_) return;
-    std::string name = m.toStdString();
-    if (name == "builtin") name = model::kBuiltinName;
-    if (model::is_builtin_model(name)) model::register_builtin_model();
+    const std::string name = model::resolve_builtin_name(m.toStdString());
     if (!model::has_config(name)) return;  // a checkpoint path: its inferred config decides later
     const auto c = model::find_config(name);
     steps_->setValue(c.default_steps);

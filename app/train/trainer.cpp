@@ -403,7 +403,7 @@ void validate(const TrainOptions& o) {
     throw ParameterError("object-weight", "the object weight and margin must be >= 0");
   }
   if (o.steps < 0) throw ParameterError("steps", "must be >= 0");
-  if (o.position_channels != -1 && o.position_channels != 0 && o.position_channels != 2) {
+  if (o.position_channels != -1 && !model::position_channels_allowed(o.position_channels)) {
     throw ParameterError("position-channels", "must be 0 or 2");
   }
   if (o.block_size < 16 || o.block_size > 1024) throw ParameterError("block", "must be in [16, 1024]");

@@ -150,6 +150,12 @@ bool is_builtin_model(const std::string& name) {
   return name == "builtin" || name == kBuiltinName || name == kBuiltinSparseName;
 }
 
+std::string resolve_builtin_name(const std::string& name) {
+  if (!is_builtin_model(name)) return name;
+  register_builtin_model();
+  return name == "builtin" ? std::string(kBuiltinName) : name;
+}
+
 // [weights] -------------------------------------------------------------------------------------
 
 std::string builtin_weights_path(const std::string& name) {

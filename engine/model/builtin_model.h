@@ -69,6 +69,9 @@ DiTConfig builtin_config(const std::string& name = kBuiltinName);
 void register_builtin_model();
 // "builtin" (the request's default), longshot-builtin or longshot-builtin-sparse.
 bool is_builtin_model(const std::string& name);
+// The registry name of a model a request names: "builtin" becomes longshot-builtin, and naming a
+// built-in model registers both (idempotent); any other name or path comes back as it is.
+std::string resolve_builtin_name(const std::string& name);
 
 // Shipped weights of a built-in model: <source>/assets/<name>.safetensors, overridden by
 // $LONGSHOT_BUILTIN_WEIGHTS (longshot-builtin) or $LONGSHOT_BUILTIN_SPARSE_WEIGHTS; the text

@@ -18,7 +18,7 @@ void DiTConfig::validate() const {
   need(freq_dim > 0 && freq_dim % 2 == 0, "freq_dim", "must be positive and even");
   need(text_dim > 0 && text_len > 0, "text_dim", "text_dim and text_len must be positive");
   need(in_channels > 0 && out_channels > 0, "in_channels", "channel counts must be positive");
-  need(position_channels == 0 || position_channels == 2, "position_channels", "must be 0 or 2 (x and y planes)");
+  need(position_channels_allowed(position_channels), "position_channels", "must be 0 or 2 (x and y planes)");
   need(num_layers > 0, "num_layers", "must be positive");
   need(patch[0] > 0 && patch[1] > 0 && patch[2] > 0, "patch", "patch sizes must be positive");
   need(temporal_stride > 0 && spatial_stride > 0, "temporal_stride", "latent strides must be positive");

@@ -31,7 +31,7 @@ struct DiTConfig {
   // Absolute-position input planes (0 or 2): x and y in [-1, 1] at pixel centres, appended to the
   // latents before patch embedding. RoPE gives attention relative positions only, and a pixel-space
   // model of a flat background then cannot tell where the frame's walls are; Wan (0) needs none.
-  int64_t position_channels = 0;
+  int64_t position_channels = 0;  // see position_channels_allowed
   int64_t num_heads = 12;
   int64_t num_layers = 30;
   std::array<int64_t, 3> patch{1, 2, 2};  // (t, h, w)
@@ -56,6 +56,9 @@ struct DiTConfig {
   // Throws ParameterError naming the inconsistent field.
   void validate() const;
 };
+
+// The position_channels a config may have: none, or the x and y planes.
+inline bool position_channels_allowed(int64_t n) { return n == 0 || n == 2; }
 
 // Registered configs: wan2.1-t2v-1.3b, wan2.1-t2v-14b, tiny, plus whatever register_config added.
 std::vector<DiTConfig> registered_configs();

@@ -78,13 +78,12 @@ void save_weights(const WanDiTImpl& model, const std::string& path, KeyLayout la
 
 namespace {
 
-DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file) {
-  const std::string key = detect_layout(file.names()) == KeyLayout::Wan ? "patch_embedding.weight"
-                                                                          : to_diffusers_key("patch_embedding.weight");
+DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file, KeyLayout layout) {
+  const std::string key = layout == KeyLayout::Wan ? "patch_embedding.weight" : to_diffusers_key("patch_embedding.weight");
   if (!file.contains(key)) return config;  // load_weights names the missing tensor
   const auto& shape = file.info(key).shape;
   const int64_t extra = shape.size() == 5 ? shape[1] - config.in_channels : -1;
-  if (extra != 0 && extra != 2)
+  if (!position_channels_allowed(extra))
     throw ShapeError("checkpoint '" + file.path() + "': patch embedding takes " +
                      std::to_string(shape.size() == 5 ? shape[1] : 0) + " input channels; config " + config.name +
                      " needs " + std::to_string(config.in_channels) + " (+ 2 position planes)");
@@ -95,14 +94,15 @@ DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file) {
 }  // namespace
 
 DiTConfig with_checkpoint_positions(DiTConfig config, const std::string& path) {
-  return positions_from(std::move(config), io::SafetensorsFile(path));
+  const io::SafetensorsFile file(path);
+  return positions_from(std::move(config), file, detect_layout(file.names()));
 }
 
 DiTConfig infer_config(const std::string& path) {
   io::SafetensorsFile file(path);
-  const auto it = file.metadata().find("longshot.config");
-  if (it != file.metadata().end() && has_config(it->second)) return positions_from(find_config(it->second), file);
   const auto layout = detect_layout(file.names());
+  const auto it = file.metadata().find("longshot.config");
+  if (it != file.metadata().end() && has_config(it->second)) return positions_from(find_config(it->second), file, layout);
   auto key = [&](const std::string& wan) { return layout == KeyLayout::Wan ? wan : to_diffusers_key(wan); };
   if (!file.contains("patch_embedding.weight"))
     throw IoError("checkpoint '" + path + "' has no tensor 'patch_embedding.weight'; cannot tell its config");
@@ -116,9 +116,9 @@ DiTConfig infer_config(const std::string& path) {
   const std::string ffn_key = key("blocks.0.ffn.0.weight");
   const int64_t ffn = file.contains(ffn_key) ? file.info(ffn_key).shape.at(0) : -1;
   for (const auto& c : registered_configs()) {
-    if (pe.size() == 5 && c.dim == pe[0] && (pe[1] == c.in_channels || pe[1] == c.in_channels + 2) &&
-        c.num_layers == layers && c.ffn_dim == ffn)
-      return positions_from(c, file);
+    if (pe.size() == 5 && c.dim == pe[0] && position_channels_allowed(pe[1] - c.in_channels) && c.num_layers == layers &&
+        c.ffn_dim == ffn)
+      return positions_from(c, file, layout);
   }
   throw IoError("checkpoint '" + path + "' (dim " + std::to_string(pe.empty() ? 0 : pe[0]) + ", " + std::to_string(layers) +
                 " layers, ffn " + std::to_string(ffn) + ") matches no registered config");

@@ -156,10 +156,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // "builtin" (the request's default) and "longshot-builtin" name the built-in model;
     // "longshot-builtin-sparse" its sparsity-aware fine-tune.
     GenerationRequest request = request_in;
-    if (model::is_builtin_model(request.model)) {
-      model::register_builtin_model();  // idempotent
-      if (request.model == "builtin") request.model = model::kBuiltinName;
-    }
+    request.model = model::resolve_builtin_name(request.model);
     if (!model::has_config(request.model) && !std::filesystem::exists(request.model))
       model::find_config(request.model);  // ParameterError("model") listing the known names
     const auto config = resolve_config(request.model);

@@ -78,8 +78,9 @@ void save_weights(const WanDiTImpl& model, const std::string& path, KeyLayout la
 
 namespace {
 
-DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file, KeyLayout layout) {
-  const std::string key = layout == KeyLayout::Wan ? "patch_embedding.weight" : to_diffusers_key("patch_embedding.weight");
+// The patch embedding's name is the same in the Wan and the diffusers layouts.
+DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file) {
+  const std::string key = "patch_embedding.weight";
   if (!file.contains(key)) return config;  // load_weights names the missing tensor
   const auto& shape = file.info(key).shape;
   const int64_t extra = shape.size() == 5 ? shape[1] - config.in_channels : -1;
@@ -94,15 +95,14 @@ DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file, KeyL
 }  // namespace
 
 DiTConfig with_checkpoint_positions(DiTConfig config, const std::string& path) {
-  const io::SafetensorsFile file(path);
-  return positions_from(std::move(config), file, detect_layout(file.names()));
+  return positions_from(std::move(config), io::SafetensorsFile(path));
 }
 
 DiTConfig infer_config(const std::string& path) {
   io::SafetensorsFile file(path);
-  const auto layout = detect_layout(file.names());
   const auto it = file.metadata().find("longshot.config");
-  if (it != file.metadata().end() && has_config(it->second)) return positions_from(find_config(it->second), file, layout);
+  if (it != file.metadata().end() && has_config(it->second)) return positions_from(find_config(it->second), file);
+  const auto layout = detect_layout(file.names());
   auto key = [&](const std::string& wan) { return layout == KeyLayout::Wan ? wan : to_diffusers_key(wan); };
   if (!file.contains("patch_embedding.weight"))
     throw IoError("checkpoint '" + path + "' has no tensor 'patch_embedding.weight'; cannot tell its config");
@@ -118,7 +118,7 @@ DiTConfig infer_config(const std::string& path) {
   for (const auto& c : registered_configs()) {
     if (pe.size() == 5 && c.dim == pe[0] && position_channels_allowed(pe[1] - c.in_channels) && c.num_layers == layers &&
         c.ffn_dim == ffn)
-      return positions_from(c, file, layout);
+      return positions_from(c, file);
   }
   throw IoError("checkpoint '" + path + "' (dim " + std::to_string(pe.empty() ? 0 : pe[0]) + ", " + std::to_string(layers) +
                 " layers, ffn " + std::to_string(ffn) + ") matches no registered config");

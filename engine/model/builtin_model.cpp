@@ -116,6 +116,7 @@ DiTConfig builtin_config(const std::string& name) {
   c.default_steps = 20;
   c.default_shift = 3.0;
   c.default_guidance = 3.0;
+  c.default_sampler = "euler";  // what it was trained and evaluated with
   c.default_weights = builtin_weights_path(name);
   // Whether the model reads absolute-position planes is the shipped weights' to say (DiTConfig).
   if (std::filesystem::exists(c.default_weights)) {

@@ -24,6 +24,14 @@ void DiTConfig::validate() const {
   need(temporal_stride > 0 && spatial_stride > 0, "temporal_stride", "latent strides must be positive");
 }
 
+const std::string& wan_negative_prompt() {
+  // Chinese, as Wan's T2V recipe feeds it to umT5 (roughly: oversaturated, overexposed, static,
+  // blurry, subtitles, worst quality, JPEG artifacts, deformed hands and faces, extra fingers, fused
+  // fingers, cluttered background, three legs, crowded background, walking backwards).
+  static const std::string prompt = "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
+  return prompt;
+}
+
 namespace {
 
 DiTConfig wan_1_3b() {
@@ -32,6 +40,7 @@ DiTConfig wan_1_3b() {
   c.summary = "Wan2.1 text-to-video 1.3B (dim 1536, 30 layers, 12 heads); weights from --model PATH";
   c.dim = 1536; c.ffn_dim = 8960; c.num_heads = 12; c.num_layers = 30;
   c.default_steps = 50; c.default_shift = 5.0; c.default_guidance = 5.0;
+  c.default_negative_prompt = wan_negative_prompt();
   return c;
 }
 
@@ -41,6 +50,7 @@ DiTConfig wan_14b() {
   c.summary = "Wan2.1 text-to-video 14B (dim 5120, 40 layers, 40 heads); weights from --model PATH";
   c.dim = 5120; c.ffn_dim = 13824; c.num_heads = 40; c.num_layers = 40;
   c.default_steps = 50; c.default_shift = 5.0; c.default_guidance = 5.0;
+  c.default_negative_prompt = wan_negative_prompt();
   return c;
 }
 
@@ -54,6 +64,7 @@ DiTConfig tiny() {
   c.in_channels = 3; c.out_channels = 3; c.num_heads = 2; c.num_layers = 3;
   c.temporal_stride = 1; c.spatial_stride = 1;
   c.default_steps = 4; c.default_shift = 3.0; c.default_guidance = 3.0;
+  c.default_sampler = "euler";  // the tests' reference path
   return c;
 }
 

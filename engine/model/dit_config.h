@@ -46,6 +46,10 @@ struct DiTConfig {
   int default_steps = 50;
   double default_shift = 5.0;
   double default_guidance = 5.0;
+  // A name make_sampler knows (unipc, euler, dpm++2m) and the negative prompt a job gets when it
+  // names none: Wan's own recipe (wan_negative_prompt) for the Wan configs.
+  std::string default_sampler = "unipc";
+  std::string default_negative_prompt;
   // A weights file loaded when the config is used by name ("" = random weights).
   std::string default_weights;
   // Conditioning; null factories fall back to the defaults of make_text_encoder/make_decoder.
@@ -56,6 +60,9 @@ struct DiTConfig {
   // Throws ParameterError naming the inconsistent field.
   void validate() const;
 };
+
+// Wan2.1's default negative prompt (sample_neg_prompt in its shared_config.py), kept in this one place.
+const std::string& wan_negative_prompt();
 
 // The position_channels a config may have: none, or the x and y planes.
 inline bool position_channels_allowed(int64_t n) { return n == 0 || n == 2; }

@@ -30,6 +30,8 @@ struct JobStarted {
   attention::TokenGrid grid;  // latent token grid of this job
   int num_layers = 0, num_heads = 0;
   std::string adapter;        // mask adapter file the first steps' sparse layers use ("" = none)
+  std::string model_name;     // the resolved model (model::ResolvedModel::name) and its DiT config
+  std::string config_name;
 };
 
 struct StepFinished {
@@ -65,6 +67,9 @@ struct JobFinished {
   double total_ms = 0, attention_ms = 0;
   double mean_sparsity = 0;
   VideoPtr video;
+  // Peak CUDA memory the caching allocator handed out during the job (bytes); −1 on the CPU.
+  int64_t peak_memory_bytes = -1;
+  double encode_ms = 0, decode_ms = 0;  // text encoding and final decoding, inside total_ms
 };
 
 struct JobFailed {

@@ -30,7 +30,10 @@ struct InspectTarget {
 struct GenerationRequest {
   std::string prompt;
   std::string negative_prompt;
-  std::string model = "builtin";   // config name (tiny, longshot-builtin, wan2.1-t2v-1.3b, ...) or a path
+  std::string model = "builtin";   // config name (tiny, longshot-builtin, wan2.1-t2v-1.3b, ...), a model
+                                   // folder or file, or a name on the model search path (model_source.h)
+  // Component files (model::ModelSpec): replace the folder's, or with model "" form a split model.
+  std::string dit_file, text_encoder_file, tokenizer_file, vae_file;
   int frames = 32;                 // video frames
   int width = 64;
   int height = 64;
@@ -52,6 +55,9 @@ struct GenerationRequest {
   std::string device = "auto";     // auto (CUDA when present), cpu, cuda
   bool record_masks = false;       // StepFinished::layer_masks carries every layer's mask (traces)
   bool measure_recall = true;      // recall estimate of the inspected layer each step (costs a QK pass)
+  // Memory plan (issue 20): the text encoder is released once the prompts are encoded, unless kept
+  // for the next job (saves its load time, costs its memory during sampling).
+  bool keep_text_encoder = false;
 };
 
 }  // namespace longshot::pipeline

@@ -51,6 +51,28 @@ if(LONGSHOT_WITH_FFMPEG)
   endif()
 endif()
 
+# SentencePiece: the umT5 tokenizer (engine/text/tokenizer.cpp). AUTO requires it on a normal
+# build; a machine configured with LONGSHOT_THIRD_PARTY_DIR (the GPU machine: no apt, token ids
+# come precomputed) builds without it, the tokenizer then refusing with its own message.
+set(LONGSHOT_WITH_SENTENCEPIECE AUTO CACHE STRING
+    "Build the umT5 tokenizer with libsentencepiece: AUTO (required unless LONGSHOT_THIRD_PARTY_DIR is set), ON, OFF")
+set_property(CACHE LONGSHOT_WITH_SENTENCEPIECE PROPERTY STRINGS AUTO ON OFF)
+set(LONGSHOT_HAS_SENTENCEPIECE OFF)
+if(NOT LONGSHOT_WITH_SENTENCEPIECE STREQUAL "OFF")
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(SENTENCEPIECE IMPORTED_TARGET sentencepiece)
+  endif()
+  if(SENTENCEPIECE_FOUND)
+    set(LONGSHOT_HAS_SENTENCEPIECE ON)
+  elseif(LONGSHOT_WITH_SENTENCEPIECE STREQUAL "ON" OR NOT LONGSHOT_THIRD_PARTY_DIR)
+    message(FATAL_ERROR "SentencePiece (libsentencepiece-dev) not found. ${_fix}\n"
+      "(or configure with -DLONGSHOT_WITH_SENTENCEPIECE=OFF: no tokenizer, prompts need precomputed embeddings)")
+  else()
+    message(STATUS "Longshot: SentencePiece not found; the umT5 tokenizer is left out (LONGSHOT_THIRD_PARTY_DIR build)")
+  endif()
+endif()
+
 if(LONGSHOT_BUILD_STUDIO)
   find_package(Qt6 QUIET COMPONENTS Core Gui Widgets OpenGL OpenGLWidgets)
   find_package(PkgConfig QUIET)

@@ -10,7 +10,9 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev     # logging, JSON (presets, traces)
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev  # MP4 export
   qt6-base-dev libqt6opengl6-dev libgl-dev libegl-dev libimgui-dev  # the studio
+  libsentencepiece-dev                            # the umT5 tokenizer (Wan2.1 prompts)
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
+  sentencepiece                                   # spm_train / spm_encode: the tokenizer tests' oracle
   xvfb xauth                                      # UI tests without a display
   qt6-qpa-plugins libgl1-mesa-dri                 # Qt's xcb platform + Mesa llvmpipe GL for that test
   dpkg-dev file                                   # CPack .deb packaging

@@ -1,0 +1,411 @@
+// Checkpoint reading: safetensors (mmap + full header validation), shard indexes, torch.save zips.
+#include "engine/text/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <caffe2/serialize/inline_container.h>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/jit/serialization/import_read.h>
+
+#include "engine/common/error.h"
+
+namespace longshot::text {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // beyond this the length field is corrupt
+
+struct DtypeName {
+  WeightDtype dtype;
+  const char* name;
+  size_t bytes;
+};
+constexpr DtypeName kDtypes[] = {
+    {WeightDtype::F32, "F32", 4},         {WeightDtype::F16, "F16", 2},         {WeightDtype::BF16, "BF16", 2},
+    {WeightDtype::F8_E4M3, "F8_E4M3", 1}, {WeightDtype::F8_E5M2, "F8_E5M2", 1}, {WeightDtype::I64, "I64", 8},
+    {WeightDtype::I32, "I32", 4},         {WeightDtype::U8, "U8", 1},
+};
+
+size_t element_bytes(WeightDtype d) {
+  for (const auto& e : kDtypes)
+    if (e.dtype == d) return e.bytes;
+  return 1;
+}
+
+torch::ScalarType torch_type(WeightDtype d) {
+  switch (d) {
+    case WeightDtype::F32: return torch::kFloat;
+    case WeightDtype::F16: return torch::kHalf;
+    case WeightDtype::BF16: return torch::kBFloat16;
+    case WeightDtype::I64: return torch::kLong;
+    case WeightDtype::I32: return torch::kInt;
+    default: return torch::kByte;  // U8 and the fp8 bit patterns
+  }
+}
+
+bool from_torch(torch::ScalarType t, WeightDtype& out) {
+  switch (t) {
+    case torch::kFloat: out = WeightDtype::F32; return true;
+    case torch::kHalf: out = WeightDtype::F16; return true;
+    case torch::kBFloat16: out = WeightDtype::BF16; return true;
+    case torch::kLong: out = WeightDtype::I64; return true;
+    case torch::kInt: out = WeightDtype::I32; return true;
+    case torch::kByte: out = WeightDtype::U8; return true;
+    default: return false;
+  }
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The first bytes of a file: a zip archive starts with "PK\3\4"; a legacy pickle with 0x80.
+std::string head_bytes(const std::string& file, size_t n) {
+  std::ifstream in(file, std::ios::binary);
+  std::string s(n, '\0');
+  in.read(&s[0], std::streamsize(n));
+  s.resize(size_t(in.gcount()));
+  return s;
+}
+
+}  // namespace
+
+const char* to_string(WeightDtype dtype) {
+  for (const auto& e : kDtypes)
+    if (e.dtype == dtype) return e.name;
+  return "?";
+}
+bool is_float8(WeightDtype d) { return d == WeightDtype::F8_E4M3 || d == WeightDtype::F8_E5M2; }
+bool is_floating(WeightDtype d) {
+  return d == WeightDtype::F32 || d == WeightDtype::F16 || d == WeightDtype::BF16 || is_float8(d);
+}
+
+int64_t StoredTensor::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+struct Checkpoint::Mapped {
+  std::string file;
+  void* map = nullptr;
+  size_t size = 0;
+  const uint8_t* data = nullptr;
+  ~Mapped() {
+    if (map) ::munmap(map, size);
+  }
+};
+
+Checkpoint::Checkpoint(const std::string& path) : path_(path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw IoError("text encoder weights '" + path + "': no such file or folder");
+  if (fs::is_directory(path, ec)) {
+    std::vector<std::string> indexes, singles;
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      const auto name = e.path().filename().string();
+      if (ends_with(name, ".safetensors.index.json")) indexes.push_back(e.path().string());
+      else if (ends_with(name, ".safetensors")) singles.push_back(e.path().string());
+    }
+    std::sort(indexes.begin(), indexes.end());
+    std::sort(singles.begin(), singles.end());
+    const auto model = (fs::path(path) / "model.safetensors").string();
+    if (fs::exists(model)) path_ = model;
+    else if (indexes.size() == 1) path_ = indexes[0];
+    else if (indexes.empty() && singles.size() == 1) path_ = singles[0];
+    else
+      throw IoError("text encoder folder '" + path + "': expected model.safetensors, one *.safetensors.index.json or one " +
+                    "*.safetensors; found " + std::to_string(indexes.size()) + " indexes and " +
+                    std::to_string(singles.size()) + " safetensors files");
+  }
+  if (ends_with(path_, ".json")) {
+    std::ifstream in(path_);
+    if (!in) throw IoError("shard index '" + path_ + "': cannot be read");
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const nlohmann::json::exception& e) {
+      throw IoError("shard index '" + path_ + "': not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw IoError("shard index '" + path_ + "': no \"weight_map\" object");
+    std::map<std::string, std::string> wanted;  // tensor → shard file name
+    std::vector<std::string> shards;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) throw IoError("shard index '" + path_ + "': tensor '" + it.key() + "' maps to no file name");
+      const auto shard = it.value().get<std::string>();
+      if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
+        throw IoError("shard index '" + path_ + "': tensor '" + it.key() + "' maps to '" + shard + "', not a file beside the index");
+      wanted[it.key()] = shard;
+      if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
+    }
+    const auto dir = fs::path(path_).parent_path();
+    for (const auto& s : shards) {
+      const auto file = (dir / s).string();
+      if (!fs::exists(file)) throw IoError("shard index '" + path_ + "': shard '" + file + "' is missing");
+      add_safetensors(file);
+    }
+    for (const auto& [name, shard] : wanted) {
+      auto it = tensors_.find(name);
+      if (it == tensors_.end())
+        throw IoError("shard index '" + path_ + "': tensor '" + name + "' should be in shard '" + shard + "' but no shard has it");
+      if (fs::path(it->second.file).filename().string() != shard)
+        throw IoError("shard index '" + path_ + "': tensor '" + name + "' is in '" + it->second.file + "', not in '" + shard + "'");
+    }
+  } else if (ends_with(path_, ".safetensors")) {
+    add_safetensors(path_);
+  } else {
+    add_archive(path_);
+  }
+}
+
+Checkpoint::~Checkpoint() = default;
+
+void Checkpoint::add_safetensors(const std::string& file) {
+  const std::string where = "safetensors file '" + file + "'";
+  auto m = std::make_unique<Mapped>();
+  m->file = file;
+  const int fd = ::open(file.c_str(), O_RDONLY);
+  if (fd < 0) throw IoError("cannot open " + where + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw IoError(where + " is not a regular file");
+  }
+  m->size = size_t(st.st_size);
+  if (m->size < 8) {
+    ::close(fd);
+    throw IoError(where + " is truncated: " + std::to_string(m->size) + " bytes cannot hold a header length");
+  }
+  m->map = ::mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (m->map == MAP_FAILED) {
+    m->map = nullptr;
+    throw IoError("cannot map " + where + ": " + std::strerror(errno));
+  }
+  const auto* bytes = static_cast<const uint8_t*>(m->map);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+  if (header_len > m->size - 8 || header_len > kMaxHeaderBytes)
+    throw IoError(where + " is truncated or corrupt: header length " + std::to_string(header_len) +
+                  " exceeds the file size " + std::to_string(m->size));
+  m->data = bytes + 8 + header_len;
+  const uint64_t data_size = m->size - 8 - header_len;
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(where + ": header is not valid JSON (" + e.what() + ")");
+  }
+  if (!header.is_object()) throw IoError(where + ": header is not a JSON object");
+  const size_t index = maps_.size();
+  std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    if (name == "__metadata__") continue;
+    const auto& v = it.value();
+    const std::string t = where + ": tensor '" + name + "'";
+    if (!v.is_object() || !v.contains("dtype") || !v["dtype"].is_string() || !v.contains("shape") || !v["shape"].is_array())
+      throw IoError(t + " has no {dtype, shape, data_offsets} entry");
+    StoredTensor info;
+    info.name = name;
+    info.file = file;
+    const auto dname = v["dtype"].get<std::string>();
+    bool known = false;
+    for (const auto& e : kDtypes)
+      if (dname == e.name) info.dtype = e.dtype, known = true;
+    if (!known) throw IoError(t + " has unsupported dtype " + dname + " (F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, U8 are read)");
+    uint64_t numel = 1;
+    for (const auto& d : v["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw IoError(t + " has a malformed shape " + v["shape"].dump());
+      info.shape.push_back(d.get<int64_t>());
+      const uint64_t dim = uint64_t(info.shape.back());
+      if (dim != 0 && numel > (uint64_t(1) << 60) / dim) throw IoError(t + " has an absurd shape " + v["shape"].dump());
+      numel *= dim;
+    }
+    const auto& off = v.contains("data_offsets") ? v["data_offsets"] : nlohmann::json();
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw IoError(t + " has malformed data_offsets");
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    if (b > e || e > data_size)
+      throw IoError(t + " lies outside the file (data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
+                    "], data section " + std::to_string(data_size) + " bytes): the file is truncated or corrupt");
+    if (e - b != numel * element_bytes(info.dtype))
+      throw IoError(t + " holds " + std::to_string(e - b) + " bytes but " + dname + " " + shape_text(info.shape) + " needs " +
+                    std::to_string(numel * element_bytes(info.dtype)));
+    if (tensors_.count(name))
+      throw IoError(t + " is also in '" + tensors_[name].file + "': a tensor must live in exactly one shard");
+    ranges.push_back({{b, e}, name});
+    where_[name] = {index, {b, e}};
+    tensors_[name] = std::move(info);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first.first < ranges[i - 1].first.second && ranges[i].first.first != ranges[i].first.second)
+      throw IoError(where + ": tensor '" + ranges[i].second + "' overlaps tensor '" + ranges[i - 1].second + "'");
+  maps_.push_back(std::move(m));
+}
+
+void Checkpoint::add_archive(const std::string& file) {
+  const std::string head = head_bytes(file, 4);
+  const std::string convert =
+      "convert it once with python: import torch, safetensors.torch as st; "
+      "st.save_file({k: v.contiguous() for k, v in torch.load('" + file + "', map_location='cpu').items()}, 'umt5.safetensors')";
+  if (head.size() < 4 || head.compare(0, 4, "PK\x03\x04", 4) != 0)
+    throw IoError("weights file '" + file + "' is neither safetensors nor a torch.save zip archive (a legacy pickle?); " + convert);
+  torch::IValue root;
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(file);
+    root = torch::jit::readArchiveAndTensors("data", "", "data/", {}, {}, at::Device(at::kCPU), reader);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    throw IoError("weights archive '" + file + "' cannot be read by LibTorch (" + what + "); " + convert);
+  }
+  if (!root.isGenericDict()) throw IoError("weights archive '" + file + "' does not hold a dict of tensors; " + convert);
+  for (const auto& kv : root.toGenericDict()) {
+    if (!kv.key().isString()) throw IoError("weights archive '" + file + "' has a non-string key; " + convert);
+    const auto name = kv.key().toStringRef();
+    if (!kv.value().isTensor()) continue;  // e.g. a stray step counter: not a weight
+    auto t = kv.value().toTensor();
+    StoredTensor info;
+    info.name = name;
+    info.file = file;
+    if (!from_torch(t.scalar_type(), info.dtype))
+      throw IoError("weights archive '" + file + "': tensor '" + name + "' has unsupported dtype " +
+                    std::string(c10::toString(t.scalar_type())) + "; " + convert);
+    info.shape = t.sizes().vec();
+    tensors_[name] = std::move(info);
+    archive_[name] = t;
+  }
+  maps_.push_back(std::make_unique<Mapped>());
+  maps_.back()->file = file;
+}
+
+std::vector<std::string> Checkpoint::files() const {
+  std::vector<std::string> out;
+  for (const auto& m : maps_) out.push_back(m->file);
+  return out;
+}
+
+uint64_t Checkpoint::file_bytes() const {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& m : maps_) n += uint64_t(fs::file_size(m->file, ec));
+  return n;
+}
+
+namespace {
+std::string stat_line(const std::string& file) {
+  struct stat st {};
+  ::stat(file.c_str(), &st);
+  std::error_code ec;
+  std::ostringstream s;
+  s << fs::absolute(file, ec).lexically_normal().string() << '|' << st.st_size << '|' << st.st_mtim.tv_sec << '.'
+    << st.st_mtim.tv_nsec << ';';
+  return s.str();
+}
+}  // namespace
+
+std::string checkpoint_identity(const std::string& path) {
+  std::error_code ec;
+  const bool dir = fs::is_directory(path, ec);
+  if (!dir && !ends_with(path, ".json")) return stat_line(path);
+  const auto folder = dir ? fs::path(path) : fs::path(path).parent_path();
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(folder.empty() ? fs::path(".") : folder, ec)) {
+    const auto name = e.path().filename().string();
+    if (e.is_regular_file() && (ends_with(name, ".safetensors") || ends_with(name, ".json"))) files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  std::string id;
+  for (const auto& f : files) id += stat_line(f);
+  return id;
+}
+
+std::string Checkpoint::identity() const {
+  std::string id;
+  for (const auto& m : maps_) id += stat_line(m->file);
+  return id;
+}
+
+std::vector<std::string> Checkpoint::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : tensors_) out.push_back(kv.first);
+  return out;
+}
+
+const StoredTensor& Checkpoint::info(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw IoError("text encoder weights '" + path_ + "': tensor '" + name + "' is missing");
+  return it->second;
+}
+
+torch::Tensor Checkpoint::load(const std::string& name) const {
+  const auto& i = info(name);
+  auto a = archive_.find(name);
+  if (a != archive_.end()) return a->second.contiguous();
+  const auto& w = where_.at(name);
+  const auto& m = *maps_[w.first];
+  auto t = torch::empty(i.shape, torch::TensorOptions().dtype(torch_type(i.dtype)));
+  std::memcpy(t.data_ptr(), m.data + w.second.first, size_t(w.second.second - w.second.first));
+  return t;
+}
+
+void write_checkpoint_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                                  const std::map<std::string, WeightDtype>& fp8_names) {
+  nlohmann::json header = nlohmann::json::object();
+  std::vector<torch::Tensor> data;
+  uint64_t offset = 0;
+  for (const auto& [name, t0] : tensors) {
+    auto t = t0.to(torch::kCPU).contiguous();
+    WeightDtype d;
+    auto f8 = fp8_names.find(name);
+    if (f8 != fp8_names.end()) {
+      if (t.scalar_type() != torch::kByte) throw ShapeError("tensor '" + name + "': fp8 bits must be uint8");
+      d = f8->second;
+    } else if (!from_torch(t.scalar_type(), d)) {
+      throw ShapeError("tensor '" + name + "': dtype " + std::string(c10::toString(t.scalar_type())) + " cannot be written");
+    }
+    const uint64_t n = uint64_t(t.numel()) * element_bytes(d);
+    header[name] = {{"dtype", to_string(d)}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+    data.push_back(t);
+  }
+  std::string h = header.dump();
+  while (h.size() % 8) h += ' ';
+  const auto tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw IoError("cannot write '" + path + "'");
+    uint64_t len = h.size();
+    char lb[8];
+    for (int i = 0; i < 8; ++i) lb[i] = char((len >> (8 * i)) & 0xff);
+    out.write(lb, 8);
+    out.write(h.data(), std::streamsize(h.size()));
+    for (const auto& t : data) out.write(static_cast<const char*>(t.data_ptr()), std::streamsize(t.nbytes()));
+    if (!out) throw IoError("cannot write '" + path + "' (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw IoError("cannot write '" + path + "': " + ec.message());
+}
+
+}  // namespace longshot::text

@@ -1,3 +1,5 @@
+// Sections: [grids] · [interface and factory] · [euler] · [guidance and noise]. The multistep
+// samplers (UniPC, DPM++ 2M) are in multistep.cpp.
 #include "engine/sampler/flow_matching.h"
 
 #include <cmath>
@@ -6,23 +8,184 @@
 
 namespace longshot::sampler {
 
-FlowMatchEuler::FlowMatchEuler(int steps, double shift, int train_timesteps) : train_timesteps_(train_timesteps) {
-  if (steps < 1) throw ParameterError("steps", "must be at least 1, got " + std::to_string(steps));
-  if (!(shift > 0) || !std::isfinite(shift)) throw ParameterError("shift", "must be positive, got " + std::to_string(shift));
-  sigmas_.resize(size_t(steps) + 1);
-  for (int i = 0; i <= steps; ++i) {
-    const double s = 1.0 - double(i) / steps;
-    sigmas_[size_t(i)] = shift * s / (1.0 + (shift - 1.0) * s);
-  }
+// ---- [grids] ------------------------------------------------------------------------------------
+// The references build their grids in float64 (numpy) and store σ as float32; the integer
+// timesteps are float64 σ·1000 truncated. Each grid below follows its reference's arithmetic
+// step by step, so that ⌊1000·σ⌋ falls on the same integer and the stored σ on the same float.
+
+namespace {
+
+constexpr int kTrainTimesteps = 1000;
+
+double as_float32(double v) { return double(float(v)); }
+
+// numpy.linspace(start, stop, num): start + i·step with step = (stop − start)/(num − 1), the last
+// value exactly `stop`.
+std::vector<double> linspace(double start, double stop, int num) {
+  std::vector<double> y(size_t(num), start);
+  if (num < 2) return y;
+  const double step = (stop - start) / double(num - 1);
+  for (int i = 0; i < num; ++i) y[size_t(i)] = double(i) * step + start;
+  y.back() = stop;
+  return y;
 }
 
-torch::Tensor FlowMatchEuler::step(const torch::Tensor& x, const torch::Tensor& velocity, int i) const {
+// σ (float64, n values) → stored float32 σ with 0 appended, and ⌊1000·σ⌋ from the float64 values.
+Schedule truncated(const std::vector<double>& s) {
+  Schedule out;
+  for (double v : s) {
+    out.sigmas.push_back(as_float32(v));
+    out.timesteps.push_back(std::trunc(v * kTrainTimesteps));
+  }
+  out.sigmas.push_back(0.0);
+  return out;
+}
+
+std::vector<double> shifted(std::vector<double> s, double shift) {
+  for (double& v : s) v = shift_sigma(v, shift);
+  return s;
+}
+
+// Longshot's Euler grid from the start, in float64: σ_i = shift(1 − i/n), timestep 1000·σ_i.
+// Equal (up to float32 storage) to Wan's get_sampling_sigmas.
+Schedule euler_wan(int n, double shift) {
+  Schedule out;
+  for (int i = 0; i <= n; ++i) out.sigmas.push_back(shift_sigma(1.0 - double(i) / n, shift));
+  for (int i = 0; i < n; ++i) out.timesteps.push_back(out.sigmas[size_t(i)] * kTrainTimesteps);
+  return out;
+}
+
+// FlowMatchEulerDiscreteScheduler(shift=s).set_timesteps(n). Its constructor shifts the training
+// σ (float32) once; set_timesteps spaces from the shifted σ_max to the shifted σ_min and shifts
+// again — so σ_min is shift(shift(1/1000)), not shift(1/1000). Timesteps are float32 σ·1000.
+Schedule euler_diffusers(int n, double shift) {
+  const auto shift32 = [shift](float s) {
+    return float(shift) * s / (1.0f + float(shift - 1.0) * s);
+  };
+  const double sigma_max = shift32(float(kTrainTimesteps) / float(kTrainTimesteps));
+  const double sigma_min = shift32(1.0f / float(kTrainTimesteps));
+  Schedule out;
+  for (double t : linspace(sigma_max * kTrainTimesteps, sigma_min * kTrainTimesteps, n)) {
+    const float s = float(shift_sigma(t / kTrainTimesteps, shift));
+    out.sigmas.push_back(s);
+    out.timesteps.push_back(double(s * float(kTrainTimesteps)));
+  }
+  out.sigmas.push_back(0.0);
+  return out;
+}
+
+// Wan's FlowUniPCMultistepScheduler(shift=1).set_timesteps(n, shift=s): σ_max is the float32 of
+// 1 − 1/1000, σ_min 0; linspace(σ_max, 0, n+1) without its last value, shifted.
+Schedule unipc_wan(int n, double shift) {
+  const double sigma_max = as_float32(1.0 - 1.0 / kTrainTimesteps);
+  auto s = linspace(sigma_max, 0.0, n + 1);
+  s.pop_back();
+  return truncated(shifted(s, shift));
+}
+
+// UniPCMultistepScheduler(use_flow_sigmas, flow_shift=s): linspace(1, 1/1000, n+1) without its
+// last value, shifted; a first σ of 1 becomes 1 − 1e-6 (its log(α) = log(0) would be −∞).
+Schedule unipc_diffusers(int n, double shift) {
+  auto s = linspace(1.0, 1.0 / kTrainTimesteps, n + 1);
+  s.pop_back();
+  s = shifted(s, shift);
+  if (std::fabs(s[0] - 1.0) < 1e-6) s[0] -= 1e-6;
+  return truncated(s);
+}
+
+// Wan's dpm++ path: get_sampling_sigmas = shift(linspace(1, 0, n+1)[:n]) handed to
+// FlowDPMSolverMultistepScheduler(shift=1), whose own shift is then the identity.
+Schedule dpm_wan(int n, double shift) {
+  auto s = linspace(1.0, 0.0, n + 1);
+  s.pop_back();
+  return truncated(shifted(s, shift));
+}
+
+// DPMSolverMultistepScheduler(use_flow_sigmas, flow_shift=s): σ = 1 − linspace(1, 1/1000, n+1),
+// shifted, reversed, without the (zero) last value.
+Schedule dpm_diffusers(int n, double shift) {
+  const auto alphas = linspace(1.0, 1.0 / kTrainTimesteps, n + 1);
+  std::vector<double> s;
+  for (int i = n; i >= 1; --i) s.push_back(shift_sigma(1.0 - alphas[size_t(i)], shift));
+  return truncated(s);
+}
+
+}  // namespace
+
+double shift_sigma(double sigma, double shift) { return shift * sigma / (1.0 + (shift - 1.0) * sigma); }
+
+Grid parse_grid(const std::string& name) {
+  if (name == "auto") return Grid::Auto;
+  if (name == "wan") return Grid::Wan;
+  if (name == "diffusers") return Grid::Diffusers;
+  throw ParameterError("schedule", "expected auto, wan or diffusers, got '" + name + "'");
+}
+
+const char* grid_name(Grid grid) {
+  switch (grid) {
+    case Grid::Wan: return "wan";
+    case Grid::Diffusers: return "diffusers";
+    case Grid::Auto: break;
+  }
+  return "auto";
+}
+
+// ---- [interface and factory] --------------------------------------------------------------------
+
+namespace {
+[[noreturn]] void throw_unknown_sampler(const std::string& name) {
+  std::string known;
+  for (const auto& n : sampler_names()) known += (known.empty() ? "" : ", ") + n;
+  throw ParameterError("sampler", "unknown sampler '" + name + "' (known: " + known + ")");
+}
+}  // namespace
+
+Schedule make_schedule(const std::string& sampler, int steps, double shift, Grid grid) {
+  const bool euler = sampler == "euler", unipc = sampler == "unipc", dpm = sampler == "dpm++2m";
+  if (!euler && !unipc && !dpm) throw_unknown_sampler(sampler);
+  if (steps < 1) throw ParameterError("steps", "must be at least 1, got " + std::to_string(steps));
+  if (!(shift > 0) || !std::isfinite(shift)) throw ParameterError("shift", "must be positive, got " + std::to_string(shift));
+  if (grid == Grid::Auto) grid = euler ? Grid::Wan : Grid::Diffusers;
+  const bool wan = grid == Grid::Wan;
+  Schedule s = euler ? (wan ? euler_wan(steps, shift) : euler_diffusers(steps, shift))
+               : unipc ? (wan ? unipc_wan(steps, shift) : unipc_diffusers(steps, shift))
+                       : (wan ? dpm_wan(steps, shift) : dpm_diffusers(steps, shift));
+  s.grid = grid;
+  return s;
+}
+
+void Sampler::check_step(int i) const {
+  if (i < 0 || i >= num_steps())
+    throw ParameterError("step", "must be in [0, " + std::to_string(num_steps()) + "), got " + std::to_string(i));
+}
+
+torch::Tensor Sampler::predict_x0(const torch::Tensor& x, const torch::Tensor& velocity, int i) const {
+  return x - sigma(i) * velocity.to(x.scalar_type());
+}
+
+const std::vector<std::string>& sampler_names() {
+  static const std::vector<std::string> names{"unipc", "euler", "dpm++2m"};
+  return names;
+}
+
+std::unique_ptr<Sampler> make_sampler(const std::string& name, int steps, double shift, Grid grid) {
+  if (name == "unipc") return std::make_unique<FlowUniPC>(steps, shift, grid);
+  if (name == "dpm++2m") return std::make_unique<FlowDPMSolver2M>(steps, shift, grid);
+  if (name == "euler") return std::make_unique<FlowMatchEuler>(steps, shift, grid);
+  throw_unknown_sampler(name);
+}
+
+// ---- [euler] ------------------------------------------------------------------------------------
+
+FlowMatchEuler::FlowMatchEuler(int steps, double shift, Grid grid) : Sampler(make_schedule("euler", steps, shift, grid)) {}
+
+torch::Tensor FlowMatchEuler::step(const torch::Tensor& x, const torch::Tensor& velocity, int i) {
+  check_step(i);
+  if (velocity.sizes() != x.sizes()) throw ShapeError("euler step: velocity shape differs from the sample's");
   return x + (sigma(i + 1) - sigma(i)) * velocity.to(x.scalar_type());
 }
 
-torch::Tensor FlowMatchEuler::predict_x0(const torch::Tensor& x, const torch::Tensor& velocity, int i) const {
-  return x - sigma(i) * velocity.to(x.scalar_type());
-}
+// ---- [guidance and noise] -----------------------------------------------------------------------
 
 torch::Tensor classifier_free_guidance(const torch::Tensor& cond, const torch::Tensor& uncond, double guidance) {
   if (!(guidance >= 0) || !std::isfinite(guidance))

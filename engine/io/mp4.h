@@ -2,6 +2,7 @@
 // the implementations live in mp4_*.cpp, which CMake drops without FFmpeg). IO room: frames in,
 // files out; no model, no pipeline.
 #pragma once
+#include <map>
 #include <string>
 
 #include "engine/io/video.h"
@@ -12,6 +13,9 @@ struct Mp4Options {
   double fps = 0;           // 0: the video's own fps
   int crf = 18;             // H.264 constant rate factor (quality; lower is better)
   std::string encoder;      // libav encoder name; "" = H.264, else MPEG-4 Part 2 with a warning
+  // Container tags (e.g. longshot_recipe = a JSON recipe). Written as QuickTime "mdta" keys
+  // (movflags use_metadata_tags) so any key survives and ffprobe shows it under format.tags.
+  std::map<std::string, std::string> metadata;
 };
 
 // Encodes yuv420p frames into `path` (written to a temporary file, renamed on success). Returns the
@@ -25,7 +29,11 @@ struct Mp4Info {
   int height = 0;
   double fps = 0;
   std::string codec;
+  std::map<std::string, std::string> metadata;  // the container's tags
 };
+
+// Reads only the container's tags (no decoding); IoError naming the file when it cannot be opened.
+std::map<std::string, std::string> read_mp4_metadata(const std::string& path);
 
 // Decodes every frame of the first video stream (counting them); fills `frames` with RGB when
 // given. Throws IoError naming the file when it cannot be opened or decoded.

@@ -21,6 +21,24 @@ struct PacketFree { void operator()(AVPacket* p) const { av_packet_free(&p); } }
 struct SwsFree { void operator()(SwsContext* s) const { sws_freeContext(s); } };
 }  // namespace
 
+namespace {
+std::map<std::string, std::string> tags_of(const AVFormatContext* fmt) {
+  std::map<std::string, std::string> out;
+  const AVDictionaryEntry* e = nullptr;
+  while ((e = av_dict_get(fmt->metadata, "", e, AV_DICT_IGNORE_SUFFIX))) out[e->key] = e->value;
+  return out;
+}
+}  // namespace
+
+std::map<std::string, std::string> read_mp4_metadata(const std::string& path) {
+  if (av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
+  AVFormatContext* raw = nullptr;
+  if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0)
+    throw IoError("cannot read video '" + path + "': not a readable media file");
+  std::unique_ptr<AVFormatContext, InputFree> in(raw);
+  return tags_of(in.get());
+}
+
 Mp4Info read_mp4(const std::string& path, Video* frames) {
   const std::string where = "cannot read video '" + path + "'";
   if (av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
@@ -40,6 +58,7 @@ Mp4Info read_mp4(const std::string& path, Video* frames) {
   info.width = dec->width;
   info.height = dec->height;
   info.codec = codec->name;
+  info.metadata = tags_of(in.get());
   info.fps = st->avg_frame_rate.den ? av_q2d(st->avg_frame_rate) : 0;
   if (frames) {
     *frames = Video{};

@@ -101,7 +101,16 @@ std::string write_mp4(const Video& video, const std::string& path, const Mp4Opti
   avcodec_parameters_from_context(stream->codecpar, enc.get());
 
   if ((rc = avio_open(&fmt->pb, tmp.path().c_str(), AVIO_FLAG_WRITE)) < 0) throw IoError(where + ": " + av_err(rc));
-  if ((rc = avformat_write_header(fmt.get(), nullptr)) < 0) throw IoError(where + ": " + av_err(rc));
+  AVDictionary* header_opts = nullptr;
+  for (const auto& [key, value] : options.metadata) {
+    if (key.empty()) throw ParameterError("metadata", "an MP4 tag needs a name");
+    av_dict_set(&fmt->metadata, key.c_str(), value.c_str(), 0);
+  }
+  // The default iTunes-style atoms keep only a fixed set of keys; mdta keys keep any name.
+  if (!options.metadata.empty()) av_dict_set(&header_opts, "movflags", "use_metadata_tags", 0);
+  rc = avformat_write_header(fmt.get(), &header_opts);
+  av_dict_free(&header_opts);
+  if (rc < 0) throw IoError(where + ": " + av_err(rc));
 
   std::unique_ptr<SwsContext, SwsFree> sws(sws_getContext(video.width, video.height, AV_PIX_FMT_RGB24, video.width,
                                                            video.height, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr,

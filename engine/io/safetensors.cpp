@@ -10,11 +10,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/common/error.h"
 #include "engine/io/atomic_file.h"
+#include "engine/io/file_checks.h"
 
 namespace longshot::io {
 
@@ -22,6 +25,11 @@ namespace {
 
 // A header beyond this is not a tensor index but a corrupt length field.
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+// A real header nests three levels ({name: {shape: [...]}}); far deeper is hostile input.
+constexpr size_t kMaxHeaderDepth = 16;
+// Elements per tensor: 2^60 keeps numel × element size (≤ 4) below 2^64, so the span check
+// cannot wrap.
+constexpr uint64_t kMaxElements = uint64_t(1) << 60;
 
 torch::ScalarType torch_dtype(StDtype d) {
   switch (d) {
@@ -55,7 +63,8 @@ size_t element_size(StDtype dtype) { return dtype == StDtype::F32 ? 4 : 2; }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   const std::string where = "safetensors file '" + path + "'";
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  // O_NONBLOCK: a FIFO would block open() until a writer comes; it is refused just below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw IoError("cannot open " + where + ": " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -82,6 +91,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                     std::to_string(size_));
     data_ = bytes + 8 + header_len;
     const uint64_t data_size = size_ - 8 - header_len;
+    const auto* text = reinterpret_cast<const char*>(bytes + 8);
+    if (json_nesting_depth(text, text + header_len, kMaxHeaderDepth) > kMaxHeaderDepth)
+      throw IoError(where + ": header nests deeper than " + std::to_string(kMaxHeaderDepth) +
+                    " levels; not a tensor index");
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
@@ -108,10 +121,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (!v.contains("shape") || !v["shape"].is_array()) throw IoError(t + " has no shape");
       uint64_t numel = 1;
       for (const auto& d : v["shape"]) {
-        if (!d.is_number_integer() || d.get<int64_t>() < 0) throw IoError(t + " has a malformed shape " + v["shape"].dump());
+        if (!d.is_number_integer() || d.get<int64_t>() < 0) throw IoError(t + " has a malformed shape " + json_brief(v["shape"]));
         info.shape.push_back(d.get<int64_t>());
         const uint64_t dim = uint64_t(info.shape.back());
-        if (dim != 0 && numel > (uint64_t(1) << 62) / dim) throw IoError(t + " has an absurd shape " + v["shape"].dump());
+        if (dim != 0 && numel > kMaxElements / dim) throw IoError(t + " has an absurd shape " + json_brief(v["shape"]));
         numel *= dim;
       }
       const auto& off = v.contains("data_offsets") ? v["data_offsets"] : nlohmann::json();
@@ -124,7 +137,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                       "] outside the data section of " + std::to_string(data_size) + " bytes");
       if (info.end - info.begin != numel * element_size(info.dtype))
         throw IoError(t + " holds " + std::to_string(info.end - info.begin) + " bytes but " + to_string(info.dtype) +
-                      " " + v["shape"].dump() + " needs " + std::to_string(numel * element_size(info.dtype)));
+                      " " + json_brief(v["shape"]) + " needs " + std::to_string(numel * element_size(info.dtype)));
       tensors_[name] = std::move(info);
     }
     std::vector<const TensorInfo*> order;
@@ -167,6 +180,106 @@ torch::Tensor SafetensorsFile::load(const std::string& name, c10::optional<torch
   if (dtype && *dtype != t.scalar_type()) t = t.to(*dtype);
   return t;
 }
+
+// ---- SafetensorsSet ---------------------------------------------------------------------------
+
+bool is_safetensors_index(const std::string& path) {
+  const std::string suffix = ".json";
+  return path.size() > suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void SafetensorsSet::add(const std::string& file) {
+  shards_.push_back(std::make_unique<SafetensorsFile>(file));
+  const size_t index = shards_.size() - 1;
+  for (const auto& name : shards_.back()->names()) {
+    const auto [it, fresh] = where_.emplace(name, index);
+    if (!fresh)
+      throw IoError("checkpoint '" + path_ + "': tensor '" + name + "' is in both '" + shards_[it->second]->path() +
+                    "' and '" + file + "'");
+  }
+}
+
+SafetensorsSet::SafetensorsSet(const std::string& path) : path_(path) {
+  if (!is_safetensors_index(path)) {
+    add(path);
+    return;
+  }
+  require_regular_file(path, "shard index");
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot open shard index '" + path + "'");
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError("shard index '" + path + "' is not valid JSON (" + e.what() + ")");
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw IoError("shard index '" + path + "' has no \"weight_map\" object");
+  const auto folder = std::filesystem::path(path).parent_path();
+  std::map<std::string, std::string> wanted;  // tensor → shard file name
+  std::vector<std::string> order;             // shard files in first-mention order
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) throw IoError("shard index '" + path + "': tensor '" + it.key() + "' maps to no file name");
+    const std::string file = it.value().get<std::string>();
+    if (file.find('/') != std::string::npos || file == ".." || file.empty())
+      throw IoError("shard index '" + path + "': tensor '" + it.key() + "' maps to '" + file +
+                    "', which is not a file name next to the index");
+    wanted[it.key()] = file;
+    if (std::find(order.begin(), order.end(), file) == order.end()) order.push_back(file);
+  }
+  if (order.empty()) throw IoError("shard index '" + path + "' maps no tensors");
+  for (const auto& file : order) {
+    const auto full = (folder / file).string();
+    if (!std::filesystem::exists(full)) throw IoError("shard index '" + path + "' names shard '" + file + "', which does not exist");
+    add(full);
+  }
+  for (const auto& [name, file] : wanted) {
+    const auto it = where_.find(name);
+    if (it == where_.end())
+      throw IoError("shard index '" + path + "': tensor '" + name + "' is not in its shard '" + file + "'");
+    if (std::filesystem::path(shards_[it->second]->path()).filename() != file)
+      throw IoError("shard index '" + path + "': tensor '" + name + "' is in '" + shards_[it->second]->path() +
+                    "', the index says '" + file + "'");
+  }
+}
+
+SafetensorsSet::SafetensorsSet(const std::vector<std::string>& files) {
+  if (files.empty()) throw IoError("checkpoint: no safetensors files given");
+  path_ = files.front();
+  for (const auto& f : files) add(f);
+}
+
+std::vector<std::string> SafetensorsSet::files() const {
+  std::vector<std::string> out;
+  for (const auto& s : shards_) out.push_back(s->path());
+  return out;
+}
+
+uint64_t SafetensorsSet::file_bytes() const {
+  uint64_t total = 0;
+  for (const auto& s : shards_) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(s->path(), ec);
+    if (!ec) total += n;
+  }
+  return total;
+}
+
+std::vector<std::string> SafetensorsSet::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : where_) out.push_back(kv.first);
+  return out;
+}
+
+const SafetensorsFile& SafetensorsSet::shard(const std::string& name) const {
+  const auto it = where_.find(name);
+  if (it == where_.end()) throw IoError("checkpoint '" + path_ + "' has no tensor '" + name + "'");
+  return *shards_[it->second];
+}
+
+const std::map<std::string, std::string>& SafetensorsSet::metadata() const { return shards_.front()->metadata(); }
+
+// ---- writer ------------------------------------------------------------------------------------
 
 void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,40 @@ class SafetensorsFile {
   std::map<std::string, TensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;
 };
+
+// One logical checkpoint over one file or several shards (the Hugging Face convention for large
+// models: `*.safetensors.index.json` whose "weight_map" names each tensor's shard file, resolved
+// next to the index). Lookups go to the shard that holds the tensor; metadata is the first shard's.
+class SafetensorsSet {
+ public:
+  // A `.safetensors` file or an index `.json`. Throws IoError naming the index, a missing or
+  // malformed shard, a tensor the index names but its shard lacks, or a tensor found in two shards.
+  explicit SafetensorsSet(const std::string& path);
+  // Shard files given directly (no index): every tensor must live in exactly one of them.
+  explicit SafetensorsSet(const std::vector<std::string>& files);
+
+  const std::string& path() const { return path_; }  // the file or index, for messages
+  std::vector<std::string> files() const;            // every shard, in order
+  uint64_t file_bytes() const;                       // size on disk of all shards
+  std::vector<std::string> names() const;            // sorted
+  bool contains(const std::string& name) const { return where_.count(name) != 0; }
+  // The shard holding `name`; IoError naming the tensor and path() when absent.
+  const SafetensorsFile& shard(const std::string& name) const;
+  const TensorInfo& info(const std::string& name) const { return shard(name).info(name); }
+  torch::Tensor load(const std::string& name, c10::optional<torch::ScalarType> dtype = c10::nullopt) const {
+    return shard(name).load(name, dtype);
+  }
+  const std::map<std::string, std::string>& metadata() const;
+
+ private:
+  void add(const std::string& file);
+  std::string path_;
+  std::vector<std::unique_ptr<SafetensorsFile>> shards_;
+  std::map<std::string, size_t> where_;  // tensor → index into shards_
+};
+
+// True for a Hugging Face shard index (`...safetensors.index.json`).
+bool is_safetensors_index(const std::string& path);
 
 // Writes CPU-convertible F32/F16/BF16 tensors (other dtypes: ShapeError naming the tensor) to a
 // temporary file in the same folder, then renames it over `path`. Unwritable path → IoError.

@@ -6,6 +6,7 @@
 
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/model_source.h"
 
 namespace longshot::model {
 
@@ -46,7 +47,7 @@ KeyLayout detect_layout(const std::vector<std::string>& keys) {
 }
 
 void load_weights(WanDiTImpl& model, const std::string& path) {
-  io::SafetensorsFile file(path);
+  io::SafetensorsSet file(path);
   const auto layout = detect_layout(file.names());
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
@@ -61,6 +62,9 @@ void load_weights(WanDiTImpl& model, const std::string& path) {
       throw ShapeError("checkpoint '" + path + "': tensor '" + key + "' has shape " + c10::str(c10::IntArrayRef(info.shape)) +
                        ", config " + model.config().name + " needs " + c10::str(p.sizes()));
     p.copy_(file.load(key, p.scalar_type()));
+    // NaN/Inf weights give an all-black video with no error: refuse them here, by name.
+    if (!torch::isfinite(p).all().item<bool>())
+      throw IoError("checkpoint '" + path + "': tensor '" + key + "' holds NaN or infinite values");
     used.insert(key);
   }
   size_t unused = 0;
@@ -79,7 +83,7 @@ void save_weights(const WanDiTImpl& model, const std::string& path, KeyLayout la
 namespace {
 
 // The patch embedding's name is the same in the Wan and the diffusers layouts.
-DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file) {
+DiTConfig positions_from(DiTConfig config, const io::SafetensorsSet& file) {
   const std::string key = "patch_embedding.weight";
   if (!file.contains(key)) return config;  // load_weights names the missing tensor
   const auto& shape = file.info(key).shape;
@@ -95,11 +99,11 @@ DiTConfig positions_from(DiTConfig config, const io::SafetensorsFile& file) {
 }  // namespace
 
 DiTConfig with_checkpoint_positions(DiTConfig config, const std::string& path) {
-  return positions_from(std::move(config), io::SafetensorsFile(path));
+  return positions_from(std::move(config), io::SafetensorsSet(path));
 }
 
 DiTConfig infer_config(const std::string& path) {
-  io::SafetensorsFile file(path);
+  io::SafetensorsSet file(path);
   const auto it = file.metadata().find("longshot.config");
   if (it != file.metadata().end() && has_config(it->second)) return positions_from(find_config(it->second), file);
   const auto layout = detect_layout(file.names());
@@ -125,27 +129,11 @@ DiTConfig infer_config(const std::string& path) {
 }
 
 WanDiT load_model(const std::string& name_or_path, uint64_t seed, torch::Device device, torch::ScalarType dtype) {
-  std::string weights;
-  DiTConfig config;
-  if (has_config(name_or_path)) {
-    config = find_config(name_or_path);
-    weights = config.default_weights;
-    if (!weights.empty() && !std::filesystem::exists(weights)) {
-      spdlog::warn("model {}: weights file '{}' not found, using random weights", config.name, weights);
-      weights.clear();
-    }
-  } else if (std::filesystem::exists(name_or_path)) {
-    config = infer_config(name_or_path);
-    weights = name_or_path;
-  } else {
-    find_config(name_or_path);  // throws ParameterError("model", ...) listing the names
-  }
-  WanDiT model(config);
-  if (weights.empty()) model->init_random(seed);
-  else load_weights(*model, weights);
-  model->to(device, dtype);
-  model->eval();
-  return model;
+  // The DiT alone: the text encoder, tokenizer and VAE a folder may lack do not matter here.
+  ModelSpec spec;
+  spec.model = name_or_path;
+  const auto resolved = resolve_model(spec, {kComponentTextEncoder, kComponentTokenizer, kComponentVae});
+  return load_dit(resolved, seed, device, dtype);
 }
 
 }  // namespace longshot::model

@@ -14,6 +14,7 @@ std::string to_diffusers_key(const std::string& wan_key);
 // The layout a checkpoint's keys are in.
 KeyLayout detect_layout(const std::vector<std::string>& keys);
 
+// `path` is a .safetensors file or a shard index (`*.safetensors.index.json`, io::SafetensorsSet).
 // Reads every parameter of `model` from `path`, converting the dtype to the model's. Throws
 // IoError for a malformed file or a missing tensor and ShapeError for a shape that does not match
 // the config, each naming the tensor.
@@ -30,8 +31,8 @@ DiTConfig infer_config(const std::string& path);
 // an unreadable file.
 DiTConfig with_checkpoint_positions(DiTConfig config, const std::string& path);
 
-// A config name (random weights unless the config names a weights file) or a .safetensors path.
-// Seeded random weights are deterministic.
+// The DiT of a config name (random weights unless the config names a weights file), a checkpoint
+// or a model folder: resolve_model + load_dit (model_source.h). Seeded random weights are deterministic.
 WanDiT load_model(const std::string& name_or_path, uint64_t seed = 0, torch::Device device = torch::kCPU,
                   torch::ScalarType dtype = torch::kFloat);
 

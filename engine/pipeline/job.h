@@ -42,6 +42,7 @@ struct GenerationRequest {
   int steps = 20;
   double guidance = 3.0;
   double shift = 3.0;              // flow-matching timestep shift
+  std::string sampler;             // sampler::make_sampler name (unipc, euler, dpm++2m); "" = the model's default
   uint64_t seed = 42;
   double fps = 16.0;
   AttentionSettings attention;

@@ -4,6 +4,7 @@
 
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/vae/latent_preview.h"
 
 namespace longshot::model {
 
@@ -69,12 +70,17 @@ Video LatentPreviewDecoder::decode(const torch::Tensor& latents, double fps) {
   if (latents.dim() != 4) throw ShapeError("latents: expected [C, T, H, W], got " + c10::str(latents.sizes()));
   auto x = latents.to(torch::kCPU, torch::kFloat);
   const int64_t C = x.size(0), T = x.size(1);
-  std::vector<torch::Tensor> rgb;
-  for (int64_t c = 0; c < 3; ++c) {
-    auto idx = torch::arange(c, C, 3, torch::TensorOptions().dtype(torch::kLong));
-    rgb.push_back(torch::tanh(x.index_select(0, idx).mean(0)));
+  torch::Tensor img;  // [3, T, H, W]
+  if (C == 16) {
+    img = vae::wan21_latent_rgb(x);  // Wan2.1 latents: the published latent → RGB projection
+  } else {
+    std::vector<torch::Tensor> rgb;
+    for (int64_t c = 0; c < 3; ++c) {
+      auto idx = torch::arange(c, C, 3, torch::TensorOptions().dtype(torch::kLong));
+      rgb.push_back(torch::tanh(x.index_select(0, idx).mean(0)));
+    }
+    img = torch::stack(rgb);
   }
-  auto img = torch::stack(rgb);  // [3, T, H, W]
   // Video frames: the first latent frame is one frame, each later one stands for `ts_` frames.
   auto tidx = torch::cat({torch::zeros({1}, torch::kLong),
                           torch::arange(1, T, torch::kLong).repeat_interleave(ts_)});
@@ -96,6 +102,61 @@ std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config) {
   if (config.decoder) return config.decoder(config);
   if (config.temporal_stride == 1 && config.spatial_stride == 1) return std::make_unique<PixelDecoder>();
   return std::make_unique<LatentPreviewDecoder>(config.temporal_stride, config.spatial_stride);
+}
+
+WanVaeDecoder::WanVaeDecoder(const std::string& path, torch::Device device, bool tile)
+    : vae_(vae::WanVAE::load(path, {}, /*with_encoder=*/false)) {
+  vae_.to(device, device.is_cuda() ? torch::kBFloat16 : torch::kFloat);
+  options_.tile = tile;
+}
+
+void WanVaeDecoder::decode_streamed(const torch::Tensor& latents, double fps,
+                                    const std::function<void(const Video& chunk, int first)>& sink) {
+  vae_.decode_streamed(
+      latents,
+      [&](const torch::Tensor& frames, int64_t first) {
+        // 8-bit on the device, so only bytes cross to the host; same rounding as tensor_to_video.
+        auto u8 = ((frames.to(torch::kFloat).clamp(-1, 1) + 1) * 127.5).round().to(torch::kUInt8).permute({1, 2, 3, 0});
+        u8 = u8.contiguous().to(torch::kCPU);
+        Video chunk;
+        chunk.frames = int(u8.size(0));
+        chunk.height = int(u8.size(1));
+        chunk.width = int(u8.size(2));
+        chunk.fps = fps;
+        chunk.rgb.assign(u8.data_ptr<uint8_t>(), u8.data_ptr<uint8_t>() + u8.numel());
+        sink(chunk, int(first));
+      },
+      options_);
+}
+
+Video WanVaeDecoder::decode(const torch::Tensor& latents, double fps) {
+  Video v;
+  v.fps = fps;
+  decode_streamed(latents, fps, [&](const Video& chunk, int first) {
+    if (v.rgb.empty()) {
+      v.height = chunk.height;
+      v.width = chunk.width;
+      v.frames = int(vae_.config().frames_for(latents.size(1)));
+      v.rgb.resize(v.frame_bytes() * size_t(v.frames));
+    }
+    std::copy(chunk.rgb.begin(), chunk.rgb.end(), v.frame(first));
+  });
+  return v;
+}
+
+std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config, const VaeDecoderOptions& vae) {
+  if (vae.path.empty()) {
+    auto decoder = make_decoder(config);
+    if (dynamic_cast<LatentPreviewDecoder*>(decoder.get()))
+      spdlog::warn("model {}: no VAE file given, so the video is a colour preview of the latents, not a decode "
+                   "(give the Wan2.1 VAE weights, e.g. --vae Wan2.1_VAE.safetensors)",
+                   config.name);
+    return decoder;
+  }
+  if (config.temporal_stride != 4 || config.spatial_stride != 8 || config.out_channels != 16)
+    throw ParameterError("vae", "model " + config.name + " does not use Wan2.1 latents (16 channels, strides 4 and 8); " +
+                                    "it takes no VAE file");
+  return std::make_unique<WanVaeDecoder>(vae.path, vae.device, vae.tile);
 }
 
 }  // namespace longshot::model

@@ -6,6 +6,7 @@
 
 #include "engine/model/conditioning.h"
 #include "engine/model/dit_config.h"
+#include "engine/vae/wan_vae.h"
 
 namespace longshot::model {
 
@@ -59,12 +60,44 @@ class LatentPreviewDecoder : public LatentDecoder {
   int ts_, ss_;
 };
 
+// The Wan2.1 VAE (engine/vae) behind the LatentDecoder interface: normalised DiT latents
+// [16, T, h, w] → 1 + 4(T − 1) frames of 8h × 8w, decoded one latent frame at a time (bf16 on a
+// GPU, fp32 on the CPU). Only the decoder half of the weights file is loaded.
+class WanVaeDecoder : public LatentDecoder {
+ public:
+  // Throws IoError / ShapeError naming the file and tensor (strict, as vae::WanVAE::load).
+  WanVaeDecoder(const std::string& path, torch::Device device, bool tile = false);
+  Video decode(const torch::Tensor& latents, double fps) override;
+  // The same, handing 8-bit frames to `sink` as they are decoded (first the frame count, then
+  // chunks of 1, 4, 4, ... frames; `first` is the chunk's first frame index): for streaming export.
+  void decode_streamed(const torch::Tensor& latents, double fps,
+                       const std::function<void(const Video& chunk, int first)>& sink);
+  int temporal_stride() const override { return int(vae_.config().temporal_stride()); }
+  int spatial_stride() const override { return int(vae_.config().spatial_stride()); }
+  const vae::WanVAE& vae() const { return vae_; }
+
+ private:
+  vae::WanVAE vae_;
+  vae::DecodeOptions options_;
+};
+
+// Where make_decoder finds a real VAE.
+struct VaeDecoderOptions {
+  std::string path;                      // Wan2.1 VAE weights ("" = none)
+  torch::Device device = torch::kCPU;
+  bool tile = false;                     // spatial tiling (--vae-tile)
+};
+
 // The config's factory if it has one; else: an embeddings file when `embeddings_path` is given,
 // the hash encoder for pixel-space configs, and a ParameterError("text-embeddings") for Wan configs
 // without a file.
 std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path = "");
 // The config's factory if it has one; else PixelDecoder for stride-1 configs, LatentPreviewDecoder otherwise.
 std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config);
+// With a VAE file: WanVaeDecoder for Wan latent configs (strides 4 and 8, 16 channels; others get
+// ParameterError("vae")). Without one, as above; a Wan config then gets the colour preview, with a
+// warning in the log that the video is not a real decode.
+std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config, const VaeDecoderOptions& vae);
 
 // [C, T, H, W] values in [−1, 1] (channels 0..2) → 8-bit RGB video.
 Video tensor_to_video(const torch::Tensor& rgb, double fps);

@@ -1,0 +1,149 @@
+// VAE benchmark: time and peak CUDA memory of a streamed Wan2.1 decode (one latent frame at a
+// time, frames converted to 8 bits and copied to the host as the MP4 export needs them) at 81
+// frames for each size; random weights unless --vae is given (speed does not depend on values).
+// Prints a table and writes JSON; docs/benchmarks.md reads it.
+//
+// Method: one warm-up decode of 2 latent frames at the same size (cuDNN picks its algorithms),
+// then --reps timed decodes (median), each after a device sync; peak = the caching allocator's
+// peak allocated bytes since a reset just before the timed decodes (what
+// torch.cuda.max_memory_allocated reports), weights of the decoder included.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+// Only a CUDA LibTorch has a usable c10/cuda (Debian's CPU package ships headers that do not compile).
+#if defined(LONGSHOT_TORCH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define LONGSHOT_BENCH_MEMORY 1
+#endif
+
+#include "engine/vae/wan_vae.h"
+
+using namespace longshot;
+
+namespace {
+
+const char* kUsage =
+    "Usage: bench_vae [--vae FILE] [--sizes 480x832,720x1280] [--frames 81] [--device cuda|cpu]\n"
+    "                 [--dtype bf16|fp32] [--reps N] [--tile] [--chunk N] [--json FILE]\n";
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+
+void reset_peak() {
+#if defined(LONGSHOT_BENCH_MEMORY)
+  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#endif
+}
+
+double peak_gib() {
+#if defined(LONGSHOT_BENCH_MEMORY)
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+  return double(stats.allocated_bytes[0].peak) / (1ull << 30);  // [0]: StatType AGGREGATE
+#else
+  return -1;
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string vae_path, sizes = "480x832,720x1280", json_path = "bench_vae.json", dtype_name;
+  std::string device_name = torch::cuda::is_available() ? "cuda" : "cpu";
+  int frames = 81, reps = 3;
+  vae::DecodeOptions options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "bench_vae: " << a << " needs a value\n" << kUsage;
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--vae") vae_path = value();
+    else if (a == "--sizes") sizes = value();
+    else if (a == "--frames") frames = std::stoi(value());
+    else if (a == "--device") device_name = value();
+    else if (a == "--dtype") dtype_name = value();
+    else if (a == "--reps") reps = std::max(1, std::stoi(value()));
+    else if (a == "--tile") options.tile = true;
+    else if (a == "--chunk") options.chunk = std::stoi(value());
+    else if (a == "--json") json_path = value();
+    else {
+      std::cerr << "bench_vae: unknown argument '" << a << "'\n" << kUsage;
+      return 2;
+    }
+  }
+  try {
+    const torch::Device device(device_name);
+    const auto dtype = dtype_name.empty() ? (device.is_cuda() ? torch::kBFloat16 : torch::kFloat)
+                       : dtype_name == "fp32" ? torch::kFloat
+                                              : torch::kBFloat16;
+    auto model = vae_path.empty() ? vae::WanVAE(vae::WanVAEConfig{}, 1) : vae::WanVAE::load(vae_path, {}, false);
+    model.to(device, dtype);
+    const auto& cfg = model.config();
+    const int64_t T = (frames - 1) / cfg.temporal_stride() + 1;
+    std::printf("Wan2.1 VAE streamed decode: %s, %s, %s weights, %d frames (%lld latent frames), tiling %s\n",
+                device.str().c_str(), dtype == torch::kFloat ? "fp32" : "bf16", vae_path.empty() ? "random" : "file",
+                int(cfg.frames_for(T)), (long long)T, options.tile ? "on" : "off");
+    std::printf("%-10s %10s %10s %12s\n", "size", "time_s", "fps", "peak_GiB");
+    nlohmann::json rows = nlohmann::json::array();
+    std::stringstream ss(sizes);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      const auto x = item.find('x');
+      const int64_t H = std::stoll(item.substr(0, x)), W = std::stoll(item.substr(x + 1));
+      const int64_t h = H / cfg.spatial_stride(), w = W / cfg.spatial_stride();
+      auto z = torch::randn({cfg.z_dim, T, h, w});
+      int64_t bytes = 0;
+      // The export path: 8-bit on the device, bytes to the host.
+      auto sink = [&](const torch::Tensor& f, int64_t) {
+        auto u8 = ((f.to(torch::kFloat) + 1) * 127.5).round().to(torch::kUInt8).permute({1, 2, 3, 0}).contiguous();
+        bytes += u8.to(torch::kCPU).numel();
+      };
+      model.decode_streamed(z.narrow(1, 0, std::min<int64_t>(2, T)), sink, options);  // warm-up
+      sync(device);
+      reset_peak();
+      std::vector<double> times;
+      for (int r = 0; r < reps; ++r) {
+        bytes = 0;
+        sync(device);
+        const double t0 = now_ms();
+        model.decode_streamed(z, sink, options);
+        sync(device);
+        times.push_back((now_ms() - t0) / 1000.0);
+      }
+      std::sort(times.begin(), times.end());
+      const double t = times[times.size() / 2], peak = peak_gib();
+      const int64_t out_frames = cfg.frames_for(T);
+      if (bytes != out_frames * H * W * 3) throw std::runtime_error("decoded byte count does not match the frame count");
+      std::printf("%-10s %10.3f %10.1f %12.2f\n", item.c_str(), t, out_frames / t, peak);
+      rows.push_back({{"size", item}, {"frames", out_frames}, {"latent_frames", T}, {"time_s", t},
+                      {"peak_gib", peak}, {"reps", reps}});
+    }
+    nlohmann::json out = {{"bench", "vae_decode_streamed"}, {"device", device.str()},
+                          {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"}, {"tile", options.tile},
+                          {"weights", vae_path.empty() ? "random" : vae_path}, {"rows", rows}};
+    std::ofstream(json_path) << out.dump(2) << "\n";
+    std::printf("wrote %s\n", json_path.c_str());
+  } catch (const std::exception& e) {
+    std::cerr << "bench_vae: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

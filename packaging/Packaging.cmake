@@ -6,6 +6,15 @@ include(GNUInstallDirs)
 # benchmarks): build the programs first, as README's commands do.
 set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
+# The built-in models' weights (DiT + text encoder) go to share/longshot/, where the programs look
+# for them beside themselves (engine/common/assets.cpp); without them an installed Longshot has no
+# default model. Component cli: `cmake --install --component cli` gives a runnable CLI alone.
+file(GLOB _longshot_weights "${PROJECT_SOURCE_DIR}/assets/*.safetensors")
+install(FILES ${_longshot_weights} DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)
+# The install prefix is compiled into the asset lookup alone (one object rebuilds when it changes).
+set_property(SOURCE "${PROJECT_SOURCE_DIR}/engine/common/assets.cpp" DIRECTORY "${PROJECT_SOURCE_DIR}/engine"
+             APPEND PROPERTY COMPILE_DEFINITIONS LONGSHOT_INSTALL_PREFIX="${CMAKE_INSTALL_PREFIX}")
+
 if(LONGSHOT_BUILD_STUDIO)
   install(FILES "${CMAKE_CURRENT_LIST_DIR}/longshot-studio.desktop" DESTINATION "${CMAKE_INSTALL_DATADIR}/applications")
   install(FILES "${CMAKE_CURRENT_LIST_DIR}/longshot-studio.svg"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/common/error.h"
+#include "engine/io/file_checks.h"
 
 namespace longshot::ui {
 
@@ -189,6 +190,11 @@ std::string request_to_json(const pipeline::GenerationRequest& request) {
 }
 
 pipeline::GenerationRequest request_from_json(const std::string& text) {
+  // A preset is one flat object (plus attention/params): anything deeper is not one, and a deep
+  // value must never reach a recursive dump().
+  constexpr size_t kMaxDepth = 8;
+  if (io::json_nesting_depth(text.data(), text.data() + text.size(), kMaxDepth) > kMaxDepth)
+    throw ParameterError("preset", "nests deeper than " + std::to_string(kMaxDepth) + " levels; not a preset");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -209,6 +215,8 @@ pipeline::GenerationRequest request_from_json(const std::string& text) {
     const std::string key = "request/" + it.key();
     const auto f = std::find_if(fields().begin(), fields().end(), [&](const Field& x) { return key == x.key; });
     if (f == fields().end()) throw ParameterError("preset", "unknown field '" + it.key() + "'");
+    if (it->is_structured())
+      throw ParameterError("preset", "field '" + it.key() + "' must be a string, number or boolean, got " + io::json_brief(*it));
     const std::string value = it->is_string() ? it->get<std::string>() : it->dump();
     try {
       f->set(s, value);

@@ -23,8 +23,16 @@ struct CommandRegistrar {
 
 // Small helpers shared by commands.
 bool has_flag(const std::vector<std::string>& args, const std::string& flag);
-// The whole of `text` as an integer ≥ min_value; throws ParameterError naming `flag` otherwise.
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value = INT64_MIN);
+// The whole of `text` as an integer in [min_value, max_value]; throws ParameterError naming `flag`
+// otherwise — a value that does not fit is refused, never wrapped.
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value = INT64_MIN,
+                  int64_t max_value = INT64_MAX);
+// The same for an `int` (frames, steps, sizes): values beyond its range are refused.
+int parse_int32(const std::string& flag, const std::string& text, int min_value = INT32_MIN, int max_value = INT32_MAX);
+// 0 … 2^64 − 1 (seeds); a negative value is refused instead of wrapping to a huge one.
+uint64_t parse_uint64(const std::string& flag, const std::string& text);
+// A non-empty path; "" would silently mean "no output".
+std::string parse_path(const std::string& flag, const std::string& text);
 // The whole of `text` as a finite number; throws ParameterError naming `flag` otherwise.
 double parse_double(const std::string& flag, const std::string& text);
 

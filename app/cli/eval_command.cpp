@@ -50,7 +50,7 @@ std::vector<std::string> split(const std::string& text, char sep) {
 }
 
 int to_int(const std::string& flag, const std::string& v) {
-  return static_cast<int>(parse_int(flag, v, std::numeric_limits<int>::min()));
+  return parse_int32(flag, v);
 }
 
 struct Cell {

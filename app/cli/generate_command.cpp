@@ -1,20 +1,23 @@
 // `longshot generate`: one text-to-video job through the Generator (the same worker and events the
 // studio uses), a progress bar with ETA on stderr, then MP4 / PNG / mask-trace export and a summary.
-// Files are written only when the job finishes: Ctrl-C cancels within one layer and writes nothing.
+// Files are written only when the job finishes, staged and renamed into place together: Ctrl-C,
+// SIGTERM or SIGHUP cancel within one layer (or abandon the export) and leave nothing behind.
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "app/cli/command.h"
+#include "app/cli/signals.h"
 #include "engine/attention/mask_trace.h"
 #include "engine/common/error.h"
+#include "engine/io/file_checks.h"
 #include "engine/io/png.h"
+#include "engine/io/staged_outputs.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/pipeline/generator.h"
@@ -28,16 +31,17 @@ namespace {
 const char* kGenerateUsage =
     "Usage: longshot generate --prompt \"...\" [--model NAME|PATH] [--frames N] [--size WxH] [--steps S]\n"
     "                         [--seed X] [--mode M --param k=v ...] [--dense-steps N] [--out clip.mp4]\n"
-    "                         [--trace run.lstrace] [--png-dir DIR]\n"
+    "                         [--trace run.lstrace] [--png-dir DIR] [--random-weights]\n"
     "\n"
     "Generates a video with a Wan2.1-architecture DiT whose self-attention runs through the chosen\n"
-    "sparse-attention mode. Progress and ETA go to stderr, the summary to stdout. Ctrl-C cancels\n"
-    "(within one layer) and leaves no output file.\n"
+    "sparse-attention mode. Progress and ETA go to stderr, the summary to stdout. Ctrl-C, SIGTERM or\n"
+    "SIGHUP cancel (within one layer, or during export) and leave no output file.\n"
     "\n"
     "  --prompt TEXT          the prompt (required)          --negative TEXT   negative prompt\n"
     "  --model NAME|PATH      tiny, longshot-builtin, longshot-builtin-sparse, wan2.1-t2v-1.3b, wan2.1-t2v-14b, or a .safetensors\n"
-    "                         checkpoint (Wan2.1 or diffusers keys). Default: longshot-builtin when its\n"
-    "                         weights exist, else tiny (random weights)\n"
+    "                         checkpoint (Wan2.1 or diffusers keys). Default: longshot-builtin; its weights\n"
+    "                         must be installed (share/longshot, or LONGSHOT_ASSETS). tiny: random weights\n"
+    "  --random-weights       the named config with seeded random weights instead of its weights file\n"
     "  --text-embeddings FILE precomputed umT5 embeddings ('context' [L, 4096]) for Wan configs\n"
     "  --frames N             video frames (Wan: 4k+1; default: longshot-builtin 32, tiny 16, Wan 81)\n"
     "  --size WxH             frame size (default: longshot-builtin 64x64, tiny 32x32, Wan 832x480)\n"
@@ -55,10 +59,7 @@ const char* kGenerateUsage =
     "  --png-dir DIR          every frame as DIR/frame_NNNNN.png\n"
     "  --trace FILE           every step/layer/head mask as a longshot-mask-trace file\n"
     "  --no-recall            skip the per-step recall estimate\n"
-    "Exit codes: 0 ok, 1 error, 2 bad usage, 130 cancelled.";
-
-std::atomic<bool> g_interrupted{false};
-void on_sigint(int) { g_interrupted = true; }
+    "Exit codes: 0 ok, 1 error, 2 bad usage, 128 + signal when cancelled (130 SIGINT, 143 SIGTERM, 129 SIGHUP).";
 
 std::string clock_text(double ms) {
   const long s = long(ms / 1000.0 + 0.5);
@@ -67,13 +68,17 @@ std::string clock_text(double ms) {
   return buf;
 }
 
-std::string default_model() {
-  model::register_builtin_model();
-  if (model::has_config("longshot-builtin")) {
-    const auto c = model::find_config("longshot-builtin");
-    if (!c.default_weights.empty() && std::filesystem::exists(c.default_weights)) return c.name;
-  }
-  return "tiny";
+// The config `name` with its weights file cleared, registered under its own name: the model
+// then gets seeded random weights because the user asked for them, never as a fallback.
+std::string random_weights_config(const std::string& name) {
+  if (!model::has_config(name))
+    throw ParameterError("random-weights", "needs a config name (--model NAME), not '" + name + "'");
+  auto c = model::find_config(name);
+  if (c.default_weights.empty()) return name;  // tiny and the Wan configs by name have none
+  c.name = name + " (random weights)";
+  c.default_weights.clear();
+  model::register_config(c);
+  return c.name;
 }
 
 int run_generate(const std::vector<std::string>& args) {
@@ -81,10 +86,17 @@ int run_generate(const std::vector<std::string>& args) {
   req.model = "";
   std::string out_path, trace_path, png_dir, size_text;
   bool have_frames = false, have_steps = false, have_guidance = false, have_shift = false, have_prompt = false;
+  bool random_weights = false;
+  // Registered up front so that a built-in's weights file given by path finds its config.
+  model::register_builtin_model();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--no-recall") {
       req.measure_recall = false;
+      continue;
+    }
+    if (flag == "--random-weights") {
+      random_weights = true;
       continue;
     }
     if (flag.rfind("--", 0) != 0 || i + 1 >= args.size()) {
@@ -97,27 +109,27 @@ int run_generate(const std::vector<std::string>& args) {
     else if (flag == "--negative") req.negative_prompt = value;
     else if (flag == "--model") req.model = value;
     else if (flag == "--text-embeddings") req.text_embeddings = value;
-    else if (flag == "--frames") req.frames = int(parse_int("frames", value)), have_frames = true;
+    else if (flag == "--frames") req.frames = parse_int32("frames", value), have_frames = true;
     else if (flag == "--size") size_text = value;
-    else if (flag == "--steps") req.steps = int(parse_int("steps", value)), have_steps = true;
+    else if (flag == "--steps") req.steps = parse_int32("steps", value), have_steps = true;
     else if (flag == "--guidance") req.guidance = parse_double("guidance", value), have_guidance = true;
     else if (flag == "--shift") req.shift = parse_double("shift", value), have_shift = true;
-    else if (flag == "--seed") req.seed = uint64_t(parse_int("seed", value));
+    else if (flag == "--seed") req.seed = parse_uint64("seed", value);
     else if (flag == "--fps") req.fps = parse_double("fps", value);
     else if (flag == "--mode") req.attention.mode = value;
     else if (flag == "--param") attention::parse_param_assignment(value, req.attention.params);
-    else if (flag == "--dense-steps") req.attention.dense_warmup_steps = int(parse_int("dense-steps", value));
+    else if (flag == "--dense-steps") req.attention.dense_warmup_steps = parse_int32("dense-steps", value);
     else if (flag == "--adapter") req.attention.adapter = value;
     else if (flag == "--dense-layers") {
       const auto comma = value.find(',');
       if (comma == std::string::npos) throw ParameterError("dense-layers", "expected F,L (first and last layers), got '" + value + "'");
-      req.attention.dense_first_layers = int(parse_int("dense-layers", value.substr(0, comma)));
-      req.attention.dense_last_layers = int(parse_int("dense-layers", value.substr(comma + 1)));
-    } else if (flag == "--block") req.attention.block_size = parse_int("block", value);
+      req.attention.dense_first_layers = parse_int32("dense-layers", value.substr(0, comma));
+      req.attention.dense_last_layers = parse_int32("dense-layers", value.substr(comma + 1));
+    } else if (flag == "--block") req.attention.block_size = parse_int32("block", value);
     else if (flag == "--device") req.device = value;
-    else if (flag == "--out") out_path = value;
-    else if (flag == "--trace") trace_path = value;
-    else if (flag == "--png-dir") png_dir = value;
+    else if (flag == "--out") out_path = parse_path("out", value);
+    else if (flag == "--trace") trace_path = parse_path("trace", value);
+    else if (flag == "--png-dir") png_dir = parse_path("png-dir", value);
     else {
       std::cerr << "longshot generate: unknown flag '" << flag << "'\n" << kGenerateUsage << "\n";
       return 2;
@@ -130,8 +142,10 @@ int run_generate(const std::vector<std::string>& args) {
 #if !defined(LONGSHOT_WITH_FFMPEG)
   if (!out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
 #endif
-  if (req.model.empty()) req.model = default_model();
+  if (req.model.empty()) req.model = model::kBuiltinName;
   req.model = model::resolve_builtin_name(req.model);
+  const bool builtin = model::is_builtin_model(req.model);
+  if (random_weights) req.model = random_weights_config(req.model);
   // Per-model defaults for what the user left out (a path: its inferred config decides later).
   const bool pixel = model::has_config(req.model) && model::find_config(req.model).spatial_stride == 1;
   if (model::has_config(req.model)) {
@@ -141,7 +155,6 @@ int run_generate(const std::vector<std::string>& args) {
     if (!have_shift) req.shift = c.default_shift;
   }
   // The built-in model defaults to its training size; other pixel-space configs (tiny) stay small.
-  const bool builtin = model::is_builtin_model(req.model);
   if (!have_frames) req.frames = builtin ? model::kBuiltinFrames : pixel ? 16 : 81;
   if (size_text.empty()) {
     size_text = builtin ? std::to_string(model::kBuiltinSize) + "x" + std::to_string(model::kBuiltinSize)
@@ -150,17 +163,30 @@ int run_generate(const std::vector<std::string>& args) {
   {
     const auto x = size_text.find('x');
     if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + size_text + "'");
-    req.width = int(parse_int("size", size_text.substr(0, x)));
-    req.height = int(parse_int("size", size_text.substr(x + 1)));
+    req.width = parse_int32("size", size_text.substr(0, x));
+    req.height = parse_int32("size", size_text.substr(x + 1));
   }
   req.previews = false;
   req.record_masks = !trace_path.empty();
-  // Fail on unwritable outputs before spending the compute.
+  // Fail on unwritable outputs before spending the compute: a missing folder, a device node or
+  // FIFO in the way, or an output that is an input (the weights) or another output.
   for (const auto* p : {&out_path, &trace_path}) {
     if (p->empty()) continue;
     const auto dir = std::filesystem::path(*p).parent_path();
     if (!dir.empty() && !std::filesystem::is_directory(dir))
       throw IoError("cannot write '" + *p + "': folder '" + dir.string() + "' does not exist");
+    io::require_replaceable(*p);
+  }
+  {
+    std::vector<io::NamedPath> inputs = {{"model", model::has_config(req.model) ? "" : req.model},
+                                         {"text-embeddings", req.text_embeddings}};
+    if (req.attention.adapter != "auto" && req.attention.adapter != "none") inputs.push_back({"adapter", req.attention.adapter});
+    if (model::has_config(req.model) && !model::find_config(req.model).default_weights.empty()) {
+      const auto weights = model::find_config(req.model).default_weights;
+      inputs.push_back({"model's weights", weights});
+      if (builtin) inputs.push_back({"model's text encoder weights", model::builtin_text_path(weights)});
+    }
+    io::require_distinct_paths({{"out", out_path}, {"trace", trace_path}, {"png-dir", png_dir}}, inputs);
   }
 
   attention::MaskTrace trace;
@@ -171,9 +197,10 @@ int run_generate(const std::vector<std::string>& args) {
     trace.ordering = attention::create_policy(req.attention.mode, req.attention.params)->ordering();
   }
 
+  // Installed before the job starts and kept through the export: a signal at any point cancels.
+  InterruptGuard interrupts;
   pipeline::Generator gen;
   gen.submit(req);
-  auto old_handler = std::signal(SIGINT, on_sigint);
   const bool tty = ::isatty(STDERR_FILENO);
   VideoPtr video;
   double total_ms = 0, attention_ms = 0, mean_sparsity = 0, recall_sum = 0;
@@ -181,7 +208,7 @@ int run_generate(const std::vector<std::string>& args) {
   int exit_code = -1;
   bool cancel_sent = false;
   while (exit_code < 0) {
-    if (g_interrupted && !cancel_sent) {
+    if (InterruptGuard::signal_received() && !cancel_sent) {
       gen.cancel();
       cancel_sent = true;
     }
@@ -215,31 +242,45 @@ int run_generate(const std::vector<std::string>& args) {
       std::cerr << (tty ? "\n" : "") << "longshot generate: error: " << f->message << "\n";
       exit_code = 1;
     } else if (auto* c = std::get_if<pipeline::JobCancelled>(&*ev)) {
-      std::cerr << (tty ? "\n" : "") << "longshot generate: cancelled after " << c->completed_steps
-                << " steps; no file written\n";
-      exit_code = 130;
+      const int sig = InterruptGuard::signal_received();
+      std::cerr << (tty ? "\n" : "") << "longshot generate: cancelled" << (sig ? std::string(" by ") + signal_name(sig) : "")
+                << " after " << c->completed_steps << " steps; no file written\n";
+      exit_code = 128 + (sig ? sig : 2);
     }
   }
-  std::signal(SIGINT, old_handler);
   if (exit_code != 0) return exit_code;
   if (tty) std::cerr << "\n";
 
+  // Every output is staged first and renamed into place together at the end, so an error or a
+  // signal during the export leaves none of them (no MP4 without its trace, no half PNG set).
   std::vector<std::string> written;
+  io::StagedOutputs staged;
 #if defined(LONGSHOT_WITH_FFMPEG)
   if (!out_path.empty()) {
-    const auto codec = io::write_mp4(*video, out_path, io::Mp4Options{req.fps});
+    const auto codec = io::write_mp4(*video, staged.add_file(out_path), io::Mp4Options{req.fps});
     written.push_back(out_path + " (" + codec + ", " + std::to_string(video->frames) + " frames " +
                       std::to_string(video->width) + "x" + std::to_string(video->height) + ")");
   }
 #endif
   if (!png_dir.empty()) {
-    const auto paths = io::write_png_frames(*video, png_dir);
+    const auto paths = io::write_png_frames(*video, staged.add_folder(png_dir));
     written.push_back(png_dir + "/ (" + std::to_string(paths.size()) + " PNG frames)");
   }
   if (!trace_path.empty()) {
-    attention::write_mask_trace(trace, trace_path);
+    attention::write_mask_trace(trace, staged.add_file(trace_path));
     written.push_back(trace_path + " (" + std::to_string(trace.entries.size()) + " mask entries)");
   }
+  // Fault injection for the tests: hold the export with every output staged, so that a signal can
+  // be sent at that point (tests/cli/test_hardening_cli.cpp).
+  if (const char* pause = std::getenv("LONGSHOT_FAULT_EXPORT_PAUSE_MS"); pause && *pause) {
+    std::cerr << "longshot generate: export paused (LONGSHOT_FAULT_EXPORT_PAUSE_MS)\n" << std::flush;
+    for (long ms = std::atol(pause); ms > 0 && !InterruptGuard::signal_received(); ms -= 10) ::usleep(10000);
+  }
+  if (const int sig = InterruptGuard::signal_received()) {
+    std::cerr << "longshot generate: cancelled by " << signal_name(sig) << " during the export; no file written\n";
+    return 128 + sig;  // `staged` removes what it holds
+  }
+  staged.commit();
   std::printf("time            %.2f s (%.3f s/step)\n", total_ms / 1000.0, total_ms / 1000.0 / req.steps);
   std::printf("attention       %.2f s = %.1f%% of the run\n", attention_ms / 1000.0,
               total_ms > 0 ? 100.0 * attention_ms / total_ms : 0.0);

@@ -10,6 +10,7 @@
 #include "app/cli/command.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
+#include "engine/common/parse.h"
 #include "engine/common/threads.h"
 
 namespace longshot::cli {
@@ -25,17 +26,34 @@ bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
   return std::find(args.begin(), args.end(), flag) != args.end();
 }
 
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value) {
-  size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t min_value, int64_t max_value) {
+  int64_t v = 0;
+  if (!longshot::parse_int64(text, v)) {
+    const size_t sign = text.rfind('-', 0) == 0 ? 1 : 0;
+    const bool digits = text.size() > sign && text.find_first_not_of("0123456789", sign) == std::string::npos;
+    if (digits) throw ParameterError(flag, "'" + text + "' does not fit a 64-bit integer");
+    throw ParameterError(flag, "expected an integer, got '" + text + "'");
   }
-  if (used == 0 || used != text.size()) throw ParameterError(flag, "expected an integer, got '" + text + "'");
   if (v < min_value) throw ParameterError(flag, "must be >= " + std::to_string(min_value) + ", got " + text);
+  if (v > max_value) throw ParameterError(flag, "must be <= " + std::to_string(max_value) + ", got " + text);
   return v;
+}
+
+int parse_int32(const std::string& flag, const std::string& text, int min_value, int max_value) {
+  return int(parse_int(flag, text, min_value, max_value));
+}
+
+uint64_t parse_uint64(const std::string& flag, const std::string& text) {
+  uint64_t v = 0;
+  if (!longshot::parse_uint64(text, v))
+    throw ParameterError(flag, text.rfind('-', 0) == 0 ? "must be >= 0, got " + text
+                                                       : "expected an integer from 0 to 18446744073709551615, got '" + text + "'");
+  return v;
+}
+
+std::string parse_path(const std::string& flag, const std::string& text) {
+  if (text.empty()) throw ParameterError(flag, "the path is empty");
+  return text;
 }
 
 double parse_double(const std::string& flag, const std::string& text) {

@@ -82,10 +82,10 @@ int run_masks(const std::vector<std::string>& args) {
     else if (flag == "--heads") spec.heads = parse_int("heads", value, 1);
     else if (flag == "--head-dim") spec.head_dim = parse_int("head-dim", value, 8);
     else if (flag == "--block") setup.block_size = parse_int("block", value, 1);
-    else if (flag == "--seed") spec.seed = static_cast<uint64_t>(parse_int("seed", value, 0));
+    else if (flag == "--seed") spec.seed = parse_uint64("seed", value);
     else if (flag == "--sharpness") spec.sharpness = parse_positive("sharpness", value);
-    else if (flag == "--step") setup.step = static_cast<int>(parse_int("step", value, 0));
-    else if (flag == "--layer") setup.layer = static_cast<int>(parse_int("layer", value, 0));
+    else if (flag == "--step") setup.step = parse_int32("step", value, 0, INT32_MAX - 1);  // num_steps = step + 1
+    else if (flag == "--layer") setup.layer = parse_int32("layer", value, 0, INT32_MAX - 1);
     else if (flag == "--out") out_path = value;
     else {
       std::cerr << "longshot masks: unknown flag '" << flag << "'\n" << kMasksUsage << "\n";

@@ -1,4 +1,5 @@
 // `longshot-train`: parses flags into TrainOptions and runs the trainer (app/train/trainer.h).
+#include <cstdint>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -6,6 +7,7 @@
 #include "app/train/trainer.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
+#include "engine/common/parse.h"
 
 namespace {
 
@@ -72,38 +74,46 @@ int main(int argc, char** argv) {
           throw ParameterError(a, "expected a number, got '" + v + "'");
         }
       };
+      // Counts are integers that fit: "1e3", "2.5" or 2^32 + 1 are refused, not cast.
+      auto integer = [&](int64_t min_value, int64_t max_value) -> int64_t {
+        const std::string v = value();
+        int64_t n = 0;
+        if (!longshot::parse_int64(v, n, min_value, max_value))
+          throw ParameterError(a, "expected an integer from " + std::to_string(min_value) + " to " + std::to_string(max_value) + ", got '" + v + "'");
+        return n;
+      };
       if (a == "--help" || a == "-h") {
         std::cout << kUsage << "\n";
         return 0;
       } else if (a == "--out") o.out_dir = value();
       else if (a == "--config") o.config = value();
-      else if (a == "--steps") o.steps = static_cast<int64_t>(number());
+      else if (a == "--steps") o.steps = integer(INT64_MIN, INT64_MAX);
       else if (a == "--time-limit") o.time_limit_s = number();
-      else if (a == "--batch") o.batch = static_cast<int>(number());
-      else if (a == "--frames") o.frames = static_cast<int>(number());
-      else if (a == "--size") o.size = static_cast<int>(number());
+      else if (a == "--batch") o.batch = static_cast<int>(integer(INT32_MIN, INT32_MAX));
+      else if (a == "--frames") o.frames = static_cast<int>(integer(INT32_MIN, INT32_MAX));
+      else if (a == "--size") o.size = static_cast<int>(integer(INT32_MIN, INT32_MAX));
       else if (a == "--lr") o.lr = number();
       else if (a == "--weight-decay") o.weight_decay = number();
-      else if (a == "--warmup") o.warmup = static_cast<int>(number());
+      else if (a == "--warmup") o.warmup = static_cast<int>(integer(INT32_MIN, INT32_MAX));
       else if (a == "--ema") o.ema_decay = number();
       else if (a == "--cfg-drop") o.cfg_drop = number();
       else if (a == "--object-weight") o.object_weight = number();
-      else if (a == "--position-channels") o.position_channels = static_cast<int>(number());
+      else if (a == "--position-channels") o.position_channels = static_cast<int>(integer(INT32_MIN, INT32_MAX));
       else if (a == "--distill-mode") o.distill_mode = value();
       else if (a == "--distill-param") o.distill_params.push_back(value());
       else if (a == "--teacher") o.teacher_dir = value();
       else if (a == "--sparse-mode") o.sparse_mode = value();
       else if (a == "--sparse-param") o.sparse_params.push_back(value());
       else if (a == "--sparse-weight") o.sparse_weight = number();
-      else if (a == "--block") o.block_size = static_cast<int64_t>(number());
-      else if (a == "--rank") o.rank = static_cast<int>(number());
-      else if (a == "--save-every") o.save_every = static_cast<int>(number());
-      else if (a == "--preview-every") o.preview_every = static_cast<int>(number());
-      else if (a == "--preview-steps") o.preview_steps = static_cast<int>(number());
-      else if (a == "--log-every") o.log_every = std::max(1, static_cast<int>(number()));
+      else if (a == "--block") o.block_size = integer(INT64_MIN, INT64_MAX);
+      else if (a == "--rank") o.rank = static_cast<int>(integer(INT32_MIN, INT32_MAX));
+      else if (a == "--save-every") o.save_every = static_cast<int>(integer(INT32_MIN, INT32_MAX));
+      else if (a == "--preview-every") o.preview_every = static_cast<int>(integer(INT32_MIN, INT32_MAX));
+      else if (a == "--preview-steps") o.preview_steps = static_cast<int>(integer(INT32_MIN, INT32_MAX));
+      else if (a == "--log-every") o.log_every = std::max(1, static_cast<int>(integer(INT32_MIN, INT32_MAX)));
       else if (a == "--seed") o.seed = static_cast<uint64_t>(number());
       else if (a == "--device") o.device = value();
-      else if (a == "--threads") o.threads = static_cast<int>(number());
+      else if (a == "--threads") o.threads = static_cast<int>(integer(INT32_MIN, INT32_MAX));
       else if (a == "--no-resume") o.resume = false;
       else if (a == "--lr-by-steps") o.lr_by_steps = true;
       else if (a == "--export") o.export_path = value();

@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "engine/common/error.h"
+#include "engine/common/parse.h"
 #include "engine/data/tokenizer.h"
 #include "engine/data/world.h"
 #include "engine/eval/metrics.h"
@@ -236,7 +237,11 @@ int64_t load_checkpoint(const std::string& dir, std::vector<Named>& params, std:
     io::SafetensorsFile file(path);
     const auto it = file.metadata().find("step");
     if (it == file.metadata().end()) throw IoError("checkpoint file '" + path + "' has no 'step' metadata");
-    const int64_t s = std::stoll(it->second);
+    // Strictly a step count: "-5", "1e3" or "12abc" is a damaged file, not step −5, 1 or 12.
+    int64_t s = 0;
+    if (!parse_int64(it->second, s, 0))
+      throw IoError("checkpoint file '" + path + "' has 'step' metadata '" + it->second.substr(0, 40) +
+                    "', not a step count (an integer >= 0)");
     if (step >= 0 && s != step) throw IoError("checkpoint '" + dir + "' is torn: '" + path + "' is from step " + it->second);
     step = s;
     for (size_t i = 0; i < params.size(); ++i) {
@@ -662,11 +667,9 @@ int64_t load_adapter_state(const std::string& path, const std::string& teacher, 
     v[i].copy_(file.load("v." + k, torch::kFloat));
   }
   const auto it = meta.find("step");
-  try {
-    if (it != meta.end()) return std::stoll(it->second);
-  } catch (const std::logic_error&) {
-  }
-  throw IoError("'" + path + "' has no readable 'step' metadata");
+  int64_t step = 0;
+  if (it != meta.end() && parse_int64(it->second, step, 0)) return step;
+  throw IoError("'" + path + "' has no readable 'step' metadata (an integer >= 0)");
 }
 
 }  // namespace

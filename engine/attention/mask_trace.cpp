@@ -6,6 +6,9 @@
 //                 "row_offsets": [...nb+1], "col_indices": [...]} ] }
 #include "engine/attention/mask_trace.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -187,7 +190,9 @@ MaskTrace mask_trace_from_json(const std::string& text, const std::string& sourc
 }
 
 void write_mask_trace(const MaskTrace& trace, const std::string& path) {
-  const std::string tmp = path + ".tmp";
+  // Unique to this process: a user's own "<path>.tmp" is neither overwritten nor removed.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw IoError("mask trace '" + path + "': cannot open '" + tmp + "' for writing");

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "engine/common/error.h"
+#include "engine/io/file_checks.h"
 
 namespace longshot::io {
 
@@ -22,6 +23,7 @@ TempFile::TempFile(std::string final_path) : final_path_(std::move(final_path)) 
   if (!fs::is_directory(dir, ec))
     throw IoError("cannot write '" + final_path_ + "': folder '" + dir.string() + "' does not exist");
   if (fs::is_directory(dest, ec)) throw IoError("cannot write '" + final_path_ + "': it is a folder");
+  require_replaceable(final_path_);
   if (::access(dir.c_str(), W_OK) != 0)
     throw IoError("cannot write '" + final_path_ + "': folder '" + dir.string() + "' is not writable");
   static std::atomic<unsigned> counter{0};

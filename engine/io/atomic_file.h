@@ -8,7 +8,8 @@ namespace longshot::io {
 
 class TempFile {
  public:
-  // Checks that the destination folder exists and is writable; throws IoError naming `final_path`.
+  // Checks that the destination folder exists and is writable and that an existing destination is
+  // a regular file (never a device node or FIFO); throws IoError naming `final_path`.
   explicit TempFile(std::string final_path);
   ~TempFile();
   TempFile(const TempFile&) = delete;

@@ -73,9 +73,11 @@ bool is_builtin_model(const std::string& name);
 // built-in model registers both (idempotent); any other name or path comes back as it is.
 std::string resolve_builtin_name(const std::string& name);
 
-// Shipped weights of a built-in model: <source>/assets/<name>.safetensors, overridden by
-// $LONGSHOT_BUILTIN_WEIGHTS (longshot-builtin) or $LONGSHOT_BUILTIN_SPARSE_WEIGHTS; the text
-// encoder lives next to it in <name>-text.safetensors.
+// Shipped weights of a built-in model: <name>.safetensors in the first asset folder that has it
+// (engine/common/assets.h: LONGSHOT_ASSETS, <exe>/../share/longshot, the install prefix, the
+// source tree), overridden by $LONGSHOT_BUILTIN_WEIGHTS (longshot-builtin) or
+// $LONGSHOT_BUILTIN_SPARSE_WEIGHTS; found nowhere: where it should be, and loading it fails with
+// every folder looked in. The text encoder lives next to it in <name>-text.safetensors.
 std::string builtin_weights_path(const std::string& name = kBuiltinName);
 std::string builtin_text_path(const std::string& weights_path);
 

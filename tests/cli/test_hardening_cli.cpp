@@ -1,0 +1,358 @@
+// `longshot generate` against hostile inputs, destinations and signals (issue 27's probe): every
+// case checks the message, the exit code and that no partial or temporary file is left.
+// Installed.*: the CLI installed with `cmake --install --component cli` into a temporary prefix
+// finds its built-in weights there, with the source tree's assets out of reach, and its video
+// shows the prompt (the adherence metric); with the weights removed it names every place looked in.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "engine/eval/metrics.h"
+#include "engine/io/mp4.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/builtin_model.h"
+#include "engine/model/weights.h"
+#include "tests/common/temp_dir.h"
+
+using namespace longshot;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir : longshot::testing::TempDir {
+  TempDir() : longshot::testing::TempDir("longshot_cli_hardening") {}
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+struct Run {
+  int rc = -1;
+  std::string err;
+};
+
+// Runs `prefix` (shell: env settings, ulimit...) then the CLI with args; stderr captured.
+Run run(const std::vector<std::string>& args, const std::string& dir, const std::string& prefix = "",
+        const std::string& cli = LONGSHOT_CLI_PATH) {
+  std::string cmd = prefix + " " + quote(cli);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd = "sh -c " + quote(cmd + " >" + quote(dir + "/out.txt") + " 2>" + quote(dir + "/err.txt"));
+  const int rc = std::system(cmd.c_str());
+  Run r;
+  r.rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.err = slurp(dir + "/err.txt");
+  fs::remove(dir + "/out.txt");
+  fs::remove(dir + "/err.txt");
+  return r;
+}
+
+std::vector<std::string> tiny_args(const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {"generate", "--model", "tiny", "--prompt", "a red ball", "--frames", "4",
+                                "--size", "16x16", "--steps", "2"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// The names in `dir` besides `keep` (leftovers: outputs, *.tmp-*, staging folders).
+std::vector<std::string> leftovers(const fs::path& dir, const std::set<std::string>& keep = {}) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (!keep.count(e.path().filename().string())) out.push_back(e.path().filename().string());
+  return out;
+}
+
+std::string tiny_checkpoint(const TempDir& d) {
+  model::WanDiT m(model::find_config("tiny"));
+  m->init_random(3);
+  model::save_weights(*m, d.file("tiny.safetensors"));
+  return d.file("tiny.safetensors");
+}
+
+std::string hash_of(const std::string& path) { return std::to_string(std::hash<std::string>{}(slurp(path))); }
+
+}  // namespace
+
+// F1 through the CLI: the probe's 100k-deep shape crashed generate (SIGSEGV).
+TEST(HardeningCli, DeepShapeCheckpointIsAnError) {
+  TempDir d;
+  const auto r = run(tiny_args({"--model", std::string(LONGSHOT_SOURCE_DIR) +
+                                               "/tests/fixtures/hardening/deep_shape_min.safetensors",
+                                "--out", d.file("c.mp4")}),
+                     d.path.string());
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("nests deeper"), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(d.path).empty());
+}
+
+// F4: a FIFO as the model blocked open() forever.
+TEST(HardeningCli, FifoModelIsRefusedAtOnce) {
+  TempDir d;
+  ASSERT_EQ(::mkfifo(d.file("w.safetensors").c_str(), 0600), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run(tiny_args({"--model", d.file("w.safetensors")}), d.path.string(), "timeout 60");
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+}
+
+// F6: an output equal to the weights overwrote them; --out X --trace X lost the MP4.
+TEST(HardeningCli, OutputsThatAreInputsOrEachOtherAreRefused) {
+  TempDir d;
+  const auto weights = tiny_checkpoint(d);
+  const auto before = hash_of(weights);
+  for (const char* flag : {"--out", "--trace"}) {
+    const auto r = run(tiny_args({"--model", weights, flag, weights}), d.path.string());
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find("destroy the input"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(hash_of(weights), before);
+  const auto r = run(tiny_args({"--out", d.file("x"), "--trace", d.file("x")}), d.path.string());
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("--out and --trace"), std::string::npos) << r.err;
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{"tiny.safetensors"});
+}
+
+// F7: a device node or FIFO at the destination was replaced by a regular file.
+TEST(HardeningCli, NonRegularDestinationsAreRefused) {
+  TempDir d;
+  ASSERT_EQ(::mkfifo(d.file("pipe").c_str(), 0600), 0);
+  for (const char* flag : {"--out", "--trace"}) {
+    const auto r = run(tiny_args({flag, d.file("pipe")}), d.path.string(), "timeout 60");
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
+  }
+  const auto r = run(tiny_args({"--out", "/dev/null"}), d.path.string());
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("character device"), std::string::npos) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  ASSERT_EQ(::stat(d.file("pipe").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{"pipe"});
+  const auto empty = run(tiny_args({"--out", ""}), d.path.string());
+  EXPECT_EQ(empty.rc, 1) << empty.err;
+  EXPECT_NE(empty.err.find("'out'"), std::string::npos) << empty.err;
+}
+
+// F8: --trace run.lstrace removed the user's own run.lstrace.tmp.
+TEST(HardeningCli, TraceLeavesTheUsersTmpFileAlone) {
+  TempDir d;
+  std::ofstream(d.file("run.lstrace.tmp")) << "mine";
+  const auto r = run(tiny_args({"--trace", d.file("run.lstrace")}), d.path.string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(slurp(d.file("run.lstrace.tmp")), "mine");
+  EXPECT_EQ(leftovers(d.path, {"run.lstrace", "run.lstrace.tmp"}), std::vector<std::string>{});
+}
+
+// F9: NaN weights gave an all-black MP4 with exit 0.
+TEST(HardeningCli, NanWeightsFailLoudly) {
+  TempDir d;
+  model::WanDiT m(model::find_config("tiny"));
+  m->init_random(3);
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& p : m->named_parameters()) tensors[p.key()] = p.value().detach().clone();
+  tensors["blocks.0.self_attn.q.weight"].fill_(std::numeric_limits<float>::quiet_NaN());
+  io::write_safetensors(d.file("nan.safetensors"), tensors, {{"longshot.config", "tiny"}});
+  const auto r = run(tiny_args({"--model", d.file("nan.safetensors"), "--out", d.file("c.mp4")}), d.path.string());
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("blocks.0.self_attn.q.weight"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d.file("c.mp4")));
+}
+
+// F11: 64-bit values wrapped (--frames 4294967301 → 5); --seed -1 became 2^64 − 1.
+TEST(HardeningCli, IntegersThatDoNotFitAreRefused) {
+  TempDir d;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--frames", "4294967301"}, "'frames'"},       {{"--steps", "4294967297"}, "'steps'"},
+      {{"--size", "4294967328x32"}, "'size'"},        {{"--seed", "-1"}, "'seed'"},
+      {{"--dense-steps", "2147483648"}, "'dense-steps'"}, {{"--frames", "1e3"}, "'frames'"},
+      {{"--seed", "18446744073709551616"}, "'seed'"},
+  };
+  for (const auto& [flags, name] : cases) {
+    const auto r = run(tiny_args(flags), d.path.string());
+    EXPECT_EQ(r.rc, 1) << flags[0] << " " << flags[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
+  }
+  const auto big_seed = run(tiny_args({"--seed", "18446744073709551615"}), d.path.string());
+  EXPECT_EQ(big_seed.rc, 0) << big_seed.err;
+  for (const char* flag : {"--step", "--layer"}) {
+    const auto r = run({"masks", "--mode", "dense", flag, "2147483647"}, d.path.string());
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find(std::string("'") + (flag + 2) + "'"), std::string::npos) << r.err;
+  }
+}
+
+// F3 through the CLI: a 0-byte built-in weights file said "a config needs a name".
+TEST(HardeningCli, DamagedBuiltinWeightsNameTheFile) {
+  TempDir d;
+  std::ofstream(d.file("w.safetensors")).flush();
+  const auto r = run({"generate", "--prompt", "x", "--frames", "4", "--size", "16x16", "--steps", "1"},
+                     d.path.string(), "LONGSHOT_BUILTIN_WEIGHTS=" + quote(d.file("w.safetensors")));
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("w.safetensors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("too short"), std::string::npos) << r.err;
+}
+
+// F10: with no built-in weights anywhere, generate said nothing and made noise; now it names every
+// place it looked and writes nothing. --random-weights asks for the noise by name.
+TEST(HardeningCli, MissingBuiltinWeightsAreAnError) {
+  TempDir d;
+  fs::create_directory(d.file("empty"));
+  const std::string env = "LONGSHOT_NO_SOURCE_ASSETS=1 LONGSHOT_ASSETS=" + quote(d.file("empty"));
+  const std::vector<std::string> args = {"generate", "--prompt", "x", "--frames", "4", "--size", "16x16", "--steps",
+                                         "1", "--out", d.file("c.mp4")};
+  const auto r = run(args, d.path.string(), env);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(d.file("empty")), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("share/longshot"), std::string::npos) << r.err;
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{"empty"});
+  auto random = args;
+  random.push_back("--random-weights");
+  const auto ok = run(random, d.path.string(), env);
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_TRUE(fs::exists(d.file("c.mp4")));
+}
+
+// F12: the shipped asset given by its path matched no config (built-ins registered by name only).
+TEST(HardeningCli, BuiltinWeightsByPath) {
+  TempDir d;
+  const auto weights = model::builtin_weights_path();
+  if (!fs::exists(weights)) GTEST_SKIP() << "no shipped weights";
+  const auto r = run({"generate", "--model", weights, "--prompt", "a red ball", "--frames", "4", "--size", "16x16",
+                      "--steps", "1", "--out", d.file("c.mp4")},
+                     d.path.string());
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(fs::exists(d.file("c.mp4")));
+}
+
+// F14: SIGTERM / SIGHUP killed at once with no message. Now: the job cancels, exit 128 + signal.
+TEST(HardeningCli, TermAndHupCancelLikeInterrupt) {
+  for (const int sig : {SIGTERM, SIGHUP}) {
+    TempDir d;
+    const std::string err = d.file("err.txt");
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::freopen(err.c_str(), "w", stderr);
+      std::freopen("/dev/null", "w", stdout);
+      ::execl(LONGSHOT_CLI_PATH, LONGSHOT_CLI_PATH, "generate", "--model", "tiny", "--prompt", "long", "--frames", "8",
+              "--size", "32x32", "--steps", "1000", "--out", d.file("clip.mp4").c_str(), "--png-dir",
+              d.file("png").c_str(), nullptr);
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (slurp(err).find("step 1/1000") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 128 + sig) << slurp(err);
+    EXPECT_NE(slurp(err).find(sig == SIGTERM ? "cancelled by SIGTERM" : "cancelled by SIGHUP"), std::string::npos)
+        << slurp(err);
+    EXPECT_EQ(leftovers(d.path, {"err.txt"}), std::vector<std::string>{});
+  }
+}
+
+// F15: a signal during the export left *.tmp files, half a PNG set or an MP4 without its trace.
+// LONGSHOT_FAULT_EXPORT_PAUSE_MS holds the export after staging every output and before renaming
+// them into place; the signal lands there.
+TEST(HardeningCli, SignalDuringExportLeavesNothing) {
+  TempDir d;
+  const std::string err = d.file("err.txt");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen(err.c_str(), "w", stderr);
+    std::freopen("/dev/null", "w", stdout);
+    ::setenv("LONGSHOT_FAULT_EXPORT_PAUSE_MS", "20000", 1);
+    ::execl(LONGSHOT_CLI_PATH, LONGSHOT_CLI_PATH, "generate", "--model", "tiny", "--prompt", "x", "--frames", "4",
+            "--size", "16x16", "--steps", "2", "--out", d.file("clip.mp4").c_str(), "--trace",
+            d.file("run.lstrace").c_str(), "--png-dir", d.file("png").c_str(), nullptr);
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (slurp(err).find("export paused") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GE(leftovers(d.path, {"err.txt"}).size(), 3u);  // the staged MP4, trace and PNG folder
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 143) << slurp(err);
+  EXPECT_NE(slurp(err).find("during the export; no file written"), std::string::npos) << slurp(err);
+  EXPECT_EQ(leftovers(d.path, {"err.txt"}), std::vector<std::string>{});
+}
+
+// ulimit -f: SIGXFSZ killed the process mid-write and left temporaries; now the write fails
+// (EFBIG), the error names the file, and nothing is left.
+TEST(HardeningCli, FileSizeLimitFailsCleanly) {
+  TempDir d;
+  const auto r = run(tiny_args({"--size", "32x32", "--out", d.file("c.mp4"), "--png-dir", d.file("png")}),
+                     d.path.string(), "ulimit -f 2;");
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{});
+}
+
+// The installed CLI (cmake --install --component cli into a temporary prefix) generates the
+// built-in model's video from <prefix>/share/longshot with the source tree out of reach (its
+// fallback off, cwd and HOME elsewhere), and the video shows the prompt: not noise.
+TEST(Installed, GeneratesTheBuiltinModelFromThePrefix) {
+  if (!fs::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
+  TempDir d;
+  const auto prefix = d.file("prefix");
+  const std::string install = "cmake --install " + quote(LONGSHOT_BUILD_DIR) + " --prefix " + quote(prefix) +
+                              " --component cli >" + quote(d.file("install.log")) + " 2>&1";
+  ASSERT_EQ(std::system(install.c_str()), 0) << slurp(d.file("install.log"));
+  ASSERT_TRUE(fs::exists(prefix + "/share/longshot/longshot-builtin.safetensors"));
+  ASSERT_TRUE(fs::exists(prefix + "/share/longshot/longshot-builtin-text.safetensors"));
+  fs::create_directories(d.file("home"));
+  fs::create_directories(d.file("work"));
+  const std::string env = "cd " + quote(d.file("work")) + " && env -u LONGSHOT_ASSETS -u LONGSHOT_BUILTIN_WEIGHTS HOME=" +
+                          quote(d.file("home")) + " LONGSHOT_NO_SOURCE_ASSETS=1 LONGSHOT_THREADS=2";
+  const std::string prompt = "a large green square grows and shrinks on a black background";
+  const auto r = run({"generate", "--prompt", prompt, "--steps", "8", "--out", "clip.mp4"}, d.path.string(), env,
+                     prefix + "/bin/longshot");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("model longshot-builtin"), std::string::npos) << r.err;
+  Video video;
+  io::read_mp4(d.file("work/clip.mp4"), &video);
+  const auto a = eval::prompt_adherence(video, prompt);
+  std::printf("installed: adherence %.1f%% (presence %.0f%%, size %.0f%%)\n", 100 * a.accuracy, 100 * a.presence,
+              100 * a.size);
+  EXPECT_GE(a.presence, 0.8);
+  EXPECT_GE(a.accuracy, 0.5);
+  // The same install without its weights: an error naming the prefix's folder, no file.
+  fs::remove(prefix + "/share/longshot/longshot-builtin.safetensors");
+  fs::remove(d.file("work/clip.mp4"));
+  const auto missing = run({"generate", "--prompt", prompt, "--steps", "1", "--out", "clip.mp4"}, d.path.string(), env,
+                           prefix + "/bin/longshot");
+  EXPECT_EQ(missing.rc, 1) << missing.err;
+  EXPECT_NE(missing.err.find(prefix + "/share/longshot"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(d.file("work/clip.mp4")));
+}

@@ -1,6 +1,7 @@
 // The mode registry (an explicit table) and parameter resolution.
 #include "engine/attention/mask_policy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -10,16 +11,17 @@
 namespace longshot::attention {
 
 const std::vector<PolicyInfo>& registered_policies() {
-  static const std::vector<PolicyInfo> table = {dense_policy_info(), radial_policy_info(),
-                                                radial_dynamic_policy_info(), dfs_policy_info(),
-                                                lvsa_policy_info()};
+  static const std::vector<PolicyInfo> table = {
+      dense_policy_info(),  dynamicrad_policy_info(),     dfsattn_policy_info(), lvsa_policy_info(),
+      radial_policy_info(), radial_dynamic_policy_info(), dfs_policy_info(),     local_anchors_policy_info()};
   return table;
 }
 
 const PolicyInfo& find_policy(const std::string& name) {
   std::string known;
   for (const auto& info : registered_policies()) {
-    if (info.name == name) return info;
+    if (info.name == name || std::find(info.aliases.begin(), info.aliases.end(), name) != info.aliases.end())
+      return info;
     known += (known.empty() ? "" : ", ") + info.name;
   }
   throw ParameterError("mode", "unknown mode '" + name + "'; known modes: " + known);

@@ -38,6 +38,9 @@ struct MaskRequest {
   int num_steps = 1;
   int layer = 0;
   int num_layers = 1;
+  // The model's reference horizon: token frames (grid.t) of the clips it was trained on (Wan2.1:
+  // 81 video frames = 21 latent frames; 0 = the model does not say). lvsa sizes its budget by it.
+  int64_t reference_frames = 0;
   // [B, H, N, D], tokens in the policy's ordering(); defined only when needs_qk().
   torch::Tensor q;
   torch::Tensor k;
@@ -78,11 +81,16 @@ struct PolicyInfo {
   std::string summary;  // one line: what the mode is and where it comes from
   std::vector<ParamSpec> params;
   std::function<std::unique_ptr<MaskPolicy>(const ParamValues&)> create;  // takes resolved values
+  // Older names that still select this mode (weights, adapters and scripts made before a rename
+  // name it so); find_policy accepts them, listings show `name`.
+  std::vector<std::string> aliases;
 };
 
-// Every registered mode, in a stable order: dense, radial, radial-dynamic, dfs, lvsa.
+// Every registered mode, in a stable order: dense; the papers' modes as their code defines them
+// (dynamicrad, dfsattn, lvsa); Longshot's own variants (radial-ratio, radial-mass, dfs-adaptive,
+// local-anchors).
 const std::vector<PolicyInfo>& registered_policies();
-// Throws ParameterError("mode", ...) listing the known names when `name` is unknown.
+// By name or alias; throws ParameterError("mode", ...) listing the known names when unknown.
 const PolicyInfo& find_policy(const std::string& name);
 // Defaults overlaid with `overrides`; throws ParameterError naming an unknown key or a value
 // outside its range.

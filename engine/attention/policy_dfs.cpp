@@ -1,4 +1,6 @@
-// dfs — DFSAttn: dynamic fine-grained block selection on Hilbert-ordered tokens.
+// dfs-adaptive (alias: dfs) — Longshot's own extension of DFSAttn (dfsattn, in this file too, is
+// DFSAttn as its code runs): dynamic fine-grained block selection on Hilbert-ordered tokens with
+// coarse regions and per-head adaptive budgets.
 //
 // Tokens arrive in Hilbert order (ordering() == Hilbert), so a block is a compact 3D region.
 //  1. Fine scores: Q and K are mean-pooled into tile_size-token tiles (16, as DFSAttn);
@@ -147,7 +149,7 @@ torch::Tensor dfs_block_scores(const MaskRequest& r, int64_t ts) {
 class DfsPolicy final : public MaskPolicy {
  public:
   explicit DfsPolicy(const DfsConfig& c) : config_(c) {}
-  std::string name() const override { return "dfs"; }
+  std::string name() const override { return "dfs-adaptive"; }
   OrderingKind ordering() const override { return OrderingKind::Hilbert; }
   bool needs_qk() const override { return true; }
   int64_t qk_pool_group(int64_t) const override { return config_.tile_size; }
@@ -280,7 +282,7 @@ class DfsPolicy final : public MaskPolicy {
 }  // namespace
 
 torch::Tensor dfs_keep(const MaskRequest& r, const DfsConfig& config, double ratio) {
-  detail::check_request(r, true, "dfs");
+  detail::check_request(r, true, "dfs-adaptive");
   if (r.block_size % config.tile_size != 0) {
     throw ParameterError("tile_size", std::to_string(config.tile_size) + " must divide block_size " +
                                           std::to_string(r.block_size));
@@ -346,8 +348,8 @@ torch::Tensor dfs_keep(const MaskRequest& r, const DfsConfig& config, double rat
 }
 
 PolicyInfo dfs_policy_info() {
-  return {"dfs",
-          "DFSAttn: Hilbert-ordered tokens, hierarchical tile/region scoring, per-head adaptive keep ratio, cached across steps",
+  return {"dfs-adaptive",
+          "Longshot's own DFSAttn extension: Hilbert order, tile/region scoring, per-head adaptive keep ratio, cached across steps",
           {{"keep_ratio", "mean share of block pairs kept over heads", 0.3, 0.0, 1.0, false, true, false},
            {"tile_size", "tokens per fine scoring tile (must divide the block size)", 16, 1, 4096, true, true, true},
            {"region_blocks", "key blocks per coarse region", 4, 1, 4096, true, true, true},
@@ -358,9 +360,172 @@ PolicyInfo dfs_policy_info() {
            {"warmup_steps", "leading steps that use the full mask", 0, 0, 1e6, true, true, true},
            {"ratio_step", "keep ratio drop at each refresh (DFSAttn: 0.1)", 0.0, 0.0, 1.0, true, false, false},
            {"min_keep_ratio", "floor of the scheduled keep ratio", 0.05, 0.0, 1.0, false, true, false}},
-          [](const ParamValues& v) { return make_dfs_policy(DfsConfig::from(v)); }};
+          [](const ParamValues& v) { return make_dfs_policy(DfsConfig::from(v)); },
+          {"dfs"}};
 }
 
 std::unique_ptr<MaskPolicy> make_dfs_policy(const DfsConfig& config) { return std::make_unique<DfsPolicy>(config); }
+
+// ---- dfsattn -------------------------------------------------------------------------------------
+// DFSAttn (jessica-hujie/DFSAttn @ dad4ace) as dfsattn/attention_wan.py runs on Wan2.1:
+//  - Scores (_compute_tile_score, :125-166): Q and K (Hilbert order) zero-padded to whole blocks,
+//    mean-pooled over tile_size tokens (the zeros count in a ragged tile's mean), softmax over all
+//    key tiles of q̃·k̃/√D; block score = Σ of the tile probabilities inside the block pair
+//    (:193-196). Batch-averaged (DFSAttn asserts batch 1).
+//  - Selection (:198-203): per head and query block the top k = max(1, ⌊ratio · nb⌋) key blocks;
+//    the same k for every head, no forced diagonal.
+//  - Schedule (_compute_cache_schedule, :27-52, called with doubled counts for the CFG passes,
+//    :463-469 — we count true steps): steps < warmup_steps run dense (replace_wan.py:233); the
+//    mask of each layer is refreshed at warmup + i·refresh_interval with ratio keep − i·step
+//    while i <= ceil(keep/step) − 1, then kept; the unconditional pass reuses the conditional
+//    pass's mask. Layers < dense_layers run dense (skip_layers [0]).
+// Hilbert order: ours is the generalised gilbert walk (token_grid.cpp), theirs numpy's Hilbert
+// curve on a power-of-two cube (order.py:206-258): equally compact blocks, other block contents.
+DfsAttnConfig DfsAttnConfig::from(const ParamValues& v) {
+  DfsAttnConfig c;
+  c.keep_ratio = detail::param(v, "keep_ratio");
+  c.ratio_step = detail::param(v, "ratio_step");
+  c.refresh_interval = detail::param_int(v, "refresh_interval");
+  c.tile_size = detail::param_int(v, "tile_size");
+  c.warmup_steps = detail::param_int(v, "warmup_steps");
+  c.dense_layers = detail::param_int(v, "dense_layers");
+  return c;
+}
+
+void dfsattn_schedule(const DfsAttnConfig& c, int step, int64_t& refresh, double& ratio) {
+  ratio = c.keep_ratio;
+  if (step < c.warmup_steps) {
+    refresh = -1;
+    return;
+  }
+  const int64_t raw = (step - c.warmup_steps) / c.refresh_interval;
+  // Python: max(0, math.ceil(sparsity / sparsity_dcrt) - 1), in the same doubles (0.3/0.1 rounds
+  // to 2.9999999999999996, so 3 refreshes).
+  const int64_t max_valid =
+      c.ratio_step > 0 ? std::max<int64_t>(0, static_cast<int64_t>(std::ceil(c.keep_ratio / c.ratio_step)) - 1) : raw;
+  refresh = std::min(raw, max_valid);
+  ratio = std::clamp(c.keep_ratio - static_cast<double>(refresh) * c.ratio_step, 0.0, 1.0);
+}
+
+torch::Tensor dfsattn_keep(const MaskRequest& r, const DfsAttnConfig& c, double ratio) {
+  detail::check_request(r, true, "dfsattn");
+  const int64_t ts = c.tile_size, bs = r.block_size, N = r.grid.size(), H = r.num_heads;
+  if (bs % ts != 0) {
+    throw ParameterError("tile_size", std::to_string(ts) + " must divide block_size " + std::to_string(bs));
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t nb = BlockMask::blocks_for(N, bs), tpb = bs / ts, ntp = nb * tpb;
+  // Zero-padded tile means from the (ragged-last) group means: the partial tile's mean scales by
+  // its real share, the all-padding tiles are zero vectors.
+  auto means = [&](bool keys) {
+    auto m = detail::request_means(r, keys, ts).clone();  // [B, H, ceil(N/ts), D] fp32
+    const int64_t nt = m.size(2), tail = N - (nt - 1) * ts;
+    if (tail != ts) m.narrow(2, nt - 1, 1).mul_(static_cast<double>(tail) / static_cast<double>(ts));
+    if (ntp > nt) m = torch::cat({m, torch::zeros({m.size(0), m.size(1), ntp - nt, m.size(3)}, m.options())}, 2);
+    return m;
+  };
+  const auto qt = means(false), kt = means(true);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(r.q.size(3)));
+  const auto ktT = kt.transpose(2, 3);
+  auto S = torch::zeros({H, nb, nb}, qt.options());
+  // Query tiles in whole-block chunks so the [B, H, chunk, ntp] logits stay near 256 MB.
+  const int64_t row_bytes = std::max<int64_t>(1, qt.size(0) * H * ntp * 4 * tpb);
+  const int64_t chunk_blocks = std::max<int64_t>(1, (int64_t(256) << 20) / row_bytes);
+  for (int64_t b0 = 0; b0 < nb; b0 += chunk_blocks) {
+    const int64_t cb = std::min(chunk_blocks, nb - b0);
+    auto probs = torch::softmax(torch::matmul(qt.narrow(2, b0 * tpb, cb * tpb), ktT).mul_(scale), -1).mean(0);
+    S.narrow(1, b0, cb).copy_(probs.view({H, cb, tpb, nb, tpb}).sum({2, 4}));
+  }
+  const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(ratio * static_cast<double>(nb)));
+  const auto top = std::get<1>(torch::topk(S, std::min(k, nb), -1));
+  return torch::zeros({H, nb, nb}, S.options().dtype(torch::kBool)).scatter_(-1, top, true);
+}
+
+namespace {
+class DfsAttnPolicy final : public MaskPolicy {
+ public:
+  explicit DfsAttnPolicy(const DfsAttnConfig& c) : config_(c) {}
+  std::string name() const override { return "dfsattn"; }
+  OrderingKind ordering() const override { return OrderingKind::Hilbert; }
+  bool needs_qk() const override { return true; }
+  int64_t qk_pool_group(int64_t) const override { return config_.tile_size; }
+  bool last_mask_cached() const override { return last_cached_; }
+  void reset() override {
+    cache_.clear();
+    full_.reset();
+    last_cached_ = false;
+  }
+
+  ParamValues params() const override {
+    return {{"keep_ratio", config_.keep_ratio},
+            {"ratio_step", config_.ratio_step},
+            {"refresh_interval", double(config_.refresh_interval)},
+            {"tile_size", double(config_.tile_size)},
+            {"warmup_steps", double(config_.warmup_steps)},
+            {"dense_layers", double(config_.dense_layers)}};
+  }
+
+  BlockMaskPtr build(const MaskRequest& r) override {
+    detail::check_request(r, true, name());
+    if (r.block_size % config_.tile_size != 0) {
+      throw ParameterError("tile_size", std::to_string(config_.tile_size) + " must divide block_size " +
+                                            std::to_string(r.block_size));
+    }
+    last_cached_ = false;
+    if (detail::dense_call(r, config_.warmup_steps, config_.dense_layers))
+      return full_.get(r.grid.size(), r.block_size, OrderingKind::Hilbert);
+    int64_t refresh = 0;
+    double ratio = 0;
+    dfsattn_schedule(config_, r.step, refresh, ratio);
+    const auto it = cache_.find(r.layer);
+    if (it != cache_.end()) {
+      const Entry& e = it->second;
+      if (e.refresh == refresh && e.step <= r.step && e.grid == r.grid && e.block_size == r.block_size &&
+          e.heads == r.num_heads) {
+        last_cached_ = true;
+        return e.mask;
+      }
+    }
+    const auto keep = dfsattn_keep(r, config_, ratio);
+    Entry e{detail::mask_from_keep_tensor(keep, r.grid.size(), r.block_size, OrderingKind::Hilbert, r.num_heads,
+                                          /*keep_diagonal=*/false),
+            refresh, r.step, r.grid, r.block_size, r.num_heads};
+    cache_[r.layer] = e;
+    return e.mask;
+  }
+
+ private:
+  struct Entry {
+    BlockMaskPtr mask;
+    int64_t refresh = 0;
+    int step = 0;
+    TokenGrid grid;
+    int64_t block_size = 0;
+    int64_t heads = 0;
+  };
+  DfsAttnConfig config_;
+  std::map<int, Entry> cache_;
+  detail::FullMaskCache full_;
+  bool last_cached_ = false;
+};
+}  // namespace
+
+PolicyInfo dfsattn_policy_info() {
+  // Defaults: wan21_t2v_inference.py:31-38 and wan21_t2v_720p_dfs.sh.
+  return {"dfsattn",
+          "DFSAttn (jessica-hujie/DFSAttn): Hilbert order, tile-softmax block scores, plain per-head top-k; 12 dense "
+          "steps, layer 0 dense, masks refreshed every 12 steps at keep 0.3 -> 0.2 -> 0.1",
+          {{"keep_ratio", "kept share of key blocks per query block (--sparsity)", 0.3, 0.0, 1.0, false, true, false},
+           {"ratio_step", "keep ratio drop at each refresh (--sparsity_dcrt)", 0.1, 0.0, 1.0, true, true, false},
+           {"refresh_interval", "steps between mask refreshes (--cache_interval)", 12, 1, 1e6, true, true, true},
+           {"tile_size", "tokens per scoring tile (must divide the block size)", 16, 1, 4096, true, true, true},
+           {"warmup_steps", "leading steps that run dense (--skip_steps)", 12, 0, 1e6, true, true, true},
+           {"dense_layers", "leading layers that run dense (--skip_layers [0])", 1, 0, 1e6, true, true, true}},
+          [](const ParamValues& v) { return make_dfsattn_policy(DfsAttnConfig::from(v)); }};
+}
+
+std::unique_ptr<MaskPolicy> make_dfsattn_policy(const DfsAttnConfig& config) {
+  return std::make_unique<DfsAttnPolicy>(config);
+}
 
 }  // namespace longshot::attention

@@ -1,7 +1,10 @@
-// lvsa — LVSA: structured windows plus rotating global anchors, training-free.
+// local-anchors — Longshot's own windowed mode with rotating single-block anchors. It began as a
+// reading of LVSA but is not LVSA (policy_lvsa.cpp is): its window is spatial as well as temporal,
+// its anchors are single blocks per query block rather than whole frames shared by every query,
+// it has no reference-horizon budget and is sparse at any length. It stays as the cheapest
+// windowed mode (~3 frames of keys per query at any horizon).
 //
-// Blocks are raster-ordered token blocks (LVSA's own block is one latent frame; Longshot uses the
-// kernel's 64/128-token blocks so every mode shares one mask format). Query block i keeps:
+// Blocks are raster-ordered token blocks of the kernel's 64/128 tokens. Query block i keeps:
 //  - Window: key blocks j whose frames meet the temporal window of one of i's frames and whose
 //    row/column box lies within spatial_window patches of i's (spatial gap <= spatial_window).
 //    The temporal window of frame t is [t − w, t + w], slid inward at the ends of the video so it
@@ -14,8 +17,8 @@
 //    anchor grid survives across steps, layers or rows. A period with anchors·P < nb cannot
 //    cover every block: that rotation_period is rejected.
 //  - The diagonal block.
-// Seed silence: LVSA rotates per step only (offset = step mod kfi); rotation with the query block
-// and the layer is the extension, with shifts as parameters (0 turns either off).
+// Rotation with the query block and the layer (not only the step) is ours, with shifts as
+// parameters (0 turns either off).
 #include <algorithm>
 
 #include "engine/attention/attention.h"
@@ -25,8 +28,8 @@
 
 namespace longshot::attention {
 
-LvsaConfig LvsaConfig::from(const ParamValues& v) {
-  LvsaConfig c;
+LocalAnchorsConfig LocalAnchorsConfig::from(const ParamValues& v) {
+  LocalAnchorsConfig c;
   c.window_frames = detail::param_int(v, "window_frames");
   c.spatial_window = detail::param(v, "spatial_window");
   c.anchors = detail::param_int(v, "anchors");
@@ -38,7 +41,7 @@ LvsaConfig LvsaConfig::from(const ParamValues& v) {
 }
 
 namespace {
-int64_t period_for(const LvsaConfig& c, int64_t nb) {
+int64_t period_for(const LocalAnchorsConfig& c, int64_t nb) {
   if (c.anchors <= 0) return 1;
   const int64_t minimal = (nb + c.anchors - 1) / c.anchors;
   if (c.rotation_period == 0) return minimal;
@@ -52,7 +55,7 @@ int64_t period_for(const LvsaConfig& c, int64_t nb) {
 }
 }  // namespace
 
-std::vector<int32_t> lvsa_anchor_blocks(const LvsaConfig& c, int64_t nb, int64_t query_block, int layer, int step) {
+std::vector<int32_t> local_anchor_blocks(const LocalAnchorsConfig& c, int64_t nb, int64_t query_block, int layer, int step) {
   std::vector<int32_t> out;
   if (c.anchors <= 0 || nb <= 0) return out;
   const int64_t P = period_for(c, nb);
@@ -65,10 +68,10 @@ std::vector<int32_t> lvsa_anchor_blocks(const LvsaConfig& c, int64_t nb, int64_t
 }
 
 namespace {
-class LvsaPolicy final : public MaskPolicy {
+class LocalAnchorsPolicy final : public MaskPolicy {
  public:
-  explicit LvsaPolicy(const LvsaConfig& c) : config_(c) {}
-  std::string name() const override { return "lvsa"; }
+  explicit LocalAnchorsPolicy(const LocalAnchorsConfig& c) : config_(c) {}
+  std::string name() const override { return "local-anchors"; }
 
   BlockMaskPtr build(const MaskRequest& r) override {
     detail::check_request(r, false, name());
@@ -81,7 +84,7 @@ class LvsaPolicy final : public MaskPolicy {
     const auto base = window_keep(r.grid, geo);
     for (int64_t i = 0; i < nb; ++i) {
       std::vector<uint8_t> keep(base.begin() + i * nb, base.begin() + (i + 1) * nb);
-      for (int32_t j : lvsa_anchor_blocks(config_, nb, i, r.layer, r.step)) keep[static_cast<size_t>(j)] = 1;
+      for (int32_t j : local_anchor_blocks(config_, nb, i, r.layer, r.step)) keep[static_cast<size_t>(j)] = 1;
       for (int64_t j = 0; j < nb; ++j) {
         if (keep[static_cast<size_t>(j)]) rows[static_cast<size_t>(i)].push_back(static_cast<int32_t>(j));
       }
@@ -127,7 +130,7 @@ class LvsaPolicy final : public MaskPolicy {
 
   // On a CUDA device: the window part is built once per (grid, block, device) by the loop above
   // and kept there; each call scatters the rows' anchors (the same formula as
-  // lvsa_anchor_blocks) into a copy and compacts it on the device (mask_from_keep_tensor).
+  // local_anchor_blocks) into a copy and compacts it on the device (mask_from_keep_tensor).
   BlockMaskPtr build_on_device(const MaskRequest& r, const detail::BlockGeometry& geo, int64_t period) {
     const int64_t nb = geo.num_blocks();
     if (!base_.defined() || base_grid_ != r.grid || base_block_ != r.block_size || base_.device() != r.device) {
@@ -147,16 +150,16 @@ class LvsaPolicy final : public MaskPolicy {
     return detail::mask_from_keep_tensor(keep, r.grid.size(), r.block_size, OrderingKind::Raster, r.num_heads);
   }
 
-  LvsaConfig config_;
+  LocalAnchorsConfig config_;
   torch::Tensor base_;  // [1, nb, nb] bool on the device of the last GPU build
   TokenGrid base_grid_;
   int64_t base_block_ = 0;
 };
 }  // namespace
 
-PolicyInfo lvsa_policy_info() {
-  return {"lvsa",
-          "LVSA: local temporal/spatial window + global anchor blocks rotating with query block, layer and step",
+PolicyInfo local_anchors_policy_info() {
+  return {"local-anchors",
+          "Longshot's own: local temporal/spatial window + single anchor blocks rotating with query block, layer and step",
           {{"window_frames", "temporal half-window w: frames t-w..t+w", 1, 0, 4096, true, true, true},
            {"spatial_window", "max spatial gap (patches) between query and key block inside the window", 4, 0, 1e6, true, true, false},
            {"anchors", "global anchor key blocks per query block", 4, 0, 4096, true, true, true},
@@ -164,9 +167,11 @@ PolicyInfo lvsa_policy_info() {
            {"sink_frames", "leading frames every query attends to", 1, 0, 4096, true, true, true},
            {"layer_shift", "anchor phase shift per layer", 1, 0, 1e6, true, true, true},
            {"qblock_shift", "anchor phase shift per query block", 1, 0, 1e6, true, true, true}},
-          [](const ParamValues& v) { return make_lvsa_policy(LvsaConfig::from(v)); }};
+          [](const ParamValues& v) { return make_local_anchors_policy(LocalAnchorsConfig::from(v)); }};
 }
 
-std::unique_ptr<MaskPolicy> make_lvsa_policy(const LvsaConfig& config) { return std::make_unique<LvsaPolicy>(config); }
+std::unique_ptr<MaskPolicy> make_local_anchors_policy(const LocalAnchorsConfig& config) {
+  return std::make_unique<LocalAnchorsPolicy>(config);
+}
 
 }  // namespace longshot::attention

@@ -1,5 +1,9 @@
-// radial — DynamicRad's static-ratio mode on a radial locality prior (Radial Attention's energy
-// decay: the spatial window a query sees shrinks as the temporal distance grows).
+// radial-ratio (alias: radial) — Longshot's own radial mode, not DynamicRad's (that is
+// policy_dynamicrad.cpp): a radial locality prior (Radial Attention's energy decay: the spatial
+// window a query sees shrinks as the temporal distance grows) cut to a fixed share of block pairs.
+// Unlike DynamicRad it may thin the query's own and adjacent frames, and keep_ratio is a share of
+// all pairs, so its cost stays O(n²) with length; it stays for its one-knob speed/quality dial and
+// because the built-in sparse model and its adapters were trained under it.
 //
 // Each block pair gets the radial distance ρ = (1 + s) · (1 + d)^decay, s the spatial gap of the
 // two blocks' row/column boxes (patches), d the frames between them. A pair is kept iff ρ <= r*,
@@ -80,7 +84,7 @@ namespace {
 class RadialPolicy final : public MaskPolicy {
  public:
   explicit RadialPolicy(const RadialConfig& c) : config_(c) {}
-  std::string name() const override { return "radial"; }
+  std::string name() const override { return "radial-ratio"; }
   BlockMaskPtr build(const MaskRequest& r) override {
     detail::check_request(r, false, name());
     // The mask depends on geometry only: built once per (grid, block) and reused, as DynamicRad does.
@@ -112,12 +116,13 @@ class RadialPolicy final : public MaskPolicy {
 }  // namespace
 
 PolicyInfo radial_policy_info() {
-  return {"radial",
-          "DynamicRad static-ratio: radial energy-decay prior (window shrinks with temporal distance), one keep-ratio knob",
+  return {"radial-ratio",
+          "Longshot's own: radial energy-decay prior (window shrinks with temporal distance) cut to a fixed keep ratio of all block pairs",
           {{"keep_ratio", "share of block pairs kept (sparsity = 1 - keep_ratio)", 0.3, 0.0, 1.0, false, true, false},
            {"decay", "temporal shrink exponent of the spatial window", 1.0, 0.0, 8.0, true, true, false},
            {"sink_frames", "leading frames every query attends to (first-frame sink)", 1, 0, 1024, true, true, true}},
-          [](const ParamValues& v) { return make_radial_policy(RadialConfig::from(v)); }};
+          [](const ParamValues& v) { return make_radial_policy(RadialConfig::from(v)); },
+          {"radial"}};
 }
 
 std::unique_ptr<MaskPolicy> make_radial_policy(const RadialConfig& config) {

@@ -1,5 +1,6 @@
-// radial-dynamic — DynamicRad's dynamic-threshold mode: content-adaptive selection inside the
-// radial prior.
+// radial-mass (alias: radial-dynamic) — Longshot's own content-adaptive radial mode, not
+// DynamicRad's dynamic_threshold (policy_dynamicrad.cpp is): block-mean scoring per head, a
+// cumulative-mass cut, a new mask every call. It stays as the per-head, scale-free variant.
 //
 // Candidates: the radial mask at keep_ratio = candidate_ratio (policy_radial.cpp). Per head h and
 // query block i, the estimated mass of candidate key block j is
@@ -145,7 +146,7 @@ torch::Tensor keep_with_prior(const MaskRequest& r, const RadialDynamicConfig& c
 class RadialDynamicPolicy final : public MaskPolicy {
  public:
   explicit RadialDynamicPolicy(const RadialDynamicConfig& c) : config_(c) {}
-  std::string name() const override { return "radial-dynamic"; }
+  std::string name() const override { return "radial-mass"; }
   bool needs_qk() const override { return true; }
   int64_t qk_pool_group(int64_t block_size) const override { return block_size; }
 
@@ -226,19 +227,20 @@ class RadialDynamicPolicy final : public MaskPolicy {
 }  // namespace
 
 torch::Tensor radial_dynamic_keep(const MaskRequest& r, const RadialDynamicConfig& config) {
-  detail::check_request(r, true, "radial-dynamic");
+  detail::check_request(r, true, "radial-mass");
   torch::NoGradGuard no_grad;
   return keep_with_prior(r, config, make_device_prior(r, config));
 }
 
 PolicyInfo radial_dynamic_policy_info() {
-  return {"radial-dynamic",
-          "DynamicRad dynamic-threshold: inside the radial set, per head, keep key blocks up to cumulative estimated mass tau",
+  return {"radial-mass",
+          "Longshot's own: inside the radial-ratio set, per head, keep key blocks up to cumulative estimated mass tau (rebuilt every call)",
           {{"tau", "cumulative share of the candidates' estimated attention mass to keep", 0.9, 0.0, 1.0, false, true, false},
            {"candidate_ratio", "keep ratio of the radial candidate set", 0.5, 0.0, 1.0, false, true, false},
            {"decay", "temporal shrink exponent of the radial prior", 1.0, 0.0, 8.0, true, true, false},
            {"sink_frames", "leading frames every query attends to (first-frame sink)", 1, 0, 1024, true, true, true}},
-          [](const ParamValues& v) { return make_radial_dynamic_policy(RadialDynamicConfig::from(v)); }};
+          [](const ParamValues& v) { return make_radial_dynamic_policy(RadialDynamicConfig::from(v)); },
+          {"radial-dynamic"}};
 }
 
 std::unique_ptr<MaskPolicy> make_radial_dynamic_policy(const RadialDynamicConfig& config) {

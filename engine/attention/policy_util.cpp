@@ -118,7 +118,7 @@ BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t 
 }
 
 BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len, int64_t block_size,
-                                   OrderingKind ordering, int64_t attention_heads) {
+                                   OrderingKind ordering, int64_t attention_heads, bool keep_diagonal) {
   const int64_t nb = BlockMask::blocks_for(seq_len, block_size);
   if (!keep_in.defined() || keep_in.dim() != 3 || keep_in.size(1) != nb || keep_in.size(2) != nb) {
     throw ShapeError("mask_from_keep_tensor: keep must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) +
@@ -129,15 +129,25 @@ BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep_in, int64_t seq_len
   if (keep_in.is_cuda() && cuda_backend_available() && (block_size == 64 || block_size == 128)) {
     const int64_t heads = attention_heads > 0 ? attention_heads : keep_in.size(0);
     std::vector<int32_t> offsets;
-    auto device_mask = cuda::mask_from_keep(keep_in, seq_len, block_size, /*keep_diagonal=*/true, ordering, &offsets, heads);
+    auto device_mask = cuda::mask_from_keep(keep_in, seq_len, block_size, keep_diagonal, ordering, &offsets, heads);
     return cuda::host_mask_with_device_copy(std::move(device_mask), heads, &offsets);
   }
 #endif
   auto keep = keep_in.to(torch::kCPU, torch::kUInt8).contiguous().clone();
-  keep.diagonal(0, 1, 2).fill_(1);
+  if (keep_diagonal) keep.diagonal(0, 1, 2).fill_(1);
   const auto* data = keep.data_ptr<uint8_t>();
   std::vector<uint8_t> dense(data, data + keep.numel());
   return std::make_shared<const BlockMask>(BlockMask::from_dense(dense, seq_len, block_size, keep.size(0), ordering));
+}
+
+bool dense_call(const MaskRequest& r, int64_t dense_steps, int64_t dense_layers) {
+  return r.step < dense_steps || r.layer < dense_layers;
+}
+
+BlockMaskPtr FullMaskCache::get(int64_t seq_len, int64_t block_size, OrderingKind ordering) {
+  if (!mask_ || mask_->seq_len != seq_len || mask_->block_size != block_size || mask_->ordering != ordering)
+    mask_ = std::make_shared<const BlockMask>(BlockMask::full(seq_len, block_size, 1, ordering));
+  return mask_;
 }
 
 int64_t heads_per_chunk(int64_t nb) {

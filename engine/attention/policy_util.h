@@ -51,8 +51,24 @@ BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t 
 // then skips the upload); otherwise it is copied to the CPU and built there. attention_heads:
 // the head count attention will run with (a shared keep [1, nb, nb] gets its device schedule
 // for all of them; 0 = keep's own head count).
+// keep_diagonal: add every row's diagonal block (the policies that promise it); false leaves the
+// rows as selected (dfsattn's plain top-k).
 BlockMaskPtr mask_from_keep_tensor(const torch::Tensor& keep, int64_t seq_len, int64_t block_size,
-                                   OrderingKind ordering, int64_t attention_heads = 0);
+                                   OrderingKind ordering, int64_t attention_heads = 0, bool keep_diagonal = true);
+
+// The papers' dense schedule: true when this call runs at a step < dense_steps or in a layer <
+// dense_layers (the policy then hands out the full mask, which the model runs as dense attention).
+bool dense_call(const MaskRequest& request, int64_t dense_steps, int64_t dense_layers);
+// One full mask per (tokens, block, ordering), reused: at 188k tokens a full mask holds 2.2 M
+// blocks, too many to rebuild for every dense call of a warm-up.
+class FullMaskCache {
+ public:
+  BlockMaskPtr get(int64_t seq_len, int64_t block_size, OrderingKind ordering);
+  void reset() { mask_.reset(); }
+
+ private:
+  BlockMaskPtr mask_;
+};
 // True when a dynamic policy should score and select on q's device: q is a CUDA tensor and this
 // build's CUDA backend can run there.
 bool select_on_device(const MaskRequest& request);

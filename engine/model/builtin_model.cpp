@@ -114,6 +114,7 @@ DiTConfig builtin_config(const std::string& name) {
   c.temporal_stride = 1;
   c.spatial_stride = 1;
   c.default_steps = 20;
+  c.reference_frames = kBuiltinFrames / c.patch[0];  // trained on 32 frames: 16 token frames
   c.default_shift = 3.0;
   c.default_guidance = 3.0;
   c.default_sampler = "euler";  // what it was trained and evaluated with

@@ -416,6 +416,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     req.num_steps = control->num_steps;
     req.layer = layer;
     req.num_layers = int(c.num_layers);
+    req.reference_frames = c.reference_frames;
     req.device = q.device();
     if (control->policy->needs_qk()) {
       // Mask selection is not differentiated (training a mask adapter scores detached Q/K).

@@ -42,6 +42,9 @@ struct DiTConfig {
   // Latent space: video frames/pixels per latent frame/pixel (Wan VAE: 4 and 8).
   int temporal_stride = 4;
   int spatial_stride = 8;
+  // Reference horizon: token frames (latent frames / patch t) of the clips the model was trained
+  // on, which lvsa sizes its budget by (0: not known). Wan2.1: 81 video frames = 21 latent frames.
+  int64_t reference_frames = 21;
   // Sampling defaults.
   int default_steps = 50;
   double default_shift = 5.0;

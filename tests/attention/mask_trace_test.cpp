@@ -19,9 +19,9 @@ MaskTrace sample_trace() {
   MaskTrace t;
   t.grid = {4, 8, 8};
   t.block_size = 64;
-  t.mode = "lvsa";
-  t.params = resolve_params(find_policy("lvsa"), {{"anchors", 2}});
-  auto policy = create_policy("lvsa", {{"anchors", 2}});
+  t.mode = "local-anchors";
+  t.params = resolve_params(find_policy("local-anchors"), {{"anchors", 2}});
+  auto policy = create_policy("local-anchors", {{"anchors", 2}});
   for (int step = 0; step < 2; ++step) {
     MaskRequest r;
     r.grid = t.grid;
@@ -62,7 +62,7 @@ TEST(Trace, RoundTrip) {
   const MaskTrace r = read_mask_trace(path);
   EXPECT_EQ(r.grid, t.grid);
   EXPECT_EQ(r.block_size, t.block_size);
-  EXPECT_EQ(r.mode, "lvsa");
+  EXPECT_EQ(r.mode, "local-anchors");
   EXPECT_EQ(r.params, t.params);
   ASSERT_EQ(r.entries.size(), t.entries.size());
   for (size_t i = 0; i < r.entries.size(); ++i) {

@@ -2,6 +2,7 @@
 // rows, LVSA anchor coverage, DFS cache refresh.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "engine/attention/mask_eval.h"
@@ -79,7 +80,8 @@ TEST(Registry, ListsEveryModeInOrder) {
     EXPECT_EQ(p->name(), info.name);
     EXPECT_EQ(p->params().size(), info.params.size()) << info.name;
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"dense", "radial", "radial-dynamic", "dfs", "lvsa"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"dense", "dynamicrad", "dfsattn", "lvsa", "radial-ratio", "radial-mass",
+                                            "dfs-adaptive", "local-anchors"}));
 }
 
 TEST(Params, BadValuesNameTheParameter) {
@@ -91,7 +93,8 @@ TEST(Params, BadValuesNameTheParameter) {
   EXPECT_NO_THROW(create_policy("radial-dynamic", {{"tau", 1.0}}));
   expect_parameter_error([&] { create_policy("flash", {}); }, "mode");
   expect_parameter_error([&] { create_policy("lvsa", {{"windows", 2}}); }, "windows");
-  expect_parameter_error([&] { create_policy("lvsa", {{"anchors", 2.5}}); }, "anchors");
+  expect_parameter_error([&] { create_policy("dynamicrad", {{"select", 3}}); }, "select");
+  expect_parameter_error([&] { create_policy("local-anchors", {{"anchors", 2.5}}); }, "anchors");
   expect_parameter_error([&] { create_policy("dense", {{"keep_ratio", 0.5}}); }, "keep_ratio");
   ParamValues out;
   expect_parameter_error([&] { parse_param_assignment("keep_ratio", out); }, "param");
@@ -115,7 +118,7 @@ TEST(Params, BadRequestNamesBlockSizeAndGrid) {
   }
   auto dfs = create_policy("dfs", {{"tile_size", 48}});
   expect_parameter_error([&] { dfs->build(request_for(*dfs)); }, "tile_size");
-  auto lvsa = create_policy("lvsa", {{"anchors", 4}, {"rotation_period", 3}});  // 4·3 < 32 blocks
+  auto lvsa = create_policy("local-anchors", {{"anchors", 4}, {"rotation_period", 3}});  // 4·3 < 32 blocks
   expect_parameter_error([&] { lvsa->build(request_for(*lvsa)); }, "rotation_period");
 }
 
@@ -123,8 +126,14 @@ TEST(Policies, EveryRowKeepsItsDiagonal) {
   for (const auto& info : registered_policies()) {
     auto mask = build(info.name, {});
     mask->validate();
-    for (int64_t h = 0; h < mask->num_heads; ++h)
-      for (int64_t qb = 0; qb < mask->num_q_blocks; ++qb) ASSERT_TRUE(mask->contains(h, qb, qb)) << info.name;
+    for (int64_t h = 0; h < mask->num_heads; ++h) {
+      for (int64_t qb = 0; qb < mask->num_q_blocks; ++qb) {
+        const int64_t row = h * mask->num_q_blocks + qb;
+        ASSERT_GT(mask->row_offsets[size_t(row + 1)], mask->row_offsets[size_t(row)]) << info.name;
+        // dfsattn is DFSAttn's plain top-k, which forces no diagonal block.
+        if (info.name != "dfsattn") ASSERT_TRUE(mask->contains(h, qb, qb)) << info.name;
+      }
+    }
   }
 }
 
@@ -186,26 +195,26 @@ TEST(Policies, DfsAdaptsPerHeadAndKeepsTheMean) {
   EXPECT_EQ(mask->ordering, OrderingKind::Hilbert);
 }
 
-TEST(Policies, LvsaAnchorsCoverEveryBlockOverOneRotation) {
-  LvsaConfig c;
+TEST(Policies, LocalAnchorsCoverEveryBlockOverOneRotation) {
+  LocalAnchorsConfig c;
   c.anchors = 4;
   const int64_t nb = 32, period = 8;  // ceil(32 / 4)
   for (int64_t qb : {0, 5, 31}) {
     for (int layer : {0, 3}) {
       std::set<int32_t> seen;
       for (int step = 7; step < 7 + period; ++step) {
-        for (int32_t a : lvsa_anchor_blocks(c, nb, qb, layer, step)) seen.insert(a);
+        for (int32_t a : local_anchor_blocks(c, nb, qb, layer, step)) seen.insert(a);
       }
       EXPECT_EQ(int64_t(seen.size()), nb) << "qb " << qb << " layer " << layer;
     }
   }
   // The anchors move with the step, the layer and the query block: no fixed grid.
-  EXPECT_NE(lvsa_anchor_blocks(c, nb, 0, 0, 0), lvsa_anchor_blocks(c, nb, 0, 0, 1));
-  EXPECT_NE(lvsa_anchor_blocks(c, nb, 0, 0, 0), lvsa_anchor_blocks(c, nb, 0, 1, 0));
-  EXPECT_NE(lvsa_anchor_blocks(c, nb, 0, 0, 0), lvsa_anchor_blocks(c, nb, 1, 0, 0));
+  EXPECT_NE(local_anchor_blocks(c, nb, 0, 0, 0), local_anchor_blocks(c, nb, 0, 0, 1));
+  EXPECT_NE(local_anchor_blocks(c, nb, 0, 0, 0), local_anchor_blocks(c, nb, 0, 1, 0));
+  EXPECT_NE(local_anchor_blocks(c, nb, 0, 0, 0), local_anchor_blocks(c, nb, 1, 0, 0));
 
   // Through the policy's masks: every key block is reached by every row within one period.
-  auto policy = create_policy("lvsa", {{"window_frames", 0}, {"spatial_window", 0}, {"anchors", 4}});
+  auto policy = create_policy("local-anchors", {{"window_frames", 0}, {"spatial_window", 0}, {"anchors", 4}});
   std::vector<std::set<int32_t>> reach(static_cast<size_t>(nb));
   for (int step = 0; step < period; ++step) {
     auto mask = policy->build(request_for(*policy, step, 2));
@@ -217,8 +226,8 @@ TEST(Policies, LvsaAnchorsCoverEveryBlockOverOneRotation) {
   for (const auto& r : reach) EXPECT_EQ(int64_t(r.size()), nb);
 }
 
-TEST(Policies, LvsaWindowIsLocal) {
-  auto mask = build("lvsa", {{"window_frames", 1}, {"spatial_window", 0}, {"anchors", 0}, {"sink_frames", 0}});
+TEST(Policies, LocalAnchorsWindowIsLocal) {
+  auto mask = build("local-anchors", {{"window_frames", 1}, {"spatial_window", 0}, {"anchors", 0}, {"sink_frames", 0}});
   // Frame 5's first block (rows 0-3) sees frames 4-6 only and, with spatial_window 0, only the
   // same strip of rows there (the next strip, rows 4-7, is 1 row away).
   const int64_t qb = 5 * 4;
@@ -289,8 +298,15 @@ TEST(Evaluation, EveryModeOnSyntheticInputs) {
   s.head_dim = 32;
   const EvalInputs in = make_eval_inputs(s);
   EvalSetup setup;
+  // The papers' modes start dense (warm-up steps, dense layers; lvsa at or below the reference
+  // horizon): these overrides make step 0 of layer 0 sparse on a 4-frame grid.
+  const std::map<std::string, ParamValues> sparse_now = {
+      {"dynamicrad", {{"dense_steps", 0}, {"dense_layers", 0}}},
+      {"dfsattn", {{"warmup_steps", 0}, {"dense_layers", 0}}},
+      {"lvsa", {{"reference_frames", 1}, {"window_frames", 0}}}};
   for (const auto& info : registered_policies()) {
-    const MaskEvaluation ev = evaluate_mode(info.name, {}, in, setup);
+    const auto it = sparse_now.find(info.name);
+    const MaskEvaluation ev = evaluate_mode(info.name, it == sparse_now.end() ? ParamValues{} : it->second, in, setup);
     EXPECT_GT(ev.recall, 0.0) << info.name;
     EXPECT_LE(ev.recall, 1.0 + 1e-6) << info.name;
     EXPECT_TRUE(std::isfinite(ev.rel_l2)) << info.name;
@@ -321,7 +337,7 @@ TEST(Policies, SparsityKnobOnRaggedGrid) {
       EXPECT_EQ(ev.mask->block_len(9), 9);
     }
   }
-  for (const char* mode : {"radial-dynamic", "lvsa"}) {
+  for (const char* mode : {"radial-dynamic", "local-anchors"}) {
     const MaskEvaluation ev = evaluate_mode(mode, {}, in, setup);
     ev.mask->validate();
     EXPECT_GT(ev.recall, 0.5) << mode;

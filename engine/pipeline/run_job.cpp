@@ -9,12 +9,16 @@
 #include <sstream>
 
 #include <torch/cuda.h>
+#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <spdlog/spdlog.h>
 
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
+#include "engine/model/model_source.h"
 #include "engine/model/weights.h"
 #include "engine/sampler/flow_matching.h"
 
@@ -141,12 +145,42 @@ std::shared_ptr<const model::MaskAdapter> resolve_adapter(
   return slot;
 }
 
-model::DiTConfig resolve_config(const std::string& name) {
-  if (model::has_config(name)) return model::find_config(name);
-  return model::infer_config(name);  // a path; IoError when unreadable, ParameterError-like text otherwise
+// Peak CUDA memory of the job: the caching allocator's peak of allocated bytes (what
+// torch.cuda.max_memory_allocated reports), reset when the job starts; −1 without CUDA.
+void reset_peak_memory(const torch::Device& device) {
+#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#endif
+}
+
+int64_t peak_memory(const torch::Device& device) {
+#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return int64_t(stats.allocated_bytes[0].peak);  // [0]: StatType::AGGREGATE in every version
+  }
+#endif
+  return -1;
 }
 
 }  // namespace
+
+model::ModelSpec model_spec(const GenerationRequest& r) {
+  model::ModelSpec spec;
+  spec.model = r.model;
+  spec.dit = r.dit_file;
+  spec.text_encoder = r.text_encoder_file;
+  spec.tokenizer = r.tokenizer_file;
+  spec.vae = r.vae_file;
+  return spec;
+}
+
+model::ResolvedModel resolve_request_model(const GenerationRequest& r) {
+  // Precomputed embeddings stand in for the text encoder and its tokenizer.
+  std::vector<std::string> allow;
+  if (!r.text_embeddings.empty()) allow = {model::kComponentTextEncoder, model::kComponentTokenizer};
+  return model::resolve_model(model_spec(r), allow);
+}
 
 void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   const uint64_t id = ctx.job_id;
@@ -156,10 +190,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // "builtin" (the request's default) and "longshot-builtin" name the built-in model;
     // "longshot-builtin-sparse" its sparsity-aware fine-tune.
     GenerationRequest request = request_in;
-    request.model = model::resolve_builtin_name(request.model);
-    if (!model::has_config(request.model) && !std::filesystem::exists(request.model))
-      model::find_config(request.model);  // ParameterError("model") listing the known names
-    const auto config = resolve_config(request.model);
+    const model::ResolvedModel resolved = resolve_request_model(request);
+    if (resolved.layout == model::ModelLayout::Registered) request.model = resolved.name;  // "builtin" → its name
+    const auto& config = resolved.config;
     const auto shape = latent_shape(request, config);
 
     const bool use_cuda = request.device == "cuda" || (request.device == "auto" && torch::cuda::is_available());
@@ -168,27 +201,50 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
 
-    // Conditioning first: a missing embeddings file fails before a large model is built.
-    auto encoder = model::make_text_encoder(config, request.text_embeddings);
-    auto decoder = model::make_decoder(config);
-
+    reset_peak_memory(device);
+    const double t_begin = now_ms();
     ModelCache local;
     ModelCache& cache = ctx.cache ? *ctx.cache : local;
-    const std::string key = request.model + "|" + std::to_string(request.seed) + "|" + device.str();
-    if (cache.key != key || !cache.model) {
-      cache.model = nullptr;
-      cache.adapters.clear();  // loaded onto the old model's device and for its config
-      cache.key.clear();
-      cache.model = model::load_model(request.model, request.seed, device, dtype);
-      cache.key = key;
-    }
-    auto& dit = cache.model;
     torch::NoGradGuard no_grad;
 
+    // Memory plan: the text encoder runs first and is released before the DiT samples (umT5-XXL
+    // is 11 GB in bf16), unless the request keeps it for the next job.
+    text::PromptEncoderOptions umt5;
+    umt5.weights = resolved.text_encoder;
+    umt5.tokenizer = resolved.tokenizer;
+    umt5.device = device;
+    umt5.dtype = dtype;
+    const std::string text_key = resolved.key() + "|" + request.text_embeddings + "|" + device.str();
+    std::shared_ptr<model::TextEncoder> encoder;
+    if (cache.text_encoder && cache.text_key == text_key) encoder = cache.text_encoder;
+    else encoder = model::make_text_encoder(config, request.text_embeddings, umt5);
+    cache.text_encoder.reset();
+    cache.text_key.clear();
     const auto cond = encoder->encode(request.prompt).to(device);
     const bool use_cfg = std::abs(request.guidance - 1.0) > 1e-9;
     torch::Tensor uncond;
     if (use_cfg) uncond = encoder->encode(request.negative_prompt).to(device);
+    if (request.keep_text_encoder) {
+      cache.text_encoder = encoder;
+      cache.text_key = text_key;
+    } else if (auto* umt5_encoder = dynamic_cast<model::UMT5TextEncoder*>(encoder.get())) {
+      umt5_encoder->release();
+    }
+    encoder.reset();
+    const double encode_ms = now_ms() - t_begin;
+    // Previews decode with the cheap decoder (pixels, or the latents' colour preview); the VAE
+    // loads after sampling.
+    auto decoder = model::make_decoder(config);
+
+    const std::string key = resolved.key() + "|" + std::to_string(request.seed) + "|" + device.str();
+    if (cache.key != key || !cache.model) {
+      cache.model = nullptr;
+      cache.adapters.clear();  // loaded onto the old model's device and for its config
+      cache.key.clear();
+      cache.model = model::load_dit(resolved, request.seed, device, dtype);
+      cache.key = key;
+    }
+    auto& dit = cache.model;
 
     std::string adapter_path;
     dit->adapter = resolve_adapter(request.attention, config, device, dtype, cache.adapters, adapter_path);
@@ -201,6 +257,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     started.grid = grid;
     started.num_layers = int(config.num_layers);
     started.num_heads = int(config.num_heads);
+    started.model_name = resolved.name;
+    started.config_name = config.name;
     ctx.publish(started);
 
     sampler::FlowMatchEuler sched(request.steps, request.shift);
@@ -300,7 +358,20 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       ctx.publish(std::move(ev));
     }
     if (ctx.cancel && ctx.cancel->load()) throw model::Cancelled();
-    auto video = std::make_shared<const Video>(decoder->decode(x[0], request.fps));
+    // Non-finite latents decode to an all-black video: fail loudly instead (damaged weights of any
+    // component, or a diverging sampler setting).
+    if (!torch::isfinite(x).all().item<bool>())
+      throw Error("the denoised video holds NaN or infinite values after " + std::to_string(request.steps) +
+                  " steps (damaged weights or an unstable setting); no video made");
+    const double t_decode = now_ms();
+    // The real decoder (the model's VAE) loads only now: never resident during sampling.
+    model::VaeDecoderOptions vae_options;
+    vae_options.path = resolved.vae;
+    vae_options.device = device;
+    auto final_decoder = model::make_decoder(config, vae_options);
+    auto video = std::make_shared<const Video>(final_decoder->decode(x[0], request.fps));
+    final_decoder.reset();
+    const double decode_ms = now_ms() - t_decode;
     ctx.publish(FramesDecoded{id, video});
     JobFinished done;
     done.job_id = id;
@@ -308,6 +379,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     done.attention_ms = total_attention;
     done.mean_sparsity = sparsity_sum / request.steps;
     done.video = video;
+    done.encode_ms = encode_ms;
+    done.decode_ms = decode_ms;
+    done.peak_memory_bytes = peak_memory(device);
     ctx.publish(done);
   } catch (const model::Cancelled&) {
     ctx.publish(JobCancelled{id, completed});

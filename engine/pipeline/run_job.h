@@ -7,7 +7,9 @@
 #include <memory>
 #include <optional>
 
+#include "engine/model/conditioning.h"
 #include "engine/model/dit.h"
+#include "engine/model/model_source.h"
 #include "engine/pipeline/events.h"
 #include "engine/pipeline/job.h"
 
@@ -20,12 +22,19 @@ void validate_request(const GenerationRequest& request);
 // frames/width/height when they do not fit the model's VAE strides and patch.
 std::vector<int64_t> latent_shape(const GenerationRequest& request, const model::DiTConfig& config);
 
-// A model kept loaded between jobs with the same name, seed and device, with the mask adapters
-// its jobs have loaded (by file).
+// The model a request names (model_source.h: the one resolution), with precomputed text
+// embeddings standing in for a missing text encoder and tokenizer.
+model::ModelSpec model_spec(const GenerationRequest& request);
+model::ResolvedModel resolve_request_model(const GenerationRequest& request);
+
+// A model kept loaded between jobs with the same resolved model, seed and device, with the mask
+// adapters its jobs have loaded (by file), and the text encoder when a job asked to keep it.
 struct ModelCache {
   std::string key;
   model::WanDiT model{nullptr};
   std::map<std::string, std::shared_ptr<const model::MaskAdapter>> adapters;
+  std::shared_ptr<model::TextEncoder> text_encoder;
+  std::string text_key;
 };
 
 struct JobContext {

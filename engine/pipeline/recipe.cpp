@@ -1,0 +1,139 @@
+// Recipe JSON ⇄ GenerationRequest. Unknown keys are ignored (a newer Longshot may add some); a
+// known key of the wrong type is an error naming it.
+#include "engine/pipeline/recipe.h"
+
+#include <nlohmann/json.hpp>
+
+#include "engine/common/error.h"
+#if defined(LONGSHOT_WITH_FFMPEG)
+#include "engine/io/mp4.h"
+#endif
+
+#ifndef LONGSHOT_VERSION
+#define LONGSHOT_VERSION "unknown"
+#endif
+
+namespace longshot::pipeline {
+
+using nlohmann::json;
+
+const char* longshot_version() { return LONGSHOT_VERSION; }
+
+std::string recipe_json(const GenerationRequest& r, const std::string& resolved_model, const std::string& config) {
+  json j;
+  j["longshot_version"] = longshot_version();
+  j["prompt"] = r.prompt;
+  j["negative_prompt"] = r.negative_prompt;
+  j["seed"] = r.seed;
+  j["model"] = r.model;
+  if (!resolved_model.empty()) j["model_name"] = resolved_model;
+  if (!config.empty()) j["config"] = config;
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"dit_file", &r.dit_file},
+                                   {"text_encoder_file", &r.text_encoder_file},
+                                   {"tokenizer_file", &r.tokenizer_file},
+                                   {"vae_file", &r.vae_file},
+                                   {"text_embeddings", &r.text_embeddings}})
+    if (!value->empty()) j[key] = *value;
+  j["sampler"] = r.sampler;
+  j["steps"] = r.steps;
+  j["guidance"] = r.guidance;
+  j["shift"] = r.shift;
+  j["frames"] = r.frames;
+  j["width"] = r.width;
+  j["height"] = r.height;
+  j["fps"] = r.fps;
+  const auto& a = r.attention;
+  json params = json::object();
+  for (const auto& [k, v] : a.params) params[k] = v;
+  j["attention"] = {{"mode", a.mode},
+                    {"params", params},
+                    {"dense_warmup_steps", a.dense_warmup_steps},
+                    {"dense_first_layers", a.dense_first_layers},
+                    {"dense_last_layers", a.dense_last_layers},
+                    {"block_size", a.block_size},
+                    {"adapter", a.adapter}};
+  return j.dump();
+}
+
+namespace {
+
+template <typename T>
+void read(const json& j, const char* key, T& out, const char* kind) {
+  if (!j.contains(key)) return;
+  const auto& v = j[key];
+  bool ok = false;
+  if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
+  else if constexpr (std::is_floating_point_v<T>) ok = v.is_number();
+  else ok = v.is_number_integer();
+  if (!ok) throw ParameterError("from", std::string("recipe field '") + key + "' is not " + kind + ": " + v.dump());
+  out = v.get<T>();
+}
+
+}  // namespace
+
+GenerationRequest request_from_recipe(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw ParameterError("from", std::string("the recipe is not valid JSON (") + e.what() + ")");
+  }
+  if (!j.is_object()) throw ParameterError("from", "the recipe is not a JSON object");
+  GenerationRequest r;
+  read(j, "prompt", r.prompt, "text");
+  read(j, "negative_prompt", r.negative_prompt, "text");
+  read(j, "seed", r.seed, "an integer");
+  read(j, "model", r.model, "text");
+  read(j, "dit_file", r.dit_file, "text");
+  read(j, "text_encoder_file", r.text_encoder_file, "text");
+  read(j, "tokenizer_file", r.tokenizer_file, "text");
+  read(j, "vae_file", r.vae_file, "text");
+  read(j, "text_embeddings", r.text_embeddings, "text");
+  read(j, "sampler", r.sampler, "text");
+  read(j, "steps", r.steps, "an integer");
+  read(j, "guidance", r.guidance, "a number");
+  read(j, "shift", r.shift, "a number");
+  read(j, "frames", r.frames, "an integer");
+  read(j, "width", r.width, "an integer");
+  read(j, "height", r.height, "an integer");
+  read(j, "fps", r.fps, "a number");
+  if (j.contains("attention")) {
+    const auto& a = j["attention"];
+    if (!a.is_object()) throw ParameterError("from", "recipe field 'attention' is not an object");
+    read(a, "mode", r.attention.mode, "text");
+    read(a, "dense_warmup_steps", r.attention.dense_warmup_steps, "an integer");
+    read(a, "dense_first_layers", r.attention.dense_first_layers, "an integer");
+    read(a, "dense_last_layers", r.attention.dense_last_layers, "an integer");
+    read(a, "block_size", r.attention.block_size, "an integer");
+    read(a, "adapter", r.attention.adapter, "text");
+    if (a.contains("params")) {
+      if (!a["params"].is_object()) throw ParameterError("from", "recipe field 'attention.params' is not an object");
+      for (auto it = a["params"].begin(); it != a["params"].end(); ++it) {
+        if (!it.value().is_number()) throw ParameterError("from", "recipe parameter '" + it.key() + "' is not a number");
+        r.attention.params[it.key()] = it.value().get<double>();
+      }
+    }
+  }
+  return r;
+}
+
+std::map<std::string, std::string> recipe_tags(const GenerationRequest& request, const std::string& resolved_model,
+                                               const std::string& config) {
+  return {{kRecipeTag, recipe_json(request, resolved_model, config)},
+          {"title", request.prompt},
+          {"encoder", std::string("Longshot ") + longshot_version()}};
+}
+
+GenerationRequest request_from_mp4(const std::string& path) {
+#if defined(LONGSHOT_WITH_FFMPEG)
+  const auto tags = io::read_mp4_metadata(path);
+  const auto it = tags.find(kRecipeTag);
+  if (it == tags.end())
+    throw IoError("'" + path + "' carries no Longshot recipe (no '" + std::string(kRecipeTag) + "' tag)");
+  return request_from_recipe(it->second);
+#else
+  throw IoError("cannot read the recipe of '" + path + "': this build has no FFmpeg");
+#endif
+}
+
+}  // namespace longshot::pipeline

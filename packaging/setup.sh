@@ -13,6 +13,7 @@ packages=(
   libsentencepiece-dev                            # the umT5 tokenizer (Wan2.1 prompts)
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   sentencepiece                                   # spm_train / spm_encode: the tokenizer tests' oracle
+  ffmpeg                                          # ffprobe: the tests read MP4 recipes as users' tools do
   xvfb xauth                                      # UI tests without a display
   qt6-qpa-plugins libgl1-mesa-dri                 # Qt's xcb platform + Mesa llvmpipe GL for that test
   dpkg-dev file                                   # CPack .deb packaging

@@ -14,6 +14,7 @@
 #include "app/cli/command.h"
 #include "app/cli/signals.h"
 #include "engine/attention/mask_trace.h"
+#include "engine/attention/presets.h"
 #include "engine/common/error.h"
 #include "engine/io/file_checks.h"
 #include "engine/io/png.h"
@@ -21,6 +22,8 @@
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/pipeline/generator.h"
+#include "engine/pipeline/recipe.h"
+#include "engine/pipeline/run_job.h"
 #if defined(LONGSHOT_WITH_FFMPEG)
 #include "engine/io/mp4.h"
 #endif
@@ -29,18 +32,29 @@ namespace longshot::cli {
 namespace {
 
 const char* kGenerateUsage =
-    "Usage: longshot generate --prompt \"...\" [--model NAME|PATH] [--frames N] [--size WxH] [--steps S]\n"
+    "Usage: longshot generate --prompt \"...\" [--model NAME|DIR|FILE] [--frames N] [--size WxH] [--steps S]\n"
     "                         [--seed X] [--mode M --param k=v ...] [--dense-steps N] [--out clip.mp4]\n"
     "                         [--trace run.lstrace] [--png-dir DIR] [--random-weights]\n"
+    "       longshot generate --from clip.mp4 [any flag above, to change that part of its recipe]\n"
     "\n"
     "Generates a video with a Wan2.1-architecture DiT whose self-attention runs through the chosen\n"
     "sparse-attention mode. Progress and ETA go to stderr, the summary to stdout. Ctrl-C, SIGTERM or\n"
     "SIGHUP cancel (within one layer, or during export) and leave no output file.\n"
     "\n"
     "  --prompt TEXT          the prompt (required)          --negative TEXT   negative prompt\n"
-    "  --model NAME|PATH      tiny, longshot-builtin, longshot-builtin-sparse, wan2.1-t2v-1.3b, wan2.1-t2v-14b, or a .safetensors\n"
-    "                         checkpoint (Wan2.1 or diffusers keys). Default: longshot-builtin; its weights\n"
-    "                         must be installed (share/longshot, or LONGSHOT_ASSETS). tiny: random weights\n"
+    "  --model NAME|DIR|FILE  tiny, longshot-builtin, longshot-builtin-sparse, wan2.1-t2v-1.3b, wan2.1-t2v-14b,\n"
+    "                         a model folder (diffusers or the Wan2.1 release: text encoder, tokenizer and VAE\n"
+    "                         come with it), a .safetensors DiT checkpoint, or a folder's name on the model\n"
+    "                         search path ($LONGSHOT_MODELS, ~/.local/share/longshot/models; 'longshot models'\n"
+    "                         lists them). Default: longshot-builtin; its weights must be installed\n"
+    "                         (share/longshot, or LONGSHOT_ASSETS). tiny: random weights. See docs/models.md\n"
+    "  --dit FILE  --text-encoder FILE  --tokenizer FILE  --vae FILE\n"
+    "                         split component files (ComfyUI): alone they form the model; beside --model\n"
+    "                         they replace that component of it\n"
+    "  --keep-text-encoder    keep the text encoder loaded during sampling (default: released once the\n"
+    "                         prompts are encoded)\n"
+    "  --from CLIP.mp4        re-run the recipe a Longshot MP4 carries (prompts, seed, model, sampler,\n"
+    "                         steps, guidance, shift, size, attention); flags given beside it override\n"
     "  --random-weights       the named config with seeded random weights instead of its weights file\n"
     "  --text-embeddings FILE precomputed umT5 embeddings ('context' [L, 4096]) for Wan configs\n"
     "  --frames N             video frames (Wan: 4k+1; default: longshot-builtin 32, tiny 16, Wan 81)\n"
@@ -48,7 +62,10 @@ const char* kGenerateUsage =
     "  --steps S              denoising steps (default: the model's, Wan 50)\n"
     "  --guidance G           classifier-free guidance (1 = off)   --shift S   flow-matching shift\n"
     "  --seed X               noise (and random-weight) seed (default 42)     --fps F   (default 16)\n"
-    "  --mode M               attention mode (dense, radial, radial-dynamic, dfs, lvsa; default dense)\n"
+    "  --preset NAME          a paper's published setting (mode, parameters, dense schedule, block, sampler,\n"
+    "                         steps, guidance, shift; see 'longshot --help'); later flags override it\n"
+    "  --mode M               attention mode (dense, dynamicrad, dfsattn, lvsa, radial-ratio, radial-mass,\n"
+    "                         dfs-adaptive, local-anchors; default dense)\n"
     "  --param k=v            a mode parameter, repeatable (see 'longshot --help')\n"
     "  --dense-steps N        first N steps dense        --dense-layers F,L   first F and last L layers dense\n"
     "  --adapter A            mask-aware adapter of the sparse layers: auto (the model's own for the mode,\n"
@@ -81,6 +98,22 @@ std::string random_weights_config(const std::string& name) {
   return c.name;
 }
 
+// A method preset into the request; what it sets counts as given (the model's defaults do not
+// replace it), and the flags parsed after it override it.
+void apply_preset(const attention::MethodPreset& p, pipeline::GenerationRequest& req, bool& have_steps,
+                  bool& have_guidance, bool& have_shift) {
+  req.attention.mode = p.mode;
+  req.attention.params = p.params;
+  if (p.dense_warmup_steps) req.attention.dense_warmup_steps = *p.dense_warmup_steps;
+  if (p.dense_first_layers) req.attention.dense_first_layers = *p.dense_first_layers;
+  if (p.dense_last_layers) req.attention.dense_last_layers = *p.dense_last_layers;
+  if (p.block_size) req.attention.block_size = *p.block_size;
+  if (!p.sampler.empty()) req.sampler = p.sampler;
+  if (p.steps) req.steps = *p.steps, have_steps = true;
+  if (p.guidance) req.guidance = *p.guidance, have_guidance = true;
+  if (p.shift) req.shift = *p.shift, have_shift = true;
+}
+
 int run_generate(const std::vector<std::string>& args) {
   pipeline::GenerationRequest req;
   req.model = "";
@@ -89,6 +122,23 @@ int run_generate(const std::vector<std::string>& args) {
   bool random_weights = false;
   // Registered up front so that a built-in's weights file given by path finds its config.
   model::register_builtin_model();
+  // --from CLIP.mp4: the clip's recipe first; every other flag then overrides its part of it.
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] != "--from") continue;
+    req = pipeline::request_from_mp4(parse_path("from", args[i + 1]));
+    const std::string random_suffix = " (random weights)";  // --random-weights' per-process config
+    if (req.model.size() > random_suffix.size() &&
+        req.model.compare(req.model.size() - random_suffix.size(), random_suffix.size(), random_suffix) == 0) {
+      req.model.resize(req.model.size() - random_suffix.size());
+      random_weights = true;
+    }
+    have_frames = have_steps = have_guidance = have_shift = have_prompt = true;
+    size_text = std::to_string(req.width) + "x" + std::to_string(req.height);
+  }
+  // The preset first, wherever it stands, so every other flag overrides it.
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--preset") apply_preset(attention::find_preset(args[i + 1]), req, have_steps, have_guidance, have_shift);
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--no-recall") {
@@ -99,6 +149,10 @@ int run_generate(const std::vector<std::string>& args) {
       random_weights = true;
       continue;
     }
+    if (flag == "--keep-text-encoder") {
+      req.keep_text_encoder = true;
+      continue;
+    }
     if (flag.rfind("--", 0) != 0 || i + 1 >= args.size()) {
       std::cerr << "longshot generate: " << (flag.rfind("--", 0) == 0 ? "flag '" + flag + "' needs a value" : "unexpected argument '" + flag + "'")
                 << "\n" << kGenerateUsage << "\n";
@@ -106,9 +160,15 @@ int run_generate(const std::vector<std::string>& args) {
     }
     const std::string& value = args[++i];
     if (flag == "--prompt") req.prompt = value, have_prompt = true;
+    else if (flag == "--preset") continue;  // applied above
     else if (flag == "--negative") req.negative_prompt = value;
     else if (flag == "--model") req.model = value;
     else if (flag == "--text-embeddings") req.text_embeddings = value;
+    else if (flag == "--from") continue;  // read above
+    else if (flag == "--dit") req.dit_file = parse_path("dit", value);
+    else if (flag == "--text-encoder") req.text_encoder_file = parse_path("text-encoder", value);
+    else if (flag == "--tokenizer") req.tokenizer_file = parse_path("tokenizer", value);
+    else if (flag == "--vae") req.vae_file = parse_path("vae", value);
     else if (flag == "--frames") req.frames = parse_int32("frames", value), have_frames = true;
     else if (flag == "--size") size_text = value;
     else if (flag == "--steps") req.steps = parse_int32("steps", value), have_steps = true;
@@ -142,14 +202,17 @@ int run_generate(const std::vector<std::string>& args) {
 #if !defined(LONGSHOT_WITH_FFMPEG)
   if (!out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
 #endif
-  if (req.model.empty()) req.model = model::kBuiltinName;
+  if (req.model.empty() && req.dit_file.empty()) req.model = model::kBuiltinName;
   req.model = model::resolve_builtin_name(req.model);
   const bool builtin = model::is_builtin_model(req.model);
   if (random_weights) req.model = random_weights_config(req.model);
-  // Per-model defaults for what the user left out (a path: its inferred config decides later).
-  const bool pixel = model::has_config(req.model) && model::find_config(req.model).spatial_stride == 1;
-  if (model::has_config(req.model)) {
-    const auto c = model::find_config(req.model);
+  // The model resolved once here for its defaults (and to fail before any work on a folder that
+  // lacks a component); the job resolves the same request again.
+  const model::ResolvedModel resolved = pipeline::resolve_request_model(req);
+  // Per-model defaults for what the user left out.
+  const bool pixel = resolved.config.spatial_stride == 1;
+  {
+    const auto& c = resolved.config;
     if (!have_steps) req.steps = c.default_steps;
     if (!have_guidance) req.guidance = c.default_guidance;
     if (!have_shift) req.shift = c.default_shift;
@@ -179,7 +242,11 @@ int run_generate(const std::vector<std::string>& args) {
   }
   {
     std::vector<io::NamedPath> inputs = {{"model", model::has_config(req.model) ? "" : req.model},
-                                         {"text-embeddings", req.text_embeddings}};
+                                         {"text-embeddings", req.text_embeddings},
+                                         {"dit", resolved.dit_weights},
+                                         {"text-encoder", resolved.text_encoder},
+                                         {"tokenizer", resolved.tokenizer},
+                                         {"vae", resolved.vae}};
     if (req.attention.adapter != "auto" && req.attention.adapter != "none") inputs.push_back({"adapter", req.attention.adapter});
     if (model::has_config(req.model) && !model::find_config(req.model).default_weights.empty()) {
       const auto weights = model::find_config(req.model).default_weights;
@@ -203,7 +270,9 @@ int run_generate(const std::vector<std::string>& args) {
   gen.submit(req);
   const bool tty = ::isatty(STDERR_FILENO);
   VideoPtr video;
-  double total_ms = 0, attention_ms = 0, mean_sparsity = 0, recall_sum = 0;
+  double total_ms = 0, attention_ms = 0, mean_sparsity = 0, recall_sum = 0, encode_ms = 0, decode_ms = 0;
+  int64_t peak_bytes = -1;
+  std::string model_name, config_name;
   int recall_n = 0;
   int exit_code = -1;
   bool cancel_sent = false;
@@ -216,7 +285,10 @@ int run_generate(const std::vector<std::string>& args) {
     if (!ev) continue;
     if (auto* s = std::get_if<pipeline::JobStarted>(&*ev)) {
       trace.grid = s->grid;
-      std::cerr << "longshot generate: model " << req.model << ", " << req.frames << " frames " << req.width << "x"
+      model_name = s->model_name;
+      config_name = s->config_name;
+      std::cerr << "longshot generate: model " << (req.model.empty() ? s->model_name : req.model)
+                << (s->config_name != s->model_name ? " (" + s->config_name + ")" : std::string()) << ", " << req.frames << " frames " << req.width << "x"
                 << req.height << ", latent tokens " << s->grid.to_string() << " = " << s->grid.size() << ", "
                 << req.steps << " steps, mode " << req.attention.mode
                 << (s->adapter.empty() ? std::string() : " with the mask adapter " + s->adapter) << "\n";
@@ -237,6 +309,9 @@ int run_generate(const std::vector<std::string>& args) {
       total_ms = f->total_ms;
       attention_ms = f->attention_ms;
       mean_sparsity = f->mean_sparsity;
+      encode_ms = f->encode_ms;
+      decode_ms = f->decode_ms;
+      peak_bytes = f->peak_memory_bytes;
       exit_code = 0;
     } else if (auto* f = std::get_if<pipeline::JobFailed>(&*ev)) {
       std::cerr << (tty ? "\n" : "") << "longshot generate: error: " << f->message << "\n";
@@ -257,7 +332,10 @@ int run_generate(const std::vector<std::string>& args) {
   io::StagedOutputs staged;
 #if defined(LONGSHOT_WITH_FFMPEG)
   if (!out_path.empty()) {
-    const auto codec = io::write_mp4(*video, staged.add_file(out_path), io::Mp4Options{req.fps});
+    // The MP4 carries its recipe (docs/models.md): `longshot generate --from` re-runs it.
+    io::Mp4Options mp4{req.fps};
+    mp4.metadata = pipeline::recipe_tags(req, model_name, config_name);
+    const auto codec = io::write_mp4(*video, staged.add_file(out_path), mp4);
     written.push_back(out_path + " (" + codec + ", " + std::to_string(video->frames) + " frames " +
                       std::to_string(video->width) + "x" + std::to_string(video->height) + ")");
   }
@@ -285,6 +363,9 @@ int run_generate(const std::vector<std::string>& args) {
   std::printf("attention       %.2f s = %.1f%% of the run\n", attention_ms / 1000.0,
               total_ms > 0 ? 100.0 * attention_ms / total_ms : 0.0);
   std::printf("mean sparsity   %.1f%% (dense steps count as 0)\n", 100.0 * mean_sparsity);
+  std::printf("text encoding   %.2f s     decoding %.2f s\n", encode_ms / 1000.0, decode_ms / 1000.0);
+  if (peak_bytes >= 0) std::printf("peak memory     %.2f GiB (CUDA, allocated)\n", double(peak_bytes) / double(1ull << 30));
+  else std::printf("peak memory     n/a (CPU)\n");
   if (recall_n) std::printf("mean recall     %.3f (inspected layer %d)\n", recall_sum / recall_n, req.inspect_layer);
   for (const auto& w : written) std::printf("wrote           %s\n", w.c_str());
   return 0;

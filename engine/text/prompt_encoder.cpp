@@ -90,7 +90,7 @@ std::string PromptEncoder::cache_key(const std::string& prompt) {
 
 std::string PromptEncoder::cache_path(const std::string& prompt) {
   if (cache_dir_.empty()) return "";
-  char name[40];
+  char name[64];
   const auto key = cache_key(prompt);
   std::snprintf(name, sizeof name, "%016llx%016llx.safetensors", (unsigned long long)fnv1a(key),
                 (unsigned long long)fnv1a(key, 0x84222325cbf29ce4ull));

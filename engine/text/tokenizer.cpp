@@ -1,18 +1,20 @@
 // Prompt cleaning (UTF-8 → code points → Wan's ftfy/html/whitespace steps → UTF-8) and the
-// SentencePiece wrapper. SentencePiece is optional at build time (LONGSHOT_WITH_SENTENCEPIECE is
-// set on this file alone by engine/CMakeLists.txt); without it the Tokenizer refuses to construct.
+// SentencePiece wrapper. libsentencepiece is reached through engine/text/spm/spm_shim.cpp, a
+// module opened with RTLD_DEEPBIND (its bundled protobuf-lite must not meet LibTorch's libprotobuf
+// in one symbol scope). LONGSHOT_WITH_SENTENCEPIECE and LONGSHOT_SPM_SHIM (the module's build
+// path) are set on this file alone by engine/CMakeLists.txt; without them the Tokenizer refuses.
 #include "engine/text/tokenizer.h"
 
+#include <dlfcn.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <utility>
-
-#ifdef LONGSHOT_WITH_SENTENCEPIECE
-#include <sentencepiece_processor.h>
-#endif
 
 #include "engine/common/error.h"
 
@@ -226,19 +228,72 @@ std::string clean_prompt(const std::string& prompt) {
 
 // ---------------------------------------------------------------------------------------------
 
-struct Tokenizer::Impl {
-#ifdef LONGSHOT_WITH_SENTENCEPIECE
-  sentencepiece::SentencePieceProcessor sp;
-#endif
+// The shim's C functions, resolved once per process.
+struct SpmApi {
+  void* (*open)(const char*, char*, size_t) = nullptr;
+  void (*close)(void*) = nullptr;
+  long (*encode)(void*, const char*, size_t, int*, size_t, char*, size_t) = nullptr;
+  int (*eos_id)(void*) = nullptr;
+  int (*pad_id)(void*) = nullptr;
+  int (*piece_size)(void*) = nullptr;
+  std::string error;  // why it could not be loaded; empty when loaded
 };
 
-bool Tokenizer::available() {
-#ifdef LONGSHOT_WITH_SENTENCEPIECE
-  return true;
+namespace {
+
+const SpmApi& spm_api() {
+  static SpmApi api;
+  static std::once_flag once;
+  std::call_once(once, [] {
+#ifndef LONGSHOT_WITH_SENTENCEPIECE
+    api.error = "this Longshot was built without SentencePiece (install libsentencepiece-dev, reconfigure)";
 #else
-  return false;
+    // Where the module may be: LONGSHOT_SPM_SHIM, beside an installed binary, the build folder.
+    std::vector<std::string> tried;
+    if (const char* env = std::getenv("LONGSHOT_SPM_SHIM"); env && *env) tried.push_back(env);
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) tried.push_back((exe.parent_path().parent_path() / "lib/longshot/liblongshot_spm.so").string());
+    tried.push_back(LONGSHOT_SPM_SHIM);
+    void* lib = nullptr;
+    std::string why;
+    for (const auto& p : tried) {
+      if (!std::filesystem::exists(p, ec)) continue;
+      lib = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (lib) break;
+      why += std::string("; ") + ::dlerror();
+    }
+    if (!lib) {
+      api.error = "the SentencePiece module liblongshot_spm.so was not found or not loadable (looked at";
+      for (const auto& p : tried) api.error += " '" + p + "'";
+      api.error += why + "); set LONGSHOT_SPM_SHIM to its path";
+      return;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      if (!fn && api.error.empty()) api.error = std::string("liblongshot_spm.so lacks ") + name;
+    };
+    sym(api.open, "lsp_open");
+    sym(api.close, "lsp_close");
+    sym(api.encode, "lsp_encode");
+    sym(api.eos_id, "lsp_eos_id");
+    sym(api.pad_id, "lsp_pad_id");
+    sym(api.piece_size, "lsp_piece_size");
 #endif
+  });
+  return api;
 }
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  void* handle = nullptr;
+  ~Impl() {
+    if (handle) spm_api().close(handle);
+  }
+};
+
+bool Tokenizer::available() { return spm_api().error.empty(); }
 
 Tokenizer::Tokenizer(const std::string& path, int64_t max_len) : path_(path), max_len_(max_len) {
   if (max_len < 1) throw ParameterError("max-len", "the tokenizer needs room for at least the EOS token");
@@ -247,28 +302,34 @@ Tokenizer::Tokenizer(const std::string& path, int64_t max_len) : path_(path), ma
   if (fs::is_directory(path, ec)) path_ = (fs::path(path) / "spiece.model").string();
   if (!fs::is_regular_file(path_, ec))
     throw IoError("tokenizer '" + path_ + "': no such file (give spiece.model or the folder holding it)");
-#ifdef LONGSHOT_WITH_SENTENCEPIECE
+  const auto& api = spm_api();
+  if (!api.error.empty())
+    throw IoError("tokenizer '" + path_ + "': " + api.error + "; or give precomputed embeddings (--text-embeddings)");
   impl_ = std::make_unique<Impl>();
-  const auto status = impl_->sp.Load(path_);
-  if (!status.ok()) throw IoError("tokenizer '" + path_ + "' is not a SentencePiece model: " + status.ToString());
-  if (impl_->sp.eos_id() < 0) throw IoError("tokenizer '" + path_ + "' has no EOS piece (umT5's is id 1)");
-  eos_ = impl_->sp.eos_id();
-  pad_ = impl_->sp.pad_id() >= 0 ? impl_->sp.pad_id() : 0;  // transformers pads umT5 with id 0
-#else
-  throw IoError("tokenizer '" + path_ + "': this Longshot was built without SentencePiece (install libsentencepiece-dev, " +
-                "reconfigure); give precomputed embeddings instead (--text-embeddings)");
-#endif
+  char err[512] = {0};
+  impl_->handle = api.open(path_.c_str(), err, sizeof err);
+  if (!impl_->handle) throw IoError("tokenizer '" + path_ + "' is not a SentencePiece model: " + err);
+  if (api.eos_id(impl_->handle) < 0) throw IoError("tokenizer '" + path_ + "' has no EOS piece (umT5's is id 1)");
+  eos_ = api.eos_id(impl_->handle);
+  pad_ = api.pad_id(impl_->handle) >= 0 ? api.pad_id(impl_->handle) : 0;  // transformers pads umT5 with id 0
 }
 
 Tokenizer::~Tokenizer() = default;
 
 std::vector<int> Tokenizer::pieces(const std::string& text) const {
-  std::vector<int> ids;
-#ifdef LONGSHOT_WITH_SENTENCEPIECE
-  const auto status = impl_->sp.Encode(text, &ids);
-  if (!status.ok()) throw Error("tokenizer '" + path_ + "': " + status.ToString());
-#endif
-  return ids;
+  const auto& api = spm_api();
+  std::vector<int> ids(text.size() + 16);
+  char err[512] = {0};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const long n = api.encode(impl_->handle, text.data(), text.size(), ids.data(), ids.size(), err, sizeof err);
+    if (n < 0) throw Error("tokenizer '" + path_ + "': " + err);
+    if (size_t(n) <= ids.size()) {
+      ids.resize(size_t(n));
+      return ids;
+    }
+    ids.resize(size_t(n));
+  }
+  throw Error("tokenizer '" + path_ + "': the piece count changed between two encodings of one text");
 }
 
 Tokens Tokenizer::encode(const std::string& prompt) const {
@@ -285,13 +346,7 @@ Tokens Tokenizer::encode(const std::string& prompt) const {
   return t;
 }
 
-int64_t Tokenizer::vocab_size() const {
-#ifdef LONGSHOT_WITH_SENTENCEPIECE
-  return impl_->sp.GetPieceSize();
-#else
-  return 0;
-#endif
-}
+int64_t Tokenizer::vocab_size() const { return spm_api().piece_size(impl_->handle); }
 
 std::string Tokenizer::identity() const {
   struct stat st {};

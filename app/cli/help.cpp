@@ -1,9 +1,12 @@
-// `longshot --help`: commands, then every attention mode with its parameters (from the registry).
+// `longshot --help`: commands, every attention mode with its parameters (from the registry), then
+// the shipped method presets.
 #include <iomanip>
 #include <iostream>
 
 #include "app/cli/command.h"
 #include "engine/attention/mask_policy.h"
+#include "engine/attention/presets.h"
+#include "engine/common/assets.h"
 
 namespace longshot::cli {
 
@@ -20,6 +23,14 @@ void print_help(std::ostream& out) {
           << (p.min_inclusive ? "[" : "(") << p.min << ", " << p.max << (p.max_inclusive ? "]" : ")")
           << (p.integer ? " integer" : "") << " — " << p.help << "\n";
     }
+  }
+  out << "\nPresets (--preset NAME: a paper's published setting; later flags override it):\n";
+  try {
+    const auto presets = attention::shipped_presets();
+    if (presets.empty()) out << "  (none found: " << asset_search_text("presets") << ")\n";
+    for (const auto& p : presets) out << "  " << p.name << ": " << p.summary << "\n";
+  } catch (const std::exception& e) {
+    out << "  (cannot list them: " << e.what() << ")\n";
   }
   out << "\nRun 'longshot COMMAND --help' for a command's options.\n";
 }

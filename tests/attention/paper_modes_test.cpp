@@ -9,6 +9,7 @@
 
 #include "engine/attention/mask_policy.h"
 #include "engine/attention/policies.h"
+#include "engine/attention/presets.h"
 #include "engine/common/error.h"
 
 using namespace longshot;
@@ -439,5 +440,56 @@ TEST(PaperModes, OldNamesSelectLongshotsOwnModes) {
     ADD_FAILURE() << "unknown mode accepted";
   } catch (const ParameterError& e) {
     EXPECT_NE(std::string(e.what()).find("dynamicrad"), std::string::npos) << e.what();
+  }
+}
+
+// ---- presets -------------------------------------------------------------------------------------
+
+TEST(Presets, ShippedOnesParseAndCarryThePapersSettings) {
+  const auto presets = shipped_presets();
+  std::set<std::string> names;
+  for (const auto& p : presets) {
+    names.insert(p.name);
+    EXPECT_FALSE(p.summary.empty()) << p.name;
+    EXPECT_FALSE(p.source.empty()) << p.name;
+    EXPECT_NO_THROW(create_policy(p.mode, p.params)) << p.name;
+    ASSERT_TRUE(p.block_size.has_value()) << p.name;
+    EXPECT_TRUE(*p.block_size == 64 || *p.block_size == 128) << p.name << ": a block our kernels run";
+  }
+  for (const char* want : {"dynamicrad-wan14b", "dfsattn-wan", "lvsa-wan", "radial-attention"})
+    EXPECT_TRUE(names.count(want)) << want;
+  const auto dr = find_preset("dynamicrad-wan14b");
+  EXPECT_EQ(dr.mode, "dynamicrad");
+  EXPECT_EQ(dr.params.at("select"), 2);
+  EXPECT_EQ(dr.params.at("dense_steps"), 12);
+  EXPECT_EQ(dr.params.at("dense_layers"), 1);
+  EXPECT_EQ(dr.sampler, "unipc");
+  EXPECT_EQ(*dr.steps, 50);
+  const auto dfs = find_preset("dfsattn-wan");
+  EXPECT_EQ(*dfs.guidance, 6.0);
+  EXPECT_EQ(dfs.params.at("warmup_steps"), 12);
+}
+
+TEST(Presets, BadFilesNameTheField) {
+  auto expect_error = [](const std::string& text, const std::string& needle) {
+    try {
+      parse_preset(text, "x.json");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ParameterError& e) {
+      EXPECT_EQ(e.parameter(), "preset");
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error("{", "not valid JSON");
+  expect_error(R"({"params": {}})", "'mode' is missing");
+  expect_error(R"({"mode": "lvsa", "speed": 3})", "unknown field 'speed'");
+  expect_error(R"({"mode": "lvsa", "steps": "fifty"})", "'steps' must be an integer");
+  expect_error(R"({"mode": "lvsa", "params": {"anchors": 4}})", "anchors");
+  expect_error(R"({"mode": "warp"})", "unknown mode 'warp'");
+  try {
+    find_preset("no-such-preset");
+    ADD_FAILURE();
+  } catch (const ParameterError& e) {
+    EXPECT_NE(std::string(e.what()).find("lvsa-wan"), std::string::npos) << e.what();
   }
 }

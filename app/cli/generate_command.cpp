@@ -334,7 +334,15 @@ int run_generate(const std::vector<std::string>& args) {
   if (!out_path.empty()) {
     // The MP4 carries its recipe (docs/models.md): `longshot generate --from` re-runs it.
     io::Mp4Options mp4{req.fps};
-    mp4.metadata = pipeline::recipe_tags(req, model_name, config_name);
+    pipeline::GenerationRequest recipe = req;
+    if (recipe.sampler.empty()) recipe.sampler = resolved.config.default_sampler;
+    // Paths made absolute, so that --from works from any folder.
+    if (!model::has_config(recipe.model) && std::filesystem::exists(recipe.model))
+      recipe.model = std::filesystem::absolute(recipe.model).lexically_normal().string();
+    for (auto* path : {&recipe.dit_file, &recipe.text_encoder_file, &recipe.tokenizer_file,
+                       &recipe.vae_file, &recipe.text_embeddings})
+      if (!path->empty() && std::filesystem::exists(*path)) *path = std::filesystem::absolute(*path).lexically_normal().string();
+    mp4.metadata = pipeline::recipe_tags(recipe, model_name, config_name);
     const auto codec = io::write_mp4(*video, staged.add_file(out_path), mp4);
     written.push_back(out_path + " (" + codec + ", " + std::to_string(video->frames) + " frames " +
                       std::to_string(video->width) + "x" + std::to_string(video->height) + ")");

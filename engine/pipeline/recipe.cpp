@@ -43,8 +43,16 @@ std::string recipe_json(const GenerationRequest& r, const std::string& resolved_
   j["height"] = r.height;
   j["fps"] = r.fps;
   const auto& a = r.attention;
+  // Every parameter of the mode, defaults included: a later version's defaults cannot change
+  // what the recipe re-runs.
   json params = json::object();
-  for (const auto& [k, v] : a.params) params[k] = v;
+  attention::ParamValues values = a.params;
+  try {
+    values = attention::resolve_params(attention::find_policy(a.mode), a.params);
+  } catch (const Error&) {
+    // an unknown mode: record what was asked; re-running it names the fault
+  }
+  for (const auto& [k, v] : values) params[k] = v;
   j["attention"] = {{"mode", a.mode},
                     {"params", params},
                     {"dense_warmup_steps", a.dense_warmup_steps},
@@ -119,9 +127,11 @@ GenerationRequest request_from_recipe(const std::string& text) {
 
 std::map<std::string, std::string> recipe_tags(const GenerationRequest& request, const std::string& resolved_model,
                                                const std::string& config) {
+  // libav writes its own "encoder" tag, so Longshot names itself in the comment.
   return {{kRecipeTag, recipe_json(request, resolved_model, config)},
           {"title", request.prompt},
-          {"encoder", std::string("Longshot ") + longshot_version()}};
+          {"comment", std::string("made by Longshot ") + longshot_version() +
+                          "; 'longshot generate --from <this file>' re-runs its recipe (tag " + kRecipeTag + ")"}};
 }
 
 GenerationRequest request_from_mp4(const std::string& path) {

@@ -23,8 +23,8 @@ std::string recipe_json(const GenerationRequest& request, const std::string& res
 // ParameterError("from", ...) for malformed JSON or a field of the wrong type, naming the field.
 GenerationRequest request_from_recipe(const std::string& json);
 
-// The container tags an MP4 of this job gets: the recipe, plus title = prompt and an encoder
-// string, so players and ffprobe show them.
+// The container tags an MP4 of this job gets: the recipe, plus title = prompt and a comment
+// naming Longshot, so players and ffprobe show them.
 std::map<std::string, std::string> recipe_tags(const GenerationRequest& request, const std::string& resolved_model = "",
                                                const std::string& config = "");
 // The recipe an MP4 carries (read_mp4_metadata). Throws IoError naming the file when it has none.

@@ -48,6 +48,17 @@ torch::Tensor EmbeddingFileTextEncoder::encode(const std::string& prompt) {
   return context_;
 }
 
+UMT5TextEncoder::UMT5TextEncoder(text::PromptEncoderOptions options, int64_t text_dim)
+    : encoder_(std::move(options)), dim_(text_dim) {}
+
+torch::Tensor UMT5TextEncoder::encode(const std::string& prompt) {
+  auto out = encoder_.encode(prompt);
+  if (out.size(2) != dim_)
+    throw ShapeError("text encoder: its embeddings have " + std::to_string(out.size(2)) + " channels, the model expects " +
+                     std::to_string(dim_));
+  return out;
+}
+
 Video tensor_to_video(const torch::Tensor& rgb, double fps) {
   if (rgb.dim() != 4 || rgb.size(0) < 3) throw ShapeError("frames: expected [C>=3, T, H, W], got " + c10::str(rgb.sizes()));
   auto u8 = ((rgb.narrow(0, 0, 3).to(torch::kCPU, torch::kFloat).clamp(-1, 1) + 1) * 127.5)
@@ -88,14 +99,25 @@ Video LatentPreviewDecoder::decode(const torch::Tensor& latents, double fps) {
   return tensor_to_video(img, fps);
 }
 
-std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path) {
+std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path,
+                                               const text::PromptEncoderOptions& umt5) {
   if (!embeddings_path.empty()) return std::make_unique<EmbeddingFileTextEncoder>(embeddings_path, config.text_dim);
+  if (!umt5.weights.empty()) {
+    auto options = umt5;
+    // Wan's DiTs read umT5-XXL (4096 channels): hold the file to that shape, so a wrong file fails
+    // by tensor name rather than at the DiT's first matmul.
+    if (!options.expect && config.text_dim == text::UMT5Config::xxl().d_model)
+      options.expect = std::make_shared<text::UMT5Config>(text::UMT5Config::xxl());
+    if (config.text_len > 0) options.max_len = config.text_len;
+    return std::make_unique<UMT5TextEncoder>(std::move(options), config.text_dim);
+  }
   if (config.text_encoder) return config.text_encoder(config);
   if (config.temporal_stride == 1 && config.spatial_stride == 1)
     return std::make_unique<HashTextEncoder>(config.text_dim, config.text_len);
-  throw ParameterError("text-embeddings", "model " + config.name +
-                                              " needs precomputed umT5 embeddings: a safetensors file with 'context' [L, " +
-                                              std::to_string(config.text_dim) + "]");
+  throw ParameterError("text-embeddings", "model " + config.name + " needs its umT5 text encoder (weights file or folder, " +
+                                           "e.g. text_encoder/ and tokenizer/ of a diffusers download) or precomputed " +
+                                           "embeddings: a safetensors file with 'context' [L, " +
+                                           std::to_string(config.text_dim) + "]");
 }
 
 std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config) {

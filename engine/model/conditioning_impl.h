@@ -7,6 +7,7 @@
 #include "engine/model/conditioning.h"
 #include "engine/model/dit_config.h"
 #include "engine/vae/wan_vae.h"
+#include "engine/text/prompt_encoder.h"
 
 namespace longshot::model {
 
@@ -37,6 +38,24 @@ class EmbeddingFileTextEncoder : public TextEncoder {
  private:
   int64_t dim_;
   torch::Tensor context_, negative_;
+};
+
+// The real umT5 encoder (engine/text) behind the TextEncoder interface: prompt → [1, 512, d_model]
+// float32 on the CPU, padded rows zero, cached on disk. The weights load on the first prompt that
+// misses the cache and stay until release(): call it after the job's prompts (and negative
+// prompt) are encoded, before the DiT runs, unless the encoder should stay resident.
+class UMT5TextEncoder : public TextEncoder {
+ public:
+  // `text_dim`: the DiT's; a checkpoint of another d_model is a ShapeError at the first encode.
+  UMT5TextEncoder(text::PromptEncoderOptions options, int64_t text_dim);
+  torch::Tensor encode(const std::string& prompt) override;
+  int64_t text_dim() const override { return dim_; }
+  void release() { encoder_.release(); }
+  text::PromptEncoder& prompt_encoder() { return encoder_; }
+
+ private:
+  text::PromptEncoder encoder_;
+  int64_t dim_;
 };
 
 // Pixel-space latents: channels 0..2 are RGB in [−1, 1]; temporal and spatial strides 1.
@@ -88,10 +107,12 @@ struct VaeDecoderOptions {
   bool tile = false;                     // spatial tiling (--vae-tile)
 };
 
-// The config's factory if it has one; else: an embeddings file when `embeddings_path` is given,
-// the hash encoder for pixel-space configs, and a ParameterError("text-embeddings") for Wan configs
-// without a file.
-std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path = "");
+// An embeddings file when `embeddings_path` is given; else the umT5 encoder when `umt5.weights`
+// is given (Wan configs: text_dim must be umT5's d_model); else the config's factory if it has
+// one, the hash encoder for pixel-space configs, and a ParameterError("text-embeddings") for Wan
+// configs with neither.
+std::unique_ptr<TextEncoder> make_text_encoder(const DiTConfig& config, const std::string& embeddings_path = "",
+                                               const text::PromptEncoderOptions& umt5 = {});
 // The config's factory if it has one; else PixelDecoder for stride-1 configs, LatentPreviewDecoder otherwise.
 std::unique_ptr<LatentDecoder> make_decoder(const DiTConfig& config);
 // With a VAE file: WanVaeDecoder for Wan latent configs (strides 4 and 8, 16 channels; others get

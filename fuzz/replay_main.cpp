@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
-int fuzz_safetensors_one(const uint8_t* data, size_t size);
-int fuzz_json_one(const uint8_t* data, size_t size);
+// The targets' LLVMFuzzerTestOneInput, renamed per file by fuzz/CMakeLists.txt.
+extern "C" int fuzz_safetensors_one(const uint8_t* data, size_t size);
+extern "C" int fuzz_json_one(const uint8_t* data, size_t size);
 
 int main(int argc, char** argv) {
   if (argc < 3) {

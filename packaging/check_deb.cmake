@@ -1,5 +1,6 @@
 # packaging/DebInstall: builds the .deb with CPack in BUILD_DIR, unpacks it into a temporary root
-# with dpkg-deb, and checks what a user gets: both programs on PATH, the desktop entry, the icon.
+# with dpkg-deb, and checks what a user gets: both programs on PATH, the desktop entry, the icon,
+# the built-in model's weights in share/longshot (cli/Installed.* generates from an install).
 set(_work "${BUILD_DIR}/deb-check")
 file(REMOVE_RECURSE "${_work}")
 file(MAKE_DIRECTORY "${_work}/root")
@@ -20,7 +21,8 @@ endif()
 execute_process(COMMAND "${DPKG_DEB}" --field "${_debs}" Package Version Depends OUTPUT_VARIABLE _fields)
 message(STATUS "${_debs}:\n${_fields}")
 foreach(_f usr/bin/longshot usr/bin/longshot-studio usr/share/applications/longshot-studio.desktop
-           usr/share/icons/hicolor/scalable/apps/longshot-studio.svg usr/share/longshot/colormaps/ember.txt)
+           usr/share/icons/hicolor/scalable/apps/longshot-studio.svg usr/share/longshot/colormaps/ember.txt
+           usr/share/longshot/longshot-builtin.safetensors usr/share/longshot/longshot-builtin-text.safetensors)
   if(NOT EXISTS "${_work}/root/${_f}")
     message(FATAL_ERROR "the .deb lacks /${_f}")
   endif()

@@ -94,3 +94,21 @@ TEST(Settings, PresetJsonRoundTripAndErrors) {
   EXPECT_THROW(lu::request_from_json("{"), longshot::ParameterError);
   EXPECT_THROW(lu::request_from_json("[1]"), longshot::ParameterError);
 }
+
+// Issue 27, F2: a preset whose value nests 100,000 levels deep crashed Load preset (a recursive
+// dump() of the value); now it is refused before parsing, and a structured field value by name.
+TEST(Settings, DeepOrStructuredPresetValuesAreRefused) {
+  const std::string deep = "{\"frames\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  try {
+    lu::request_from_json(deep);
+    FAIL();
+  } catch (const longshot::ParameterError& e) {
+    EXPECT_NE(std::string(e.what()).find("nests deeper"), std::string::npos) << e.what();
+  }
+  try {
+    lu::request_from_json(R"({"frames": [[1, 2], {"a": 3}]})");
+    FAIL();
+  } catch (const longshot::ParameterError& e) {
+    EXPECT_NE(std::string(e.what()).find("'frames' must be a string, number or boolean"), std::string::npos) << e.what();
+  }
+}

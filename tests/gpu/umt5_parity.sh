@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# On the GPU machine: build `longshot` (build/cuda, configured as run_gpu_suite.sh does when the
+# folder is new), then tests/gpu/umt5_parity.py — umT5-XXL parity with transformers and the
+# encoder's timings. Results in $OUT/umt5_parity.{json,md}. Extra arguments go to the script
+# (e.g. --layers 12, --no-cpu, --no-extra).
+set -uo pipefail
+out=${OUT:-$PWD/gpu-out}
+mkdir -p "$out"
+export OUT=$out PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0a
+t0=$(date +%s)
+if [ ! -f build/cuda/CMakeCache.txt ]; then
+  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \
+    -DLONGSHOT_BUILD_TESTS=ON -DLONGSHOT_BUILD_BENCH=ON >/tmp/umt5_build.log 2>&1 || { tail -40 /tmp/umt5_build.log; exit 1; }
+fi
+cmake --build build/cuda --target longshot -j16 >>/tmp/umt5_build.log 2>&1 \
+  || { grep -E "error|Error" -A3 /tmp/umt5_build.log | head -60; exit 1; }
+echo "longshot built in $(( $(date +%s) - t0 )) s"
+free -g | head -2; df -h /tmp | tail -1
+timeout ${UMT5_TIMEOUT:-290} python3 tests/gpu/umt5_parity.py "$@" 2>&1 | tee "$out/umt5_parity.log" | grep -v "^ *warn"
+rc=${PIPESTATUS[0]}
+echo "umt5 parity: exit $rc, $(( $(date +%s) - t0 )) s in all"
+exit $rc

@@ -19,7 +19,9 @@ namespace {
 
 const std::string& index_path() {
   static const std::string path = [] {
-    const auto dir = std::filesystem::temp_directory_path() / ("longshot_fuzz_json_" + std::to_string(::getpid()));
+    // tmpfs when there is one: a file is written per input.
+    const std::filesystem::path base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+    const auto dir = base / ("longshot_fuzz_json_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     return (dir / "model.safetensors.index.json").string();
   }();

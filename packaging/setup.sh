@@ -17,6 +17,7 @@ packages=(
   xvfb xauth                                      # UI tests without a display
   qt6-qpa-plugins libgl1-mesa-dri                 # Qt's xcb platform + Mesa llvmpipe GL for that test
   dpkg-dev file                                   # CPack .deb packaging
+  clang-14 libclang-rt-14-dev                     # libFuzzer smoke runs of the readers (fuzz/, ~37 MB)
 )
 
 missing=()

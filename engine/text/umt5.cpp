@@ -263,11 +263,12 @@ UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5LoadOptions& op
       w.e5m2 = i.dtype == WeightDtype::F8_E5M2;
       w.w = ck.load(n).to(options.device);
       st->fp8 = true;
-    } else {
+    } else if (w.scale.defined()) {  // a float weight with a scale: apply it once, in fp32
       auto t = ck.load(n).to(options.device, torch::kFloat);
-      if (w.scale.defined()) t = t * (w.scale.numel() == 1 ? w.scale.reshape({}) : w.scale.reshape({-1, 1}));
+      w.w = (t * (w.scale.numel() == 1 ? w.scale.reshape({}) : w.scale.reshape({-1, 1}))).to(options.dtype);
       w.scale = torch::Tensor();
-      w.w = t.to(options.dtype);
+    } else {  // straight to the working dtype: no fp32 copy on the device (it would set the peak)
+      w.w = ck.load(n).to(options.device, options.dtype);
     }
     return w;
   };

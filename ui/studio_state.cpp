@@ -89,8 +89,12 @@ void StudioState::apply(const pipeline::Event& event, Clock::time_point now) {
             r->mask_from_cache = e.mask_from_cache;
             r->mask_layer = e.mask_layer;
             r->mask_head = e.mask_head;
-            if (r->masks.size() < RunRecord::kMaxMasks) r->masks.push_back({e.step, e.mask_layer, e.mask});
+            if (e.layer_masks.empty() && r->masks.size() < RunRecord::kMaxMasks)
+              r->masks.push_back({e.step, e.mask_layer, e.mask});
           }
+          for (size_t l = 0; l < e.layer_masks.size(); ++l)
+            if (e.layer_masks[l] && r->masks.size() < RunRecord::kMaxMasks)
+              r->masks.push_back({e.step, static_cast<int>(l), e.layer_masks[l]});
           if (e.preview) r->preview = e.preview;
           ++revision_;
         } else if constexpr (std::is_same_v<E, pipeline::FramesDecoded>) {

@@ -51,8 +51,10 @@ struct RunRecord {
   attention::BlockMaskPtr mask;
   bool mask_from_cache = false;
   int mask_layer = 0, mask_head = 0;
-  std::vector<MaskSample> masks;  // every published mask, oldest first (at most kMaxMasks)
-  static constexpr size_t kMaxMasks = 4096;
+  // Every published mask, oldest first (at most kMaxMasks): all layers' when the job recorded
+  // them (request.record_masks), else the inspected layer's.
+  std::vector<MaskSample> masks;
+  static constexpr size_t kMaxMasks = 65536;
   VideoPtr preview;  // latest x0 preview
   VideoPtr video;    // final frames
   double total_ms = 0, attention_ms = 0, mean_sparsity = 0;
@@ -91,6 +93,9 @@ class StudioState {
   std::vector<std::string> take_errors();
   // Bumped whenever a run's heatmap / mask / frames change: views re-upload textures only then.
   uint64_t revision() const { return revision_; }
+  // Jobs queued behind the current one (the shell's job list knows; the views say "queued").
+  void set_queued(size_t n) { queued_ = n; }
+  size_t queued() const { return queued_; }
 
  private:
   RunRecord* find_mut(uint64_t job_id);
@@ -99,6 +104,7 @@ class StudioState {
   std::vector<std::string> errors_;
   size_t events_applied_ = 0;
   uint64_t revision_ = 0;
+  size_t queued_ = 0;
 };
 
 }  // namespace longshot::ui

@@ -23,6 +23,7 @@
 #include "ui/compare.h"
 #include "ui/gl.h"
 #include "ui/heatmap.h"
+#include "ui/jobs.h"
 #include "ui/mask_view.h"
 #include "ui/ordering_view.h"
 #include "ui/playback.h"
@@ -62,8 +63,10 @@ struct Series {
 
 // A line plot over steps 0..x_count-1: series (the first drawn on top), vertical markers at mode
 // switches, y range [y_min, y_max]. Returns the height used.
+// `fmt` prints one y value with its unit ("%.0f ms", "%.0f%%" of value*scale).
 void step_plot(const char* title, const std::vector<Series>& series, int x_count, float y_min, float y_max,
-               const std::vector<ModeSwitch>& markers, float height) {
+               const std::vector<ModeSwitch>& markers, float height, const char* fmt = "%.3g", float scale = 1.f,
+               const char* x_label = "step") {
   ImDrawList* dl = ImGui::GetWindowDrawList();
   const ImVec2 p0 = ImGui::GetCursorScreenPos();
   const float w = std::max(40.f, ImGui::GetContentRegionAvail().x);
@@ -86,20 +89,50 @@ void step_plot(const char* title, const std::vector<Series>& series, int x_count
                   it->thickness);
     }
   }
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%s  [%.3g, %.3g]", title, y_min, y_max);
-  dl->AddText({p0.x + 6, p0.y + 2}, IM_COL32(200, 200, 210, 255), buf);
+  // Title top-left, legend top-right (on the next line when both do not fit), the y range as tick
+  // labels at the left edge, the x axis's first and last values at the bottom.
+  const ImU32 text_c = IM_COL32(200, 200, 210, 255), axis_c = IM_COL32(150, 150, 160, 255);
+  const float lh = ImGui::GetTextLineHeight();
+  dl->AddText({p0.x + 6, p0.y + 2}, text_c, title);
+  float legend_w = 0;
+  for (const auto& s : series) legend_w += ImGui::CalcTextSize(s.label).x + 10;
+  const float legend_y = ImGui::CalcTextSize(title).x + 16 + legend_w > w ? p0.y + 2 + lh : p0.y + 2;
   float lx = p1.x - 6;
   for (const auto& s : series) {
-    const ImVec2 ts = ImGui::CalcTextSize(s.label);
-    lx -= ts.x;
-    dl->AddText({lx, p0.y + 2}, s.color, s.label);
+    lx -= ImGui::CalcTextSize(s.label).x;
+    dl->AddText({lx, legend_y}, s.color, s.label);
     lx -= 10;
   }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, y_max * scale);
+  if (height > 3 * lh) dl->AddText({p0.x + 6, legend_y + lh}, axis_c, buf);
+  std::snprintf(buf, sizeof buf, fmt, y_min * scale);
+  dl->AddText({p0.x + 6, p1.y - lh - 2}, axis_c, buf);
+  std::snprintf(buf, sizeof buf, "%s %d", x_label, x_count);
+  const float xw = ImGui::CalcTextSize(buf).x;
+  dl->AddText({p1.x - xw - 6, p1.y - lh - 2}, axis_c, buf);
   ImGui::Dummy({w, height});
 }
 
 std::vector<ModeSwitch> switches_of(const RunRecord* r) { return r ? r->mode_switches : std::vector<ModeSwitch>{}; }
+
+// Grey text that wraps at the panel's edge instead of running off it.
+void hint(const char* text) {
+  ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+  ImGui::TextWrapped("%s", text);
+  ImGui::PopStyleColor();
+}
+
+// What an empty panel says: the truth about the newest job, not "press Generate" while it runs.
+std::string waiting_text(const StudioState& s, const char* what) {
+  const RunRecord* r = s.current();
+  if (r && r->status == RunStatus::Running)
+    return r->steps.empty() ? "Step 1 of " + std::to_string(r->num_steps) + " is running (job " + std::to_string(r->job_id) +
+                                  "): the " + what + " appears when it ends."
+                            : std::string("This run publishes no ") + what + " (previews off, or a dense layer).";
+  if (s.queued() > 0) return "A job is queued: it starts once the model is loaded.";
+  return std::string("No ") + what + " yet: press Generate.";
+}
 
 }  // namespace
 
@@ -227,6 +260,10 @@ struct Views::Impl {
   int cmp_frame = 0, cmp_frame_drawn = -1;
   std::vector<float> cmp_psnr;
 
+  int autoplay_wraps = -1;  // a new clip plays twice on its own, then waits (no redraws while idle)
+  int last_frame = 0;
+  std::vector<float> cmp_ssim;
+
   bool preview(const StudioState& s, ViewSettings& v, double dt, PanelActions& act);
   bool heatmap(const StudioState& s, ViewSettings& v);
   bool ordering_view(const StudioState& s, ViewSettings& v);
@@ -242,32 +279,44 @@ bool Views::Impl::preview(const StudioState& s, ViewSettings& v, double dt, Pane
   const RunRecord* r = s.current();
   const VideoPtr vid = r ? r->frames() : nullptr;
   if (!vid || vid->frames == 0 || vid->rgb.size() < vid->frame_bytes() * vid->frames) {
-    ImGui::TextDisabled("No frames yet: press Generate.");
+    hint(waiting_text(s, "first preview").c_str());
     return false;
   }
   playback.set_loop(v.loop);
   playback.set_frame_count(vid->frames);
   if (r->video && r->video.get() != autoplayed) {
-    // Final frames of a new run start playing on their own; previews stay on their frame.
+    // Final frames of a new run play on their own, twice; previews stay on their frame.
     autoplayed = r->video.get();
     playback.play();
+    autoplay_wraps = 0;
   }
   playback.advance(dt, vid->fps);
+  if (autoplay_wraps >= 0 && playback.frame() < last_frame && ++autoplay_wraps >= 2) {
+    playback.pause();
+    autoplay_wraps = -1;
+  }
+  last_frame = playback.frame();
 
-  if (ImGui::Button(playback.playing() ? "Pause" : "Play")) playback.toggle();
+  if (ImGui::Button(playback.playing() ? "Pause" : "Play")) {
+    playback.toggle();
+    autoplay_wraps = -1;  // the user's Play loops until paused
+  }
   ImGui::SameLine();
   ImGui::Checkbox("Loop", &v.loop);
   ImGui::SameLine();
   int f = playback.frame();
-  ImGui::SetNextItemWidth(std::max(60.f, ImGui::GetContentRegionAvail().x - 110));
+  ImGui::SetNextItemWidth(std::max(60.f, ImGui::GetContentRegionAvail().x - 70));
   if (ImGui::SliderInt("##scrub", &f, 0, std::max(0, vid->frames - 1), "frame %d")) playback.scrub(f);
   ImGui::SameLine();
   ImGui::Text("%d / %d", playback.frame() + 1, vid->frames);
+  char line[160];
   if (r->video)
-    ImGui::TextDisabled("final frames, job %llu", static_cast<unsigned long long>(r->job_id));
+    std::snprintf(line, sizeof line, "final frames, job %llu, %s", static_cast<unsigned long long>(r->job_id),
+                  r->steps.empty() ? r->request.attention.mode.c_str() : r->steps.back().mode.c_str());
   else
-    ImGui::TextDisabled("x0 preview after step %d / %d", r->steps.empty() ? 0 : r->steps.back().step + 1,
-                        r->num_steps);
+    std::snprintf(line, sizeof line, "x0 preview after step %d / %d (the clip is not finished)",
+                  r->steps.empty() ? 0 : r->steps.back().step + 1, r->num_steps);
+  hint(line);
 
   if (vid.get() != preview_video || playback.frame() != preview_frame) {
     gl::upload_texture(preview_tex, vid->width, vid->height, GL_RGB8, GL_RGB, GL_UNSIGNED_BYTE,
@@ -312,24 +361,24 @@ bool Views::Impl::heatmap(const StudioState& s, ViewSettings& v) {
   bool log_scale = v.log_scale;
   if (ImGui::Checkbox("log scale", &log_scale)) v.log_scale = log_scale;
   ImGui::SameLine();
-  ImGui::SetNextItemWidth(90);
+  ImGui::SetNextItemWidth(std::min(90.f, std::max(50.f, ImGui::GetContentRegionAvail().x - 100)));
   if (ImGui::BeginCombo("##cmap", v.colormap.c_str())) {
     for (const auto& n : Colormap::names())
       if (ImGui::Selectable(n.c_str(), n == v.colormap)) v.colormap = n;
     ImGui::EndCombo();
   }
-  ImGui::SameLine();
-  ImGui::SetNextItemWidth(80);
+  if (ImGui::GetContentRegionAvail().x > 150) ImGui::SameLine();
+  ImGui::SetNextItemWidth(70);
   ImGui::SliderInt("columns", &v.heatmap_columns, 1, 8);
   if (!hm || hm->values.empty()) {
-    ImGui::TextDisabled("No attention map yet (the first step has not finished, or previews are off).");
+    hint(waiting_text(s, "attention map").c_str());
     return false;
   }
   int64_t qt, qh, qw;
   hm->source_grid.coords(hm->query_token, qt, qh, qw);
-  ImGui::Text("layer %d  head %d  query (t=%lld, h=%lld, w=%lld)  over %s tokens", hm->layer, hm->head,
-              static_cast<long long>(qt), static_cast<long long>(qh), static_cast<long long>(qw),
-              hm->grid.to_string().c_str());
+  ImGui::TextWrapped("layer %d  head %d  query (t=%lld, h=%lld, w=%lld)  over %s tokens, one tile per frame",
+                     hm->layer, hm->head, static_cast<long long>(qt), static_cast<long long>(qh),
+                     static_cast<long long>(qw), hm->grid.to_string().c_str());
 
   if (v.colormap != colormap.name()) {
     try {
@@ -352,7 +401,7 @@ bool Views::Impl::heatmap(const StudioState& s, ViewSettings& v) {
     heat_log = v.log_scale;
     heat_cmap = colormap.name();
   }
-  const float legend_h = 40;
+  const float legend_h = 40 + ImGui::GetTextLineHeight();
   ImVec2 avail = ImGui::GetContentRegionAvail();
   avail.y -= legend_h;
   const ImVec2 size = fit(avail, static_cast<float>(atlas.width), static_cast<float>(atlas.height));
@@ -378,16 +427,21 @@ bool Views::Impl::heatmap(const StudioState& s, ViewSettings& v) {
                         static_cast<long long>(h), static_cast<long long>(w),
                         static_cast<double>(atlas.values[static_cast<size_t>(cy) * atlas.width + cx]));
   }
-  // Legend: the colormap bar with its scale's ticks.
-  const ImVec2 l0(ImGui::GetCursorScreenPos().x, ImGui::GetCursorScreenPos().y + 4);
+  // Legend: the colormap bar with its scale's ticks, and what it measures.
+  const ImVec2 l0(ImGui::GetCursorScreenPos().x, ImGui::GetCursorScreenPos().y + 4 + ImGui::GetTextLineHeight());
   const float lw = std::min(ImGui::GetContentRegionAvail().x, 360.f);
+  dl->AddText({l0.x, l0.y - ImGui::GetTextLineHeight() - 2}, IM_COL32(200, 200, 200, 255),
+              v.log_scale ? "attention probability per cell (log scale)" : "attention probability per cell");
   dl->AddImage(tex_id(pass.lut()), l0, {l0.x + lw, l0.y + 12});
+  float label_end = -1e9f;
   for (const auto& tick : legend_ticks(atlas.vmax, v.log_scale ? HeatScale::Log : HeatScale::Linear, 5)) {
     const float x = l0.x + tick.position * lw;
     dl->AddLine({x, l0.y + 12}, {x, l0.y + 16}, IM_COL32(200, 200, 200, 255));
     const float tw = ImGui::CalcTextSize(tick.label.c_str()).x;
-    dl->AddText({std::clamp(x - tw / 2, l0.x, l0.x + lw - tw), l0.y + 17}, IM_COL32(200, 200, 200, 255),
-                tick.label.c_str());
+    const float tx = std::clamp(x - tw / 2, l0.x, l0.x + lw - tw);
+    if (tx < label_end + 6) continue;  // a narrow panel: fewer labels rather than overlapping ones
+    dl->AddText({tx, l0.y + 17}, IM_COL32(200, 200, 200, 255), tick.label.c_str());
+    label_end = tx + tw;
   }
   ImGui::Dummy({lw, legend_h});
   return true;
@@ -410,7 +464,7 @@ bool Views::Impl::ordering_view(const StudioState& s, ViewSettings& v) {
   ImGui::SameLine();
   ImGui::Checkbox("blocks", &v.show_blocks);
   if (!r) {
-    ImGui::TextDisabled("No token grid yet: press Generate.");
+    hint(waiting_text(s, "token grid").c_str());
     return false;
   }
   const auto kind = ordering_choice == 1   ? attention::OrderingKind::Hilbert
@@ -486,7 +540,7 @@ bool Views::Impl::mask(const StudioState& s, ViewSettings&) {
   const RunRecord* r = s.current();
   const attention::BlockMaskPtr m = r ? r->mask : nullptr;
   if (!m || m->num_q_blocks == 0) {
-    ImGui::TextDisabled("No block mask yet: the first step has not finished.");
+    hint(waiting_text(s, "block mask").c_str());
     return false;
   }
   const int heads = static_cast<int>(std::max<int64_t>(1, m->num_heads));
@@ -513,7 +567,7 @@ bool Views::Impl::mask(const StudioState& s, ViewSettings&) {
   ImGui::ColorButton("dropped", ImColor(rgba(colors.dropped)), 0, {10, 10});
   ImGui::SameLine(0, 3);
   ImGui::TextUnformatted("dropped");
-  ImGui::Text("layer %d, %lld×%lld blocks of %lld, %s order, block sparsity %.1f%%%s", r->mask_layer,
+  ImGui::TextWrapped("layer %d, %lld x %lld blocks of %lld, %s order, block sparsity %.1f%%%s", r->mask_layer,
               static_cast<long long>(m->num_q_blocks), static_cast<long long>(m->num_k_blocks),
               static_cast<long long>(m->block_size), attention::to_string(m->ordering),
               100.0 * m->head_block_sparsity(heads > 1 ? mask_head : 0), r->mask_from_cache ? " (from cache)" : "");
@@ -606,13 +660,13 @@ bool Views::Impl::mask(const StudioState& s, ViewSettings&) {
 bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
   const RunRecord* r = s.current();
   if (!r || r->steps.empty()) {
-    ImGui::TextDisabled("No steps yet: press Generate.");
+    hint(waiting_text(s, "step timing").c_str());
     return false;
   }
   const StepRecord& last = r->steps.back();
-  ImGui::Text("step %d/%d  %s%s  sparsity %.1f%%  step %.0f ms  attention %.0f ms", last.step + 1, r->num_steps,
-              last.mode.c_str(), last.dense_step ? " (dense warm-up)" : "", 100.0 * last.mean_sparsity, last.step_ms,
-              last.attention_ms);
+  ImGui::TextWrapped("step %d/%d  %s%s  sparsity %.1f%%  step %.0f ms  attention %.0f ms", last.step + 1, r->num_steps,
+                     last.mode.c_str(), last.dense_step ? " (dense warm-up)" : "", 100.0 * last.mean_sparsity,
+                     last.step_ms, last.attention_ms);
   if (last.recall_estimate >= 0) {
     ImGui::SameLine();
     ImGui::Text(" recall %.3f", last.recall_estimate);
@@ -638,7 +692,19 @@ bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
     strip_steps = r->steps.size();
     strip_cmap = colormap.name();
   }
-  ImGui::TextDisabled("sparsity per layer (rows) and step (columns), 0 to 100%%");
+  hint("sparsity per layer (rows, layer 0 on top) and step (columns):");
+  // Colourbar of the strip: 0 % .. 100 % of blocks skipped.
+  {
+    ImDrawList* dl0 = ImGui::GetWindowDrawList();
+    const ImVec2 c0 = ImGui::GetCursorScreenPos();
+    const float cw = std::min(160.f, std::max(60.f, ImGui::GetContentRegionAvail().x - 90));
+    const float lh = ImGui::GetTextLineHeight();
+    dl0->AddText(c0, IM_COL32(200, 200, 200, 255), "0%");
+    const float x0 = c0.x + ImGui::CalcTextSize("0% ").x;
+    dl0->AddImage(tex_id(pass.lut()), {x0, c0.y + 3}, {x0 + cw, c0.y + lh - 2});
+    dl0->AddText({x0 + cw + 4, c0.y}, IM_COL32(200, 200, 200, 255), "100% skipped");
+    ImGui::Dummy({cw, lh});
+  }
   const float w = std::max(40.f, ImGui::GetContentRegionAvail().x);
   const float strip_h = std::clamp(layers * 6.f, 24.f, 90.f);
   const ImVec2 p0 = ImGui::GetCursorScreenPos();
@@ -667,13 +733,15 @@ bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
               attn_c = IM_COL32(90, 170, 235, 255);
   const auto markers = switches_of(r);
   step_plot("mean sparsity", {{&mean_now, now_c, 2.f, "this run"}, {&mean_prev, prev_c, 1.f, "previous"}}, x_count, 0.f,
-            1.f, markers, plot_h);
+            1.f, markers, plot_h, "%.0f%%", 100.f);
   float tmax = 1.f;
   for (const auto* sv : {&step_now, &step_prev, &attn_now})
     for (float x : *sv) tmax = std::max(tmax, x);
-  step_plot("ms per step",
+  // Seconds once steps take more than ten of them: "68.1 s", never "6.81e+04".
+  const bool secs = tmax > 10000.f;
+  step_plot(secs ? "time per step (s)" : "time per step (ms)",
             {{&step_now, now_c, 2.f, "step"}, {&attn_now, attn_c, 2.f, "attention"}, {&step_prev, prev_c, 1.f, "previous"}},
-            x_count, 0.f, tmax * 1.1f, markers, plot_h);
+            x_count, 0.f, tmax * 1.1f, markers, plot_h, secs ? "%.1f s" : "%.0f ms", secs ? 1e-3f : 1.f);
   const bool any_recall = std::any_of(recall_now.begin(), recall_now.end(), [](float x) { return x >= 0; });
   if (any_recall) {
     auto clean = [](std::vector<float> v) {
@@ -683,7 +751,7 @@ bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
     };
     const auto rn = clean(recall_now), rp = clean(recall_prev);
     step_plot("recall (dense mass kept)", {{&rn, now_c, 2.f, "this run"}, {&rp, prev_c, 1.f, "previous"}}, x_count, 0.f,
-              1.f, markers, plot_h);
+              1.f, markers, plot_h, "%.0f%%", 100.f);
   } else {
     ImGui::TextDisabled("recall not measured by this run");
   }
@@ -693,6 +761,8 @@ bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
 // ---------------------------------------------------------------------------------------------
 // [SECTION] Compare
 bool Views::Impl::compare(const StudioState& s, ViewSettings& v, PanelActions& act) {
+  // Controls flow onto the next line when the panel is narrow (1280x800: a third of the width).
+  auto fits = [](float next_w) { return ImGui::GetContentRegionAvail().x > next_w + ImGui::GetStyle().ItemSpacing.x; };
   auto mode_combo = [&](const char* label, std::string& value) {
     ImGui::SetNextItemWidth(110);
     if (ImGui::BeginCombo(label, value.c_str())) {
@@ -703,32 +773,49 @@ bool Views::Impl::compare(const StudioState& s, ViewSettings& v, PanelActions& a
   };
   mode_combo("A", v.compare_mode_a);
   ImGui::SameLine();
+  if (!fits(130)) ImGui::NewLine();
   mode_combo("B", v.compare_mode_b);
-  ImGui::SameLine();
-  if (ImGui::Button("Run A vs B")) act.run_compare = true;
-  if (ImGui::IsItemHovered()) ImGui::SetTooltip("Generates the current request twice, same seed, under modes A and B");
+  const char* run_label = "Run A vs B";
+  if (fits(ImGui::CalcTextSize(run_label).x + 16)) ImGui::SameLine();
+  if (ImGui::Button(run_label)) act.run_compare = true;
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("Generates the dock's request twice with one seed, under modes A and B.\n"
+                      "The side whose mode is the dock's uses the dock's sliders; the other its defaults.");
 
   const RunRecord *a = s.find(compare_a), *b = s.find(compare_b);
-  if (!a || !b) {
-    // Fallback: the last two finished runs.
+  bool pinned = a && b;
+  if (!pinned) {
+    // Fallback: the last two finished runs, but only a pair made from one recipe.
     a = b = nullptr;
     for (auto it = s.runs().rbegin(); it != s.runs().rend(); ++it) {
       if (it->status != RunStatus::Finished || !it->frames()) continue;
       if (!b) b = &*it;
-      else if (!a) {
+      else if (request_differences(it->request, b->request).empty()) {
         a = &*it;
         break;
       }
     }
   }
-  const VideoPtr va = a ? a->frames() : nullptr, vb = b ? b->frames() : nullptr;
-  if (!va || !vb) {
-    ImGui::TextDisabled("Needs two runs with frames: press 'Run A vs B'.");
+  if (pinned && (a->status == RunStatus::Running || b->status == RunStatus::Running)) {
+    hint(("Comparing jobs " + std::to_string(a->job_id) + " and " + std::to_string(b->job_id) +
+          ": waiting for both to finish.").c_str());
     return false;
   }
-  if (va->width != vb->width || va->height != vb->height) {
-    ImGui::TextColored(ImVec4(1, 0.5f, 0.4f, 1), "Runs %llu and %llu differ in frame size: nothing to compare.",
-                       static_cast<unsigned long long>(a->job_id), static_cast<unsigned long long>(b->job_id));
+  const VideoPtr va = a ? a->frames() : nullptr, vb = b ? b->frames() : nullptr;
+  if (!va || !vb) {
+    hint("Needs two finished runs of one recipe (same prompt, seed, model, frames, size, steps): press "
+         "'Run A vs B', or right-click a job in the Jobs list.");
+    return false;
+  }
+  const auto diffs = request_differences(a->request, b->request);
+  if (!diffs.empty() || va->width != vb->width || va->height != vb->height || va->frames != vb->frames) {
+    std::string why = "Jobs " + std::to_string(a->job_id) + " and " + std::to_string(b->job_id) +
+                      " are not one recipe under two modes, so PSNR would mean nothing:";
+    for (const auto& d : diffs) why += "\n  " + d;
+    if (diffs.empty()) why += "\n  their frames differ (" + std::to_string(va->frames) + " vs " + std::to_string(vb->frames) + ")";
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.55f, 0.45f, 1));
+    ImGui::TextWrapped("%s", why.c_str());
+    ImGui::PopStyleColor();
     return false;
   }
   const int frames = std::min(va->frames, vb->frames);
@@ -736,18 +823,60 @@ bool Views::Impl::compare(const StudioState& s, ViewSettings& v, PanelActions& a
     const auto p = per_frame_psnr(*va, *vb);
     cmp_psnr.assign(p.begin(), p.end());
     for (float& x : cmp_psnr) x = std::min(x, 99.f);  // identical frames: infinite PSNR, drawn as 99 dB
+    const auto q = per_frame_ssim(*va, *vb);
+    cmp_ssim.assign(q.begin(), q.end());
     cmp_a_src = va.get();
     cmp_b_src = vb.get();
     cmp_frame_drawn = -1;
   }
   cmp_frame = std::clamp(cmp_frame, 0, frames - 1);
-  ImGui::SetNextItemWidth(std::max(60.f, ImGui::GetContentRegionAvail().x - 200));
-  ImGui::SliderInt("##cmpframe", &cmp_frame, 0, frames - 1, "frame %d");
-  double mean = 0;
+  double mean = 0, mean_ssim = 0;
   for (float x : cmp_psnr) mean += x;
+  for (float x : cmp_ssim) mean_ssim += x;
   mean /= std::max<size_t>(1, cmp_psnr.size());
-  ImGui::SameLine();
-  ImGui::Text("PSNR %.2f dB (mean %.2f)", cmp_psnr.empty() ? 0.0 : cmp_psnr[cmp_frame], mean);
+  mean_ssim /= std::max<size_t>(1, cmp_ssim.size());
+
+  // Quality / speed side by side: each side's mode and parameters as the run used them.
+  auto side_text = [](const RunRecord* r) {
+    const std::string mode = r->steps.empty() ? r->request.attention.mode : r->steps.back().mode;
+    const auto& params = r->steps.empty() ? r->request.attention.params : r->steps.back().mode_params;
+    std::string t = mode;
+    for (const auto& [k, val] : params) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s %s=%.3g", t == mode ? ":" : ",", k.c_str(), val);
+      t += buf;
+    }
+    return t;
+  };
+  auto mean_step = [](const RunRecord* r) {
+    double ms = 0;
+    for (const auto& st : r->steps) ms += st.step_ms;
+    return r->steps.empty() ? 0.0 : ms / r->steps.size();
+  };
+  const double sa = mean_step(a), sb = mean_step(b);
+  if (ImGui::BeginTable("cmp", 4, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_BordersInnerH)) {
+    ImGui::TableSetupColumn("");
+    ImGui::TableSetupColumn("mode and parameters");
+    ImGui::TableSetupColumn("step");
+    ImGui::TableSetupColumn("sparsity");
+    ImGui::TableHeadersRow();
+    for (const auto* r : {a, b}) {
+      ImGui::TableNextRow();
+      ImGui::TableNextColumn();
+      ImGui::Text("%s #%llu", r == a ? "A" : "B", static_cast<unsigned long long>(r->job_id));
+      ImGui::TableNextColumn();
+      ImGui::TextWrapped("%s", side_text(r).c_str());
+      ImGui::TableNextColumn();
+      ImGui::Text("%.0f ms", mean_step(r));
+      ImGui::TableNextColumn();
+      ImGui::Text("%.0f%%", 100.0 * r->mean_sparsity);
+    }
+    ImGui::EndTable();
+  }
+  ImGui::TextWrapped("PSNR %.2f dB (frame %d: %.2f)  SSIM %.3f  speed-up B/A x%.2f", mean, cmp_frame,
+                     cmp_psnr.empty() ? 0.0 : cmp_psnr[cmp_frame], mean_ssim, sb > 0 ? sa / sb : 0.0);
+  ImGui::SetNextItemWidth(std::max(60.f, ImGui::GetContentRegionAvail().x));
+  ImGui::SliderInt("##cmpframe", &cmp_frame, 0, frames - 1, "frame %d");
   if (cmp_frame != cmp_frame_drawn) {
     gl::upload_texture(cmp_a_tex, va->width, va->height, GL_RGB8, GL_RGB, GL_UNSIGNED_BYTE, va->frame(cmp_frame), GL_LINEAR);
     gl::upload_texture(cmp_b_tex, vb->width, vb->height, GL_RGB8, GL_RGB, GL_UNSIGNED_BYTE, vb->frame(cmp_frame), GL_LINEAR);
@@ -755,30 +884,23 @@ bool Views::Impl::compare(const StudioState& s, ViewSettings& v, PanelActions& a
     gl::upload_texture(cmp_diff_tex, va->width, va->height, GL_RGB8, GL_RGB, GL_UNSIGNED_BYTE, diff.data(), GL_NEAREST);
     cmp_frame_drawn = cmp_frame;
   }
-  const float plot_h = 60;
+  const float plot_h = 54;
   ImVec2 avail = ImGui::GetContentRegionAvail();
-  avail.y -= plot_h + 2 * ImGui::GetTextLineHeightWithSpacing();
+  avail.y -= plot_h + ImGui::GetTextLineHeightWithSpacing() + 4;
   const ImVec2 tile = fit({(avail.x - 16) / 3, avail.y}, static_cast<float>(va->width), static_cast<float>(va->height));
-  const std::string la = (a->steps.empty() ? std::string("?") : a->steps.back().mode) + " (job " + std::to_string(a->job_id) + ")";
-  const std::string lb = (b->steps.empty() ? std::string("?") : b->steps.back().mode) + " (job " + std::to_string(b->job_id) + ")";
-  ImGui::BeginGroup();
-  ImGui::TextUnformatted(la.c_str());
-  ImGui::Image(tex_id(cmp_a_tex), tile);
-  ImGui::EndGroup();
-  ImGui::SameLine();
-  ImGui::BeginGroup();
-  ImGui::TextUnformatted(lb.c_str());
-  ImGui::Image(tex_id(cmp_b_tex), tile);
-  ImGui::EndGroup();
-  ImGui::SameLine();
-  ImGui::BeginGroup();
-  ImGui::TextUnformatted("|A - B| x4");
-  ImGui::Image(tex_id(cmp_diff_tex), tile);
-  ImGui::EndGroup();
+  const char* labels[3] = {"A", "B", "|A - B| x4"};
+  const gl::Texture* texs[3] = {&cmp_a_tex, &cmp_b_tex, &cmp_diff_tex};
+  for (int i = 0; i < 3; ++i) {
+    if (i) ImGui::SameLine();
+    ImGui::BeginGroup();
+    ImGui::TextUnformatted(labels[i]);
+    ImGui::Image(tex_id(*texs[i]), tile);
+    ImGui::EndGroup();
+  }
   float pmin = 99, pmax = 0;
   for (float x : cmp_psnr) pmin = std::min(pmin, x), pmax = std::max(pmax, x);
-  step_plot("PSNR per frame (dB)", {{&cmp_psnr, IM_COL32(120, 220, 140, 255), 2.f, "A vs B"}}, frames,
-            std::floor(pmin - 1), std::ceil(pmax + 1), {}, plot_h);
+  step_plot("PSNR per frame", {{&cmp_psnr, IM_COL32(120, 220, 140, 255), 2.f, "A vs B"}}, frames,
+            std::floor(pmin - 1), std::ceil(pmax + 1), {}, plot_h, "%.0f dB", 1.f, "frame");
   return true;
 }
 
@@ -799,6 +921,7 @@ void Views::set_compare_jobs(uint64_t job_a, uint64_t job_b) {
   impl_->compare_b = job_b;
 }
 const std::vector<PanelRect>& Views::last_rects() const { return impl_->rects; }
+bool Views::animating() const { return impl_->playback.playing(); }
 
 PanelActions Views::draw(const StudioState& state, ViewSettings& view, double dt_seconds, unsigned target_fbo, float width,
                          float height) {

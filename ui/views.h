@@ -44,6 +44,8 @@ class Views {
   PanelActions draw(const StudioState& state, ViewSettings& view, double dt_seconds, unsigned target_fbo,
                     float width, float height);
   const std::vector<PanelRect>& last_rects() const;
+  // A clip is playing: the shell schedules the next frame (nothing else redraws on its own).
+  bool animating() const;
 
  private:
   struct Impl;

@@ -1,7 +1,9 @@
 // VAE benchmark: time and peak CUDA memory of a streamed Wan2.1 decode (one latent frame at a
 // time, frames converted to 8 bits and copied to the host as the MP4 export needs them) at 81
 // frames for each size; random weights unless --vae is given (speed does not depend on values).
-// Prints a table and writes JSON; docs/benchmarks.md reads it.
+// Prints a table and writes JSON; docs/benchmarks.md reads it. With --latents or --video it decodes
+// or encodes that file once instead (the GPU parity script, tests/gpu/wan_vae_parity.py, compares
+// the result with diffusers'), writing float32 "frames" / "latents" to --out.
 //
 // Method: one warm-up decode of 2 latent frames at the same size (cuDNN picks its algorithms),
 // then --reps timed decodes (median), each after a device sync; peak = the caching allocator's
@@ -25,6 +27,7 @@
 #define LONGSHOT_BENCH_MEMORY 1
 #endif
 
+#include "engine/io/safetensors.h"
 #include "engine/vae/wan_vae.h"
 
 using namespace longshot;
@@ -33,7 +36,10 @@ namespace {
 
 const char* kUsage =
     "Usage: bench_vae [--vae FILE] [--sizes 480x832,720x1280] [--frames 81] [--device cuda|cpu]\n"
-    "                 [--dtype bf16|fp32] [--reps N] [--tile] [--chunk N] [--json FILE]\n";
+    "                 [--dtype bf16|fp32] [--reps N] [--tile] [--chunk N] [--json FILE]\n"
+    "       bench_vae --vae FILE (--latents FILE | --video FILE) --out FILE [--raw] [--device D] [--dtype D]\n"
+    "                 (--latents: raw when --raw, else normalised; --video: --dtype is the encoder's, fp32\n"
+    "                 by default; --raw writes raw latents)\n";
 
 double now_ms() {
   using namespace std::chrono;
@@ -63,6 +69,8 @@ double peak_gib() {
 
 int main(int argc, char** argv) {
   std::string vae_path, sizes = "480x832,720x1280", json_path = "bench_vae.json", dtype_name;
+  std::string latents_path, video_path, out_path;
+  bool raw = false;
   std::string device_name = torch::cuda::is_available() ? "cuda" : "cpu";
   int frames = 81, reps = 3;
   vae::DecodeOptions options;
@@ -84,6 +92,10 @@ int main(int argc, char** argv) {
     else if (a == "--tile") options.tile = true;
     else if (a == "--chunk") options.chunk = std::stoi(value());
     else if (a == "--json") json_path = value();
+    else if (a == "--latents") latents_path = value();
+    else if (a == "--video") video_path = value();
+    else if (a == "--out") out_path = value();
+    else if (a == "--raw") raw = true;
     else {
       std::cerr << "bench_vae: unknown argument '" << a << "'\n" << kUsage;
       return 2;
@@ -94,6 +106,35 @@ int main(int argc, char** argv) {
     const auto dtype = dtype_name.empty() ? (device.is_cuda() ? torch::kBFloat16 : torch::kFloat)
                        : dtype_name == "fp32" ? torch::kFloat
                                               : torch::kBFloat16;
+    if (!latents_path.empty() || !video_path.empty()) {
+      if (vae_path.empty() || out_path.empty()) throw std::runtime_error("--latents/--video need --vae and --out");
+      const bool encode = !video_path.empty();
+      auto model = vae::WanVAE::load(vae_path, {}, encode);
+      if (encode) model.to(device, torch::kBFloat16, dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat);
+      else model.to(device, dtype);
+      io::SafetensorsFile in(encode ? video_path : latents_path);
+      auto x = in.load(encode ? "video" : "latents", torch::kFloat);
+      if (x.dim() == 5) x = x.squeeze(0);
+      const auto space = raw ? vae::LatentSpace::Raw : vae::LatentSpace::Normalized;
+      sync(device);
+      reset_peak();
+      const double t0 = now_ms();
+      torch::Tensor y;
+      if (encode) {
+        y = model.encode(x, space);
+      } else {
+        vae::DecodeOptions o = options;
+        o.space = space;
+        y = model.decode(x, o);
+      }
+      sync(device);
+      const double secs = (now_ms() - t0) / 1000.0;
+      io::write_safetensors(out_path, {{encode ? "latents" : "frames", y}});
+      std::printf("%s %s -> %s %s in %.3f s on %s, peak %.2f GiB\n", encode ? "encoded" : "decoded",
+                  c10::str(x.sizes()).c_str(), c10::str(y.sizes()).c_str(), out_path.c_str(), secs, device.str().c_str(),
+                  peak_gib());
+      return 0;
+    }
     auto model = vae_path.empty() ? vae::WanVAE(vae::WanVAEConfig{}, 1) : vae::WanVAE::load(vae_path, {}, false);
     model.to(device, dtype);
     const auto& cfg = model.config();

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# On the GPU machine: build bench_vae against python torch's CUDA LibTorch (as run_gpu_suite.sh
+# does), then run the Wan2.1 VAE parity + speed script against diffusers (carried at
+# .device/diffusers/src). Results: $OUT/wan_vae_parity.{json,md}; the build log stays in /tmp.
+#   tests/gpu/wan_vae_parity.sh
+set -euo pipefail
+out=${OUT:-$PWD/gpu-out}
+mkdir -p "$out"
+export OUT="$out" TORCH_CUDA_ARCH_LIST=9.0a PYTHONUNBUFFERED=1
+export DIFFUSERS_SRC=${DIFFUSERS_SRC:-$PWD/.device/diffusers/src}
+t0=$(date +%s)
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+if [ ! -f build/cuda/CMakeCache.txt ]; then
+  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \
+    -DLONGSHOT_BUILD_TESTS=ON -DLONGSHOT_BUILD_BENCH=ON >/tmp/vae_build.log 2>&1 || { tail -40 /tmp/vae_build.log; exit 1; }
+fi
+cmake --build build/cuda --target bench_vae -j16 >>/tmp/vae_build.log 2>&1 \
+  || { grep -E "error|Error" -A3 /tmp/vae_build.log | head -60; exit 1; }
+echo "bench_vae built in $(( $(date +%s) - t0 )) s"
+BENCH_VAE=build/cuda/tests/bench/bench_vae python3 tests/gpu/wan_vae_parity.py 2>&1 | tee "$out/wan_vae_parity.log" | grep -v "^\$ "

@@ -13,9 +13,16 @@
 #include <fstream>
 #include <sstream>
 
-#include <caffe2/serialize/inline_container.h>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/jit/serialization/import_read.h>
+// The zip reader moved from caffe2::serialize (LibTorch 1.13) to torch::serialize (2.x).
+#if __has_include(<torch/csrc/api/include/torch/serialize/inline_container.h>)
+#include <torch/csrc/api/include/torch/serialize/inline_container.h>
+namespace torch_zip = torch::serialize;
+#else
+#include <caffe2/serialize/inline_container.h>
+namespace torch_zip = caffe2::serialize;
+#endif
 
 #include "engine/common/error.h"
 
@@ -272,7 +279,7 @@ void Checkpoint::add_archive(const std::string& file) {
     throw IoError("weights file '" + file + "' is neither safetensors nor a torch.save zip archive (a legacy pickle?); " + convert);
   torch::IValue root;
   try {
-    caffe2::serialize::PyTorchStreamReader reader(file);
+    torch_zip::PyTorchStreamReader reader(file);
     root = torch::jit::readArchiveAndTensors("data", "", "data/", {}, {}, at::Device(at::kCPU), reader);
   } catch (const std::exception& e) {
     std::string what = e.what();

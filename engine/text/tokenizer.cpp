@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <mutex>
 #include <sstream>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "engine/common/error.h"
 

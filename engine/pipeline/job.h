@@ -14,6 +14,7 @@ struct AttentionSettings {
   int dense_warmup_steps = 0;            // first steps run dense
   int dense_first_layers = 0;            // first layers run dense
   int dense_last_layers = 0;             // last layers run dense
+  bool riflex = false;                   // RIFLEx temporal RoPE past the model's reference horizon
   int64_t block_size = 128;
   // Mask-aware adapter for the sparse layers (model/mask_adapter.h): "auto" = the one the model
   // ships for this mode, if any; "none"; or a file (used whatever the mode).
@@ -43,6 +44,7 @@ struct GenerationRequest {
   double guidance = 3.0;
   double shift = 3.0;              // flow-matching timestep shift
   std::string sampler;             // sampler::make_sampler name (unipc, euler, dpm++2m); "" = the model's default
+  std::string schedule = "auto";   // the sampler's σ grid: auto, wan, diffusers (docs/sampling.md)
   uint64_t seed = 42;
   double fps = 16.0;
   AttentionSettings attention;

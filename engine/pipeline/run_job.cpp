@@ -21,6 +21,7 @@
 #include "engine/model/model_source.h"
 #include "engine/model/weights.h"
 #include "engine/sampler/flow_matching.h"
+#include "engine/sampler/sample_loop.h"
 
 namespace longshot::pipeline {
 
@@ -34,6 +35,9 @@ void validate_request(const GenerationRequest& r) {
   if (!(r.guidance >= 0) || !std::isfinite(r.guidance)) throw ParameterError("guidance", "must be finite and >= 0");
   if (!(r.shift > 0) || !std::isfinite(r.shift)) throw ParameterError("shift", "must be finite and > 0");
   if (!(r.fps > 0) || r.fps > 240) throw ParameterError("fps", "must be in (0, 240]");
+  // Before any model loads: a named sampler and the σ grid ("" is the model's own sampler).
+  const auto grid = sampler::parse_grid(r.schedule);
+  if (!r.sampler.empty()) sampler::make_schedule(r.sampler, r.steps, r.shift, grid);
   if (r.model.empty()) throw ParameterError("model", "is empty");
   if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
     throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
@@ -249,6 +253,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     std::string adapter_path;
     dit->adapter = resolve_adapter(request.attention, config, device, dtype, cache.adapters, adapter_path);
 
+    // The sampler the job runs (the model's unless named): JobStarted and the recipe carry its name.
+    if (request.sampler.empty()) request.sampler = config.default_sampler;
     const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
     JobStarted started;
     started.adapter = adapter_path;
@@ -261,8 +267,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     started.config_name = config.name;
     ctx.publish(started);
 
-    sampler::FlowMatchEuler sched(request.steps, request.shift);
-    auto x = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
+    auto smp = sampler::make_sampler(request.sampler, request.steps, request.shift, sampler::parse_grid(request.schedule));
+    const auto noise = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
 
     AttentionSettings settings = request.attention;
     std::unique_ptr<attention::MaskPolicy> policy = attention::create_policy(settings.mode, settings.params);
@@ -272,8 +278,13 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const double t_job = now_ms();
     double total_attention = 0, sparsity_sum = 0;  // mean sparsity counts dense steps as 0
 
+    // The step's attention control and timings, shared by the sampling loop's hooks.
     InspectTarget inspect{request.inspect_layer, request.inspect_head, request.inspect_query};
-    for (int step = 0; step < request.steps; ++step) {
+    model::AttentionControl control;
+    double t_step = 0, attention_ms = 0, mask_ms = 0;
+    sampler::SampleHooks hooks;
+    hooks.cancel = ctx.cancel;
+    hooks.on_step_begin = [&](int step) {
       if (ctx.take_inspect) {
         if (auto changed = ctx.take_inspect()) inspect = *changed;
       }
@@ -285,12 +296,13 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
           dit->adapter = resolve_adapter(settings, config, device, dtype, cache.adapters, adapter_path);
         }
       }
-      const double t_step = now_ms();
-      model::AttentionControl control;
+      t_step = now_ms();
+      control = model::AttentionControl();
       control.policy = policy.get();
       control.dense_step = step < settings.dense_warmup_steps;
       control.dense_first_layers = settings.dense_first_layers;
       control.dense_last_layers = settings.dense_last_layers;
+      control.riflex = settings.riflex;
       control.block_size = settings.block_size;
       control.step = step;
       control.num_steps = request.steps;
@@ -307,10 +319,16 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
         control.inspect_layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
         control.want_recall = true;
       }
-      const auto t = torch::full({1}, sched.timestep(step), torch::TensorOptions().dtype(torch::kFloat)).to(device);
+    };
+    hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
       auto v = dit->forward(x, t, cond, &control);
-      double attention_ms = control.stats.attention_ms, mask_ms = control.stats.mask_ms;
-      if (use_cfg) {
+      attention_ms = control.stats.attention_ms;
+      mask_ms = control.stats.mask_ms;
+      return v;
+    };
+    if (use_cfg) {
+      // The unconditional pass: the same masks and schedule, nothing inspected or recorded.
+      hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
         model::AttentionControl unc = control;
         unc.inspect_layer = -1;
         unc.keep_masks = false;
@@ -318,8 +336,12 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
         auto vu = dit->forward(x, t, uncond, &unc);
         attention_ms += unc.stats.attention_ms;
         mask_ms += unc.stats.mask_ms;
-        v = sampler::classifier_free_guidance(v, vu, request.guidance);
-      }
+        return vu;
+      };
+      hooks.guidance = request.guidance;
+    }
+    hooks.on_step_end = [&](const sampler::StepOutcome& o) {
+      const int step = o.step;
       StepFinished ev;
       ev.job_id = id;
       ev.step = step;
@@ -330,9 +352,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       prev_mode = settings.mode;
       prev_params = ev.mode_params;
       ev.dense_step = control.dense_step;
-      if (request.previews) ev.preview = std::make_shared<const Video>(decoder->decode(sched.predict_x0(x, v, step)[0], request.fps));
-      x = sched.step(x, v, step);
-      if (x.is_cuda()) torch::cuda::synchronize();
+      if (request.previews)
+        ev.preview = std::make_shared<const Video>(decoder->decode(o.sampler->predict_x0(*o.x, *o.velocity, step)[0], request.fps));
+      if (o.x_next->is_cuda()) torch::cuda::synchronize();
       ev.step_ms = now_ms() - t_step;
       ev.attention_ms = attention_ms;
       ev.mask_ms = mask_ms;
@@ -356,8 +378,10 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       total_attention += attention_ms;
       sparsity_sum += ev.mean_sparsity;
       ctx.publish(std::move(ev));
-    }
-    if (ctx.cancel && ctx.cancel->load()) throw model::Cancelled();
+    };
+    const sampler::SampleResult sampled = sampler::sample(*smp, noise, hooks);
+    if (sampled.cancelled || (ctx.cancel && ctx.cancel->load())) throw model::Cancelled();
+    const torch::Tensor& x = sampled.x;
     // Non-finite latents decode to an all-black video: fail loudly instead (damaged weights of any
     // component, or a diverging sampler setting).
     if (!torch::isfinite(x).all().item<bool>())

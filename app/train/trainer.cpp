@@ -29,6 +29,7 @@
 #include "engine/model/mask_adapter.h"
 #include "engine/model/dit.h"
 #include "engine/sampler/flow_matching.h"
+#include "engine/sampler/sample_loop.h"
 
 namespace longshot::train {
 
@@ -355,14 +356,18 @@ Video sample_video(model::WanDiTImpl& dit, model::TextNetImpl& text, const data:
   const int64_t len = text.config().length;
   const auto ctx = text.forward(tok.encode_tensor(prompt, len).to(device));
   const auto unc = text.forward(tok.encode_tensor("", len).to(device));
+  // The generation loop's sampler and loop (Euler on the built-in model's grid), every layer dense
+  // through torch's attention; guidance always applied, as in the runs the previews track.
   sampler::FlowMatchEuler schedule(steps, shift);
-  auto x = sampler::seeded_noise({1, 3, frames, size, size}, seed, device);
-  for (int i = 0; i < steps; ++i) {
-    const auto t = torch::full({1}, schedule.timestep(i), torch::TensorOptions().device(device));
-    model::AttentionControl control = training_attention();
-    const auto vc = dit.forward(x, t, ctx, &control), vu = dit.forward(x, t, unc, &control);
-    x = schedule.step(x, sampler::classifier_free_guidance(vc, vu, guidance), i);
-  }
+  model::AttentionControl control;  // one per step, shared by its two forwards
+  sampler::SampleHooks hooks;
+  hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
+    control = training_attention();
+    return dit.forward(x, t, ctx, &control);
+  };
+  hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) { return dit.forward(x, t, unc, &control); };
+  hooks.guidance = guidance;
+  const auto x = sampler::sample(schedule, sampler::seeded_noise({1, 3, frames, size, size}, seed, device), hooks).x;
   return data::tensor_to_video(x[0].clamp(-1, 1));
 }
 

@@ -41,7 +41,8 @@ const char* kGenerateUsage =
     "sparse-attention mode. Progress and ETA go to stderr, the summary to stdout. Ctrl-C, SIGTERM or\n"
     "SIGHUP cancel (within one layer, or during export) and leave no output file.\n"
     "\n"
-    "  --prompt TEXT          the prompt (required)          --negative TEXT   negative prompt\n"
+    "  --prompt TEXT          the prompt (required)\n"
+    "  --negative TEXT        negative prompt (default: the model's; Wan's own for the Wan models)\n"
     "  --model NAME|DIR|FILE  tiny, longshot-builtin, longshot-builtin-sparse, wan2.1-t2v-1.3b, wan2.1-t2v-14b,\n"
     "                         a model folder (diffusers or the Wan2.1 release: text encoder, tokenizer and VAE\n"
     "                         come with it), a .safetensors DiT checkpoint, or a folder's name on the model\n"
@@ -61,6 +62,8 @@ const char* kGenerateUsage =
     "  --size WxH             frame size (default: longshot-builtin 64x64, tiny 32x32, Wan 832x480)\n"
     "  --steps S              denoising steps (default: the model's, Wan 50)\n"
     "  --guidance G           classifier-free guidance (1 = off)   --shift S   flow-matching shift\n"
+    "  --sampler S            unipc, euler or dpm++2m (default: the model's: Wan unipc, longshot-builtin euler)\n"
+    "  --schedule G           the sampler's sigma grid: auto, wan, diffusers (default auto; docs/sampling.md)\n"
     "  --seed X               noise (and random-weight) seed (default 42)     --fps F   (default 16)\n"
     "  --preset NAME          a paper's published setting (mode, parameters, dense schedule, block, sampler,\n"
     "                         steps, guidance, shift; see 'longshot --help'); later flags override it\n"
@@ -120,6 +123,7 @@ int run_generate(const std::vector<std::string>& args) {
   std::string out_path, trace_path, png_dir, size_text;
   bool have_frames = false, have_steps = false, have_guidance = false, have_shift = false, have_prompt = false;
   bool random_weights = false;
+  bool have_negative = false;
   // Registered up front so that a built-in's weights file given by path finds its config.
   model::register_builtin_model();
   // --from CLIP.mp4: the clip's recipe first; every other flag then overrides its part of it.
@@ -133,6 +137,7 @@ int run_generate(const std::vector<std::string>& args) {
       random_weights = true;
     }
     have_frames = have_steps = have_guidance = have_shift = have_prompt = true;
+    have_negative = true;
     size_text = std::to_string(req.width) + "x" + std::to_string(req.height);
   }
   // The preset first, wherever it stands, so every other flag overrides it.
@@ -161,7 +166,9 @@ int run_generate(const std::vector<std::string>& args) {
     const std::string& value = args[++i];
     if (flag == "--prompt") req.prompt = value, have_prompt = true;
     else if (flag == "--preset") continue;  // applied above
-    else if (flag == "--negative") req.negative_prompt = value;
+    else if (flag == "--negative") req.negative_prompt = value, have_negative = true;
+    else if (flag == "--sampler") req.sampler = value;
+    else if (flag == "--schedule") req.schedule = value;
     else if (flag == "--model") req.model = value;
     else if (flag == "--text-embeddings") req.text_embeddings = value;
     else if (flag == "--from") continue;  // read above
@@ -216,6 +223,7 @@ int run_generate(const std::vector<std::string>& args) {
     if (!have_steps) req.steps = c.default_steps;
     if (!have_guidance) req.guidance = c.default_guidance;
     if (!have_shift) req.shift = c.default_shift;
+    if (!have_negative) req.negative_prompt = c.default_negative_prompt;
   }
   // The built-in model defaults to its training size; other pixel-space configs (tiny) stay small.
   if (!have_frames) req.frames = builtin ? model::kBuiltinFrames : pixel ? 16 : 81;
@@ -290,7 +298,8 @@ int run_generate(const std::vector<std::string>& args) {
       std::cerr << "longshot generate: model " << (req.model.empty() ? s->model_name : req.model)
                 << (s->config_name != s->model_name ? " (" + s->config_name + ")" : std::string()) << ", " << req.frames << " frames " << req.width << "x"
                 << req.height << ", latent tokens " << s->grid.to_string() << " = " << s->grid.size() << ", "
-                << req.steps << " steps, mode " << req.attention.mode
+                << req.steps << " " << s->request.sampler << " steps (shift " << req.shift << ", guidance " << req.guidance
+                << "), mode " << req.attention.mode
                 << (s->adapter.empty() ? std::string() : " with the mask adapter " + s->adapter) << "\n";
     } else if (auto* s = std::get_if<pipeline::StepFinished>(&*ev)) {
       if (req.record_masks)

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "engine/common/assets.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/weights.h"
@@ -122,21 +123,23 @@ DiTConfig builtin_config(const std::string& name) {
   // Whether the model reads absolute-position planes is the shipped weights' to say (DiTConfig).
   if (std::filesystem::exists(c.default_weights)) {
     try {
-      const std::string weights = c.default_weights;
-      c = with_checkpoint_positions(std::move(c), weights);
+      // A copy: when the file is damaged, `c` must survive the throw whole.
+      c = with_checkpoint_positions(c, c.default_weights);
     } catch (const std::exception& e) {
       spdlog::warn("model {}: {}", name, e.what());  // loading the file later names the fault
     }
   }
   c.text_encoder = [](const DiTConfig& config) -> std::unique_ptr<TextEncoder> {
     TextNet net(builtin_text_config());
-    const std::string path = builtin_text_path(config.default_weights);
-    if (std::filesystem::exists(path)) {
+    // No weights file named: random weights asked for by name (--random-weights). A named file
+    // that is missing is an error, never noise.
+    if (!config.default_weights.empty()) {
+      const std::string path = builtin_text_path(config.default_weights);
+      if (!std::filesystem::exists(path))
+        throw IoError("model " + config.name + ": text encoder weights " +
+                      asset_search_text(std::filesystem::path(path).filename().string()) +
+                      ", or use --model tiny for random weights");
       load_text_net(net, path);
-    } else {
-      // The DiT loader warns and uses random weights when the shipped file is missing; the text
-      // encoder does the same so a source tree without assets still runs end to end.
-      spdlog::warn("model {}: text encoder weights '{}' not found, using random weights", config.name, path);
     }
     return std::make_unique<BuiltinTextEncoder>(net);
   };
@@ -163,11 +166,9 @@ std::string resolve_builtin_name(const std::string& name) {
 std::string builtin_weights_path(const std::string& name) {
   const char* env = std::getenv(name == kBuiltinSparseName ? "LONGSHOT_BUILTIN_SPARSE_WEIGHTS" : "LONGSHOT_BUILTIN_WEIGHTS");
   if (env && *env) return env;
-#ifdef LONGSHOT_SOURCE_DIR
-  return std::string(LONGSHOT_SOURCE_DIR) + "/assets/" + name + ".safetensors";
-#else
-  return "assets/" + name + ".safetensors";
-#endif
+  const std::string file = name + ".safetensors";
+  const std::string found = find_asset(file);
+  return found.empty() ? expected_asset_path(file) : found;
 }
 
 std::string builtin_text_path(const std::string& weights_path) {
@@ -201,6 +202,8 @@ void load_text_net(TextNet& net, const std::string& path) {
                        c10::str(c10::IntArrayRef(info.shape)) + ", expected " + c10::str(p.sizes()));
     }
     p.copy_(file.load(item.key(), p.scalar_type()));
+    if (!torch::isfinite(p).all().item<bool>())
+      throw IoError("text encoder weights '" + path + "': tensor '" + item.key() + "' holds NaN or infinite values");
   }
 }
 

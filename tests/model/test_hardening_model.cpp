@@ -59,7 +59,7 @@ TEST(ModelHardening, NonFiniteWeightsAreRefusedByName) {
     std::map<std::string, torch::Tensor> tensors;
     for (const auto& p : m->named_parameters()) tensors[p.key()] = p.value().detach().clone();
     tensors["head.head.weight"].view(-1)[3] = bad;
-    write_safetensors(d.file("nan.safetensors"), tensors, {{"longshot.config", "tiny"}});
+    io::write_safetensors(d.file("nan.safetensors"), tensors, {{"longshot.config", "tiny"}});
     const auto msg = error_of([&] { load_model(d.file("nan.safetensors")); });
     EXPECT_NE(msg.find("head.head.weight"), std::string::npos) << msg;
     EXPECT_NE(msg.find("NaN or infinite"), std::string::npos) << msg;
@@ -72,18 +72,18 @@ TEST(ModelHardening, DamagedBuiltinWeightsKeepTheConfigAndNameTheFile) {
   TempDir d;
   std::ofstream(d.file("zero.safetensors")).flush();  // 0 bytes
   {
-  ScopedEnv env("LONGSHOT_BUILTIN_WEIGHTS", d.file("zero.safetensors"));
-  DiTConfig c;
-  ASSERT_NO_THROW(c = builtin_config(kBuiltinName));
-  EXPECT_EQ(c.name, kBuiltinName);
-  EXPECT_EQ(c.default_weights, d.file("zero.safetensors"));
-  const auto msg = error_of([&] {
-    register_config(c);
-    load_model(kBuiltinName);
-  });
-  EXPECT_NE(msg.find("zero.safetensors"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("too short"), std::string::npos) << msg;
-  EXPECT_EQ(msg.find("needs a name"), std::string::npos) << msg;
+    ScopedEnv env("LONGSHOT_BUILTIN_WEIGHTS", d.file("zero.safetensors"));
+    DiTConfig c;
+    ASSERT_NO_THROW(c = builtin_config(kBuiltinName));
+    EXPECT_EQ(c.name, kBuiltinName);
+    EXPECT_EQ(c.default_weights, d.file("zero.safetensors"));
+    const auto msg = error_of([&] {
+      register_config(c);
+      load_model(kBuiltinName);
+    });
+    EXPECT_NE(msg.find("zero.safetensors"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("too short"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("needs a name"), std::string::npos) << msg;
   }
   register_builtin_model();  // back to the shipped weights for other tests
 }
@@ -93,23 +93,23 @@ TEST(ModelHardening, DamagedBuiltinWeightsKeepTheConfigAndNameTheFile) {
 TEST(ModelHardening, MissingBuiltinWeightsAreAnErrorNamingEveryFolder) {
   TempDir d;
   {
-  ScopedEnv assets("LONGSHOT_ASSETS", d.path.string());
-  ScopedEnv no_source("LONGSHOT_NO_SOURCE_ASSETS", "1");
-  const DiTConfig c = builtin_config(kBuiltinName);
-  EXPECT_FALSE(fs::exists(c.default_weights)) << c.default_weights;
-  register_config(c);
-  const auto msg = error_of([&] { load_model(kBuiltinName); });
-  EXPECT_NE(msg.find("not found"), std::string::npos) << msg;
-  EXPECT_NE(msg.find(d.path.string()), std::string::npos) << msg;
-  EXPECT_NE(msg.find("share/longshot"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("LONGSHOT_ASSETS"), std::string::npos) << msg;
-  // The text encoder alone is just as strict.
-  const auto text = error_of([&] { c.text_encoder(c); });
-  EXPECT_NE(text.find("-text.safetensors"), std::string::npos) << text;
-  // Random weights only when the config names no file (asked for by name).
-  DiTConfig random = c;
-  random.default_weights.clear();
-  EXPECT_NO_THROW(random.text_encoder(random));
+    ScopedEnv assets("LONGSHOT_ASSETS", d.path.string());
+    ScopedEnv no_source("LONGSHOT_NO_SOURCE_ASSETS", "1");
+    const DiTConfig c = builtin_config(kBuiltinName);
+    EXPECT_FALSE(fs::exists(c.default_weights)) << c.default_weights;
+    register_config(c);
+    const auto msg = error_of([&] { load_model(kBuiltinName); });
+    EXPECT_NE(msg.find("not found"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(d.path.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("share/longshot"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("LONGSHOT_ASSETS"), std::string::npos) << msg;
+    // The text encoder alone is just as strict.
+    const auto text = error_of([&] { c.text_encoder(c); });
+    EXPECT_NE(text.find("-text.safetensors"), std::string::npos) << text;
+    // Random weights only when the config names no file (asked for by name).
+    DiTConfig random = c;
+    random.default_weights.clear();
+    EXPECT_NO_THROW(random.text_encoder(random));
   }
   register_builtin_model();
 }

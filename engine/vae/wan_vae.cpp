@@ -16,6 +16,7 @@
 #include <iterator>
 #include <set>
 
+#include <spdlog/spdlog.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
@@ -318,16 +319,38 @@ torch::Tensor mid_block(Stream& s, const Mid& m, torch::Tensor x) {
 }
 
 // One chunk of latent frames [1, z, t, h, w] (post_quant_conv applied) → frames [1, 3, n, H, W].
-torch::Tensor run_decoder(Stream& s, const Decoder& d, torch::Tensor x) {
+// Once the last temporal upsampling is done the time axis no longer changes, so the remaining
+// (largest) levels may run `pass_frames` frames at a time (0: all at once): the same numbers, the
+// activations of fewer full-resolution frames alive at once.
+torch::Tensor run_decoder(Stream& s, const Decoder& d, torch::Tensor x, int64_t pass_frames) {
   s.begin_chunk();
   x = causal_conv(s, d.conv_in, std::move(x));
   x = mid_block(s, d.mid, std::move(x));
-  for (const auto& up : d.ups) {
-    for (const auto& r : up.res) x = res_block(s, r, std::move(x));
-    if (up.has_resample) x = upsample(s, up.resample, std::move(x));
+  size_t split = 0;  // the first up block after the last temporal upsampling
+  for (size_t i = 0; i < d.ups.size(); ++i)
+    if (d.ups[i].has_resample && d.ups[i].resample.mode == ResampleMode::Up3d) split = i + 1;
+  for (size_t i = 0; i < split; ++i) {
+    for (const auto& r : d.ups[i].res) x = res_block(s, r, std::move(x));
+    if (d.ups[i].has_resample) x = upsample(s, d.ups[i].resample, std::move(x));
   }
-  x = rms_norm(x, d.gamma_out, true);
-  return causal_conv(s, d.conv_out, std::move(x)).clamp_(-1, 1);
+  auto tail = [&](torch::Tensor y) {
+    for (size_t i = split; i < d.ups.size(); ++i) {
+      for (const auto& r : d.ups[i].res) y = res_block(s, r, std::move(y));
+      if (d.ups[i].has_resample) y = upsample(s, d.ups[i].resample, std::move(y));
+    }
+    y = rms_norm(y, d.gamma_out, true);
+    return causal_conv(s, d.conv_out, std::move(y)).clamp_(-1, 1);
+  };
+  const int64_t T = x.size(2);
+  if (pass_frames <= 0 || pass_frames >= T) return tail(std::move(x));
+  const size_t mark = s.next;  // every pass visits the tail's slots in the same order
+  std::vector<torch::Tensor> outs;
+  for (int64_t f = 0; f < T; f += pass_frames) {
+    s.next = mark;
+    outs.push_back(tail(x.narrow(2, f, std::min(pass_frames, T - f))));
+  }
+  x = torch::Tensor();
+  return torch::cat(outs, 2);
 }
 
 // One chunk of frames [1, 3, t, H, W] → [1, 2z, t', h, w] before quant_conv.
@@ -714,6 +737,7 @@ void WanVAE::decode_streamed(const torch::Tensor& latents, const FrameSink& sink
   const auto& impl = *impl_;
   impl.check_latents(latents);
   if (options.chunk < 0) throw ParameterError("chunk", "latent frames per decoder call must be ≥ 0 (0 = all)");
+  if (options.pass_frames < 0) throw ParameterError("pass_frames", "frames per full-resolution pass must be ≥ 0 (0 = all)");
   if (options.tile && (options.tile_latent < 2 || options.tile_overlap < 0 || options.tile_overlap >= options.tile_latent))
     throw ParameterError("vae-tile", "tile size must be ≥ 2 latent pixels and the overlap smaller than the tile");
   torch::NoGradGuard no_grad;
@@ -755,10 +779,11 @@ void WanVAE::decode_streamed(const torch::Tensor& latents, const FrameSink& sink
       auto zc = at::conv3d(z.narrow(2, i, n), impl.dec.post_quant.w, impl.dec.post_quant.b);
       torch::Tensor out;
       if (tiles.size() == 1) {
-        out = run_decoder(tiles[0].stream, impl.dec, zc);
+        out = run_decoder(tiles[0].stream, impl.dec, zc, options.pass_frames);
       } else {
         for (auto& t : tiles) {
-          auto part = run_decoder(t.stream, impl.dec, zc.narrow(3, t.y, t.th).narrow(4, t.x, t.tw).contiguous());
+          auto part = run_decoder(t.stream, impl.dec, zc.narrow(3, t.y, t.th).narrow(4, t.x, t.tw).contiguous(),
+                                   options.pass_frames);
           if (!out.defined())
             out = torch::zeros({1, 3, part.size(2), h * ss, w * ss}, part.options().dtype(torch::kFloat));
           out.narrow(3, t.y * ss, t.th * ss).narrow(4, t.x * ss, t.tw * ss).add_(part.to(torch::kFloat) * t.weight);

@@ -36,7 +36,7 @@ namespace {
 
 const char* kUsage =
     "Usage: bench_vae [--vae FILE] [--sizes 480x832,720x1280] [--frames 81] [--device cuda|cpu]\n"
-    "                 [--dtype bf16|fp32] [--reps N] [--tile] [--chunk N] [--json FILE]\n"
+    "                 [--dtype bf16|fp32] [--reps N] [--tile] [--chunk N] [--pass N] [--json FILE]\n"
     "       bench_vae --vae FILE (--latents FILE | --video FILE) --out FILE [--raw] [--device D] [--dtype D]\n"
     "                 (--latents: raw when --raw, else normalised; --video: --dtype is the encoder's, fp32\n"
     "                 by default; --raw writes raw latents)\n";
@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::max(1, std::stoi(value()));
     else if (a == "--tile") options.tile = true;
     else if (a == "--chunk") options.chunk = std::stoi(value());
+    else if (a == "--pass") options.pass_frames = std::stoi(value());
     else if (a == "--json") json_path = value();
     else if (a == "--latents") latents_path = value();
     else if (a == "--video") video_path = value();
@@ -139,9 +140,10 @@ int main(int argc, char** argv) {
     model.to(device, dtype);
     const auto& cfg = model.config();
     const int64_t T = (frames - 1) / cfg.temporal_stride() + 1;
-    std::printf("Wan2.1 VAE streamed decode: %s, %s, %s weights, %d frames (%lld latent frames), tiling %s\n",
+    std::printf("Wan2.1 VAE streamed decode: %s, %s, %s weights, %d frames (%lld latent frames), tiling %s, "
+                "full-resolution pass %lld frames (0 = whole chunk)\n",
                 device.str().c_str(), dtype == torch::kFloat ? "fp32" : "bf16", vae_path.empty() ? "random" : "file",
-                int(cfg.frames_for(T)), (long long)T, options.tile ? "on" : "off");
+                int(cfg.frames_for(T)), (long long)T, options.tile ? "on" : "off", (long long)options.pass_frames);
     std::printf("%-10s %10s %10s %12s\n", "size", "time_s", "fps", "peak_GiB");
     nlohmann::json rows = nlohmann::json::array();
     std::stringstream ss(sizes);
@@ -177,7 +179,7 @@ int main(int argc, char** argv) {
       rows.push_back({{"size", item}, {"frames", out_frames}, {"latent_frames", T}, {"time_s", t},
                       {"peak_gib", peak}, {"reps", reps}});
     }
-    nlohmann::json out = {{"bench", "vae_decode_streamed"}, {"device", device.str()},
+    nlohmann::json out = {{"bench", "vae_decode_streamed"}, {"device", device.str()}, {"pass_frames", options.pass_frames},
                           {"dtype", dtype == torch::kFloat ? "fp32" : "bf16"}, {"tile", options.tile},
                           {"weights", vae_path.empty() ? "random" : vae_path}, {"rows", rows}};
     std::ofstream(json_path) << out.dump(2) << "\n";

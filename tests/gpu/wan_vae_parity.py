@@ -193,6 +193,10 @@ torch.cuda.empty_cache()
 ours("--vae", st_path, "--sizes", "480x832,720x1280", "--reps", "3", "--json", os.path.join(WORK, "bench_ours.json"))
 for row in json.load(open(os.path.join(WORK, "bench_ours.json")))["rows"]:
     step3["ours"][row["size"]] = {"time_s": row["time_s"], "peak_gib": row["peak_gib"]}
+for p in ("0", "1"):  # the full-resolution levels 4 frames (whole chunk) or 1 frame at a time; default 2
+    ours("--vae", st_path, "--sizes", "480x832", "--reps", "2", "--pass", p, "--json", os.path.join(WORK, f"bench_pass{p}.json"))
+    for row in json.load(open(os.path.join(WORK, f"bench_pass{p}.json")))["rows"]:
+        step3.setdefault("ours_pass", {})[f"{row['size']} pass {p}"] = {"time_s": row["time_s"], "peak_gib": row["peak_gib"]}
 ours("--vae", st_path, "--sizes", "720x1280", "--reps", "1", "--tile", "--json", os.path.join(WORK, "bench_tiled.json"))
 for row in json.load(open(os.path.join(WORK, "bench_tiled.json")))["rows"]:
     step3["ours_tiled"] = {row["size"]: {"time_s": row["time_s"], "peak_gib": row["peak_gib"]}}
@@ -219,6 +223,8 @@ for key in ("480x832", "720x1280"):
     d, o = step3["diffusers"].get(key, {}), step3["ours"].get(key, {})
     md.append(f"| {key} | {d.get('time_s', float('nan')):.2f} s | {d.get('peak_gib', float('nan')):.2f} GiB | "
               f"{o.get('time_s', float('nan')):.2f} s | {o.get('peak_gib', float('nan')):.2f} GiB |")
+for key, v in step3.get("ours_pass", {}).items():
+    md.append(f"| {key} (ours, full-resolution frames per pass; default 2) | | | {v['time_s']:.2f} s | {v['peak_gib']:.2f} GiB |")
 if "ours_tiled" in step3:
     for key, v in step3["ours_tiled"].items():
         md.append(f"| {key} tiled (ours, --vae-tile) | | | {v['time_s']:.2f} s | {v['peak_gib']:.2f} GiB |")

@@ -136,6 +136,12 @@ TEST(WanVAE, StreamedEqualsWholeClipAndOtherChunks) {
   EXPECT_EQ(a.size(1), 13);
   EXPECT_LT(rel_l2(a, b), 1e-5);
   EXPECT_LT(rel_l2(c, b), 1e-5);
+  // Full-resolution levels one or three frames at a time: the same numbers.
+  DecodeOptions pass1, pass3;
+  pass1.pass_frames = 1;
+  pass3.pass_frames = 3;
+  EXPECT_LT(rel_l2(vae.decode(z, pass1), a), 1e-5);
+  EXPECT_LT(rel_l2(vae.decode(z, pass3), a), 1e-5);
 }
 
 TEST(WanVAE, DecodeIsCausal) {
@@ -275,6 +281,9 @@ TEST(WanVAE, BadInputIsRefused) {
   EXPECT_THROW(vae.decode(nan), ShapeError);
   DecodeOptions bad;
   bad.chunk = -1;
+  EXPECT_THROW(vae.decode(torch::randn({16, 2, 4, 4}), bad), ParameterError);
+  bad.chunk = 1;
+  bad.pass_frames = -2;
   EXPECT_THROW(vae.decode(torch::randn({16, 2, 4, 4}), bad), ParameterError);
   EXPECT_THROW(vae.encode(torch::zeros({3, 8, 16, 16})), ShapeError);   // not 1 + 4k frames
   EXPECT_THROW(vae.encode(torch::zeros({3, 5, 20, 16})), ShapeError);   // not a multiple of 8

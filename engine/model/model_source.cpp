@@ -261,7 +261,9 @@ int64_t text_encoder_width(const std::string& path) {
   const fs::path p(path);
   const auto cfg = p.parent_path() / "config.json";
   if (ends_with(path, ".pth") || ends_with(path, ".pt")) return 0;
-  if (is_file(cfg)) {
+  // A config.json counts only in diffusers' text_encoder/ folder: beside split files it may be
+  // anything's.
+  if (p.parent_path().filename() == "text_encoder" && is_file(cfg)) {
     const json j = read_json(cfg.string());
     if (j.contains("d_model") && j["d_model"].is_number_integer()) return j["d_model"].get<int64_t>();
   }
@@ -282,7 +284,7 @@ struct VaeFacts {
 VaeFacts vae_facts(const std::string& path) {
   VaeFacts v;
   const auto cfg = fs::path(path).parent_path() / "config.json";
-  if (is_file(cfg)) {
+  if (fs::path(path).parent_path().filename() == "vae" && is_file(cfg)) {
     const json j = read_json(cfg.string());
     v.z_dim = json_int(j, "z_dim", 0);
     if (j.contains("temperal_downsample") && j["temperal_downsample"].is_array()) {
@@ -503,8 +505,8 @@ WanDiT load_dit(const ResolvedModel& m, uint64_t seed, torch::Device device, tor
     // A config that names its weights file needs it: noise from random weights is never a fallback
     // (random weights come only from a config that names none, e.g. tiny or --random-weights).
     if (!weights.empty() && !fs::exists(weights))
-      throw IoError("model " + m.config.name + ": weights file '" + weights + "' not found; " +
-                    asset_search_text(fs::path(weights).filename().string()) + ", or use --model tiny for random weights");
+      throw IoError("model " + m.config.name + ": weights " + asset_search_text(fs::path(weights).filename().string()) +
+                    ", or use --model tiny for random weights");
   }
   WanDiT model(m.config);
   if (weights.empty()) model->init_random(seed);

@@ -86,6 +86,17 @@ std::vector<double> per_frame_ssim(const Video& a, const Video& b) {
   return out;
 }
 
+std::vector<double> sweep_values(double from, double to, int points, bool integer) {
+  if (points < 1) throw ParameterError("points", "a sweep needs at least one point, got " + std::to_string(points));
+  std::vector<double> out;
+  for (int i = 0; i < points; ++i) {
+    double v = points == 1 ? from : from + (to - from) * i / (points - 1);
+    if (integer) v = std::round(v);
+    if (out.empty() || std::abs(out.back() - v) > 1e-12) out.push_back(v);
+  }
+  return out;
+}
+
 std::vector<uint8_t> difference_image(const Video& a, const Video& b, int frame, float gain) {
   check_same_size(a, b);
   if (frame < 0 || frame >= std::min(a.frames, b.frames))

@@ -18,6 +18,9 @@ std::vector<double> per_frame_psnr(const Video& a, const Video& b);
 // window). 1 = identical. Throws like per_frame_psnr.
 double ssim(const Video& a, const Video& b, int frame);
 std::vector<double> per_frame_ssim(const Video& a, const Video& b);
+// `points` values spread evenly over [from, to] (ends included; one point: `from`), rounded to
+// integers when `integer`, duplicates dropped. Throws ParameterError("points") for points < 1.
+std::vector<double> sweep_values(double from, double to, int points, bool integer = false);
 // |a − b| × gain per channel, clamped to 255, as RGB bytes of one frame. Throws like above, and
 // ParameterError("frame", ...) for a frame outside both videos.
 std::vector<uint8_t> difference_image(const Video& a, const Video& b, int frame, float gain = 4.f);

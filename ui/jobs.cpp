@@ -240,10 +240,27 @@ int snap_side(int side, int unit) {
   return std::max(unit, static_cast<int>(std::lround(static_cast<double>(side) / unit)) * unit);
 }
 
-int snap_frames(int frames, const ModelLimits& limits) {
-  const int ts = std::max(1, limits.temporal_stride);
-  const int k = static_cast<int>(std::lround(std::max(0, frames - 1) / static_cast<double>(ts)));
-  return std::clamp(1 + k * ts, 1, kMaxFrames - (kMaxFrames - 1) % ts);
+bool frames_fit(int frames, const ModelLimits& m) {
+  const int ts = std::max(1, m.temporal_stride), pt = std::max(1, m.temporal_patch);
+  if (frames < 1 || frames > kMaxFrames || (frames - 1) % ts != 0) return false;
+  const int latent = ts == 1 ? frames : 1 + (frames - 1) / ts;
+  return latent % pt == 0;
+}
+
+int snap_frames(int frames, const ModelLimits& m) {
+  frames = std::clamp(frames, 1, kMaxFrames);
+  for (int d = 0; d < kMaxFrames; ++d) {
+    if (frames_fit(frames - d, m)) return frames - d;
+    if (frames_fit(frames + d, m)) return frames + d;
+  }
+  return 1;
+}
+
+std::string frames_rule(const ModelLimits& m) {
+  const int ts = std::max(1, m.temporal_stride), pt = std::max(1, m.temporal_patch);
+  if (ts == 1) return pt == 1 ? "any" : std::to_string(pt) + "n";
+  if (pt == 1) return std::to_string(ts) + "n+1";
+  return std::to_string(ts) + "n+1, latent " + std::to_string(pt) + "n";
 }
 
 std::vector<RequestProblem> check_request(const pipeline::GenerationRequest& r, const ModelLimits& m) {
@@ -254,9 +271,9 @@ std::vector<RequestProblem> check_request(const pipeline::GenerationRequest& r, 
   if (blank) add("prompt", "is empty: describe the video (the grey text is only an example)");
   if (r.frames < 1 || r.frames > kMaxFrames)
     add("frames", std::to_string(r.frames) + " is outside 1-" + std::to_string(kMaxFrames));
-  else if (m.temporal_stride > 1 && (r.frames - 1) % m.temporal_stride != 0)
-    add("frames", std::to_string(r.frames) + ": " + m.name + " needs 1 + " + std::to_string(m.temporal_stride) +
-                      "k frames (nearest " + std::to_string(snap_frames(r.frames, m)) + ")");
+  else if (!frames_fit(r.frames, m))
+    add("frames", std::to_string(r.frames) + ": " + m.name + " needs " + frames_rule(m) + " frames (nearest " +
+                      std::to_string(snap_frames(r.frames, m)) + ")");
   auto side = [&](const char* field, int v, int unit) {
     if (v < 2 || v > kMaxSide) add(field, std::to_string(v) + " is outside 2-" + std::to_string(kMaxSide));
     else if (unit > 1 && v % unit != 0)

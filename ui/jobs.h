@@ -72,6 +72,7 @@ struct ModelLimits {
   std::string name;
   bool known = false;        // false: a path not inspected yet, nothing but the generic limits apply
   int temporal_stride = 1;   // frames must be 1 + k * temporal_stride (1: any count)
+  int temporal_patch = 1;    // and the latent frame count a multiple of this (the DiT's patch t)
   int unit_w = 1, unit_h = 1;  // width / height multiples (VAE stride x patch)
   std::vector<std::string> missing;  // components a generation would lack, shown as warnings
 };
@@ -86,8 +87,11 @@ std::vector<RequestProblem> check_request(const pipeline::GenerationRequest& req
 // What makes two requests more than "one recipe under two attention settings" (prompt, seed,
 // model, frames, size, steps, guidance, shift, sampler), one readable line each; empty = comparable.
 std::vector<std::string> request_differences(const pipeline::GenerationRequest& a, const pipeline::GenerationRequest& b);
-// The nearest valid frame count / side for the limits (what a "snap" button offers).
+// Whether `frames` makes a latent clip the model can patch (latent_shape's rule), the nearest
+// count that does, and the rule in a few words ("4n+1", "2n", "any").
+bool frames_fit(int frames, const ModelLimits& limits);
 int snap_frames(int frames, const ModelLimits& limits);
+std::string frames_rule(const ModelLimits& limits);
 int snap_side(int side, int unit);
 
 }  // namespace longshot::ui

@@ -85,6 +85,7 @@ const std::vector<Field>& fields() {
       LS_STR("request/attention/adapter", request.attention.adapter),
       LS_INT("request/attention/dense_first_layers", request.attention.dense_first_layers),
       LS_INT("request/attention/dense_last_layers", request.attention.dense_last_layers),
+      LS_BOOL("request/attention/riflex", request.attention.riflex),
       Field{"request/attention/block_size",
             [](const StudioSettings& s) { return std::to_string(s.request.attention.block_size); },
             [](StudioSettings& s, const std::string& v) { s.request.attention.block_size = to_int(v); }},

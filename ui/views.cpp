@@ -18,6 +18,7 @@
 
 #include <imgui.h>
 
+#include "engine/attention/mask_policy.h"
 #include "engine/common/error.h"
 #include "ui/colormap.h"
 #include "ui/compare.h"
@@ -260,6 +261,18 @@ struct Views::Impl {
   int cmp_frame = 0, cmp_frame_drawn = -1;
   std::vector<float> cmp_psnr;
 
+  // Sweep (a tab of Compare)
+  struct Sweep {
+    uint64_t reference = 0;
+    std::vector<uint64_t> jobs;
+    std::string mode, param;
+    std::vector<double> values;
+  } sweep;
+  int sweep_param = 0, sweep_points = 5;
+  float sweep_from = 0.1f, sweep_to = 0.5f;
+  std::string sweep_param_mode;  // the mode sweep_from/to were set for
+  bool show_ab_tab = false;       // a click on a sweep point opens A vs B with its frames
+  bool show_sweep_tab = false;    // a new sweep shows itself
   int autoplay_wraps = -1;  // a new clip plays twice on its own, then waits (no redraws while idle)
   int last_frame = 0;
   std::vector<float> cmp_ssim;
@@ -270,6 +283,8 @@ struct Views::Impl {
   bool mask(const StudioState& s, ViewSettings& v);
   bool sparsity(const StudioState& s, ViewSettings& v);
   bool compare(const StudioState& s, ViewSettings& v, PanelActions& act);
+  bool compare_ab(const StudioState& s, ViewSettings& v, PanelActions& act);
+  bool sweep_tab(const StudioState& s, ViewSettings& v, PanelActions& act);
   const RunRecord* run_with_grid(const StudioState& s) const;
 };
 
@@ -555,18 +570,18 @@ bool Views::Impl::mask(const StudioState& s, ViewSettings&) {
     mask_pan = {0, 0};
   }
   const MaskColors colors;
-  ImGui::SameLine();
-  ImGui::ColorButton("kept", ImColor(rgba(colors.kept)), 0, {10, 10});
-  ImGui::SameLine(0, 3);
-  ImGui::TextUnformatted("kept");
-  ImGui::SameLine();
-  ImGui::ColorButton("cached", ImColor(rgba(colors.cached)), 0, {10, 10});
-  ImGui::SameLine(0, 3);
-  ImGui::TextUnformatted("reused");
-  ImGui::SameLine();
-  ImGui::ColorButton("dropped", ImColor(rgba(colors.dropped)), 0, {10, 10});
-  ImGui::SameLine(0, 3);
-  ImGui::TextUnformatted("dropped");
+  // Legend entries flow onto the next line rather than off the panel's edge.
+  auto legend = [&](const char* id, const Rgba8& c, const char* text) {
+    const float need = 16 + ImGui::CalcTextSize(text).x + ImGui::GetStyle().ItemSpacing.x;
+    ImGui::SameLine();
+    if (ImGui::GetContentRegionAvail().x < need) ImGui::NewLine();
+    ImGui::ColorButton(id, ImColor(rgba(c)), 0, {10, 10});
+    ImGui::SameLine(0, 3);
+    ImGui::TextUnformatted(text);
+  };
+  legend("kept", colors.kept, "kept");
+  legend("cached", colors.cached, "reused (cached mask)");
+  legend("dropped", colors.dropped, "dropped");
   ImGui::TextWrapped("layer %d, %lld x %lld blocks of %lld, %s order, block sparsity %.1f%%%s", r->mask_layer,
               static_cast<long long>(m->num_q_blocks), static_cast<long long>(m->num_k_blocks),
               static_cast<long long>(m->block_size), attention::to_string(m->ordering),
@@ -761,6 +776,218 @@ bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
 // ---------------------------------------------------------------------------------------------
 // [SECTION] Compare
 bool Views::Impl::compare(const StudioState& s, ViewSettings& v, PanelActions& act) {
+  bool has = false;
+  if (ImGui::BeginTabBar("cmp_tabs")) {
+    if (ImGui::BeginTabItem("A vs B", nullptr, show_ab_tab ? ImGuiTabItemFlags_SetSelected : 0)) {
+      has = compare_ab(s, v, act);
+      ImGui::EndTabItem();
+    }
+    show_ab_tab = false;
+    const bool select_sweep = show_sweep_tab;
+    show_sweep_tab = false;
+    if (ImGui::BeginTabItem("Sweep", nullptr, select_sweep ? ImGuiTabItemFlags_SetSelected : 0)) {
+      has = sweep_tab(s, v, act);
+      ImGui::EndTabItem();
+    }
+    ImGui::EndTabBar();
+  }
+  return has;
+}
+
+bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions& act) {
+  // One parameter of mode B over a range, each point against a dense run of the same seed.
+  const attention::PolicyInfo* info = nullptr;
+  for (const auto& p : attention::registered_policies())
+    if (p.name == v.compare_mode_b) info = &p;
+  ImGui::SetNextItemWidth(110);
+  if (ImGui::BeginCombo("mode", v.compare_mode_b.c_str())) {
+    for (const auto& m : modes)
+      if (ImGui::Selectable(m.c_str(), m == v.compare_mode_b)) v.compare_mode_b = m;
+    ImGui::EndCombo();
+  }
+  if (!info || info->params.empty()) {
+    hint("This mode has no parameter to sweep: pick a sparse mode (radial-ratio, dfsattn, lvsa, ...).");
+  } else {
+    if (sweep_param_mode != info->name) {
+      // A new mode: its keep_ratio if it has one, else its first parameter, over its range.
+      sweep_param = 0;
+      for (size_t i = 0; i < info->params.size(); ++i)
+        if (info->params[i].name == "keep_ratio") sweep_param = static_cast<int>(i);
+      const auto& spec = info->params[sweep_param];
+      sweep_from = spec.name == "keep_ratio" ? 0.1f : static_cast<float>(spec.min);
+      sweep_to = spec.name == "keep_ratio" ? 0.5f : static_cast<float>(spec.max);
+      sweep_param_mode = info->name;
+    }
+    sweep_param = std::clamp(sweep_param, 0, static_cast<int>(info->params.size()) - 1);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(std::max(80.f, ImGui::GetContentRegionAvail().x - 60));
+    if (ImGui::BeginCombo("param", info->params[sweep_param].name.c_str())) {
+      for (size_t i = 0; i < info->params.size(); ++i)
+        if (ImGui::Selectable(info->params[i].name.c_str(), static_cast<int>(i) == sweep_param)) {
+          sweep_param = static_cast<int>(i);
+          sweep_from = static_cast<float>(info->params[i].min);
+          sweep_to = static_cast<float>(info->params[i].max);
+        }
+      ImGui::EndCombo();
+    }
+    const auto& spec = info->params[sweep_param];
+    ImGui::SetNextItemWidth(std::max(120.f, ImGui::GetContentRegionAvail().x * 0.55f));
+    ImGui::DragFloatRange2("range", &sweep_from, &sweep_to, (spec.max - spec.min) / 200.f, static_cast<float>(spec.min),
+                           static_cast<float>(spec.max), spec.integer ? "%.0f" : "%.2f");
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(60);
+    ImGui::SliderInt("points", &sweep_points, 2, 8);
+    if (ImGui::Button("Run sweep")) {
+      act.run_sweep = true;
+      act.sweep_mode = info->name;
+      act.sweep_param = spec.name;
+      act.sweep_values = sweep_values(sweep_from, sweep_to, sweep_points, spec.integer);
+      // An open lower bound (keep_ratio in (0, 1]) must not be hit exactly.
+      if (!spec.min_inclusive)
+        for (double& x : act.sweep_values) x = std::max(x, spec.min + 1e-3 * (spec.max - spec.min));
+    }
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("Queues a dense run and one %s run per value, all from the dock's request and seed", info->name.c_str());
+  }
+  if (sweep.jobs.empty()) {
+    hint("The sweep's points appear here as a trade-off curve: quality against the dense run (PSNR) over time per step.");
+    return false;
+  }
+  const RunRecord* ref = s.find(sweep.reference);
+  struct Point {
+    double value = 0, step_ms = 0, sparsity = 0, psnr = 0, ssim = 0;
+    uint64_t job = 0;
+    bool done = false;
+  };
+  auto mean_step = [](const RunRecord* r) {
+    double ms = 0;
+    for (const auto& st : r->steps) ms += st.step_ms;
+    return r->steps.empty() ? 0.0 : ms / r->steps.size();
+  };
+  std::vector<Point> points;
+  const VideoPtr vref = ref && ref->status == RunStatus::Finished ? ref->frames() : nullptr;
+  for (size_t i = 0; i < sweep.jobs.size(); ++i) {
+    Point p;
+    p.value = i < sweep.values.size() ? sweep.values[i] : 0;
+    p.job = sweep.jobs[i];
+    const RunRecord* r = s.find(p.job);
+    if (r && r->status == RunStatus::Finished && vref && r->frames()) {
+      const VideoPtr vr = r->frames();
+      if (vr->width == vref->width && vr->height == vref->height && vr->frames == vref->frames) {
+        double ps = 0, ss = 0;
+        const auto pf = per_frame_psnr(*vref, *vr);
+        const auto sf = per_frame_ssim(*vref, *vr);
+        for (double x : pf) ps += std::min(x, 99.0);
+        for (double x : sf) ss += x;
+        p.psnr = ps / std::max<size_t>(1, pf.size());
+        p.ssim = ss / std::max<size_t>(1, sf.size());
+        p.step_ms = mean_step(r);
+        p.sparsity = r->mean_sparsity;
+        p.done = true;
+      }
+    }
+    points.push_back(p);
+  }
+  const size_t done = static_cast<size_t>(std::count_if(points.begin(), points.end(), [](const Point& p) { return p.done; }));
+  const double ref_ms = ref ? mean_step(ref) : 0;
+  ImGui::Text("%s over %s: %zu of %zu points, dense reference %s", sweep.param.c_str(), sweep.mode.c_str(), done,
+              points.size(), vref ? "done" : "running");
+  // Plot: x = time per step, y = PSNR against dense; one dot per point, joined in value order.
+  const float plot_h = std::max(60.f, ImGui::GetContentRegionAvail().y - (points.size() + 1.5f) * ImGui::GetTextLineHeightWithSpacing() - 8);
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 p0 = ImGui::GetCursorScreenPos();
+  const float w = std::max(60.f, ImGui::GetContentRegionAvail().x);
+  const ImVec2 p1(p0.x + w, p0.y + plot_h);
+  dl->AddRectFilled(p0, p1, IM_COL32(22, 22, 28, 255));
+  dl->AddRect(p0, p1, IM_COL32(70, 70, 80, 255));
+  double xmin = ref_ms > 0 ? ref_ms : 1e30, xmax = ref_ms, ymin = 1e30, ymax = -1e30;
+  for (const auto& p : points)
+    if (p.done) {
+      xmin = std::min(xmin, p.step_ms), xmax = std::max(xmax, p.step_ms);
+      ymin = std::min(ymin, p.psnr), ymax = std::max(ymax, p.psnr);
+    }
+  int clicked = -1;
+  if (done > 0) {
+    if (xmax <= xmin) xmax = xmin + 1;
+    ymin = std::floor(ymin - 1), ymax = std::ceil(ymax + 1);
+    const float lh = ImGui::GetTextLineHeight();
+    const float left = p0.x + 8, right = p1.x - 8, top = p0.y + lh + 6, bottom = p1.y - lh - 6;
+    auto px = [&](double x) { return left + static_cast<float>((x - xmin) / (xmax - xmin)) * (right - left); };
+    auto py = [&](double y) { return bottom - static_cast<float>((y - ymin) / (ymax - ymin)) * (bottom - top); };
+    const ImU32 line_c = IM_COL32(120, 220, 140, 255), text_c = IM_COL32(200, 200, 210, 255), axis_c = IM_COL32(150, 150, 160, 255);
+    if (ref_ms > 0) {
+      dl->AddLine({px(ref_ms), top}, {px(ref_ms), bottom}, IM_COL32(150, 150, 170, 160), 1.f);
+      dl->AddText({px(ref_ms) - ImGui::CalcTextSize("dense").x - 3, top}, axis_c, "dense");
+    }
+    const Point* prev = nullptr;
+    const ImVec2 mouse = ImGui::GetIO().MousePos;
+    for (size_t i = 0; i < points.size(); ++i) {
+      const auto& p = points[i];
+      if (!p.done) continue;
+      const ImVec2 c(px(p.step_ms), py(p.psnr));
+      if (prev) dl->AddLine({px(prev->step_ms), py(prev->psnr)}, c, line_c, 1.5f);
+      const bool hover = std::abs(mouse.x - c.x) < 7 && std::abs(mouse.y - c.y) < 7;
+      dl->AddCircleFilled(c, hover ? 6.f : 4.f, hover ? IM_COL32(255, 240, 120, 255) : line_c);
+      char label[32];
+      std::snprintf(label, sizeof label, "%.3g", p.value);
+      dl->AddText({c.x + 6, c.y - lh}, text_c, label);
+      if (hover) {
+        ImGui::SetTooltip("%s = %.3g: PSNR %.2f dB, SSIM %.3f, %.0f ms per step (dense %.0f), sparsity %.0f%%\nclick: "
+                          "its frames against dense",
+                          sweep.param.c_str(), p.value, p.psnr, p.ssim, p.step_ms, ref_ms, 100 * p.sparsity);
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Left)) clicked = static_cast<int>(i);
+      }
+      prev = &p;
+    }
+    char buf[64];
+    dl->AddText({p0.x + 6, p0.y + 2}, text_c, "PSNR vs dense (dB) over time per step");
+    std::snprintf(buf, sizeof buf, "%.0f dB", ymin);
+    dl->AddText({p0.x + 6, bottom - lh}, axis_c, buf);
+    std::snprintf(buf, sizeof buf, "%.0f ms", xmin);
+    dl->AddText({left, bottom + 3}, axis_c, buf);
+    std::snprintf(buf, sizeof buf, "%.0f ms per step", xmax);
+    dl->AddText({right - ImGui::CalcTextSize(buf).x, bottom + 3}, axis_c, buf);
+  }
+  ImGui::Dummy({w, plot_h});
+  if (ImGui::BeginTable("sweep", 5, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_BordersInnerH)) {
+    ImGui::TableSetupColumn(sweep.param.c_str());
+    ImGui::TableSetupColumn("PSNR");
+    ImGui::TableSetupColumn("SSIM");
+    ImGui::TableSetupColumn("step");
+    ImGui::TableSetupColumn("sparsity");
+    ImGui::TableHeadersRow();
+    for (size_t i = 0; i < points.size(); ++i) {
+      const auto& p = points[i];
+      ImGui::TableNextRow();
+      ImGui::TableNextColumn();
+      char label[48];
+      std::snprintf(label, sizeof label, "%.3g##pt%zu", p.value, i);
+      if (ImGui::Selectable(label, false, ImGuiSelectableFlags_SpanAllColumns) && p.done) clicked = static_cast<int>(i);
+      ImGui::TableNextColumn();
+      if (!p.done) {
+        const RunRecord* r = s.find(p.job);
+        ImGui::TextDisabled("%s", !r ? "queued" : to_string(r->status));
+        continue;
+      }
+      ImGui::Text("%.2f dB", p.psnr);
+      ImGui::TableNextColumn();
+      ImGui::Text("%.3f", p.ssim);
+      ImGui::TableNextColumn();
+      ImGui::Text("%.0f ms", p.step_ms);
+      ImGui::TableNextColumn();
+      ImGui::Text("%.0f%%", 100 * p.sparsity);
+    }
+    ImGui::EndTable();
+  }
+  if (clicked >= 0) {
+    compare_a = sweep.reference;
+    compare_b = points[static_cast<size_t>(clicked)].job;
+    show_ab_tab = true;
+  }
+  return done > 0;
+}
+
+bool Views::Impl::compare_ab(const StudioState& s, ViewSettings& v, PanelActions& act) {
   // Controls flow onto the next line when the panel is narrow (1280x800: a third of the width).
   auto fits = [](float next_w) { return ImGui::GetContentRegionAvail().x > next_w + ImGui::GetStyle().ItemSpacing.x; };
   auto mode_combo = [&](const char* label, std::string& value) {
@@ -919,9 +1146,15 @@ void Views::set_modes(std::vector<std::string> modes) { impl_->modes = std::move
 void Views::set_compare_jobs(uint64_t job_a, uint64_t job_b) {
   impl_->compare_a = job_a;
   impl_->compare_b = job_b;
+  impl_->show_ab_tab = true;
 }
 const std::vector<PanelRect>& Views::last_rects() const { return impl_->rects; }
 bool Views::animating() const { return impl_->playback.playing(); }
+void Views::set_sweep_jobs(uint64_t reference, std::vector<uint64_t> jobs, std::string mode, std::string param,
+                           std::vector<double> values) {
+  impl_->sweep = {reference, std::move(jobs), std::move(mode), std::move(param), std::move(values)};
+  impl_->show_sweep_tab = true;
+}
 
 PanelActions Views::draw(const StudioState& state, ViewSettings& view, double dt_seconds, unsigned target_fbo, float width,
                          float height) {

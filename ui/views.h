@@ -1,5 +1,6 @@
 // The studio's six live views as Dear ImGui windows drawn with OpenGL 3: Preview, Attention
-// heatmap, Hilbert ordering, Block mask, Sparsity & speed, Compare. They read a StudioState (never
+// heatmap, Hilbert ordering, Block mask, Sparsity & speed, Compare (A vs B, and a one-parameter
+// sweep plotted as a quality/speed trade-off). They read a StudioState (never
 // the engine) and return what the user asked for as PanelActions; the shell carries those out.
 // Needs a current GL 3.3 context and an ImGui frame; knows nothing of Qt.
 #pragma once
@@ -16,6 +17,10 @@ namespace longshot::ui {
 struct PanelActions {
   int64_t pick_query = -1;   // Preview: a click chose this raster token as the inspected query
   bool run_compare = false;  // Compare: generate the current request under modes A and B
+  // Compare ▸ Sweep: a dense reference and one job per value of `sweep_param` of `sweep_mode`.
+  bool run_sweep = false;
+  std::string sweep_mode, sweep_param;
+  std::vector<double> sweep_values;
 };
 
 // Where a panel drew last frame (framebuffer pixels, top-left origin) and whether it had data.
@@ -38,6 +43,9 @@ class Views {
   void set_modes(std::vector<std::string> modes);
   // The two jobs of the last A/B comparison; until set, the last two finished runs.
   void set_compare_jobs(uint64_t job_a, uint64_t job_b);
+  // The jobs of the last sweep: the dense reference and one per value, in value order.
+  void set_sweep_jobs(uint64_t reference, std::vector<uint64_t> jobs, std::string mode, std::string param,
+                      std::vector<double> values);
 
   // Draws the visible panels tiled over width × height. Call between ImGui::NewFrame() and
   // ImGui::Render(); offscreen passes rebind `target_fbo` (QOpenGLWidget's framebuffer) after.

@@ -71,6 +71,8 @@ const char* kGenerateUsage =
     "                         dfs-adaptive, local-anchors; default dense)\n"
     "  --param k=v            a mode parameter, repeatable (see 'longshot --help')\n"
     "  --dense-steps N        first N steps dense        --dense-layers F,L   first F and last L layers dense\n"
+    "  --riflex               RIFLEx: past the model's training length, its intrinsic temporal RoPE frequency\n"
+    "                         spans the whole video (against repeating the training clip; LVSA's long runs)\n"
     "  --adapter A            mask-aware adapter of the sparse layers: auto (the model's own for the mode,\n"
     "                         if it ships one; default), none, or an adapter .safetensors\n"
     "  --block B              mask block size in tokens (default 128)\n"
@@ -148,6 +150,10 @@ int run_generate(const std::vector<std::string>& args) {
     const std::string& flag = args[i];
     if (flag == "--no-recall") {
       req.measure_recall = false;
+      continue;
+    }
+    if (flag == "--riflex") {
+      req.attention.riflex = true;
       continue;
     }
     if (flag == "--random-weights") {

@@ -3,7 +3,12 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
+#include <QProgressBar>
+#include <QScrollArea>
+#include <QWheelEvent>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
@@ -14,11 +19,13 @@
 #include <QSpinBox>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cmath>
 
 #include "engine/attention/mask_policy.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
+#include "engine/model/model_source.h"
 
 namespace longshot::studio {
 
@@ -27,7 +34,61 @@ constexpr int kSliderSteps = 1000;
 QString format_param(double v, bool integer) {
   return integer ? QString::number(static_cast<long long>(std::lround(v))) : QString::number(v, 'g', 4);
 }
+QString qs(const std::string& s) { return QString::fromStdString(s); }
+
+bool is_builtin(const std::string& name) { return name.rfind("longshot-builtin", 0) == 0 || name == "builtin"; }
+
+// The selected model's limits and what a generation would lack. Registered Wan configs bring no
+// weights: their umT5 text encoder and VAE must be given as files (or the Wan2.1 folder opened).
+ui::ModelLimits limits_of(const pipeline::GenerationRequest& r) {
+  ui::ModelLimits m;
+  m.name = r.model;
+  const std::string name = model::resolve_builtin_name(r.model);
+  model::DiTConfig c;
+  if (model::has_config(name)) {
+    c = model::find_config(name);
+    m.known = true;
+    if (c.text_dim == 4096) {  // umT5-XXL conditioning: the Wan configs
+      if (r.text_encoder_file.empty() && r.text_embeddings.empty())
+        m.missing.push_back("text encoder (umT5-XXL weights: set 'Text encoder' below or open a Wan2.1 folder)");
+      if (r.vae_file.empty()) m.missing.push_back("VAE (Wan2.1_VAE.pth; without it the frames are a colour preview)");
+      if (r.dit_file.empty() && c.default_weights.empty()) m.missing.push_back("DiT weights (random weights otherwise)");
+    }
+  } else if (!r.model.empty() && QFileInfo::exists(qs(r.model))) {
+    try {
+      const auto found = model::inspect_model(r.model);
+      c = found.config;
+      m.known = true;
+      m.missing = found.missing;
+    } catch (const std::exception& e) {
+      m.missing.push_back(std::string("usable model: ") + e.what());
+      return m;
+    }
+  } else {
+    return m;
+  }
+  m.temporal_stride = c.temporal_stride;
+  m.temporal_patch = static_cast<int>(c.patch[0]);
+  m.unit_w = c.spatial_stride * static_cast<int>(c.patch[2]);
+  m.unit_h = c.spatial_stride * static_cast<int>(c.patch[1]);
+  return m;
+}
 }  // namespace
+
+const char* GenerationDock::example_prompt() { return "a small red circle bounces left to right on a dark blue background"; }
+
+// Number boxes, combos and sliders take the wheel only once focused: over an unfocused one the
+// wheel scrolls the form, as in every other scrolling form.
+bool GenerationDock::eventFilter(QObject* watched, QEvent* event) {
+  if (event->type() == QEvent::Wheel) {
+    auto* w = qobject_cast<QWidget*>(watched);
+    if (w && !w->hasFocus()) {
+      event->ignore();
+      return true;  // not delivered to the box; Qt passes the ignored wheel on to the scroll area
+    }
+  }
+  return QWidget::eventFilter(watched, event);
+}
 
 double GenerationDock::ParamSlider::to_value(int pos) const {
   if (integer) return pos;
@@ -41,11 +102,20 @@ int GenerationDock::ParamSlider::to_pos(double v) const {
 
 GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   auto* outer = new QVBoxLayout(this);
-  auto* form = new QFormLayout;
-  outer->addLayout(form);
+  outer->setContentsMargins(0, 0, 0, 0);
+  auto* scroll = new QScrollArea;
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  auto* form_widget = new QWidget;
+  auto* form = new QFormLayout(form_widget);
+  form->setRowWrapPolicy(QFormLayout::WrapLongRows);
+  form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+  scroll->setWidget(form_widget);
+  outer->addWidget(scroll, 1);
 
   prompt_ = new QPlainTextEdit;
-  prompt_->setPlaceholderText("a small red circle bounces left to right on a dark blue background");
+  prompt_->setPlaceholderText(example_prompt());
   prompt_->setFixedHeight(64);
   prompt_->setToolTip("What the video shows. The text encoder of the chosen model reads it.");
   form->addRow("Prompt", prompt_);
@@ -56,12 +126,51 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   model_ = new QComboBox;
   model_->setEditable(true);
   model::register_builtin_model();  // longshot-builtin and longshot-builtin-sparse are in the list
-  for (const auto& c : model::registered_configs()) {
-    model_->addItem(QString::fromStdString(c.name));
-    model_->setItemData(model_->count() - 1, QString::fromStdString(c.summary), Qt::ToolTipRole);
+  // The built-in models first (they run as they are), then the rest; Wan configs say what they need.
+  auto configs = model::registered_configs();
+  std::stable_sort(configs.begin(), configs.end(), [](const model::DiTConfig& a, const model::DiTConfig& b) {
+    auto rank = [](const std::string& n) { return is_builtin(n) ? 0 : n == "tiny" ? 1 : 2; };
+    return rank(a.name) < rank(b.name);
+  });
+  for (const auto& c : configs) {
+    model_->addItem(qs(c.name));
+    QString tip = qs(c.summary);
+    if (c.text_dim == 4096) tip += "\nNeeds its umT5 text encoder and VAE files (or open a Wan2.1 folder).";
+    model_->setItemData(model_->count() - 1, tip, Qt::ToolTipRole);
   }
   model_->setToolTip("A registered model config or a checkpoint folder (File > Open model folder)");
   form->addRow("Model", model_);
+  model_status_ = new QLabel;
+  model_status_->setWordWrap(true);
+  model_status_->setStyleSheet("color: #d9a441;");
+  model_status_->hide();
+  form->addRow(model_status_);
+  // Component files (GenerationRequest::*_file): shown for models that are not built in.
+  files_box_ = new QWidget;
+  auto* files_form = new QFormLayout(files_box_);
+  files_form->setContentsMargins(0, 0, 0, 0);
+  auto file_row = [this, files_form](const char* label, const char* tip, const char* filter) {
+    auto* row = new QHBoxLayout;
+    auto* edit = new QLineEdit;
+    edit->setToolTip(tip);
+    edit->setPlaceholderText("none");
+    auto* browse = new QToolButton;
+    browse->setText("...");
+    connect(browse, &QToolButton::clicked, this, [this, edit, label, filter] {
+      const QString f = QFileDialog::getOpenFileName(this, QString("Choose the %1 file").arg(label), edit->text(), filter);
+      if (!f.isEmpty()) edit->setText(f);
+    });
+    connect(edit, &QLineEdit::editingFinished, this, [this] { model_changed(false); });
+    row->addWidget(edit, 1);
+    row->addWidget(browse);
+    files_form->addRow(label, row);
+    return edit;
+  };
+  dit_file_ = file_row("DiT", "DiT weights (.safetensors or shard index); replaces the model's", "Weights (*.safetensors *.json)");
+  text_encoder_file_ = file_row("Text encoder", "umT5-XXL encoder weights (.safetensors, index .json or .pth)",
+                                "Weights (*.safetensors *.json *.pth)");
+  vae_file_ = file_row("VAE", "Wan2.1 VAE weights (Wan2.1_VAE.pth or .safetensors)", "Weights (*.safetensors *.pth)");
+  form->addRow(files_box_);
 
   auto* seed_row = new QHBoxLayout;
   seed_ = new QSpinBox;
@@ -83,16 +192,26 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
     s->setToolTip(tip);
     return s;
   };
-  frames_ = spin(1, 1025, 4, "Video frames (Wan VAE: 4k+1; the tiny model: any)");
-  form->addRow("Frames", frames_);
+  // The engine's own limits (validate_request), so a typed value is never cut to fit the box; the
+  // model's rules (4k+1 frames, multiples of 16) are checked as you type and shown beside.
+  auto* frames_row = new QHBoxLayout;
+  frames_ = spin(1, ui::kMaxFrames, 4, "Video frames, 1-4096 (the Wan VAE needs 1 + 4k)");
+  frames_hint_ = new QLabel;
+  frames_hint_->setStyleSheet("color: gray;");
+  frames_row->addWidget(frames_, 1);
+  frames_row->addWidget(frames_hint_);
+  form->addRow("Frames", frames_row);
   auto* size_row = new QHBoxLayout;
-  width_ = spin(16, 1920, 16, "Width in pixels (a multiple of the model's VAE stride × patch)");
-  height_ = spin(16, 1088, 16, "Height in pixels (a multiple of the model's VAE stride × patch)");
-  size_row->addWidget(width_);
+  width_ = spin(2, ui::kMaxSide, 16, "Width in pixels, 2-8192 (a multiple of the model's VAE stride x patch)");
+  height_ = spin(2, ui::kMaxSide, 16, "Height in pixels, 2-8192 (a multiple of the model's VAE stride x patch)");
+  size_hint_ = new QLabel;
+  size_hint_->setStyleSheet("color: gray;");
+  size_row->addWidget(width_, 1);
   size_row->addWidget(new QLabel("x"));
-  size_row->addWidget(height_);
+  size_row->addWidget(height_, 1);
+  size_row->addWidget(size_hint_);
   form->addRow("Size", size_row);
-  steps_ = spin(1, 200, 1, "Denoising steps (flow-matching Euler)");
+  steps_ = spin(1, ui::kMaxSteps, 1, "Denoising steps, 1-1000");
   form->addRow("Steps", steps_);
   guidance_ = new QDoubleSpinBox;
   guidance_->setRange(0, 30);
@@ -116,7 +235,7 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   form->addRow(params_box_);
   warmup_ = spin(0, 200, 1, "The first steps run dense attention (the layout of a video settles early)");
   form->addRow("Dense warm-up", warmup_);
-  adapter_ = new QCheckBox("use the model's adapter for this mode");
+  adapter_ = new QCheckBox("use the model's adapter");
   adapter_->setToolTip("Mask-aware adapter (low-rank deltas on the sparse layers, distilled from dense) where the "
                        "model ships one for the mode; the built-in model has one for radial");
   form->addRow("Mask adapter", adapter_);
@@ -131,16 +250,36 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   inspect_row->addWidget(inspect_head_);
   form->addRow("Inspect", inspect_row);
 
+  // Footer, outside the scroll area: always visible, however many sliders a mode adds.
+  auto* footer = new QFrame;
+  footer->setFrameShape(QFrame::StyledPanel);
+  auto* fl = new QVBoxLayout(footer);
+  fl->setContentsMargins(6, 4, 6, 6);
+  problems_label_ = new QLabel;
+  problems_label_->setWordWrap(true);
+  problems_label_->hide();
+  fl->addWidget(problems_label_);
+  progress_ = new QProgressBar;
+  progress_->setRange(0, 1);
+  progress_->setValue(0);
+  progress_->setFormat("step %v / %m");
+  progress_->setTextVisible(true);
+  fl->addWidget(progress_);
+  progress_text_ = new QLabel("idle");
+  progress_text_->setWordWrap(true);
+  progress_text_->setStyleSheet("color: gray;");
+  fl->addWidget(progress_text_);
   auto* buttons = new QHBoxLayout;
   generate_ = new QPushButton("Generate");
   generate_->setToolTip("Queue a job with these settings (Ctrl+Return)");
+  generate_->setDefault(true);
   cancel_ = new QPushButton("Cancel");
   cancel_->setToolTip("Stop the running job and drop queued ones (Esc)");
   cancel_->setEnabled(false);
-  buttons->addWidget(generate_);
+  buttons->addWidget(generate_, 1);
   buttons->addWidget(cancel_);
-  outer->addLayout(buttons);
-  outer->addStretch(1);
+  fl->addLayout(buttons);
+  outer->addWidget(footer);
 
   connect(generate_, &QPushButton::clicked, this, [this] { Q_EMIT generate_requested(); });
   connect(cancel_, &QPushButton::clicked, this, [this] { Q_EMIT cancel_requested(); });
@@ -149,16 +288,22 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
     rebuild_params(m.toStdString(), {});
     emit_attention();
   });
-  // Picking another registered model brings its own sampling defaults (steps, guidance, shift).
-  connect(model_, &QComboBox::currentTextChanged, this, [this](const QString& m) {
-    if (loading_) return;
-    const std::string name = model::resolve_builtin_name(m.toStdString());
-    if (!model::has_config(name)) return;  // a checkpoint path: its inferred config decides later
-    const auto c = model::find_config(name);
-    steps_->setValue(c.default_steps);
-    guidance_->setValue(c.default_guidance);
-    hidden_.shift = c.default_shift;
+  // Picking another registered model brings its own defaults (steps, guidance, shift, size).
+  connect(model_, &QComboBox::currentTextChanged, this, [this] {
+    if (!loading_) model_changed(true);
   });
+  for (auto* spin : findChildren<QAbstractSpinBox*>()) {
+    spin->setFocusPolicy(Qt::StrongFocus);
+    spin->installEventFilter(this);
+  }
+  for (auto* combo : findChildren<QComboBox*>()) {
+    combo->setFocusPolicy(Qt::StrongFocus);
+    combo->installEventFilter(this);
+  }
+  for (auto* spin : findChildren<QSpinBox*>())
+    connect(spin, qOverload<int>(&QSpinBox::valueChanged), this, [this] { revalidate(); });
+  connect(prompt_, &QPlainTextEdit::textChanged, this, [this] { revalidate(); });
+  connect(generate_, &QPushButton::clicked, this, [this] { revalidate(); });
   connect(warmup_, qOverload<int>(&QSpinBox::valueChanged), this, [this] {
     if (!loading_) emit_attention();
   });
@@ -197,10 +342,13 @@ void GenerationDock::rebuild_params(const std::string& mode, const attention::Pa
                             .arg(spec.max)
                             .arg(spec.default_value);
     ps.slider->setToolTip(tip);
+    ps.slider->setFocusPolicy(Qt::StrongFocus);
+    ps.slider->installEventFilter(this);
     h->addWidget(ps.slider, 1);
     h->addWidget(ps.value);
     auto* label = new QLabel(QString::fromStdString(spec.name));
     label->setToolTip(tip);
+    label->setWordWrap(true);
     params_form_->addRow(label, row);
     const std::string name = spec.name;
     sliders_[name] = ps;
@@ -224,6 +372,9 @@ pipeline::GenerationRequest GenerationDock::request() const {
   r.prompt = prompt_->toPlainText().toStdString();
   r.negative_prompt = negative_->text().toStdString();
   r.model = model_->currentText().toStdString();
+  r.dit_file = dit_file_->text().trimmed().toStdString();
+  r.text_encoder_file = text_encoder_file_->text().trimmed().toStdString();
+  r.vae_file = vae_file_->text().trimmed().toStdString();
   r.seed = static_cast<uint64_t>(seed_->value());
   r.frames = frames_->value();
   r.width = width_->value();
@@ -249,6 +400,9 @@ void GenerationDock::set_request(const pipeline::GenerationRequest& r) {
   prompt_->setPlainText(QString::fromStdString(r.prompt));
   negative_->setText(QString::fromStdString(r.negative_prompt));
   model_->setCurrentText(QString::fromStdString(r.model));
+  dit_file_->setText(qs(r.dit_file));
+  text_encoder_file_->setText(qs(r.text_encoder_file));
+  vae_file_->setText(qs(r.vae_file));
   seed_->setValue(static_cast<int>(std::min<uint64_t>(r.seed, std::numeric_limits<int>::max())));
   frames_->setValue(r.frames);
   width_->setValue(r.width);
@@ -264,8 +418,71 @@ void GenerationDock::set_request(const pipeline::GenerationRequest& r) {
   inspect_layer_->setValue(r.inspect_layer);
   inspect_head_->setValue(r.inspect_head);
   loading_ = false;
+  model_changed(false);
 }
 
 void GenerationDock::set_running(bool running) { cancel_->setEnabled(running); }
+
+void GenerationDock::set_progress(int value, int maximum, const QString& text) {
+  progress_->setFormat(maximum > 1 || value > 0 ? "step %v / %m" : "");
+  progress_->setRange(0, std::max(1, maximum));
+  progress_->setValue(std::clamp(value, 0, std::max(1, maximum)));
+  progress_text_->setText(text);
+}
+
+void GenerationDock::model_changed(bool apply_defaults) {
+  const std::string text = model_->currentText().toStdString();
+  const std::string name = model::resolve_builtin_name(text);
+  if (apply_defaults && model::has_config(name)) {
+    // The model's own recipe: steps, guidance, shift, and a size it was made for (Wan: 81 frames
+    // at 832x480; the built-in and tiny models: the request's defaults, 32 frames at 64x64).
+    const auto c = model::find_config(name);
+    const pipeline::GenerationRequest plain;
+    loading_ = true;
+    steps_->setValue(c.default_steps);
+    guidance_->setValue(c.default_guidance);
+    hidden_.shift = c.default_shift;
+    const bool wan = c.text_dim == 4096;
+    frames_->setValue(wan ? 81 : plain.frames);
+    width_->setValue(wan ? 832 : plain.width);
+    height_->setValue(wan ? 480 : plain.height);
+    if (negative_->text().isEmpty() || apply_defaults) negative_->setText(qs(c.default_negative_prompt));
+    loading_ = false;
+  }
+  const bool builtin = is_builtin(text) || name == "tiny";
+  files_box_->setVisible(!builtin);
+  limits_for_.clear();
+  revalidate();
+}
+
+void GenerationDock::revalidate() {
+  if (loading_) return;
+  const auto r = request();
+  const std::string key = r.model + "|" + r.dit_file + "|" + r.text_encoder_file + "|" + r.vae_file;
+  if (key != limits_for_) {
+    limits_ = limits_of(r);
+    limits_for_ = key;
+    QString status;
+    for (const auto& m : limits_.missing) status += (status.isEmpty() ? "Missing: " : "; ") + qs(m);
+    model_status_->setText(status);
+    model_status_->setVisible(!status.isEmpty());
+    frames_hint_->setText(qs(ui::frames_rule(limits_)));
+    frames_hint_->setToolTip(QString("Frames %1 can use: %2 (1-%3)").arg(qs(limits_.name), qs(ui::frames_rule(limits_))).arg(ui::kMaxFrames));
+    size_hint_->setText(limits_.unit_w > 1 ? QString("%1n").arg(limits_.unit_w) : "");
+    size_hint_->setToolTip(QString("Width and height: multiples of %1 (2-%2)").arg(limits_.unit_w).arg(ui::kMaxSide));
+  }
+  problems_ = ui::check_request(r, limits_);
+  QString text;
+  bool blocking = false;
+  for (const auto& p : problems_) {
+    if (!p.blocking) continue;  // warnings show beside the model
+    blocking = true;
+    text += QString("<div style='color:#e66'>%1 %2</div>").arg(qs(p.field), qs(p.message).toHtmlEscaped());
+  }
+  problems_label_->setText(text);
+  problems_label_->setVisible(blocking);
+  generate_->setEnabled(!blocking);
+  generate_->setToolTip(blocking ? "Fix the request first (see above)" : "Queue a job with these settings (Ctrl+Return)");
+}
 
 }  // namespace longshot::studio

@@ -1,12 +1,14 @@
 // The generation dock: prompt, negative prompt, seed (with a dice button), model, frames, size,
 // steps, guidance, attention mode (built from attention::registered_policies()) with one slider per
-// ParamSpec, dense warm-up, inspected layer/head, Generate / Cancel. It edits a GenerationRequest
-// and says so; the window decides what to do with it.
+// ParamSpec, dense warm-up, inspected layer/head, and a footer pinned below the scrolling form:
+// request problems, progress, Generate / Cancel. It edits a GenerationRequest, checks it against
+// the selected model's limits as the user types, and says so; the window decides what to do.
 #pragma once
 #include <QWidget>
 #include <map>
 
 #include "engine/pipeline/job.h"
+#include "ui/jobs.h"
 
 class QCheckBox;
 class QComboBox;
@@ -15,6 +17,7 @@ class QFormLayout;
 class QLabel;
 class QLineEdit;
 class QPlainTextEdit;
+class QProgressBar;
 class QPushButton;
 class QSlider;
 class QSpinBox;
@@ -30,6 +33,13 @@ class GenerationDock : public QWidget {
   pipeline::GenerationRequest request() const;
   void set_request(const pipeline::GenerationRequest& request);
   void set_running(bool running);
+  // The footer's progress bar and its line ("step 3 / 20, 1.2 s/step, ETA 20 s").
+  void set_progress(int value, int maximum, const QString& text);
+  // Problems of the current request against the selected model; blocking ones disable Generate.
+  const std::vector<ui::RequestProblem>& problems() const { return problems_; }
+  const ui::ModelLimits& limits() const { return limits_; }
+  // The example prompt the box shows in grey (and the first launch starts with).
+  static const char* example_prompt();
 
  Q_SIGNALS:
   void generate_requested();
@@ -40,6 +50,9 @@ class GenerationDock : public QWidget {
  private:
   void rebuild_params(const std::string& mode, const attention::ParamValues& values);
   void emit_attention();
+  void model_changed(bool apply_defaults);
+  void revalidate();
+  bool eventFilter(QObject* watched, QEvent* event) override;
 
   QPlainTextEdit* prompt_;
   QLineEdit* negative_;
@@ -59,8 +72,21 @@ class GenerationDock : public QWidget {
   QSpinBox* block_size_;
   QSpinBox* inspect_layer_;
   QSpinBox* inspect_head_;
+  QWidget* files_box_;
+  QLineEdit* dit_file_;
+  QLineEdit* text_encoder_file_;
+  QLineEdit* vae_file_;
+  QLabel* model_status_;
+  QLabel* frames_hint_;
+  QLabel* size_hint_;
+  QLabel* problems_label_;
+  QProgressBar* progress_;
+  QLabel* progress_text_;
   QPushButton* generate_;
   QPushButton* cancel_;
+  ui::ModelLimits limits_;
+  std::vector<ui::RequestProblem> problems_;
+  std::string limits_for_;  // the model text limits_ was computed for
   struct ParamSlider {
     QSlider* slider;
     QLabel* value;

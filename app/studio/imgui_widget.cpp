@@ -49,6 +49,14 @@ ImGuiWidget::ImGuiWidget(const ui::StudioState& state, ui::ViewSettings& view, Q
   ImGui::GetStyle().WindowRounding = 0;
   ImGui::SetCurrentContext(previous ? previous : ctx_);
   clock_.start();
+  next_frame_ = new QTimer(this);
+  next_frame_->setSingleShot(true);
+  connect(next_frame_, &QTimer::timeout, this, [this] { update(); });
+}
+
+void ImGuiWidget::request_frames() {
+  extra_frames_ = 2;
+  update();
 }
 
 ImGuiWidget::~ImGuiWidget() {
@@ -89,7 +97,8 @@ void ImGuiWidget::paintGL() {
   make_imgui_current();
   ImGuiIO& io = ImGui::GetIO();
   const double now = clock_.nsecsElapsed() * 1e-9;
-  const double dt = std::max(1e-4, now - last_time_);
+  // Frames come only on change: after an idle minute the clock must not jump a clip forward.
+  const double dt = std::clamp(now - last_time_, 1e-4, 0.1);
   last_time_ = now;
   io.DeltaTime = static_cast<float>(dt);
   const qreal dpr = devicePixelRatioF();
@@ -119,6 +128,9 @@ void ImGuiWidget::paintGL() {
   io.MouseWheel = 0;
   io.MouseWheelH = 0;
   ++frames_drawn_;
+  // The next frame: a playing clip at ~16 fps, one follow-up after input; otherwise none.
+  if (views_ && views_->animating()) next_frame_->start(60);
+  else if (extra_frames_ > 0 && --extra_frames_ > 0) next_frame_->start(30);
   if (act.pick_query >= 0 || act.run_compare) Q_EMIT actions(act);
 }
 
@@ -129,7 +141,7 @@ void ImGuiWidget::mousePressEvent(QMouseEvent* e) {
   if (e->button() == Qt::LeftButton) io.MouseDown[0] = true;
   if (e->button() == Qt::RightButton) io.MouseDown[1] = true;
   if (e->button() == Qt::MiddleButton) io.MouseDown[2] = true;
-  update();
+  request_frames();
 }
 
 void ImGuiWidget::mouseReleaseEvent(QMouseEvent* e) {
@@ -139,18 +151,19 @@ void ImGuiWidget::mouseReleaseEvent(QMouseEvent* e) {
   if (e->button() == Qt::LeftButton) io.MouseDown[0] = false;
   if (e->button() == Qt::RightButton) io.MouseDown[1] = false;
   if (e->button() == Qt::MiddleButton) io.MouseDown[2] = false;
-  update();
+  request_frames();
 }
 
 void ImGuiWidget::mouseMoveEvent(QMouseEvent* e) {
   make_imgui_current();
   ImGui::GetIO().MousePos = ImVec2(static_cast<float>(e->position().x()), static_cast<float>(e->position().y()));
-  update();
+  request_frames();
 }
 
 void ImGuiWidget::leaveEvent(QEvent*) {
   make_imgui_current();
   ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
+  request_frames();  // hover highlights and tooltips go away
 }
 
 void ImGuiWidget::wheelEvent(QWheelEvent* e) {
@@ -159,7 +172,7 @@ void ImGuiWidget::wheelEvent(QWheelEvent* e) {
   // Qt: 120 units per notch; ImGui: 1.0 per notch.
   io.MouseWheel += e->angleDelta().y() / 120.f;
   io.MouseWheelH += e->angleDelta().x() / 120.f;
-  update();
+  request_frames();
 }
 
 void ImGuiWidget::key_event(QKeyEvent* e, bool down) {
@@ -173,7 +186,7 @@ void ImGuiWidget::key_event(QKeyEvent* e, bool down) {
   if (down)
     for (const QChar c : e->text())
       if (c.isPrint()) io.AddInputCharacterUTF16(c.unicode());
-  update();
+  request_frames();
 }
 
 void ImGuiWidget::keyPressEvent(QKeyEvent* e) { key_event(e, true); }

@@ -1,8 +1,9 @@
 // A QOpenGLWidget that hosts Dear ImGui: our small Qt → ImGui bridge (mouse, wheel, keys, text,
-// display size, time) and Dear ImGui's OpenGL 3 renderer. It draws the ui::Views each frame from a
-// StudioState it only reads; it never calls the engine.
+// display size, time) and Dear ImGui's OpenGL 3 renderer. It draws the ui::Views from a StudioState
+// it only reads, and only when asked (input, new events, a playing clip); it never calls the engine.
 #pragma once
 #include <QElapsedTimer>
+#include <QTimer>
 #include <QOpenGLWidget>
 #include <functional>
 #include <memory>
@@ -49,6 +50,8 @@ class ImGuiWidget : public QOpenGLWidget {
  private:
   void make_imgui_current();
   void key_event(QKeyEvent* e, bool down);
+  // Input changed something: draw now and once more (ImGui settles hover / active state a frame late).
+  void request_frames();
 
   const ui::StudioState& state_;
   ui::ViewSettings& view_;
@@ -60,6 +63,8 @@ class ImGuiWidget : public QOpenGLWidget {
   double last_time_ = 0;
   QString gl_error_;
   uint64_t frames_drawn_ = 0;
+  int extra_frames_ = 0;
+  QTimer* next_frame_ = nullptr;  // single-shot: the follow-up frame, or a playing clip's next one
 };
 
 }  // namespace longshot::studio

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "app/studio/generation_dock.h"
+#include "app/studio/imgui_widget.h"
 #include "app/studio/log_sink.h"
 #include "app/studio/selftest.h"
 #include "app/studio/studio_window.h"
@@ -49,7 +51,8 @@ int main(int argc, char** argv) {
   std::string selftest;
   std::vector<std::string> rest;
   bool verbose = false;
-  bool generate_on_start = false;
+  bool generate_on_start = false, compare_on_start = false, sweep_on_start = false;
+  std::string preset, screenshot;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--selftest") {
       if (i + 1 >= args.size()) {
@@ -59,14 +62,30 @@ int main(int argc, char** argv) {
       selftest = args[++i];
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::printf(
-          "usage: longshot-studio [--generate-on-start] [--selftest OUT.png] [--verbose]\n"
+          "usage: longshot-studio [--preset FILE.json] [--generate-on-start | --compare-on-start | --sweep-on-start]\n"
+          "                       [--screenshot OUT.png] [--selftest OUT.png] [--verbose]\n"
           "  Opens Longshot Studio. Without a display, runs `longshot generate` with the other arguments.\n"
           "  --selftest OUT.png  generate with the tiny model, switch the mode mid-run, compare two modes,\n"
           "                      save a screenshot and check every panel drew; exit 0 on success.\n"
-          "  --generate-on-start start generating the dock's request (default model and prompt) at once.\n");
+          "  --preset FILE.json  load a preset (the CLI's request JSON) into the dock.\n"
+          "  --generate-on-start start generating the dock's request (default model and prompt) at once.\n"
+          "  --compare-on-start  run the Compare panel's A vs B (dense vs the dock's mode) at once.\n"
+          "  --sweep-on-start    sweep keep_ratio 0.1 .. 0.5 (5 points) of the dock's mode against dense.\n"
+          "  --screenshot OUT.png  once those jobs end, save a screenshot of the window and quit.\n");
       return 0;
     } else if (args[i] == "--generate-on-start") {
       generate_on_start = true;
+    } else if (args[i] == "--compare-on-start") {
+      compare_on_start = true;
+    } else if (args[i] == "--sweep-on-start") {
+      sweep_on_start = true;
+    } else if (args[i] == "--preset" || args[i] == "--screenshot") {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "longshot-studio: %s needs a file\n", args[i].c_str());
+        return 2;
+      }
+      (args[i] == "--preset" ? preset : screenshot) = args[i + 1];
+      ++i;
     } else if (args[i] == "--verbose" || args[i] == "-v") {
       verbose = true;
     } else {
@@ -92,12 +111,32 @@ int main(int argc, char** argv) {
   QApplication::setApplicationName("Longshot Studio");
 
   auto log = longshot::studio::attach_log_buffer();
-  longshot::studio::StudioWindow window(log, selftest.empty());
+  // A scripted run (a screenshot for the docs) leaves the user's settings and history alone.
+  const bool scripted = !selftest.empty() || !screenshot.empty();
+  longshot::studio::StudioWindow window(log, !scripted);
+  if (!preset.empty()) window.load_preset(QString::fromStdString(preset));
   window.show();
-  if (generate_on_start && selftest.empty()) {
-    // README's main job: show a real generation straight away with the dock's (default) request.
-    QTimer::singleShot(0, &window, [&window] { window.submit_from_dock(); });
+  if ((generate_on_start || compare_on_start || sweep_on_start) && selftest.empty()) {
+    // README's main job: a real generation straight away with the dock's request. Compare and
+    // sweep hand their jobs to the views, so they wait until GL is up.
+    auto* start = new QTimer(&window);
+    QObject::connect(start, &QTimer::timeout, &window, [&window, start, generate_on_start, compare_on_start] {
+      if (!window.gl_widget()->views()) return;
+      start->stop();
+      const auto mode = window.dock()->request().attention.mode;
+      if (generate_on_start) {
+        window.submit_from_dock();
+      } else if (compare_on_start) {
+        window.settings().view.compare_mode_a = "dense";
+        window.settings().view.compare_mode_b = mode;
+        window.run_compare();
+      } else {
+        window.run_sweep(mode, "keep_ratio", {0.1, 0.2, 0.3, 0.4, 0.5});
+      }
+    });
+    start->start(50);
   }
+  if (!screenshot.empty()) new longshot::studio::ScreenshotWhenDone(window, QString::fromStdString(screenshot));
   if (!selftest.empty()) {
     auto* test = new longshot::studio::SelfTest(window, QString::fromStdString(selftest));
     test->start();

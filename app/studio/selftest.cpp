@@ -1,6 +1,8 @@
 #include "app/studio/selftest.h"
 
 #include <QApplication>
+#include <QDir>
+#include <QFile>
 #include <QComboBox>
 #include <QDateTime>
 #include <QImage>
@@ -14,6 +16,8 @@
 #include "app/studio/generation_dock.h"
 #include "app/studio/imgui_widget.h"
 #include "app/studio/studio_window.h"
+#include "engine/attention/mask_policy.h"
+#include "ui/jobs.h"
 
 namespace longshot::studio {
 
@@ -47,6 +51,10 @@ void SelfTest::poll() {
   switch (phase_) {
     case Phase::Start: {
       if (!window_.gl_widget()->views()) return;  // GL not up yet
+      // The history goes to a file of its own, checked at the end.
+      history_path_ = QDir::tempPath() + QString("/longshot_selftest_history_%1.json").arg(QApplication::applicationPid());
+      QFile::remove(history_path_);
+      window_.set_history_path(history_path_.toStdString());
       pipeline::GenerationRequest r;
       r.prompt = "a small red circle bounces left to right on a dark blue background";
       r.model = "tiny";
@@ -114,7 +122,9 @@ void SelfTest::poll() {
       return;
     }
     case Phase::Settle: {
-      // A few frames so every texture is uploaded and the layout has settled.
+      // A few frames so every texture is uploaded and the layout has settled (the views draw only
+      // when asked, so ask).
+      window_.gl_widget()->update();
       if (window_.gl_widget()->frames_drawn() < frames_at_settle_ + 10) return;
       QString report;
       bool ok = check_panels(report);
@@ -134,7 +144,45 @@ void SelfTest::poll() {
         }
       }
       std::printf("%s", report.toUtf8().constData());
-      finish(ok, ok ? "all panels drew content and the mode switch appeared" : "checks failed");
+      if (!ok) return finish(false, "checks failed");
+      // A two-point sweep of the first mode with a keep_ratio: its curve must draw.
+      std::string mode;
+      for (const auto& p : attention::registered_policies())
+        for (const auto& spec : p.params)
+          if (mode.empty() && spec.name == "keep_ratio") mode = p.name;
+      if (mode.empty()) return finish(false, "no mode has a keep_ratio to sweep");
+      window_.run_sweep(mode, "keep_ratio", {0.2, 0.6});
+      std::printf("selftest: sweep of keep_ratio over %s queued\n", mode.c_str());
+      phase_ = Phase::WaitSweep;
+      frames_at_settle_ = 0;
+      return;
+    }
+    case Phase::WaitSweep: {
+      if (window_.jobs().active() > 0) return;
+      for (const auto& e : window_.jobs().entries())
+        if (e.status == ui::JobStatus::Failed) return finish(false, "sweep job failed: " + QString::fromStdString(e.error));
+      window_.gl_widget()->update();
+      if (frames_at_settle_ == 0) frames_at_settle_ = window_.gl_widget()->frames_drawn();
+      if (window_.gl_widget()->frames_drawn() < frames_at_settle_ + 5) return;
+      bool ok = false;
+      for (const auto& r : window_.gl_widget()->views()->last_rects())
+        if (r.name == "Compare") ok = r.has_data;
+      QString shot = path_;
+      shot.insert(shot.endsWith(".png") ? shot.size() - 4 : shot.size(), "_sweep");
+      save_screenshot(shot);
+      std::printf("selftest: sweep curve %s, screenshot %s\n", ok ? "drawn" : "NOT DRAWN", shot.toUtf8().constData());
+      if (!ok) return finish(false, "the sweep drew no point");
+      // The history file holds every ended job (1 + A/B + dense reference and 2 sweep points).
+      std::vector<std::string> warnings;
+      const auto history = ui::load_history(history_path_.toStdString(), &warnings);
+      QFile::remove(history_path_);
+      std::printf("selftest: history file holds %zu jobs (%zu warnings)\n", history.size(), warnings.size());
+      if (history.size() != window_.jobs().entries().size() || !warnings.empty())
+        return finish(false, QString("history file holds %1 jobs, the list %2").arg(history.size()).arg(window_.jobs().entries().size()));
+      for (size_t i = 0; i < history.size(); ++i)
+        if (history[i].request.seed != window_.jobs().entries()[i].request.seed || history[i].status != ui::JobStatus::Finished)
+          return finish(false, QString("history entry %1 differs from the job list").arg(i));
+      finish(true, "all panels drew content, the mode switch appeared, the sweep drew and the history was kept");
       return;
     }
     case Phase::Done:
@@ -186,17 +234,47 @@ bool SelfTest::check_panels(QString& report) {
   return ok;
 }
 
-bool SelfTest::save_screenshot(const QString& path) {
-  // The window with the GL views painted in from their own framebuffer (a widget grab may or may
-  // not include GL content, depending on the platform plugin).
-  const QImage views = window_.gl_widget()->grabFramebuffer();
-  QPixmap shot = window_.grab();
+bool save_window_screenshot(StudioWindow& window, const QString& path) {
+  const QImage views = window.gl_widget()->grabFramebuffer();
+  QPixmap shot = window.grab();
   {
     QPainter painter(&shot);
-    const QPoint at = window_.gl_widget()->mapTo(&window_, QPoint(0, 0));
-    painter.drawImage(QRect(at, window_.gl_widget()->size()), views);
+    const QPoint at = window.gl_widget()->mapTo(&window, QPoint(0, 0));
+    painter.drawImage(QRect(at, window.gl_widget()->size()), views);
   }
   return shot.save(path);
+}
+
+bool SelfTest::save_screenshot(const QString& path) { return save_window_screenshot(window_, path); }
+
+ScreenshotWhenDone::ScreenshotWhenDone(StudioWindow& window, QString path, double timeout_s)
+    : QObject(&window), window_(window), path_(std::move(path)), timeout_s_(timeout_s) {
+  auto* timer = new QTimer(this);
+  connect(timer, &QTimer::timeout, this, &ScreenshotWhenDone::poll);
+  timer->start(200);
+  started_ms_ = QDateTime::currentMSecsSinceEpoch();
+}
+
+void ScreenshotWhenDone::poll() {
+  const qint64 now = QDateTime::currentMSecsSinceEpoch();
+  const bool timed_out = (now - started_ms_) / 1000.0 > timeout_s_;
+  const auto& jobs = window_.jobs();
+  const bool ended = !jobs.entries().empty() && jobs.active() == 0;
+  if (!ended && !timed_out) return;
+  window_.gl_widget()->update();
+  if (idle_since_ms_ == 0) {
+    idle_since_ms_ = now;
+    frames_at_idle_ = window_.gl_widget()->frames_drawn();
+  }
+  // Half a second and a few frames: textures uploaded, the clip on its first frames.
+  if (!timed_out && (now - idle_since_ms_ < 500 || window_.gl_widget()->frames_drawn() < frames_at_idle_ + 3)) return;
+  bool failed = timed_out;
+  for (const auto& e : jobs.entries()) failed = failed || e.status == ui::JobStatus::Failed;
+  const bool saved = save_window_screenshot(window_, path_);
+  std::printf("longshot-studio: %s %s%s\n", saved ? "saved" : "could not save", path_.toUtf8().constData(),
+              timed_out ? " (timed out before the jobs ended)" : failed ? " (a job failed)" : "");
+  std::fflush(stdout);
+  QApplication::exit(saved && !failed ? 0 : 1);
 }
 
 void SelfTest::finish(bool ok, const QString& why) {

@@ -1,7 +1,8 @@
 // `longshot-studio --selftest OUT.png`: drives the real window unattended — a short generation with
 // the tiny model, a mode switch through the dock mid-run, an A/B comparison — then saves a
 // screenshot and checks that every panel drew non-trivial content and that the switch showed up
-// in the events. The Xvfb CTest test runs it.
+// in the events; then a two-point sweep (its trade-off curve must draw) and the history file
+// (every ended job, with its seed, must be in it). The Xvfb CTest test runs it.
 #pragma once
 #include <QObject>
 #include <QString>
@@ -26,7 +27,7 @@ class SelfTest : public QObject {
   bool check_panels(QString& report);
   bool save_screenshot(const QString& path);
 
-  enum class Phase { Start, WaitSwitchPoint, WaitFirstJob, WaitCompare, Settle, Done };
+  enum class Phase { Start, WaitSwitchPoint, WaitFirstJob, WaitCompare, WaitSweep, Settle, Done };
   StudioWindow& window_;
   QString path_;
   double timeout_s_;
@@ -35,6 +36,30 @@ class SelfTest : public QObject {
   uint64_t first_job_ = 0;
   uint64_t frames_at_settle_ = 0;
   qint64 started_ms_ = 0;
+  QString history_path_;
+};
+
+// The window with its GL views painted in from their own framebuffer (a widget grab may or may not
+// include GL content, depending on the platform plugin), as PNG.
+bool save_window_screenshot(StudioWindow& window, const QString& path);
+
+// `--screenshot OUT.png`: once the jobs started by the command line have all ended, lets the views
+// settle, saves the screenshot and quits (exit 1 when a job failed or `timeout_s` passed). The
+// README's and docs/studio.md's pictures are made this way.
+class ScreenshotWhenDone : public QObject {
+  Q_OBJECT
+
+ public:
+  ScreenshotWhenDone(StudioWindow& window, QString path, double timeout_s = 900);
+
+ private:
+  void poll();
+  StudioWindow& window_;
+  QString path_;
+  double timeout_s_;
+  qint64 started_ms_ = 0;
+  qint64 idle_since_ms_ = 0;
+  uint64_t frames_at_idle_ = 0;
 };
 
 }  // namespace longshot::studio

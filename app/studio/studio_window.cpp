@@ -15,7 +15,9 @@
 #include <QCloseEvent>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDateTime>
 #include <QDir>
+#include <QScreen>
 #include <QDockWidget>
 #include <QFile>
 #include <QFileDialog>
@@ -99,26 +101,31 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
           5000);
     }
     if (act.run_compare) run_compare();
+    if (act.run_sweep) run_sweep(act.sweep_mode, act.sweep_param, act.sweep_values);
   });
 
-  dock_ = new GenerationDock;
-  auto* scroll = new QScrollArea;
-  scroll->setWidget(dock_);
-  scroll->setWidgetResizable(true);
+  dock_ = new GenerationDock;  // scrolls its own form; Generate / Cancel / progress stay pinned
   auto* gen_dock = new QDockWidget("Generation", this);
   gen_dock->setObjectName("generation_dock");
-  gen_dock->setWidget(scroll);
+  gen_dock->setWidget(dock_);
   addDockWidget(Qt::LeftDockWidgetArea, gen_dock);
   connect(dock_, &GenerationDock::generate_requested, this, [this] { submit_from_dock(); });
   connect(dock_, &GenerationDock::cancel_requested, this, [this] {
     generator_->cancel();
-    pending_.clear();
     spdlog::info("studio: cancel requested");
   });
   connect(dock_, &GenerationDock::attention_changed, this,
           [this](const pipeline::AttentionSettings& s) { change_attention(s); });
 
   queue_ = new QListWidget;
+  queue_->setContextMenuPolicy(Qt::CustomContextMenu);
+  queue_->setToolTip("Jobs of this and earlier sessions. Double-click: load the recipe into the dock; "
+                     "right-click: re-run, compare, remove");
+  connect(queue_, &QListWidget::customContextMenuRequested, this, &StudioWindow::queue_menu);
+  connect(queue_, &QListWidget::itemDoubleClicked, this, [this](QListWidgetItem* item) {
+    const int i = item->data(Qt::UserRole).toInt();
+    if (i >= 0 && i < static_cast<int>(jobs_.entries().size())) dock_->set_request(jobs_.entries()[i].request);
+  });
   auto* queue_dock = new QDockWidget("Jobs", this);
   queue_dock->setObjectName("queue_dock");
   queue_dock->setWidget(queue_);
@@ -134,15 +141,9 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
   addDockWidget(Qt::BottomDockWidgetArea, log_dock);
   resizeDocks({log_dock}, {120}, Qt::Vertical);
 
-  progress_ = new QProgressBar;
-  progress_->setMaximumWidth(220);
-  progress_->setFormat("step %v / %m");
-  progress_->setRange(0, 1);
-  progress_->setValue(0);
   status_speed_ = new QLabel("idle");
   status_device_ = new QLabel(device_text());
   status_memory_ = new QLabel;
-  statusBar()->addPermanentWidget(progress_);
   statusBar()->addPermanentWidget(status_speed_);
   statusBar()->addPermanentWidget(status_device_);
   statusBar()->addPermanentWidget(status_memory_);
@@ -152,14 +153,58 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
   gl_->set_modes(modes);
 
   build_menus();
+  resize(1600, 1000);
   if (persist_) load_settings();
+  // A first launch starts with the example prompt in the box, not only as grey placeholder text.
+  if (settings_.request.prompt.empty()) settings_.request.prompt = GenerationDock::example_prompt();
   dock_->set_request(settings_.request);
   refresh_recent();
+  fit_to_screen();
+  if (persist_) {
+    history_path_ = ui::default_history_path();
+    std::vector<std::string> warnings;
+    jobs_.restore(ui::load_history(history_path_, &warnings));
+    for (const auto& w : warnings) spdlog::warn("studio: {}", w);
+    if (!jobs_.entries().empty())
+      spdlog::info("studio: {} jobs from earlier sessions ({})", jobs_.entries().size(), history_path_);
+    update_queue();
+  }
+  // Ctrl+E / Ctrl+T reach their menu actions whatever has the focus (a line edit takes Ctrl+E
+  // as end-of-line on X11 otherwise).
+  qApp->installEventFilter(this);
 
+  // 10 Hz: drain the engine's events; the views redraw only when one arrived (or on input).
   timer_ = new QTimer(this);
   connect(timer_, &QTimer::timeout, this, &StudioWindow::tick);
-  timer_->start(33);
-  resize(1600, 1000);
+  timer_->start(100);
+}
+
+void StudioWindow::fit_to_screen() {
+  // The window (frame included) inside the screen's available area: a 1280x800 laptop with a
+  // panel must see the status bar.
+  const QScreen* screen = this->screen() ? this->screen() : QGuiApplication::primaryScreen();
+  if (!screen) return;
+  const QRect avail = screen->availableGeometry();
+  const QMargins frame(8, 32, 8, 8);  // a typical decoration before the window manager reports one
+  const int w = std::min(width(), avail.width() - frame.left() - frame.right());
+  const int h = std::min(height(), avail.height() - frame.top() - frame.bottom());
+  if (w != width() || h != height()) resize(w, h);
+  QRect g = frameGeometry();
+  if (!avail.contains(g)) move(std::clamp(g.x(), avail.x(), std::max(avail.x(), avail.right() - g.width())),
+                              std::clamp(g.y(), avail.y(), std::max(avail.y(), avail.bottom() - g.height())));
+}
+
+bool StudioWindow::eventFilter(QObject* watched, QEvent* event) {
+  if (event->type() == QEvent::ShortcutOverride) {
+    auto* key = static_cast<QKeyEvent*>(event);
+    const auto combo = key->keyCombination();
+    if (combo == QKeyCombination(Qt::ControlModifier, Qt::Key_E) ||
+        combo == QKeyCombination(Qt::ControlModifier, Qt::Key_T)) {
+      event->ignore();  // not the line edit's: the shortcut map tries the menu's action
+      return true;
+    }
+  }
+  return QMainWindow::eventFilter(watched, event);
 }
 
 StudioWindow::~StudioWindow() {
@@ -215,7 +260,7 @@ void StudioWindow::build_menus() {
 
   QMenu* view = menuBar()->addMenu("&View");
   for (const auto& name : ui::Views::panel_names()) {
-    QAction* a = view->addAction(qs(name));
+    QAction* a = view->addAction(qs(name).replace("&", "&&"));  // "Sparsity & speed", not a mnemonic
     a->setCheckable(true);
     const auto it = settings_.view.panels.find(name);
     a->setChecked(it == settings_.view.panels.end() || it->second);
@@ -249,15 +294,27 @@ void StudioWindow::build_menus() {
 
 // ---------------------------------------------------------------------------------------------
 // [SECTION] jobs
-uint64_t StudioWindow::submit(const pipeline::GenerationRequest& request) {
+uint64_t StudioWindow::submit(const pipeline::GenerationRequest& request_in, bool keep_seed) {
+  pipeline::GenerationRequest request = request_in;
+  // Every layer's masks travel with the steps, so File > Export mask trace holds all layers, as
+  // the CLI's --trace does.
+  request.record_masks = true;
+  if (!keep_seed) {
+    request.seed = jobs_.free_seed(request_in.seed);
+    if (request.seed != request_in.seed)
+      spdlog::info("studio: seed {} is taken by a queued job: this one gets seed {}", request_in.seed, request.seed);
+  }
   try {
     const uint64_t id = generator_->submit(request);
-    submitted_.push_back(id);
-    pending_.insert(id);
-    spdlog::info("studio: queued job {} ({}, {} frames {}x{}, {} steps, mode {})", id, request.model, request.frames,
-                 request.width, request.height, request.steps, request.attention.mode);
-    settings_.request = request;
+    jobs_.add(id, request);
+    spdlog::info("studio: queued job {} ({}, {} frames {}x{}, {} steps, mode {}, seed {})", id, request.model,
+                 request.frames, request.width, request.height, request.steps, request.attention.mode, request.seed);
+    settings_.request = request_in;
+    state_.set_queued(jobs_.queued());
     update_queue();
+    update_status();
+    dock_->set_running(true);
+    gl_->update();
     return id;
   } catch (const std::exception& e) {
     show_error("Cannot start the generation", qs(e.what()));
@@ -265,22 +322,70 @@ uint64_t StudioWindow::submit(const pipeline::GenerationRequest& request) {
   }
 }
 
-uint64_t StudioWindow::submit_from_dock() { return submit(dock_->request()); }
+uint64_t StudioWindow::submit_from_dock() {
+  const auto request = dock_->request();
+  // The dock's checks, at the moment of the click: an empty prompt makes colour blobs, a width of
+  // 63 fails only after the model loaded.
+  for (const auto& p : dock_->problems()) {
+    if (!p.blocking) continue;
+    show_error("Cannot generate yet", qs(p.field + " " + p.message));
+    return 0;
+  }
+  return submit(request);
+}
 
 void StudioWindow::run_compare() {
-  auto a = dock_->request();
-  auto b = a;
+  for (const auto& p : dock_->problems()) {
+    if (!p.blocking) continue;
+    show_error("Cannot compare yet", qs(p.field + " " + p.message));
+    return;
+  }
+  const auto dock = dock_->request();
+  auto a = dock;
+  auto b = dock;
+  // A side in the dock's mode runs with the dock's sliders; the other mode with its defaults
+  // (the panel shows each side's parameters as the run used them).
   a.attention.mode = settings_.view.compare_mode_a;
-  a.attention.params.clear();
+  if (a.attention.mode != dock.attention.mode) a.attention.params.clear();
   b.attention.mode = settings_.view.compare_mode_b;
-  b.attention.params.clear();
-  const uint64_t ja = submit(a);
+  if (b.attention.mode != dock.attention.mode) b.attention.params.clear();
+  a.seed = b.seed = jobs_.free_seed(dock.seed);
+  const uint64_t ja = submit(a, true);
   if (!ja) return;
-  const uint64_t jb = submit(b);
+  const uint64_t jb = submit(b, true);
   if (!jb) return;
   if (gl_->views()) gl_->views()->set_compare_jobs(ja, jb);
   spdlog::info("studio: comparing {} (job {}) and {} (job {}), seed {}", a.attention.mode, ja, b.attention.mode, jb,
                a.seed);
+}
+
+void StudioWindow::run_sweep(const std::string& mode, const std::string& param, const std::vector<double>& values) {
+  for (const auto& p : dock_->problems()) {
+    if (!p.blocking) continue;
+    show_error("Cannot sweep yet", qs(p.field + " " + p.message));
+    return;
+  }
+  const auto dock = dock_->request();
+  auto ref = dock;
+  ref.attention.mode = "dense";
+  ref.attention.params.clear();
+  ref.seed = jobs_.free_seed(dock.seed);
+  const uint64_t ref_id = submit(ref, true);
+  if (!ref_id) return;
+  std::vector<uint64_t> ids;
+  for (double v : values) {
+    auto r = dock;
+    r.seed = ref.seed;
+    r.attention.mode = mode;
+    if (mode != dock.attention.mode) r.attention.params.clear();
+    r.attention.params[param] = v;
+    const uint64_t id = submit(r, true);
+    if (!id) return;
+    ids.push_back(id);
+  }
+  if (gl_->views()) gl_->views()->set_sweep_jobs(ref_id, ids, mode, param, values);
+  spdlog::info("studio: sweep of {} over {} ({} points, seed {}): dense job {}, jobs {}-{}", param, mode, values.size(),
+               ref.seed, ref_id, ids.front(), ids.back());
 }
 
 void StudioWindow::change_attention(const pipeline::AttentionSettings& s) {
@@ -301,11 +406,22 @@ void StudioWindow::change_attention(const pipeline::AttentionSettings& s) {
 // ---------------------------------------------------------------------------------------------
 // [SECTION] tick
 void StudioWindow::tick() {
-  const size_t applied = state_.apply_all(generator_->events().drain());
+  const auto events = generator_->events().drain();
+  const size_t applied = state_.apply_all(events);
+  bool ended = false;
   if (applied) {
-    for (const auto& r : state_.runs()) pending_.erase(r.job_id);
+    const std::string now = QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString();
+    for (const auto& e : events) {
+      jobs_.apply(e, now);
+      ended = ended || std::holds_alternative<pipeline::JobFinished>(e) || std::holds_alternative<pipeline::JobFailed>(e) ||
+              std::holds_alternative<pipeline::JobCancelled>(e);
+      if (const auto* f = std::get_if<pipeline::JobFinished>(&e); f && f->peak_memory_bytes >= 0)
+        status_device_->setText(device_text() + QString(", peak %1 MiB").arg(f->peak_memory_bytes / 1048576.0, 0, 'f', 0));
+    }
+    state_.set_queued(jobs_.queued());
     update_queue();
     Q_EMIT state_changed();
+    if (ended) save_history();
   }
   for (const auto& message : state_.take_errors()) show_error("Generation failed", qs(message));
   for (auto& line : log_->take()) {
@@ -314,48 +430,118 @@ void StudioWindow::tick() {
     else if (line.level == spdlog::level::warn) text = "<span style='color:#db4'>" + text + "</span>";
     log_view_->appendHtml(text);
   }
-  update_status();
-  dock_->set_running(state_.running() || !pending_.empty());
-  gl_->update();
+  const qint64 now_ms = QDateTime::currentMSecsSinceEpoch();
+  if (applied || now_ms - last_memory_ms_ > 1000) {
+    update_status();
+    last_memory_ms_ = now_ms;
+  }
+  dock_->set_running(jobs_.active() > 0);
+  // At most one redraw per tick (10 fps) while events arrive; none when idle.
+  if (applied) gl_->update();
 }
+
+namespace {
+QString duration_text(double s) {
+  if (s < 90) return QString("%1 s").arg(s, 0, 'f', s < 10 ? 1 : 0);
+  if (s < 5400) return QString("%1 min").arg(s / 60, 0, 'f', 1);
+  return QString("%1 h").arg(s / 3600, 0, 'f', 1);
+}
+}  // namespace
 
 void StudioWindow::update_status() {
   const auto* r = state_.current();
+  const size_t queued = jobs_.queued();
+  const QString behind = queued ? QString(", %1 queued").arg(queued) : QString();
+  QString text;
   if (r && r->status == ui::RunStatus::Running) {
-    progress_->setRange(0, std::max(1, r->num_steps));
-    progress_->setValue(static_cast<int>(r->steps.size()));
-    const double eta = state_.eta_seconds();
-    status_speed_->setText(QString("%1 it/s  ETA %2 s").arg(state_.steps_per_second(), 0, 'f', 2).arg(eta, 0, 'f', 1));
+    const int done = static_cast<int>(r->steps.size());
+    if (done == 0) {
+      // Before the first step ends there is no rate: say what is happening, not "ETA 0.0 s".
+      text = QString("job %1: step 1 / %2 running (loading, encoding the prompt, first step)%3")
+                 .arg(r->job_id).arg(r->num_steps).arg(behind);
+    } else {
+      const double sps = state_.steps_per_second();
+      text = QString("job %1: step %2 / %3, %4 per step, ETA %5%6")
+                 .arg(r->job_id).arg(done).arg(r->num_steps)
+                 .arg(sps > 0 ? duration_text(1.0 / sps) : QString("?"))
+                 .arg(duration_text(state_.eta_seconds()))
+                 .arg(behind);
+    }
+    dock_->set_progress(done, r->num_steps, text);
+  } else if (jobs_.active() > 0) {
+    text = QString("%1 job(s) queued: starting").arg(queued);
+    dock_->set_progress(0, 1, text);
   } else if (r) {
-    progress_->setRange(0, std::max(1, r->num_steps));
-    progress_->setValue(static_cast<int>(r->steps.size()));
-    status_speed_->setText(QString("job %1 %2").arg(r->job_id).arg(ui::to_string(r->status)));
+    text = QString("job %1 %2").arg(r->job_id).arg(ui::to_string(r->status));
+    if (r->status == ui::RunStatus::Finished) text += QString(" in %1").arg(duration_text(r->total_ms / 1000.0));
+    dock_->set_progress(static_cast<int>(r->steps.size()), r->num_steps, text);
+  } else {
+    dock_->set_progress(0, 1, "idle: press Generate");
   }
-  status_memory_->setText(QString("memory: %1 MiB").arg(resident_mib(), 0, 'f', 0));
+  status_speed_->setText(text.isEmpty() ? "idle" : text);
+  status_memory_->setText(QString("RAM %1 MiB").arg(resident_mib(), 0, 'f', 0));
 }
 
 void StudioWindow::update_queue() {
   queue_->clear();
-  for (const uint64_t id : submitted_) {
-    const auto* r = state_.find(id);
-    QString text;
-    if (r) {
-      text = QString("#%1  %2  %3  %4/%5  %6")
-                 .arg(id)
-                 .arg(ui::to_string(r->status))
-                 .arg(qs(r->steps.empty() ? r->request.attention.mode : r->steps.back().mode))
-                 .arg(r->steps.size())
-                 .arg(r->num_steps)
-                 .arg(qs(r->request.prompt.substr(0, 40)));
-      if (r->status == ui::RunStatus::Failed) text += "  - " + qs(r->error);
-    } else if (pending_.count(id)) {
-      text = QString("#%1  queued").arg(id);
-    } else {
-      continue;  // trimmed from history
-    }
-    queue_->addItem(text);
+  const auto& entries = jobs_.entries();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    const auto& q = e.request;
+    QString text = e.id ? QString("#%1 ").arg(e.id) : QString("(earlier) ");
+    text += QString("%1  %2  %3f %4x%5  seed %6").arg(ui::to_string(e.status), qs(q.attention.mode)).arg(q.frames)
+                .arg(q.width).arg(q.height).arg(q.seed);
+    if (e.status == ui::JobStatus::Running) text += QString("  step %1/%2").arg(e.steps_done).arg(e.num_steps);
+    if (e.status == ui::JobStatus::Finished) text += QString("  %1 s").arg(e.total_ms / 1000.0, 0, 'f', 1);
+    auto* item = new QListWidgetItem(text);
+    QString tip = QString("%1\nmodel %2, %3 steps, guidance %4").arg(qs(q.prompt), qs(q.model)).arg(q.steps).arg(q.guidance);
+    for (const auto& [k, v] : q.attention.params) tip += QString("\n%1 = %2").arg(qs(k)).arg(v);
+    if (!e.error.empty()) tip += "\nfailed: " + qs(e.error);
+    if (!e.output.empty()) tip += "\nexported to " + qs(e.output);
+    item->setToolTip(tip);
+    item->setData(Qt::UserRole, static_cast<int>(i));
+    if (e.status == ui::JobStatus::Failed) item->setForeground(QColor(230, 100, 100));
+    else if (e.status == ui::JobStatus::Cancelled || !e.id) item->setForeground(QColor(140, 140, 140));
+    queue_->addItem(item);
   }
   queue_->scrollToBottom();
+}
+
+void StudioWindow::queue_menu(const QPoint& at) {
+  QListWidgetItem* item = queue_->itemAt(at);
+  if (!item) return;
+  const size_t i = static_cast<size_t>(item->data(Qt::UserRole).toInt());
+  if (i >= jobs_.entries().size()) return;
+  const ui::JobEntry entry = jobs_.entries()[i];
+  QMenu menu(this);
+  menu.addAction("Load the recipe into the dock", this, [this, entry] { dock_->set_request(entry.request); });
+  menu.addAction("Re-run (same seed)", this, [this, entry] { submit(entry.request, true); });
+  if (entry.id && entry.status == ui::JobStatus::Finished) {
+    menu.addAction("Compare with the newest finished job", this, [this, entry] {
+      for (auto it = jobs_.entries().rbegin(); it != jobs_.entries().rend(); ++it)
+        if (it->id && it->id != entry.id && it->status == ui::JobStatus::Finished) {
+          if (gl_->views()) gl_->views()->set_compare_jobs(entry.id, it->id);
+          gl_->update();
+          return;
+        }
+      statusBar()->showMessage("No other finished job of this session to compare with", 5000);
+    });
+  }
+  if (!entry.active()) menu.addAction("Remove from the list", this, [this, i] {
+    jobs_.remove(i);
+    update_queue();
+    save_history();
+  });
+  menu.exec(queue_->viewport()->mapToGlobal(at));
+}
+
+void StudioWindow::save_history() {
+  if (history_path_.empty()) return;
+  try {
+    ui::save_history(history_path_, jobs_.history());
+  } catch (const std::exception& e) {
+    spdlog::warn("studio: history not saved: {}", e.what());
+  }
 }
 
 void StudioWindow::show_error(const QString& title, const QString& text) {
@@ -417,9 +603,24 @@ void StudioWindow::export_clip() {
     show_error("Nothing to export", "generate a clip first");
     return;
   }
-  const QString path = QFileDialog::getSaveFileName(this, "Export clip", "clip.mp4",
+  if (!r->video) {
+    // Mid-run the frames are the latest x0 preview, not the clip: say so before saving it.
+    const QString what = QString("Job %1 is at step %2 of %3: the frames so far are a preview, not the final clip.")
+                             .arg(r->job_id).arg(r->steps.size()).arg(r->num_steps);
+    if (!persist_ || QMessageBox::question(this, "Export a preview?", what + "\n\nExport the preview anyway?",
+                                           QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel) != QMessageBox::Yes) {
+      statusBar()->showMessage(what + " Not exported.", 8000);
+      return;
+    }
+  }
+  const QString stem = QString("longshot_job%1_%2%3").arg(r->job_id).arg(qs(r->request.attention.mode))
+                           .arg(r->video ? "" : "_preview");
+  const QString dir = last_export_dir_.empty() ? QDir::homePath() : qs(last_export_dir_);
+  const QString path = QFileDialog::getSaveFileName(this, "Export clip", dir + "/" + stem + ".mp4",
                                                     "MP4 video (*.mp4);;PNG frames (*.png)");
   if (path.isEmpty()) return;
+  last_export_dir_ = QFileInfo(path).absolutePath().toStdString();
+  jobs_.set_output(r->job_id, path.toStdString());
   if (path.endsWith(".png", Qt::CaseInsensitive)) {
     // name.png → name_0000.png, name_0001.png, ...
     const QString base = path.left(path.size() - 4);
@@ -521,7 +722,20 @@ void StudioWindow::save_settings() {
 }
 
 void StudioWindow::closeEvent(QCloseEvent* e) {
+  if (persist_ && jobs_.active() > 0) {
+    const auto* r = state_.current();
+    QString what = r && r->status == ui::RunStatus::Running
+                       ? QString("Job %1 is at step %2 of %3").arg(r->job_id).arg(r->steps.size()).arg(r->num_steps)
+                       : QString("A job is starting");
+    if (jobs_.queued()) what += QString(" and %1 more are queued").arg(jobs_.queued());
+    if (QMessageBox::question(this, "Quit Longshot Studio?", what + ".\nQuit and cancel them?",
+                              QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel) != QMessageBox::Yes) {
+      e->ignore();
+      return;
+    }
+  }
   if (persist_) save_settings();
+  save_history();
   generator_->cancel();
   e->accept();
 }

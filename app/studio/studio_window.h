@@ -1,6 +1,7 @@
 // The studio's main window: wires the Generator (worker thread, events) to the StudioState the
-// views read, the generation dock, the job queue, the log panel, menus and the status bar. A timer
-// drains the event queue once per frame; nothing here waits on the engine.
+// views read, the generation dock, the job list (with the history kept between sessions), the log
+// panel, menus and the status bar. A 10 Hz timer drains the event queue; the views redraw only when
+// something changed (events, input, a playing clip). Nothing here waits on the engine.
 #pragma once
 #include <QMainWindow>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "app/studio/log_sink.h"
 #include "engine/pipeline/generator.h"
+#include "ui/jobs.h"
 #include "ui/settings.h"
 #include "ui/studio_state.h"
 
@@ -35,14 +37,23 @@ class StudioWindow : public QMainWindow {
   ImGuiWidget* gl_widget() { return gl_; }
   GenerationDock* dock() { return dock_; }
   pipeline::Generator& generator() { return *generator_; }
-  // Queues the dock's request (or `request`); returns the job id, 0 when the engine refused it.
-  uint64_t submit(const pipeline::GenerationRequest& request);
+  // Queues the dock's request (or `request`); returns the job id, 0 when refused. `keep_seed`:
+  // the seed as given (A/B pairs share one); otherwise a seed no queued or running job has.
+  uint64_t submit(const pipeline::GenerationRequest& request, bool keep_seed = false);
   uint64_t submit_from_dock();
   // Queues the dock's request twice, same seed, under the Compare panel's modes A and B.
   void run_compare();
+  // Queues a dense reference and one job per value of `param` of `mode` (the dock's request and
+  // seed, the dock's other sliders when `mode` is the dock's), and hands them to the Sweep view.
+  void run_sweep(const std::string& mode, const std::string& param, const std::vector<double>& values);
   // Forwards a mode change to the running job (applies from its next step).
   void change_attention(const pipeline::AttentionSettings& settings);
   ui::StudioSettings& settings() { return settings_; }
+  // A preset JSON file into the dock (a dialog when `path` is empty); errors are shown, not thrown.
+  void load_preset(const QString& path = {});
+  const ui::JobList& jobs() const { return jobs_; }
+  // Where the history is kept ("" = not kept: the self-test).
+  void set_history_path(std::string path) { history_path_ = std::move(path); }
 
  Q_SIGNALS:
   // After each drain that applied at least one event.
@@ -50,6 +61,7 @@ class StudioWindow : public QMainWindow {
 
  protected:
   void closeEvent(QCloseEvent* e) override;
+  bool eventFilter(QObject* watched, QEvent* event) override;
 
  private:
   void build_menus();
@@ -61,10 +73,13 @@ class StudioWindow : public QMainWindow {
   void save_settings();
   void refresh_recent();
   void open_model_folder();
-  void load_preset(const QString& path = {});
+
   void save_preset();
   void export_clip();
   void export_mask_trace();
+  void save_history();
+  void fit_to_screen();
+  void queue_menu(const QPoint& at);
 
   std::shared_ptr<LogBuffer> log_;
   bool persist_;
@@ -75,14 +90,15 @@ class StudioWindow : public QMainWindow {
   ImGuiWidget* gl_ = nullptr;
   QListWidget* queue_ = nullptr;
   QPlainTextEdit* log_view_ = nullptr;
-  QProgressBar* progress_ = nullptr;
   QLabel* status_speed_ = nullptr;
   QLabel* status_device_ = nullptr;
   QLabel* status_memory_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QTimer* timer_ = nullptr;
-  std::vector<uint64_t> submitted_;  // job ids in submission order
-  std::set<uint64_t> pending_;       // submitted, not yet started
+  ui::JobList jobs_;
+  std::string history_path_;
+  qint64 last_memory_ms_ = 0;
+  std::string last_export_dir_;
 };
 
 }  // namespace longshot::studio

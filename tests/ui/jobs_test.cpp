@@ -193,8 +193,16 @@ TEST(RequestChecks, EmptyPromptAndModelRulesAreCaughtBeforeGenerate) {
   EXPECT_TRUE(has("frames", "5000 is outside 1-4096"));
   r.frames = 80;
   problems = lu::check_request(r, wan);
-  EXPECT_TRUE(has("frames", "1 + 4k frames (nearest 81)"));
+  EXPECT_TRUE(has("frames", "4n+1 frames (nearest 81)"));
   EXPECT_EQ(lu::snap_frames(80, wan), 81);
+  // The built-in model: one video frame per latent frame, patched in pairs: even counts.
+  lu::ModelLimits builtin;
+  builtin.name = "longshot-builtin";
+  builtin.temporal_patch = 2;
+  EXPECT_TRUE(lu::frames_fit(32, builtin));
+  EXPECT_FALSE(lu::frames_fit(33, builtin));
+  EXPECT_EQ(lu::frames_rule(builtin), "2n");
+  EXPECT_EQ(lu::frames_rule(wan), "4n+1");
   EXPECT_EQ(lu::snap_side(63, 16), 64);
   EXPECT_EQ(lu::snap_side(3, 16), 16);
   // An uninspected path: the generic limits only.
@@ -229,4 +237,16 @@ TEST(Compare, SsimIsOneForIdenticalFramesAndFallsWithNoise) {
   EXPECT_GT(noisy, -1.0);
   EXPECT_EQ(lu::per_frame_ssim(a, b).size(), 1u);
   EXPECT_THROW(lu::ssim(a, b, 1), longshot::ParameterError);
+}
+
+TEST(Compare, SweepValuesSpanTheRange) {
+  const auto v = lu::sweep_values(0.1, 0.5, 5);
+  ASSERT_EQ(v.size(), 5u);
+  EXPECT_DOUBLE_EQ(v.front(), 0.1);
+  EXPECT_DOUBLE_EQ(v.back(), 0.5);
+  EXPECT_NEAR(v[2], 0.3, 1e-12);
+  // Integers: rounded, duplicates dropped.
+  EXPECT_EQ(lu::sweep_values(1, 3, 5, true), (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(lu::sweep_values(0.25, 0.9, 1), (std::vector<double>{0.25}));
+  EXPECT_THROW(lu::sweep_values(0, 1, 0), longshot::ParameterError);
 }

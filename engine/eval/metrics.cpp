@@ -4,6 +4,7 @@
 // Sections: [detect] · [adherence] · [temporal health] · [fidelity]
 #include "engine/eval/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -327,6 +328,151 @@ double ssim(const Video& a, const Video& b) {
   const auto sxx = filter(x * x) - mx * mx, syy = filter(y * y) - my * my, sxy = filter(x * y) - mx * my;
   const auto ssim_map = ((2 * mx * my + C1) * (2 * sxy + C2)) / ((mx * mx + my * my + C1) * (sxx + syy + C2));
   return ssim_map.mean().item<double>();
+}
+
+// ---- loop score (VQeval loop_quality on a pooled-pixel feature) --------------------------------
+
+LoopScore loop_score(const Video& video, int pool) {
+  check_video(video, "video");
+  if (video.frames < 6) throw ParameterError("frames", "the loop score needs at least 6 frames");
+  if (pool < 1) throw ParameterError("pool", "must be at least 1, got " + std::to_string(pool));
+  const int n = video.frames, ph = (video.height + pool - 1) / pool, pw = (video.width + pool - 1) / pool;
+  const size_t dim = size_t(ph) * pw * 3;
+  // Features: area means of pool×pool cells (ragged edge cells over their real pixels), 0–1.
+  std::vector<std::vector<double>> f(size_t(n), std::vector<double>(dim, 0.0));
+  std::vector<double> count(size_t(ph) * pw, 0.0);
+  for (int y = 0; y < video.height; ++y)
+    for (int x = 0; x < video.width; ++x) count[size_t(y / pool) * pw + x / pool] += 1.0;
+  for (int t = 0; t < n; ++t) {
+    const uint8_t* px = video.frame(t);
+    for (int y = 0; y < video.height; ++y)
+      for (int x = 0; x < video.width; ++x)
+        for (int c = 0; c < 3; ++c)
+          f[size_t(t)][(size_t(y / pool) * pw + x / pool) * 3 + c] += px[(size_t(y) * video.width + x) * 3 + c] / 255.0;
+    for (size_t i = 0; i < dim; ++i) f[size_t(t)][i] /= count[i / 3];
+  }
+  std::vector<double> mean(dim, 0.0);
+  for (const auto& v : f)
+    for (size_t i = 0; i < dim; ++i) mean[i] += v[i] / n;
+  for (auto& v : f)
+    for (size_t i = 0; i < dim; ++i) v[i] -= mean[i];
+  // Cosine similarity; two zero features (frames equal to the mean frame) are identical, one zero
+  // feature is unlike any other.
+  std::vector<double> norm(static_cast<size_t>(n));
+  for (int t = 0; t < n; ++t) norm[size_t(t)] = std::sqrt(std::inner_product(f[t].begin(), f[t].end(), f[t].begin(), 0.0));
+  std::vector<double> S(size_t(n) * n, 0.0);
+  for (int a = 0; a < n; ++a)
+    for (int b = 0; b < n; ++b) {
+      const double d = norm[size_t(a)] * norm[size_t(b)];
+      const bool za = norm[size_t(a)] < 1e-9, zb = norm[size_t(b)] < 1e-9;
+      S[size_t(a) * n + b] = a == b || (za && zb) ? 1.0
+                             : d > 1e-18      ? std::inner_product(f[a].begin(), f[a].end(), f[b].begin(), 0.0) / d
+                                              : 0.0;
+    }
+  auto sim = [&](int a, int b) { return S[size_t(a) * n + b]; };
+  LoopScore r;
+  const int min_gap = std::max(3, n / 10);
+
+  // Cycle.
+  std::vector<double> band;
+  for (int k = 1; k <= n / 2; ++k) {
+    double m = 0;
+    for (int i = 0; i + k < n; ++i) m += sim(i, i + k);
+    band.push_back(m / (n - k));
+  }
+  const double bmean = std::accumulate(band.begin(), band.end(), 0.0) / band.size();
+  double bvar = 0;
+  for (double b : band) bvar += (b - bmean) * (b - bmean);
+  const double bstd = std::sqrt(bvar / band.size());
+  double peak = bmean;
+  int peak_k = 0;
+  // Only a local maximum of the band counts (VQeval takes the plain maximum, which a band that
+  // merely decays with the offset — any smooth video — has at min_gap).
+  for (int k = min_gap; k <= int(band.size()); ++k) {
+    const double b = band[size_t(k - 1)];
+    const bool local = b >= band[size_t(k - 2)] && (k == int(band.size()) || b >= band[size_t(k)]);
+    if (local && (peak_k == 0 || b > peak)) peak = b, peak_k = k;
+  }
+  if (peak_k == 0) peak = bmean;
+  r.cycle_period = peak_k;
+  r.cycle = bstd > 0 ? std::clamp((peak - bmean) / bstd / 3.0, 0.0, 1.0) : std::clamp((bmean - 0.8) / 0.2, 0.0, 1.0);
+  double off = 0;
+  for (int a = 0; a < n; ++a)
+    for (int b = 0; b < n; ++b)
+      if (a != b) off += sim(a, b);
+  off /= double(n) * (n - 1);
+  if (off > 0.95) r.cycle = std::max(r.cycle, 0.8);
+  else if (off > 0.90) r.cycle = std::max(r.cycle, 0.5);
+
+  // Near-duplicates and the longest repeat.
+  constexpr double kDuplicate = 0.97;
+  int dup = 0, pairs = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j = i + min_gap; j < n; ++j) ++pairs, dup += sim(i, j) > kDuplicate;
+  r.duplicate = std::min(1.0, 3.0 * dup / std::max(1, pairs));
+  for (int p = min_gap; p <= n / 2; ++p) {
+    int streak = 0;
+    for (int i = 0; i + p < n; ++i) {
+      streak = sim(i, i + p) > kDuplicate ? streak + 1 : 0;
+      r.longest_repeat = std::max(r.longest_repeat, streak);
+    }
+  }
+
+  // Frame-difference signals: ‖f_{t+1} − f_t‖ (autocorrelation) and the mean |difference|
+  // (the motion signal standing in for VQeval's optical-flow magnitude).
+  std::vector<double> diff, motion;
+  for (int t = 0; t + 1 < n; ++t) {
+    double sq = 0, ab = 0;
+    for (size_t i = 0; i < dim; ++i) {
+      const double d = f[size_t(t + 1)][i] - f[size_t(t)][i];
+      sq += d * d;
+      ab += std::abs(d);
+    }
+    diff.push_back(std::sqrt(sq));
+    motion.push_back(ab / double(dim));
+  }
+  auto centred = [](std::vector<double> v) {
+    const double m = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+    for (auto& x : v) x -= m;
+    return v;
+  };
+  // Periodicity: dominant share of the non-DC DFT power of the motion signal.
+  {
+    const auto m = centred(motion);
+    const int L = int(m.size());
+    double total = 0, top = 0;
+    for (int k = 1; k <= L / 2; ++k) {
+      double re = 0, im = 0;
+      for (int t = 0; t < L; ++t) re += m[t] * std::cos(2 * M_PI * k * t / L), im -= m[t] * std::sin(2 * M_PI * k * t / L);
+      const double pw2 = re * re + im * im;
+      total += pw2;
+      top = std::max(top, pw2);
+    }
+    r.periodicity = total > 1e-12 ? std::clamp((top / total - 0.3) / 0.4, 0.0, 1.0) : 0.0;
+  }
+  // Autocorrelation.
+  {
+    const auto d = centred(diff);
+    const double energy = std::inner_product(d.begin(), d.end(), d.begin(), 0.0);
+    const double change = std::accumulate(diff.begin(), diff.end(), 0.0);
+    if (change < 1e-9) {
+      r.autocorrelation = 0.8;  // nothing changes (VQeval's value)
+    } else if (energy < 1e-12) {
+      r.autocorrelation = 0.0;  // perfectly steady change: nothing repeats (VQeval would say 0.8)
+    } else {
+      double best = -1;
+      const int max_lag = int(d.size()) / 2;
+      for (int lag = std::min(3, max_lag); lag <= max_lag; ++lag) {
+        double c = 0;
+        for (size_t t = 0; t + lag < d.size(); ++t) c += d[t] * d[t + lag];
+        best = std::max(best, c / energy);
+      }
+      r.autocorrelation = std::clamp(best, 0.0, 1.0);
+    }
+  }
+  r.severity = 0.35 * r.cycle + 0.25 * r.duplicate + 0.20 * r.periodicity + 0.20 * r.autocorrelation;
+  r.score = std::max(0.0, 1.0 - r.severity);
+  return r;
 }
 
 }  // namespace longshot::eval

@@ -44,6 +44,31 @@ struct TemporalHealth {
 // (the second half when the video is not longer). Throws ParameterError for < 4 frames.
 TemporalHealth temporal_health(const Video& video, int training_frames);
 
+// Loop / freeze score after LVSA's VQeval `loop_quality` (vqeval/evaluators/loop_quality.py:41-62,
+// 87-250), on a feature that needs no network: each frame area-pooled by `pool` pixels (1 = raw
+// pixels), the video's mean frame subtracted, so cosine similarity measures content, not
+// brightness. With S the frames' cosine-similarity matrix and n frames:
+//  - cycle: band means m_k = mean_i S(i, i+k), k = 1..n/2; the highest local maximum over
+//    k >= max(3, n/10) (VQeval: the plain maximum, which any decaying band has at the start) as a
+//    z-score over all m_k, /3, clamped to [0, 1]; at least 0.8 (0.5) when the mean off-diagonal
+//    similarity exceeds 0.95 (0.90): a near-static video.
+//  - duplicate: 3 × the share of pairs at gap >= max(3, n/10) with S > 0.97, clamped.
+//  - periodicity: VQeval's optical-flow FFT with the mean |frame difference| as the motion signal:
+//    the dominant non-DC power share p, (p − 0.3)/0.4 clamped.
+//  - autocorrelation: d_t = ‖f_{t+1} − f_t‖ centred; its autocorrelation at lags >= 3 (VQeval's
+//    index 2 on), the peak clamped to [0, 1]; 0.8 when nothing changes, 0 when the change is
+//    perfectly steady (VQeval gives both 0.8).
+//  severity = 0.35·cycle + 0.25·duplicate + 0.20·periodicity + 0.20·autocorrelation, and
+//  score = 1 − severity (VQeval's weights; it reports 100 × score).
+struct LoopScore {
+  double score = 1.0, severity = 0.0;
+  double cycle = 0.0, duplicate = 0.0, periodicity = 0.0, autocorrelation = 0.0;
+  int cycle_period = 0;    // the peak band's offset, frames
+  int longest_repeat = 0;  // longest run of i with S(i, i + p) > 0.97 for one p
+};
+// Throws ParameterError for fewer than 6 frames or pool < 1.
+LoopScore loop_score(const Video& video, int pool = 8);
+
 // Between two videos of equal shape (ShapeError otherwise). PSNR over all frames on the 0–255
 // scale, capped at 100 dB for identical videos; SSIM with an 11×11 Gaussian window (σ = 1.5),
 // averaged over channels, positions and frames.

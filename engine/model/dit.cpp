@@ -139,6 +139,27 @@ std::array<int64_t, 3> rope_split(int64_t head_dim) {
   return {head_dim - 4 * s, 2 * s, 2 * s};
 }
 
+int64_t riflex_intrinsic_index(int64_t t_dim, int64_t training_frames, double theta) {
+  const double two_pi = 2.0 * M_PI;
+  int64_t best = 0;
+  double best_diff = 0;
+  for (int64_t j = 0; j < t_dim / 2; ++j) {
+    const double diff = std::abs(two_pi * std::pow(theta, 2.0 * double(j) / double(t_dim)) - double(training_frames));
+    if (j == 0 || diff < best_diff) best = j, best_diff = diff;  // first minimum, as Python's min()
+  }
+  return best;
+}
+
+std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t frames, int64_t reference, bool riflex) {
+  std::vector<double> f;
+  for (int64_t j = 0; 2 * j < t_dim; ++j) f.push_back(1.0 / std::pow(theta, double(2 * j) / double(t_dim)));
+  if (riflex && reference > 0 && frames > reference) {
+    const double s = double(frames) / double(reference);
+    f[size_t(riflex_intrinsic_index(t_dim, reference, theta))] = 2.0 * M_PI / (double(reference) * s);
+  }
+  return f;
+}
+
 torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
 #if TORCH_VERSION_MAJOR >= 2
   if (q.is_cuda()) {
@@ -220,7 +241,7 @@ attention::TokenGrid WanDiTImpl::token_grid(int64_t frames, int64_t height, int6
 }
 
 void WanDiTImpl::rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
-                             const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin) const {
+                             const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) const {
   const auto split = rope_split(config_.head_dim());
   const int64_t extent[3] = {grid.t, grid.h, grid.w};
   for (int a = 0; a < 3; ++a)
@@ -237,6 +258,10 @@ void WanDiTImpl::rope_tables(const attention::TokenGrid& grid, const attention::
   for (int a = 0; a < 3; ++a) {
     const int64_t part = split[a];
     auto freqs = 1.0 / torch::pow(config_.rope_theta, torch::arange(0, part, 2, opts) / double(part));
+    if (a == 0 && riflex) {
+      auto t = temporal_rope_freqs(part, config_.rope_theta, grid.t, config_.reference_frames, true);
+      freqs = torch::tensor(t, opts);
+    }
     angles.push_back(torch::outer(pos[a].to(torch::kDouble), freqs));
   }
   auto ang = torch::cat(angles, 1);
@@ -296,7 +321,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   auto x = patch_embedding->forward(input).flatten(2).transpose(1, 2).to(torch::kFloat);
   if (perm.defined()) x = x.index_select(1, perm);
   torch::Tensor cos, sin;
-  rope_tables(grid, ordering.get(), device, cos, sin);
+  rope_tables(grid, ordering.get(), device, cos, sin, control && control->riflex);
 
   // Time: sinusoid → MLP → 6-way modulation, all fp32.
   auto t = timesteps.reshape({-1}).to(device);

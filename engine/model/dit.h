@@ -47,6 +47,10 @@ struct AttentionStats {
 // Per-forward attention settings. A null policy, or dense_step, runs every layer dense.
 struct AttentionControl {
   attention::MaskPolicy* policy = nullptr;
+  // RIFLEx (arXiv 2502.15894, as LVSA pairs it with long runs): past the reference horizon the
+  // temporal RoPE frequency whose period is nearest reference_frames gets period frames (see
+  // temporal_rope_freqs), so a long video does not repeat the training clip's cycle.
+  bool riflex = false;
   bool dense_step = false;
   int dense_first_layers = 0;
   int dense_last_layers = 0;
@@ -154,7 +158,7 @@ class WanDiTImpl : public torch::nn::Module {
   // fuse: the fused GPU kernels (fused_ops.h) for the q/k norms and RoPE.
   torch::Tensor cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context, bool fuse);
   void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
-                   const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin) const;
+                   const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) const;
 
   DiTConfig config_;
 };
@@ -168,6 +172,14 @@ torch::Tensor sinusoidal_embedding(const torch::Tensor& timesteps, int64_t dim);
 torch::Tensor position_planes(int64_t height, int64_t width, const torch::TensorOptions& options);
 // Real dims of head_dim given to time / height / width: d − 4⌊d/6⌋, 2⌊d/6⌋, 2⌊d/6⌋.
 std::array<int64_t, 3> rope_split(int64_t head_dim);
+// RIFLEx's intrinsic index: the temporal frequency j < t_dim/2 whose period 2π·θ^(2j/t_dim) is
+// nearest the training length (lvsa/riflex.py identify_intrinsic_k).
+int64_t riflex_intrinsic_index(int64_t t_dim, int64_t training_frames, double theta);
+// The temporal RoPE frequencies θ^(−2j/t_dim); with riflex and frames > reference_frames > 0,
+// frequency k = riflex_intrinsic_index becomes 2π / (reference · s) with s = frames / reference,
+// i.e. one period over the whole video (RIFLEx with s the extrapolation ratio).
+std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t frames, int64_t reference_frames,
+                                        bool riflex);
 // Plain softmax attention for unequal lengths (cross-attention), [B, H, Nq, D] × [B, H, Nk, D].
 torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 // Softmax attention restricted to the block mask's kept pairs, through torch ops (differentiable):

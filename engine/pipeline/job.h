@@ -15,7 +15,6 @@ struct AttentionSettings {
   int dense_first_layers = 0;            // first layers run dense
   int dense_last_layers = 0;             // last layers run dense
   bool riflex = false;                   // RIFLEx temporal RoPE past the model's reference horizon
-  bool riflex = false;                   // RIFLEx temporal RoPE past the model's reference horizon
   int64_t block_size = 128;
   // Mask-aware adapter for the sparse layers (model/mask_adapter.h): "auto" = the one the model
   // ships for this mode, if any; "none"; or a file (used whatever the mode).

@@ -303,7 +303,6 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       control.dense_first_layers = settings.dense_first_layers;
       control.dense_last_layers = settings.dense_last_layers;
       control.riflex = settings.riflex;
-      control.riflex = settings.riflex;
       control.block_size = settings.block_size;
       control.step = step;
       control.num_steps = request.steps;

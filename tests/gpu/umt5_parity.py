@@ -164,12 +164,14 @@ def main():
         print(f"ours CPU fp32 vs fp32: {res['ours_cpu_fp32_vs_fp32']:.3e} (load {cpu['load_s']:.1f} s, "
               f"encode {cpu['encode_s']:.1f} s, {cpu['threads']} threads)", flush=True)
         env = dict(os.environ, LONGSHOT_THREADS="2", OMP_NUM_THREADS="2")
-        res["ours_cpu2_fp32_one_prompt"] = run_ours(
-            a.longshot, ["--text-encoder", te, "--ids", f"{a.work}/ids_one.safetensors", "--device", "cpu", "--dtype", "fp32"],
-            env=env, prefix=["taskset", "-c", "0,1"])
-        c2 = res["ours_cpu2_fp32_one_prompt"]
-        print(f"ours CPU fp32, 2 cores, one prompt of {n1} tokens: load {c2['load_s']:.1f} s, encode {c2['encode_s']:.1f} s",
-              flush=True)
+        for dt in ("fp32", "bf16"):  # bf16 on the CPU: half the memory, and fast where the CPU has AMX
+            r = run_ours(a.longshot, ["--text-encoder", te, "--ids", f"{a.work}/ids_one.safetensors", "--device", "cpu",
+                                      "--dtype", dt, "--out", f"{a.work}/ours_cpu2_{dt}.safetensors"],
+                         env=env, prefix=["taskset", "-c", "0,1"])
+            r["rel_l2_vs_transformers_fp32"] = rel_l2(load_out(f"{a.work}/ours_cpu2_{dt}.safetensors")[0], ref32[1], mask[1])
+            res[f"ours_cpu2_{dt}_one_prompt"] = r
+            print(f"ours CPU {dt}, 2 cores, one prompt of {n1} tokens: load {r['load_s']:.1f} s, encode {r['encode_s']:.1f} s, "
+                  f"rel L2 {r['rel_l2_vs_transformers_fp32']:.2e}", flush=True)
 
     # 6. Extra layouts at 2 layers, full width: Wan .pth and ComfyUI scaled fp8.
     if state32 is not None:
@@ -254,11 +256,13 @@ def main():
         f"({res['ours_gpu_bf16_vs_fp32'] / res['transformers_bf16_vs_fp32']:.2f}x transformers' own) |",
     ]
     if "ours_cpu_fp32_vs_fp32" in res:
-        c, c2 = res["ours_cpu_fp32"], res["ours_cpu2_fp32_one_prompt"]
+        c, c2, cb = res["ours_cpu_fp32"], res["ours_cpu2_fp32_one_prompt"], res["ours_cpu2_bf16_one_prompt"]
         lines += [f"| Longshot CPU fp32 vs transformers fp32 | {res['ours_cpu_fp32_vs_fp32']:.3e} |",
                   f"| CPU fp32 load (bf16 shards → fp32), {c['threads']} threads | {c['load_s']:.1f} s |",
                   f"| CPU fp32 encode [2, 512], {c['threads']} threads | {c['encode_s']:.2f} s |",
                   f"| CPU fp32, 2 cores: load / encode one prompt ({n1} tokens) | {c2['load_s']:.1f} s / {c2['encode_s']:.2f} s |",
+                  f"| CPU bf16, 2 cores: load / encode one prompt ({n1} tokens) / rel. L2 vs fp32 | {cb['load_s']:.1f} s / "
+                  f"{cb['encode_s']:.2f} s / {cb['rel_l2_vs_transformers_fp32']:.2e} |",
                   f"| CPU fp32 peak RSS | {c['peak_rss_gb']:.1f} GB |"]
     lines += [f"| GPU bf16 load (sharded bf16, page cache warm) | {gpu['load_s']:.1f} s |",
               f"| GPU bf16 encode [2, 512] (median of {a.reps}) | {gpu['encode_s'] * 1e3:.1f} ms |",

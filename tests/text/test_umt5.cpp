@@ -3,7 +3,9 @@
 // parity with transformers' UMT5EncoderModel on tests/fixtures/umt5_tiny when it is present.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "engine/common/error.h"
+#include "engine/common/threads.h"
 #include "engine/text/checkpoint.h"
 #include "engine/text/umt5.h"
 #include "text_test_util.h"
@@ -357,4 +360,32 @@ TEST(UMT5, MatchesTransformersFixture) {
   EXPECT_LT(rel_l2(out, io.load("zeroed_hidden_state")), 1e-4);
   const auto long_ids = io.load("long_input_ids");
   EXPECT_LT(rel_l2(enc.encode(long_ids, torch::ones_like(long_ids)), io.load("long_last_hidden_state")), 1e-4);
+}
+
+// Timing at the real width (not run by CI; --gtest_also_run_disabled_tests): umT5-XXL's d_model,
+// heads and d_ff with 2 of its 24 layers and a small vocabulary (the embedding is a lookup), one
+// prompt of 77 tokens, fp32 and bf16, on the threads LibTorch has. Prints seconds per layer.
+TEST(UMT5, DISABLED_XxlWidthCpuTiming) {
+  init_cpu_threads();  // LONGSHOT_THREADS, as the CLI
+  auto c = UMT5Config::xxl();
+  c.num_layers = 2;
+  c.vocab = 1000;
+  const auto dir = scratch("xxlwidth");
+  write_checkpoint_safetensors(dir + "/w.safetensors", tiny_weights(c));
+  auto [ids, mask] = sample_ids(1, 512, c.vocab, {77});
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    UMT5LoadOptions o;
+    o.dtype = dtype;
+    auto t0 = std::chrono::steady_clock::now();
+    auto enc = UMT5Encoder::load(dir + "/w.safetensors", o);
+    const double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    enc.encode(ids, mask);  // warm-up
+    t0 = std::chrono::steady_clock::now();
+    auto out = enc.encode(ids, mask);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("umT5-XXL width, %s, %d threads: load %.2f s (2 layers), encode 77 tokens %.3f s per layer -> %.1f s for 24 layers\n",
+                dtype == torch::kFloat ? "fp32" : "bf16", torch::get_num_threads(), load, s / 2, s / 2 * 24);
+    EXPECT_EQ(out.size(1), 512);
+  }
+  fs::remove_all(dir);
 }

@@ -34,6 +34,7 @@ TEST(PromptEncoder, EncodesCachesAndReleases) {
   o.weights = dir + "/text_encoder";
   o.cache_dir = dir + "/cache";
   o.max_len = 64;
+  o.dtype = torch::kFloat;  // compared with a direct fp32 encode below
   PromptEncoder pe(o);
   const std::string prompt = "a cat walks along the beach at sunset";
   auto first = pe.encode(prompt);

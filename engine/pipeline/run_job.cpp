@@ -38,7 +38,7 @@ void validate_request(const GenerationRequest& r) {
   // Before any model loads: a named sampler and the σ grid ("" is the model's own sampler).
   const auto grid = sampler::parse_grid(r.schedule);
   if (!r.sampler.empty()) sampler::make_schedule(r.sampler, r.steps, r.shift, grid);
-  if (r.model.empty()) throw ParameterError("model", "is empty");
+  if (r.model.empty() && r.dit_file.empty()) throw ParameterError("model", "is empty (name a model, or give its DiT file)");
   if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
     throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
   const auto& a = r.attention;

@@ -42,7 +42,7 @@ def run_ours(longshot, args, env=None, prefix=None):
     wall = time.time() - t0
     if p.returncode != 0:
         print(p.stdout, p.stderr, file=sys.stderr)
-        raise SystemExit(f"longshot encode-text failed ({p.returncode}): {' '.join(cmd)}")
+        raise RuntimeError(f"longshot encode-text failed ({p.returncode}): {' '.join(cmd)}: {p.stderr.strip()[-400:]}")
     line = [l for l in p.stdout.splitlines() if l.startswith("{")][-1]
     r = json.loads(line)
     r["wall_s"] = wall
@@ -77,6 +77,10 @@ def main():
     dev = torch.device("cuda")
     res = {"torch": torch.__version__, "transformers": transformers.__version__,
            "gpu": torch.cuda.get_device_name(0), "layers": a.layers, "timings": {}}
+
+    def dump():  # after every stage, so a run cut short by its time limit still reports
+        with open(os.path.join(out_dir, "umt5_parity.json"), "w") as f:
+            json.dump(res, f, indent=2)
 
     # 1. The model, on the GPU, transformers' init; weights rounded to bf16.
     t0 = time.time()
@@ -128,6 +132,7 @@ def main():
         refbf = refbf.float().cpu()
     res["transformers_bf16_vs_fp32"] = rel_l2(refbf, ref32, mask)
     print(f"transformers bf16 vs fp32: {res['transformers_bf16_vs_fp32']:.3e}", flush=True)
+    dump()
 
     # 3. The diffusers text_encoder/ layout: bf16 shards + index.
     t0 = time.time()
@@ -138,6 +143,7 @@ def main():
     del model
     torch.cuda.empty_cache()
     print(f"saved {res['sharded_files']} in {time.time() - t0:.1f} s", flush=True)
+    dump()
 
     # 4. Ours: GPU bf16.
     gpu = run_ours(a.longshot, ["--text-encoder", te, "--ids", f"{a.work}/ids.safetensors", "--device", "cuda",
@@ -149,6 +155,7 @@ def main():
     res["padding_zero_gpu"] = bool((ours_bf[1, n1:] == 0).all())
     print(f"ours GPU bf16 vs fp32: {res['ours_gpu_bf16_vs_fp32']:.3e} (load {gpu['load_s']:.1f} s, "
           f"encode {gpu['encode_s'] * 1e3:.1f} ms, peak {gpu.get('peak_gpu_gb', -1):.2f} GB)", flush=True)
+    dump()
     # One prompt (77 tokens) on the GPU, the pipeline's case.
     res["ours_gpu_bf16_one_prompt"] = run_ours(a.longshot, ["--text-encoder", te, "--ids", f"{a.work}/ids_one.safetensors",
                                                             "--device", "cuda", "--dtype", "bf16", "--reps", str(a.reps)])
@@ -163,6 +170,7 @@ def main():
         res["padding_zero_cpu"] = bool((ours32[1, n1:] == 0).all())
         print(f"ours CPU fp32 vs fp32: {res['ours_cpu_fp32_vs_fp32']:.3e} (load {cpu['load_s']:.1f} s, "
               f"encode {cpu['encode_s']:.1f} s, {cpu['threads']} threads)", flush=True)
+        dump()
         env = dict(os.environ, LONGSHOT_THREADS="2", OMP_NUM_THREADS="2")
         for dt in ("fp32", "bf16"):  # bf16 on the CPU: half the memory, and fast where the CPU has AMX
             r = run_ours(a.longshot, ["--text-encoder", te, "--ids", f"{a.work}/ids_one.safetensors", "--device", "cpu",
@@ -172,6 +180,7 @@ def main():
             res[f"ours_cpu2_{dt}_one_prompt"] = r
             print(f"ours CPU {dt}, 2 cores, one prompt of {n1} tokens: load {r['load_s']:.1f} s, encode {r['encode_s']:.1f} s, "
                   f"rel L2 {r['rel_l2_vs_transformers_fp32']:.2e}", flush=True)
+            dump()
 
     # 6. Extra layouts at 2 layers, full width: Wan .pth and ComfyUI scaled fp8.
     if state32 is not None:
@@ -223,12 +232,19 @@ def main():
         res["timings"]["extra_layouts_s"] = time.time() - t0
         for name, path, ref in [("wan_pth", f"{a.work}/wan_2layers.pth", ref_small),
                                 ("comfy_fp8_scaled", f"{a.work}/umt5_2layers_fp8_e4m3fn_scaled.safetensors", ref_fp8)]:
-            r = run_ours(a.longshot, ["--text-encoder", path, "--ids", f"{a.work}/ids.safetensors", "--device", "cuda",
-                                      "--dtype", "fp32", "--out", f"{a.work}/ours_{name}.safetensors"])
+            try:
+                r = run_ours(a.longshot, ["--text-encoder", path, "--ids", f"{a.work}/ids.safetensors", "--device", "cuda",
+                                          "--dtype", "fp32", "--out", f"{a.work}/ours_{name}.safetensors"])
+            except RuntimeError as e:  # one layout failing must not hide the others
+                res[f"ours_{name}_2layers_gpu_fp32"] = {"error": str(e), "rel_l2_vs_transformers_fp32": float("inf")}
+                print(f"{name}: FAILED: {e}", flush=True)
+                dump()
+                continue
             r["rel_l2_vs_transformers_fp32"] = rel_l2(load_out(f"{a.work}/ours_{name}.safetensors"), ref, mask)
             res[f"ours_{name}_2layers_gpu_fp32"] = r
             print(f"{name} (2 layers, GPU fp32): rel L2 {r['rel_l2_vs_transformers_fp32']:.3e}, load {r['load_s']:.1f} s",
                   flush=True)
+            dump()
 
     # 7. Verdict and report.
     checks = {"gpu_bf16_within_2x_transformers": res["ours_gpu_bf16_vs_fp32"] <= 2 * res["transformers_bf16_vs_fp32"],
@@ -243,8 +259,7 @@ def main():
     res["checks"] = checks
     res["pass"] = all(checks.values())
     res["timings"]["total_s"] = time.time() - t_start
-    with open(os.path.join(out_dir, "umt5_parity.json"), "w") as f:
-        json.dump(res, f, indent=2)
+    dump()
     g1 = res["ours_gpu_bf16_one_prompt"]
     lines = [
         f"# umT5-XXL parity ({a.layers} layers, full width) — {res['gpu']}, torch {res['torch']}, transformers {res['transformers']}",

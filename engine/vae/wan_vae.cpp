@@ -748,52 +748,50 @@ void WanVAE::decode_streamed(const torch::Tensor& latents, const FrameSink& sink
     const int64_t T = z.size(2), h = z.size(3), w = z.size(4), ss = impl.config.spatial_stride();
     const int64_t chunk = options.chunk == 0 ? T : options.chunk;
 
-    // Tiles (one covering everything unless tiling is on), each with its own stream of caches.
-    struct Tile {
-      int64_t y, x, th, tw;
-      Stream stream;
-      torch::Tensor weight;  // [1, 1, 1, th·s, tw·s] blend weights
-    };
-    std::vector<Tile> tiles;
+    const int64_t F = impl.config.frames_for(T);
+    int64_t frame = 0;
     const int64_t tile = options.tile ? options.tile_latent : std::max(h, w);
     const auto ys = tile_starts(h, tile, options.tile_overlap), xs = tile_starts(w, tile, options.tile_overlap);
-    torch::Tensor wsum;
-    for (int64_t y : ys)
-      for (int64_t x : xs) {
-        Tile t{y, x, std::min(tile, h), std::min(tile, w), {}, {}};
-        if (ys.size() * xs.size() > 1) {
-          const int64_t ov = options.tile_overlap * ss;
-          auto wy = ramp(t.th * ss, ov, y > 0, y + t.th < h), wx = ramp(t.tw * ss, ov, x > 0, x + t.tw < w);
-          t.weight = (wy.view({-1, 1}) * wx.view({1, -1})).view({1, 1, 1, t.th * ss, t.tw * ss}).to(impl.device);
-        }
-        tiles.push_back(std::move(t));
+    if (ys.size() * xs.size() == 1) {
+      // The streamed decode: one chunk of latent frames at a time, frames out as they come.
+      Stream stream;
+      for (int64_t i = 0; i < T; i += chunk) {
+        auto zc = at::conv3d(z.narrow(2, i, std::min(chunk, T - i)), impl.dec.post_quant.w, impl.dec.post_quant.b);
+        auto out = run_decoder(stream, impl.dec, std::move(zc), options.pass_frames);
+        const int64_t produced = out.size(2);
+        sink(out.squeeze(0), frame);
+        frame += produced;
       }
-    if (tiles.size() > 1) {
-      wsum = torch::zeros({1, 1, 1, h * ss, w * ss}, torch::TensorOptions().device(impl.device));
-      for (auto& t : tiles) wsum.narrow(3, t.y * ss, t.th * ss).narrow(4, t.x * ss, t.tw * ss).add_(t.weight);
-    }
-
-    int64_t frame = 0;
-    for (int64_t i = 0; i < T; i += chunk) {
-      const int64_t n = std::min(chunk, T - i);
-      auto zc = at::conv3d(z.narrow(2, i, n), impl.dec.post_quant.w, impl.dec.post_quant.b);
-      torch::Tensor out;
-      if (tiles.size() == 1) {
-        out = run_decoder(tiles[0].stream, impl.dec, zc, options.pass_frames);
-      } else {
-        for (auto& t : tiles) {
-          auto part = run_decoder(t.stream, impl.dec, zc.narrow(3, t.y, t.th).narrow(4, t.x, t.tw).contiguous(),
-                                   options.pass_frames);
-          if (!out.defined())
-            out = torch::zeros({1, 3, part.size(2), h * ss, w * ss}, part.options().dtype(torch::kFloat));
-          out.narrow(3, t.y * ss, t.th * ss).narrow(4, t.x * ss, t.tw * ss).add_(part.to(torch::kFloat) * t.weight);
+    } else {
+      // Tiled: each tile runs the whole clip with its own caches (only one tile's caches and
+      // activations are on the device at a time: the caches dominate the streamed decode's memory),
+      // accumulating ramp-weighted frames in a float32 host buffer; the frames go out at the end.
+      const int64_t H = h * ss, W = w * ss, ov = options.tile_overlap * ss;
+      auto acc = torch::zeros({3, F, H, W}), wsum = torch::zeros({1, 1, H, W});
+      for (int64_t y : ys)
+        for (int64_t x : xs) {
+          const int64_t th = std::min(tile, h), tw = std::min(tile, w);
+          const auto wy = ramp(th * ss, ov, y > 0, y + th < h), wx = ramp(tw * ss, ov, x > 0, x + tw < w);
+          const auto weight = (wy.view({-1, 1}) * wx.view({1, -1})).view({1, 1, th * ss, tw * ss});
+          wsum.narrow(2, y * ss, th * ss).narrow(3, x * ss, tw * ss).add_(weight);
+          Stream stream;
+          int64_t f0 = 0;
+          for (int64_t i = 0; i < T; i += chunk) {
+            auto zc = at::conv3d(z.narrow(2, i, std::min(chunk, T - i)).narrow(3, y, th).narrow(4, x, tw),
+                                 impl.dec.post_quant.w, impl.dec.post_quant.b);
+            auto part = run_decoder(stream, impl.dec, std::move(zc), options.pass_frames).squeeze(0);
+            const int64_t n = part.size(1);
+            acc.narrow(1, f0, n).narrow(2, y * ss, th * ss).narrow(3, x * ss, tw * ss).add_(part.to(torch::kCPU, torch::kFloat) * weight);
+            f0 += n;
+          }
         }
-        out = out.div_(wsum).clamp_(-1, 1).to(impl.dec_dtype);
+      acc.div_(wsum).clamp_(-1, 1);
+      // Handed out in the streamed decode's chunks (1 frame, then 4 per latent frame).
+      for (int64_t i = 0; i < T; i += chunk) {
+        const int64_t n = impl.config.frames_for(std::min(i + chunk, T)) - frame;
+        sink(acc.narrow(1, frame, n).to(impl.device, impl.dec_dtype), frame);
+        frame += n;
       }
-      zc = torch::Tensor();
-      const int64_t produced = out.size(2);
-      sink(out.squeeze(0), frame);
-      frame += produced;
     }
     if (frame != impl.config.frames_for(T))
       throw Error("internal: the VAE decoded " + std::to_string(frame) + " frames for " + std::to_string(T) +

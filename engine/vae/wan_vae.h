@@ -54,7 +54,9 @@ struct DecodeOptions {
   // way; on the CPU at 240×416 the decode's memory grew by 1.76 / 1.51 / 1.39 GiB for 0 / 2 / 1.
   int64_t pass_frames = 2;
   // Spatial tiling for small GPUs: tiles of `tile_latent` latent pixels (×8 on screen) overlapping
-  // by `tile_overlap`, each with its own causal caches, blended with linear ramps in the overlap.
+  // by `tile_overlap`, decoded one after another over the whole clip (so only one tile's caches are
+  // on the device), blended with linear ramps in a float32 host buffer; frames reach the sink only
+  // once every tile is done (host memory: the whole clip in float32).
   bool tile = false;
   int64_t tile_latent = 32;
   int64_t tile_overlap = 8;

@@ -219,6 +219,12 @@ int run_generate(const std::vector<std::string>& args) {
   req.model = model::resolve_builtin_name(req.model);
   const bool builtin = model::is_builtin_model(req.model);
   if (random_weights) req.model = random_weights_config(req.model);
+  // Input files are stat()ed before anything opens them: a FIFO would block open() for good.
+  if (!model::has_config(req.model) && std::filesystem::exists(req.model) && !std::filesystem::is_directory(req.model))
+    io::require_regular_file(req.model, "model file");
+  if (req.attention.adapter != "auto" && req.attention.adapter != "none" && std::filesystem::exists(req.attention.adapter))
+    io::require_regular_file(req.attention.adapter, "adapter file");
+  if (!req.text_embeddings.empty()) io::require_regular_file(req.text_embeddings, "text embeddings file");
   // The model resolved once here for its defaults (and to fail before any work on a folder that
   // lacks a component); the job resolves the same request again.
   const model::ResolvedModel resolved = pipeline::resolve_request_model(req);

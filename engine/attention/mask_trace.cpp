@@ -117,7 +117,7 @@ MaskTrace mask_trace_from_json(const std::string& text, const std::string& sourc
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     bad(source, std::string("not valid JSON (") + e.what() + ")");
   }
   if (!j.is_object()) bad(source, "top level must be a JSON object");

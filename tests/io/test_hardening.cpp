@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/attention/mask_trace.h"
 #include "engine/common/assets.h"
 #include "engine/common/error.h"
 #include "engine/common/parse.h"
@@ -241,4 +242,16 @@ TEST(Hardening, AssetSearchPath) {
   ::unsetenv("LONGSHOT_NO_SOURCE_ASSETS");
   EXPECT_EQ(asset_dirs().back(), fs::path(LONGSHOT_SOURCE_DIR "/assets").lexically_normal().string());
   ::unsetenv("LONGSHOT_ASSETS");
+}
+
+// Found by fuzz_json: nlohmann throws out_of_range (not parse_error) for a number that overflows a
+// double; the mask-trace reader caught parse_error alone, so "1e999" escaped as a foreign exception.
+TEST(Hardening, JsonNumberOverflowIsAReaderError) {
+  const auto msg = error_of([] { attention::mask_trace_from_json(R"({"format": 1e999})", "t.lstrace"); });
+  EXPECT_NE(msg.find("t.lstrace"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+  EXPECT_THROW(attention::mask_trace_from_json(R"({"format": 1e999})", "t.lstrace"), IoError);
+  TempDir d;
+  write_raw(d.file("num.safetensors"), R"({"w":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", 4);
+  EXPECT_THROW(io::SafetensorsFile(d.file("num.safetensors")), IoError);
 }

@@ -1,0 +1,101 @@
+// Real Wan2.1 generation against diffusers' WanPipeline at the full 1.3B DiT and VAE shapes
+// (random weights): tests/gpu/wan_pipeline_parity.py writes a diffusers folder and WanPipeline's
+// outputs, then runs these cases with LONGSHOT_PIPELINE_PARITY_DIR set. Without that variable (CI)
+// or a GPU they skip. fp32 with TF32 off on both sides; bounds are the acceptance.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include <ATen/Context.h>
+
+#include "engine/model/dit.h"
+#include "engine/model/model_source.h"
+#include "engine/sampler/flow_matching.h"
+#include "engine/sampler/sample_loop.h"
+#include "engine/vae/wan_vae.h"
+#include "tests/common/fixture_io.h"
+#include "tests/gpu/skip_without_gpu.h"
+
+using namespace longshot;
+using longshot::testing::FixtureTensors;
+
+namespace {
+
+const char* parity_dir() { return std::getenv("LONGSHOT_PIPELINE_PARITY_DIR"); }
+
+#define SKIP_WITHOUT_PARITY_DIR()                                                                  \
+  do {                                                                                             \
+    if (!parity_dir()) GTEST_SKIP() << "LONGSHOT_PIPELINE_PARITY_DIR not set (tests/gpu/wan_pipeline_parity.py sets it)"; \
+    SKIP_WITHOUT_GPU();                                                                            \
+  } while (0)
+
+struct Parity {
+  std::string dir = parity_dir();
+  FixtureTensors io{dir + "/io.safetensors"};
+  model::WanDiT dit{nullptr};
+  torch::Device cuda{torch::kCUDA};
+  Parity() {
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+    model::ModelSpec spec;
+    spec.model = dir;
+    const auto resolved = model::resolve_model(spec, {model::kComponentTokenizer, model::kComponentTextEncoder});
+    dit = model::load_dit(resolved, 0, cuda, torch::kFloat);
+    dit->eval();
+  }
+  torch::Tensor sample(sampler::Sampler& smp) {
+    const auto cond = io.f32("prompt_embeds").to(cuda), uncond = io.f32("negative_prompt_embeds").to(cuda);
+    sampler::SampleHooks hooks;
+    hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) { return dit->forward(x, t, cond); };
+    hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) { return dit->forward(x, t, uncond); };
+    hooks.guidance = 5.0;
+    return sampler::sample(smp, io.f32("noise").to(cuda), hooks).x.cpu();
+  }
+  // Our VAE on our latents, in [0, 1] as diffusers' VideoProcessor gives them.
+  torch::Tensor frames(const torch::Tensor& latents) {
+    auto vae = vae::WanVAE::load(dir + "/vae/diffusion_pytorch_model.safetensors", {}, false);
+    vae.to(cuda, torch::kFloat);
+    vae::DecodeOptions o;
+    o.space = vae::LatentSpace::Normalized;  // the DiT's latents; the VAE un-normalises them
+    return ((vae.decode(latents[0], o) + 1) / 2).clamp(0, 1);
+  }
+};
+
+}  // namespace
+
+TEST(PipelineParityGpu, OneForwardFp32) {
+  SKIP_WITHOUT_PARITY_DIR();
+  torch::NoGradGuard no_grad;
+  Parity p;
+  const auto out = p.dit->forward(p.io.f32("noise").to(p.cuda), p.io.f32("forward_timestep").to(p.cuda),
+                                  p.io.f32("prompt_embeds").to(p.cuda));
+  const double rel = longshot::testing::rel_l2(out, p.io.f32("forward_output"));
+  std::printf("1.3B shape, one DiT forward vs diffusers (fp32): relative L2 %.2e\n", rel);
+  EXPECT_LT(rel, 1e-4);
+}
+
+TEST(PipelineParityGpu, SixUniPCStepsAndFrames) {
+  SKIP_WITHOUT_PARITY_DIR();
+  torch::NoGradGuard no_grad;
+  Parity p;
+  sampler::FlowUniPC smp(6, 3.0);  // the folder's scheduler_config: flow_shift 3, diffusers' grid
+  const auto latents = p.sample(smp);
+  const double rel = longshot::testing::rel_l2(latents, p.io.f32("unipc_latents"));
+  const double db = longshot::testing::psnr01(p.frames(latents).unsqueeze(0), p.io.f32("unipc_frames"));
+  std::printf("1.3B shape, 6 UniPC steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
+  EXPECT_LT(rel, 1e-3);
+  EXPECT_GE(db, 40.0);
+}
+
+TEST(PipelineParityGpu, SixEulerStepsAndFrames) {
+  SKIP_WITHOUT_PARITY_DIR();
+  torch::NoGradGuard no_grad;
+  Parity p;
+  sampler::FlowMatchEuler smp(6, 3.0, sampler::Grid::Diffusers);  // FlowMatchEulerDiscreteScheduler(shift=3)
+  const auto latents = p.sample(smp);
+  const double rel = longshot::testing::rel_l2(latents, p.io.f32("euler_latents"));
+  const double db = longshot::testing::psnr01(p.frames(latents).unsqueeze(0), p.io.f32("euler_frames"));
+  std::printf("1.3B shape, 6 Euler steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
+  EXPECT_LT(rel, 1e-3);
+  EXPECT_GE(db, 40.0);
+}

@@ -117,6 +117,16 @@ void step_plot(const char* title, const std::vector<Series>& series, int x_count
 
 std::vector<ModeSwitch> switches_of(const RunRecord* r) { return r ? r->mode_switches : std::vector<ModeSwitch>{}; }
 
+// The next item on this line if `need` pixels are left, else on the next line: toolbars wrap in
+// narrow panels (1280x800) instead of running off the edge.
+void flow(float need) {
+  ImGui::SameLine();
+  if (ImGui::GetContentRegionAvail().x < need) ImGui::NewLine();
+}
+float text_w(const char* s) { return ImGui::CalcTextSize(s).x; }
+// A checkbox / radio button: box + spacing + label.
+float toggle_w(const char* s) { return ImGui::GetFrameHeight() + ImGui::GetStyle().ItemInnerSpacing.x + text_w(s); }
+
 // Grey text that wraps at the panel's edge instead of running off it.
 void hint(const char* text) {
   ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
@@ -316,9 +326,9 @@ bool Views::Impl::preview(const StudioState& s, ViewSettings& v, double dt, Pane
     playback.toggle();
     autoplay_wraps = -1;  // the user's Play loops until paused
   }
-  ImGui::SameLine();
+  flow(toggle_w("Loop"));
   ImGui::Checkbox("Loop", &v.loop);
-  ImGui::SameLine();
+  flow(140);
   int f = playback.frame();
   ImGui::SetNextItemWidth(std::max(60.f, ImGui::GetContentRegionAvail().x - 70));
   if (ImGui::SliderInt("##scrub", &f, 0, std::max(0, vid->frames - 1), "frame %d")) playback.scrub(f);
@@ -375,14 +385,14 @@ bool Views::Impl::heatmap(const StudioState& s, ViewSettings& v) {
   const pipeline::HeatmapPtr hm = r ? r->heatmap : nullptr;
   bool log_scale = v.log_scale;
   if (ImGui::Checkbox("log scale", &log_scale)) v.log_scale = log_scale;
-  ImGui::SameLine();
-  ImGui::SetNextItemWidth(std::min(90.f, std::max(50.f, ImGui::GetContentRegionAvail().x - 100)));
+  flow(90);
+  ImGui::SetNextItemWidth(90);
   if (ImGui::BeginCombo("##cmap", v.colormap.c_str())) {
     for (const auto& n : Colormap::names())
       if (ImGui::Selectable(n.c_str(), n == v.colormap)) v.colormap = n;
     ImGui::EndCombo();
   }
-  if (ImGui::GetContentRegionAvail().x > 150) ImGui::SameLine();
+  flow(70 + ImGui::GetStyle().ItemInnerSpacing.x + text_w("columns"));
   ImGui::SetNextItemWidth(70);
   ImGui::SliderInt("columns", &v.heatmap_columns, 1, 8);
   if (!hm || hm->values.empty()) {
@@ -472,11 +482,11 @@ const RunRecord* Views::Impl::run_with_grid(const StudioState& s) const {
 bool Views::Impl::ordering_view(const StudioState& s, ViewSettings& v) {
   const RunRecord* r = run_with_grid(s);
   ImGui::RadioButton("mask's order", &ordering_choice, 0);
-  ImGui::SameLine();
+  flow(toggle_w("Hilbert"));
   ImGui::RadioButton("Hilbert", &ordering_choice, 1);
-  ImGui::SameLine();
+  flow(toggle_w("raster"));
   ImGui::RadioButton("raster", &ordering_choice, 2);
-  ImGui::SameLine();
+  flow(toggle_w("blocks"));
   ImGui::Checkbox("blocks", &v.show_blocks);
   if (!r) {
     hint(waiting_text(s, "token grid").c_str());
@@ -498,7 +508,7 @@ bool Views::Impl::ordering_view(const StudioState& s, ViewSettings& v) {
     drawing = draw_ordering(ordering, std::max<int64_t>(1, bs), columns, 1);
     ordering_key = key;
   }
-  ImGui::Text("%s order over %s tokens, %lld blocks of %lld", attention::to_string(kind), r->grid.to_string().c_str(),
+  ImGui::TextWrapped("%s order over %s tokens, %lld blocks of %lld", attention::to_string(kind), r->grid.to_string().c_str(),
               static_cast<long long>(drawing.num_blocks), static_cast<long long>(bs));
   const int64_t rows = (frames + columns - 1) / columns;
   const float ext_w = drawing.width;
@@ -564,7 +574,7 @@ bool Views::Impl::mask(const StudioState& s, ViewSettings&) {
   ImGui::SetNextItemWidth(120);
   if (heads > 1) ImGui::SliderInt("head", &mask_head, 0, heads - 1);
   else ImGui::TextDisabled("one mask shared by all heads");
-  ImGui::SameLine();
+  flow(text_w("reset view") + 2 * ImGui::GetStyle().FramePadding.x);
   if (ImGui::Button("reset view")) {
     mask_zoom = 1;
     mask_pan = {0, 0};
@@ -819,7 +829,7 @@ bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions&
       sweep_param_mode = info->name;
     }
     sweep_param = std::clamp(sweep_param, 0, static_cast<int>(info->params.size()) - 1);
-    ImGui::SameLine();
+    flow(140);
     ImGui::SetNextItemWidth(std::max(80.f, ImGui::GetContentRegionAvail().x - 60));
     if (ImGui::BeginCombo("param", info->params[sweep_param].name.c_str())) {
       for (size_t i = 0; i < info->params.size(); ++i)
@@ -834,7 +844,7 @@ bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions&
     ImGui::SetNextItemWidth(std::max(120.f, ImGui::GetContentRegionAvail().x * 0.55f));
     ImGui::DragFloatRange2("range", &sweep_from, &sweep_to, (spec.max - spec.min) / 200.f, static_cast<float>(spec.min),
                            static_cast<float>(spec.max), spec.integer ? "%.0f" : "%.2f");
-    ImGui::SameLine();
+    flow(60 + text_w("points") + 8);
     ImGui::SetNextItemWidth(60);
     ImGui::SliderInt("points", &sweep_points, 2, 8);
     if (ImGui::Button("Run sweep")) {
@@ -989,7 +999,6 @@ bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions&
 
 bool Views::Impl::compare_ab(const StudioState& s, ViewSettings& v, PanelActions& act) {
   // Controls flow onto the next line when the panel is narrow (1280x800: a third of the width).
-  auto fits = [](float next_w) { return ImGui::GetContentRegionAvail().x > next_w + ImGui::GetStyle().ItemSpacing.x; };
   auto mode_combo = [&](const char* label, std::string& value) {
     ImGui::SetNextItemWidth(110);
     if (ImGui::BeginCombo(label, value.c_str())) {
@@ -999,11 +1008,10 @@ bool Views::Impl::compare_ab(const StudioState& s, ViewSettings& v, PanelActions
     }
   };
   mode_combo("A", v.compare_mode_a);
-  ImGui::SameLine();
-  if (!fits(130)) ImGui::NewLine();
+  flow(130);
   mode_combo("B", v.compare_mode_b);
   const char* run_label = "Run A vs B";
-  if (fits(ImGui::CalcTextSize(run_label).x + 16)) ImGui::SameLine();
+  flow(text_w(run_label) + 2 * ImGui::GetStyle().FramePadding.x);
   if (ImGui::Button(run_label)) act.run_compare = true;
   if (ImGui::IsItemHovered())
     ImGui::SetTooltip("Generates the dock's request twice with one seed, under modes A and B.\n"

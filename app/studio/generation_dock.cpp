@@ -192,18 +192,20 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
     s->setToolTip(tip);
     return s;
   };
-  // The engine's own limits (validate_request), so a typed value is never cut to fit the box; the
-  // model's rules (4k+1 frames, multiples of 16) are checked as you type and shown beside.
+  // The boxes take any number, so a typed 5000 stays 5000 (a box whose maximum is the limit drops
+  // the last digit: 500) and the check below names the limit (validate_request's, and the model's
+  // rules: 4k+1 frames, multiples of 16), shown beside the box.
+  constexpr int kTypeable = 999999;
   auto* frames_row = new QHBoxLayout;
-  frames_ = spin(1, ui::kMaxFrames, 4, "Video frames, 1-4096 (the Wan VAE needs 1 + 4k)");
+  frames_ = spin(1, kTypeable, 4, "Video frames, 1-4096 (the Wan VAE needs 1 + 4k)");
   frames_hint_ = new QLabel;
   frames_hint_->setStyleSheet("color: gray;");
   frames_row->addWidget(frames_, 1);
   frames_row->addWidget(frames_hint_);
   form->addRow("Frames", frames_row);
   auto* size_row = new QHBoxLayout;
-  width_ = spin(2, ui::kMaxSide, 16, "Width in pixels, 2-8192 (a multiple of the model's VAE stride x patch)");
-  height_ = spin(2, ui::kMaxSide, 16, "Height in pixels, 2-8192 (a multiple of the model's VAE stride x patch)");
+  width_ = spin(1, kTypeable, 16, "Width in pixels, 2-8192 (a multiple of the model's VAE stride x patch)");
+  height_ = spin(1, kTypeable, 16, "Height in pixels, 2-8192 (a multiple of the model's VAE stride x patch)");
   size_hint_ = new QLabel;
   size_hint_->setStyleSheet("color: gray;");
   size_row->addWidget(width_, 1);
@@ -211,7 +213,7 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   size_row->addWidget(height_, 1);
   size_row->addWidget(size_hint_);
   form->addRow("Size", size_row);
-  steps_ = spin(1, ui::kMaxSteps, 1, "Denoising steps, 1-1000");
+  steps_ = spin(1, kTypeable, 1, "Denoising steps, 1-1000");
   form->addRow("Steps", steps_);
   guidance_ = new QDoubleSpinBox;
   guidance_->setRange(0, 30);

@@ -191,8 +191,10 @@ with torch.no_grad():
 del vae16
 torch.cuda.empty_cache()
 ours("--vae", st_path, "--sizes", "480x832,720x1280", "--reps", "3", "--json", os.path.join(WORK, "bench_ours.json"))
-for row in json.load(open(os.path.join(WORK, "bench_ours.json")))["rows"]:
+bench_ours = json.load(open(os.path.join(WORK, "bench_ours.json")))
+for row in bench_ours["rows"]:
     step3["ours"][row["size"]] = {"time_s": row["time_s"], "peak_gib": row["peak_gib"]}
+step3["preview_projection_ms_21x60x104"] = bench_ours.get("preview_projection_ms_21x60x104")
 for p in ("0", "1"):  # the full-resolution levels 4 frames (whole chunk) or 1 frame at a time; default 2
     ours("--vae", st_path, "--sizes", "480x832", "--reps", "2", "--pass", p, "--json", os.path.join(WORK, f"bench_pass{p}.json"))
     for row in json.load(open(os.path.join(WORK, f"bench_pass{p}.json")))["rows"]:
@@ -229,6 +231,7 @@ if "ours_tiled" in step3:
     for key, v in step3["ours_tiled"].items():
         md.append(f"| {key} tiled (ours, --vae-tile) | | | {v['time_s']:.2f} s | {v['peak_gib']:.2f} GiB |")
 md.append("")
+md.append(f"Latent preview projection of a whole 21x60x104 latent (bf16, GPU): {step3['preview_projection_ms_21x60x104']} ms.")
 md.append(f"Pass: CPU parity {step1['pass']}, GPU bf16 {step2['pass']}. Wall time {results['wall_s']} s.")
 with open(os.path.join(OUT, "wan_vae_parity.md"), "w") as f:
     f.write("\n".join(md) + "\n")

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/version.h>
 // The zip reader moved from caffe2::serialize (LibTorch 1.13) to torch::serialize (2.x).
 #if __has_include(<torch/csrc/api/include/torch/serialize/inline_container.h>)
 #include <torch/csrc/api/include/torch/serialize/inline_container.h>
@@ -284,7 +285,11 @@ void Checkpoint::add_archive(const std::string& file) {
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    throw IoError("weights archive '" + file + "' cannot be read by LibTorch (" + what + "); " + convert);
+    // LibTorch 1.13's unpickler turns a python OrderedDict (what module.state_dict() pickles as)
+    // into None; 2.x reads it as a dict.
+    if (what.find("isGenericDict()") != std::string::npos)
+      what = "its unpickler cannot rebuild the python OrderedDict this state dict was saved as";
+    throw IoError("weights archive '" + file + "' cannot be read by LibTorch " + TORCH_VERSION + " (" + what + "); " + convert);
   }
   if (!root.isGenericDict()) throw IoError("weights archive '" + file + "' does not hold a dict of tensors; " + convert);
   for (const auto& kv : root.toGenericDict()) {

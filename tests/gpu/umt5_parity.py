@@ -203,7 +203,13 @@ def main():
             elif k.startswith("encoder.block."):
                 i, rest = k[len("encoder.block."):].split(".", 1)
                 wan[f"blocks.{i}.{wan_names[rest]}"] = v
-        torch.save({k: v.to(torch.bfloat16).cpu() for k, v in wan.items()}, f"{a.work}/wan_2layers.pth")
+        wan_bf16 = {k: v.to(torch.bfloat16).cpu() for k, v in wan.items()}
+        torch.save(wan_bf16, f"{a.work}/wan_2layers.pth")
+        # As `module.state_dict()` pickles: an OrderedDict carrying a _metadata attribute (BUILD).
+        import collections
+        sd = collections.OrderedDict(wan_bf16)
+        sd._metadata = collections.OrderedDict([("", {"version": 1})])
+        torch.save(sd, f"{a.work}/wan_2layers_state_dict.pth")
         with torch.no_grad():
             ref_small = small(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state.float().cpu()
         # ComfyUI scaled fp8: linear weights as e4m3fn bits + per-tensor scale_weight; the embedding fp8
@@ -231,6 +237,7 @@ def main():
         torch.cuda.empty_cache()
         res["timings"]["extra_layouts_s"] = time.time() - t0
         for name, path, ref in [("wan_pth", f"{a.work}/wan_2layers.pth", ref_small),
+                                ("wan_pth_state_dict", f"{a.work}/wan_2layers_state_dict.pth", ref_small),
                                 ("comfy_fp8_scaled", f"{a.work}/umt5_2layers_fp8_e4m3fn_scaled.safetensors", ref_fp8)]:
             try:
                 r = run_ours(a.longshot, ["--text-encoder", path, "--ids", f"{a.work}/ids.safetensors", "--device", "cuda",
@@ -252,7 +259,7 @@ def main():
     if "ours_cpu_fp32_vs_fp32" in res:
         checks["cpu_fp32_rel_l2_le_1e-4"] = res["ours_cpu_fp32_vs_fp32"] <= 1e-4
         checks["padding_zero_cpu"] = res["padding_zero_cpu"]
-    for name in ("wan_pth", "comfy_fp8_scaled"):
+    for name in ("wan_pth", "wan_pth_state_dict", "comfy_fp8_scaled"):
         k = f"ours_{name}_2layers_gpu_fp32"
         if k in res:
             checks[f"{name}_rel_l2_le_1e-4"] = res[k]["rel_l2_vs_transformers_fp32"] <= 1e-4
@@ -284,7 +291,7 @@ def main():
               f"| GPU bf16 encode one prompt ({n1} tokens) | {g1['encode_s'] * 1e3:.1f} ms |",
               f"| GPU peak allocated (weights + activations) | {gpu.get('peak_gpu_gb', float('nan')):.2f} GB |",
               f"| transformers bf16 encode [2, 512] on the GPU | {res['timings']['transformers_bf16_gpu_encode_s'] * 1e3:.1f} ms |"]
-    for name in ("wan_pth", "comfy_fp8_scaled"):
+    for name in ("wan_pth", "wan_pth_state_dict", "comfy_fp8_scaled"):
         k = f"ours_{name}_2layers_gpu_fp32"
         if k in res:
             lines.append(f"| {name} (first 2 layers, GPU fp32) vs transformers fp32 | {res[k]['rel_l2_vs_transformers_fp32']:.3e} |")

@@ -255,7 +255,7 @@ torch::Tensor attention(const Attention& a, const torch::Tensor& x) {
   parts.clear();
   qkv = torch::Tensor();
   o = at::conv2d(o.squeeze(1).transpose(1, 2).reshape({T, C, H, W}), a.proj.w, a.proj.b);
-  return o.view({1, T, C, H, W}).permute({0, 2, 1, 3, 4}).add(x);
+  return x + o.view({1, T, C, H, W}).permute({0, 2, 1, 3, 4});  // x first: the sum keeps its layout
 }
 
 // [1, C, T, H, W] → a 2d function of each frame → back.

@@ -1,6 +1,7 @@
 // `longshot eval`: generates procedural-world prompts with every attention mode at several
-// horizons and prints one table: sparsity, step time, prompt adherence, temporal health, and
-// PSNR / SSIM against the dense video of the same seed and prompt.
+// horizons (and, with --presets, every paper preset's attention) and prints one table: sparsity,
+// step time, prompt adherence, temporal health, loop score, and PSNR / SSIM against the dense
+// video of the same seed and prompt.
 #include <limits>
 #include <cstdio>
 #include <iostream>
@@ -10,6 +11,7 @@
 
 #include "app/cli/command.h"
 #include "engine/attention/mask_policy.h"
+#include "engine/attention/presets.h"
 #include "engine/common/error.h"
 #include "engine/data/world.h"
 #include "engine/eval/metrics.h"
@@ -22,10 +24,14 @@ namespace {
 
 const char* kEvalUsage = R"(usage: longshot eval [options]
 Generates clips of the procedural world's captions with each attention mode and horizon and prints
-one table (mean over seeds): block sparsity, step time, prompt adherence, temporal health, and PSNR
-/ SSIM against the dense clip of the same seed and prompt. Formulas: docs/builtin-model.md.
+one table (mean over seeds): block sparsity, step time, prompt adherence, temporal health, loop
+score (VQeval-style, clips of 6+ frames), and PSNR / SSIM against the dense clip of the same seed
+and prompt. Formulas: docs/builtin-model.md.
   --model NAME        model config (default longshot-builtin)
   --modes LIST        comma-separated mode names or 'all' (default all; dense always runs)
+  --presets LIST      also rows 'preset:NAME' for these presets or 'all': each preset's attention
+                      (mode, parameters, dense schedule); sampler, steps, guidance, shift and block
+                      stay this command's, so rows differ by attention alone
   --horizons LIST     multiples of the training length (default 1,2,4)
   --seeds N           prompts / seeds per cell (default 2)
   --steps N           sampling steps (default: the model's)
@@ -54,9 +60,23 @@ int to_int(const std::string& flag, const std::string& v) {
 }
 
 struct Cell {
-  double sparsity = 0, step_ms = 0, adherence = 0, health = 0, psnr = 0, ssim = 0;
-  int n = 0;
+  double sparsity = 0, step_ms = 0, adherence = 0, health = 0, psnr = 0, ssim = 0, loop = 0;
+  int n = 0, loop_n = 0;
 };
+
+// The loop score (eval::loop_score) of clips long enough for it (6 frames), into the cell.
+void add_loop(Cell& c, const Video& v) {
+  if (v.frames < 6) return;
+  c.loop += eval::loop_score(v).score;
+  ++c.loop_n;
+}
+
+std::string loop_text(const Cell& c) {
+  if (c.loop_n == 0) return "—";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", c.loop / c.loop_n);
+  return buf;
+}
 
 struct RunResult {
   VideoPtr video;
@@ -94,7 +114,7 @@ RunResult generate(const pipeline::GenerationRequest& request, pipeline::ModelCa
 int run_eval(const std::vector<std::string>& args) {
   model::register_builtin_model();
   std::string model_name = model::kBuiltinName;
-  std::string modes_arg = "all";
+  std::string modes_arg = "all", presets_arg;
   std::vector<int> horizons = {1, 2, 4};
   int seeds = 2, steps = -1, frames = model::kBuiltinFrames, size = model::kBuiltinSize, block = 128, dense_steps = 0;
   std::string adapter = "auto";
@@ -108,6 +128,7 @@ int run_eval(const std::vector<std::string>& args) {
     };
     if (a == "--model") model_name = value();
     else if (a == "--modes") modes_arg = value();
+    else if (a == "--presets") presets_arg = value();
     else if (a == "--horizons") {
       horizons.clear();
       for (const auto& h : split(value(), ',')) horizons.push_back(to_int("--horizons", h));
@@ -149,6 +170,19 @@ int run_eval(const std::vector<std::string>& args) {
       if (m != "dense") modes.push_back(m);
     }
   }
+  // Preset rows: "preset:NAME" → the preset (its attention is what the row runs).
+  std::map<std::string, attention::MethodPreset> preset_rows;
+  if (!presets_arg.empty()) {
+    std::vector<attention::MethodPreset> list;
+    if (presets_arg == "all") list = attention::shipped_presets();
+    else
+      for (const auto& name : split(presets_arg, ',')) list.push_back(attention::find_preset(name));
+    if (list.empty()) throw ParameterError("--presets", "no presets found");
+    for (auto& p : list) {
+      modes.push_back("preset:" + p.name);
+      preset_rows["preset:" + p.name] = std::move(p);
+    }
+  }
   for (const auto& [mode, params] : overrides) {
     attention::resolve_params(attention::find_policy(mode), params);  // validates now, not mid-table
   }
@@ -171,6 +205,7 @@ int run_eval(const std::vector<std::string>& args) {
         Cell& c = reference[h];
         c.adherence += a.accuracy;
         c.health += eval::temporal_health(truth, frames).score;
+        add_loop(c, truth);
         ++c.n;
       }
       pipeline::GenerationRequest request;
@@ -187,9 +222,20 @@ int run_eval(const std::vector<std::string>& args) {
       request.attention.block_size = block;
       VideoPtr dense;
       for (const std::string& mode : modes) {
-        request.attention.mode = mode;
-        request.attention.params = overrides.count(mode) ? overrides[mode] : attention::ParamValues{};
-        request.attention.dense_warmup_steps = mode == "dense" ? 0 : dense_steps;
+        const auto preset = preset_rows.find(mode);
+        if (preset != preset_rows.end()) {
+          const attention::MethodPreset& p = preset->second;
+          request.attention.mode = p.mode;
+          request.attention.params = p.params;
+          request.attention.dense_warmup_steps = p.dense_warmup_steps.value_or(dense_steps);
+          request.attention.dense_first_layers = p.dense_first_layers.value_or(0);
+          request.attention.dense_last_layers = p.dense_last_layers.value_or(0);
+        } else {
+          request.attention.mode = mode;
+          request.attention.params = overrides.count(mode) ? overrides[mode] : attention::ParamValues{};
+          request.attention.dense_warmup_steps = mode == "dense" ? 0 : dense_steps;
+          request.attention.dense_first_layers = request.attention.dense_last_layers = 0;
+        }
         request.attention.adapter = adapter;
         spdlog::info("eval: {} x{} seed {} — '{}'", mode, h, s, prompt);
         const RunResult r = generate(request, cache);
@@ -205,6 +251,7 @@ int run_eval(const std::vector<std::string>& args) {
                      mode == "dense" ? std::string() : fmt::format(", vs dense {:.2f} dB / SSIM {:.4f}", psnr, ssim));
         c.adherence += a.accuracy;
         c.health += eval::temporal_health(*r.video, frames).score;
+        add_loop(c, *r.video);
         c.psnr += psnr;
         c.ssim += ssim;
         ++c.n;
@@ -221,21 +268,22 @@ int run_eval(const std::vector<std::string>& args) {
     std::printf("%s runs with the mask adapter %s\n", mode.c_str(), path.c_str());
   }
   std::printf("\n");
-  std::printf("| mode | horizon | frames | sparsity %% | step ms | adherence %% | temporal health | PSNR vs dense dB | SSIM vs dense |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| mode | horizon | frames | sparsity %% | step ms | adherence %% | temporal health | loop score | PSNR vs dense dB | SSIM vs dense |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (int h : horizons) {
     const Cell& r = reference[h];
-    std::printf("| world (reference) | %dx | %d | — | — | %.1f | %.2f | — | — |\n", h, frames * h,
-                100 * r.adherence / std::max(1, r.n), r.health / std::max(1, r.n));
+    std::printf("| world (reference) | %dx | %d | — | — | %.1f | %.2f | %s | — | — |\n", h, frames * h,
+                100 * r.adherence / std::max(1, r.n), r.health / std::max(1, r.n), loop_text(r).c_str());
     for (const std::string& mode : modes) {
       const Cell& c = cells[{mode, h}];
       const double n = std::max(1, c.n);
       if (mode == "dense") {
-        std::printf("| %s | %dx | %d | %.1f | %.1f | %.1f | %.2f | — | — |\n", mode.c_str(), h, frames * h, 100 * c.sparsity / n,
-                    c.step_ms / n, 100 * c.adherence / n, c.health / n);
+        std::printf("| %s | %dx | %d | %.1f | %.1f | %.1f | %.2f | %s | — | — |\n", mode.c_str(), h, frames * h,
+                    100 * c.sparsity / n, c.step_ms / n, 100 * c.adherence / n, c.health / n, loop_text(c).c_str());
       } else {
-        std::printf("| %s | %dx | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.4f |\n", mode.c_str(), h, frames * h,
-                    100 * c.sparsity / n, c.step_ms / n, 100 * c.adherence / n, c.health / n, c.psnr / n, c.ssim / n);
+        std::printf("| %s | %dx | %d | %.1f | %.1f | %.1f | %.2f | %s | %.2f | %.4f |\n", mode.c_str(), h, frames * h,
+                    100 * c.sparsity / n, c.step_ms / n, 100 * c.adherence / n, c.health / n, loop_text(c).c_str(),
+                    c.psnr / n, c.ssim / n);
       }
     }
   }
@@ -244,7 +292,7 @@ int run_eval(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("eval", "table of sparsity, speed, adherence, temporal health, PSNR/SSIM per mode and horizon", kEvalUsage,
+LONGSHOT_COMMAND("eval", "table of sparsity, speed, adherence, temporal health, loop score, PSNR/SSIM per mode (or preset) and horizon", kEvalUsage,
                  run_eval);
 
 }  // namespace longshot::cli

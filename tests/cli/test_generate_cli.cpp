@@ -136,6 +136,9 @@ TEST(EvalCli, PrintsTheTableWithItsSamplingSettings) {
   ASSERT_NE(radial, std::string::npos) << out;
   EXPECT_EQ(out.find("—", radial), std::string::npos) << "the sparse row has its PSNR/SSIM against dense: " << out;
 
+  // The loop score column: a number for clips of 6+ frames.
+  EXPECT_NE(out.find("| loop score |"), std::string::npos) << out;
+
   for (const auto& bad : std::vector<std::vector<std::string>>{{"--guidance", "0.5"}, {"--shift", "-1"}}) {
     // Toy settings, so a flag that slipped through would fail fast, not run the default table.
     std::vector<std::string> args = {"eval", "--modes", "radial", "--seeds", "1", "--horizons", "1",
@@ -144,4 +147,19 @@ TEST(EvalCli, PrintsTheTableWithItsSamplingSettings) {
     EXPECT_EQ(run_cli(args, d.file("out2.txt"), d.file("err2.txt")), 1) << bad[0];
     EXPECT_NE(slurp(d.file("err2.txt")).find(bad[0]), std::string::npos) << slurp(d.file("err2.txt"));
   }
+}
+
+// Preset rows: each preset's attention under the command's own sampling settings.
+TEST(EvalCli, PresetRows) {
+  TempDir d;
+  const int rc = run_cli({"eval", "--modes", "dense", "--presets", "lvsa-wan,dfsattn-wan", "--horizons", "1", "--seeds",
+                          "1", "--steps", "2", "--frames", "8", "--size", "32"},
+                         d.file("out.txt"), d.file("err.txt"));
+  ASSERT_EQ(rc, 0) << slurp(d.file("err.txt"));
+  const std::string out = slurp(d.file("out.txt"));
+  // lvsa at 8 frames is below the built-in model's 16-frame horizon: dense, 0 % sparse.
+  EXPECT_NE(out.find("| preset:lvsa-wan | 1x | 8 | 0.0 |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| preset:dfsattn-wan | 1x | 8 |"), std::string::npos) << out;
+  EXPECT_EQ(run_cli({"eval", "--presets", "nope", "--seeds", "1"}, d.file("out2.txt"), d.file("err2.txt")), 1);
+  EXPECT_NE(slurp(d.file("err2.txt")).find("lvsa-wan"), std::string::npos) << slurp(d.file("err2.txt"));
 }

@@ -6,7 +6,7 @@
 //
 //   bench_attention [--quick] [--json out.json] [--export-dir dir] [--iters n]
 //
-// Modes: radial and lvsa masks come from their policies (engine/attention/policies.h, CPU,
+// Modes: radial and local-anchors (once called lvsa) masks come from their policies (policies.h, CPU,
 // static per generation). The dynamic modes' CPU scorers do not scale to 196k tokens, so here
 // they are built on the GPU with the adapter's builder (block-pooled Q/K scores → per-row top-k):
 // "dfs-gpu" (per head, on Hilbert-ordered tokens) and "radial-dynamic-gpu" (top-k inside the
@@ -165,13 +165,13 @@ la::BlockMask policy_mask(const std::string& name, const la::ParamValues& params
   return *policy->build(req);
 }
 
-// LVSA has no sparsity knob: pick the window that lands closest to the target.
-la::BlockMask lvsa_mask_near(double target, const la::TokenGrid& grid, int64_t heads) {
+// local-anchors has no sparsity knob: pick the window that lands closest to the target.
+la::BlockMask local_anchors_mask_near(double target, const la::TokenGrid& grid, int64_t heads) {
   la::BlockMask best;
   double best_gap = std::numeric_limits<double>::max();
   for (double wf : {0.0, 1.0, 2.0, 3.0, 5.0, 8.0})
     for (double sw : {2.0, 4.0, 8.0, 16.0, 1e6}) {
-      auto m = policy_mask("lvsa", {{"window_frames", wf}, {"spatial_window", sw}}, grid, heads);
+      auto m = policy_mask("local-anchors", {{"window_frames", wf}, {"spatial_window", sw}}, grid, heads);
       const double gap = std::abs(m.block_sparsity() - target);
       if (gap < best_gap) best_gap = gap, best = std::move(m);
     }
@@ -272,9 +272,9 @@ int run(const Options& opt) {
       add("radial", s, m, -1, dm);
     }
     for (const double s : targets) {
-      const auto m = lvsa_mask_near(s, grid, H);
+      const auto m = local_anchors_mask_near(s, grid, H);
       auto dm = lc::upload_mask(m, torch::kCUDA, H);
-      add("lvsa", s, m, -1, dm);
+      add("local-anchors", s, m, -1, dm);
     }
     // Dynamic modes: per-head masks rebuilt from Q/K on the GPU, timed with the host in the loop
     // (build_ms), on the GPU alone, and as the model pays it (pooling fused, see above).

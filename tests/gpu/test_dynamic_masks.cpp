@@ -250,15 +250,15 @@ TEST(DynamicMasksGpu, KeepBitmapToBsrMatchesHost) {
   }
 }
 
-// lvsa on a CUDA device (window part cached there, anchors scattered per call) builds exactly
+// local-anchors on a CUDA device (window part cached there, anchors scattered per call) builds exactly
 // the CPU loop's mask, for several steps and layers (the anchors rotate), and hands it over
 // with its device copy scheduled for the attention's heads.
-TEST(DynamicMasksGpu, LvsaOnDeviceEqualsCpuLoop) {
+TEST(DynamicMasksGpu, LocalAnchorsOnDeviceEqualsCpuLoop) {
   SKIP_WITHOUT_GPU();
   double sparsest = 0.0;
   for (const auto& c : kGrids) {
-    auto gpu_policy = la::create_policy("lvsa");
-    auto cpu_policy = la::create_policy("lvsa");
+    auto gpu_policy = la::create_policy("local-anchors");
+    auto cpu_policy = la::create_policy("local-anchors");
     for (const int step : {0, 3, 17}) {
       for (const int layer : {0, 5}) {
         la::MaskRequest r;

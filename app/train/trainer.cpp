@@ -419,7 +419,7 @@ void validate(const TrainOptions& o) {
   if (o.block_size < 16 || o.block_size > 1024) throw ParameterError("block", "must be in [16, 1024]");
   if (!(o.sparse_weight >= 0.0)) throw ParameterError("sparse-weight", "must be >= 0");
   if (o.sparse_mode == "dense") {
-    throw ParameterError("sparse-mode", "name a sparse attention mode (radial, radial-dynamic, dfs, lvsa)");
+    throw ParameterError("sparse-mode", "name a sparse attention mode (longshot --help lists them)");
   }
   if (o.sparse_mode.empty() && (!o.sparse_params.empty() || o.sparse_weight != 1.0)) {
     throw ParameterError("sparse-param", "--sparse-param / --sparse-weight need --sparse-mode");
@@ -682,7 +682,7 @@ int64_t load_adapter_state(const std::string& path, const std::string& teacher, 
 int64_t run_distillation(const TrainOptions& o) {
   validate(o);
   if (o.distill_mode.empty() || o.distill_mode == "dense") {
-    throw ParameterError("distill-mode", "name a sparse attention mode (radial, radial-dynamic, dfs, lvsa)");
+    throw ParameterError("distill-mode", "name a sparse attention mode (longshot --help lists them)");
   }
   if (o.teacher_dir.empty()) throw ParameterError("teacher", "a checkpoint folder (its EMA weights) is required");
   model::register_builtin_model();

@@ -2,6 +2,8 @@
 // (random weights): tests/gpu/wan_pipeline_parity.py writes a diffusers folder and WanPipeline's
 // outputs, then runs these cases with LONGSHOT_PIPELINE_PARITY_DIR set. Without that variable (CI)
 // or a GPU they skip. fp32 with TF32 off on both sides; bounds are the acceptance.
+// LONGSHOT_PIPELINE_PARITY_DEVICE=cpu runs the same cases on the CPU (e.g. on the committed tiny
+// fixture, tests/fixtures/wan_pipeline_tiny, which has the same file names).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -22,21 +24,27 @@ using longshot::testing::FixtureTensors;
 namespace {
 
 const char* parity_dir() { return std::getenv("LONGSHOT_PIPELINE_PARITY_DIR"); }
+bool on_cpu() {
+  const char* d = std::getenv("LONGSHOT_PIPELINE_PARITY_DEVICE");
+  return d && std::string(d) == "cpu";
+}
 
 #define SKIP_WITHOUT_PARITY_DIR()                                                                  \
   do {                                                                                             \
     if (!parity_dir()) GTEST_SKIP() << "LONGSHOT_PIPELINE_PARITY_DIR not set (tests/gpu/wan_pipeline_parity.py sets it)"; \
-    SKIP_WITHOUT_GPU();                                                                            \
+    if (!on_cpu()) SKIP_WITHOUT_GPU();                                                             \
   } while (0)
 
 struct Parity {
   std::string dir = parity_dir();
   FixtureTensors io{dir + "/io.safetensors"};
   model::WanDiT dit{nullptr};
-  torch::Device cuda{torch::kCUDA};
+  torch::Device cuda{on_cpu() ? torch::kCPU : torch::kCUDA};
   Parity() {
-    at::globalContext().setAllowTF32CuBLAS(false);
-    at::globalContext().setAllowTF32CuDNN(false);
+    if (!on_cpu()) {
+      at::globalContext().setAllowTF32CuBLAS(false);
+      at::globalContext().setAllowTF32CuDNN(false);
+    }
     model::ModelSpec spec;
     spec.model = dir;
     const auto resolved = model::resolve_model(spec, {model::kComponentTokenizer, model::kComponentTextEncoder});
@@ -70,7 +78,7 @@ TEST(PipelineParityGpu, OneForwardFp32) {
   const auto out = p.dit->forward(p.io.f32("noise").to(p.cuda), p.io.f32("forward_timestep").to(p.cuda),
                                   p.io.f32("prompt_embeds").to(p.cuda));
   const double rel = longshot::testing::rel_l2(out, p.io.f32("forward_output"));
-  std::printf("1.3B shape, one DiT forward vs diffusers (fp32): relative L2 %.2e\n", rel);
+  std::printf("pipeline parity, one DiT forward vs diffusers (fp32): relative L2 %.2e\n", rel);
   EXPECT_LT(rel, 1e-4);
 }
 
@@ -82,7 +90,7 @@ TEST(PipelineParityGpu, SixUniPCStepsAndFrames) {
   const auto latents = p.sample(smp);
   const double rel = longshot::testing::rel_l2(latents, p.io.f32("unipc_latents"));
   const double db = longshot::testing::psnr01(p.frames(latents).unsqueeze(0), p.io.f32("unipc_frames"));
-  std::printf("1.3B shape, 6 UniPC steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
+  std::printf("pipeline parity, 6 UniPC steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
   EXPECT_LT(rel, 1e-3);
   EXPECT_GE(db, 40.0);
 }
@@ -95,7 +103,7 @@ TEST(PipelineParityGpu, SixEulerStepsAndFrames) {
   const auto latents = p.sample(smp);
   const double rel = longshot::testing::rel_l2(latents, p.io.f32("euler_latents"));
   const double db = longshot::testing::psnr01(p.frames(latents).unsqueeze(0), p.io.f32("euler_frames"));
-  std::printf("1.3B shape, 6 Euler steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
+  std::printf("pipeline parity, 6 Euler steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
   EXPECT_LT(rel, 1e-3);
   EXPECT_GE(db, 40.0);
 }

@@ -11,6 +11,10 @@ mkdir -p "$out" "$res"
 export PYTHONPATH=$PWD/.device/diffusers/src PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0a
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+# The device tool stops a command at 600 s: every step gets at most its cap and never more than
+# what is left before DEADLINE seconds after the start.
+deadline=$(( t0 + ${DEADLINE:-575} ))
+cap() { local left=$(( deadline - $(date +%s) )); [ "$left" -lt "$1" ] && echo $(( left > 5 ? left : 5 )) || echo "$1"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$res/gpu.txt"
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \
@@ -24,19 +28,19 @@ stamp "built"
 finish() { tar czf "$out/results.tgz" -C "$res" . 2>/dev/null; stamp "done"; }
 trap finish EXIT
 if [ -x build/cuda/tests/test_gpu ]; then
-  timeout 120 ./build/cuda/tests/test_gpu 2>&1 | tee "$res/test_gpu.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran|Failure" | head -30
+  timeout $(cap 60) ./build/cuda/tests/test_gpu 2>&1 | tee "$res/test_gpu.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran|Failure" | head -30
   stamp "test_gpu"
-  OUT=$res timeout ${PIPE_T:-150} python3 tests/gpu/wan_pipeline_parity.py /tmp/wpp 2>&1 | tee "$res/wan_pipeline_parity.log" | tail -12
+  OUT=$res timeout $(cap ${PIPE_T:-110}) python3 tests/gpu/wan_pipeline_parity.py /tmp/wpp 2>&1 | tee "$res/wan_pipeline_parity.log" | tail -12
   rm -rf /tmp/wpp
   stamp "pipeline parity"
 fi
 if [ -x build/cuda/tests/bench/bench_vae ]; then
-  OUT=$res BENCH_VAE=build/cuda/tests/bench/bench_vae timeout ${VAE_T:-150} python3 tests/gpu/wan_vae_parity.py 2>&1 \
+  OUT=$res BENCH_VAE=build/cuda/tests/bench/bench_vae timeout $(cap ${VAE_T:-110}) python3 tests/gpu/wan_vae_parity.py 2>&1 \
     | tee "$res/wan_vae_parity.log" | grep -v '^\$ ' | tail -25
   rm -rf /tmp/wan_vae_parity
   stamp "vae parity"
 fi
 if [ -x build/cuda/app/longshot ]; then
-  OUT=$res timeout ${UMT5_T:-200} python3 tests/gpu/umt5_parity.py ${UMT5_ARGS:---reps 2} 2>&1 | tee "$res/umt5_parity.log" | grep -v "^ *warn" | tail -25
+  OUT=$res timeout $(cap ${UMT5_T:-200}) python3 tests/gpu/umt5_parity.py ${UMT5_ARGS:---reps 2} 2>&1 | tee "$res/umt5_parity.log" | grep -v "^ *warn" | tail -25
   stamp "umt5 parity"
 fi

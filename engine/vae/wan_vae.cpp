@@ -699,13 +699,15 @@ template <typename F>
 auto guard_oom(const char* what, const WanVAE& vae, F&& fn) {
   try {
     return fn();
-  } catch (const c10::OutOfMemoryError& e) {
-    throw Error(std::string("out of GPU memory in the VAE ") + what + " on " + vae.device().str() +
-                ": try --vae-tile (spatial tiles), a smaller resolution, or --device cpu");
+  } catch (const c10::OutOfMemoryError&) {
+    const bool gpu = vae.device().is_cuda();
+    throw Error(std::string(gpu ? "out of GPU memory" : "out of memory") + " in the VAE " + what + " on " +
+                vae.device().str() + (gpu ? ": try --vae-tile (spatial tiles), a smaller resolution, or --device cpu"
+                                          : ": try a smaller resolution or fewer frames"));
   }
 }
 
-// A linear ramp over `ramp` pixels on each side that has a neighbour; 1 elsewhere. Never zero, so
+// A linear ramp over `ramp_px` pixels on each side that has a neighbour; 1 elsewhere. Never zero, so
 // every pixel's weight sum is positive.
 torch::Tensor ramp(int64_t length, int64_t ramp_px, bool before, bool after) {
   auto w = torch::ones({length});

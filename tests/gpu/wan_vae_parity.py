@@ -12,7 +12,9 @@ Run through tests/gpu/wan_vae_parity.sh (builds bench_vae first). Steps:
   2. GPU bf16 decode at 480x832 (21 latent frames -> 81 frames) against diffusers fp32 (TF32 off),
      next to diffusers' own bf16 error. Target: ours <= 2x diffusers'.
   3. Time and peak CUDA memory of an 81-frame decode at 480x832 and 720x1280: diffusers' decode
-     (bf16, whole clip on the GPU) and ours (bench_vae: streamed, frames to 8 bits on the host).
+     (bf16, whole clip on the GPU) and ours (bench_vae: streamed, frames to 8 bits on the host);
+     ours also with 4 and 1 full-resolution frames per pass, and tiled at 720x1280.
+  4. Encode of 81 frames at 480x832 in fp32: time, peak, and our latents against diffusers'.
 Results: $OUT/wan_vae_parity.json and $OUT/wan_vae_parity.md.
 """
 import collections
@@ -203,6 +205,35 @@ ours("--vae", st_path, "--sizes", "720x1280", "--reps", "1", "--tile", "--json",
 for row in json.load(open(os.path.join(WORK, "bench_tiled.json")))["rows"]:
     step3["ours_tiled"] = {row["size"]: {"time_s": row["time_s"], "peak_gib": row["peak_gib"]}}
 results["steps"]["timing_81_frames"] = step3
+
+# ---- 4. encode, 81 frames at 480x832, fp32 (the image/video-to-video path) -------------------------
+step4 = {}
+try:
+    torch.backends.cudnn.allow_tf32 = False
+    vae32 = AutoencoderKLWan.from_pretrained(os.path.join(WORK, "vae")).eval().to(dev)
+    with torch.no_grad():
+        video = torch.rand(1, 3, 81, 480, 832) * 2 - 1
+        save_file({"video": video}, os.path.join(WORK, "video_480.safetensors"))
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        t = time.time()
+        ref_mu = vae32.encode(video.to(dev)).latent_dist.mean[0].cpu()
+        torch.cuda.synchronize()
+        step4["diffusers_fp32"] = {"time_s": time.time() - t, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    del vae32
+    torch.cuda.empty_cache()
+    torch.backends.cudnn.allow_tf32 = True
+    out = os.path.join(WORK, "ours_enc_480.safetensors")
+    line = ours("--vae", st_path, "--video", os.path.join(WORK, "video_480.safetensors"), "--raw", "--device", "cuda",
+                "--out", out, fatal=False)
+    if line is None:
+        raise RuntimeError("bench_vae --video failed")
+    step4["ours_fp32_line"] = line
+    step4["ours_fp32_vs_diffusers_fp32"] = rel_l2(load_file(out)["latents"], ref_mu)
+except Exception as e:  # reported, the earlier steps stand
+    step4["error"] = repr(e)
+results["steps"]["encode_81_frames_480x832"] = step4
+log(f"step 4 (encode 81 frames 480x832 fp32): {step4}")
 results["device"] = torch.cuda.get_device_name(0)
 results["torch"] = torch.__version__
 results["wall_s"] = round(time.time() - T0, 1)
@@ -231,6 +262,12 @@ if "ours_tiled" in step3:
     for key, v in step3["ours_tiled"].items():
         md.append(f"| {key} tiled (ours, --vae-tile) | | | {v['time_s']:.2f} s | {v['peak_gib']:.2f} GiB |")
 md.append("")
+if "diffusers_fp32" in step4:
+    md.append(f"Encode 81 frames 480x832 fp32: diffusers {step4['diffusers_fp32']['time_s']:.2f} s, peak "
+              f"{step4['diffusers_fp32']['peak_gib']:.2f} GiB; ours: {step4.get('ours_fp32_line', '?')}; ours (TF32 convs) vs "
+              f"diffusers (TF32 off) rel L2 {step4.get('ours_fp32_vs_diffusers_fp32', float('nan')):.2e}.")
+else:
+    md.append(f"Encode step failed: {step4.get('error')}")
 md.append(f"Latent preview projection of a whole 21x60x104 latent (bf16, GPU): {step3['preview_projection_ms_21x60x104']} ms.")
 md.append(f"Pass: CPU parity {step1['pass']}, GPU bf16 {step2['pass']}. Wall time {results['wall_s']} s.")
 with open(os.path.join(OUT, "wan_vae_parity.md"), "w") as f:

@@ -1018,6 +1018,12 @@ bool Views::Impl::compare_ab(const StudioState& s, ViewSettings& v, PanelActions
                       "The side whose mode is the dock's uses the dock's sliders; the other its defaults.");
 
   const RunRecord *a = s.find(compare_a), *b = s.find(compare_b);
+  const bool waiting = compare_a && compare_b && ((!a && s.queued() > 0) || (!b && s.queued() > 0));
+  if (waiting) {
+    hint(("Comparing jobs " + std::to_string(compare_a) + " and " + std::to_string(compare_b) +
+          ": waiting for both to finish.").c_str());
+    return false;
+  }
   bool pinned = a && b;
   if (!pinned) {
     // Fallback: the last two finished runs, but only a pair made from one recipe.

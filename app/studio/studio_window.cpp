@@ -16,6 +16,9 @@
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QDateTime>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QMimeData>
 #include <QDir>
 #include <QScreen>
 #include <QDockWidget>
@@ -44,6 +47,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/attention/mask_trace.h"
 #include "engine/common/error.h"
+#include "engine/pipeline/recipe.h"
 #ifdef LONGSHOT_WITH_FFMPEG
 #include "engine/io/mp4.h"
 #endif
@@ -86,6 +90,7 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
     : QMainWindow(parent), log_(std::move(log)), persist_(persist), generator_(std::make_unique<pipeline::Generator>()) {
   setWindowTitle("Longshot Studio");
   setDockNestingEnabled(true);
+  setAcceptDrops(true);  // an MP4 made by Longshot (its recipe) or a preset JSON
 
   gl_ = new ImGuiWidget(state_, settings_.view, this);
   setCentralWidget(gl_);
@@ -219,6 +224,11 @@ void StudioWindow::build_menus() {
   add_action(file, "Open model folder...", QKeySequence::Open, this, [this] { open_model_folder(); });
   add_action(file, "Load preset...", QKeySequence("Ctrl+L"), this, [this] { load_preset(); });
   add_action(file, "Save preset...", QKeySequence::Save, this, [this] { save_preset(); });
+  add_action(file, "Load recipe from a video...", QKeySequence(), this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, "Load the recipe of a Longshot video", qs(last_export_dir_),
+                                                   "MP4 video (*.mp4)");
+    if (!f.isEmpty()) load_recipe(f);
+  });
   file->addSeparator();
   add_action(file, "Export clip...", QKeySequence("Ctrl+E"), this, [this] { export_clip(); });
   add_action(file, "Export mask trace...", QKeySequence("Ctrl+T"), this, [this] { export_mask_trace(); });
@@ -637,7 +647,11 @@ void StudioWindow::export_clip() {
   }
 #ifdef LONGSHOT_WITH_FFMPEG
   try {
-    const std::string encoder = io::write_mp4(*v, path.toStdString());
+    // The recipe travels in the MP4's tags (as the CLI writes them): drop the file on the studio,
+    // or `longshot generate --from clip.mp4`, to make it again.
+    io::Mp4Options mp4;
+    mp4.metadata = pipeline::recipe_tags(r->request);
+    const std::string encoder = io::write_mp4(*v, path.toStdString(), mp4);
     spdlog::info("studio: exported job {} to {} ({} frames, {})", r->job_id, path.toStdString(), v->frames, encoder);
   } catch (const std::exception& e) {
     show_error("Export failed", qs(e.what()));
@@ -719,6 +733,37 @@ void StudioWindow::save_settings() {
   for (const auto& [k, v] : ui::to_map(settings_)) qset.setValue(qs(k), qs(v));
   qset.setValue("window/geometry", saveGeometry());
   qset.setValue("window/state", saveState());
+}
+
+void StudioWindow::load_recipe(const QString& path) {
+  try {
+    auto r = pipeline::request_from_mp4(path.toStdString());
+    dock_->set_request(r);
+    spdlog::info("studio: recipe of {} loaded into the dock ({}, seed {}, mode {})", path.toStdString(), r.model, r.seed,
+                 r.attention.mode);
+    statusBar()->showMessage("Recipe loaded from " + path + ": press Generate to make it again", 8000);
+  } catch (const std::exception& e) {
+    show_error("No Longshot recipe in this video", path + ": " + qs(e.what()));
+  }
+}
+
+void StudioWindow::dragEnterEvent(QDragEnterEvent* e) {
+  for (const QUrl& url : e->mimeData()->urls()) {
+    const QString f = url.toLocalFile();
+    if (f.endsWith(".mp4", Qt::CaseInsensitive) || f.endsWith(".json", Qt::CaseInsensitive)) {
+      e->acceptProposedAction();
+      return;
+    }
+  }
+}
+
+void StudioWindow::dropEvent(QDropEvent* e) {
+  for (const QUrl& url : e->mimeData()->urls()) {
+    const QString f = url.toLocalFile();
+    if (f.endsWith(".mp4", Qt::CaseInsensitive)) load_recipe(f);
+    else if (f.endsWith(".json", Qt::CaseInsensitive)) load_preset(f);
+  }
+  e->acceptProposedAction();
 }
 
 void StudioWindow::closeEvent(QCloseEvent* e) {

@@ -51,6 +51,8 @@ class StudioWindow : public QMainWindow {
   ui::StudioSettings& settings() { return settings_; }
   // A preset JSON file into the dock (a dialog when `path` is empty); errors are shown, not thrown.
   void load_preset(const QString& path = {});
+  // The recipe an MP4 made by Longshot carries (its `longshot_recipe` tag) into the dock.
+  void load_recipe(const QString& mp4_path);
   const ui::JobList& jobs() const { return jobs_; }
   // Where the history is kept ("" = not kept: the self-test).
   void set_history_path(std::string path) { history_path_ = std::move(path); }
@@ -62,6 +64,8 @@ class StudioWindow : public QMainWindow {
  protected:
   void closeEvent(QCloseEvent* e) override;
   bool eventFilter(QObject* watched, QEvent* event) override;
+  void dragEnterEvent(QDragEnterEvent* e) override;
+  void dropEvent(QDropEvent* e) override;
 
  private:
   void build_menus();

@@ -119,6 +119,34 @@ TEST(GenerateCli, UsageAndPathErrors) {
   EXPECT_NE(slurp(d.file("e")).find("width"), std::string::npos) << slurp(d.file("e"));
 }
 
+// --sampler and --schedule reach the job (the start line names the sampler), the model's own
+// sampler is the default, the samplers give different videos, unknown names fail naming the flag.
+TEST(GenerateCli, SamplerFlags) {
+  TempDir d;
+  const auto run = [&](std::vector<std::string> extra, const std::string& out) {
+    std::vector<std::string> args = {"generate", "--model", "tiny", "--prompt", "a red ball", "--frames", "4", "--size",
+                                     "16x16", "--steps", "3", "--out", d.file(out)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, d.file("o"), d.file("e"));
+  };
+  ASSERT_EQ(run({}, "euler.mp4"), 0) << slurp(d.file("e"));
+  EXPECT_NE(slurp(d.file("e")).find("3 euler steps"), std::string::npos) << slurp(d.file("e"));  // tiny's default
+  ASSERT_EQ(run({"--sampler", "unipc"}, "unipc.mp4"), 0) << slurp(d.file("e"));
+  EXPECT_NE(slurp(d.file("e")).find("3 unipc steps"), std::string::npos) << slurp(d.file("e"));
+  ASSERT_EQ(run({"--sampler", "dpm++2m", "--schedule", "wan"}, "dpm.mp4"), 0) << slurp(d.file("e"));
+  EXPECT_NE(slurp(d.file("e")).find("3 dpm++2m steps"), std::string::npos) << slurp(d.file("e"));
+  Video euler, unipc;
+  io::read_mp4(d.file("euler.mp4"), &euler);
+  io::read_mp4(d.file("unipc.mp4"), &unipc);
+  EXPECT_NE(euler.rgb, unipc.rgb);
+  EXPECT_EQ(run({"--sampler", "ddim"}, "bad.mp4"), 1);
+  EXPECT_NE(slurp(d.file("e")).find("'sampler'"), std::string::npos) << slurp(d.file("e"));
+  EXPECT_NE(slurp(d.file("e")).find("unipc, euler, dpm++2m"), std::string::npos) << slurp(d.file("e"));
+  EXPECT_EQ(run({"--schedule", "karras"}, "bad.mp4"), 1);
+  EXPECT_NE(slurp(d.file("e")).find("'schedule'"), std::string::npos) << slurp(d.file("e"));
+  EXPECT_FALSE(fs::exists(d.file("bad.mp4")));
+}
+
 // `longshot eval` on the built-in model at a toy size: one table with a dense and a sparse row
 // (PSNR against dense only on the sparse one), the sampling settings in its header; impossible
 // sampling settings fail naming the flag.

@@ -271,6 +271,194 @@ void Checkpoint::add_safetensors(const std::string& file) {
   maps_.push_back(std::move(m));
 }
 
+namespace {
+
+// A small pickle machine for what torch.save writes for a state dict (protocols 2–4): dicts and
+// OrderedDicts of tensors rebuilt by torch._utils._rebuild_tensor_v2 from persistent storages,
+// plus the _metadata attribute (BUILD, ignored). The fallback where LibTorch's own unpickler
+// refuses (1.13 turns an OrderedDict into None). Anything else is an error naming the opcode.
+struct PickleValue {
+  enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, Tensor, Mark } kind = None;
+  int64_t i = 0;
+  double f = 0;
+  std::string s, s2;  // Str; Global module/name; Storage key
+  std::vector<PickleValue> items;  // Tuple, List; Dict as key, value, key, value …
+  torch::Tensor t;    // Storage (flat) or Tensor
+};
+
+torch::Tensor pickled_state_storage(torch_zip::PyTorchStreamReader& reader, std::map<std::string, torch::Tensor>& cache,
+                                    const std::string& type, const std::string& key, int64_t numel) {
+  static const std::map<std::string, torch::ScalarType> kTypes = {
+      {"FloatStorage", torch::kFloat}, {"HalfStorage", torch::kHalf},  {"BFloat16Storage", torch::kBFloat16},
+      {"DoubleStorage", torch::kDouble}, {"LongStorage", torch::kLong}, {"IntStorage", torch::kInt},
+      {"ByteStorage", torch::kByte},   {"BoolStorage", torch::kBool}};
+  auto it = kTypes.find(type);
+  if (it == kTypes.end()) throw std::runtime_error("storage type torch." + type + " is not read");
+  auto c = cache.find(key);
+  if (c != cache.end()) return c->second;
+  auto record = reader.getRecord("data/" + key);
+  auto t = torch::empty({numel}, torch::TensorOptions().dtype(it->second));
+  if (std::get<1>(record) != size_t(t.nbytes()))
+    throw std::runtime_error("storage data/" + key + " holds " + std::to_string(std::get<1>(record)) + " bytes, expected " +
+                             std::to_string(t.nbytes()));
+  std::memcpy(t.data_ptr(), std::get<0>(record).get(), t.nbytes());
+  return cache[key] = t;
+}
+
+PickleValue unpickle_state_dict(torch_zip::PyTorchStreamReader& reader) {
+  auto record = reader.getRecord("data.pkl");
+  const auto* p = static_cast<const uint8_t*>(std::get<0>(record).get());
+  const size_t n = std::get<1>(record);
+  size_t pos = 0;
+  auto need = [&](size_t k) {
+    if (pos + k > n) throw std::runtime_error("data.pkl ends early");
+  };
+  auto u8 = [&] { need(1); return p[pos++]; };
+  auto le = [&](int bytes) {
+    need(size_t(bytes));
+    uint64_t v = 0;
+    for (int b = bytes - 1; b >= 0; --b) v = (v << 8) | p[pos + size_t(b)];
+    pos += size_t(bytes);
+    return v;
+  };
+  auto line = [&] {
+    std::string r;
+    while (true) {
+      const char ch = char(u8());
+      if (ch == '\n') return r;
+      r += ch;
+    }
+  };
+  auto bytes = [&](size_t k) {
+    need(k);
+    std::string r(reinterpret_cast<const char*>(p + pos), k);
+    pos += k;
+    return r;
+  };
+  std::vector<PickleValue> stack;
+  std::map<uint64_t, PickleValue> memo;
+  std::map<std::string, torch::Tensor> storages;
+  auto pop = [&] {
+    if (stack.empty()) throw std::runtime_error("pickle stack underflow");
+    auto v = std::move(stack.back());
+    stack.pop_back();
+    return v;
+  };
+  auto pop_mark = [&] {
+    std::vector<PickleValue> out;
+    while (!stack.empty() && stack.back().kind != PickleValue::Mark) out.insert(out.begin(), pop());
+    if (stack.empty()) throw std::runtime_error("pickle MARK missing");
+    stack.pop_back();
+    return out;
+  };
+  auto make = [](PickleValue::Kind k) {
+    PickleValue v;
+    v.kind = k;
+    return v;
+  };
+  while (true) {
+    const uint8_t op = u8();
+    switch (op) {
+      case 0x80: u8(); break;                    // PROTO
+      case 0x95: le(8); break;                   // FRAME
+      case '.': {                                // STOP
+        if (stack.empty()) throw std::runtime_error("empty pickle");
+        return pop();
+      }
+      case 'c': {                                // GLOBAL
+        auto g = make(PickleValue::Global);
+        g.s = line();
+        g.s2 = line();
+        stack.push_back(g);
+        break;
+      }
+      case 0x93: {                               // STACK_GLOBAL
+        auto name = pop(), module = pop();
+        auto g = make(PickleValue::Global);
+        g.s = module.s, g.s2 = name.s;
+        stack.push_back(g);
+        break;
+      }
+      case 'q': memo[u8()] = stack.back(); break;  // BINPUT
+      case 'r': memo[le(4)] = stack.back(); break; // LONG_BINPUT
+      case 0x94: { const auto k = memo.size(); memo[k] = stack.back(); break; }  // MEMOIZE
+      case 'h': stack.push_back(memo.at(u8())); break;   // BINGET
+      case 'j': stack.push_back(memo.at(le(4))); break;  // LONG_BINGET
+      case '(': stack.push_back(make(PickleValue::Mark)); break;
+      case ')': stack.push_back(make(PickleValue::Tuple)); break;
+      case 't': { auto t = make(PickleValue::Tuple); t.items = pop_mark(); stack.push_back(t); break; }
+      case 0x85: case 0x86: case 0x87: {         // TUPLE1..3
+        auto t = make(PickleValue::Tuple);
+        for (int k = 0; k < op - 0x84; ++k) t.items.insert(t.items.begin(), pop());
+        stack.push_back(t);
+        break;
+      }
+      case '}': stack.push_back(make(PickleValue::Dict)); break;
+      case ']': stack.push_back(make(PickleValue::List)); break;
+      case 's': { auto v = pop(), k = pop(); stack.back().items.push_back(k); stack.back().items.push_back(v); break; }
+      case 'u': { auto kv = pop_mark(); for (auto& x : kv) stack.back().items.push_back(x); break; }
+      case 'a': { auto v = pop(); stack.back().items.push_back(v); break; }
+      case 'e': { auto v = pop_mark(); for (auto& x : v) stack.back().items.push_back(x); break; }
+      case 'X': { auto v = make(PickleValue::Str); v.s = bytes(le(4)); stack.push_back(v); break; }
+      case 0x8c: case 'U': { auto v = make(PickleValue::Str); v.s = bytes(u8()); stack.push_back(v); break; }
+      case 'T': { auto v = make(PickleValue::Str); v.s = bytes(le(4)); stack.push_back(v); break; }
+      case 'K': { auto v = make(PickleValue::Int); v.i = u8(); stack.push_back(v); break; }
+      case 'M': { auto v = make(PickleValue::Int); v.i = int64_t(le(2)); stack.push_back(v); break; }
+      case 'J': { auto v = make(PickleValue::Int); v.i = int32_t(uint32_t(le(4))); stack.push_back(v); break; }
+      case 0x8a: {                               // LONG1: little-endian two's complement
+        const int k = u8();
+        if (k > 8) throw std::runtime_error("integer too long");
+        auto v = make(PickleValue::Int);
+        uint64_t x = k ? le(k) : 0;
+        if (k && k < 8 && (x >> (8 * k - 1)) & 1) x |= ~uint64_t(0) << (8 * k);
+        v.i = int64_t(x);
+        stack.push_back(v);
+        break;
+      }
+      case 'G': {                                // BINFLOAT, big-endian
+        need(8);
+        uint64_t x = 0;
+        for (int k = 0; k < 8; ++k) x = (x << 8) | p[pos++];
+        auto v = make(PickleValue::Float);
+        std::memcpy(&v.f, &x, 8);
+        stack.push_back(v);
+        break;
+      }
+      case 'N': stack.push_back(make(PickleValue::None)); break;
+      case 0x88: case 0x89: { auto v = make(PickleValue::Bool); v.i = op == 0x88; stack.push_back(v); break; }
+      case 'Q': {                                // BINPERSID: ('storage', type, key, location, numel)
+        auto pid = pop();
+        if (pid.items.size() < 5 || pid.items[0].s != "storage") throw std::runtime_error("unknown persistent id");
+        auto st = make(PickleValue::Storage);
+        st.t = pickled_state_storage(reader, storages, pid.items[1].s2, pid.items[2].s, pid.items[4].i);
+        stack.push_back(st);
+        break;
+      }
+      case 'R': {                                // REDUCE
+        auto args = pop(), fn = pop();
+        if (fn.kind != PickleValue::Global) throw std::runtime_error("REDUCE of a non-global");
+        if (fn.s == "collections" && fn.s2 == "OrderedDict") {
+          stack.push_back(make(PickleValue::Dict));
+        } else if (fn.s == "torch._utils" && fn.s2 == "_rebuild_tensor_v2" && args.items.size() >= 4) {
+          std::vector<int64_t> size, stride;
+          for (auto& d : args.items[2].items) size.push_back(d.i);
+          for (auto& d : args.items[3].items) stride.push_back(d.i);
+          auto v = make(PickleValue::Tensor);
+          v.t = args.items[0].t.as_strided(size, stride, args.items[1].i).contiguous();
+          stack.push_back(v);
+        } else {
+          throw std::runtime_error("cannot rebuild " + fn.s + "." + fn.s2);
+        }
+        break;
+      }
+      case 'b': pop(); break;                    // BUILD: the state dict's _metadata
+      default: throw std::runtime_error("pickle opcode " + std::to_string(op) + " is not read");
+    }
+  }
+}
+
+}  // namespace
+
 void Checkpoint::add_archive(const std::string& file) {
   const std::string head = head_bytes(file, 4);
   const std::string convert =
@@ -278,25 +466,37 @@ void Checkpoint::add_archive(const std::string& file) {
       "st.save_file({k: v.contiguous() for k, v in torch.load('" + file + "', map_location='cpu').items()}, 'umt5.safetensors')";
   if (head.size() < 4 || head.compare(0, 4, "PK\x03\x04", 4) != 0)
     throw IoError("weights file '" + file + "' is neither safetensors nor a torch.save zip archive (a legacy pickle?); " + convert);
-  torch::IValue root;
+  std::vector<std::pair<std::string, torch::Tensor>> found;
   try {
     torch_zip::PyTorchStreamReader reader(file);
-    root = torch::jit::readArchiveAndTensors("data", "", "data/", {}, {}, at::Device(at::kCPU), reader);
+    try {
+      const auto root = torch::jit::readArchiveAndTensors("data", "", "data/", {}, {}, at::Device(at::kCPU), reader);
+      if (!root.isGenericDict()) throw IoError("weights archive '" + file + "' does not hold a dict of tensors; " + convert);
+      for (const auto& kv : root.toGenericDict()) {
+        if (!kv.key().isString()) throw IoError("weights archive '" + file + "' has a non-string key; " + convert);
+        if (kv.value().isTensor()) found.emplace_back(kv.key().toStringRef(), kv.value().toTensor());
+      }
+    } catch (const IoError&) {
+      throw;
+    } catch (const std::exception&) {
+      // LibTorch 1.13's unpickler turns a python OrderedDict (what module.state_dict() pickles
+      // as) into None: read the state dict with our own small pickle machine instead.
+      const auto root = unpickle_state_dict(reader);
+      if (root.kind != PickleValue::Dict) throw IoError("weights archive '" + file + "' does not hold a dict of tensors; " + convert);
+      for (size_t k = 0; k + 1 < root.items.size(); k += 2) {
+        if (root.items[k].kind != PickleValue::Str) throw IoError("weights archive '" + file + "' has a non-string key; " + convert);
+        if (root.items[k + 1].kind == PickleValue::Tensor) found.emplace_back(root.items[k].s, root.items[k + 1].t);
+      }
+    }
+  } catch (const IoError&) {
+    throw;
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    // LibTorch 1.13's unpickler turns a python OrderedDict (what module.state_dict() pickles as)
-    // into None; 2.x reads it as a dict.
-    if (what.find("isGenericDict()") != std::string::npos)
-      what = "its unpickler cannot rebuild the python OrderedDict this state dict was saved as";
-    throw IoError("weights archive '" + file + "' cannot be read by LibTorch " + TORCH_VERSION + " (" + what + "); " + convert);
+    throw IoError("weights archive '" + file + "' cannot be read by LibTorch " + TORCH_VERSION + " nor as a state dict (" + what +
+                  "); " + convert);
   }
-  if (!root.isGenericDict()) throw IoError("weights archive '" + file + "' does not hold a dict of tensors; " + convert);
-  for (const auto& kv : root.toGenericDict()) {
-    if (!kv.key().isString()) throw IoError("weights archive '" + file + "' has a non-string key; " + convert);
-    const auto name = kv.key().toStringRef();
-    if (!kv.value().isTensor()) continue;  // e.g. a stray step counter: not a weight
-    auto t = kv.value().toTensor();
+  for (const auto& [name, t] : found) {  // non-tensor entries (a step counter…) are not weights
     StoredTensor info;
     info.name = name;
     info.file = file;

@@ -8,6 +8,7 @@ out=${OUT:-$PWD/gpu-out}
 mkdir -p "$out"
 export OUT="$out" TORCH_CUDA_ARCH_LIST=9.0a PYTHONUNBUFFERED=1
 export DIFFUSERS_SRC=${DIFFUSERS_SRC:-$PWD/.device/diffusers/src}
+export VAE_BUDGET_S=${VAE_BUDGET_S:-240}  # standalone: time for the extras too
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 if [ ! -f build/cuda/CMakeCache.txt ]; then

@@ -2,6 +2,7 @@
 // horizons (and, with --presets, every paper preset's attention) and prints one table: sparsity,
 // step time, prompt adherence, temporal health, loop score, and PSNR / SSIM against the dense
 // video of the same seed and prompt.
+#include <algorithm>
 #include <limits>
 #include <cstdio>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/pipeline/run_job.h"
+#include "engine/sampler/flow_matching.h"
 
 namespace longshot::cli {
 namespace {
@@ -41,6 +43,8 @@ and prompt. Formulas: docs/builtin-model.md.
   --dense-steps N     first steps run dense in sparse modes (default 0)
   --guidance G        classifier-free guidance (default: the model's; 1 = off)
   --shift S           flow-matching shift (default: the model's)
+  --sampler S         unipc, euler or dpm++2m (default: the model's; docs/sampling.md)
+  --schedule G        the sampler's sigma grid: auto, wan, diffusers (default auto)
   --param MODE:k=v    a parameter override for one mode (repeatable)
   --adapter A         mask-aware adapter of the sparse modes: auto (the model's own per mode, where it
                       ships one; default), none, or an adapter .safetensors for every sparse mode)";
@@ -119,6 +123,7 @@ int run_eval(const std::vector<std::string>& args) {
   int seeds = 2, steps = -1, frames = model::kBuiltinFrames, size = model::kBuiltinSize, block = 128, dense_steps = 0;
   std::string adapter = "auto";
   std::optional<double> guidance, shift;  // unset: the model's defaults
+  std::string sampler_name, schedule = "auto";  // "": the model's sampler
   std::map<std::string, attention::ParamValues> overrides;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -141,6 +146,8 @@ int run_eval(const std::vector<std::string>& args) {
     else if (a == "--adapter") adapter = value();
     else if (a == "--guidance") guidance = parse_double(a, value());
     else if (a == "--shift") shift = parse_double(a, value());
+    else if (a == "--sampler") sampler_name = value();
+    else if (a == "--schedule") schedule = value();
     else if (a == "--param") {
       const std::string v = value();
       const auto colon = v.find(':');
@@ -154,6 +161,12 @@ int run_eval(const std::vector<std::string>& args) {
   if (shift && !(*shift > 0.0 && *shift <= 100.0))
     throw ParameterError("--shift", "must be in (0, 100], got " + std::to_string(*shift));
   if (horizons.empty()) throw ParameterError("--horizons", "needs at least one value");
+  // Names checked before any job runs.
+  const auto& samplers = sampler::sampler_names();
+  if (!sampler_name.empty() && std::find(samplers.begin(), samplers.end(), sampler_name) == samplers.end())
+    throw ParameterError("--sampler", "expected unipc, euler or dpm++2m, got '" + sampler_name + "'");
+  if (schedule != "auto" && schedule != "wan" && schedule != "diffusers")
+    throw ParameterError("--schedule", "expected auto, wan or diffusers, got '" + schedule + "'");
   for (int h : horizons) {
     if (h < 1) throw ParameterError("--horizons", "values must be >= 1");
   }
@@ -216,6 +229,8 @@ int run_eval(const std::vector<std::string>& args) {
       request.steps = steps > 0 ? steps : config.default_steps;
       request.guidance = guidance.value_or(config.default_guidance);
       request.shift = shift.value_or(config.default_shift);
+      request.sampler = sampler_name;
+      request.schedule = schedule;
       request.seed = 1000 + static_cast<uint64_t>(s);
       request.previews = false;
       request.measure_recall = false;
@@ -259,9 +274,11 @@ int run_eval(const std::vector<std::string>& args) {
     }
   }
 
-  std::printf("model %s, %dx%d, training length %d frames, %d seed(s), %d steps, guidance %g, shift %g, block %d, %s\n",
+  std::printf("model %s, %dx%d, training length %d frames, %d seed(s), %d steps, guidance %g, shift %g, block %d, "
+              "sampler %s (%s grid), %s\n",
               model_name.c_str(), size, size, frames, seeds, steps > 0 ? steps : config.default_steps,
               guidance.value_or(config.default_guidance), shift.value_or(config.default_shift), block,
+              (sampler_name.empty() ? config.default_sampler : sampler_name).c_str(), schedule.c_str(),
               attention::backend_description().c_str());
   // Which sparse modes ran with a mask adapter: their rows are the mode plus its adapter.
   for (const auto& [mode, path] : adapter_of) {

@@ -167,7 +167,10 @@ TEST(EvalCli, PrintsTheTableWithItsSamplingSettings) {
   // The loop score column: a number for clips of 6+ frames.
   EXPECT_NE(out.find("| loop score |"), std::string::npos) << out;
 
-  for (const auto& bad : std::vector<std::vector<std::string>>{{"--guidance", "0.5"}, {"--shift", "-1"}}) {
+  EXPECT_NE(out.find("sampler euler (auto grid)"), std::string::npos) << out;  // the built-in model's
+
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {"--guidance", "0.5"}, {"--shift", "-1"}, {"--sampler", "ddim"}, {"--schedule", "karras"}}) {
     // Toy settings, so a flag that slipped through would fail fast, not run the default table.
     std::vector<std::string> args = {"eval", "--modes", "radial", "--seeds", "1", "--horizons", "1",
                                      "--steps", "1", "--frames", "8", "--size", "32"};

@@ -35,6 +35,7 @@ std::string recipe_json(const GenerationRequest& r, const std::string& resolved_
                                    {"text_embeddings", &r.text_embeddings}})
     if (!value->empty()) j[key] = *value;
   j["sampler"] = r.sampler;
+  j["schedule"] = r.schedule;
   j["steps"] = r.steps;
   j["guidance"] = r.guidance;
   j["shift"] = r.shift;
@@ -98,6 +99,7 @@ GenerationRequest request_from_recipe(const std::string& text) {
   read(j, "vae_file", r.vae_file, "text");
   read(j, "text_embeddings", r.text_embeddings, "text");
   read(j, "sampler", r.sampler, "text");
+  read(j, "schedule", r.schedule, "text");
   read(j, "steps", r.steps, "an integer");
   read(j, "guidance", r.guidance, "a number");
   read(j, "shift", r.shift, "a number");

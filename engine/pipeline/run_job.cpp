@@ -268,7 +268,13 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     ctx.publish(started);
 
     auto smp = sampler::make_sampler(request.sampler, request.steps, request.shift, sampler::parse_grid(request.schedule));
-    const auto noise = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
+    auto noise = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
+    if (ctx.initial_noise.defined()) {
+      if (ctx.initial_noise.sizes() != noise.sizes())
+        throw ShapeError("initial noise has shape " + c10::str(ctx.initial_noise.sizes()) + ", the job needs " +
+                         c10::str(noise.sizes()));
+      noise = ctx.initial_noise.to(device, torch::kFloat);
+    }
 
     AttentionSettings settings = request.attention;
     std::unique_ptr<attention::MaskPolicy> policy = attention::create_policy(settings.mode, settings.params);

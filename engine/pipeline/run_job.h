@@ -46,6 +46,9 @@ struct JobContext {
   // Returns a new inspect target when someone changed it since the last call.
   std::function<std::optional<InspectTarget>()> take_inspect;
   ModelCache* cache = nullptr;
+  // Replaces the seeded noise when defined ([1, C, T, H, W], float): parity tests feed another
+  // implementation's noise through the whole pipeline.
+  torch::Tensor initial_noise;
 };
 
 // Publishes JobStarted, StepFinished per step, FramesDecoded and JobFinished; JobCancelled when

@@ -104,11 +104,12 @@ void step_plot(const char* title, const std::vector<Series>& series, int x_count
     dl->AddText({lx, legend_y}, s.color, s.label);
     lx -= 10;
   }
+  // Range labels only where they cannot sit on each other (a short plot keeps its title and x).
   char buf[64];
   std::snprintf(buf, sizeof buf, fmt, y_max * scale);
-  if (height > 3 * lh) dl->AddText({p0.x + 6, legend_y + lh}, axis_c, buf);
+  if (height > 4 * lh) dl->AddText({p0.x + 6, p0.y + 2 + lh}, axis_c, buf);
   std::snprintf(buf, sizeof buf, fmt, y_min * scale);
-  dl->AddText({p0.x + 6, p1.y - lh - 2}, axis_c, buf);
+  if (height > 3 * lh) dl->AddText({p0.x + 6, p1.y - lh - 2}, axis_c, buf);
   std::snprintf(buf, sizeof buf, "%s %d", x_label, x_count);
   const float xw = ImGui::CalcTextSize(buf).x;
   dl->AddText({p1.x - xw - 6, p1.y - lh - 2}, axis_c, buf);
@@ -456,7 +457,7 @@ bool Views::Impl::heatmap(const StudioState& s, ViewSettings& v) {
   const ImVec2 l0(ImGui::GetCursorScreenPos().x, ImGui::GetCursorScreenPos().y + 4 + ImGui::GetTextLineHeight());
   const float lw = std::min(ImGui::GetContentRegionAvail().x, 360.f);
   dl->AddText({l0.x, l0.y - ImGui::GetTextLineHeight() - 2}, IM_COL32(200, 200, 200, 255),
-              v.log_scale ? "attention probability per cell (log scale)" : "attention probability per cell");
+              v.log_scale ? "attention probability (log)" : "attention probability");
   dl->AddImage(tex_id(pass.lut()), l0, {l0.x + lw, l0.y + 12});
   float label_end = -1e9f;
   for (const auto& tick : legend_ticks(atlas.vmax, v.log_scale ? HeatScale::Log : HeatScale::Linear, 5)) {
@@ -689,13 +690,11 @@ bool Views::Impl::sparsity(const StudioState& s, ViewSettings&) {
     return false;
   }
   const StepRecord& last = r->steps.back();
-  ImGui::TextWrapped("step %d/%d  %s%s  sparsity %.1f%%  step %.0f ms  attention %.0f ms", last.step + 1, r->num_steps,
+  char recall[32] = "";
+  if (last.recall_estimate >= 0) std::snprintf(recall, sizeof recall, "  recall %.3f", last.recall_estimate);
+  ImGui::TextWrapped("step %d/%d  %s%s  sparsity %.1f%%  step %.0f ms  attention %.0f ms%s", last.step + 1, r->num_steps,
                      last.mode.c_str(), last.dense_step ? " (dense warm-up)" : "", 100.0 * last.mean_sparsity,
-                     last.step_ms, last.attention_ms);
-  if (last.recall_estimate >= 0) {
-    ImGui::SameLine();
-    ImGui::Text(" recall %.3f", last.recall_estimate);
-  }
+                     last.step_ms, last.attention_ms, recall);
   for (const auto& sw : r->mode_switches) {
     ImGui::TextColored(ImVec4(0.98f, 0.86f, 0.35f, 1.f), "mode %s -> %s applied from step %d", sw.from.c_str(),
                        sw.to.c_str(), sw.step + 1);

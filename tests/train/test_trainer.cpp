@@ -206,3 +206,23 @@ TEST(Trainer, SparsityAwareTrainingPullsTheSparseVelocityToDense) {
 }
 
 }  // namespace
+
+// Previews go through the sampling loop (sampler::sample): each preview prompt gets a contact
+// sheet, the same weights and seed give the same sheet, and a different step count another one.
+TEST(Trainer, PreviewsRunTheSamplingLoop) {
+  const auto sheet = [](const std::string& dir, int preview_steps) {
+    train::TrainOptions o = tiny_options(dir, 1);
+    o.preview_every = 1;
+    o.preview_steps = preview_steps;
+    EXPECT_EQ(train::run_training(o), 1);
+    std::ifstream in(dir + "/preview_1_0.ppm", std::ios::binary);
+    EXPECT_TRUE(in.good()) << "no preview written in " << dir;
+    EXPECT_TRUE(fs::exists(dir + "/preview_1_1.ppm"));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string a = sheet(fresh_dir("preview_a"), 2), b = sheet(fresh_dir("preview_b"), 2);
+  ASSERT_GT(a.size(), 4u * 16 * 16 * 3 / 4);  // P6 header + one 16x16 frame per 4 video frames at least
+  EXPECT_EQ(a.rfind("P6\n", 0), 0u);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, sheet(fresh_dir("preview_c"), 3));
+}

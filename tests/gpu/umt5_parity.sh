@@ -2,7 +2,9 @@
 # On the GPU machine: build `longshot` (build/cuda, configured as run_gpu_suite.sh does when the
 # folder is new), then tests/gpu/umt5_parity.py — umT5-XXL parity with transformers and the
 # encoder's timings. Results in $OUT/umt5_parity.{json,md}. Extra arguments go to the script
-# (e.g. --layers 12, --no-cpu, --no-extra).
+# (e.g. --layers 12, --no-cpu, --no-extra). Optional stages (2-core timing, the .pth and fp8 layouts)
+# are skipped once UMT5_BUDGET_S (default 200) seconds have passed; the python part is killed at
+# UMT5_TIMEOUT (default 290) s, with the results of the stages done kept in the JSON.
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}
 mkdir -p "$out"

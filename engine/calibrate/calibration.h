@@ -1,0 +1,118 @@
+// Calibration room: tunes an attention mode's mask parameters per motion regime by Bayesian
+// optimisation (tpe.h) on a proxy task — the attention reconstruction error against dense attention
+// plus a penalty below a target sparsity (DynamicRad's offline BO). Knows the attention room's
+// policies and CPU reference; knows no model, sampler or pipeline.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/attention/mask_eval.h"
+#include "engine/attention/mask_policy.h"
+#include "engine/calibrate/tpe.h"
+
+namespace longshot::calibrate {
+
+// ---- Proxy (a): DynamicRad's synthetic task. Every spatial position's feature does an
+// autoregressive random walk over frames, x_t = (1 − drift)·x_{t−1} + drift·ε_t, each frame
+// normalised to norm √D (a LayerNorm output), and Q = K = V = x. Low drift: a token stays like its
+// past (static scene); high drift: it decorrelates within a few frames (fast motion).
+struct Regime {
+  std::string name;
+  double drift = 0.0;
+};
+// static 0.02, slow 0.15, fast 0.40 (DynamicRad's low / mid / high, run_bo_pipeline.py).
+const std::vector<Regime>& builtin_regimes();
+// Throws ParameterError("regimes", ...) naming an unknown name; an empty list is refused too.
+std::vector<Regime> parse_regimes(const std::string& comma_list);
+
+struct ProxySpec {
+  attention::TokenGrid grid{8, 8, 8};
+  int64_t heads = 2;
+  int64_t head_dim = 64;
+  int64_t block_size = 32;
+  uint64_t seed = 0;
+};
+// [1, H, N, D] fp32 raster order, q, k and v the same tensor. Throws ParameterError on bad sizes
+// or a drift outside (0, 1].
+attention::QKV make_drift_qkv(const ProxySpec& spec, double drift);
+
+// ---- The objective: loss = error_weight · NMSE + penalty_weight · max(0, target − sparsity), with
+// NMSE = mean((sparse − dense)²) / var(dense) and sparsity the mask's token sparsity.
+struct ObjectiveSpec {
+  std::string mode;
+  attention::ParamValues fixed;  // overrides held constant (not searched)
+  double target_sparsity = 0.8;
+  double error_weight = 1000.0;   // DynamicRad's weights (run_bo_pipeline.py)
+  double penalty_weight = 10000.0;
+};
+
+struct ProxyScore {
+  double nmse = 0.0;
+  double sparsity = 0.0;
+  double loss = 0.0;
+  attention::ParamValues params;  // resolved
+};
+
+// One regime's proxy inputs, their dense output and the mask setup (a late step and layer, so
+// modes with dense warm-up steps/layers are scored on their sparse calls).
+class ProxyTask {
+ public:
+  ProxyTask(const ProxySpec& spec, const Regime& regime);
+  // Throws ParameterError for an unknown mode or a parameter outside its range.
+  ProxyScore score(const ObjectiveSpec& objective, const attention::ParamValues& params) const;
+  const Regime& regime() const { return regime_; }
+
+ private:
+  Regime regime_;
+  attention::EvalInputs inputs_;
+  attention::EvalSetup setup_;
+  double nmse_scale_ = 1.0;  // mean(dense²) / var(dense): turns rel_l2² into NMSE
+};
+
+// ---- The search box from a mode's ParamSpecs. `bounds` entries "name=lo:hi" (or just "name":
+// the default box's bounds for it) select the searched parameters; empty = the mode's default box
+// (dynamicrad: DynamicRad's BO space widened to hold our defaults; other modes: their continuous
+// parameters with a finite range, schedule parameters excluded). Throws ParameterError naming an
+// unknown parameter, bounds outside its ParamSpec range, or an empty box.
+// `fixed` picks dynamicrad's selection mode (select 0/1 search the ratios, 2 the thresholds).
+SearchBox search_box(const std::string& mode, const std::vector<std::string>& bounds = {},
+                     const attention::ParamValues& fixed = {});
+
+// ---- The lookup table (JSON, "longshot-calibration" version 1).
+struct RegimeResult {
+  Regime regime;
+  attention::ParamValues params;  // best, resolved
+  ProxyScore best;
+  ProxyScore defaults;            // the mode's defaults (with the fixed overrides) on the same proxy
+  SearchResult search;
+};
+
+struct CalibrationTable {
+  std::string mode;
+  ProxySpec proxy;
+  ObjectiveSpec objective;
+  TpeOptions optimizer;
+  SearchBox box;
+  std::vector<RegimeResult> regimes;
+};
+
+// Runs the search for each regime; the time budget (options.budget_s) is shared: each regime gets
+// what is left divided by the regimes still to run. progress: a line per trial.
+using CalibrationProgress = std::function<void(const Regime&, int trial, int total, const Trial&, const Trial&)>;
+CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Regime>& regimes, const ProxySpec& proxy,
+                           const SearchBox& box, const TpeOptions& options,
+                           const CalibrationProgress& progress = nullptr);
+
+void write_table(const CalibrationTable& table, const std::string& path);  // IoError when unwritable
+// Regime → resolved parameters. Throws IoError naming the file when it is missing, not JSON, of
+// another format or version, or lacks a field; ParameterError for an unknown mode or parameter.
+struct LoadedTable {
+  std::string mode;
+  std::map<std::string, attention::ParamValues> regimes;
+};
+LoadedTable read_table(const std::string& path);
+
+}  // namespace longshot::calibrate

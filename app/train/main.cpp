@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli/signals.h"
 #include "app/train/trainer.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
@@ -127,10 +128,15 @@ int main(int argc, char** argv) {
       longshot::train::export_weights(o.out_dir, o.config, export_only);
       return 0;
     }
-    if (!o.distill_mode.empty()) {
-      longshot::train::run_distillation(o);
-    } else {
-      longshot::train::run_training(o);
+    // A signal stops the run between steps with a checkpoint (resume continues from it); the
+    // guard stays until the last file is written, and a second signal ends the process at once.
+    longshot::cli::InterruptGuard interrupts;
+    o.should_stop = [] { return longshot::cli::InterruptGuard::signal_received() != 0; };
+    const int64_t step = o.distill_mode.empty() ? longshot::train::run_training(o) : longshot::train::run_distillation(o);
+    if (const int sig = longshot::cli::InterruptGuard::signal_received()) {
+      std::cerr << "longshot-train: stopped by " << longshot::cli::signal_name(sig) << " at step " << step
+                << "; the checkpoint in '" << o.out_dir << "' resumes from there\n";
+      return 128 + sig;
     }
     return 0;
   } catch (const longshot::Error& e) {

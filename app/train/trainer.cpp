@@ -537,7 +537,8 @@ int64_t run_training(const TrainOptions& o) {
   double window_start = 0.0;
   bool checked_gradients = false;
   auto last_save = std::chrono::steady_clock::now();
-  while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s)) {
+  while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s) &&
+         !(o.should_stop && o.should_stop())) {
     Batch batch = prefetch.pop();
     const auto x0 = batch.x0.to(device, /*non_blocking=*/true);
     const auto ids = batch.ids.to(device);
@@ -752,7 +753,8 @@ int64_t run_distillation(const TrainOptions& o) {
   double loss_sum = 0.0, bare_loss = 0.0;
   int loss_n = 0;
   auto last_save = std::chrono::steady_clock::now();
-  while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s)) {
+  while (step < o.steps && !(o.time_limit_s > 0.0 && elapsed() >= o.time_limit_s) &&
+         !(o.should_stop && o.should_stop())) {
     Batch batch = prefetch.pop();
     const auto x0 = batch.x0.to(device, true);
     const auto ids = batch.ids.to(device);

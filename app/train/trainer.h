@@ -4,6 +4,7 @@
 // adherence. Knows the engine's model, sampler, data and eval rooms; no UI.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct TrainOptions {
   std::string device = "auto";      // auto | cpu | cuda
   std::string export_path;          // fp16 weights (+ "-text") of the EMA model when done
   int threads = 0;                  // CPU threads for data generation (0 = LibTorch's default)
+  // Asked between steps: true ends the run like the time limit does — a checkpoint at the current
+  // step, resumable (longshot-train sets it from SIGINT / SIGTERM / SIGHUP).
+  std::function<bool()> should_stop;
   // Mask-adapter distillation (run_distillation): the frozen model is the EMA of `teacher_dir`'s
   // checkpoint; the adapter learns to make `distill_mode` (with `distill_params`, "k=v" each, and
   // `block_size`) follow that model's dense output.

@@ -50,3 +50,31 @@ TEST(TrainerResume, StepMetadataIsParsedStrictly) {
   }
   fs::remove_all(dir);
 }
+
+// Issue 27, F14 for longshot-train: a stop request (its SIGINT/SIGTERM/SIGHUP guard) ends the run
+// between steps like the time limit does, with a checkpoint stamped with the step reached.
+TEST(TrainerResume, StopRequestSavesAResumableCheckpoint) {
+  const auto dir = (fs::temp_directory_path() / "longshot_train_stop").string();
+  fs::remove_all(dir);
+  train::TrainOptions o;
+  o.out_dir = dir;
+  o.steps = 1000;
+  o.batch = 1;
+  o.frames = 4;
+  o.size = 16;
+  o.device = "cpu";
+  o.preview_every = 0;
+  o.log_every = 1;
+  o.warmup = 1;
+  o.threads = 1;
+  int asked = 0;
+  o.should_stop = [&] { return ++asked > 2; };
+  const int64_t step = train::run_training(o);
+  EXPECT_GT(step, 0);
+  EXPECT_LT(step, 10);
+  EXPECT_EQ(io::SafetensorsFile(dir + "/model.safetensors").metadata().at("step"), std::to_string(step));
+  o.should_stop = nullptr;
+  o.steps = step + 1;
+  EXPECT_EQ(train::run_training(o), step + 1);  // resumes from the stop
+  fs::remove_all(dir);
+}

@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     });
     start->start(50);
   }
-  if (!screenshot.empty()) new longshot::studio::ScreenshotWhenDone(window, QString::fromStdString(screenshot));
+  if (!screenshot.empty()) new longshot::studio::ScreenshotWhenDone(window, QString::fromStdString(screenshot), 3600);
   if (!selftest.empty()) {
     auto* test = new longshot::studio::SelfTest(window, QString::fromStdString(selftest));
     test->start();

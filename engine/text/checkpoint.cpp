@@ -12,17 +12,19 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 #include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/version.h>
-// The zip reader moved from caffe2::serialize (LibTorch 1.13) to torch::serialize (2.x).
+// The zip reader lives in caffe2::serialize (LibTorch 1.13) or torch::serialize (recent 2.x):
+// include whichever headers exist and take the reader type readArchiveAndTensors itself asks for.
+#if __has_include(<caffe2/serialize/inline_container.h>)
+#include <caffe2/serialize/inline_container.h>
+#endif
 #if __has_include(<torch/csrc/api/include/torch/serialize/inline_container.h>)
 #include <torch/csrc/api/include/torch/serialize/inline_container.h>
-namespace torch_zip = torch::serialize;
-#else
-#include <caffe2/serialize/inline_container.h>
-namespace torch_zip = caffe2::serialize;
 #endif
 
 #include "engine/common/error.h"
@@ -272,6 +274,16 @@ void Checkpoint::add_safetensors(const std::string& file) {
 }
 
 namespace {
+
+template <class F>
+struct ZipReaderOf;
+template <class R, class... Args>
+struct ZipReaderOf<R (*)(Args...)> {
+  using type = std::remove_reference_t<std::tuple_element_t<6, std::tuple<Args...>>>;  // the stream_reader
+};
+namespace torch_zip {
+using PyTorchStreamReader = ZipReaderOf<decltype(&torch::jit::readArchiveAndTensors)>::type;
+}
 
 // A small pickle machine for what torch.save writes for a state dict (protocols 2–4): dicts and
 // OrderedDicts of tensors rebuilt by torch._utils._rebuild_tensor_v2 from persistent storages,

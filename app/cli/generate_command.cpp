@@ -220,6 +220,9 @@ int run_generate(const std::vector<std::string>& args) {
   const bool builtin = model::is_builtin_model(req.model);
   if (random_weights) req.model = random_weights_config(req.model);
   // Input files are stat()ed before anything opens them: a FIFO would block open() for good.
+  if (!model::has_config(req.model) && std::filesystem::is_symlink(req.model) && !std::filesystem::exists(req.model))
+    throw IoError("model file '" + req.model + "' is a symbolic link to '" +
+                  std::filesystem::read_symlink(req.model).string() + "', which does not exist");
   if (!model::has_config(req.model) && std::filesystem::exists(req.model) && !std::filesystem::is_directory(req.model))
     io::require_regular_file(req.model, "model file");
   if (req.attention.adapter != "auto" && req.attention.adapter != "none" && std::filesystem::exists(req.attention.adapter))

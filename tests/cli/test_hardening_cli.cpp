@@ -114,6 +114,11 @@ TEST(HardeningCli, FifoModelIsRefusedAtOnce) {
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+  // A dangling symbolic link said "unknown model config".
+  fs::create_symlink(d.file("gone.safetensors"), d.file("link.safetensors"));
+  const auto dangling = run(tiny_args({"--model", d.file("link.safetensors")}), d.path.string());
+  EXPECT_EQ(dangling.rc, 1) << dangling.err;
+  EXPECT_NE(dangling.err.find("symbolic link"), std::string::npos) << dangling.err;
 }
 
 // F6: an output equal to the weights overwrote them; --out X --trace X lost the MP4.

@@ -117,7 +117,7 @@ int run_calibrate(const std::vector<std::string>& args) {
                 t.outcome.metrics.at("nmse"), 100.0 * t.outcome.metrics.at("sparsity"), best.outcome.loss);
     std::fflush(stdout);
   };
-  const CalibrationTable table = calibrate(objective, regimes, proxy, box, options, progress);
+  const CalibrationTable table = calibrate::calibrate(objective, regimes, proxy, box, options, progress);
   std::printf("\n");
   for (const auto& r : table.regimes) {
     std::printf("%-6s drift %.2f: best loss %.3f (nmse %.5f, sparsity %.1f%%) after %zu trials in %.1f s%s; "

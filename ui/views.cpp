@@ -76,7 +76,9 @@ void step_plot(const char* title, const std::vector<Series>& series, int x_count
   dl->AddRect(p0, p1, IM_COL32(70, 70, 80, 255));
   if (y_max <= y_min) y_max = y_min + 1;
   auto px = [&](int i) { return p0.x + 4 + (w - 8) * (x_count > 1 ? static_cast<float>(i) / (x_count - 1) : 0.5f); };
-  auto py = [&](float v) { return p1.y - 3 - (height - 6) * std::clamp((v - y_min) / (y_max - y_min), 0.f, 1.f); };
+  // Data below the title line, so a curve at its maximum never runs through the title.
+  const float data_h = std::max(4.f, height - 8 - ImGui::GetTextLineHeight());
+  auto py = [&](float v) { return p1.y - 3 - data_h * std::clamp((v - y_min) / (y_max - y_min), 0.f, 1.f); };
   for (const auto& m : markers) {
     const float x = px(m.step);
     dl->AddLine({x, p0.y}, {x, p1.y}, IM_COL32(250, 220, 90, 200), 1.5f);

@@ -426,7 +426,7 @@ void GenerationDock::set_request(const pipeline::GenerationRequest& r) {
 void GenerationDock::set_running(bool running) { cancel_->setEnabled(running); }
 
 void GenerationDock::set_progress(int value, int maximum, const QString& text) {
-  progress_->setFormat(maximum > 1 || value > 0 ? "step %v / %m" : "");
+  progress_->setVisible(maximum > 1 || value > 0);  // idle, an empty bar reads as a text field
   progress_->setRange(0, std::max(1, maximum));
   progress_->setValue(std::clamp(value, 0, std::max(1, maximum)));
   progress_text_->setText(text);

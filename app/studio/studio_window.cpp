@@ -773,13 +773,19 @@ void StudioWindow::closeEvent(QCloseEvent* e) {
                        ? QString("Job %1 is at step %2 of %3").arg(r->job_id).arg(r->steps.size()).arg(r->num_steps)
                        : QString("A job is starting");
     if (jobs_.queued()) what += QString(" and %1 more are queued").arg(jobs_.queued());
-    if (QMessageBox::question(this, "Quit Longshot Studio?", what + ".\nQuit and cancel them?",
+    if (QMessageBox::question(this, "Quit Longshot Studio?", what + ".\nQuit and cancel?",
                               QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel) != QMessageBox::Yes) {
       e->ignore();
       return;
     }
   }
   if (persist_) save_settings();
+  // The jobs this quit cancels are history too (their events would come after the window is gone).
+  const std::string now = QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString();
+  std::vector<uint64_t> active;
+  for (const auto& j : jobs_.entries())
+    if (j.active()) active.push_back(j.id);
+  for (const uint64_t id : active) jobs_.apply(pipeline::JobCancelled{id, 0}, now);
   save_history();
   generator_->cancel();
   e->accept();

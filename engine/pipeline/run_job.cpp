@@ -11,6 +11,7 @@
 #include <torch/cuda.h>
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 #include <spdlog/spdlog.h>
@@ -153,14 +154,16 @@ std::shared_ptr<const model::MaskAdapter> resolve_adapter(
 // torch.cuda.max_memory_allocated reports), reset when the job starts; −1 without CUDA.
 void reset_peak_memory(const torch::Device& device) {
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+  if (device.is_cuda())
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : c10::cuda::current_device());
 #endif
 }
 
 int64_t peak_memory(const torch::Device& device) {
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
   if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    const auto stats =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : c10::cuda::current_device());
     return int64_t(stats.allocated_bytes[0].peak);  // [0]: StatType::AGGREGATE in every version
   }
 #endif

@@ -221,16 +221,20 @@ SafetensorsSet::SafetensorsSet(const std::string& path) : path_(path) {
   for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
     if (!it.value().is_string()) throw IoError("shard index '" + path + "': tensor '" + it.key() + "' maps to no file name");
     const std::string file = it.value().get<std::string>();
-    if (file.find('/') != std::string::npos || file == ".." || file.empty())
-      throw IoError("shard index '" + path + "': tensor '" + it.key() + "' maps to '" + file +
-                    "', which is not a file name next to the index");
+    // A name longer than NAME_MAX (255) made std::filesystem throw its own error (fuzz_json); a NUL
+    // would open a shorter name than the one checked.
+    if (file.find('/') != std::string::npos || file == ".." || file == "." || file.empty() || file.size() > 255 ||
+        file.find('\0') != std::string::npos)
+      throw IoError("shard index '" + path + "': tensor '" + it.key().substr(0, 200) + "' maps to '" + file.substr(0, 80) +
+                    (file.size() > 80 ? "…" : "") + "', which is not a file name next to the index");
     wanted[it.key()] = file;
     if (std::find(order.begin(), order.end(), file) == order.end()) order.push_back(file);
   }
   if (order.empty()) throw IoError("shard index '" + path + "' maps no tensors");
   for (const auto& file : order) {
     const auto full = (folder / file).string();
-    if (!std::filesystem::exists(full)) throw IoError("shard index '" + path + "' names shard '" + file + "', which does not exist");
+    std::error_code ec;
+    if (!std::filesystem::exists(full, ec)) throw IoError("shard index '" + path + "' names shard '" + file + "', which does not exist");
     add(full);
   }
   for (const auto& [name, file] : wanted) {

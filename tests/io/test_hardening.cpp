@@ -255,3 +255,18 @@ TEST(Hardening, JsonNumberOverflowIsAReaderError) {
   write_raw(d.file("num.safetensors"), R"({"w":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", 4);
   EXPECT_THROW(io::SafetensorsFile(d.file("num.safetensors")), IoError);
 }
+
+// Found by fuzz_json: a shard index naming a file longer than NAME_MAX made std::filesystem throw
+// filesystem_error (ENAMETOOLONG) instead of the reader's IoError.
+TEST(Hardening, ShardIndexWithAnOverlongFileNameIsAReaderError) {
+  TempDir d;
+  std::ofstream(d.file("m.safetensors.index.json"))
+      << "{\"weight_map\": {\"w\": \"" << std::string(5000, 'x') << ".safetensors\"}}";
+  const auto msg = error_of([&] { io::SafetensorsSet s(d.file("m.safetensors.index.json")); });
+  EXPECT_NE(msg.find("not a file name next to the index"), std::string::npos) << msg;
+  EXPECT_LT(msg.size(), 600u);
+  EXPECT_THROW(io::SafetensorsSet(d.file("m.safetensors.index.json")), IoError);
+  const std::string probe = std::string(LONGSHOT_SOURCE_DIR) + "/tests/fixtures/hardening/shard_index_long_name.json";
+  std::filesystem::copy_file(probe, d.file("p.safetensors.index.json"));
+  EXPECT_THROW(io::SafetensorsSet(d.file("p.safetensors.index.json")), IoError);
+}

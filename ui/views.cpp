@@ -286,6 +286,7 @@ struct Views::Impl {
   std::string sweep_param_mode;  // the mode sweep_from/to were set for
   bool show_ab_tab = false;       // a click on a sweep point opens A vs B with its frames
   bool show_sweep_tab = false;    // a new sweep shows itself
+  bool sweep_sync = false;        // ... and its mode, parameter and range in the controls
   int autoplay_wraps = -1;  // a new clip plays twice on its own, then waits (no redraws while idle)
   int last_frame = 0;
   std::vector<float> cmp_ssim;
@@ -807,9 +808,21 @@ bool Views::Impl::compare(const StudioState& s, ViewSettings& v, PanelActions& a
 
 bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions& act) {
   // One parameter of mode B over a range, each point against a dense run of the same seed.
+  if (sweep_sync && !sweep.mode.empty()) v.compare_mode_b = sweep.mode;
   const attention::PolicyInfo* info = nullptr;
   for (const auto& p : attention::registered_policies())
     if (p.name == v.compare_mode_b) info = &p;
+  if (sweep_sync && info) {
+    sweep_param_mode = info->name;
+    for (size_t i = 0; i < info->params.size(); ++i)
+      if (info->params[i].name == sweep.param) sweep_param = static_cast<int>(i);
+    if (!sweep.values.empty()) {
+      sweep_from = static_cast<float>(sweep.values.front());
+      sweep_to = static_cast<float>(sweep.values.back());
+      sweep_points = std::clamp(static_cast<int>(sweep.values.size()), 2, 8);
+    }
+  }
+  sweep_sync = false;
   ImGui::SetNextItemWidth(110);
   if (ImGui::BeginCombo("mode", v.compare_mode_b.c_str())) {
     for (const auto& m : modes)
@@ -928,7 +941,8 @@ bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions&
     const ImU32 line_c = IM_COL32(120, 220, 140, 255), text_c = IM_COL32(200, 200, 210, 255), axis_c = IM_COL32(150, 150, 160, 255);
     if (ref_ms > 0) {
       dl->AddLine({px(ref_ms), top}, {px(ref_ms), bottom}, IM_COL32(150, 150, 170, 160), 1.f);
-      dl->AddText({px(ref_ms) - ImGui::CalcTextSize("dense").x - 3, top}, axis_c, "dense");
+      const float dx = px(ref_ms), dw = ImGui::CalcTextSize("dense").x;
+      dl->AddText({dx - dw - 3 < left ? dx + 3 : dx - dw - 3, top}, axis_c, "dense");
     }
     const Point* prev = nullptr;
     const ImVec2 mouse = ImGui::GetIO().MousePos;
@@ -941,7 +955,8 @@ bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions&
       dl->AddCircleFilled(c, hover ? 6.f : 4.f, hover ? IM_COL32(255, 240, 120, 255) : line_c);
       char label[32];
       std::snprintf(label, sizeof label, "%.3g", p.value);
-      dl->AddText({c.x + 6, c.y - lh}, text_c, label);
+      const float lw = ImGui::CalcTextSize(label).x;
+      dl->AddText({c.x + 6 + lw > p1.x - 2 ? c.x - 6 - lw : c.x + 6, c.y - lh}, text_c, label);
       if (hover) {
         ImGui::SetTooltip("%s = %.3g: PSNR %.2f dB, SSIM %.3f, %.0f ms per step (dense %.0f), sparsity %.0f%%\nclick: "
                           "its frames against dense",
@@ -1169,6 +1184,7 @@ void Views::set_sweep_jobs(uint64_t reference, std::vector<uint64_t> jobs, std::
                            std::vector<double> values) {
   impl_->sweep = {reference, std::move(jobs), std::move(mode), std::move(param), std::move(values)};
   impl_->show_sweep_tab = true;
+  impl_->sweep_sync = true;
 }
 
 PanelActions Views::draw(const StudioState& state, ViewSettings& view, double dt_seconds, unsigned target_fbo, float width,

@@ -10,6 +10,7 @@
 #include "engine/common/error.h"
 #include "ui/compare.h"
 #include "ui/jobs.h"
+#include "ui/studio_state.h"
 
 namespace lu = longshot::ui;
 namespace lp = longshot::pipeline;
@@ -249,4 +250,36 @@ TEST(Compare, SweepValuesSpanTheRange) {
   EXPECT_EQ(lu::sweep_values(1, 3, 5, true), (std::vector<double>{1, 2, 3}));
   EXPECT_EQ(lu::sweep_values(0.25, 0.9, 1), (std::vector<double>{0.25}));
   EXPECT_THROW(lu::sweep_values(0, 1, 0), longshot::ParameterError);
+}
+
+// File > Export mask trace writes what the run kept: with request.record_masks every layer's mask
+// of each step (as the CLI's --trace), not only the inspected layer's.
+TEST(StudioState, KeepsEveryLayersMaskForTheTrace) {
+  lu::StudioState state;
+  lp::JobStarted started;
+  started.job_id = 1;
+  started.request.steps = 2;
+  started.num_layers = 3;
+  started.num_heads = 1;
+  state.apply(started);
+  auto mask = std::make_shared<longshot::attention::BlockMask>(longshot::attention::BlockMask::full(32, 8));
+  lp::StepFinished step;
+  step.job_id = 1;
+  step.step = 0;
+  step.num_steps = 2;
+  step.mask = mask;
+  step.mask_layer = 1;
+  step.layer_masks = {mask, nullptr, mask};  // layer 1 ran dense
+  state.apply(step);
+  ASSERT_NE(state.current(), nullptr);
+  const auto& masks = state.current()->masks;
+  ASSERT_EQ(masks.size(), 2u);
+  EXPECT_EQ(masks[0].layer, 0);
+  EXPECT_EQ(masks[1].layer, 2);
+  // Without recorded layers, the inspected layer's mask alone.
+  step.step = 1;
+  step.layer_masks.clear();
+  state.apply(step);
+  ASSERT_EQ(state.current()->masks.size(), 3u);
+  EXPECT_EQ(state.current()->masks[2].layer, 1);
 }

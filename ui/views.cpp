@@ -914,7 +914,7 @@ bool Views::Impl::sweep_tab(const StudioState& s, ViewSettings& v, PanelActions&
   }
   const size_t done = static_cast<size_t>(std::count_if(points.begin(), points.end(), [](const Point& p) { return p.done; }));
   const double ref_ms = ref ? mean_step(ref) : 0;
-  ImGui::Text("%s over %s: %zu of %zu points, dense reference %s", sweep.param.c_str(), sweep.mode.c_str(), done,
+  ImGui::TextWrapped("%s over %s: %zu of %zu points, dense reference %s", sweep.param.c_str(), sweep.mode.c_str(), done,
               points.size(), vref ? "done" : "running");
   // Plot: x = time per step, y = PSNR against dense; one dot per point, joined in value order.
   const float plot_h = std::max(60.f, ImGui::GetContentRegionAvail().y - (points.size() + 1.5f) * ImGui::GetTextLineHeightWithSpacing() - 8);

@@ -37,9 +37,10 @@ const char* kCalibrateUsage =
     "                       default bounds); default: the mode's box (dynamicrad: decay, long_factor,\n"
     "                       mask_threshold, col_density_threshold and the thresholds or ratios)\n"
     "  --param k=v          a mode parameter held fixed (repeatable), e.g. select=0 for static_ratio\n"
-    "  --grid TxHxW         proxy token grid (default 16x16x16 = 4096 tokens)\n"
+    "  --grid TxHxW         proxy token grid (default 32x8x8 = 2048 tokens; frames matter:\n"
+    "                       same, adjacent and first frames are always kept, 16 frames already 77%)\n"
     "  --heads N            proxy heads (default 2)    --head-dim D   head dimension (default 64)\n"
-    "  --block B            mask block size (default 64)\n"
+    "  --block B            mask block size (default 32, DynamicRad's)\n"
     "Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
 
 int run_calibrate(const std::vector<std::string>& args) {
@@ -50,8 +51,8 @@ int run_calibrate(const std::vector<std::string>& args) {
   }
   ObjectiveSpec objective;
   ProxySpec proxy;
-  proxy.grid = attention::TokenGrid{16, 16, 16};
-  proxy.block_size = 64;
+  proxy.grid = attention::TokenGrid{32, 8, 8};
+  proxy.block_size = 32;
   TpeOptions options;
   std::vector<Regime> regimes = builtin_regimes();
   std::vector<std::string> bounds;

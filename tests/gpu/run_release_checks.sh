@@ -22,7 +22,7 @@ cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$P
   || { tail -40 "$res/configure.log"; }
 grep -E "Longshot:" "$res/configure.log"
 keep=-k; [ -f build/cuda/build.ninja ] && keep="-k 0"
-cmake --build build/cuda --target test_gpu longshot bench_vae -j16 -- $keep >"$res/build.log" 2>&1 \
+cmake --build build/cuda --target ${TARGETS:-test_gpu longshot bench_vae} -j16 -- $keep >"$res/build.log" 2>&1 \
   || grep -E "error" -A3 "$res/build.log" | head -60
 stamp "built"
 finish() { tar czf "$out/results.tgz" -C "$res" . 2>/dev/null; stamp "done"; }

@@ -28,6 +28,7 @@
 #endif
 
 #include "engine/common/error.h"
+#include "engine/io/file_checks.h"
 
 namespace longshot::text {
 
@@ -218,6 +219,12 @@ void Checkpoint::add_safetensors(const std::string& file) {
                   " exceeds the file size " + std::to_string(m->size));
   m->data = bytes + 8 + header_len;
   const uint64_t data_size = m->size - 8 - header_len;
+  // A header nested without bound would make the parser (and any dump() of it) recurse off the
+  // stack (probe F1): a tensor index needs only a few levels.
+  constexpr size_t kMaxHeaderDepth = 16;
+  const auto* text = reinterpret_cast<const char*>(bytes + 8);
+  if (io::json_nesting_depth(text, text + header_len, kMaxHeaderDepth) > kMaxHeaderDepth)
+    throw IoError(where + ": header nests deeper than " + std::to_string(kMaxHeaderDepth) + " levels; not a tensor index");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
@@ -244,10 +251,10 @@ void Checkpoint::add_safetensors(const std::string& file) {
     if (!known) throw IoError(t + " has unsupported dtype " + dname + " (F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, U8 are read)");
     uint64_t numel = 1;
     for (const auto& d : v["shape"]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw IoError(t + " has a malformed shape " + v["shape"].dump());
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw IoError(t + " has a malformed shape " + io::json_brief(v["shape"]));
       info.shape.push_back(d.get<int64_t>());
       const uint64_t dim = uint64_t(info.shape.back());
-      if (dim != 0 && numel > (uint64_t(1) << 60) / dim) throw IoError(t + " has an absurd shape " + v["shape"].dump());
+      if (dim != 0 && numel > (uint64_t(1) << 60) / dim) throw IoError(t + " has an absurd shape " + io::json_brief(v["shape"]));
       numel *= dim;
     }
     const auto& off = v.contains("data_offsets") ? v["data_offsets"] : nlohmann::json();

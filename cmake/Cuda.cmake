@@ -7,10 +7,30 @@ if(NOT LONGSHOT_CUDA STREQUAL "OFF")
   endif()
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
+    # Which GPUs the kernels are built for. An explicit CMAKE_CUDA_ARCHITECTURES wins; otherwise
+    # LONGSHOT_CUDA_ARCHS picks a set: "ci" (80;90a: the mma.sync floor and the H100's own code,
+    # two archs keep CI's 2-core build short), "workstation" (the cards people own: A100 80,
+    # RTX 3090 86, RTX 4090 89, H100/H200 90a, and RTX 5090 120 where nvcc >= 12.8 knows it;
+    # the `cuda` preset's default) or "native" (only this machine's GPU, CMake >= 3.24).
+    # The Hopper kernel runs on 90a code only; every other arch gets the mma.sync kernel,
+    # chosen at run time (engine/attention/cuda/block_sparse_dispatch.cu).
+    set(LONGSHOT_CUDA_ARCHS "ci" CACHE STRING "CUDA architecture set: ci, workstation or native")
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      # The kernels use mma.sync, so sm_80 is the floor (Ampere); sm_90a gives the H100/H200
-      # their own SASS (and room for a wgmma/TMA path). Two archs keep the CI build short.
-      set(CMAKE_CUDA_ARCHITECTURES "80;90a" CACHE STRING "CUDA architectures")
+      if(LONGSHOT_CUDA_ARCHS STREQUAL "ci")
+        set(_archs "80;90a")
+      elseif(LONGSHOT_CUDA_ARCHS STREQUAL "workstation")
+        execute_process(COMMAND ${CMAKE_CUDA_COMPILER} --list-gpu-arch OUTPUT_VARIABLE _nvcc_archs ERROR_QUIET)
+        set(_archs "80;86;89;90a")
+        if(_nvcc_archs MATCHES "compute_120")
+          list(APPEND _archs 120)
+        endif()
+      elseif(LONGSHOT_CUDA_ARCHS STREQUAL "native")
+        set(_archs native)
+      else()
+        message(FATAL_ERROR "LONGSHOT_CUDA_ARCHS=${LONGSHOT_CUDA_ARCHS}: expected ci, workstation or native "
+                            "(or set CMAKE_CUDA_ARCHITECTURES to a list such as 80;90a)")
+      endif()
+      set(CMAKE_CUDA_ARCHITECTURES "${_archs}" CACHE STRING "CUDA architectures")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)

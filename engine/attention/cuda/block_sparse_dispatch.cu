@@ -5,12 +5,14 @@
 
 #include <cudaTypedefs.h>
 
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "engine/attention/cuda/block_sparse.h"
 #include "engine/attention/cuda/block_sparse_sm90.cuh"
-#include "engine/attention/cuda/cuda_check.h"
+#include "engine/common/cuda/cuda_check.h"
 
 namespace longshot::attention::cuda {
 
@@ -174,10 +176,26 @@ void dispatch_sm90(const BlockSparseParams& p, const sm90::Maps& maps, cudaStrea
   }
 }
 
+// LONGSHOT_KERNEL_PATH=auto|mma|hopper overrides an Auto request for the whole process, so the GPU
+// suite can run every case through the mma.sync (sm_80) path on a Hopper card. Read once.
+KernelPath env_kernel_path() {
+  static const KernelPath path = [] {
+    const char* v = std::getenv("LONGSHOT_KERNEL_PATH");
+    const std::string s = v ? v : "";
+    if (s.empty() || s == "auto") return KernelPath::Auto;
+    if (s == "mma") return KernelPath::Mma;
+    if (s == "hopper") return KernelPath::Hopper;
+    throw CudaError("LONGSHOT_KERNEL_PATH=" + s + ": expected auto, mma or hopper");
+  }();
+  return path;
+}
+
 }  // namespace
 
-void block_sparse_forward(const BlockSparseParams& p, cudaStream_t stream) {
+void block_sparse_forward(const BlockSparseParams& p_in, cudaStream_t stream) {
   std::string why;
+  BlockSparseParams p = p_in;
+  if (p.path == KernelPath::Auto) p.path = env_kernel_path();
   if (!block_sparse_supported(p, &why)) throw CudaError("block_sparse_forward: unsupported case: " + why);
   if (p.path != KernelPath::Mma) {
     sm90::Maps maps;

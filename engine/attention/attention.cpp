@@ -21,13 +21,12 @@ bool on_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor
   return any;
 }
 
-const char* backend_name(Backend b) {
-  switch (b) {
-    case Backend::Auto: return "auto";
-    case Backend::Reference: return "reference";
-    case Backend::Cuda: return "cuda";
+// The routes of this file; attend() runs the others.
+void check_core_backend(Backend b, const char* where) {
+  if (b != Backend::Auto && b != Backend::Cuda && b != Backend::Reference) {
+    throw ParameterError("backend", std::string(where) + " runs 'auto', 'cuda' or 'reference', not '" + backend_name(b) +
+                                        "' (call attention::attend)");
   }
-  return "?";
 }
 
 torch::Tensor run_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const BlockMask& mask) {
@@ -43,6 +42,7 @@ torch::Tensor run_cuda(const torch::Tensor& q, const torch::Tensor& k, const tor
 torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const BlockMask& mask, Backend backend) {
   detail::check_qkv(q, k, v, "sparse_attention");
+  check_core_backend(backend, "sparse_attention");
   detail::check_mask_fits(mask, q.size(1), q.size(2), "sparse_attention");
   const bool cuda_inputs = on_cuda(q, k, v);
   if (backend == Backend::Auto) backend = cuda_inputs ? Backend::Cuda : Backend::Reference;
@@ -60,6 +60,7 @@ torch::Tensor sparse_attention(const torch::Tensor& q, const torch::Tensor& k, c
 
 torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, Backend backend) {
   detail::check_qkv(q, k, v, "dense_attention");
+  check_core_backend(backend, "dense_attention");
   const bool cuda_inputs = on_cuda(q, k, v);
   if (backend == Backend::Auto) backend = cuda_inputs ? Backend::Cuda : Backend::Reference;
   if (backend == Backend::Cuda) {

@@ -8,7 +8,7 @@
 #include "engine/common/error.h"
 
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
-#include "engine/attention/cuda/device_stream.h"
+#include "engine/common/cuda/device_stream.h"
 #include "engine/model/cuda/fused_ops.h"
 #define LONGSHOT_FUSED_KERNELS 1
 #endif
@@ -57,7 +57,7 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
   if (pooled != nullptr && (head_dim <= 0 || y.size(2) % head_dim != 0))
     throw ShapeError("rmsnorm_rope: head_dim " + std::to_string(head_dim) + " must divide dim " + std::to_string(y.size(2)));
 #ifdef LONGSHOT_FUSED_KERNELS
-  const attention::cuda::DeviceStream stream(y.device());
+  const ::longshot::cuda::DeviceStream stream(y.device());
   const int64_t B = y.size(0), N = y.size(1), C = y.size(2);
   const auto w = weight.to(y.device(), torch::kFloat).contiguous();
   if (w.numel() != C) throw ShapeError("rmsnorm_rope: weight has " + std::to_string(w.numel()) + " values for dim " + std::to_string(C));
@@ -90,7 +90,7 @@ torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& sh
   if (dtype != torch::kBFloat16 && dtype != torch::kHalf) throw ShapeError("layernorm_modulate: output dtype must be 16-bit");
   if (shift.defined() != scale.defined()) throw ShapeError("layernorm_modulate: shift and scale come together");
 #ifdef LONGSHOT_FUSED_KERNELS
-  const attention::cuda::DeviceStream stream(x.device());
+  const ::longshot::cuda::DeviceStream stream(x.device());
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   const auto sh = per_batch(shift, x), sc = per_batch(scale, x);
   auto out = torch::empty({B, N, C}, x.options().dtype(dtype));
@@ -109,7 +109,7 @@ void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torc
   check_rows(y, "y", true);
   if (y.sizes() != x.sizes()) throw ShapeError("gated_residual_add_: y " + std::string(c10::str(y.sizes())) + " != x " + std::string(c10::str(x.sizes())));
 #ifdef LONGSHOT_FUSED_KERNELS
-  const attention::cuda::DeviceStream stream(x.device());
+  const ::longshot::cuda::DeviceStream stream(x.device());
   const auto g = per_batch(gate, x);
   cuda::gated_residual_add(x.data_ptr<float>(), y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
                            y.scalar_type() == torch::kHalf, x.size(0) * x.size(1), static_cast<int>(x.size(2)), x.size(1),

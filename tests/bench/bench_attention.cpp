@@ -41,8 +41,8 @@
 #if LONGSHOT_HAS_CUDA
 #include <cuda_runtime_api.h>
 
-#include "engine/attention/cuda/cuda_check.h"
 #include "engine/attention/cuda/torch_adapter.h"
+#include "engine/common/cuda/cuda_check.h"
 #include "engine/model/cuda/fused_ops.h"
 #include "tests/bench/gpu_queue.h"
 #endif

@@ -1,6 +1,6 @@
 #include "tests/bench/gpu_queue.h"
 
-#include "engine/attention/cuda/cuda_check.h"
+#include "engine/common/cuda/cuda_check.h"
 
 namespace longshot::bench {
 

@@ -18,7 +18,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/attention/cuda/block_sparse.h"
-#include "engine/attention/cuda/cuda_check.h"
+#include "engine/common/cuda/cuda_check.h"
 
 namespace lc = longshot::attention::cuda;
 

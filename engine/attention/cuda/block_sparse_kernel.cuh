@@ -1,7 +1,7 @@
 // The block-sparse FlashAttention-2 style forward kernel (mma.sync m16n8k16, sm_80+), included
 // only by the per-instance .cu files. No LibTorch. Sections:
 //   [tiles]    tile sizes and their shared-memory / register limits
-//   [ptx]      cp.async, ldmatrix and mma wrappers (exp2, pack2: kernel_common.cuh)
+//   [ptx]      cp.async, ldmatrix and mma wrappers (exp2, pack2: block_sparse_common.cuh)
 //   [kernel]   one CTA = one (batch, head, query block row of the mask); K/V tiles double-buffered
 //   [launch]   the host-side launcher of one instance
 #pragma once
@@ -12,8 +12,8 @@
 #include <cuda_runtime.h>
 
 #include "engine/attention/cuda/block_sparse.h"
-#include "engine/attention/cuda/cuda_check.h"
-#include "engine/attention/cuda/kernel_common.cuh"
+#include "engine/attention/cuda/block_sparse_common.cuh"
+#include "engine/common/cuda/cuda_check.h"
 
 namespace longshot::attention::cuda {
 

@@ -21,8 +21,8 @@
 #include <cuda_runtime.h>
 
 #include "engine/attention/cuda/block_sparse.h"
-#include "engine/attention/cuda/cuda_check.h"
-#include "engine/attention/cuda/kernel_common.cuh"
+#include "engine/attention/cuda/block_sparse_common.cuh"
+#include "engine/common/cuda/cuda_check.h"
 #include "engine/attention/cuda/wgmma_ops.cuh"
 
 namespace longshot::attention::cuda::sm90 {
@@ -64,7 +64,7 @@ __device__ __forceinline__ uint64_t make_desc(uint32_t smem_addr, uint32_t lbo, 
 // -----------------------------------------------------------------------------------------[ptx]
 namespace ptx {
 
-using cuda::ptx::exp2_approx;  // shared with the mma.sync kernel (kernel_common.cuh)
+using cuda::ptx::exp2_approx;  // shared with the mma.sync kernel (block_sparse_common.cuh)
 using cuda::ptx::smem_addr;
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");

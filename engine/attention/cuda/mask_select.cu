@@ -14,13 +14,15 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "engine/attention/cuda/cuda_check.h"
-#include "engine/attention/cuda/kernel_common.cuh"
 #include "engine/attention/cuda/mask_select.h"
+#include "engine/common/cuda/cuda_check.h"
+#include "engine/common/cuda/reduce.cuh"
 
 namespace longshot::attention::cuda {
 
 namespace {
+
+using ::longshot::cuda::block_allreduce;
 
 constexpr int kThreads = 128;
 constexpr int kPerThread = kCumulativeKeepMaxBlocks / kThreads;

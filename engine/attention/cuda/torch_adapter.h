@@ -1,6 +1,12 @@
 // The thin LibTorch adapter over the CUDA kernels: validates tensors (naming the offending one),
 // then hands raw device pointers, strides and the current stream to the kernels.
-// Compiled only when LONGSHOT_HAS_CUDA; callers guard with that macro.
+// Compiled only when LONGSHOT_HAS_CUDA; callers guard with that macro. Sections (and the file
+// that defines each):
+//   [device]     availability                                     torch_adapter.cpp
+//   [masks]      block masks on the GPU: upload, schedule, cache   device_mask.cpp
+//   [attention]  the block-sparse kernel's entry points            torch_adapter.cpp
+//   [building]   GPU mask building (pooling, scores, selection)    mask_build.cpp
+//   [tokens]     token permutation                                 torch_adapter.cpp
 #pragma once
 #include <string>
 
@@ -12,17 +18,13 @@
 
 namespace longshot::attention::cuda {
 
+// -------------------------------------------------------------------------------------[device]
 // True when a CUDA device is visible to this process.
 bool device_available();
 // Why not, in words (no device, driver too old, ...); empty when available.
 std::string unavailable_reason();
-// q, k, v: [B, H, N, D] CUDA tensors, bf16 or fp16, D in {64, 128}; mask block size 64 or 128.
-// Throws ShapeError naming the tensor/parameter that is not supported.
-torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                     const torch::Tensor& v, const BlockMask& mask);
 
-// ---- Extensions (issue 4): masks that live on the GPU, GPU mask building, token permutation.
-
+// --------------------------------------------------------------------------------------[masks]
 // A BlockMask whose arrays live on the GPU (int32), plus the kernel's work schedule: the work
 // items h * num_q_blocks + qb for `schedule_heads` heads, in schedule_order().
 struct DeviceBlockMask {
@@ -49,14 +51,11 @@ struct DeviceBlockMask {
 // The full mask without arrays (what a dense call needs: nothing to upload).
 DeviceBlockMask full_device_mask(int64_t seq_len, int64_t block_size, const torch::Device& device,
                                  int64_t heads);
-// Dense attention through the same kernel (full mask, no arrays).
-torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              int64_t block_size = 128, double scale = 0.0);
-// Copies the mask to `device` (a full BlockMask becomes full_device_mask) and builds the schedule for `heads` heads (0: mask.num_heads).
+// Copies the mask to `device` (a full BlockMask becomes full_device_mask) and builds the schedule
+// for `heads` heads (0: mask.num_heads).
 DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads = 0);
 BlockMask download_mask(const DeviceBlockMask& mask);
 
-// ---- Extensions (issue 5): a BlockMask carries its uploaded copy (BlockMask::device_copy).
 // The device copy attached to `mask` for (device, heads), uploaded and attached on a miss: a
 // cached mask (static policies reuse one for a whole job) is uploaded once, not once per call.
 std::shared_ptr<DeviceBlockMask> cached_device_mask(const BlockMask& mask, const torch::Device& device,
@@ -82,6 +81,13 @@ ScheduleOrder schedule_order();
 // a mask shared by all heads (num_heads 1) gets one item per (head, row). The order is worked out
 // on the host from the row offsets (host_row_offsets, or downloaded) and uploaded.
 void prepare_schedule(DeviceBlockMask& mask, int64_t heads, const std::vector<int32_t>* host_row_offsets = nullptr);
+
+// ----------------------------------------------------------------------------------[attention]
+// q, k, v: [B, H, N, D] CUDA tensors, bf16 or fp16, D in {64, 128}; mask block size 64 or 128.
+// Throws ShapeError naming the tensor/parameter that is not supported.
+torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                     const torch::Tensor& v, const BlockMask& mask);
+
 // As above, with the mask already on the GPU (its schedule is rebuilt if made for other heads;
 // pass a prepared mask to keep the call free of extra launches). scale <= 0 means 1/sqrt(D).
 // Output: [B, H, N, D], a transposed view of [B, N, H, D] memory (what the model reshapes).
@@ -91,11 +97,15 @@ torch::Tensor block_sparse_attention(const torch::Tensor& q, const torch::Tensor
                                      const torch::Tensor& v, DeviceBlockMask& mask,
                                      double scale = 0.0, KernelPath path = KernelPath::Auto,
                                      int m_tiles = 0);
+// Dense attention through the same kernel (full mask, no arrays).
+torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              int64_t block_size = 128, double scale = 0.0);
 // True when `path` Auto would take the Hopper kernel for this dtype/head_dim on q's device with
 // masks of `block_size` (reports, tests).
 bool hopper_kernel_applies(const torch::Tensor& q, int64_t block_size);
 
-// GPU mask building (LibTorch ops on the tensors' device; the CPU reference stays the oracle).
+// -----------------------------------------------------------------------------------[building]
+// LibTorch ops and mask_select.cu kernels on the tensors' device; the CPU reference stays the oracle.
 // Mean of each block of tokens: [B, H, N, D] → [B, H, ceil(N / block), D] fp32; the ragged
 // last block is averaged over its real tokens.
 torch::Tensor block_mean_pool(const torch::Tensor& x, int64_t block_size);
@@ -136,6 +146,8 @@ DeviceBlockMask select_cumulative(const torch::Tensor& scores, double threshold,
 // forced [nb, nb] bool or uint8, all on one CUDA device → keep [H, nb, nb] uint8 (0/1). nb <= 2048.
 torch::Tensor cumulative_keep(const torch::Tensor& logits, const torch::Tensor& log_len, const torch::Tensor& cand,
                               const torch::Tensor& forced, double tau);
+
+// -------------------------------------------------------------------------------------[tokens]
 // Token permutation as index tensors on `device`: perm (ordered position → raster token) and
 // its inverse, int64.
 struct PermutationTensors {

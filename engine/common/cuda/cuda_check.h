@@ -1,6 +1,6 @@
-// CUDA error handling for the kernels and the adapter: one macro that throws (host paths) and
-// one that only logs (destructors, cleanup). Both carry file:line and the failing call.
-// Knows nothing of LibTorch.
+// CUDA error handling shared by every room's kernels and their LibTorch adapters: one macro that
+// throws (host paths) and one that only logs (destructors, cleanup). Both carry file:line and the
+// failing call. Knows nothing of LibTorch nor of any room.
 #pragma once
 #include <string>
 
@@ -16,31 +16,30 @@ class CudaError : public Error {
   using Error::Error;
 };
 
-namespace attention::cuda::detail {
+namespace cuda::detail {
 
 inline std::string cuda_error_message(const char* call, cudaError_t err, const char* file, int line) {
   return std::string(file) + ":" + std::to_string(line) + ": " + call + " failed: " +
          cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
 }
-// Defined in the adapter (spdlog lives there); kernels' .cu files only throw.
+// Defined in cuda_check.cpp (spdlog stays out of nvcc's way); kernels' .cu files only throw.
 void log_cuda_error(const std::string& message);
 
-}  // namespace attention::cuda::detail
+}  // namespace cuda::detail
 }  // namespace longshot
 
 #define LONGSHOT_CUDA_CHECK(call)                                                              \
   do {                                                                                         \
     const cudaError_t longshot_err_ = (call);                                                  \
     if (longshot_err_ != cudaSuccess)                                                          \
-      throw ::longshot::CudaError(::longshot::attention::cuda::detail::cuda_error_message(     \
-          #call, longshot_err_, __FILE__, __LINE__));                                          \
+      throw ::longshot::CudaError(                                                             \
+          ::longshot::cuda::detail::cuda_error_message(#call, longshot_err_, __FILE__, __LINE__)); \
   } while (0)
 
 #define LONGSHOT_CUDA_CHECK_LOG(call)                                                          \
   do {                                                                                         \
     const cudaError_t longshot_err_ = (call);                                                  \
     if (longshot_err_ != cudaSuccess)                                                          \
-      ::longshot::attention::cuda::detail::log_cuda_error(                                     \
-          ::longshot::attention::cuda::detail::cuda_error_message(#call, longshot_err_,        \
-                                                                  __FILE__, __LINE__));        \
+      ::longshot::cuda::detail::log_cuda_error(                                                \
+          ::longshot::cuda::detail::cuda_error_message(#call, longshot_err_, __FILE__, __LINE__)); \
   } while (0)

@@ -1,7 +1,8 @@
 // One kernel launch from LibTorch code: makes the tensors' device current (restored when the scope
-// ends) and names LibTorch's current stream on it. Used by the attention adapter and the model's
-// fused ops. With a CPU LibTorch (Debian's, CI) no CUDA tensor exists, so no launch is reached;
-// the stream is then the legacy one and no guard is held.
+// ends) and names LibTorch's current stream on it. Shared by every room's LibTorch adapter (the
+// attention kernels, the model's fused ops); knows no room. With a CPU LibTorch (Debian's, CI)
+// no CUDA tensor exists, so no launch is reached; the stream is then the legacy one and no guard
+// is held.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -12,7 +13,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-namespace longshot::attention::cuda {
+namespace longshot::cuda {
 
 class DeviceStream {
  public:
@@ -31,4 +32,4 @@ class DeviceStream {
   cudaStream_t stream_ = nullptr;
 };
 
-}  // namespace longshot::attention::cuda
+}  // namespace longshot::cuda

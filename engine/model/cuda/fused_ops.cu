@@ -7,8 +7,8 @@
 #include <atomic>
 #include <string>
 
-#include "engine/attention/cuda/cuda_check.h"
-#include "engine/attention/cuda/kernel_common.cuh"
+#include "engine/common/cuda/cuda_check.h"
+#include "engine/common/cuda/reduce.cuh"
 #include "engine/model/cuda/fused_ops.h"
 
 namespace longshot::model::cuda {
@@ -76,7 +76,7 @@ __global__ void rmsnorm_rope_kernel(const T* __restrict__ y, const float* __rest
   float ss = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
-  const float inv = rsqrtf(::longshot::attention::cuda::block_allreduce<false>(ss, scratch) / static_cast<float>(C) + eps);
+  const float inv = rsqrtf(::longshot::cuda::block_allreduce<false>(ss, scratch) / static_cast<float>(C) + eps);
 #pragma unroll
   for (int i = 0; i < 8; ++i) v[i] = v[i] * inv * weight[c0 + i];
   if (cos != nullptr) {
@@ -158,7 +158,7 @@ __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* _
       float ss = 0.f;
 #pragma unroll
       for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
-      ss = ::longshot::attention::cuda::warp_reduce<false>(ss);
+      ss = ::longshot::cuda::warp_reduce<false>(ss);
       if (lane == 0) part[bt & 1][r][warp] = ss;  // double-buffered: the last batch may still be reading the other
     }
     __syncthreads();
@@ -206,11 +206,11 @@ __global__ void layernorm_modulate_kernel(const float* __restrict__ x, const flo
   float s = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) s += v[i];
-  const float mean = ::longshot::attention::cuda::block_allreduce<false>(s, scratch) / static_cast<float>(C);
+  const float mean = ::longshot::cuda::block_allreduce<false>(s, scratch) / static_cast<float>(C);
   float sq = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) sq += (v[i] - mean) * (v[i] - mean);
-  const float inv = rsqrtf(::longshot::attention::cuda::block_allreduce<false>(sq, scratch) / static_cast<float>(C) + eps);
+  const float inv = rsqrtf(::longshot::cuda::block_allreduce<false>(sq, scratch) / static_cast<float>(C) + eps);
   const int64_t bi = row / tokens;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {

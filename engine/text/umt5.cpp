@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include "engine/attention/attend.h"
 #include "engine/common/error.h"
 #include "engine/text/checkpoint.h"
 
@@ -436,16 +437,17 @@ torch::Tensor UMT5Encoder::encode(const torch::Tensor& ids_in, const torch::Tens
   auto key_bias = torch::zeros({B, 1, 1, Lv}, torch::kFloat).masked_fill(mask.logical_not().view({B, 1, 1, Lv}), lowest).to(dev, dt);
   const auto buckets = position_buckets(Lv, c.num_buckets, c.max_distance).to(dev);
 
+  attention::AttendOptions t5_attention;
+  t5_attention.scale = 1.0;
   for (const auto& l : s_->layers) {
     auto h = rms_norm(x, l.ln1, c.eps);
     auto q = torch::linear(h, l.q.value(dt)).view({B, Lv, H, dk}).transpose(1, 2);
     auto k = torch::linear(h, l.k.value(dt)).view({B, Lv, H, dk}).transpose(1, 2);
     auto v = torch::linear(h, l.v.value(dt)).view({B, Lv, H, dk}).transpose(1, 2);
-    auto scores = torch::matmul(q, k.transpose(2, 3));  // no 1/sqrt(d_kv): T5's init absorbs it
     auto bias = l.rel.index_select(0, buckets.reshape({-1})).view({Lv, Lv, H}).permute({2, 0, 1}).unsqueeze(0);
-    scores = scores + (bias + key_bias);
-    auto attn = torch::softmax(scores.to(torch::kFloat), -1).to(dt);
-    auto a = torch::matmul(attn, v).transpose(1, 2).reshape({B, Lv, H * dk});
+    // Eager attention (the bias picks it): scores in dt with no 1/sqrt(d_kv) (T5's init absorbs
+    // it), relative-position and padding bias added, softmax in fp32, as transformers runs T5.
+    auto a = attention::attend(q, k, v, {nullptr, bias + key_bias}, t5_attention).transpose(1, 2).reshape({B, Lv, H * dk});
     x = clamp_half(x + torch::linear(a, l.o.value(dt)));
     h = rms_norm(x, l.ln2, c.eps);
     auto gated = torch::gelu(torch::linear(h, l.wi0.value(dt)), "tanh") * torch::linear(h, l.wi1.value(dt));

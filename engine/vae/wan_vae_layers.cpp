@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include "engine/attention/attend.h"
 #include "engine/common/error.h"
 
 namespace longshot::vae {
@@ -117,23 +118,6 @@ torch::Tensor res_block(Stream& s, const ResBlock& r, torch::Tensor x) {
   return y.add_(h);
 }
 
-torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-#if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) return at::scaled_dot_product_attention(q, k, v);
-#endif
-  // CPU (and LibTorch 1.x): fp32 softmax attention, queries in chunks to bound the score matrix.
-  const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  const auto kt = k.to(torch::kFloat).transpose(-2, -1);
-  const auto vf = v.to(torch::kFloat);
-  std::vector<torch::Tensor> outs;
-  const int64_t chunk = 2048;
-  for (int64_t s = 0; s < q.size(-2); s += chunk) {
-    auto qs = q.narrow(-2, s, std::min(chunk, q.size(-2) - s)).to(torch::kFloat);
-    outs.push_back(torch::matmul(torch::softmax(torch::matmul(qs, kt).mul_(scale), -1), vf));
-  }
-  return torch::cat(outs, -2).to(q.scalar_type());
-}
-
 // Single-head self-attention within each frame (head dim = channels), as in the mid block.
 torch::Tensor attention(const Attention& a, const torch::Tensor& x) {
   const int64_t C = x.size(1), T = x.size(2), H = x.size(3), W = x.size(4);
@@ -141,7 +125,8 @@ torch::Tensor attention(const Attention& a, const torch::Tensor& x) {
   auto qkv = at::conv2d(f, a.qkv.w, a.qkv.b).reshape({T, 1, 3 * C, H * W}).transpose(2, 3);  // [T, 1, HW, 3C]
   f = torch::Tensor();
   auto parts = qkv.chunk(3, -1);
-  auto o = attention_core(parts[0], parts[1], parts[2]);  // [T, 1, HW, C]
+  // attend() picks SDPA on CUDA, the fp32 reference on the CPU; fp32 stays fp32 on both.
+  auto o = attention::attend(parts[0], parts[1], parts[2]);  // [T, 1, HW, C]
   parts.clear();
   qkv = torch::Tensor();
   o = at::conv2d(o.squeeze(1).transpose(1, 2).reshape({T, C, H, W}), a.proj.w, a.proj.b);

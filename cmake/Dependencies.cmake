@@ -51,6 +51,25 @@ if(LONGSHOT_WITH_FFMPEG)
   endif()
 endif()
 
+# libpng: PNG frame export (engine/io/png.cpp). AUTO requires it on a normal build; a machine
+# configured with LONGSHOT_THIRD_PARTY_DIR (the GPU machine: no apt) builds without it, the PNG
+# writer then refusing with its own message.
+set(LONGSHOT_WITH_PNG AUTO CACHE STRING
+    "Write PNG frames with libpng: AUTO (required unless LONGSHOT_THIRD_PARTY_DIR is set), ON, OFF")
+set_property(CACHE LONGSHOT_WITH_PNG PROPERTY STRINGS AUTO ON OFF)
+set(LONGSHOT_HAS_PNG OFF)
+if(NOT LONGSHOT_WITH_PNG STREQUAL "OFF")
+  find_package(PNG QUIET)
+  if(PNG_FOUND)
+    set(LONGSHOT_HAS_PNG ON)
+  elseif(LONGSHOT_WITH_PNG STREQUAL "ON" OR NOT LONGSHOT_THIRD_PARTY_DIR)
+    message(FATAL_ERROR "libpng (libpng-dev) not found. ${_fix}\n"
+      "(or configure with -DLONGSHOT_WITH_PNG=OFF: no PNG frame export)")
+  else()
+    message(STATUS "Longshot: libpng not found; PNG frame export is left out (LONGSHOT_THIRD_PARTY_DIR build)")
+  endif()
+endif()
+
 # SentencePiece: the umT5 tokenizer (engine/text/tokenizer.cpp). AUTO requires it on a normal
 # build; a machine configured with LONGSHOT_THIRD_PARTY_DIR (the GPU machine: no apt, token ids
 # come precomputed) builds without it, the tokenizer then refusing with its own message.

@@ -9,6 +9,7 @@ packages=(
   libopenblas0-openmp                             # fast BLAS for LibTorch's CPU matmuls (netlib's is ~30x slower)
   libspdlog-dev libfmt-dev nlohmann-json3-dev     # logging, JSON (presets, traces)
   libavcodec-dev libavformat-dev libswscale-dev libavutil-dev  # MP4 export
+  libpng-dev                                      # PNG frame export
   qt6-base-dev libqt6opengl6-dev libgl-dev libegl-dev libimgui-dev  # the studio
   libsentencepiece-dev                            # the umT5 tokenizer (Wan2.1 prompts)
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks

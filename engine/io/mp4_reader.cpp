@@ -1,25 +1,13 @@
 // MP4 reader for tests and probing: demux the best video stream, decode every frame.
-#include <memory>
-
 extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
 #include <libavutil/log.h>
-#include <libswscale/swscale.h>
 }
 
 #include "engine/common/error.h"
+#include "engine/io/libav_handles.h"
 #include "engine/io/mp4.h"
 
 namespace longshot::io {
-
-namespace {
-struct InputFree { void operator()(AVFormatContext* f) const { avformat_close_input(&f); } };
-struct CodecCtxFree { void operator()(AVCodecContext* c) const { avcodec_free_context(&c); } };
-struct FrameFree { void operator()(AVFrame* f) const { av_frame_free(&f); } };
-struct PacketFree { void operator()(AVPacket* p) const { av_packet_free(&p); } };
-struct SwsFree { void operator()(SwsContext* s) const { sws_freeContext(s); } };
-}  // namespace
 
 namespace {
 std::map<std::string, std::string> tags_of(const AVFormatContext* fmt) {
@@ -35,7 +23,7 @@ std::map<std::string, std::string> read_mp4_metadata(const std::string& path) {
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0)
     throw IoError("cannot read video '" + path + "': not a readable media file");
-  std::unique_ptr<AVFormatContext, InputFree> in(raw);
+  av::InputPtr in(raw);
   return tags_of(in.get());
 }
 
@@ -44,13 +32,13 @@ Mp4Info read_mp4(const std::string& path, Video* frames) {
   if (av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) throw IoError(where + ": not a readable media file");
-  std::unique_ptr<AVFormatContext, InputFree> in(raw);
+  av::InputPtr in(raw);
   if (avformat_find_stream_info(in.get(), nullptr) < 0) throw IoError(where + ": no stream information");
   const AVCodec* codec = nullptr;
   const int si = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
   if (si < 0 || !codec) throw IoError(where + ": no decodable video stream");
   AVStream* st = in->streams[si];
-  std::unique_ptr<AVCodecContext, CodecCtxFree> dec(avcodec_alloc_context3(codec));
+  av::CodecContextPtr dec(avcodec_alloc_context3(codec));
   avcodec_parameters_to_context(dec.get(), st->codecpar);
   if (avcodec_open2(dec.get(), codec, nullptr) < 0) throw IoError(where + ": cannot open decoder " + codec->name);
 
@@ -66,9 +54,9 @@ Mp4Info read_mp4(const std::string& path, Video* frames) {
     frames->height = info.height;
     frames->fps = info.fps;
   }
-  std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
-  std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
-  std::unique_ptr<SwsContext, SwsFree> sws;
+  av::FramePtr frame(av_frame_alloc());
+  av::PacketPtr pkt(av_packet_alloc());
+  av::SwsPtr sws;
   auto receive = [&]() {
     while (avcodec_receive_frame(dec.get(), frame.get()) == 0) {
       ++info.frames;

@@ -1,35 +1,22 @@
 // MP4 writer: RGB → yuv420p (swscale) → H.264 (or MPEG-4 fallback) → mp4 muxer, every libav
-// handle owned by a unique_ptr with its free function.
+// handle owned by a unique_ptr with its free function (libav_handles.h).
 #include <cerrno>
 #include <memory>
 
 extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/log.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/log.h>
 #include <libavutil/opt.h>
-#include <libswscale/swscale.h>
 }
 
 #include "engine/common/error.h"
 #include "engine/io/atomic_file.h"
+#include "engine/io/libav_handles.h"
 #include "engine/io/mp4.h"
 
 namespace longshot::io {
 
 namespace {
-
-struct CodecCtxFree { void operator()(AVCodecContext* c) const { avcodec_free_context(&c); } };
-struct FrameFree { void operator()(AVFrame* f) const { av_frame_free(&f); } };
-struct PacketFree { void operator()(AVPacket* p) const { av_packet_free(&p); } };
-struct SwsFree { void operator()(SwsContext* s) const { sws_freeContext(s); } };
-struct FormatFree {
-  void operator()(AVFormatContext* f) const {
-    if (f->pb) avio_closep(&f->pb);
-    avformat_free_context(f);
-  }
-};
 
 std::string av_err(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
@@ -72,9 +59,9 @@ std::string write_mp4(const Video& video, const std::string& path, const Mp4Opti
   AVFormatContext* raw_fmt = nullptr;
   int rc = avformat_alloc_output_context2(&raw_fmt, nullptr, "mp4", tmp.path().c_str());
   if (rc < 0 || !raw_fmt) throw IoError(where + ": " + av_err(rc));
-  std::unique_ptr<AVFormatContext, FormatFree> fmt(raw_fmt);
+  av::OutputPtr fmt(raw_fmt);
 
-  std::unique_ptr<AVCodecContext, CodecCtxFree> enc(avcodec_alloc_context3(codec));
+  av::CodecContextPtr enc(avcodec_alloc_context3(codec));
   if (!enc) throw IoError(where + ": out of memory");
   const AVRational rate = av_d2q(fps, 100000);
   enc->width = video.width;
@@ -112,11 +99,10 @@ std::string write_mp4(const Video& video, const std::string& path, const Mp4Opti
   av_dict_free(&header_opts);
   if (rc < 0) throw IoError(where + ": " + av_err(rc));
 
-  std::unique_ptr<SwsContext, SwsFree> sws(sws_getContext(video.width, video.height, AV_PIX_FMT_RGB24, video.width,
-                                                           video.height, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr,
-                                                           nullptr, nullptr));
-  std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
-  std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+  av::SwsPtr sws(sws_getContext(video.width, video.height, AV_PIX_FMT_RGB24, video.width, video.height,
+                                AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr));
+  av::FramePtr frame(av_frame_alloc());
+  av::PacketPtr pkt(av_packet_alloc());
   if (!sws || !frame || !pkt) throw IoError(where + ": out of memory");
   frame->format = AV_PIX_FMT_YUV420P;
   frame->width = video.width;

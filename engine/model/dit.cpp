@@ -329,13 +329,9 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   auto e = time_embedding->forward(sinusoidal_embedding(t, c.freq_dim).to(wdtype)).to(torch::kFloat);
   auto e0 = time_projection->forward(e.to(wdtype)).to(torch::kFloat).unflatten(1, {6, c.dim});
 
-  // Text: zero-padded (or cut) to text_len as Wan does, then the MLP.
-  auto ctx = text_emb.to(device).to(torch::kFloat);
-  if (ctx.size(0) != batch) ctx = ctx.expand({batch, ctx.size(1), ctx.size(2)});
-  if (ctx.size(1) > c.text_len) ctx = ctx.narrow(1, 0, c.text_len);
-  if (ctx.size(1) < c.text_len)
-    ctx = torch::cat({ctx, torch::zeros({batch, c.text_len - ctx.size(1), c.text_dim}, ctx.options())}, 1);
-  auto context = text_embedding->forward(ctx.to(wdtype));
+  // Text: its cross-attention K/V per block, computed once per text tensor (dit_linears.cpp).
+  std::vector<torch::Tensor> text_k, text_v;
+  text_kv(text_emb, batch, text_k, text_v);
 
   // GPU inference with 16-bit weights: the norms, modulation and gated residuals run as fused
   // kernels (fused_ops.h), the same arithmetic in fp32 without the intermediate tensors.
@@ -345,21 +341,37 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (control && control->cancel && control->cancel->load()) throw Cancelled();
     auto& b = *blocks[l]->as<WanBlockImpl>();
+    if (op_marker) op_marker->block(int(l));
     auto m = (b.modulation.to(torch::kFloat) + e0).chunk(6, 1);  // each [B, 1, dim]
+    mark("modulation");
     if (fuse) {
       const auto h = fused::layernorm_modulate(x, m[0], m[1], c.eps, wdtype);
+      mark("norm1+modulate");
       fused::gated_residual_add_(x, self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid, true), m[2]);
+      mark("residual");
       const auto n3 = b.norm3->weight.defined() ? layer_norm(b.norm3, x, c.eps).to(wdtype)
                                                 : fused::layernorm_modulate(x, {}, {}, c.eps, wdtype);
-      fused::gated_residual_add_(x, cross_attention(b, n3, context, true), {});
-      fused::gated_residual_add_(x, b.ffn->forward(fused::layernorm_modulate(x, m[3], m[4], c.eps, wdtype)), m[5]);
+      mark("norm3");
+      fused::gated_residual_add_(x, cross_attention(b, l, n3, text_k[size_t(l)], text_v[size_t(l)], true), {});
+      mark("residual");
+      const auto f = fused::layernorm_modulate(x, m[3], m[4], c.eps, wdtype);
+      mark("norm2+modulate");
+      fused::gated_residual_add_(x, ffn(l, f), m[5]);
+      mark("residual");
       continue;
     }
     auto h = layer_norm(b.norm1, x, c.eps) * (1 + m[1]) + m[0];
+    mark("norm1+modulate");
     x = x + self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid, false).to(torch::kFloat) * m[2];
-    x = x + cross_attention(b, layer_norm(b.norm3, x, c.eps), context, false).to(torch::kFloat);
+    mark("residual");
+    const auto n3 = layer_norm(b.norm3, x, c.eps);
+    mark("norm3");
+    x = x + cross_attention(b, l, n3, text_k[size_t(l)], text_v[size_t(l)], false).to(torch::kFloat);
+    mark("residual");
     auto f = layer_norm(b.norm2, x, c.eps) * (1 + m[4]) + m[3];
-    x = x + b.ffn->forward(f.to(wdtype)).to(torch::kFloat) * m[5];
+    mark("norm2+modulate");
+    x = x + ffn(l, f.to(wdtype)).to(torch::kFloat) * m[5];
+    mark("residual");
   }
   if (control && control->cancel && control->cancel->load()) throw Cancelled();
 
@@ -392,31 +404,38 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
       fuse && !dense_layer && control->policy->needs_qk() ? control->policy->qk_pool_group(control->block_size) : 0;
   // The mask adapter adds its low-rank deltas to the projections of sparse layers only.
   const MaskAdapter* ad = control && control->use_adapter && !dense_layer ? adapter.get() : nullptr;
-  auto proj = [&](const torch::nn::Linear& l, MaskAdapter::Proj p, const torch::Tensor& in) {
-    auto y = linear(l, in);
+  auto& lin = linears(layer);
+  auto delta = [&](torch::Tensor y, MaskAdapter::Proj p, const torch::Tensor& in) {
     return ad ? y + ad->delta(layer, p, in.to(y.scalar_type())) : y;
   };
+  // q, k, v from one GEMM: column slices of one [B, N, 3·dim] output (rows 3·dim apart).
+  auto qkv = lin.self_qkv.forward(x, precision_);
+  qkv[0] = delta(qkv[0], MaskAdapter::Q, x);
+  qkv[1] = delta(qkv[1], MaskAdapter::K, x);
+  qkv[2] = delta(qkv[2], MaskAdapter::V, x);
+  mark("qkv projection");
   torch::Tensor q, k, v, q_pooled, k_pooled;
   if (fuse) {
-    // RMSNorm + RoPE in one kernel each; [B, H, N, D] stay views of [B, N, H, D] memory (the
-    // attention kernels and SDPA read strided rows).
-    q = fused::rmsnorm_rope(proj(a.q, MaskAdapter::Q, x), a.norm_q->weight, cos, sin, a.norm_q->eps(), D, pool_group,
+    // RMSNorm + RoPE in one kernel each (reading the strided slices); [B, H, N, D] stay views of
+    // [B, N, H, D] memory (the attention kernels and SDPA read strided rows).
+    q = fused::rmsnorm_rope(qkv[0], a.norm_q->weight, cos, sin, a.norm_q->eps(), D, pool_group,
                             pool_group > 0 ? &q_pooled : nullptr)
             .view({B, N, H, D});
-    k = fused::rmsnorm_rope(proj(a.k, MaskAdapter::K, x), a.norm_k->weight, cos, sin, a.norm_k->eps(), D, pool_group,
+    k = fused::rmsnorm_rope(qkv[1], a.norm_k->weight, cos, sin, a.norm_k->eps(), D, pool_group,
                             pool_group > 0 ? &k_pooled : nullptr)
             .view({B, N, H, D});
     q = q.permute({0, 2, 1, 3});
     k = k.permute({0, 2, 1, 3});
-    v = proj(a.v, MaskAdapter::V, x).view({B, N, H, D}).permute({0, 2, 1, 3});
+    v = qkv[2].view({B, N, H, D}).permute({0, 2, 1, 3});
   } else {
-    q = apply_rope(a.norm_q->forward(proj(a.q, MaskAdapter::Q, x)).view({B, N, H, D}), cos, sin);
-    k = apply_rope(a.norm_k->forward(proj(a.k, MaskAdapter::K, x)).view({B, N, H, D}), cos, sin);
-    v = proj(a.v, MaskAdapter::V, x).view({B, N, H, D});
+    q = apply_rope(a.norm_q->forward(qkv[0]).view({B, N, H, D}), cos, sin);
+    k = apply_rope(a.norm_k->forward(qkv[1]).view({B, N, H, D}), cos, sin);
+    v = qkv[2].reshape({B, N, H, D});
     q = q.to(vdtype).permute({0, 2, 1, 3}).contiguous();
     k = k.to(vdtype).permute({0, 2, 1, 3}).contiguous();
     v = v.permute({0, 2, 1, 3}).contiguous();
   }
+  mark("q/k norm+rope");
 
   const auto backend = control ? control->backend : attention::Backend::Auto;
   attention::BlockMaskPtr mask;
@@ -453,6 +472,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     }
     mask = control->policy->build(req);
     if (!mask) throw ShapeError("mode '" + control->policy->name() + "' returned no mask for layer " + std::to_string(layer));
+    mark("mask build");
     if (control->measure_time) {
       sync_if_cuda(q);
       control->stats.mask_ms += now_ms() - t0;
@@ -471,6 +491,7 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
     for (int64_t h = 0; h < H; ++h)
       sp[size_t(layer * H + h)] = float(mask->num_heads == 1 ? mask->block_sparsity() : mask->head_block_sparsity(h));
   }
+  mark("self-attention");
   if (control && control->measure_time) {
     sync_if_cuda(out);
     control->stats.attention_ms += now_ms() - t0;
@@ -502,23 +523,30 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
       st.inspected_probs = probs.to(torch::kCPU).contiguous();
     }
   }
-  return proj(a.o, MaskAdapter::O, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
+  mark("inspection");
+  const auto attn = out.permute({0, 2, 1, 3}).reshape({B, N, c.dim});
+  auto y = delta(lin.self_o.forward(attn, precision_)[0], MaskAdapter::O, attn);
+  mark("o projection");
+  return y;
 }
 
-torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context,
-                                          bool fuse) {
+torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, int64_t layer, const torch::Tensor& x, const torch::Tensor& k,
+                                          const torch::Tensor& v, bool fuse) {
   const auto& c = config_;
-  const int64_t B = x.size(0), N = x.size(1), L = context.size(1), H = c.num_heads, D = c.head_dim();
+  const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.cross_attn;
-  const auto vdtype = a.v->weight.scalar_type();
-  auto q = (fuse ? fused::rmsnorm_rope(linear(a.q, x), a.norm_q->weight, {}, {}, a.norm_q->eps(), D)
-                 : a.norm_q->forward(linear(a.q, x)).to(vdtype))
+  auto& lin = linears(layer);
+  const auto yq = lin.cross_q.forward(x, precision_)[0];
+  auto q = (fuse ? fused::rmsnorm_rope(yq, a.norm_q->weight, {}, {}, a.norm_q->eps(), D)
+                 : a.norm_q->forward(yq).to(a.v->weight.scalar_type()))
                .view({B, N, H, D})
                .permute({0, 2, 1, 3});
-  auto k = a.norm_k->forward(linear(a.k, context)).to(vdtype).view({B, L, H, D}).permute({0, 2, 1, 3});
-  auto v = linear(a.v, context).view({B, L, H, D}).permute({0, 2, 1, 3});
+  mark("cross q projection");
   auto out = plain_attention(q, k, v);
-  return linear(a.o, out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}));
+  mark("cross-attention");
+  auto y = lin.cross_o.forward(out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}), precision_)[0];
+  mark("cross o projection");
+  return y;
 }
 
 // ---- [init] -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/model/dit_config.h"
 #include "engine/model/mask_adapter.h"
+#include "engine/model/projections.h"
 
 namespace longshot::model {
 
@@ -77,6 +78,19 @@ struct AttentionControl {
   // (training a mask adapter), slow; otherwise the attention core's block-sparse path.
   bool differentiable_masks = false;
   AttentionStats stats;          // filled by forward()
+};
+
+// Per-op timing hook (benchmarks): forward() calls block(l) as layer l begins and mark(op) right
+// after it enqueues each op of the block, so the span since the previous call belongs to `op`
+// (names: "modulation", "norm1+modulate", "qkv projection", "q/k norm+rope", "mask build",
+// "self-attention", "inspection", "o projection", "residual", "norm3", "cross q projection",
+// "cross-attention", "cross o projection", "norm2+modulate", "ffn up", "gelu", "ffn down"). The
+// text's cross-attention K/V are computed before the first block (once per text: TextKVCache).
+// Null (the default): no calls.
+struct OpMarker {
+  virtual ~OpMarker() = default;
+  virtual void block(int layer) = 0;
+  virtual void mark(const char* op) = 0;
 };
 
 // ---- [WanDiT] -----------------------------------------------------------------------------------
@@ -150,17 +164,43 @@ class WanDiTImpl : public torch::nn::Module {
   // Mask-aware adapter on the self-attention projections, used where AttentionControl::use_adapter
   // is set and the layer is sparse (mask_adapter.h). Not a registered parameter.
   std::shared_ptr<const MaskAdapter> adapter;
+  // Per-op timing hook (see OpMarker); not owned.
+  OpMarker* op_marker = nullptr;
+
+  // Precision of the blocks' linear layers at inference (projections.h). Fp8 throws a
+  // ParameterError naming why where it cannot run (fp8_unsupported_reason); Native always works.
+  void set_linear_precision(LinearPrecision precision);
+  LinearPrecision linear_precision() const { return precision_; }
+  // The text K/V cache (see TextKVCache): its counters for tests, clear() to drop its memory.
+  TextKVCache& text_kv_cache() { return text_cache_; }
 
  private:
+  // Inference forms of one block's linears (dit_linears.cpp), built on first use.
+  struct BlockLinears {
+    FusedLinear self_qkv, self_o, cross_q, cross_kv, cross_o, ffn_up, ffn_down;
+  };
+  BlockLinears& linears(int64_t layer);
+  // Per block, the text's cross-attention K (normed) and V [B, H, L, D]: from the cache when the
+  // key matches (without autograd), else computed (and cached without autograd).
+  void text_kv(const torch::Tensor& text_emb, int64_t batch, std::vector<torch::Tensor>& k, std::vector<torch::Tensor>& v);
+  torch::Tensor ffn(int64_t layer, const torch::Tensor& h);
+  void mark(const char* op) {
+    if (op_marker) op_marker->mark(op);
+  }
+
   torch::Tensor self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
                                const torch::Tensor& sin, int layer, AttentionControl* control,
                                const attention::Ordering* ordering, const attention::TokenGrid& grid, bool fuse);
-  // fuse: the fused GPU kernels (fused_ops.h) for the q/k norms and RoPE.
-  torch::Tensor cross_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& context, bool fuse);
+  // fuse: the fused GPU kernels (fused_ops.h) for the q/k norm. k, v: the text's [B, H, L, D].
+  torch::Tensor cross_attention(WanBlockImpl& b, int64_t layer, const torch::Tensor& x, const torch::Tensor& k,
+                                const torch::Tensor& v, bool fuse);
   void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
                    const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) const;
 
   DiTConfig config_;
+  std::vector<BlockLinears> linears_;
+  TextKVCache text_cache_;
+  LinearPrecision precision_ = LinearPrecision::Native;
 };
 TORCH_MODULE(WanDiT);
 

@@ -51,7 +51,10 @@ bool applies(const torch::Tensor& x) {
 torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,
                            const torch::Tensor& sin, double eps, int64_t head_dim, int64_t pool_group,
                            torch::Tensor* pooled) {
-  check_rows(y, "y", true);
+  // Rows may lie apart (a slice of the fused q/k/v output): channels contiguous, one row stride.
+  if (!y.defined() || y.dim() != 3 || !is16(y) || y.stride(2) != 1 || y.stride(1) < y.size(2) || y.stride(1) % 8 != 0 ||
+      (y.size(0) > 1 && y.stride(0) != y.size(1) * y.stride(1)) || reinterpret_cast<uintptr_t>(y.data_ptr()) % 16 != 0)
+    throw ShapeError("fused op: y must be a [B, N, C] 16-bit tensor with contiguous channels and one row stride (a multiple of 8)");
   if (pooled != nullptr && pool_group <= 0)
     throw ParameterError("pool_group", "must be positive to pool, got " + std::to_string(pool_group));
   if (pooled != nullptr && (head_dim <= 0 || y.size(2) % head_dim != 0))
@@ -68,7 +71,7 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
     if (c.dim() != 2 || c.size(0) != N || c.size(1) != head_dim / 2 || s.sizes() != c.sizes())
       throw ShapeError("rmsnorm_rope: cos/sin must be [" + std::to_string(N) + ", " + std::to_string(head_dim / 2) + "]");
   }
-  auto out = torch::empty_like(y);
+  auto out = torch::empty({B, N, C}, y.options());
   float* pooled_ptr = nullptr;
   if (pooled != nullptr) {
     *pooled = torch::zeros({B, C / head_dim, (N + pool_group - 1) / pool_group, head_dim}, y.options().dtype(torch::kFloat));
@@ -77,7 +80,7 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
   cuda::rmsnorm_rope(y.data_ptr(), w.data_ptr<float>(), c.defined() ? c.data_ptr<float>() : nullptr,
                      s.defined() ? s.data_ptr<float>() : nullptr, y.scalar_type() == torch::kHalf, B * N,
                      static_cast<int>(C), static_cast<int>(head_dim), N, static_cast<float>(eps), out.data_ptr(), stream.get(),
-                     static_cast<int>(pool_group), pooled_ptr);
+                     static_cast<int>(pool_group), pooled_ptr, y.stride(1));
   return out;
 #else
   throw ShapeError("rmsnorm_rope: this build has no fused CUDA kernels");

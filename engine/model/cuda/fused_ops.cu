@@ -66,12 +66,12 @@ __device__ __forceinline__ void rotate_pairs(float (&v)[8], const float* cr, con
 template <typename T>
 __global__ void rmsnorm_rope_kernel(const T* __restrict__ y, const float* __restrict__ weight,
                                     const float* __restrict__ cos, const float* __restrict__ sin, int C, int head_dim,
-                                    int64_t tokens, float eps, T* __restrict__ out) {
+                                    int64_t tokens, float eps, T* __restrict__ out, int64_t ld) {
   __shared__ float scratch[kMaxThreads / 32];
   const int64_t row = blockIdx.x;
   const int c0 = threadIdx.x * 8;
   float v[8];
-  Vec8<T> in{*reinterpret_cast<const uint4*>(y + row * C + c0)};
+  Vec8<T> in{*reinterpret_cast<const uint4*>(y + row * ld + c0)};
   in.to_float(v);
   float ss = 0.f;
 #pragma unroll
@@ -102,7 +102,7 @@ template <typename T>
 __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* __restrict__ weight,
                                          const float* __restrict__ cos, const float* __restrict__ sin, int C,
                                          int head_dim, int64_t rows, int64_t tokens, float eps, int group,
-                                         T* __restrict__ out, float* __restrict__ pooled) {
+                                         T* __restrict__ out, float* __restrict__ pooled, int64_t ld) {
   __shared__ float part[2][kPoolBatch][kMaxThreads / 32];
   __shared__ float rope_cs[2][kPoolRows][kMaxRopeHalf];
   const int c0 = threadIdx.x * 8;
@@ -116,7 +116,7 @@ __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* _
   uint4 raw[kPoolBatch], next[kPoolBatch];
 #pragma unroll
   for (int r = 0; r < kPoolBatch; ++r)
-    if (r < count) next[r] = *reinterpret_cast<const uint4*>(y + (r0 + r) * C + c0);
+    if (r < count) next[r] = *reinterpret_cast<const uint4*>(y + (r0 + r) * ld + c0);
   // Position of the first row: one 64-bit division per CTA, the rows then step through it.
   int64_t b = r0 / tokens, n = r0 % tokens, g = n / group, g_end = (g + 1) * group < tokens ? (g + 1) * group : tokens;
   const bool stage = cos != nullptr && half <= kMaxRopeHalf;
@@ -150,7 +150,7 @@ __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* _
     for (int r = 0; r < kPoolBatch; ++r) raw[r] = next[r];
 #pragma unroll
     for (int r = 0; r < kPoolBatch; ++r)
-      if (base + kPoolBatch + r < count) next[r] = *reinterpret_cast<const uint4*>(y + (r0 + base + kPoolBatch + r) * C + c0);
+      if (base + kPoolBatch + r < count) next[r] = *reinterpret_cast<const uint4*>(y + (r0 + base + kPoolBatch + r) * ld + c0);
 #pragma unroll
     for (int r = 0; r < kPoolBatch; ++r) {
       float v[8];
@@ -253,8 +253,11 @@ void check_dims(int C, const char* who) {
 
 void rmsnorm_rope(const void* y, const float* weight, const float* cos, const float* sin, bool fp16, int64_t rows,
                   int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream, int pool_group,
-                  float* pooled) {
+                  float* pooled, int64_t y_row_stride) {
   check_dims(C, "rmsnorm_rope");
+  const int64_t ld = y_row_stride == 0 ? C : y_row_stride;
+  if (ld < C || ld % 8 != 0)
+    throw ::longshot::CudaError("rmsnorm_rope: row stride " + std::to_string(ld) + " must be >= C and a multiple of 8");
   if ((cos != nullptr || pooled != nullptr) && (head_dim <= 0 || head_dim % 8 != 0 || C % head_dim != 0))
     throw ::longshot::CudaError("rmsnorm_rope: head_dim " + std::to_string(head_dim) + " must divide dim and be a multiple of 8");
   if (pooled != nullptr && pool_group <= 0)
@@ -266,11 +269,11 @@ void rmsnorm_rope(const void* y, const float* weight, const float* cos, const fl
     using T = decltype(tag);
     if (pooled == nullptr) {
       rmsnorm_rope_kernel<T><<<rows, C / 8, 0, stream>>>(static_cast<const T*>(y), weight, cos, sin, C, head_dim, tokens,
-                                                         eps, static_cast<T*>(out));
+                                                         eps, static_cast<T*>(out), ld);
     } else {
       const auto ctas = static_cast<unsigned>((rows + kPoolRows - 1) / kPoolRows);
       rmsnorm_rope_pool_kernel<T><<<ctas, C / 8, 0, stream>>>(static_cast<const T*>(y), weight, cos, sin, C, head_dim,
-                                                              rows, tokens, eps, pool_group, static_cast<T*>(out), pooled);
+                                                              rows, tokens, eps, pool_group, static_cast<T*>(out), pooled, ld);
     }
   };
   if (fp16) launch(__half{});

@@ -15,9 +15,11 @@ namespace longshot::model::cuda {
 // With `pooled` (fp32 [batch, C / head_dim, ceil(tokens / pool_group), head_dim], zeroed by the
 // caller): the means of the outputs (as stored) over groups of pool_group consecutive tokens are
 // added to it — the block means the dynamic masks score, with no second pass over Q/K.
+// y_row_stride (elements, 0 = C, else >= C and a multiple of 8): y's rows may lie apart, as the q or
+// k slice of one fused q/k/v GEMM output does; out stays contiguous.
 void rmsnorm_rope(const void* y, const float* weight, const float* cos, const float* sin, bool fp16, int64_t rows,
                   int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream, int pool_group = 0,
-                  float* pooled = nullptr);
+                  float* pooled = nullptr, int64_t y_row_stride = 0);
 
 // out[r, :] = LayerNorm(x[r, :]) (no affine) · (1 + scale[b]) + shift[b], b = r / tokens;
 // x fp32 [rows, C], shift/scale fp32 [batch, C] (null: no modulation), out 16-bit [rows, C].

@@ -1,0 +1,253 @@
+// Inference forms of the block's linear layers. Sections: [precision] · [FusedLinear] · [TextKVCache]
+#include "engine/model/projections.h"
+
+#include <algorithm>
+#include <optional>
+
+#include <torch/version.h>
+
+#include "engine/common/error.h"
+
+#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "engine/common/cuda/device_stream.h"
+#include "engine/model/cuda/fp8_quant.h"
+#define LONGSHOT_CUDA_BUILD 1
+// Row-wise scaled at::_scaled_mm (scale_a [M, 1], scale_b [1, N], bf16 out) as LibTorch 2.5 and
+// later have it; 2.1–2.4 had other signatures (optional scales, a tuple result, tensor-wise only).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define LONGSHOT_FP8 1
+#endif
+#endif
+
+namespace longshot::model {
+
+// ---- [precision] --------------------------------------------------------------------------------
+
+LinearPrecision parse_linear_precision(const std::string& text) {
+  if (text == "native" || text == "bf16") return LinearPrecision::Native;
+  if (text == "fp8") return LinearPrecision::Fp8;
+  throw ParameterError("precision", "expected 'native' (or 'bf16') or 'fp8', got '" + text + "'");
+}
+
+const char* linear_precision_name(LinearPrecision p) { return p == LinearPrecision::Fp8 ? "fp8" : "native"; }
+
+std::string fp8_unsupported_reason(const torch::Device& device) {
+#if !defined(LONGSHOT_CUDA_BUILD)
+  (void)device;
+  return "this build has no CUDA LibTorch (FP8 linears need LibTorch >= 2.5 with CUDA and a Hopper GPU)";
+#elif !defined(LONGSHOT_FP8)
+  (void)device;
+  return "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+         " has no row-wise scaled at::_scaled_mm (needs >= 2.5)";
+#else
+  if (!device.is_cuda()) return "FP8 linears run on a CUDA device, not " + device.str();
+  int major = 0, minor = 0;
+  const int index = device.has_index() ? device.index() : 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index) != cudaSuccess)
+    return "cannot read the compute capability of " + device.str();
+  if (major != 9)
+    return "FP8 linears are built for Hopper (sm_90); " + device.str() + " is sm_" + std::to_string(major) +
+           std::to_string(minor);
+  return "";
+#endif
+}
+
+std::vector<int64_t> weights_key(const std::vector<torch::Tensor>& weights) {
+  std::vector<int64_t> key;
+  key.reserve(2 * weights.size());
+  for (const auto& w : weights) {
+    key.push_back(w.defined() ? reinterpret_cast<int64_t>(w.data_ptr()) : 0);
+    key.push_back(w.defined() ? int64_t(w._version()) : -1);
+  }
+  return key;
+}
+
+namespace {
+
+void require_fp8(const torch::Device& device) {
+  const auto why = fp8_unsupported_reason(device);
+  if (!why.empty()) throw ParameterError("precision", "fp8: " + why);
+}
+
+// Quantises weight [out, in] per output channel into w unless w.key is `key` already.
+void update_fp8_weight(Fp8Weight& w, const torch::Tensor& weight, const std::vector<int64_t>& key) {
+  if (w.w8.defined() && w.key == key) return;
+#ifdef LONGSHOT_FP8
+  torch::NoGradGuard no_grad;
+  const auto wf = weight.to(torch::kFloat);
+  const auto scale = wf.abs().amax(1, true).clamp_min(1e-12) / 448.0;  // [out, 1]
+  w.w8 = (wf / scale).to(torch::kFloat8_e4m3fn).contiguous();
+  w.scale = scale.t().contiguous();  // [1, out]
+  w.key = key;
+#else
+  (void)weight, (void)key;
+  require_fp8(weight.device());
+#endif
+}
+
+// y = (gelu ? GELU(x) : x) · Wᵀ + bias through e4m3; see fp8_linear in the header.
+torch::Tensor fp8_gemm(const torch::Tensor& x, const Fp8Weight& w, const torch::Tensor& bias, bool gelu) {
+  require_fp8(x.device());
+#ifdef LONGSHOT_FP8
+  const int64_t K = x.size(-1), N = w.w8.size(0);
+  if (x.scalar_type() != torch::kBFloat16)
+    throw ShapeError("fp8 linear: activations must be bf16 (row-wise scaled GEMMs write bf16), got " +
+                     std::string(c10::toString(x.scalar_type())));
+  if (K != w.w8.size(1) || K % 16 != 0 || N % 16 != 0)
+    throw ShapeError("fp8 linear: x " + std::string(c10::str(x.sizes())) + " against weight " +
+                     std::string(c10::str(w.w8.sizes())) + " (in and out must match and be multiples of 16)");
+  auto x2 = x.reshape({-1, K});
+  if (x2.stride(1) != 1 || x2.stride(0) % 8 != 0 || reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0)
+    x2 = x2.contiguous();
+  const int64_t M = x2.size(0);
+  auto x8 = torch::empty({M, K}, x.options().dtype(torch::kFloat8_e4m3fn));
+  auto sx = torch::empty({M, 1}, x.options().dtype(torch::kFloat));
+  {
+    const ::longshot::cuda::DeviceStream stream(x.device());
+    cuda::quantize_rows_e4m3(x2.data_ptr(), false, M, static_cast<int>(K), x2.stride(0), gelu,
+                             static_cast<uint8_t*>(x8.data_ptr()), sx.data_ptr<float>(), stream.get());
+  }
+  std::optional<torch::Tensor> b;
+  if (bias.defined()) b = bias.to(torch::kBFloat16);
+  // w8ᵀ is the column-major [in, out] operand _scaled_mm wants; exact fp32 accumulation.
+  auto y = at::_scaled_mm(x8, w.w8.t(), sx, w.scale, b, std::nullopt, torch::kBFloat16, false);
+  auto sizes = x.sizes().vec();
+  sizes.back() = N;
+  return y.view(sizes);
+#else
+  (void)w, (void)bias, (void)gelu;
+  return {};
+#endif
+}
+
+}  // namespace
+
+torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, Fp8Weight& w,
+                         bool gelu) {
+  require_fp8(x.device());
+  update_fp8_weight(w, weight, weights_key({weight}));
+  return fp8_gemm(x, w, bias, gelu);
+}
+
+// ---- [FusedLinear] ------------------------------------------------------------------------------
+
+FusedLinear::FusedLinear(std::vector<torch::nn::Linear> parts) : parts_(std::move(parts)) {
+  if (parts_.empty()) throw ShapeError("FusedLinear: no parts");
+  for (const auto& p : parts_) {
+    if (p->weight.size(1) != parts_[0]->weight.size(1) || p->bias.defined() != parts_[0]->bias.defined())
+      throw ShapeError("FusedLinear: parts must share their input width and all have (or lack) a bias");
+  }
+}
+
+bool FusedLinear::tied() const {
+  if (parts_.size() == 1) return true;  // one part is its own buffer
+  if (!weight_.defined()) return false;
+  const auto row_bytes = weight_.stride(0) * int64_t(weight_.element_size());
+  int64_t row = 0;
+  for (const auto& p : parts_) {
+    const auto& w = p->weight;
+    if (w.scalar_type() != weight_.scalar_type() || w.device() != weight_.device() || !w.is_alias_of(weight_) ||
+        w.data_ptr() != static_cast<char*>(weight_.data_ptr()) + row * row_bytes)
+      return false;
+    if (p->bias.defined() &&
+        (!p->bias.is_alias_of(bias_) ||
+         p->bias.data_ptr() != static_cast<char*>(bias_.data_ptr()) + row * int64_t(bias_.element_size())))
+      return false;
+    row += w.size(0);
+  }
+  return row == weight_.size(0);
+}
+
+bool FusedLinear::tie() {
+  if (tied()) return false;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> ws, bs;
+  for (const auto& p : parts_) {
+    ws.push_back(p->weight);
+    if (p->bias.defined()) bs.push_back(p->bias);
+  }
+  weight_ = torch::cat(ws, 0);
+  bias_ = bs.empty() ? torch::Tensor() : torch::cat(bs, 0);
+  // The parameters become views of the buffers (their old storage is freed): one copy of the
+  // weights, and writes through the parameters reach the GEMM.
+  int64_t row = 0;
+  for (auto& p : parts_) {
+    const int64_t n = p->weight.size(0);
+    p->weight.set_data(weight_.narrow(0, row, n));
+    if (p->bias.defined()) p->bias.set_data(bias_.narrow(0, row, n));
+    row += n;
+  }
+  fp8_ = Fp8Weight{};
+  return true;
+}
+
+std::vector<torch::Tensor> FusedLinear::forward(const torch::Tensor& x_in, LinearPrecision precision, bool gelu_input) {
+  std::vector<torch::Tensor> outs;
+  // FP8 fuses the GELU into its quantisation pass; the native GEMM takes it as a separate op.
+  const bool fp8 = precision == LinearPrecision::Fp8;
+  const auto x = gelu_input && !fp8 ? torch::gelu(x_in, "tanh") : x_in;
+  if (torch::GradMode::is_enabled()) {
+    // Training: each parameter in its own op, so autograd reaches it (the buffer is no leaf).
+    if (fp8) throw ParameterError("precision", "fp8 linear layers are inference-only (autograd is on)");
+    for (const auto& p : parts_) outs.push_back(torch::linear(x.to(p->weight.scalar_type()), p->weight, p->bias));
+    return outs;
+  }
+  torch::Tensor w = weight_, b = bias_;
+  if (parts_.size() == 1) {
+    w = parts_[0]->weight;
+    b = parts_[0]->bias;
+  } else {
+    tie();
+    w = weight_;
+    b = bias_;
+  }
+  torch::Tensor y;
+  if (fp8) {
+    std::vector<torch::Tensor> ws;
+    for (const auto& p : parts_) ws.push_back(p->weight);
+    update_fp8_weight(fp8_, w, weights_key(ws));
+    y = fp8_gemm(x, fp8_, b, gelu_input);
+  } else {
+    y = torch::linear(x.to(w.scalar_type()), w, b);
+  }
+  if (parts_.size() == 1) return {y};
+  int64_t col = 0;
+  for (const auto& p : parts_) {
+    outs.push_back(y.narrow(-1, col, p->weight.size(0)));
+    col += p->weight.size(0);
+  }
+  return outs;
+}
+
+// ---- [TextKVCache] ------------------------------------------------------------------------------
+
+const TextKVCache::Entry* TextKVCache::find(const torch::Tensor& text, int64_t batch, LinearPrecision precision,
+                                            const std::vector<int64_t>& weights) {
+  for (auto& e : entries_) {
+    if (e.text.is_same(text) && e.text_version == int64_t(text._version()) && e.batch == batch &&
+        e.precision == precision && e.weights == weights) {
+      e.last_use = ++clock_;
+      ++hits_;
+      return &e;
+    }
+  }
+  ++misses_;
+  return nullptr;
+}
+
+const TextKVCache::Entry& TextKVCache::insert(Entry entry) {
+  entry.last_use = ++clock_;
+  if (entries_.size() >= kCapacity) {
+    auto oldest = std::min_element(entries_.begin(), entries_.end(),
+                                   [](const Entry& a, const Entry& b) { return a.last_use < b.last_use; });
+    *oldest = std::move(entry);
+    return *oldest;
+  }
+  entries_.push_back(std::move(entry));
+  return entries_.back();
+}
+
+}  // namespace longshot::model

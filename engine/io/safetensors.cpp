@@ -31,37 +31,61 @@ constexpr size_t kMaxHeaderDepth = 16;
 // cannot wrap.
 constexpr uint64_t kMaxElements = uint64_t(1) << 60;
 
-torch::ScalarType torch_dtype(StDtype d) {
-  switch (d) {
-    case StDtype::F32: return torch::kFloat;
-    case StDtype::F16: return torch::kHalf;
-    case StDtype::BF16: return torch::kBFloat16;
-  }
-  return torch::kFloat;
+struct DtypeEntry {
+  StDtype dtype;
+  const char* name;
+  size_t bytes;
+  torch::ScalarType torch;  // fp8 bit patterns load as kByte
+};
+constexpr DtypeEntry kDtypes[] = {
+    {StDtype::F32, "F32", 4, torch::kFloat},         {StDtype::F16, "F16", 2, torch::kHalf},
+    {StDtype::BF16, "BF16", 2, torch::kBFloat16},    {StDtype::F8_E4M3, "F8_E4M3", 1, torch::kByte},
+    {StDtype::F8_E5M2, "F8_E5M2", 1, torch::kByte},  {StDtype::I64, "I64", 8, torch::kLong},
+    {StDtype::I32, "I32", 4, torch::kInt},           {StDtype::U8, "U8", 1, torch::kByte},
+};
+
+const DtypeEntry& entry(StDtype d) {
+  for (const auto& e : kDtypes)
+    if (e.dtype == d) return e;
+  return kDtypes[0];  // unreachable: every StDtype has an entry
 }
 
-bool parse_dtype(const std::string& s, StDtype& out) {
-  if (s == "F32") out = StDtype::F32;
-  else if (s == "F16") out = StDtype::F16;
-  else if (s == "BF16") out = StDtype::BF16;
-  else return false;
-  return true;
+torch::ScalarType torch_dtype(StDtype d) { return entry(d).torch; }
+
+bool parse_dtype(const std::string& s, DtypeSet accept, StDtype& out) {
+  for (const auto& e : kDtypes)
+    if (s == e.name && (accept == DtypeSet::All || e.dtype == StDtype::F32 || e.dtype == StDtype::F16 ||
+                        e.dtype == StDtype::BF16)) {
+      out = e.dtype;
+      return true;
+    }
+  return false;
+}
+
+const char* accepted_list(DtypeSet accept) {
+  return accept == DtypeSet::All ? "F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, U8" : "F32, F16, BF16";
 }
 
 }  // namespace
 
-const char* to_string(StDtype dtype) {
-  switch (dtype) {
-    case StDtype::F32: return "F32";
-    case StDtype::F16: return "F16";
-    case StDtype::BF16: return "BF16";
-  }
-  return "?";
+const char* to_string(StDtype dtype) { return entry(dtype).name; }
+
+size_t element_size(StDtype dtype) { return entry(dtype).bytes; }
+
+bool is_float8(StDtype d) { return d == StDtype::F8_E4M3 || d == StDtype::F8_E5M2; }
+
+bool is_floating(StDtype d) { return d == StDtype::F32 || d == StDtype::F16 || d == StDtype::BF16 || is_float8(d); }
+
+bool stored_dtype(torch::ScalarType type, StDtype& out) {
+  for (const auto& e : kDtypes)
+    if (e.torch == type && !is_float8(e.dtype)) {
+      out = e.dtype;
+      return true;
+    }
+  return false;
 }
 
-size_t element_size(StDtype dtype) { return dtype == StDtype::F32 ? 4 : 2; }
-
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path, DtypeSet accept) : path_(path) {
   const std::string where = "safetensors file '" + path + "'";
   // O_NONBLOCK: a FIFO would block open() until a writer comes; it is refused just below.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -74,7 +98,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   size_ = size_t(st.st_size);
   if (size_ < 8) {
     ::close(fd);
-    throw IoError(where + " is too short (" + std::to_string(size_) + " bytes) to hold a header length");
+    throw IoError(where + " is truncated: too short (" + std::to_string(size_) + " bytes) to hold a header length");
   }
   map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
@@ -88,7 +112,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
     if (header_len > size_ - 8 || header_len > kMaxHeaderBytes)
       throw IoError(where + ": header length " + std::to_string(header_len) + " exceeds the file size " +
-                    std::to_string(size_));
+                    std::to_string(size_) + " (truncated or corrupt)");
     data_ = bytes + 8 + header_len;
     const uint64_t data_size = size_ - 8 - header_len;
     const auto* text = reinterpret_cast<const char*>(bytes + 8);
@@ -116,8 +140,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       TensorInfo info;
       info.name = name;
       if (!v.contains("dtype") || !v["dtype"].is_string()) throw IoError(t + " has no dtype");
-      if (!parse_dtype(v["dtype"].get<std::string>(), info.dtype))
-        throw IoError(t + " has unsupported dtype " + v["dtype"].get<std::string>() + " (F32, F16, BF16 are read)");
+      if (!parse_dtype(v["dtype"].get<std::string>(), accept, info.dtype))
+        throw IoError(t + " has unsupported dtype " + v["dtype"].get<std::string>() + " (" + accepted_list(accept) +
+                      " are read)");
       if (!v.contains("shape") || !v["shape"].is_array()) throw IoError(t + " has no shape");
       uint64_t numel = 1;
       for (const auto& d : v["shape"]) {
@@ -134,7 +159,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       info.end = off[1].get<uint64_t>();
       if (info.begin > info.end || info.end > data_size)
         throw IoError(t + " has data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
-                      "] outside the data section of " + std::to_string(data_size) + " bytes");
+                      "] outside the data section of " + std::to_string(data_size) +
+                      " bytes: the file is truncated or corrupt");
       if (info.end - info.begin != numel * element_size(info.dtype))
         throw IoError(t + " holds " + std::to_string(info.end - info.begin) + " bytes but " + to_string(info.dtype) +
                       " " + json_brief(v["shape"]) + " needs " + std::to_string(numel * element_size(info.dtype)));
@@ -175,6 +201,9 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
 
 torch::Tensor SafetensorsFile::load(const std::string& name, c10::optional<torch::ScalarType> dtype) const {
   const auto& i = info(name);
+  if (dtype && is_float8(i.dtype) && *dtype != torch::kByte)
+    throw IoError("safetensors file '" + path_ + "': tensor '" + name + "' is stored as " + to_string(i.dtype) +
+                  " bits, which this reader does not convert to " + c10::toString(*dtype));
   auto t = torch::empty(i.shape, torch::TensorOptions().dtype(torch_dtype(i.dtype)));
   if (i.end > i.begin) std::memcpy(t.data_ptr(), data_ + i.begin, i.end - i.begin);
   if (dtype && *dtype != t.scalar_type()) t = t.to(*dtype);
@@ -189,7 +218,7 @@ bool is_safetensors_index(const std::string& path) {
 }
 
 void SafetensorsSet::add(const std::string& file) {
-  shards_.push_back(std::make_unique<SafetensorsFile>(file));
+  shards_.push_back(std::make_unique<SafetensorsFile>(file, accept_));
   const size_t index = shards_.size() - 1;
   for (const auto& name : shards_.back()->names()) {
     const auto [it, fresh] = where_.emplace(name, index);
@@ -199,7 +228,7 @@ void SafetensorsSet::add(const std::string& file) {
   }
 }
 
-SafetensorsSet::SafetensorsSet(const std::string& path) : path_(path) {
+SafetensorsSet::SafetensorsSet(const std::string& path, DtypeSet accept) : path_(path), accept_(accept) {
   if (!is_safetensors_index(path)) {
     add(path);
     return;
@@ -234,7 +263,7 @@ SafetensorsSet::SafetensorsSet(const std::string& path) : path_(path) {
   for (const auto& file : order) {
     const auto full = (folder / file).string();
     std::error_code ec;
-    if (!std::filesystem::exists(full, ec)) throw IoError("shard index '" + path + "' names shard '" + file + "', which does not exist");
+    if (!std::filesystem::exists(full, ec)) throw IoError("shard index '" + path + "' names shard '" + file + "', which does not exist (a missing shard)");
     add(full);
   }
   for (const auto& [name, file] : wanted) {
@@ -247,7 +276,7 @@ SafetensorsSet::SafetensorsSet(const std::string& path) : path_(path) {
   }
 }
 
-SafetensorsSet::SafetensorsSet(const std::vector<std::string>& files) {
+SafetensorsSet::SafetensorsSet(const std::vector<std::string>& files, DtypeSet accept) : accept_(accept) {
   if (files.empty()) throw IoError("checkpoint: no safetensors files given");
   path_ = files.front();
   for (const auto& f : files) add(f);
@@ -285,29 +314,22 @@ const std::map<std::string, std::string>& SafetensorsSet::metadata() const { ret
 
 // ---- writer ------------------------------------------------------------------------------------
 
-void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+
+struct Blob {
+  StDtype dtype;
+  torch::Tensor data;  // contiguous, on the CPU
+};
+
+void write_blobs(const std::string& path, const std::map<std::string, Blob>& blobs,
+                 const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<torch::Tensor> blobs;
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    if (name.empty() || name == "__metadata__") throw ShapeError("tensor name '" + name + "' cannot be stored");
-    if (!tensor.defined()) throw ShapeError("tensor '" + name + "' is undefined");
-    const char* dt = nullptr;
-    switch (tensor.scalar_type()) {
-      case torch::kFloat: dt = "F32"; break;
-      case torch::kHalf: dt = "F16"; break;
-      case torch::kBFloat16: dt = "BF16"; break;
-      default:
-        throw ShapeError("tensor '" + name + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
-                         "; safetensors export supports F32, F16, BF16");
-    }
-    auto blob = tensor.detach().to(torch::kCPU).contiguous();
-    const uint64_t bytes = uint64_t(blob.numel()) * blob.element_size();
-    header[name] = {{"dtype", dt}, {"shape", blob.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+  for (const auto& [name, blob] : blobs) {
+    const uint64_t bytes = uint64_t(blob.data.numel()) * element_size(blob.dtype);
+    header[name] = {{"dtype", to_string(blob.dtype)}, {"shape", blob.data.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    blobs.push_back(blob);
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
@@ -318,13 +340,54 @@ void write_safetensors(const std::string& path, const std::map<std::string, torc
   uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
   bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  for (const auto& b : blobs) {
+  for (const auto& kv : blobs) {
+    const auto& b = kv.second.data;
     const size_t bytes = size_t(b.numel()) * b.element_size();
     if (ok && bytes) ok = std::fwrite(b.data_ptr(), 1, bytes, f) == bytes;
   }
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) throw IoError("cannot write '" + path + "': write failed (disk full?)");
   tmp.commit();
+}
+
+void check_storable(const std::string& name, const torch::Tensor& tensor) {
+  if (name.empty() || name == "__metadata__") throw ShapeError("tensor name '" + name + "' cannot be stored");
+  if (!tensor.defined()) throw ShapeError("tensor '" + name + "' is undefined");
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::map<std::string, Blob> blobs;
+  for (const auto& [name, tensor] : tensors) {
+    check_storable(name, tensor);
+    StDtype d;
+    if (!stored_dtype(tensor.scalar_type(), d) || !is_floating(d))
+      throw ShapeError("tensor '" + name + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
+                       "; safetensors export supports F32, F16, BF16");
+    blobs[name] = {d, tensor.detach().to(torch::kCPU).contiguous()};
+  }
+  write_blobs(path, blobs, metadata);
+}
+
+void write_safetensors_raw(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                           const std::map<std::string, StDtype>& fp8_names) {
+  std::map<std::string, Blob> blobs;
+  for (const auto& [name, tensor] : tensors) {
+    check_storable(name, tensor);
+    StDtype d;
+    const auto f8 = fp8_names.find(name);
+    if (f8 != fp8_names.end()) {
+      if (tensor.scalar_type() != torch::kByte) throw ShapeError("tensor '" + name + "': fp8 bits must be uint8");
+      d = f8->second;
+    } else if (!stored_dtype(tensor.scalar_type(), d)) {
+      throw ShapeError("tensor '" + name + "': dtype " + std::string(c10::toString(tensor.scalar_type())) +
+                       " cannot be written");
+    }
+    blobs[name] = {d, tensor.detach().to(torch::kCPU).contiguous()};
+  }
+  write_blobs(path, blobs, {});
 }
 
 }  // namespace longshot::io

@@ -2,8 +2,9 @@
 // `*.safetensors.index.json`, a folder holding either, or a `torch.save` zip archive (.pth).
 // Text room: knows file formats and tensor names, not the encoder's maths, no pipeline, no UI.
 //
-// Own reader, not io::SafetensorsFile: umT5 checkpoints come in fp8 (ComfyUI's e4m3fn files),
-// which LibTorch 1.13 has no dtype for; fp8 tensors load as raw bytes (kByte) plus their dtype tag.
+// Safetensors through io::SafetensorsSet with every stored dtype accepted: umT5 checkpoints come
+// in fp8 (ComfyUI's e4m3fn files), which LibTorch 1.13 has no dtype for; fp8 tensors load as raw
+// bytes (kByte) plus their dtype tag. The .pth reader is checkpoint_pth.cpp.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -13,12 +14,15 @@
 
 #include <torch/types.h>
 
+#include "engine/io/safetensors.h"
+
 namespace longshot::text {
 
-enum class WeightDtype { F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, U8 };
-const char* to_string(WeightDtype dtype);
-bool is_float8(WeightDtype dtype);
-bool is_floating(WeightDtype dtype);  // F32, F16, BF16 and both fp8 kinds
+// The stored dtypes are engine/io's (one table for both readers).
+using WeightDtype = io::StDtype;
+using io::is_float8;
+using io::is_floating;
+using io::to_string;
 
 struct StoredTensor {
   std::string name, file;  // file: the shard (or archive) holding it, for messages
@@ -53,14 +57,12 @@ class Checkpoint {
   torch::Tensor load(const std::string& name) const;
 
  private:
-  struct Mapped;
-  void add_safetensors(const std::string& file);
-  void add_archive(const std::string& file);
+  void add_archive(const std::string& file);  // checkpoint_pth.cpp
 
   std::string path_;
-  std::vector<std::unique_ptr<Mapped>> maps_;
+  std::vector<std::string> files_;
+  std::unique_ptr<io::SafetensorsSet> safetensors_;  // null for a .pth archive
   std::map<std::string, StoredTensor> tensors_;
-  std::map<std::string, std::pair<size_t, std::pair<uint64_t, uint64_t>>> where_;  // name → map, byte range
   std::map<std::string, torch::Tensor> archive_;  // tensors read from a .pth archive
 };
 
@@ -70,7 +72,9 @@ std::string checkpoint_identity(const std::string& path);
 
 // Writes tensors (float, fp8 as kByte with an F8 tag in `fp8_names`, int64, int32, uint8) as one
 // safetensors file; for tests and the embedding cache's siblings. Throws IoError when unwritable.
-void write_checkpoint_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
-                                  const std::map<std::string, WeightDtype>& fp8_names = {});
+inline void write_checkpoint_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                                         const std::map<std::string, WeightDtype>& fp8_names = {}) {
+  io::write_safetensors_raw(path, tensors, fp8_names);
+}
 
 }  // namespace longshot::text

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <type_traits>
 
 #include <torch/torch.h>
 
@@ -15,36 +17,75 @@ std::vector<Named> all_parameters(model::WanDiTImpl& dit, model::TextNetImpl& te
   return out;
 }
 
-Optimiser::Optimiser(std::vector<Named> params, double weight_decay)
-    : params_(std::move(params)), weight_decay_(weight_decay) {
+namespace {
+
+constexpr double kBeta1 = 0.9, kBeta2 = 0.99, kEps = 1e-8;
+
+// The key torch::optim files a parameter's state under: the TensorImpl address printed as a string
+// in LibTorch 1.x, the address itself in 2.x. Chosen from the map's key type, so both compile.
+template <typename Map>
+typename Map::key_type state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+
+torch::optim::AdamWOptions adamw_options(double weight_decay) {
+  torch::optim::AdamWOptions o(1e-3);  // the rate is set before every update
+  o.betas(std::make_tuple(kBeta1, kBeta2)).eps(kEps).weight_decay(weight_decay).amsgrad(false);
+  return o;
+}
+
+}  // namespace
+
+Optimiser::Optimiser(std::vector<Named> params, double weight_decay) : params_(std::move(params)) {
+  std::vector<torch::Tensor> matrices, others;
   for (auto& p : params_) {
     ema_.push_back(p.param.detach().clone());
-    m_.push_back(torch::zeros_like(p.param));
-    v_.push_back(torch::zeros_like(p.param));
+    (p.param.dim() >= 2 ? matrices : others).push_back(p.param);
   }
+  // Decay pulls weights toward zero: right for matrices, wrong for gains and shifts (a norm's
+  // gain decayed toward 0 switches the layer off), so they get none.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!matrices.empty()) {
+    groups.emplace_back(matrices, std::make_unique<torch::optim::AdamWOptions>(adamw_options(weight_decay)));
+  }
+  if (!others.empty()) groups.emplace_back(others, std::make_unique<torch::optim::AdamWOptions>(adamw_options(0.0)));
+  adamw_ = std::make_unique<torch::optim::AdamW>(std::move(groups), adamw_options(0.0));
 }
 
 Optimiser::~Optimiser() = default;
 
-torch::Tensor Optimiser::exp_avg(size_t i) { return m_.at(i); }
-torch::Tensor Optimiser::exp_avg_sq(size_t i) { return v_.at(i); }
-void Optimiser::set_step(int64_t step) { step_ = step; }
-
-// Bias-corrected AdamW, decoupled weight decay on matrices only.
-void Optimiser::update(double lr) {
-  constexpr double b1 = 0.9, b2 = 0.99, eps = 1e-8;
-  torch::NoGradGuard no_grad;
-  ++step_;
-  const double c1 = 1.0 - std::pow(b1, static_cast<double>(step_)), c2 = 1.0 - std::pow(b2, static_cast<double>(step_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i].param;
-    if (!p.grad().defined()) continue;
-    const auto& g = p.grad();
-    m_[i].mul_(b1).add_(g, 1.0 - b1);
-    v_[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-    if (p.dim() >= 2 && weight_decay_ > 0.0) p.mul_(1.0 - lr * weight_decay_);
-    p.addcdiv_(m_[i] / c1, (v_[i] / c2).sqrt_().add_(eps), -lr);
+torch::optim::AdamWParamState& Optimiser::state(size_t i) {
+  const torch::Tensor& p = params_.at(i).param;
+  auto& states = adamw_->state();
+  const auto key = state_key<std::decay_t<decltype(states)>>(p);
+  auto it = states.find(key);
+  if (it == states.end()) {
+    // What AdamW::step creates on a parameter's first update.
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    it = states.insert({key, std::move(s)}).first;
   }
+  return static_cast<torch::optim::AdamWParamState&>(*it->second);
+}
+
+torch::Tensor Optimiser::exp_avg(size_t i) { return state(i).exp_avg(); }
+torch::Tensor Optimiser::exp_avg_sq(size_t i) { return state(i).exp_avg_sq(); }
+
+void Optimiser::set_step(int64_t step) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& s = state(i);
+    s.step(static_cast<std::decay_t<decltype(s.step())>>(step));
+  }
+}
+
+void Optimiser::update(double lr) {
+  for (auto& group : adamw_->param_groups()) group.options().set_lr(lr);
+  adamw_->step();
 }
 
 void Optimiser::update_ema(int64_t step, double max_decay) {

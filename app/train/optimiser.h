@@ -12,6 +12,11 @@
 
 #include "app/train/trainer.h"
 #include "engine/model/dit.h"
+
+namespace torch::optim {
+class AdamW;
+struct AdamWParamState;
+}  // namespace torch::optim
 #include "engine/model/builtin_model.h"
 
 namespace longshot::train {
@@ -24,7 +29,10 @@ struct Named {
 // "dit.<name>" then "text.<name>": the checkpoint files' tensor names, in a fixed order.
 std::vector<Named> all_parameters(model::WanDiTImpl& dit, model::TextNetImpl& text);
 
-// The parameters being trained, Adam's moments and the EMA of the weights.
+// The parameters being trained, their AdamW state and the EMA of the weights. AdamW is
+// LibTorch's own (torch::optim::AdamW) with two parameter groups; its per-parameter state is
+// reached here so checkpoints keep their safetensors files (adam_m / adam_v, one tensor per
+// parameter name) rather than LibTorch's archive format.
 class Optimiser {
  public:
   // AdamW, β 0.9 / 0.99, ε 1e-8; decoupled weight decay `weight_decay` on matrices (dim >= 2)
@@ -42,19 +50,22 @@ class Optimiser {
   // own tensors: a checkpoint reads into them in place.
   torch::Tensor exp_avg(size_t i);
   torch::Tensor exp_avg_sq(size_t i);
-  // The number of updates the moments hold (their bias correction): a resumed checkpoint's step.
+  // The number of updates the moments hold (their bias correction): a resumed checkpoint's step,
+  // for every parameter.
   void set_step(int64_t step);
-  // One AdamW update at `lr` from the parameters' gradients; one without a gradient is left alone.
+  // One AdamW update at `lr` (every group) from the parameters' gradients; a parameter without a
+  // gradient is left alone and its step count does not advance.
   void update(double lr);
   // The EMA toward the weights, with the warm-up decay min(max_decay, (1 + step) / (10 + step)).
   void update_ema(int64_t step, double max_decay);
 
  private:
+  // Parameter i's state in the AdamW, created (zero moments, step 0) when it has none yet.
+  torch::optim::AdamWParamState& state(size_t i);
+
   std::vector<Named> params_;
   std::vector<torch::Tensor> ema_;
-  std::vector<torch::Tensor> m_, v_;
-  double weight_decay_;
-  int64_t step_ = 0;
+  std::unique_ptr<torch::optim::AdamW> adamw_;
 };
 
 // The learning rate at `step`: linear warm-up, flat, then linear decay to 0.1x over the last quarter

@@ -141,7 +141,9 @@ int run_calibrate(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("calibrate", "tune a mode's mask parameters per motion regime by Bayesian optimisation on a proxy",
-                 kCalibrateUsage, run_calibrate);
+Command calibrate_command() {
+  return {"calibrate", "tune a mode's mask parameters per motion regime by Bayesian optimisation on a proxy",
+          kCalibrateUsage, run_calibrate};
+}
 
 }  // namespace longshot::cli

@@ -1,5 +1,6 @@
-// Subcommands of the `longshot` CLI. Each lives in its own <name>_command.cpp and registers itself
-// with LONGSHOT_COMMAND; main() only dispatches.
+// Subcommands of the `longshot` CLI. Each lives in its own <name>_command.cpp and is listed by name
+// in the one command table (main.cpp); main() only dispatches. CLI room: flags in, engine calls out;
+// no generation logic of its own.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -15,11 +16,23 @@ struct Command {
   std::function<int(const std::vector<std::string>& args)> run;  // args after the command name
 };
 
-std::vector<Command>& commands();
+// The command table, in `longshot --help` order: an explicit list built on first use (no
+// static-init self-registration: it hangs on link order and a static library drops the object
+// files nothing references). A new command adds its function below and one line to the table.
+const std::vector<Command>& commands();
+// The command called `name`, or nullptr.
+const Command* find_command(const std::string& name);
 
-struct CommandRegistrar {
-  explicit CommandRegistrar(Command command) { commands().push_back(std::move(command)); }
-};
+// One per subcommand, each defined in its own *_command.cpp.
+Command calibrate_command();
+Command demo_command();
+Command encode_text_command();
+Command eval_command();
+Command generate_command();
+Command masks_command();
+Command models_command();
+Command vae_decode_command();
+Command vae_encode_command();
 
 // Small helpers shared by commands.
 bool has_flag(const std::vector<std::string>& args, const std::string& flag);
@@ -37,8 +50,3 @@ std::string parse_path(const std::string& flag, const std::string& text);
 double parse_double(const std::string& flag, const std::string& text);
 
 }  // namespace longshot::cli
-
-#define LONGSHOT_CONCAT_INNER(a, b) a##b
-#define LONGSHOT_CONCAT(a, b) LONGSHOT_CONCAT_INNER(a, b)
-#define LONGSHOT_COMMAND(...) \
-  static ::longshot::cli::CommandRegistrar LONGSHOT_CONCAT(longshot_command_, __LINE__)(::longshot::cli::Command{__VA_ARGS__})

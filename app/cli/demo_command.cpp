@@ -2,7 +2,6 @@
 // default model; headless it runs the CLI generation of the default prompt into demo.mp4.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -42,26 +41,22 @@ int run_demo(const std::vector<std::string>& args) {
     std::cerr << "longshot demo: " << (have_display ? "studio not built" : "no display")
               << ", generating headless with the CLI\n";
   }
-  const auto& all = commands();
-  const auto it = std::find_if(all.begin(), all.end(), [](const Command& c) { return c.name == "generate"; });
-  if (it == all.end()) {
-    std::cerr << "longshot demo: this build has no 'generate' command\n";
-    return 1;
-  }
   std::vector<std::string> gen_args = {"--prompt", "a small red circle bounces left to right on a dark blue background",
                                        "--out", "demo.mp4"};
   for (const auto& a : args)
     if (a != "--headless") gen_args.push_back(a);
-  return it->run(gen_args);
+  return generate_command().run(gen_args);
 }
 
 }  // namespace
 
-LONGSHOT_COMMAND("demo", "README's main job: the studio when a display exists, else a headless generation to demo.mp4",
-                 "Usage: longshot demo [--headless] [generate options...]\n"
-                 "Opens longshot-studio (generating on start) when $DISPLAY is set and the studio is built;\n"
-                 "otherwise runs 'longshot generate' with the default model and prompt, writing demo.mp4.\n"
-                 "Extra options are passed to 'generate' (e.g. --mode lvsa --steps 10).",
-                 run_demo);
+Command demo_command() {
+  return {"demo", "README's main job: the studio when a display exists, else a headless generation to demo.mp4",
+          "Usage: longshot demo [--headless] [generate options...]\n"
+          "Opens longshot-studio (generating on start) when $DISPLAY is set and the studio is built;\n"
+          "otherwise runs 'longshot generate' with the default model and prompt, writing demo.mp4.\n"
+          "Extra options are passed to 'generate' (e.g. --mode lvsa --steps 10).",
+          run_demo};
+}
 
 }  // namespace longshot::cli

@@ -188,7 +188,9 @@ int run_encode(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("encode-text", "run Wan2.1's umT5 text encoder on a prompt or token ids: embeddings, time, memory",
-                 kEncodeUsage, run_encode);
+Command encode_text_command() {
+  return {"encode-text", "run Wan2.1's umT5 text encoder on a prompt or token ids: embeddings, time, memory",
+          kEncodeUsage, run_encode};
+}
 
 }  // namespace longshot::cli

@@ -116,7 +116,6 @@ RunResult generate(const pipeline::GenerationRequest& request, pipeline::ModelCa
 }
 
 int run_eval(const std::vector<std::string>& args) {
-  model::register_builtin_model();
   std::string model_name = model::kBuiltinName;
   std::string modes_arg = "all", presets_arg;
   std::vector<int> horizons = {1, 2, 4};
@@ -309,7 +308,9 @@ int run_eval(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("eval", "table of sparsity, speed, adherence, temporal health, loop score, PSNR/SSIM per mode (or preset) and horizon", kEvalUsage,
-                 run_eval);
+Command eval_command() {
+  return {"eval", "table of sparsity, speed, adherence, temporal health, loop score, PSNR/SSIM per mode (or preset) and horizon", kEvalUsage,
+          run_eval};
+}
 
 }  // namespace longshot::cli

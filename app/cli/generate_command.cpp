@@ -126,8 +126,6 @@ int run_generate(const std::vector<std::string>& args) {
   bool have_frames = false, have_steps = false, have_guidance = false, have_shift = false, have_prompt = false;
   bool random_weights = false;
   bool have_negative = false;
-  // Registered up front so that a built-in's weights file given by path finds its config.
-  model::register_builtin_model();
   // --from CLIP.mp4: the clip's recipe first; every other flag then overrides its part of it.
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     if (args[i] != "--from") continue;
@@ -405,7 +403,9 @@ int run_generate(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("generate", "generate a video (text → DiT with sparse attention → MP4 / PNG / mask trace)",
-                 kGenerateUsage, run_generate);
+Command generate_command() {
+  return {"generate", "generate a video (text → DiT with sparse attention → MP4 / PNG / mask trace)",
+          kGenerateUsage, run_generate};
+}
 
 }  // namespace longshot::cli

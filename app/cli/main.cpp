@@ -1,4 +1,4 @@
-// `longshot`: the headless entry point. Wires logging and dispatches to a registered subcommand.
+// `longshot`: the headless entry point. Wires logging and dispatches to a subcommand of the table.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -17,9 +17,19 @@ namespace longshot::cli {
 
 using longshot::ParameterError;
 
-std::vector<Command>& commands() {
-  static std::vector<Command> all;
-  return all;
+const std::vector<Command>& commands() {
+  // Alphabetical: the order `longshot --help` lists them in.
+  static const std::vector<Command> table = {
+      calibrate_command(), demo_command(),   encode_text_command(), eval_command(),       generate_command(),
+      masks_command(),     models_command(), vae_decode_command(),  vae_encode_command(),
+  };
+  return table;
+}
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : commands())
+    if (c.name == name) return &c;
+  return nullptr;
 }
 
 bool has_flag(const std::vector<std::string>& args, const std::string& flag) {
@@ -83,10 +93,8 @@ int main(int argc, char** argv) {
     print_help(std::cout);
     return args.empty() ? 2 : 0;
   }
-  auto& all = commands();
-  std::sort(all.begin(), all.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
-  const auto it = std::find_if(all.begin(), all.end(), [&](const Command& c) { return c.name == args[0]; });
-  if (it == all.end()) {
+  const Command* it = find_command(args[0]);
+  if (!it) {
     std::cerr << "longshot: unknown command '" << args[0] << "'. Run 'longshot --help' for the list.\n";
     return 2;
   }

@@ -166,7 +166,9 @@ int run_masks(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("masks", "attention masks of every mode on synthetic inputs: sparsity, recall, error vs dense",
-                 kMasksUsage, run_masks);
+Command masks_command() {
+  return {"masks", "attention masks of every mode on synthetic inputs: sparsity, recall, error vs dense",
+          kMasksUsage, run_masks};
+}
 
 }  // namespace longshot::cli

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "app/cli/command.h"
-#include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/model/model_source.h"
 
@@ -81,7 +80,6 @@ int run_models(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  model::register_builtin_model();
   std::printf("Registered models (use by name):\n");
   for (const auto& c : model::registered_configs()) std::printf("  %-26s %s\n", c.name.c_str(), c.summary.c_str());
   std::printf("\nModel search path:\n");
@@ -102,7 +100,9 @@ int run_models(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("models", "list the model names and the model folders on the search path (layout, size, config, missing parts)",
-                 kModelsUsage, run_models);
+Command models_command() {
+  return {"models", "list the model names and the model folders on the search path (layout, size, config, missing parts)",
+          kModelsUsage, run_models};
+}
 
 }  // namespace longshot::cli

@@ -20,6 +20,7 @@
 #include "app/cli/command.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/io/video.h"
 #include "engine/vae/wan_vae.h"
 #if defined(LONGSHOT_WITH_FFMPEG)
 #include "engine/io/mp4.h"
@@ -259,9 +260,13 @@ int run_encode(const std::vector<std::string>& args) {
 
 }  // namespace
 
-LONGSHOT_COMMAND("vae-decode", "Wan2.1 VAE: latents (safetensors) -> MP4 or float frames, streamed", kDecodeUsage,
-                 run_decode);
-LONGSHOT_COMMAND("vae-encode", "Wan2.1 VAE: frames (safetensors or MP4) -> latents (posterior mean)", kEncodeUsage,
-                 run_encode);
+Command vae_decode_command() {
+  return {"vae-decode", "Wan2.1 VAE: latents (safetensors) -> MP4 or float frames, streamed", kDecodeUsage,
+          run_decode};
+}
+Command vae_encode_command() {
+  return {"vae-encode", "Wan2.1 VAE: frames (safetensors or MP4) -> latents (posterior mean)", kEncodeUsage,
+          run_encode};
+}
 
 }  // namespace longshot::cli

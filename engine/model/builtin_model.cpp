@@ -146,18 +146,11 @@ DiTConfig builtin_config(const std::string& name) {
   return c;
 }
 
-void register_builtin_model() {
-  register_config(builtin_config(kBuiltinName));
-  register_config(builtin_config(kBuiltinSparseName));
-}
-
 bool is_builtin_model(const std::string& name) {
   return name == "builtin" || name == kBuiltinName || name == kBuiltinSparseName;
 }
 
 std::string resolve_builtin_name(const std::string& name) {
-  if (!is_builtin_model(name)) return name;
-  register_builtin_model();
   return name == "builtin" ? std::string(kBuiltinName) : name;
 }
 

@@ -64,13 +64,13 @@ class BuiltinTextEncoder : public TextEncoder {
 TextNetConfig builtin_text_config();
 // A built-in DiT config (kBuiltinName or kBuiltinSparseName); default_weights points at its shipped
 // file (see builtin_weights_path) and text_encoder builds a BuiltinTextEncoder from builtin_text_path().
+// The config table calls it once, at the first lookup: the weights path (and its environment
+// overrides) is read then; register_config(builtin_config(...)) reads it anew.
 DiTConfig builtin_config(const std::string& name = kBuiltinName);
-// Adds both built-in models to the config registry (idempotent).
-void register_builtin_model();
 // "builtin" (the request's default), longshot-builtin or longshot-builtin-sparse.
 bool is_builtin_model(const std::string& name);
-// The registry name of a model a request names: "builtin" becomes longshot-builtin, and naming a
-// built-in model registers both (idempotent); any other name or path comes back as it is.
+// The registry name of a model a request names: "builtin" becomes longshot-builtin; any other name
+// or path comes back as it is. Both built-in models are in the config table (dit_config.h).
 std::string resolve_builtin_name(const std::string& name);
 
 // Shipped weights of a built-in model: <name>.safetensors in the first asset folder that has it

@@ -1,9 +1,10 @@
-// The config registry. Wan2.1 facts: see docs in shared research §4 (dim/ffn/heads/layers/freq/text).
+// The config registry (one explicit table). Wan2.1 facts: see docs in shared research §4 (dim/ffn/heads/layers/freq/text).
 #include "engine/model/dit_config.h"
 
 #include <mutex>
 
 #include "engine/common/error.h"
+#include "engine/model/builtin_model.h"
 
 namespace longshot::model {
 
@@ -68,9 +69,13 @@ DiTConfig tiny() {
   return c;
 }
 
+// The config table: an explicit list built on first use, so a lookup needs no earlier call (no
+// static-init self-registration: a static library drops the object files nothing references).
+// register_config adds or replaces entries at run time (--random-weights' per-process config).
 struct Registry {
   std::mutex mutex;
-  std::vector<DiTConfig> configs{wan_1_3b(), wan_14b(), tiny()};
+  std::vector<DiTConfig> configs{wan_1_3b(), wan_14b(), tiny(), builtin_config(kBuiltinName),
+                                 builtin_config(kBuiltinSparseName)};
 };
 
 Registry& registry() {

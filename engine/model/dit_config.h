@@ -70,9 +70,11 @@ const std::string& wan_negative_prompt();
 // The position_channels a config may have: none, or the x and y planes.
 inline bool position_channels_allowed(int64_t n) { return n == 0 || n == 2; }
 
-// Registered configs: wan2.1-t2v-1.3b, wan2.1-t2v-14b, tiny, plus whatever register_config added.
+// Registered configs, in this order: wan2.1-t2v-1.3b, wan2.1-t2v-14b, tiny, longshot-builtin,
+// longshot-builtin-sparse (a table built on first use: no call needed before a lookup), then
+// whatever register_config added.
 std::vector<DiTConfig> registered_configs();
-// Adds or replaces a named config (the built-in model registers "longshot-builtin" this way).
+// Adds or replaces a named config at run time (--random-weights' per-process config, tests).
 void register_config(const DiTConfig& config);
 bool has_config(const std::string& name);
 // Throws ParameterError("model", ...) listing the known names.

@@ -55,7 +55,6 @@ pipeline::GenerationRequest green_square_request(int frames, int size, int steps
 }
 
 TEST(BuiltinWeights, LoadIntoTheConfig) {
-  model::register_builtin_model();
   const std::string path = model::builtin_weights_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no shipped weights at " << path;
   const auto config = model::find_config(model::kBuiltinName);
@@ -71,7 +70,6 @@ TEST(BuiltinWeights, LoadIntoTheConfig) {
 }
 
 TEST(BuiltinWeights, ShortGenerationKeepsThePromptedBackground) {
-  model::register_builtin_model();
   if (!std::filesystem::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
   const auto r = green_square_request(8, 32, 4, 1.0);
   const VideoPtr video = generate(r);
@@ -87,7 +85,6 @@ TEST(BuiltinWeights, ShortGenerationKeepsThePromptedBackground) {
 // The acceptance check of the shipped weights: a generation at the training size (fewer steps, to
 // stay quick on CPU) shows the prompted object — present in most frames at about the named size.
 TEST(BuiltinWeights, GenerationShowsThePromptedObject) {
-  model::register_builtin_model();
   if (!std::filesystem::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
   const auto r = green_square_request(model::kBuiltinFrames, model::kBuiltinSize, 8, 3.0);
   const VideoPtr video = generate(r);
@@ -103,7 +100,6 @@ TEST(BuiltinWeights, GenerationShowsThePromptedObject) {
 // longshot-builtin-sparse, the sparsity-aware fine-tune: under radial at 82 % block sparsity its
 // video stays close to its own dense video, and much closer than the default weights' do.
 TEST(BuiltinWeights, SparseVariantKeepsRadialNearDense) {
-  model::register_builtin_model();
   for (const char* name : {model::kBuiltinName, model::kBuiltinSparseName}) {
     if (!std::filesystem::exists(model::builtin_weights_path(name))) GTEST_SKIP() << "no shipped weights for " << name;
   }

@@ -49,6 +49,13 @@ struct ScopedEnv {
   bool had_ = false;
 };
 
+// The config table reads the built-in weights' paths once; a test that replaced them (or ran the
+// table's first lookup under a changed environment) puts the shipped ones back for the next tests.
+void restore_builtin_configs() {
+  register_config(builtin_config(kBuiltinName));
+  register_config(builtin_config(kBuiltinSparseName));
+}
+
 }  // namespace
 
 TEST(ModelHardening, NonFiniteWeightsAreRefusedByName) {
@@ -85,7 +92,7 @@ TEST(ModelHardening, DamagedBuiltinWeightsKeepTheConfigAndNameTheFile) {
     EXPECT_NE(msg.find("too short"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("needs a name"), std::string::npos) << msg;
   }
-  register_builtin_model();  // back to the shipped weights for other tests
+  restore_builtin_configs();
 }
 
 // F10: with the weights nowhere, loading the built-in model is an error that names every folder
@@ -111,5 +118,5 @@ TEST(ModelHardening, MissingBuiltinWeightsAreAnErrorNamingEveryFolder) {
     random.default_weights.clear();
     EXPECT_NO_THROW(random.text_encoder(random));
   }
-  register_builtin_model();
+  restore_builtin_configs();
 }

@@ -124,7 +124,6 @@ TEST(Trainer, DistillsAMaskAdapterThatLoads) {
   EXPECT_EQ(train::run_distillation(o), 4);
   EXPECT_EQ(step_of(dir + "/adapter_state.safetensors"), "4");
 
-  model::register_builtin_model();
   const auto ad = model::load_adapter(o.export_path, model::find_config(model::kBuiltinName));
   EXPECT_EQ(ad.mode, "radial");
   EXPECT_EQ(ad.params, "keep_ratio=0.5");

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -22,11 +23,14 @@ namespace {
 constexpr double kBeta1 = 0.9, kBeta2 = 0.99, kEps = 1e-8;
 
 // The key torch::optim files a parameter's state under: the TensorImpl address printed as a string
-// in LibTorch 1.x, the address itself in 2.x. Chosen from the map's key type, so both compile.
+// in LibTorch 1.x (c10::guts::to_string, an ostream <<, which 2.x no longer has), the address
+// itself in 2.x. Chosen from the map's key type, so both compile.
 template <typename Map>
 typename Map::key_type state_key(const torch::Tensor& p) {
   if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
   } else {
     return p.unsafeGetTensorImpl();
   }

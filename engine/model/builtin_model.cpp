@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "engine/attention/attend.h"
 #include "engine/common/assets.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
@@ -35,8 +36,8 @@ class TextLayerImpl : public torch::nn::Module {
     const int64_t B = x.size(0), L = x.size(1), D = x.size(2), hd = D / heads_;
     auto qkv_out = qkv->forward(norm1->forward(x)).view({B, L, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
     auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
-    auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd)) + key_bias;
-    auto att = torch::matmul(torch::softmax(scores, -1), v).permute({0, 2, 1, 3}).reshape({B, L, D});
+    // The padding bias makes attend() run the eager formula (differentiable: this net trains).
+    auto att = attention::attend(q, k, v, {nullptr, key_bias}).permute({0, 2, 1, 3}).reshape({B, L, D});
     auto h = x + out->forward(att);
     return h + fc2->forward(torch::gelu(fc1->forward(norm2->forward(h))));
   }

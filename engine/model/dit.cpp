@@ -9,11 +9,10 @@
 
 #include <chrono>
 #include <cmath>
-#include <limits>
 
 #include <torch/cuda.h>
-#include <torch/version.h>
 
+#include "engine/attention/attend.h"
 #include "engine/attention/metrics.h"
 #include "engine/common/error.h"
 #include "engine/model/fused_ops.h"
@@ -158,70 +157,6 @@ std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t fra
     f[size_t(riflex_intrinsic_index(t_dim, reference, theta))] = 2.0 * M_PI / (double(reference) * s);
   }
   return f;
-}
-
-torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-#if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) {
-    // fp32 inputs (training) run in bf16: SDPA's flash backend takes only half types, and its fp32
-    // fallback (memory-efficient, no tensor cores) was most of a training step. Differentiable.
-    if (q.scalar_type() == torch::kFloat) {
-      return at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16))
-          .to(torch::kFloat);
-    }
-    return at::scaled_dot_product_attention(q, k, v);
-  }
-#endif
-  const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  const auto kt = k.to(torch::kFloat).transpose(-2, -1);
-  const auto vf = v.to(torch::kFloat);
-  // Chunks of queries bound the [chunk, Nk] score matrix.
-  const int64_t chunk = 4096;
-  std::vector<torch::Tensor> outs;
-  for (int64_t s = 0; s < q.size(2); s += chunk) {
-    auto qs = q.narrow(2, s, std::min(chunk, q.size(2) - s)).to(torch::kFloat);
-    outs.push_back(torch::matmul(torch::softmax(torch::matmul(qs, kt) * scale, -1), vf));
-  }
-  return torch::cat(outs, 2).to(q.scalar_type());
-}
-
-torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const attention::BlockMask& mask) {
-  const int64_t N = q.size(2);
-  if (mask.seq_len != N || k.size(2) != N || (mask.num_heads != 1 && mask.num_heads != q.size(1))) {
-    throw ShapeError("masked attention: mask over " + std::to_string(mask.seq_len) + " tokens and " +
-                     std::to_string(mask.num_heads) + " heads, q/k " + c10::str(q.sizes()) + " / " + c10::str(k.sizes()));
-  }
-  // Block keep matrix [Hm, QB, KB] → token mask [1, Hm, N, N] (ragged last block cut off).
-  const auto keep = mask.to_dense();
-  auto blocks = torch::from_blob(const_cast<uint8_t*>(keep.data()), {mask.num_heads, mask.num_q_blocks, mask.num_k_blocks},
-                                 torch::kUInt8)
-                    .to(q.device())
-                    .to(torch::kBool);
-  const int64_t bs = mask.block_size;
-  auto tokens = blocks.repeat_interleave(bs, 1).repeat_interleave(bs, 2).narrow(1, 0, N).narrow(2, 0, N).unsqueeze(0);
-  // A query row that keeps no key gives zeros, as in the attention core (softmax of nothing is NaN).
-  const auto row_kept = tokens.any(-1, /*keepdim=*/true);  // [1, Hm, N, 1]
-  torch::Tensor out;
-#if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) {
-    // Same precision rule as plain_attention: fp32 (training) runs in bf16; memory-efficient SDPA
-    // takes the mask and is differentiable.
-    if (q.scalar_type() == torch::kFloat) {
-      out = at::scaled_dot_product_attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), tokens)
-                .to(torch::kFloat);
-    } else {
-      out = at::scaled_dot_product_attention(q, k, v, tokens);
-    }
-  }
-#endif
-  if (!out.defined()) {
-    const double scale = 1.0 / std::sqrt(double(q.size(-1)));
-    auto scores = torch::matmul(q.to(torch::kFloat), k.to(torch::kFloat).transpose(-2, -1)) * scale;
-    scores = scores.masked_fill(tokens.logical_not(), -std::numeric_limits<float>::infinity());
-    out = torch::matmul(torch::softmax(scores, -1), v.to(torch::kFloat)).to(q.scalar_type());
-  }
-  return torch::where(row_kept, out, torch::zeros({}, out.options()));
 }
 
 double AttentionStats::mean_sparsity() const {
@@ -389,6 +324,82 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
 
 // ---- [attention] --------------------------------------------------------------------------------
 
+namespace {
+
+// The step's mask for a sparse layer, from the policy (ShapeError when it returns none).
+attention::BlockMaskPtr layer_mask(const AttentionControl& control, const DiTConfig& c, int layer,
+                                   const attention::TokenGrid& grid, const torch::Tensor& q, const torch::Tensor& k,
+                                   const torch::Tensor& q_pooled, const torch::Tensor& k_pooled, int64_t pool_group) {
+  attention::MaskRequest req;
+  req.grid = grid;
+  req.block_size = control.block_size;
+  req.num_heads = c.num_heads;
+  req.step = control.step;
+  req.num_steps = control.num_steps;
+  req.layer = layer;
+  req.num_layers = int(c.num_layers);
+  req.reference_frames = c.reference_frames;
+  req.device = q.device();
+  if (control.policy->needs_qk()) {
+    // Mask selection is not differentiated (training a mask adapter scores detached Q/K).
+    req.q = q.detach();
+    req.k = k.detach();
+    req.q_pooled = q_pooled;
+    req.k_pooled = k_pooled;
+    req.pool_group = pool_group;
+  }
+  auto mask = control.policy->build(req);
+  if (!mask) throw ShapeError("mode '" + control.policy->name() + "' returned no mask for layer " + std::to_string(layer));
+  return mask;
+}
+
+// How a self-attention layer asks attend() (which alone picks the backend): without a control the
+// forward is the training path (differentiable); torch_dense sends dense layers to SDPA.
+attention::AttendOptions self_attention_options(const AttentionControl* control, bool dense_layer) {
+  attention::AttendOptions o;
+  o.fp32_as_bf16 = true;
+  o.differentiable = !control || control->differentiable_masks;
+  if (control) o.backend = dense_layer && control->torch_dense ? attention::Backend::Sdpa : control->backend;
+  return o;
+}
+
+void record_mask(AttentionStats& stats, const attention::BlockMask& mask, int layer, int64_t heads,
+                 attention::BlockMaskPtr keep) {
+  if (keep) stats.layer_masks[size_t(layer)] = std::move(keep);
+  for (int64_t h = 0; h < heads; ++h)
+    stats.sparsity[size_t(layer * heads + h)] = float(mask.num_heads == 1 ? mask.block_sparsity() : mask.head_block_sparsity(h));
+}
+
+// The inspected layer's mask, recall estimate and one query's dense distribution (raster order).
+void inspect_layer(AttentionControl& control, const attention::BlockMaskPtr& mask, const torch::Tensor& q,
+                   const torch::Tensor& k, const attention::TokenGrid& grid, const attention::Ordering* ordering) {
+  const int64_t N = q.size(2), H = q.size(1);
+  auto& st = control.stats;
+  st.inspected_mask = mask;
+  st.inspected_mask_cached = mask && control.policy->last_mask_cached();
+  torch::NoGradGuard no_grad;
+  if (control.want_recall) {
+    if (!mask) {
+      st.recall = 1.0;
+    } else {
+      const int64_t stride = std::max<int64_t>(1, N / std::max<int64_t>(1, control.recall_queries));
+      st.recall = attention::attention_recall(q, k, *mask, stride);
+    }
+  }
+  if (control.want_heatmap) {
+    int64_t query = control.inspect_query;
+    if (query < 0 || query >= N) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
+    const int64_t head = std::clamp<int64_t>(control.inspect_head, 0, H - 1);
+    const bool permuted = ordering && ordering->kind != attention::OrderingKind::Raster;
+    auto probs = attention::query_probabilities(q, k, head, permuted ? ordering->inverse[size_t(query)] : query);
+    if (permuted)
+      probs = probs.index_select(0, torch::tensor(ordering->inverse, torch::TensorOptions().dtype(torch::kLong)).to(probs.device()));
+    st.inspected_probs = probs.to(torch::kCPU).contiguous();
+  }
+}
+
+}  // namespace
+
 torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
                                          const torch::Tensor& sin, int layer, AttentionControl* control,
                                          const attention::Ordering* ordering, const attention::TokenGrid& grid,
@@ -437,92 +448,28 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
   }
   mark("q/k norm+rope");
 
-  const auto backend = control ? control->backend : attention::Backend::Auto;
   attention::BlockMaskPtr mask;
-  torch::Tensor out;
   double t0 = 0;
   if (control && control->measure_time) {
     sync_if_cuda(q);
     t0 = now_ms();
   }
-  if (dense_layer) {
-    // Torch ops (differentiable on every device) without a control (the training path), with
-    // torch_dense, and on a GPU under backend Auto (the fastest dense: SDPA's cuDNN / flash);
-    // otherwise the attention core's dense path.
-    const bool torch_path = !control || control->torch_dense || (q.is_cuda() && backend == attention::Backend::Auto);
-    out = torch_path ? plain_attention(q, k, v) : attention::dense_attention(q, k, v, backend);
-  } else {
-    attention::MaskRequest req;
-    req.grid = grid;
-    req.block_size = control->block_size;
-    req.num_heads = H;
-    req.step = control->step;
-    req.num_steps = control->num_steps;
-    req.layer = layer;
-    req.num_layers = int(c.num_layers);
-    req.reference_frames = c.reference_frames;
-    req.device = q.device();
-    if (control->policy->needs_qk()) {
-      // Mask selection is not differentiated (training a mask adapter scores detached Q/K).
-      req.q = q.detach();
-      req.k = k.detach();
-      req.q_pooled = q_pooled;
-      req.k_pooled = k_pooled;
-      req.pool_group = pool_group;
-    }
-    mask = control->policy->build(req);
-    if (!mask) throw ShapeError("mode '" + control->policy->name() + "' returned no mask for layer " + std::to_string(layer));
+  if (!dense_layer) {
+    mask = layer_mask(*control, c, layer, grid, q, k, q_pooled, k_pooled, pool_group);
     mark("mask build");
     if (control->measure_time) {
       sync_if_cuda(q);
       control->stats.mask_ms += now_ms() - t0;
     }
-    // A full mask (the dense mode) on a GPU with backend Auto also takes the fastest dense path;
-    // Backend::Cuda forces our kernel (the benchmark's "dense" row).
-    if (control->differentiable_masks) {
-      out = masked_attention(q, k, v, *mask);
-    } else {
-      out = mask->is_full() && q.is_cuda() && backend == attention::Backend::Auto
-                ? plain_attention(q, k, v)
-                : attention::sparse_attention(q, k, v, *mask, backend);
-    }
-    if (control->keep_masks) control->stats.layer_masks[size_t(layer)] = mask;
-    auto& sp = control->stats.sparsity;
-    for (int64_t h = 0; h < H; ++h)
-      sp[size_t(layer * H + h)] = float(mask->num_heads == 1 ? mask->block_sparsity() : mask->head_block_sparsity(h));
   }
+  const auto out = attention::attend(q, k, v, {mask.get()}, self_attention_options(control, dense_layer));
+  if (mask) record_mask(control->stats, *mask, layer, H, control->keep_masks ? mask : nullptr);
   mark("self-attention");
   if (control && control->measure_time) {
     sync_if_cuda(out);
     control->stats.attention_ms += now_ms() - t0;
   }
-
-  if (control && layer == control->inspect_layer) {
-    auto& st = control->stats;
-    st.inspected_mask = mask;
-    st.inspected_mask_cached = mask && control->policy->last_mask_cached();
-    torch::NoGradGuard no_grad;
-    if (control->want_recall) {
-      if (!mask) {
-        st.recall = 1.0;
-      } else {
-        const int64_t stride = std::max<int64_t>(1, N / std::max<int64_t>(1, control->recall_queries));
-        st.recall = attention::attention_recall(q, k, *mask, stride);
-      }
-    }
-    if (control->want_heatmap) {
-      int64_t query = control->inspect_query;
-      if (query < 0 || query >= N) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
-      const int64_t head_idx = std::clamp<int64_t>(control->inspect_head, 0, H - 1);
-      const int64_t pos = ordering && ordering->kind != attention::OrderingKind::Raster ? ordering->inverse[size_t(query)] : query;
-      auto qv = q[0][head_idx][pos].to(torch::kFloat);
-      auto kv = k[0][head_idx].to(torch::kFloat);
-      auto probs = torch::softmax(torch::matmul(kv, qv) / std::sqrt(double(D)), 0);
-      if (ordering && ordering->kind != attention::OrderingKind::Raster)
-        probs = probs.index_select(0, torch::tensor(ordering->inverse, torch::TensorOptions().dtype(torch::kLong)).to(probs.device()));
-      st.inspected_probs = probs.to(torch::kCPU).contiguous();
-    }
-  }
+  if (control && layer == control->inspect_layer) inspect_layer(*control, mask, q, k, grid, ordering);
   mark("inspection");
   const auto attn = out.permute({0, 2, 1, 3}).reshape({B, N, c.dim});
   auto y = delta(lin.self_o.forward(attn, precision_)[0], MaskAdapter::O, attn);
@@ -542,7 +489,10 @@ torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, int64_t layer, const 
                .view({B, N, H, D})
                .permute({0, 2, 1, 3});
   mark("cross q projection");
-  auto out = plain_attention(q, k, v);
+  attention::AttendOptions options;
+  options.differentiable = true;  // the text path trains with the rest of the block
+  options.fp32_as_bf16 = true;
+  auto out = attention::attend(q, k, v, {}, options);
   mark("cross-attention");
   auto y = lin.cross_o.forward(out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}), precision_)[0];
   mark("cross o projection");

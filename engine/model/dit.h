@@ -1,6 +1,7 @@
 // The Wan2.1 text-to-video DiT as a LibTorch module: patch embedding, time/text embeddings,
 // blocks (modulated self-attention with RMSNorm q/k and 3D RoPE, cross-attention, GELU FFN),
-// head and unpatchify. Self-attention goes through the attention core (a MaskPolicy per call).
+// head and unpatchify. Every attention is one attention::attend() call (attend.h picks the
+// backend); self-attention's mask comes from a MaskPolicy per call.
 // Model room: knows the attention core, not the sampler, the pipeline or any UI.
 //
 // Sections: [AttentionControl] per-forward attention settings and statistics ·
@@ -220,11 +221,5 @@ int64_t riflex_intrinsic_index(int64_t t_dim, int64_t training_frames, double th
 // i.e. one period over the whole video (RIFLEx with s the extrapolation ratio).
 std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t frames, int64_t reference_frames,
                                         bool riflex);
-// Plain softmax attention for unequal lengths (cross-attention), [B, H, Nq, D] × [B, H, Nk, D].
-torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
-// Softmax attention restricted to the block mask's kept pairs, through torch ops (differentiable):
-// q, k, v [B, H, N, D]; the mask has 1 or H heads over N tokens.
-torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const attention::BlockMask& mask);
 
 }  // namespace longshot::model

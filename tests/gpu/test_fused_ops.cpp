@@ -219,8 +219,8 @@ TEST(FusedOps, ModelForwardMatchesUnfused) {
 }
 
 // The mask adapter on the GPU: the fused inference path (adapter deltas added before the fused
-// RMSNorm+RoPE) agrees with the unfused autograd path, and masked_attention (SDPA with the token
-// mask, the path adapters train through) agrees with our block-sparse kernel.
+// RMSNorm+RoPE) agrees with the unfused autograd path, and attend()'s masked backend (SDPA with the
+// token mask, the path adapters train through) agrees with our block-sparse kernel.
 TEST(FusedOps, MaskAdapterAndMaskedAttentionOnTheGpu) {
   SKIP_WITHOUT_FUSED();
   longshot::model::DiTConfig config = longshot::model::find_config("tiny");
@@ -265,7 +265,9 @@ TEST(FusedOps, MaskAdapterAndMaskedAttentionOnTheGpu) {
       for (int64_t j = 0; j < nb; ++j) keep[size_t((h * nb + i) * nb + j)] = (i == j || (2 * i + j + h) % 3 == 0) ? 1 : 0;
   const auto mask = longshot::attention::BlockMask::from_dense(keep, N, 128, H);
   const auto kernel = longshot::attention::sparse_attention(q, k, v, mask, longshot::attention::Backend::Cuda);
-  const auto sdpa = longshot::model::masked_attention(q, k, v, mask);
+  longshot::attention::AttendOptions masked;
+  masked.backend = longshot::attention::Backend::Masked;
+  const auto sdpa = longshot::attention::attend(q, k, v, {&mask}, masked);
   EXPECT_LT(rel_l2(sdpa, kernel), 1e-2);
 }
 

@@ -1,5 +1,5 @@
 // The mask-aware adapter: a fresh one changes nothing, a trained one changes only sparse layers,
-// its file round-trips and bad files are refused with the reason; masked_attention (the
+// its file round-trips and bad files are refused with the reason; attend()'s masked backend (the
 // differentiable sparse path the adapter is trained through) equals the attention core's
 // block-sparse result and passes gradients to the adapter.
 #include <gtest/gtest.h>
@@ -160,14 +160,16 @@ TEST(MaskAdapter, MaskedAttentionMatchesTheCoreAndTrainsTheAdapter) {
       for (int64_t j = 0; j < nb; ++j) keep[size_t((h * nb + i) * nb + j)] = (i == j || (i + j + h) % 3 == 0) ? 1 : 0;
   const auto mask = attention::BlockMask::from_dense(keep, N, 16, H);
   const auto core = attention::sparse_attention(q, k, v, mask, attention::Backend::Reference);
-  const auto mine = masked_attention(q, k, v, mask);
+  attention::AttendOptions masked;
+  masked.backend = attention::Backend::Masked;
+  const auto mine = attention::attend(q, k, v, {&mask}, masked);
   EXPECT_TRUE(torch::allclose(mine, core, 1e-4, 1e-5)) << (mine - core).abs().max().item<double>();
-  EXPECT_THROW(masked_attention(q.narrow(2, 0, 64), k.narrow(2, 0, 64), v.narrow(2, 0, 64), mask), ShapeError);
+  EXPECT_THROW(attention::attend(q.narrow(2, 0, 64), k.narrow(2, 0, 64), v.narrow(2, 0, 64), {&mask}, masked), ShapeError);
   // A row that keeps no key block gives zeros (as the core does), not NaN.
   auto sparse_keep = keep;
   for (int64_t j = 0; j < nb; ++j) sparse_keep[size_t((1 * nb + 2) * nb + j)] = 0;  // head 1, query block 2
   const auto holed = attention::BlockMask::from_dense(sparse_keep, N, 16, H);
-  const auto holed_out = masked_attention(q, k, v, holed);
+  const auto holed_out = attention::attend(q, k, v, {&holed}, masked);
   EXPECT_FALSE(holed_out.isnan().any().item<bool>());
   EXPECT_EQ(holed_out[0][1].narrow(0, 32, 16).abs().max().item<double>(), 0.0);
   EXPECT_TRUE(torch::allclose(holed_out, attention::sparse_attention(q, k, v, holed, attention::Backend::Reference), 1e-4,

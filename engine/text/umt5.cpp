@@ -446,7 +446,7 @@ torch::Tensor UMT5Encoder::encode(const torch::Tensor& ids_in, const torch::Tens
     auto v = torch::linear(h, l.v.value(dt)).view({B, Lv, H, dk}).transpose(1, 2);
     auto bias = l.rel.index_select(0, buckets.reshape({-1})).view({Lv, Lv, H}).permute({2, 0, 1}).unsqueeze(0);
     // Eager attention (the bias picks it): scores in dt with no 1/sqrt(d_kv) (T5's init absorbs
-    // it), relative-position and padding bias added, softmax in fp32, as transformers runs T5.
+    // it), relative-position and padding bias added, probabilities in fp32, as transformers runs T5.
     auto a = attention::attend(q, k, v, {nullptr, bias + key_bias}, t5_attention).transpose(1, 2).reshape({B, Lv, H * dk});
     x = clamp_half(x + torch::linear(a, l.o.value(dt)));
     h = rms_norm(x, l.ln2, c.eps);

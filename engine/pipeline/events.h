@@ -30,6 +30,7 @@ struct JobStarted {
   attention::TokenGrid grid;  // latent token grid of this job
   int num_layers = 0, num_heads = 0;
   std::string adapter;        // mask adapter file the first steps' sparse layers use ("" = none)
+  std::string routing;        // what the motion regime choice did (RegimeChoice::summary), "" = none asked
   std::string model_name;     // the resolved model (model::ResolvedModel::name) and its DiT config
   std::string config_name;
 };

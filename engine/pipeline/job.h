@@ -19,6 +19,13 @@ struct AttentionSettings {
   // Mask-aware adapter for the sparse layers (model/mask_adapter.h): "auto" = the one the model
   // ships for this mode, if any; "none"; or a file (used whatever the mode).
   std::string adapter = "auto";
+  // Motion regime (pipeline/regime.h): "" = the params as given; "auto" = the semantic motion
+  // router picks it from the prompt; a name (static, slow, fast) = that regime. Its calibrated
+  // parameters come from `calibration` (a lookup table; "" = the model's shipped one), the router
+  // from `router` ("" = the model's shipped one); `params` above still override them.
+  std::string regime;
+  std::string calibration;
+  std::string router;
 };
 
 // Which attention the views inspect: layer, head and query token (raster index; −1 = centre).

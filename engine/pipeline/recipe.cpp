@@ -61,6 +61,9 @@ std::string recipe_json(const GenerationRequest& r, const std::string& resolved_
                     {"dense_last_layers", a.dense_last_layers},
                     {"block_size", a.block_size},
                     {"adapter", a.adapter}};
+  // A routed job's params above are already its regime's (pipeline/regime.h), so --from re-runs it
+  // without the router or the table; the regime asked for is recorded, not read back.
+  if (!a.regime.empty()) j["attention"]["regime"] = a.regime;
   return j.dump();
 }
 

@@ -21,6 +21,7 @@
 #include "engine/model/conditioning_impl.h"
 #include "engine/model/model_source.h"
 #include "engine/model/weights.h"
+#include "engine/pipeline/regime.h"
 #include "engine/sampler/flow_matching.h"
 #include "engine/sampler/sample_loop.h"
 
@@ -48,6 +49,8 @@ void validate_request(const GenerationRequest& r) {
   if (a.dense_first_layers < 0 || a.dense_last_layers < 0) throw ParameterError("dense-layers", "must be >= 0");
   if (a.block_size < 16 || a.block_size > 1024) throw ParameterError("block-size", "must be in [16, 1024]");
   if (a.adapter.empty()) throw ParameterError("adapter", "is empty (give auto, none or an adapter file)");
+  if (!a.regime.empty() && a.mode == "dense")
+    throw ParameterError("regime", "needs a sparse mode with a calibration table (e.g. --mode dynamicrad), not dense");
 }
 
 std::vector<int64_t> latent_shape(const GenerationRequest& r, const model::DiTConfig& c) {
@@ -239,6 +242,14 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     }
     encoder.reset();
     const double encode_ms = now_ms() - t_begin;
+    // The motion regime (regime.h): the router reads the prompt's embedding, and the regime's
+    // calibrated parameters become the mode's before any policy is made.
+    RegimeChoice regime;
+    if (!request.attention.regime.empty()) {
+      regime = choose_regime(request.attention, resolved.name, cond[0], request.prompt);
+      request.attention.params = regime.params;
+      if (!regime.warning.empty()) spdlog::warn("{}", regime.summary());
+    }
     // Previews decode with the cheap decoder (pixels, or the latents' colour preview); the VAE
     // loads after sampling.
     auto decoder = model::make_decoder(config);
@@ -261,6 +272,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
     JobStarted started;
     started.adapter = adapter_path;
+    if (!regime.requested.empty()) started.routing = regime.summary();
     started.job_id = id;
     started.request = request;
     started.grid = grid;

@@ -1,0 +1,218 @@
+// The motion regime of a job (issue 25): the router trained on the built-in model's own text
+// encoder routes held-out world captions, the regime's calibrated parameters reach the job, the
+// user's --param values win, and every bad input is refused except the one announced fallback.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "engine/calibrate/router.h"
+#include "engine/common/error.h"
+#include "engine/model/builtin_model.h"
+#include "engine/model/conditioning_impl.h"
+#include "engine/data/tokenizer.h"
+#include "engine/pipeline/recipe.h"
+#include "engine/pipeline/regime.h"
+#include "engine/pipeline/run_job.h"
+
+using namespace longshot;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("longshot_regime_" + name)).string();
+}
+
+// The router of the built-in model, trained once for the whole binary (a second or two).
+const pipeline::RouterTraining& builtin_router() {
+  static const pipeline::RouterTraining t = pipeline::train_world_router("longshot-builtin", 0, 40, 12);
+  return t;
+}
+
+std::string router_file() {
+  static const std::string path = [] {
+    const std::string p = temp_path("router.json");
+    calibrate::write_router(builtin_router().router, p);
+    return p;
+  }();
+  return path;
+}
+
+// A dynamicrad table with recognisable, different decays per regime.
+std::string table_file(const std::string& mode = "dynamicrad") {
+  nlohmann::json j;
+  j["format"] = "longshot-calibration";
+  j["version"] = 1;
+  j["mode"] = mode;
+  if (mode == "dynamicrad") {
+    j["regimes"]["static"]["params"] = {{"decay", 0.9}, {"threshold_far", 5.0}};
+    j["regimes"]["slow"]["params"] = {{"decay", 0.5}};
+    j["regimes"]["fast"]["params"] = {{"decay", 0.25}, {"threshold_far", 1.0}};
+  } else {
+    j["regimes"]["fast"]["params"] = nlohmann::json::object();
+  }
+  const std::string p = temp_path("table_" + mode + ".json");
+  std::ofstream(p) << j.dump();
+  return p;
+}
+
+const char* kStatic = "a large red circle grows and shrinks on a black background";
+const char* kSlow = "a small blue square stays still on a brown checkered background as the camera pans left";
+const char* kFast = "a medium yellow triangle bounces left to right on a dark gray background";
+
+torch::Tensor embed(const std::string& prompt) {
+  static auto encoder = model::make_text_encoder(model::find_config(model::resolve_builtin_name("longshot-builtin")));
+  return encoder->encode(prompt)[0];
+}
+
+}  // namespace
+
+TEST(Regime, BuiltinRouterRoutesHeldOutCaptions) {
+  const auto& t = builtin_router();
+  std::printf("router on longshot-builtin: train accuracy %.3f (%d prompts), held-out %.3f (%d prompts), %.4f ms per route\n",
+              t.router.train_accuracy, t.router.examples, t.heldout_accuracy, t.heldout, t.route_ms);
+  EXPECT_GE(t.heldout_accuracy, 0.9);
+  EXPECT_EQ(t.heldout, 36);
+  // Deterministic: training again gives the same weights.
+  const auto again = pipeline::train_world_router("longshot-builtin", 0, 40, 12);
+  EXPECT_EQ(again.router.weight, t.router.weight);
+}
+
+TEST(Regime, PromptsOfEachMotionRouteToTheirRegimeAndSayWhy) {
+  const auto& r = builtin_router().router;
+  const std::vector<std::pair<const char*, std::string>> cases = {{kStatic, "static"}, {kSlow, "slow"}, {kFast, "fast"}};
+  const std::vector<std::vector<std::string>> words = {{"grows", "shrinks", "and"}, {"pans", "camera", "still", "stays", "as"},
+                                                       {"bounces", "left", "right", "to"}};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto names = [&] {
+      std::vector<std::string> n = {"<bos>"};
+      for (auto& w : data::split_words(cases[i].first)) n.push_back(w);
+      return n;
+    }();
+    const auto d = calibrate::route(r, embed(cases[i].first), names);
+    EXPECT_EQ(d.regime, cases[i].second) << d.reason;
+    EXPECT_GT(d.confidence, 0.5) << d.reason;
+    ASSERT_FALSE(d.top_tokens.empty());
+    bool motion_word = false;
+    for (const auto& s : d.top_tokens)
+      for (const auto& w : words[i]) motion_word = motion_word || s.token == w;
+    EXPECT_TRUE(motion_word) << "the explanation should name the motion words: " << d.reason;
+  }
+}
+
+TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
+  pipeline::AttentionSettings s;
+  s.mode = "dynamicrad";
+  s.regime = "auto";
+  s.router = router_file();
+  s.calibration = table_file();
+  auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast);
+  EXPECT_EQ(c.regime, "fast");
+  EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.25);
+  EXPECT_DOUBLE_EQ(c.params.at("threshold_far"), 1.0);
+  EXPECT_NE(c.summary().find("regime fast (auto"), std::string::npos) << c.summary();
+  c = pipeline::choose_regime(s, "longshot-builtin", embed(kStatic), kStatic);
+  EXPECT_EQ(c.regime, "static");
+  EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.9);
+  // The user overrides the router, and a --param overrides the table.
+  s.regime = "slow";
+  s.params["decay"] = 1.5;
+  c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast);
+  EXPECT_EQ(c.regime, "slow");
+  EXPECT_DOUBLE_EQ(c.params.at("decay"), 1.5);
+  EXPECT_NE(c.summary().find("set by the user"), std::string::npos);
+}
+
+TEST(Regime, RefusesBadInputAndFallsBackOnlyForAutoWithAMissingFile) {
+  pipeline::AttentionSettings s;
+  s.mode = "dynamicrad";
+  s.regime = "auto";
+  s.router = temp_path("no_such_router.json");
+  s.calibration = table_file();
+  s.params["decay"] = 0.7;
+  const auto e = embed(kFast);
+  auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast);
+  EXPECT_EQ(c.regime, "");
+  EXPECT_NE(c.warning.find("no_such_router.json"), std::string::npos) << c.warning;
+  EXPECT_NE(c.summary().find("fell back"), std::string::npos);
+  EXPECT_EQ(c.params.size(), 1u);  // the user's only: the mode's defaults fill the rest
+  s.router = router_file();
+  s.calibration = temp_path("no_such_table.json");
+  EXPECT_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast).regime, "");
+  // A named regime has no fallback.
+  s.regime = "fast";
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  s.calibration = table_file();
+  s.regime = "sideways";
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  s.regime = "auto";
+  s.mode = "dense";
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  s.mode = "dynamicrad";
+  s.calibration = table_file("dfsattn");  // another mode's table
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  s.calibration = table_file();
+  const std::string corrupt = temp_path("corrupt_router.json");
+  std::ofstream(corrupt) << "{\"format\": \"longshot-router\", \"version\": 1, \"model\": \"x\", \"dim\": 4, \"regimes\": [";
+  s.router = corrupt;
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), IoError);
+  s.router = router_file();
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", torch::ones({5, 7}), kFast), ShapeError);
+}
+
+TEST(Regime, RunJobRoutesPrintsAndRecordsTheRegime) {
+  pipeline::GenerationRequest r;
+  r.model = "longshot-builtin";
+  r.frames = 8, r.width = 32, r.height = 32, r.steps = 1;
+  r.device = "cpu";
+  r.previews = false;
+  r.measure_recall = false;
+  r.attention.mode = "dynamicrad";
+  r.attention.regime = "auto";
+  r.attention.router = router_file();
+  r.attention.calibration = table_file();
+  auto run = [&](const std::string& prompt, pipeline::JobStarted& started) {
+    r.prompt = prompt;
+    std::string error;
+    bool finished = false;
+    pipeline::JobContext ctx;
+    ctx.publish = [&](pipeline::Event e) {
+      if (auto* s = std::get_if<pipeline::JobStarted>(&e)) started = *s;
+      if (std::get_if<pipeline::JobFinished>(&e)) finished = true;
+      if (auto* f = std::get_if<pipeline::JobFailed>(&e)) error = f->message;
+    };
+    pipeline::run_job(r, ctx);
+    EXPECT_EQ(error, "");
+    EXPECT_TRUE(finished);
+  };
+  pipeline::JobStarted fast, still;
+  run(kFast, fast);
+  run(kStatic, still);
+  EXPECT_NE(fast.routing.find("regime fast"), std::string::npos) << fast.routing;
+  EXPECT_NE(still.routing.find("regime static"), std::string::npos) << still.routing;
+  EXPECT_DOUBLE_EQ(fast.request.attention.params.at("decay"), 0.25);
+  EXPECT_DOUBLE_EQ(still.request.attention.params.at("decay"), 0.9);
+  // The recipe keeps the routed parameters (and says which regime was asked for).
+  const auto j = nlohmann::json::parse(pipeline::recipe_json(fast.request));
+  EXPECT_DOUBLE_EQ(j["attention"]["params"]["decay"].get<double>(), 0.25);
+  EXPECT_EQ(j["attention"]["regime"], "auto");
+  // Auto without a router: the job still runs, on the defaults, and says so.
+  r.attention.router = temp_path("no_such_router.json");
+  pipeline::JobStarted fallback;
+  run(kFast, fallback);
+  EXPECT_NE(fallback.routing.find("fell back"), std::string::npos) << fallback.routing;
+  // A named regime without a table fails the job with the reason.
+  r.attention.regime = "fast";
+  r.attention.calibration = temp_path("no_such_table.json");
+  std::string error;
+  pipeline::JobContext ctx;
+  ctx.publish = [&](pipeline::Event e) {
+    if (auto* f = std::get_if<pipeline::JobFailed>(&e)) error = f->message;
+  };
+  pipeline::run_job(r, ctx);
+  EXPECT_NE(error.find("no_such_table.json"), std::string::npos) << error;
+}

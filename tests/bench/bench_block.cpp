@@ -1,0 +1,311 @@
+// One Wan2.1-1.3B DiT block, op by op: where the time of our block goes (issue 22). A model with
+// --layers L of the 30 blocks (random bf16 weights) runs one forward per repetition; the model's
+// OpMarker hook (engine/model/dit.h) records a CUDA event after each op it enqueues, so each op's
+// span is GPU-timeline wall time — kernels plus any GPU idle the host causes (a dynamic mode's
+// host sync shows up in the op after it). Beside it: the host's time per op (enqueue + waits) and
+// the caching allocator's requests and cudaMallocs per op (steady state: cudaMallocs should be 0).
+// No device syncs for timing inside the forward (AttentionControl::measure_time off).
+//
+//   bench_block [--grid TxHxW ...] [--mode NAME ...] [--layers 2] [--reps 3] [--fp8]
+//               [--export-masks DIR] [--json out.json]
+// Modes: dense-sdpa (torch SDPA, cuDNN), dense (our kernel, full mask), radial90 (radial,
+// keep_ratio 0.1: the ~90 % mask of the kernel bench), and any registered mode by name.
+// --fp8 repeats dense-sdpa and radial90 with FP8 linear layers (Hopper + LibTorch >= 2.5; else
+// the reason is printed and those rows are absent). --export-masks writes radial90's layer-0
+// mask per grid (int32 BSR row offsets then columns, as bench_attention) + masks.json for
+// tests/bench/block_torch.py. The step estimate is 2 forwards (CFG) × (forward + (30 − L) blocks).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#if defined(LONGSHOT_HAS_CUDA)
+#include <cuda_runtime_api.h>
+
+#include "engine/common/cuda/device_stream.h"
+#endif
+#if LONGSHOT_TORCH_CUDA && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define BENCH_ALLOC_STATS 1
+#endif
+
+#include "engine/attention/mask_policy.h"
+#include "engine/model/dit.h"
+
+using namespace longshot;
+
+namespace {
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+// Cumulative allocator requests and cudaMallocs on device 0 (0 without a CUDA LibTorch).
+std::pair<int64_t, int64_t> alloc_counts() {
+#if defined(BENCH_ALLOC_STATS)
+  const auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+  return {s.allocation[0].allocated, s.segment[0].allocated};  // [0]: StatType::AGGREGATE
+#else
+  return {0, 0};
+#endif
+}
+
+// The OpMarker: one point per block start and per op; GPU times from CUDA events (host clock on
+// the CPU), summed per op name over blocks and forwards.
+class Profiler : public model::OpMarker {
+ public:
+  explicit Profiler(bool cuda) : cuda_(cuda) {}
+  ~Profiler() override {
+#if defined(LONGSHOT_HAS_CUDA)
+    for (auto e : events_) cudaEventDestroy(e);
+#endif
+  }
+  struct Op {
+    double gpu_ms = 0, host_ms = 0;
+    int64_t allocs = 0, mallocs = 0, count = 0;
+  };
+  void block(int) override { point(nullptr); }
+  void mark(const char* op) override { point(op); }
+  // After the forward (device synchronised): fold the points into per-op sums.
+  void collect() {
+    for (size_t i = 1; i < points_.size(); ++i) {
+      const auto& p = points_[i];
+      if (p.op.empty()) continue;  // a block start closes nothing
+      auto& o = ops_[p.op];
+      if (std::find(order_.begin(), order_.end(), p.op) == order_.end()) order_.push_back(p.op);
+      o.gpu_ms += gpu_span(i - 1, i);
+      o.host_ms += p.host - points_[i - 1].host;
+      o.allocs += p.allocs - points_[i - 1].allocs;
+      o.mallocs += p.mallocs - points_[i - 1].mallocs;
+      ++o.count;
+    }
+    points_.clear();
+    used_ = 0;
+  }
+  const std::map<std::string, Op>& ops() const { return ops_; }
+  const std::vector<std::string>& order() const { return order_; }
+
+ private:
+  struct Point {
+    std::string op;
+    double host = 0;
+    int64_t allocs = 0, mallocs = 0;
+  };
+  void point(const char* op) {
+    Point p;
+    p.op = op ? op : "";
+    const auto [a, m] = alloc_counts();
+    p.allocs = a, p.mallocs = m;
+#if defined(LONGSHOT_HAS_CUDA)
+    if (cuda_) {
+      if (used_ == events_.size()) {
+        cudaEvent_t e;
+        cudaEventCreate(&e);
+        events_.push_back(e);
+      }
+      cudaEventRecord(events_[used_++], ::longshot::cuda::DeviceStream(torch::Device(torch::kCUDA, 0)).get());
+    }
+#endif
+    p.host = now_ms();
+    points_.push_back(std::move(p));
+  }
+  double gpu_span(size_t a, size_t b) const {
+#if defined(LONGSHOT_HAS_CUDA)
+    if (cuda_) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, events_[a], events_[b]);
+      return ms;
+    }
+#endif
+    return points_[b].host - points_[a].host;
+  }
+  bool cuda_;
+  std::vector<Point> points_;
+#if defined(LONGSHOT_HAS_CUDA)
+  std::vector<cudaEvent_t> events_;
+#endif
+  size_t used_ = 0;
+  std::map<std::string, Profiler::Op> ops_;
+  std::vector<std::string> order_;
+};
+
+std::string fmt(double v, const char* f = "%.3f") {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+bool is_attention_op(const std::string& op) { return op == "self-attention" || op == "mask build"; }
+
+void export_mask(const attention::BlockMask& m, const std::string& path) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(m.row_offsets.data()), std::streamsize(m.row_offsets.size() * sizeof(int32_t)));
+  f.write(reinterpret_cast<const char*>(m.col_indices.data()), std::streamsize(m.col_indices.size() * sizeof(int32_t)));
+  if (!f) throw std::runtime_error("cannot write mask file '" + path + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc), grids, modes;
+  int layers = 2, reps = 3;
+  bool fp8 = false;
+  std::string json_path = "bench_block.json", mask_dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--fp8") { fp8 = true; continue; }
+    if (i + 1 >= args.size()) { std::fprintf(stderr, "bench_block: %s needs a value\n", a.c_str()); return 2; }
+    const auto& v = args[++i];
+    if (a == "--grid") grids.push_back(v);
+    else if (a == "--mode") modes.push_back(v);
+    else if (a == "--layers") layers = std::stoi(v);
+    else if (a == "--reps") reps = std::stoi(v);
+    else if (a == "--json") json_path = v;
+    else if (a == "--export-masks") mask_dir = v;
+    else { std::fprintf(stderr, "bench_block: unknown option %s\n", a.c_str()); return 2; }
+  }
+  const bool cuda = torch::cuda::is_available();
+  if (grids.empty()) grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
+  if (modes.empty()) modes = {"dense-sdpa", "dense", "radial90", "radial-dynamic", "dfs", "lvsa"};
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat;
+  auto config = model::find_config("wan2.1-t2v-1.3b");
+  const int full_layers = int(config.num_layers);
+  config.num_layers = layers;
+  model::WanDiT dit(config);
+  dit->init_random(1);
+  dit->to(device, dtype);
+  dit->eval();
+  torch::NoGradGuard no_grad;
+  std::string fp8_skip;
+  if (fp8) {
+    fp8_skip = model::fp8_unsupported_reason(device);
+    if (!fp8_skip.empty()) std::printf("bench_block: --fp8 rows skipped: %s\n", fp8_skip.c_str());
+  }
+  std::printf("bench_block: wan2.1-t2v-1.3b, %d of %d blocks, random %s weights on %s, %d profiled forwards per row\n",
+              layers, full_layers, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)", reps);
+  if (!mask_dir.empty()) std::filesystem::create_directories(mask_dir);
+
+  nlohmann::json out = {{"layers_timed", layers}, {"reps", reps}, {"rows", nlohmann::json::array()},
+                        {"masks", nlohmann::json::array()}};
+  std::string summary = "\n| tokens | mode | linears | block sparsity | block (ms, GPU) | attention + mask (ms) | rest of block (ms) | "
+                        "forward / L (ms, unprofiled) | step est. (s) | allocator requests / block | cudaMalloc / block |\n"
+                        "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::string per_op;
+  for (const auto& gtext : grids) {
+    const auto grid = attention::TokenGrid::parse(gtext);
+    const auto& p = config.patch;
+    auto x = torch::randn({1, config.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device, dtype);
+    auto t = torch::full({1}, 500.0).to(device);
+    auto text = torch::randn({1, 512, config.text_dim}).to(device, dtype);
+    {
+      model::AttentionControl warm;  // handles, allocator growth, the text K/V cache
+      warm.torch_dense = true;
+      warm.measure_time = false;
+      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, &warm);
+      if (cuda) torch::cuda::synchronize();
+    }
+    std::vector<std::pair<std::string, model::LinearPrecision>> runs;
+    for (const auto& m : modes) runs.push_back({m, model::LinearPrecision::Native});
+    if (fp8 && fp8_skip.empty())
+      for (const auto& m : {"dense-sdpa", "radial90"}) runs.push_back({m, model::LinearPrecision::Fp8});
+    for (const auto& [mode, precision] : runs) {
+      std::unique_ptr<attention::MaskPolicy> policy;
+      model::AttentionControl ctl;
+      ctl.measure_time = false;
+      ctl.backend = cuda ? attention::Backend::Cuda : attention::Backend::Auto;
+      ctl.step = 25;
+      ctl.num_steps = 50;
+      if (mode == "dense-sdpa") ctl.torch_dense = true;
+      else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
+      else policy = attention::create_policy(mode);
+      ctl.policy = policy.get();
+      const std::string label = std::string(gtext) + " " + mode + (precision == model::LinearPrecision::Fp8 ? " fp8" : "");
+      try {
+        dit->set_linear_precision(precision);
+        ctl.keep_masks = mode == "radial90" && !mask_dir.empty();
+        dit->forward(x, t, text, &ctl);  // warm-up (mask caches, FP8 weights)
+        if (cuda) torch::cuda::synchronize();
+        if (ctl.keep_masks && !ctl.stats.layer_masks.empty() && ctl.stats.layer_masks[0]) {
+          const auto& m = *ctl.stats.layer_masks[0];
+          const std::string name = "radial90_" + std::to_string(grid.size()) + ".bin";
+          export_mask(m, mask_dir + "/" + name);
+          out["masks"].push_back({{"grid", gtext}, {"n", grid.size()}, {"file", name}, {"heads", m.num_heads},
+                                  {"block_size", m.block_size}, {"num_q_blocks", m.num_q_blocks},
+                                  {"num_k_blocks", m.num_k_blocks}, {"block_sparsity", m.block_sparsity()}});
+        }
+        ctl.keep_masks = false;
+        // Unprofiled forwards: the model as it runs (median).
+        std::vector<double> fwd;
+        for (int r = 0; r < reps; ++r) {
+          const double t0 = now_ms();
+          dit->forward(x, t, text, &ctl);
+          if (cuda) torch::cuda::synchronize();
+          fwd.push_back(now_ms() - t0);
+        }
+        std::sort(fwd.begin(), fwd.end());
+        Profiler prof(cuda);
+        dit->op_marker = &prof;
+        for (int r = 0; r < reps; ++r) {
+          dit->forward(x, t, text, &ctl);
+          if (cuda) torch::cuda::synchronize();
+          prof.collect();
+        }
+        dit->op_marker = nullptr;
+        const double per = 1.0 / (double(layers) * reps);
+        double block = 0, attn = 0, allocs = 0, mallocs = 0;
+        nlohmann::json jops = nlohmann::json::array();
+        for (const auto& name : prof.order()) {
+          const auto& o = prof.ops().at(name);
+          block += o.gpu_ms * per;
+          if (is_attention_op(name)) attn += o.gpu_ms * per;
+          allocs += double(o.allocs) * per;
+          mallocs += double(o.mallocs) * per;
+        }
+        for (const auto& name : prof.order()) {
+          const auto& o = prof.ops().at(name);
+          per_op += "| " + label + " | " + name + " | " + fmt(o.gpu_ms * per) + " | " +
+                    fmt(100 * o.gpu_ms * per / std::max(block, 1e-9), "%.0f %%") + " | " + fmt(o.host_ms * per) + " | " +
+                    fmt(double(o.allocs) * per, "%.1f") + " | " + fmt(double(o.mallocs) * per, "%.2f") + " |\n";
+          jops.push_back({{"op", name}, {"gpu_ms", o.gpu_ms * per}, {"host_ms", o.host_ms * per},
+                          {"allocs", double(o.allocs) * per}, {"mallocs", double(o.mallocs) * per}});
+        }
+        const double forward = fwd[fwd.size() / 2];
+        const double step = 2.0 * (forward + double(full_layers - layers) * block);
+        char line[512];
+        std::snprintf(line, sizeof line, "| %lld | %s | %s | %.1f %% | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f |\n",
+                      static_cast<long long>(grid.size()), mode.c_str(), model::linear_precision_name(precision),
+                      100 * ctl.stats.mean_sparsity(), block, attn, block - attn, forward / layers, step / 1000, allocs,
+                      mallocs);
+        summary += line;
+        out["rows"].push_back({{"grid", gtext}, {"n", grid.size()}, {"mode", mode},
+                               {"precision", model::linear_precision_name(precision)},
+                               {"sparsity", ctl.stats.mean_sparsity()}, {"block_ms", block}, {"attention_ms", attn},
+                               {"rest_ms", block - attn}, {"forward_ms", forward}, {"step_ms_est", step},
+                               {"allocs_per_block", allocs}, {"mallocs_per_block", mallocs}, {"ops", jops}});
+        std::fprintf(stderr, "  %-34s block %.2f ms (attention %.2f)\n", label.c_str(), block, attn);
+      } catch (const std::exception& e) {
+        std::printf("  %s: failed: %s\n", label.c_str(), e.what());
+        dit->op_marker = nullptr;
+      }
+    }
+    dit->set_linear_precision(model::LinearPrecision::Native);
+  }
+  std::printf("%s", summary.c_str());
+  std::printf("\nPer op (mean per block; GPU = CUDA-event span on the GPU timeline, host = enqueue + waits):\n\n"
+              "| run | op | GPU ms | share | host ms | allocator requests | cudaMalloc |\n|---|---|---|---|---|---|---|\n%s",
+              per_op.c_str());
+  std::ofstream(json_path) << out.dump(2) << "\n";
+  std::printf("\nJSON: %s\n", json_path.c_str());
+  return 0;
+}

@@ -58,6 +58,36 @@ DfsConfig DfsConfig::from(const ParamValues& v) {
 
 namespace {
 
+// Per-layer masks of dfs-adaptive and dfsattn: one is reused until the refresh index changes, the
+// geometry changes, or the step goes backwards (a new job).
+class LayerMaskCache {
+ public:
+  // The mask cached for r's layer if it is still valid at refresh index `refresh`, else null.
+  BlockMaskPtr find(const MaskRequest& r, int64_t refresh) const {
+    const auto it = entries_.find(r.layer);
+    if (it == entries_.end()) return nullptr;
+    const Entry& e = it->second;
+    const bool valid = e.refresh == refresh && e.step <= r.step && e.grid == r.grid && e.block_size == r.block_size &&
+                       e.heads == r.num_heads;
+    return valid ? e.mask : nullptr;
+  }
+  void store(const MaskRequest& r, int64_t refresh, BlockMaskPtr mask) {
+    entries_[r.layer] = Entry{std::move(mask), refresh, r.step, r.grid, r.block_size, r.num_heads};
+  }
+  void clear() { entries_.clear(); }
+
+ private:
+  struct Entry {
+    BlockMaskPtr mask;
+    int64_t refresh = 0;
+    int step = 0;
+    TokenGrid grid;
+    int64_t block_size = 0;
+    int64_t heads = 0;
+  };
+  std::map<int, Entry> entries_;
+};
+
 // A head's budget weight c_h^adaptivity from Σ over rows of the blocks needed (c_h = that / nb²).
 double spread_weight(int64_t needed_sum, int64_t nb, double adaptivity) {
   return std::pow(static_cast<double>(needed_sum) / (static_cast<double>(nb) * static_cast<double>(nb)), adaptivity);
@@ -184,31 +214,18 @@ class DfsPolicy final : public MaskPolicy {
           BlockMask::full(r.grid.size(), r.block_size, 1, OrderingKind::Hilbert));
     }
     const int64_t refresh = (r.step - config_.warmup_steps) / config_.refresh_interval;
-    auto it = cache_.find(r.layer);
-    if (it != cache_.end()) {
-      const Entry& e = it->second;
-      if (e.refresh == refresh && e.step <= r.step && e.grid == r.grid && e.block_size == r.block_size &&
-          e.heads == r.num_heads) {
-        last_cached_ = true;
-        return e.mask;
-      }
+    if (auto cached = cache_.find(r, refresh)) {
+      last_cached_ = true;
+      return cached;
     }
     detail::check_request(r, true, name());
     const double ratio = std::max(config_.min_keep_ratio, config_.keep_ratio - config_.ratio_step * double(refresh));
-    Entry e{score_and_select(r, std::min(1.0, ratio)), refresh, r.step, r.grid, r.block_size, r.num_heads};
-    cache_[r.layer] = e;
-    return e.mask;
+    auto mask = score_and_select(r, std::min(1.0, ratio));
+    cache_.store(r, refresh, mask);
+    return mask;
   }
 
  private:
-  struct Entry {
-    BlockMaskPtr mask;
-    int64_t refresh = 0;
-    int step = 0;
-    TokenGrid grid;
-    int64_t block_size = 0;
-    int64_t heads = 0;
-  };
 
   BlockMaskPtr score_and_select(const MaskRequest& r, double ratio) const {
     torch::NoGradGuard no_grad;
@@ -275,7 +292,7 @@ class DfsPolicy final : public MaskPolicy {
   }
 
   DfsConfig config_;
-  std::map<int, Entry> cache_;
+  LayerMaskCache cache_;
   bool last_cached_ = false;
 };
 
@@ -477,34 +494,20 @@ class DfsAttnPolicy final : public MaskPolicy {
     int64_t refresh = 0;
     double ratio = 0;
     dfsattn_schedule(config_, r.step, refresh, ratio);
-    const auto it = cache_.find(r.layer);
-    if (it != cache_.end()) {
-      const Entry& e = it->second;
-      if (e.refresh == refresh && e.step <= r.step && e.grid == r.grid && e.block_size == r.block_size &&
-          e.heads == r.num_heads) {
-        last_cached_ = true;
-        return e.mask;
-      }
+    if (auto cached = cache_.find(r, refresh)) {
+      last_cached_ = true;
+      return cached;
     }
     const auto keep = dfsattn_keep(r, config_, ratio);
-    Entry e{detail::mask_from_keep_tensor(keep, r.grid.size(), r.block_size, OrderingKind::Hilbert, r.num_heads,
-                                          /*keep_diagonal=*/false),
-            refresh, r.step, r.grid, r.block_size, r.num_heads};
-    cache_[r.layer] = e;
-    return e.mask;
+    auto mask = detail::mask_from_keep_tensor(keep, r.grid.size(), r.block_size, OrderingKind::Hilbert, r.num_heads,
+                                              /*keep_diagonal=*/false);
+    cache_.store(r, refresh, mask);
+    return mask;
   }
 
  private:
-  struct Entry {
-    BlockMaskPtr mask;
-    int64_t refresh = 0;
-    int step = 0;
-    TokenGrid grid;
-    int64_t block_size = 0;
-    int64_t heads = 0;
-  };
   DfsAttnConfig config_;
-  std::map<int, Entry> cache_;
+  LayerMaskCache cache_;
   detail::FullMaskCache full_;
   bool last_cached_ = false;
 };

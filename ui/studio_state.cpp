@@ -83,9 +83,13 @@ void StudioState::apply(const pipeline::Event& event, Clock::time_point now) {
             r->mode_switches.push_back({e.step, r->steps.back().mode, e.mode});
           r->num_steps = e.num_steps;
           r->steps.push_back(std::move(s));
-          if (e.heatmap) r->heatmap = e.heatmap;
+          if (e.heatmap) {
+            r->heatmap = e.heatmap;
+            r->heatmap_step = e.step;
+          }
           if (e.mask) {
             r->mask = e.mask;
+            r->mask_step = e.step;
             r->mask_from_cache = e.mask_from_cache;
             r->mask_layer = e.mask_layer;
             r->mask_head = e.mask_head;
@@ -95,7 +99,10 @@ void StudioState::apply(const pipeline::Event& event, Clock::time_point now) {
           for (size_t l = 0; l < e.layer_masks.size(); ++l)
             if (e.layer_masks[l] && r->masks.size() < RunRecord::kMaxMasks)
               r->masks.push_back({e.step, static_cast<int>(l), e.layer_masks[l]});
-          if (e.preview) r->preview = e.preview;
+          if (e.preview) {
+            r->preview = e.preview;
+            r->preview_step = e.step;
+          }
           ++revision_;
         } else if constexpr (std::is_same_v<E, pipeline::FramesDecoded>) {
           if (e.video) r->video = e.video;

@@ -57,6 +57,9 @@ struct RunRecord {
   static constexpr size_t kMaxMasks = 65536;
   VideoPtr preview;  // latest x0 preview
   VideoPtr video;    // final frames
+  // The step that published the current heatmap / mask / preview: with the job id, the key the
+  // views cache their textures by.
+  int heatmap_step = -1, mask_step = -1, preview_step = -1;
   double total_ms = 0, attention_ms = 0, mean_sparsity = 0;
   std::chrono::steady_clock::time_point started;
 

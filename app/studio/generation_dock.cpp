@@ -22,10 +22,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "app/studio/preset_picker.h"
 #include "engine/attention/mask_policy.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/model/model_source.h"
+#include "engine/pipeline/preset_request.h"
 
 namespace longshot::studio {
 
@@ -114,6 +116,26 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   scroll->setWidget(form_widget);
   outer->addWidget(scroll, 1);
 
+  build_model_rows(form);
+  build_request_rows(form);
+  build_attention_rows(form);
+  outer->addWidget(build_footer());
+  connect_fields();
+  set_request(pipeline::GenerationRequest{});
+}
+
+namespace {
+QSpinBox* spin(int lo, int hi, int step, const char* tip) {
+  auto* s = new QSpinBox;
+  s->setRange(lo, hi);
+  s->setSingleStep(step);
+  s->setToolTip(tip);
+  return s;
+}
+}  // namespace
+
+// Prompt, negative prompt, model and (for models that are not built in) its component files.
+void GenerationDock::build_model_rows(QFormLayout* form) {
   prompt_ = new QPlainTextEdit;
   prompt_->setPlaceholderText(example_prompt());
   prompt_->setFixedHeight(64);
@@ -125,7 +147,6 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
 
   model_ = new QComboBox;
   model_->setEditable(true);
-  model::register_builtin_model();  // longshot-builtin and longshot-builtin-sparse are in the list
   // The built-in models first (they run as they are), then the rest; Wan configs say what they need.
   auto configs = model::registered_configs();
   std::stable_sort(configs.begin(), configs.end(), [](const model::DiTConfig& a, const model::DiTConfig& b) {
@@ -171,7 +192,10 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
                                 "Weights (*.safetensors *.json *.pth)");
   vae_file_ = file_row("VAE", "Wan2.1 VAE weights (Wan2.1_VAE.pth or .safetensors)", "Weights (*.safetensors *.pth)");
   form->addRow(files_box_);
+}
 
+// Seed, frames, size, steps, guidance, each with the model's rule beside it.
+void GenerationDock::build_request_rows(QFormLayout* form) {
   auto* seed_row = new QHBoxLayout;
   seed_ = new QSpinBox;
   seed_->setRange(0, std::numeric_limits<int>::max());
@@ -185,13 +209,6 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   seed_row->addWidget(dice);
   form->addRow("Seed", seed_row);
 
-  auto spin = [](int lo, int hi, int step, const char* tip) {
-    auto* s = new QSpinBox;
-    s->setRange(lo, hi);
-    s->setSingleStep(step);
-    s->setToolTip(tip);
-    return s;
-  };
   // The boxes take any number, so a typed 5000 stays 5000 (a box whose maximum is the limit drops
   // the last digit: 500) and the check below names the limit (validate_request's, and the model's
   // rules: 4k+1 frames, multiples of 16), shown beside the box.
@@ -220,7 +237,13 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   guidance_->setSingleStep(0.5);
   guidance_->setToolTip("Classifier-free guidance scale; 1 disables the unconditional pass");
   form->addRow("Guidance", guidance_);
+}
 
+// The preset menu, the mode with one slider per parameter, dense warm-up, adapter, block size and
+// the inspected layer / head.
+void GenerationDock::build_attention_rows(QFormLayout* form) {
+  preset_ = new PresetPicker;
+  form->addRow("Preset", preset_);
   mode_ = new QComboBox;
   for (const auto& p : attention::registered_policies()) {
     mode_->addItem(QString::fromStdString(p.name));
@@ -251,8 +274,10 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   inspect_row->addWidget(new QLabel("head"));
   inspect_row->addWidget(inspect_head_);
   form->addRow("Inspect", inspect_row);
+}
 
-  // Footer, outside the scroll area: always visible, however many sliders a mode adds.
+// Footer, outside the scroll area: always visible, however many sliders a mode adds.
+QWidget* GenerationDock::build_footer() {
   auto* footer = new QFrame;
   footer->setFrameShape(QFrame::StyledPanel);
   auto* fl = new QVBoxLayout(footer);
@@ -281,15 +306,19 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   buttons->addWidget(generate_, 1);
   buttons->addWidget(cancel_);
   fl->addLayout(buttons);
-  outer->addWidget(footer);
+  return footer;
+}
 
+void GenerationDock::connect_fields() {
   connect(generate_, &QPushButton::clicked, this, [this] { Q_EMIT generate_requested(); });
   connect(cancel_, &QPushButton::clicked, this, [this] { Q_EMIT cancel_requested(); });
   connect(mode_, &QComboBox::currentTextChanged, this, [this](const QString& m) {
     if (loading_) return;
+    preset_->show_chosen("");  // another mode by hand: no longer the preset's setting
     rebuild_params(m.toStdString(), {});
     emit_attention();
   });
+  connect(preset_, &PresetPicker::chosen, this, [this](const attention::MethodPreset& p) { apply_method_preset(p); });
   // Picking another registered model brings its own defaults (steps, guidance, shift, size).
   connect(model_, &QComboBox::currentTextChanged, this, [this] {
     if (!loading_) model_changed(true);
@@ -312,7 +341,6 @@ GenerationDock::GenerationDock(QWidget* parent) : QWidget(parent) {
   connect(adapter_, &QCheckBox::toggled, this, [this] {
     if (!loading_) emit_attention();
   });
-  set_request(pipeline::GenerationRequest{});
 }
 
 void GenerationDock::rebuild_params(const std::string& mode, const attention::ParamValues& values) {
@@ -336,7 +364,9 @@ void GenerationDock::rebuild_params(const std::string& mode, const attention::Pa
     const auto it = values.find(spec.name);
     const double v = it != values.end() ? it->second : spec.default_value;
     ps.slider->setValue(ps.to_pos(v));
-    ps.value->setText(format_param(ps.to_value(ps.slider->value()), spec.integer));
+    // The value as given (a preset's 1/3 stays 1/3), unless the slider could not show it.
+    ps.exact = ps.slider->value() == ps.to_pos(v) ? v : ps.to_value(ps.slider->value());
+    ps.value->setText(format_param(ps.exact, spec.integer));
     ps.value->setMinimumWidth(48);
     const QString tip = QString("%1\nrange %2 .. %3, default %4")
                             .arg(QString::fromStdString(spec.help))
@@ -357,8 +387,9 @@ void GenerationDock::rebuild_params(const std::string& mode, const attention::Pa
     // Apply on release (or keyboard steps), not on every pixel of a drag: a running job takes
     // each change from its next step.
     connect(ps.slider, &QSlider::valueChanged, this, [this, name](int pos) {
-      const auto& s = sliders_.at(name);
-      s.value->setText(format_param(s.to_value(pos), s.integer));
+      auto& s = sliders_.at(name);
+      if (pos != s.to_pos(s.exact)) s.exact = s.to_value(pos);
+      s.value->setText(format_param(s.exact, s.integer));
       if (!s.slider->isSliderDown() && !loading_) emit_attention();
     });
     connect(ps.slider, &QSlider::sliderReleased, this, [this] {
@@ -368,6 +399,15 @@ void GenerationDock::rebuild_params(const std::string& mode, const attention::Pa
 }
 
 void GenerationDock::emit_attention() { Q_EMIT attention_changed(request().attention); }
+
+void GenerationDock::apply_method_preset(const attention::MethodPreset& preset) {
+  auto r = request();
+  pipeline::apply_preset(preset, r);  // what `longshot generate --preset` sets, field for field
+  set_request(r);
+  preset_->show_chosen(preset.name);
+  spdlog::info("studio: preset {} ({}): {}", preset.name, preset.mode, preset.summary);
+  emit_attention();
+}
 
 pipeline::GenerationRequest GenerationDock::request() const {
   pipeline::GenerationRequest r = hidden_;
@@ -385,7 +425,8 @@ pipeline::GenerationRequest GenerationDock::request() const {
   r.guidance = guidance_->value();
   r.attention.mode = mode_->currentText().toStdString();
   r.attention.params.clear();
-  for (const auto& [name, s] : sliders_) r.attention.params[name] = s.to_value(s.slider->value());
+  for (const auto& [name, s] : sliders_)
+    r.attention.params[name] = s.slider->value() == s.to_pos(s.exact) ? s.exact : s.to_value(s.slider->value());
   r.attention.dense_warmup_steps = warmup_->value();
   // A file chosen elsewhere (a preset) stays; the box switches between it / auto and none.
   if (!adapter_->isChecked()) r.attention.adapter = "none";
@@ -398,6 +439,7 @@ pipeline::GenerationRequest GenerationDock::request() const {
 
 void GenerationDock::set_request(const pipeline::GenerationRequest& r) {
   loading_ = true;
+  preset_->show_chosen("");  // a request from elsewhere; apply_method_preset names its preset after
   hidden_ = r;
   prompt_->setPlainText(QString::fromStdString(r.prompt));
   negative_->setText(QString::fromStdString(r.negative_prompt));

@@ -1,6 +1,7 @@
 // The generation dock: prompt, negative prompt, seed (with a dice button), model, frames, size,
-// steps, guidance, attention mode (built from attention::registered_policies()) with one slider per
-// ParamSpec, dense warm-up, inspected layer/head, and a footer pinned below the scrolling form:
+// steps, guidance, a preset menu (the papers' settings, PresetPicker), attention mode (built from
+// attention::registered_policies()) with one slider per ParamSpec, dense warm-up, inspected
+// layer/head, and a footer pinned below the scrolling form:
 // request problems, progress, Generate / Cancel. It edits a GenerationRequest, checks it against
 // the selected model's limits as the user types, and says so; the window decides what to do.
 #pragma once
@@ -22,7 +23,13 @@ class QPushButton;
 class QSlider;
 class QSpinBox;
 
+namespace longshot::attention {
+struct MethodPreset;
+}
+
 namespace longshot::studio {
+
+class PresetPicker;
 
 class GenerationDock : public QWidget {
   Q_OBJECT
@@ -40,6 +47,10 @@ class GenerationDock : public QWidget {
   const ui::ModelLimits& limits() const { return limits_; }
   // The example prompt the box shows in grey (and the first launch starts with).
   static const char* example_prompt();
+  // A method preset into the fields, as `longshot generate --preset` sets it (pipeline::apply_preset);
+  // the preset menu does this, and so can a caller (the self-test, --preset NAME).
+  void apply_method_preset(const attention::MethodPreset& preset);
+  PresetPicker* preset_picker() const { return preset_; }
 
  Q_SIGNALS:
   void generate_requested();
@@ -48,6 +59,11 @@ class GenerationDock : public QWidget {
   void attention_changed(const longshot::pipeline::AttentionSettings& settings);
 
  private:
+  void build_model_rows(QFormLayout* form);
+  void build_request_rows(QFormLayout* form);
+  void build_attention_rows(QFormLayout* form);
+  QWidget* build_footer();
+  void connect_fields();
   void rebuild_params(const std::string& mode, const attention::ParamValues& values);
   void emit_attention();
   void model_changed(bool apply_defaults);
@@ -63,6 +79,7 @@ class GenerationDock : public QWidget {
   QSpinBox* height_;
   QSpinBox* steps_;
   QDoubleSpinBox* guidance_;
+  PresetPicker* preset_;
   QComboBox* mode_;
   QLabel* mode_summary_;
   QWidget* params_box_;
@@ -92,6 +109,7 @@ class GenerationDock : public QWidget {
     QLabel* value;
     double min, max;
     bool integer;
+    double exact = 0;  // the value shown: a loaded one exactly, else the slider's position
     double to_value(int pos) const;
     int to_pos(double v) const;
   };

@@ -14,6 +14,7 @@
 #include "app/studio/imgui_widget.h"
 #include "app/studio/log_sink.h"
 #include "app/studio/selftest.h"
+#include "app/studio/signal_watcher.h"
 #include "app/studio/studio_window.h"
 #include "engine/common/log.h"
 
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest;
   bool verbose = false;
   bool generate_on_start = false, compare_on_start = false, sweep_on_start = false;
-  std::string preset, screenshot;
+  std::string preset, screenshot, export_path;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--selftest") {
       if (i + 1 >= args.size()) {
@@ -62,16 +63,20 @@ int main(int argc, char** argv) {
       selftest = args[++i];
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::printf(
-          "usage: longshot-studio [--preset FILE.json] [--generate-on-start | --compare-on-start | --sweep-on-start]\n"
-          "                       [--screenshot OUT.png] [--selftest OUT.png] [--verbose]\n"
+          "usage: longshot-studio [--preset NAME|FILE.json] [--generate-on-start | --compare-on-start | --sweep-on-start]\n"
+          "                       [--screenshot OUT.png] [--export OUT.mp4|OUT.png] [--selftest OUT.png] [--verbose]\n"
           "  Opens Longshot Studio. Without a display, runs `longshot generate` with the other arguments.\n"
           "  --selftest OUT.png  generate with the tiny model, switch the mode mid-run, compare two modes,\n"
           "                      save a screenshot and check every panel drew; exit 0 on success.\n"
-          "  --preset FILE.json  load a preset (the CLI's request JSON) into the dock.\n"
+          "  --preset NAME|FILE  a paper's method preset by name (as `longshot generate --preset NAME`; see\n"
+          "                      `longshot --help`), or a request preset JSON, into the dock.\n"
           "  --generate-on-start start generating the dock's request (default model and prompt) at once.\n"
           "  --compare-on-start  run the Compare panel's A vs B (dense vs the dock's mode) at once.\n"
           "  --sweep-on-start    sweep keep_ratio 0.1 .. 0.5 (5 points) of the dock's mode against dense.\n"
-          "  --screenshot OUT.png  once those jobs end, save a screenshot of the window and quit.\n");
+          "  --screenshot OUT.png  once those jobs end, save a screenshot of the window and quit.\n"
+          "  --export OUT        once those jobs end, export the clip (MP4, or PNG frames OUT_NNNN.png) and quit.\n"
+          "  SIGINT / SIGTERM / SIGHUP cancel the running job, keep the history, leave no partial export and\n"
+          "  exit 128 + signal (130, 143, 129); a second signal ends the process at once.\n");
       return 0;
     } else if (args[i] == "--generate-on-start") {
       generate_on_start = true;
@@ -79,12 +84,12 @@ int main(int argc, char** argv) {
       compare_on_start = true;
     } else if (args[i] == "--sweep-on-start") {
       sweep_on_start = true;
-    } else if (args[i] == "--preset" || args[i] == "--screenshot") {
+    } else if (args[i] == "--preset" || args[i] == "--screenshot" || args[i] == "--export") {
       if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "longshot-studio: %s needs a file\n", args[i].c_str());
+        std::fprintf(stderr, "longshot-studio: %s needs a value\n", args[i].c_str());
         return 2;
       }
-      (args[i] == "--preset" ? preset : screenshot) = args[i + 1];
+      (args[i] == "--preset" ? preset : args[i] == "--screenshot" ? screenshot : export_path) = args[i + 1];
       ++i;
     } else if (args[i] == "--verbose" || args[i] == "-v") {
       verbose = true;
@@ -112,8 +117,13 @@ int main(int argc, char** argv) {
 
   auto log = longshot::studio::attach_log_buffer();
   // A scripted run (a screenshot for the docs) leaves the user's settings and history alone.
-  const bool scripted = !selftest.empty() || !screenshot.empty();
+  const bool scripted = !selftest.empty() || !screenshot.empty() || !export_path.empty();
+  // Signals end the studio as Quit does (jobs cancelled, history kept, no partial export); the
+  // watcher outlives the window, so a signal while the worker is joined is still handled.
+  longshot::studio::SignalWatcher signal_watcher;
   longshot::studio::StudioWindow window(log, !scripted);
+  QObject::connect(&signal_watcher, &longshot::studio::SignalWatcher::received, &window,
+                   [&window](int sig) { window.quit_on_signal(sig); });
   if (!preset.empty()) window.load_preset(QString::fromStdString(preset));
   window.show();
   if ((generate_on_start || compare_on_start || sweep_on_start) && selftest.empty()) {
@@ -136,7 +146,8 @@ int main(int argc, char** argv) {
     });
     start->start(50);
   }
-  if (!screenshot.empty()) new longshot::studio::ScreenshotWhenDone(window, QString::fromStdString(screenshot), 3600);
+  if (!screenshot.empty() || !export_path.empty())
+    new longshot::studio::ScreenshotWhenDone(window, QString::fromStdString(screenshot), export_path, 3600);
   if (!selftest.empty()) {
     auto* test = new longshot::studio::SelfTest(window, QString::fromStdString(selftest));
     test->start();

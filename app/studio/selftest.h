@@ -2,11 +2,13 @@
 // the tiny model, a mode switch through the dock mid-run, an A/B comparison — then saves a
 // screenshot and checks that every panel drew non-trivial content and that the switch showed up
 // in the events; then a two-point sweep (its trade-off curve must draw) and the history file
-// (every ended job, with its seed, must be in it). The Xvfb CTest test runs it.
+// (every ended job, with its seed, must be in it). First of all, every preset of the dock's preset
+// menu must set the request exactly as `longshot generate --preset` does. The Xvfb CTest test runs it.
 #pragma once
 #include <QObject>
 #include <QString>
 #include <cstdint>
+#include <string>
 
 class QTimer;
 
@@ -23,6 +25,14 @@ class SelfTest : public QObject {
 
  private:
   void poll();
+  void phase_start();
+  void phase_switch_point();
+  void phase_first_job();
+  void phase_compare();
+  void phase_settle();
+  void phase_sweep();
+  bool check_preset_menu(QString& why);
+  bool failed(uint64_t job) const;
   void finish(bool ok, const QString& why);
   bool check_panels(QString& report);
   bool save_screenshot(const QString& path);
@@ -43,19 +53,22 @@ class SelfTest : public QObject {
 // include GL content, depending on the platform plugin), as PNG.
 bool save_window_screenshot(StudioWindow& window, const QString& path);
 
-// `--screenshot OUT.png`: once the jobs started by the command line have all ended, lets the views
-// settle, saves the screenshot and quits (exit 1 when a job failed or `timeout_s` passed). The
+// `--screenshot OUT.png` / `--export OUT`: once the jobs started by the command line have all
+// ended, lets the views settle, saves the screenshot and / or exports the clip, and quits (exit 1
+// when a job failed, the export failed or `timeout_s` passed; 128 + signal after a signal). The
 // README's and docs/studio.md's pictures are made this way.
 class ScreenshotWhenDone : public QObject {
   Q_OBJECT
 
  public:
-  ScreenshotWhenDone(StudioWindow& window, QString path, double timeout_s = 900);
+  // `path` "" = no screenshot; `export_path` "" = no export.
+  ScreenshotWhenDone(StudioWindow& window, QString path, std::string export_path, double timeout_s = 900);
 
  private:
   void poll();
   StudioWindow& window_;
   QString path_;
+  std::string export_path_;
   double timeout_s_;
   qint64 started_ms_ = 0;
   qint64 idle_since_ms_ = 0;

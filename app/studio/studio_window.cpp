@@ -1,57 +1,39 @@
 // [SECTION] index
 //   construction   docks, central GL views, status bar, the drain timer
-//   menus          File / Edit / View / Help, shortcuts
 //   jobs           submit, compare, live mode change, cancel
 //   tick           drain events, status bar, queue, log, errors
-//   files          model folder, presets, clip export, mask trace export, recent files
 //   settings       QSettings ⇄ ui::StudioSettings
+//   ending         close and signals: cancel, keep the history, quit
+// Menus are in window_menus.cpp, files (model folder, presets, recipes, drops, exports) in
+// window_files.cpp, the job list in job_queue.cpp, the exports' writing in clip_export.cpp.
 #include "app/studio/studio_window.h"
 
 #include <QAction>
-#include <QCheckBox>
-#include <QComboBox>
-#include <QSpinBox>
 #include <QApplication>
 #include <QCloseEvent>
-#include <QDialog>
-#include <QDialogButtonBox>
 #include <QDateTime>
-#include <QDragEnterEvent>
-#include <QDropEvent>
-#include <QMimeData>
 #include <QDir>
 #include <QScreen>
 #include <QDockWidget>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QFormLayout>
-#include <QImage>
 #include <QLabel>
-#include <QListWidget>
-#include <QMenuBar>
 #include <QMessageBox>
 #include <QPlainTextEdit>
-#include <QProgressBar>
-#include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTimer>
 #include <fstream>
-#include <sstream>
 
 #include <torch/cuda.h>
 
 #include "app/studio/generation_dock.h"
 #include "app/studio/imgui_widget.h"
+#include "app/studio/job_queue.h"
+#include "app/studio/signal_watcher.h"
 #include "engine/attention/mask_policy.h"
-#include "engine/attention/mask_trace.h"
 #include "engine/common/error.h"
-#include "engine/pipeline/recipe.h"
-#ifdef LONGSHOT_WITH_FFMPEG
-#include "engine/io/mp4.h"
-#endif
-#include "ui/colormap.h"
 #include "ui/views.h"
 
 namespace longshot::studio {
@@ -64,15 +46,6 @@ double resident_mib() {
   long pages_total = 0, pages_resident = 0;
   if (!(statm >> pages_total >> pages_resident)) return 0;
   return pages_resident * (sysconf(_SC_PAGESIZE) / 1048576.0);
-}
-
-// A menu entry with an optional shortcut, connected to `fn` in the window's context.
-template <typename Fn>
-QAction* add_action(QMenu* menu, const QString& text, const QKeySequence& shortcut, QObject* context, Fn fn) {
-  QAction* a = menu->addAction(text);
-  if (!shortcut.isEmpty()) a->setShortcut(shortcut);
-  QObject::connect(a, &QAction::triggered, context, fn);
-  return a;
 }
 
 QString device_text() {
@@ -122,14 +95,21 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
   connect(dock_, &GenerationDock::attention_changed, this,
           [this](const pipeline::AttentionSettings& s) { change_attention(s); });
 
-  queue_ = new QListWidget;
-  queue_->setContextMenuPolicy(Qt::CustomContextMenu);
-  queue_->setToolTip("Jobs of this and earlier sessions. Double-click: load the recipe into the dock; "
-                     "right-click: re-run, compare, remove");
-  connect(queue_, &QListWidget::customContextMenuRequested, this, &StudioWindow::queue_menu);
-  connect(queue_, &QListWidget::itemDoubleClicked, this, [this](QListWidgetItem* item) {
-    const int i = item->data(Qt::UserRole).toInt();
-    if (i >= 0 && i < static_cast<int>(jobs_.entries().size())) dock_->set_request(jobs_.entries()[i].request);
+  queue_ = new JobQueueView(jobs_);
+  connect(queue_, &JobQueueView::load_requested, this,
+          [this](const pipeline::GenerationRequest& r) { dock_->set_request(r); });
+  connect(queue_, &JobQueueView::rerun_requested, this,
+          [this](const pipeline::GenerationRequest& r) { submit(r, true); });
+  connect(queue_, &JobQueueView::compare_requested, this, [this](uint64_t a, uint64_t b) {
+    if (gl_->views()) gl_->views()->set_compare_jobs(a, b);
+    gl_->update();
+  });
+  connect(queue_, &JobQueueView::nothing_to_compare, this,
+          [this] { statusBar()->showMessage("No other finished job of this session to compare with", 5000); });
+  connect(queue_, &JobQueueView::remove_requested, this, [this](size_t i) {
+    jobs_.remove(i);
+    update_queue();
+    save_history();
   });
   auto* queue_dock = new QDockWidget("Jobs", this);
   queue_dock->setObjectName("queue_dock");
@@ -215,91 +195,6 @@ bool StudioWindow::eventFilter(QObject* watched, QEvent* event) {
 StudioWindow::~StudioWindow() {
   timer_->stop();
   generator_.reset();  // cancels, wakes and joins the worker before the views go
-}
-
-// ---------------------------------------------------------------------------------------------
-// [SECTION] menus
-void StudioWindow::build_menus() {
-  QMenu* file = menuBar()->addMenu("&File");
-  add_action(file, "Open model folder...", QKeySequence::Open, this, [this] { open_model_folder(); });
-  add_action(file, "Load preset...", QKeySequence("Ctrl+L"), this, [this] { load_preset(); });
-  add_action(file, "Save preset...", QKeySequence::Save, this, [this] { save_preset(); });
-  add_action(file, "Load recipe from a video...", QKeySequence(), this, [this] {
-    const QString f = QFileDialog::getOpenFileName(this, "Load the recipe of a Longshot video", qs(last_export_dir_),
-                                                   "MP4 video (*.mp4)");
-    if (!f.isEmpty()) load_recipe(f);
-  });
-  file->addSeparator();
-  add_action(file, "Export clip...", QKeySequence("Ctrl+E"), this, [this] { export_clip(); });
-  add_action(file, "Export mask trace...", QKeySequence("Ctrl+T"), this, [this] { export_mask_trace(); });
-  file->addSeparator();
-  recent_menu_ = file->addMenu("Recent files");
-  file->addSeparator();
-  add_action(file, "Quit", QKeySequence::Quit, this, [this] { close(); });
-
-  QMenu* edit = menuBar()->addMenu("&Edit");
-  add_action(edit, "Generate", QKeySequence("Ctrl+Return"), this, [this] { submit_from_dock(); });
-  add_action(edit, "Cancel", QKeySequence("Esc"), this, [this] { generator_->cancel(); });
-  edit->addSeparator();
-  add_action(edit, "Preferences...", QKeySequence::Preferences, this, [this] {
-    QDialog dlg(this);
-    dlg.setWindowTitle("Preferences");
-    auto* form = new QFormLayout(&dlg);
-    auto* cmap = new QComboBox;
-    for (const auto& n : ui::Colormap::names()) cmap->addItem(qs(n));
-    cmap->setCurrentText(qs(settings_.view.colormap));
-    auto* log_scale = new QCheckBox("log scale for attention heatmaps");
-    log_scale->setChecked(settings_.view.log_scale);
-    auto* cols = new QSpinBox;
-    cols->setRange(1, 8);
-    cols->setValue(settings_.view.heatmap_columns);
-    form->addRow("Colormap", cmap);
-    form->addRow("", log_scale);
-    form->addRow("Heatmap columns", cols);
-    auto* box = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-    form->addRow(box);
-    connect(box, &QDialogButtonBox::accepted, &dlg, &QDialog::accept);
-    connect(box, &QDialogButtonBox::rejected, &dlg, &QDialog::reject);
-    if (dlg.exec() == QDialog::Accepted) {
-      settings_.view.colormap = cmap->currentText().toStdString();
-      settings_.view.log_scale = log_scale->isChecked();
-      settings_.view.heatmap_columns = cols->value();
-      gl_->update();
-    }
-  });
-
-  QMenu* view = menuBar()->addMenu("&View");
-  for (const auto& name : ui::Views::panel_names()) {
-    QAction* a = view->addAction(qs(name).replace("&", "&&"));  // "Sparsity & speed", not a mnemonic
-    a->setCheckable(true);
-    const auto it = settings_.view.panels.find(name);
-    a->setChecked(it == settings_.view.panels.end() || it->second);
-    connect(a, &QAction::toggled, this, [this, name](bool on) {
-      settings_.view.panels[name] = on;
-      gl_->update();
-    });
-    connect(this, &StudioWindow::state_changed, a, [this, a, name] {
-      const auto it2 = settings_.view.panels.find(name);
-      a->setChecked(it2 == settings_.view.panels.end() || it2->second);
-    });
-  }
-  view->addSeparator();
-  for (auto* d : findChildren<QDockWidget*>()) view->addAction(d->toggleViewAction());
-
-  QMenu* help = menuBar()->addMenu("&Help");
-  add_action(help, "Keyboard shortcuts", QKeySequence(), this, [this] {
-    QMessageBox::information(this, "Keyboard shortcuts",
-                             "Ctrl+Return  generate\nEsc  cancel the running job\nCtrl+O  open model folder\n"
-                             "Ctrl+L / Ctrl+S  load / save preset\nCtrl+E  export clip\nCtrl+T  export mask trace\n"
-                             "Ctrl+Q  quit\n\nIn the views: click the preview to pick the query token; wheel zooms "
-                             "and drag pans the block mask; hover any view for coordinates.");
-  });
-  add_action(help, "About Longshot Studio", QKeySequence(), this, [this] {
-    QMessageBox::about(this, "About Longshot Studio",
-                       "Longshot Studio 0.1\nLong-video generation with sparse-attention video diffusion "
-                       "transformers, with a live view of what the attention masks do.\n"
-                       "Qt 6 + Dear ImGui + OpenGL 3; LibTorch engine.");
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,58 +387,7 @@ void StudioWindow::update_status() {
   status_memory_->setText(QString("RAM %1 MiB").arg(resident_mib(), 0, 'f', 0));
 }
 
-void StudioWindow::update_queue() {
-  queue_->clear();
-  const auto& entries = jobs_.entries();
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    const auto& q = e.request;
-    QString text = e.id ? QString("#%1 ").arg(e.id) : QString("(earlier) ");
-    text += QString("%1  %2  %3f %4x%5  seed %6").arg(ui::to_string(e.status), qs(q.attention.mode)).arg(q.frames)
-                .arg(q.width).arg(q.height).arg(q.seed);
-    if (e.status == ui::JobStatus::Running) text += QString("  step %1/%2").arg(e.steps_done).arg(e.num_steps);
-    if (e.status == ui::JobStatus::Finished) text += QString("  %1 s").arg(e.total_ms / 1000.0, 0, 'f', 1);
-    auto* item = new QListWidgetItem(text);
-    QString tip = QString("%1\nmodel %2, %3 steps, guidance %4").arg(qs(q.prompt), qs(q.model)).arg(q.steps).arg(q.guidance);
-    for (const auto& [k, v] : q.attention.params) tip += QString("\n%1 = %2").arg(qs(k)).arg(v);
-    if (!e.error.empty()) tip += "\nfailed: " + qs(e.error);
-    if (!e.output.empty()) tip += "\nexported to " + qs(e.output);
-    item->setToolTip(tip);
-    item->setData(Qt::UserRole, static_cast<int>(i));
-    if (e.status == ui::JobStatus::Failed) item->setForeground(QColor(230, 100, 100));
-    else if (e.status == ui::JobStatus::Cancelled || !e.id) item->setForeground(QColor(140, 140, 140));
-    queue_->addItem(item);
-  }
-  queue_->scrollToBottom();
-}
-
-void StudioWindow::queue_menu(const QPoint& at) {
-  QListWidgetItem* item = queue_->itemAt(at);
-  if (!item) return;
-  const size_t i = static_cast<size_t>(item->data(Qt::UserRole).toInt());
-  if (i >= jobs_.entries().size()) return;
-  const ui::JobEntry entry = jobs_.entries()[i];
-  QMenu menu(this);
-  menu.addAction("Load the recipe into the dock", this, [this, entry] { dock_->set_request(entry.request); });
-  menu.addAction("Re-run (same seed)", this, [this, entry] { submit(entry.request, true); });
-  if (entry.id && entry.status == ui::JobStatus::Finished) {
-    menu.addAction("Compare with the newest finished job", this, [this, entry] {
-      for (auto it = jobs_.entries().rbegin(); it != jobs_.entries().rend(); ++it)
-        if (it->id && it->id != entry.id && it->status == ui::JobStatus::Finished) {
-          if (gl_->views()) gl_->views()->set_compare_jobs(entry.id, it->id);
-          gl_->update();
-          return;
-        }
-      statusBar()->showMessage("No other finished job of this session to compare with", 5000);
-    });
-  }
-  if (!entry.active()) menu.addAction("Remove from the list", this, [this, i] {
-    jobs_.remove(i);
-    update_queue();
-    save_history();
-  });
-  menu.exec(queue_->viewport()->mapToGlobal(at));
-}
+void StudioWindow::update_queue() { queue_->refresh(); }
 
 void StudioWindow::save_history() {
   if (history_path_.empty()) return;
@@ -561,155 +405,6 @@ void StudioWindow::show_error(const QString& title, const QString& text) {
   auto* box = new QMessageBox(QMessageBox::Warning, title, text, QMessageBox::Ok, this);
   box->setAttribute(Qt::WA_DeleteOnClose);
   box->open();  // non-modal: the views keep drawing
-}
-
-// ---------------------------------------------------------------------------------------------
-// [SECTION] files
-void StudioWindow::open_model_folder() {
-  const QString dir = QFileDialog::getExistingDirectory(this, "Open model / checkpoint folder", qs(settings_.model_dir));
-  if (dir.isEmpty()) return;
-  settings_.model_dir = dir.toStdString();
-  auto r = dock_->request();
-  r.model = dir.toStdString();
-  dock_->set_request(r);
-  settings_.add_recent(dir.toStdString());
-  refresh_recent();
-}
-
-void StudioWindow::load_preset(const QString& given) {
-  const QString path = given.isEmpty() ? QFileDialog::getOpenFileName(this, "Load preset", {}, "Presets (*.json)") : given;
-  if (path.isEmpty()) return;
-  QFile f(path);
-  if (!f.open(QIODevice::ReadOnly)) {
-    show_error("Cannot load preset", "cannot read '" + path + "'");
-    return;
-  }
-  try {
-    dock_->set_request(ui::request_from_json(f.readAll().toStdString()));
-    settings_.add_recent(path.toStdString());
-    refresh_recent();
-  } catch (const std::exception& e) {
-    show_error("Cannot load preset", path + ": " + qs(e.what()));
-  }
-}
-
-void StudioWindow::save_preset() {
-  const QString path = QFileDialog::getSaveFileName(this, "Save preset", "preset.json", "Presets (*.json)");
-  if (path.isEmpty()) return;
-  QFile f(path);
-  if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) ||
-      f.write(QByteArray::fromStdString(ui::request_to_json(dock_->request()))) < 0) {
-    show_error("Cannot save preset", "cannot write '" + path + "'");
-    return;
-  }
-  settings_.add_recent(path.toStdString());
-  refresh_recent();
-}
-
-void StudioWindow::export_clip() {
-  const auto* r = state_.current();
-  const VideoPtr v = r ? r->frames() : nullptr;
-  if (!v || v->frames == 0) {
-    show_error("Nothing to export", "generate a clip first");
-    return;
-  }
-  if (!r->video) {
-    // Mid-run the frames are the latest x0 preview, not the clip: say so before saving it.
-    const QString what = QString("Job %1 is at step %2 of %3: the frames so far are a preview, not the final clip.")
-                             .arg(r->job_id).arg(r->steps.size()).arg(r->num_steps);
-    if (!persist_ || QMessageBox::question(this, "Export a preview?", what + "\n\nExport the preview anyway?",
-                                           QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel) != QMessageBox::Yes) {
-      statusBar()->showMessage(what + " Not exported.", 8000);
-      return;
-    }
-  }
-  const QString stem = QString("longshot_job%1_%2%3").arg(r->job_id).arg(qs(r->request.attention.mode))
-                           .arg(r->video ? "" : "_preview");
-  const QString dir = last_export_dir_.empty() ? QDir::homePath() : qs(last_export_dir_);
-  const QString path = QFileDialog::getSaveFileName(this, "Export clip", dir + "/" + stem + ".mp4",
-                                                    "MP4 video (*.mp4);;PNG frames (*.png)");
-  if (path.isEmpty()) return;
-  last_export_dir_ = QFileInfo(path).absolutePath().toStdString();
-  jobs_.set_output(r->job_id, path.toStdString());
-  if (path.endsWith(".png", Qt::CaseInsensitive)) {
-    // name.png → name_0000.png, name_0001.png, ...
-    const QString base = path.left(path.size() - 4);
-    for (int i = 0; i < v->frames; ++i) {
-      QImage img(v->frame(i), v->width, v->height, static_cast<int>(v->width * 3), QImage::Format_RGB888);
-      const QString out = QString("%1_%2.png").arg(base).arg(i, 4, 10, QChar('0'));
-      if (!img.save(out)) {
-        show_error("Export failed", "cannot write '" + out + "'");
-        return;
-      }
-    }
-    spdlog::info("studio: exported {} PNG frames of job {} as {}_NNNN.png", v->frames, r->job_id, base.toStdString());
-    return;
-  }
-#ifdef LONGSHOT_WITH_FFMPEG
-  try {
-    // The recipe travels in the MP4's tags (as the CLI writes them): drop the file on the studio,
-    // or `longshot generate --from clip.mp4`, to make it again.
-    io::Mp4Options mp4;
-    mp4.metadata = pipeline::recipe_tags(r->request);
-    const std::string encoder = io::write_mp4(*v, path.toStdString(), mp4);
-    spdlog::info("studio: exported job {} to {} ({} frames, {})", r->job_id, path.toStdString(), v->frames, encoder);
-  } catch (const std::exception& e) {
-    show_error("Export failed", qs(e.what()));
-  }
-#else
-  show_error("Export failed", "this build has no FFmpeg: export as PNG frames (choose a .png name)");
-#endif
-}
-
-void StudioWindow::export_mask_trace() {
-  const auto* r = state_.current();
-  if (!r || r->masks.empty()) {
-    show_error("Nothing to export", "the current run has published no masks yet");
-    return;
-  }
-  const QString path = QFileDialog::getSaveFileName(this, "Export mask trace", "masks.json", "Mask traces (*.json)");
-  if (path.isEmpty()) return;
-  try {
-    const auto& last = *r->masks.back().mask;
-    attention::MaskTrace trace;
-    trace.grid = r->grid;
-    trace.block_size = last.block_size;
-    trace.ordering = last.ordering;
-    trace.mode = r->steps.empty() ? r->request.attention.mode : r->steps.back().mode;
-    trace.params = r->steps.empty() ? r->request.attention.params : r->steps.back().mode_params;
-    size_t skipped = 0;
-    for (const auto& sample : r->masks) {
-      // One trace holds one ordering and block size: masks from before a mode switch that
-      // changed them are left out (and counted).
-      if (sample.mask->ordering != last.ordering || sample.mask->block_size != last.block_size) {
-        ++skipped;
-        continue;
-      }
-      trace.add(*sample.mask, sample.step, sample.layer);
-    }
-    attention::write_mask_trace(trace, path.toStdString());
-    spdlog::info("studio: wrote {} masks to {} ({} from an earlier ordering left out)", trace.entries.size(),
-                 path.toStdString(), skipped);
-  } catch (const std::exception& e) {
-    show_error("Cannot export the mask trace", qs(e.what()));
-  }
-}
-
-void StudioWindow::refresh_recent() {
-  recent_menu_->clear();
-  for (const auto& f : settings_.recent_files) {
-    const QString path = qs(f);
-    add_action(recent_menu_, path, QKeySequence(), this, [this, path] {
-      if (QFileInfo(path).isDir()) {
-        auto r = dock_->request();
-        r.model = path.toStdString();
-        dock_->set_request(r);
-      } else {
-        load_preset(path);
-      }
-    });
-  }
-  recent_menu_->setEnabled(!settings_.recent_files.empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -735,37 +430,8 @@ void StudioWindow::save_settings() {
   qset.setValue("window/state", saveState());
 }
 
-void StudioWindow::load_recipe(const QString& path) {
-  try {
-    auto r = pipeline::request_from_mp4(path.toStdString());
-    dock_->set_request(r);
-    spdlog::info("studio: recipe of {} loaded into the dock ({}, seed {}, mode {})", path.toStdString(), r.model, r.seed,
-                 r.attention.mode);
-    statusBar()->showMessage("Recipe loaded from " + path + ": press Generate to make it again", 8000);
-  } catch (const std::exception& e) {
-    show_error("No Longshot recipe in this video", path + ": " + qs(e.what()));
-  }
-}
-
-void StudioWindow::dragEnterEvent(QDragEnterEvent* e) {
-  for (const QUrl& url : e->mimeData()->urls()) {
-    const QString f = url.toLocalFile();
-    if (f.endsWith(".mp4", Qt::CaseInsensitive) || f.endsWith(".json", Qt::CaseInsensitive)) {
-      e->acceptProposedAction();
-      return;
-    }
-  }
-}
-
-void StudioWindow::dropEvent(QDropEvent* e) {
-  for (const QUrl& url : e->mimeData()->urls()) {
-    const QString f = url.toLocalFile();
-    if (f.endsWith(".mp4", Qt::CaseInsensitive)) load_recipe(f);
-    else if (f.endsWith(".json", Qt::CaseInsensitive)) load_preset(f);
-  }
-  e->acceptProposedAction();
-}
-
+// ---------------------------------------------------------------------------------------------
+// [SECTION] ending
 void StudioWindow::closeEvent(QCloseEvent* e) {
   if (persist_ && jobs_.active() > 0) {
     const auto* r = state_.current();
@@ -779,8 +445,13 @@ void StudioWindow::closeEvent(QCloseEvent* e) {
       return;
     }
   }
+  end_jobs();
+  e->accept();
+}
+
+void StudioWindow::end_jobs() {
   if (persist_) save_settings();
-  // The jobs this quit cancels are history too (their events would come after the window is gone).
+  // The jobs this ending cancels are history too (their events would come after the window is gone).
   const std::string now = QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString();
   std::vector<uint64_t> active;
   for (const auto& j : jobs_.entries())
@@ -788,7 +459,23 @@ void StudioWindow::closeEvent(QCloseEvent* e) {
   for (const uint64_t id : active) jobs_.apply(pipeline::JobCancelled{id, 0}, now);
   save_history();
   generator_->cancel();
-  e->accept();
+}
+
+void StudioWindow::quit_on_signal(int sig) {
+  // No question asked: whoever sent the signal wants the studio gone. The running job is
+  // cancelled (the worker stops within one layer and is joined when the window goes), the history
+  // and settings are written (temporary file + rename), and an export in progress has already
+  // been abandoned (clip_export.cpp checks for the signal before renaming anything into place).
+  const auto* r = state_.current();
+  if (r && r->status == ui::RunStatus::Running)
+    spdlog::warn("studio: {}: cancelling job {} at step {} of {}, quitting", SignalWatcher::name(sig), r->job_id,
+                 r->steps.size(), r->num_steps);
+  else
+    spdlog::warn("studio: {}: quitting", SignalWatcher::name(sig));
+  if (ending_) return;
+  ending_ = true;
+  end_jobs();
+  QApplication::exit(128 + sig);
 }
 
 }  // namespace longshot::studio

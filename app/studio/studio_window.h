@@ -1,7 +1,9 @@
 // The studio's main window: wires the Generator (worker thread, events) to the StudioState the
 // views read, the generation dock, the job list (with the history kept between sessions), the log
 // panel, menus and the status bar. A 10 Hz timer drains the event queue; the views redraw only when
-// something changed (events, input, a playing clip). Nothing here waits on the engine.
+// something changed (events, input, a playing clip). Nothing here waits on the engine. SIGINT /
+// SIGTERM / SIGHUP (quit_on_signal) end it as Quit does, without asking: jobs cancelled, history
+// kept, no partial export, exit 128 + signal.
 #pragma once
 #include <QMainWindow>
 #include <memory>
@@ -14,7 +16,6 @@
 #include "ui/studio_state.h"
 
 class QLabel;
-class QListWidget;
 class QMenu;
 class QPlainTextEdit;
 class QProgressBar;
@@ -24,6 +25,7 @@ namespace longshot::studio {
 
 class GenerationDock;
 class ImGuiWidget;
+class JobQueueView;
 
 class StudioWindow : public QMainWindow {
   Q_OBJECT
@@ -53,6 +55,11 @@ class StudioWindow : public QMainWindow {
   void load_preset(const QString& path = {});
   // The recipe an MP4 made by Longshot carries (its `longshot_recipe` tag) into the dock.
   void load_recipe(const QString& mp4_path);
+  // The current run's frames to `path` (MP4, or a PNG set for *.png) without a dialog; errors are
+  // shown. False when nothing was written (an error, or a signal that abandoned the export).
+  bool export_clip_to(const std::string& path);
+  // A signal (SignalWatcher): cancel the jobs, keep the history and settings, quit with 128 + sig.
+  void quit_on_signal(int sig);
   const ui::JobList& jobs() const { return jobs_; }
   // Where the history is kept ("" = not kept: the self-test).
   void set_history_path(std::string path) { history_path_ = std::move(path); }
@@ -83,7 +90,9 @@ class StudioWindow : public QMainWindow {
   void export_mask_trace();
   void save_history();
   void fit_to_screen();
-  void queue_menu(const QPoint& at);
+  // Quit and signals alike: active jobs into the history as cancelled, settings and history
+  // written, the generator asked to stop.
+  void end_jobs();
 
   std::shared_ptr<LogBuffer> log_;
   bool persist_;
@@ -92,7 +101,7 @@ class StudioWindow : public QMainWindow {
   ui::StudioSettings settings_;
   GenerationDock* dock_ = nullptr;
   ImGuiWidget* gl_ = nullptr;
-  QListWidget* queue_ = nullptr;
+  JobQueueView* queue_ = nullptr;
   QPlainTextEdit* log_view_ = nullptr;
   QLabel* status_speed_ = nullptr;
   QLabel* status_device_ = nullptr;
@@ -103,6 +112,7 @@ class StudioWindow : public QMainWindow {
   std::string history_path_;
   qint64 last_memory_ms_ = 0;
   std::string last_export_dir_;
+  bool ending_ = false;  // a signal is ending the window
 };
 
 }  // namespace longshot::studio

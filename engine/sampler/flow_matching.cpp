@@ -3,6 +3,7 @@
 #include "engine/sampler/flow_matching.h"
 
 #include <cmath>
+#include <iterator>
 
 #include "engine/common/error.h"
 
@@ -114,42 +115,75 @@ Schedule dpm_diffusers(int n, double shift) {
 
 double shift_sigma(double sigma, double shift) { return shift * sigma / (1.0 + (shift - 1.0) * sigma); }
 
+namespace {
+// The grid table: one name per Grid, parsed and printed from this one list.
+struct GridEntry {
+  Grid grid;
+  const char* name;
+};
+constexpr GridEntry kGrids[] = {{Grid::Auto, "auto"}, {Grid::Wan, "wan"}, {Grid::Diffusers, "diffusers"}};
+}  // namespace
+
 Grid parse_grid(const std::string& name) {
-  if (name == "auto") return Grid::Auto;
-  if (name == "wan") return Grid::Wan;
-  if (name == "diffusers") return Grid::Diffusers;
-  throw ParameterError("schedule", "expected auto, wan or diffusers, got '" + name + "'");
+  std::string known;
+  const size_t n = std::size(kGrids);
+  for (size_t i = 0; i < n; ++i) {
+    if (name == kGrids[i].name) return kGrids[i].grid;
+    known += std::string(i == 0 ? "" : i + 1 == n ? " or " : ", ") + kGrids[i].name;
+  }
+  throw ParameterError("schedule", "expected " + known + ", got '" + name + "'");
 }
 
 const char* grid_name(Grid grid) {
-  switch (grid) {
-    case Grid::Wan: return "wan";
-    case Grid::Diffusers: return "diffusers";
-    case Grid::Auto: break;
-  }
+  for (const auto& g : kGrids)
+    if (g.grid == grid) return g.name;
   return "auto";
 }
 
 // ---- [interface and factory] --------------------------------------------------------------------
 
 namespace {
-[[noreturn]] void throw_unknown_sampler(const std::string& name) {
+// The sampler table: an explicit list built on first use, the one place a sampler's name, its
+// grids and its class meet (no static-init self-registration: a static library drops the object
+// files nothing references). A new sampler adds one entry; sampler_names() lists them in this order.
+struct SamplerEntry {
+  std::string name;
+  Grid auto_grid;  // what Grid::Auto resolves to
+  Schedule (*wan)(int steps, double shift);
+  Schedule (*diffusers)(int steps, double shift);
+  std::unique_ptr<Sampler> (*make)(int steps, double shift, Grid grid);
+};
+
+template <class T>
+std::unique_ptr<Sampler> construct(int steps, double shift, Grid grid) {
+  return std::make_unique<T>(steps, shift, grid);
+}
+
+const std::vector<SamplerEntry>& sampler_table() {
+  static const std::vector<SamplerEntry> table = {
+      {"unipc", Grid::Diffusers, unipc_wan, unipc_diffusers, construct<FlowUniPC>},
+      {"euler", Grid::Wan, euler_wan, euler_diffusers, construct<FlowMatchEuler>},
+      {"dpm++2m", Grid::Diffusers, dpm_wan, dpm_diffusers, construct<FlowDPMSolver2M>},
+  };
+  return table;
+}
+
+const SamplerEntry& find_sampler(const std::string& name) {
   std::string known;
-  for (const auto& n : sampler_names()) known += (known.empty() ? "" : ", ") + n;
+  for (const auto& e : sampler_table()) {
+    if (e.name == name) return e;
+    known += (known.empty() ? "" : ", ") + e.name;
+  }
   throw ParameterError("sampler", "unknown sampler '" + name + "' (known: " + known + ")");
 }
 }  // namespace
 
 Schedule make_schedule(const std::string& sampler, int steps, double shift, Grid grid) {
-  const bool euler = sampler == "euler", unipc = sampler == "unipc", dpm = sampler == "dpm++2m";
-  if (!euler && !unipc && !dpm) throw_unknown_sampler(sampler);
+  const SamplerEntry& entry = find_sampler(sampler);
   if (steps < 1) throw ParameterError("steps", "must be at least 1, got " + std::to_string(steps));
   if (!(shift > 0) || !std::isfinite(shift)) throw ParameterError("shift", "must be positive, got " + std::to_string(shift));
-  if (grid == Grid::Auto) grid = euler ? Grid::Wan : Grid::Diffusers;
-  const bool wan = grid == Grid::Wan;
-  Schedule s = euler ? (wan ? euler_wan(steps, shift) : euler_diffusers(steps, shift))
-               : unipc ? (wan ? unipc_wan(steps, shift) : unipc_diffusers(steps, shift))
-                       : (wan ? dpm_wan(steps, shift) : dpm_diffusers(steps, shift));
+  if (grid == Grid::Auto) grid = entry.auto_grid;
+  Schedule s = grid == Grid::Wan ? entry.wan(steps, shift) : entry.diffusers(steps, shift);
   s.grid = grid;
   return s;
 }
@@ -164,15 +198,16 @@ torch::Tensor Sampler::predict_x0(const torch::Tensor& x, const torch::Tensor& v
 }
 
 const std::vector<std::string>& sampler_names() {
-  static const std::vector<std::string> names{"unipc", "euler", "dpm++2m"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& e : sampler_table()) out.push_back(e.name);
+    return out;
+  }();
   return names;
 }
 
 std::unique_ptr<Sampler> make_sampler(const std::string& name, int steps, double shift, Grid grid) {
-  if (name == "unipc") return std::make_unique<FlowUniPC>(steps, shift, grid);
-  if (name == "dpm++2m") return std::make_unique<FlowDPMSolver2M>(steps, shift, grid);
-  if (name == "euler") return std::make_unique<FlowMatchEuler>(steps, shift, grid);
-  throw_unknown_sampler(name);
+  return find_sampler(name).make(steps, shift, grid);
 }
 
 // ---- [euler] ------------------------------------------------------------------------------------

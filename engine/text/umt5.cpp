@@ -159,16 +159,19 @@ UMT5Encoder::~UMT5Encoder() = default;
 UMT5Encoder::UMT5Encoder(UMT5Encoder&&) noexcept = default;
 UMT5Encoder& UMT5Encoder::operator=(UMT5Encoder&&) noexcept = default;
 
-UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5LoadOptions& options) {
-  if (options.dtype != torch::kFloat && options.dtype != torch::kBFloat16 && options.dtype != torch::kHalf)
-    throw ParameterError("dtype", "the text encoder computes in float32, bfloat16 or float16");
-  Checkpoint ck(path);
-  const std::string file = ck.path();
-  const auto names = ck.names();
+namespace {
 
-  // Layout and key prefix (e.g. a bundle's "text_encoders.umt5xxl.transformer.") from block 0's q.
+// Which names a checkpoint uses: its layout, the key prefix (e.g. a bundle's
+// "text_encoders.umt5xxl.transformer.") and the names of the two tensors outside the blocks.
+struct Naming {
   UMT5Layout layout = UMT5Layout::Transformers;
-  std::string prefix;
+  std::string prefix, embed, final_norm;
+};
+
+// Read off block 0's q weight; IoError naming the file when no umT5 tensor is there.
+Naming find_naming(const Checkpoint& ck) {
+  const auto names = ck.names();
+  Naming m;
   bool found = false;
   for (const auto& n : names) {
     for (auto [l, tail] : {std::pair{UMT5Layout::Transformers, std::string("encoder.block.0.layer.0.SelfAttention.q.weight")},
@@ -176,129 +179,166 @@ UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5LoadOptions& op
       if (!ends_with(n, tail)) continue;
       const auto p = n.substr(0, n.size() - tail.size());
       if (!p.empty() && p.back() != '.') continue;
-      layout = l, prefix = p, found = true;
+      m.layout = l, m.prefix = p, found = true;
     }
     if (found) break;
   }
   if (!found)
-    throw IoError("text encoder weights '" + file + "': no umT5 encoder tensors (looked for 'encoder.block.0.layer.0." +
+    throw IoError("text encoder weights '" + ck.path() + "': no umT5 encoder tensors (looked for 'encoder.block.0.layer.0." +
                   "SelfAttention.q.weight' (transformers/diffusers/ComfyUI) and 'blocks.0.attn.q.weight' (Wan .pth); " +
                   "the file has " + std::to_string(names.size()) + " tensors" +
                   (names.empty() ? std::string() : ", the first '" + names.front() + "'") + ")");
-  std::string embed_name = layout == UMT5Layout::Wan ? prefix + "token_embedding.weight" : prefix + "shared.weight";
-  if (layout == UMT5Layout::Transformers && !ck.contains(embed_name) && ck.contains(prefix + "encoder.embed_tokens.weight"))
-    embed_name = prefix + "encoder.embed_tokens.weight";
-  const std::string final_name = layout == UMT5Layout::Wan ? prefix + "norm.weight" : prefix + "encoder.final_layer_norm.weight";
+  const bool wan = m.layout == UMT5Layout::Wan;
+  m.embed = wan ? m.prefix + "token_embedding.weight" : m.prefix + "shared.weight";
+  if (!wan && !ck.contains(m.embed) && ck.contains(m.prefix + "encoder.embed_tokens.weight"))
+    m.embed = m.prefix + "encoder.embed_tokens.weight";
+  m.final_norm = wan ? m.prefix + "norm.weight" : m.prefix + "encoder.final_layer_norm.weight";
+  return m;
+}
 
-  auto where = [&](const std::string& n) { return "text encoder weights '" + ck.info(n).file + "': tensor '" + n + "'"; };
-  auto shape_of = [&](const std::string& n, size_t rank) {
-    const auto& i = ck.info(n);  // IoError naming the tensor when missing
-    if (i.shape.size() != rank)
-      throw ShapeError(where(n) + " has shape " + shape_text(i.shape) + ", expected rank " + std::to_string(rank));
-    return i.shape;
-  };
+std::string where(const Checkpoint& ck, const std::string& n) {
+  return "text encoder weights '" + ck.info(n).file + "': tensor '" + n + "'";
+}
 
-  // Sizes: the expected config, else read off the shapes (then checked tensor by tensor below).
+std::vector<int64_t> shape_of(const Checkpoint& ck, const std::string& n, size_t rank) {
+  const auto& i = ck.info(n);  // IoError naming the tensor when missing
+  if (i.shape.size() != rank)
+    throw ShapeError(where(ck, n) + " has shape " + shape_text(i.shape) + ", expected rank " + std::to_string(rank));
+  return i.shape;
+}
+
+// Sizes: the expected config, else read off the shapes (then checked tensor by tensor on load). A
+// block past num_layers means the file is another model than the config: ShapeError.
+UMT5Config read_config(const Checkpoint& ck, const Naming& m, const UMT5LoadOptions& options) {
   UMT5Config c;
   if (options.expect) {
     c = *options.expect;
   } else {
-    const auto e = shape_of(embed_name, 2);
-    const auto q = shape_of(block_name(layout, prefix, 0, Part::Q), 2);
-    const auto r = shape_of(block_name(layout, prefix, 0, Part::Rel), 2);
-    const auto f = shape_of(block_name(layout, prefix, 0, Part::Wi0), 2);
+    const auto e = shape_of(ck, m.embed, 2);
+    const auto q = shape_of(ck, block_name(m.layout, m.prefix, 0, Part::Q), 2);
+    const auto r = shape_of(ck, block_name(m.layout, m.prefix, 0, Part::Rel), 2);
+    const auto f = shape_of(ck, block_name(m.layout, m.prefix, 0, Part::Wi0), 2);
     c.vocab = e[0], c.d_model = e[1], c.num_buckets = r[0], c.num_heads = r[1], c.d_ff = f[0];
     if (c.num_heads <= 0 || q[0] % c.num_heads != 0)
-      throw ShapeError(where(block_name(layout, prefix, 0, Part::Q)) + " has " + std::to_string(q[0]) +
+      throw ShapeError(where(ck, block_name(m.layout, m.prefix, 0, Part::Q)) + " has " + std::to_string(q[0]) +
                        " rows, not a multiple of the " + std::to_string(c.num_heads) + " heads of the relative bias");
     c.d_kv = q[0] / c.num_heads;
     c.num_layers = 0;
-    while (ck.contains(block_name(layout, prefix, c.num_layers, Part::Q))) ++c.num_layers;
+    while (ck.contains(block_name(m.layout, m.prefix, c.num_layers, Part::Q))) ++c.num_layers;
   }
-  // A block past num_layers means the file is another model than the config.
-  const std::string block_prefix = prefix + (layout == UMT5Layout::Wan ? "blocks." : "encoder.block.");
-  for (const auto& n : names) {
+  const std::string block_prefix = m.prefix + (m.layout == UMT5Layout::Wan ? "blocks." : "encoder.block.");
+  for (const auto& n : ck.names()) {
     if (n.compare(0, block_prefix.size(), block_prefix) != 0) continue;
     const auto dot = n.find('.', block_prefix.size());
     const auto idx = n.substr(block_prefix.size(), dot - block_prefix.size());
     if (idx.empty() || idx.find_first_not_of("0123456789") != std::string::npos) continue;
     if (std::stoll(idx) >= c.num_layers)
-      throw ShapeError(where(n) + " belongs to block " + idx + ", but the encoder has " + std::to_string(c.num_layers) +
+      throw ShapeError(where(ck, n) + " belongs to block " + idx + ", but the encoder has " + std::to_string(c.num_layers) +
                        " layers (" + c.describe() + ")");
   }
+  return c;
+}
 
-  auto st = std::make_unique<State>();
-  st->config = c;
-  st->layout = layout;
-  st->device = options.device;
-  st->dtype = options.dtype;
-  st->identity = ck.identity();
+// Loads tensors onto the device after checking dtype and shape: matrices as Weights (fp8 kept as
+// bits with their scale, a scaled float weight folded once), vectors in the working dtype.
+class WeightReader {
+ public:
+  WeightReader(const Checkpoint& ck, const UMT5LoadOptions& options) : ck_(ck), options_(options) {}
+  bool saw_fp8() const { return fp8_; }
 
-  auto check = [&](const std::string& n, std::vector<int64_t> want) {
-    const auto& i = ck.info(n);
-    if (!is_floating(i.dtype))
-      throw ShapeError(where(n) + " has dtype " + to_string(i.dtype) + ", expected a float type (F32, F16, BF16, F8_E4M3, F8_E5M2)");
-    if (i.shape != want) throw ShapeError(where(n) + " has shape " + shape_text(i.shape) + ", expected " + shape_text(want));
-  };
-  auto scale_of = [&](const std::string& n, int64_t rows) -> torch::Tensor {
-    const std::string base = n.substr(0, n.size() - std::string("weight").size());
-    for (const auto& s : {base + "scale_weight", base + "weight_scale"}) {
-      if (!ck.contains(s)) continue;
-      const auto& i = ck.info(s);
-      if (i.dtype != WeightDtype::F32 && i.dtype != WeightDtype::F16 && i.dtype != WeightDtype::BF16)
-        throw ShapeError(where(s) + " has dtype " + to_string(i.dtype) + ", expected a float scale");
-      if (i.numel() != 1 && i.numel() != rows)
-        throw ShapeError(where(s) + " has shape " + shape_text(i.shape) + ": a weight scale holds 1 value or one per row (" +
-                         std::to_string(rows) + ")");
-      return ck.load(s).to(torch::kFloat).to(options.device);
-    }
-    return {};
-  };
-  auto weight = [&](const std::string& n, std::vector<int64_t> want) {
+  Weight weight(const std::string& n, const std::vector<int64_t>& want) {
     check(n, want);
-    const auto& i = ck.info(n);
+    const auto& i = ck_.info(n);
     Weight w;
     w.scale = scale_of(n, want[0]);
     if (is_float8(i.dtype)) {
       w.fp8 = true;
       w.e5m2 = i.dtype == WeightDtype::F8_E5M2;
-      w.w = ck.load(n).to(options.device);
-      st->fp8 = true;
+      w.w = ck_.load(n).to(options_.device);
+      fp8_ = true;
     } else if (w.scale.defined()) {  // a float weight with a scale: apply it once, in fp32
-      auto t = ck.load(n).to(options.device, torch::kFloat);
-      w.w = (t * (w.scale.numel() == 1 ? w.scale.reshape({}) : w.scale.reshape({-1, 1}))).to(options.dtype);
+      auto t = ck_.load(n).to(options_.device, torch::kFloat);
+      w.w = (t * (w.scale.numel() == 1 ? w.scale.reshape({}) : w.scale.reshape({-1, 1}))).to(options_.dtype);
       w.scale = torch::Tensor();
     } else {  // straight to the working dtype: no fp32 copy on the device (it would set the peak)
-      w.w = ck.load(n).to(options.device, options.dtype);
+      w.w = ck_.load(n).to(options_.device, options_.dtype);
     }
     return w;
-  };
-  auto vector = [&](const std::string& n, std::vector<int64_t> want) {
-    check(n, want);
-    auto t = ck.load(n);
-    if (is_float8(ck.info(n).dtype)) t = decode_fp8(t, ck.info(n).dtype == WeightDtype::F8_E5M2, torch::kFloat);
-    return t.to(options.device, options.dtype);
-  };
+  }
 
+  torch::Tensor vector(const std::string& n, const std::vector<int64_t>& want) {
+    check(n, want);
+    auto t = ck_.load(n);
+    if (is_float8(ck_.info(n).dtype)) t = decode_fp8(t, ck_.info(n).dtype == WeightDtype::F8_E5M2, torch::kFloat);
+    return t.to(options_.device, options_.dtype);
+  }
+
+ private:
+  void check(const std::string& n, const std::vector<int64_t>& want) const {
+    const auto& i = ck_.info(n);
+    if (!is_floating(i.dtype))
+      throw ShapeError(where(ck_, n) + " has dtype " + to_string(i.dtype) +
+                       ", expected a float type (F32, F16, BF16, F8_E4M3, F8_E5M2)");
+    if (i.shape != want) throw ShapeError(where(ck_, n) + " has shape " + shape_text(i.shape) + ", expected " + shape_text(want));
+  }
+
+  torch::Tensor scale_of(const std::string& n, int64_t rows) const {
+    const std::string base = n.substr(0, n.size() - std::string("weight").size());
+    for (const auto& s : {base + "scale_weight", base + "weight_scale"}) {
+      if (!ck_.contains(s)) continue;
+      const auto& i = ck_.info(s);
+      if (i.dtype != WeightDtype::F32 && i.dtype != WeightDtype::F16 && i.dtype != WeightDtype::BF16)
+        throw ShapeError(where(ck_, s) + " has dtype " + to_string(i.dtype) + ", expected a float scale");
+      if (i.numel() != 1 && i.numel() != rows)
+        throw ShapeError(where(ck_, s) + " has shape " + shape_text(i.shape) +
+                         ": a weight scale holds 1 value or one per row (" + std::to_string(rows) + ")");
+      return ck_.load(s).to(torch::kFloat).to(options_.device);
+    }
+    return {};
+  }
+
+  const Checkpoint& ck_;
+  const UMT5LoadOptions& options_;
+  bool fp8_ = false;
+};
+
+}  // namespace
+
+UMT5Encoder UMT5Encoder::load(const std::string& path, const UMT5LoadOptions& options) {
+  if (options.dtype != torch::kFloat && options.dtype != torch::kBFloat16 && options.dtype != torch::kHalf)
+    throw ParameterError("dtype", "the text encoder computes in float32, bfloat16 or float16");
+  Checkpoint ck(path);
+  const Naming m = find_naming(ck);
+  const UMT5Config c = read_config(ck, m, options);
+
+  auto st = std::make_unique<State>();
+  st->config = c;
+  st->layout = m.layout;
+  st->device = options.device;
+  st->dtype = options.dtype;
+  st->identity = ck.identity();
+
+  WeightReader read(ck, options);
   const int64_t D = c.d_model, I = c.inner_dim(), F = c.d_ff;
-  st->embed = weight(embed_name, {c.vocab, D});
+  st->embed = read.weight(m.embed, {c.vocab, D});
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    auto name = [&](Part p) { return block_name(layout, prefix, l, p); };
+    auto name = [&](Part p) { return block_name(m.layout, m.prefix, l, p); };
     Layer L;
-    L.q = weight(name(Part::Q), {I, D});
-    L.k = weight(name(Part::K), {I, D});
-    L.v = weight(name(Part::V), {I, D});
-    L.o = weight(name(Part::O), {D, I});
-    L.rel = vector(name(Part::Rel), {c.num_buckets, c.num_heads});
-    L.ln1 = vector(name(Part::Ln1), {D});
-    L.wi0 = weight(name(Part::Wi0), {F, D});
-    L.wi1 = weight(name(Part::Wi1), {F, D});
-    L.wo = weight(name(Part::Wo), {D, F});
-    L.ln2 = vector(name(Part::Ln2), {D});
+    L.q = read.weight(name(Part::Q), {I, D});
+    L.k = read.weight(name(Part::K), {I, D});
+    L.v = read.weight(name(Part::V), {I, D});
+    L.o = read.weight(name(Part::O), {D, I});
+    L.rel = read.vector(name(Part::Rel), {c.num_buckets, c.num_heads});
+    L.ln1 = read.vector(name(Part::Ln1), {D});
+    L.wi0 = read.weight(name(Part::Wi0), {F, D});
+    L.wi1 = read.weight(name(Part::Wi1), {F, D});
+    L.wo = read.weight(name(Part::Wo), {D, F});
+    L.ln2 = read.vector(name(Part::Ln2), {D});
     st->layers.push_back(std::move(L));
   }
-  st->final_norm = vector(final_name, {D});
-  SPDLOG_DEBUG("umT5: {} ({} layout, {}{})", file, to_string(layout), c.describe(), st->fp8 ? ", fp8" : "");
+  st->final_norm = read.vector(m.final_norm, {D});
+  st->fp8 = read.saw_fp8();
+  SPDLOG_DEBUG("umT5: {} ({} layout, {}{})", ck.path(), to_string(m.layout), c.describe(), st->fp8 ? ", fp8" : "");
   UMT5Encoder enc;
   enc.s_ = std::move(st);
   return enc;

@@ -10,6 +10,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/calibrate/calibration.h"
 #include "engine/common/error.h"
+#include "engine/pipeline/regime.h"
 
 namespace longshot::cli {
 namespace {
@@ -41,7 +42,51 @@ const char* kCalibrateUsage =
     "                       same, adjacent and first frames are always kept, 16 frames already 77%)\n"
     "  --heads N            proxy heads (default 2)    --head-dim D   head dimension (default 64)\n"
     "  --block B            mask block size (default 32, DynamicRad's)\n"
+    "\n"
+    "Usage: longshot calibrate --train-router --out ROUTER.json [--model NAME] [--seed S] [--prompts N]\n"
+    "                          [--heldout N]\n"
+    "Trains the semantic motion router (a linear softmax on the pooled prompt embedding) of a built-in\n"
+    "model on world captions labelled by their motion (static: objects grow and shrink in place; slow:\n"
+    "the camera pans; fast: objects bounce, fall or orbit), and reports its held-out accuracy.\n"
+    "  --model NAME         longshot-builtin (default) or longshot-builtin-sparse\n"
+    "  --prompts N          training captions per regime (default 40)   --heldout N  held-out (default 12)\n"
     "Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
+
+int run_train_router(const std::vector<std::string>& args) {
+  std::string model = "longshot-builtin", out_path;
+  uint64_t seed = 0;
+  int prompts = 40, heldout = 12;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--train-router") continue;
+    if (i + 1 >= args.size()) {
+      std::cerr << "longshot calibrate: '" << flag << "' needs a value\n" << kCalibrateUsage << "\n";
+      return 2;
+    }
+    const std::string& value = args[++i];
+    if (flag == "--model") model = value;
+    else if (flag == "--out") out_path = parse_path("out", value);
+    else if (flag == "--seed") seed = parse_uint64("seed", value);
+    else if (flag == "--prompts") prompts = parse_int32("prompts", value, 1, 100000);
+    else if (flag == "--heldout") heldout = parse_int32("heldout", value, 1, 100000);
+    else {
+      std::cerr << "longshot calibrate: '" << flag << "' does not go with --train-router\n" << kCalibrateUsage << "\n";
+      return 2;
+    }
+  }
+  if (out_path.empty()) {
+    std::cerr << "longshot calibrate: --train-router needs --out\n" << kCalibrateUsage << "\n";
+    return 2;
+  }
+  const auto t = pipeline::train_world_router(model, seed, prompts, heldout);
+  std::printf("router for %s: %d training captions (%d per regime), train accuracy %.1f%%, held-out %.1f%% on %d "
+              "captions, %.4f ms per routing\n",
+              t.router.model.c_str(), t.router.examples, prompts, 100.0 * t.router.train_accuracy,
+              100.0 * t.heldout_accuracy, t.heldout, t.route_ms);
+  calibrate::write_router(t.router, out_path);
+  std::printf("wrote %s\n", out_path.c_str());
+  return 0;
+}
 
 int run_calibrate(const std::vector<std::string>& args) {
   using namespace longshot::calibrate;
@@ -49,6 +94,7 @@ int run_calibrate(const std::vector<std::string>& args) {
     std::cout << kCalibrateUsage << "\n";
     return 0;
   }
+  if (has_flag(args, "--train-router")) return run_train_router(args);
   ObjectiveSpec objective;
   ProxySpec proxy;
   proxy.grid = attention::TokenGrid{32, 8, 8};

@@ -75,6 +75,11 @@ const char* kGenerateUsage =
     "                         spans the whole video (against repeating the training clip; LVSA's long runs)\n"
     "  --adapter A            mask-aware adapter of the sparse layers: auto (the model's own for the mode,\n"
     "                         if it ships one; default), none, or an adapter .safetensors\n"
+    "  --regime R             motion regime whose calibrated parameters the mode runs with: auto (the\n"
+    "                         semantic motion router reads the prompt), static, slow or fast; also written\n"
+    "                         --param regime=R. --param values still override the regime's (docs/calibration.md)\n"
+    "  --calibration FILE     regime lookup table from 'longshot calibrate' (default: the model's shipped one)\n"
+    "  --router FILE          router from 'longshot calibrate --train-router' (default: the model's shipped one)\n"
     "  --block B              mask block size in tokens (default 128)\n"
     "  --device auto|cpu|cuda\n"
     "  --out FILE.mp4         MP4 (H.264 yuv420p; MPEG-4 if libav has no H.264 encoder)\n"
@@ -188,7 +193,11 @@ int run_generate(const std::vector<std::string>& args) {
     else if (flag == "--seed") req.seed = parse_uint64("seed", value);
     else if (flag == "--fps") req.fps = parse_double("fps", value);
     else if (flag == "--mode") req.attention.mode = value;
+    else if (flag == "--param" && value.rfind("regime=", 0) == 0) req.attention.regime = value.substr(7);
     else if (flag == "--param") attention::parse_param_assignment(value, req.attention.params);
+    else if (flag == "--regime") req.attention.regime = value;
+    else if (flag == "--calibration") req.attention.calibration = parse_path("calibration", value);
+    else if (flag == "--router") req.attention.router = parse_path("router", value);
     else if (flag == "--dense-steps") req.attention.dense_warmup_steps = parse_int32("dense-steps", value);
     else if (flag == "--adapter") req.attention.adapter = value;
     else if (flag == "--dense-layers") {
@@ -294,6 +303,8 @@ int run_generate(const std::vector<std::string>& args) {
   double total_ms = 0, attention_ms = 0, mean_sparsity = 0, recall_sum = 0, encode_ms = 0, decode_ms = 0;
   int64_t peak_bytes = -1;
   std::string model_name, config_name;
+  pipeline::AttentionSettings ran_attention = req.attention;  // with the routed regime's parameters
+  std::string routing;
   int recall_n = 0;
   int exit_code = -1;
   bool cancel_sent = false;
@@ -306,6 +317,12 @@ int run_generate(const std::vector<std::string>& args) {
     if (!ev) continue;
     if (auto* s = std::get_if<pipeline::JobStarted>(&*ev)) {
       trace.grid = s->grid;
+      ran_attention = s->request.attention;
+      routing = s->routing;
+      if (!routing.empty()) {
+        std::cerr << "longshot generate: regime " << routing << "\n";
+        if (req.record_masks) trace.params = attention::resolve_params(attention::find_policy(ran_attention.mode), ran_attention.params);
+      }
       model_name = s->model_name;
       config_name = s->config_name;
       std::cerr << "longshot generate: model " << (req.model.empty() ? s->model_name : req.model)
@@ -357,6 +374,7 @@ int run_generate(const std::vector<std::string>& args) {
     // The MP4 carries its recipe (docs/models.md): `longshot generate --from` re-runs it.
     io::Mp4Options mp4{req.fps};
     pipeline::GenerationRequest recipe = req;
+    recipe.attention = ran_attention;
     if (recipe.sampler.empty()) recipe.sampler = resolved.config.default_sampler;
     // Paths made absolute, so that --from works from any folder.
     if (!model::has_config(recipe.model) && std::filesystem::exists(recipe.model))
@@ -365,6 +383,7 @@ int run_generate(const std::vector<std::string>& args) {
                        &recipe.vae_file, &recipe.text_embeddings})
       if (!path->empty() && std::filesystem::exists(*path)) *path = std::filesystem::absolute(*path).lexically_normal().string();
     mp4.metadata = pipeline::recipe_tags(recipe, model_name, config_name);
+    if (!routing.empty()) mp4.metadata["longshot_regime"] = routing;
     const auto codec = io::write_mp4(*video, staged.add_file(out_path), mp4);
     written.push_back(out_path + " (" + codec + ", " + std::to_string(video->frames) + " frames " +
                       std::to_string(video->width) + "x" + std::to_string(video->height) + ")");
@@ -393,6 +412,7 @@ int run_generate(const std::vector<std::string>& args) {
   std::printf("attention       %.2f s = %.1f%% of the run\n", attention_ms / 1000.0,
               total_ms > 0 ? 100.0 * attention_ms / total_ms : 0.0);
   std::printf("mean sparsity   %.1f%% (dense steps count as 0)\n", 100.0 * mean_sparsity);
+  if (!routing.empty()) std::printf("regime          %s\n", routing.c_str());
   std::printf("text encoding   %.2f s     decoding %.2f s\n", encode_ms / 1000.0, decode_ms / 1000.0);
   if (peak_bytes >= 0) std::printf("peak memory     %.2f GiB (CUDA, allocated)\n", double(peak_bytes) / double(1ull << 30));
   else std::printf("peak memory     n/a (CPU)\n");

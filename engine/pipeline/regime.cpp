@@ -42,10 +42,10 @@ std::string shipped_table_path(const std::string& model_name, const std::string&
 std::string RegimeChoice::summary() const {
   std::ostringstream os;
   if (regime.empty()) {
-    os << "regime " << requested << " fell back to the mode's defaults: " << warning;
+    os << requested << " fell back to the mode's defaults: " << warning;
     return os.str();
   }
-  os << "regime " << regime;
+  os << regime;
   if (requested == "auto") {
     os.setf(std::ios::fixed);
     os.precision(3);

@@ -27,7 +27,9 @@ struct RegimeChoice {
   double route_ms = 0.0;           // pooling + projection + explanation
   std::string warning;             // set when auto fell back (a file missing), or a router of another model
   attention::ParamValues params;   // what the mode runs with: the regime's, then the user's overrides
-  std::string summary() const;     // one line for the CLI summary, the studio and the recipe
+  // One line for the CLI summary, the studio and the MP4's tags: "fast (auto, router …: why), parameters
+  // from …" or "auto fell back to the mode's defaults: why".
+  std::string summary() const;
 };
 
 // Throws ParameterError("regime", ...) for a regime with the dense mode, a named regime without a

@@ -248,7 +248,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     if (!request.attention.regime.empty()) {
       regime = choose_regime(request.attention, resolved.name, cond[0], request.prompt);
       request.attention.params = regime.params;
-      if (!regime.warning.empty()) spdlog::warn("{}", regime.summary());
+      if (!regime.warning.empty()) spdlog::warn("regime {}", regime.summary());
     }
     // Previews decode with the cheap decoder (pixels, or the latents' colour preview); the VAE
     // loads after sampling.

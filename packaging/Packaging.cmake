@@ -11,6 +11,9 @@ set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 # default model. Component cli: `cmake --install --component cli` gives a runnable CLI alone.
 file(GLOB _longshot_weights "${PROJECT_SOURCE_DIR}/assets/*.safetensors")
 install(FILES ${_longshot_weights} DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)
+# Their motion routers and regime lookup tables (--regime auto; docs/calibration.md).
+file(GLOB _longshot_routing "${PROJECT_SOURCE_DIR}/assets/*-router.json" "${PROJECT_SOURCE_DIR}/assets/*-calibration.json")
+install(FILES ${_longshot_routing} DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)
 # The method presets (--preset NAME): one JSON file per paper setting.
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/assets/presets" DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)
 # The install prefix is compiled into the asset lookup alone (one object rebuilds when it changes).

@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/common/address_space.h"
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
@@ -197,6 +198,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   int completed = 0;
   try {
     validate_request(request_in);
+    ensure_address_space_headroom();  // a low `ulimit -v` is an error, not an OpenBLAS hang (F5)
     // "builtin" (the request's default) and "longshot-builtin" name the built-in model;
     // "longshot-builtin-sparse" its sparsity-aware fine-tune.
     GenerationRequest request = request_in;

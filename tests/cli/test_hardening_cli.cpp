@@ -324,6 +324,20 @@ TEST(HardeningCli, FileSizeLimitFailsCleanly) {
   EXPECT_EQ(leftovers(d.path), std::vector<std::string>{});
 }
 
+// F5: under a low address-space limit Debian's OpenBLAS spun forever in blas_memory_alloc (deaf to
+// Ctrl-C) on the first matrix product. Now the job fails at once with an error naming the limit;
+// the KILL timeout turns a regression into a failure, not a hung CI. A generous limit still works.
+TEST(HardeningCli, LowAddressSpaceLimitIsAnErrorNotAHang) {
+  TempDir d;
+  const auto low = run(tiny_args({"--out", d.file("c.mp4")}), d.path.string(), "ulimit -v 1000000; exec timeout -s KILL 120");
+  EXPECT_EQ(low.rc, 1) << low.err;
+  EXPECT_NE(low.err.find("ulimit -v"), std::string::npos) << low.err;
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{});
+  const auto high = run(tiny_args({"--out", d.file("c.mp4")}), d.path.string(), "ulimit -v 6000000; exec timeout -s KILL 120");
+  EXPECT_EQ(high.rc, 0) << high.err;
+  EXPECT_TRUE(fs::exists(d.file("c.mp4")));
+}
+
 // The installed CLI (cmake --install --component cli into a temporary prefix) generates the
 // built-in model's video from <prefix>/share/longshot with the source tree out of reach (its
 // fallback off, cwd and HOME elsewhere), and the video shows the prompt: not noise.

@@ -10,7 +10,7 @@ namespace longshot::studio {
 
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
-constexpr const char* kNone = "(none: choose mode and parameters below)";
+constexpr const char* kNone = "(none)";
 }  // namespace
 
 PresetPicker::PresetPicker(QWidget* parent) : QWidget(parent) {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The studio's shutdown path under Xvfb (issue 27): a signal ends it as Quit does. Cases:
+#   term-mid-job   SIGTERM while a long job runs: exit 143, the job in the history as cancelled
+#   int-in-export  SIGINT while a PNG export is staged (LONGSHOT_FAULT_EXPORT_PAUSE_MS): exit 130,
+#                  no file at all in the export folder (no frame under its final name, no staging)
+#   export-done    the same export without a signal: exit 0, all 8 frames, nothing else (the
+#                  control: the files the other case must not leave do appear here)
+# usage: studio_signals_test.sh LONGSHOT_STUDIO CASE   (needs xvfb-run)
+set -u
+studio=$1
+case_name=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export HOME=$work/home XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$work/config
+mkdir -p "$HOME" "$work/export"
+export QT_QPA_PLATFORM=xcb LIBGL_ALWAYS_SOFTWARE=1 LONGSHOT_LOG=info LONGSHOT_THREADS=1
+log=$work/studio.log
+
+request() {  # steps
+  printf '{"prompt": "a small red circle bounces left to right on a dark blue background", "model": "tiny", "frames": 8, "width": 32, "height": 32, "steps": %d, "seed": 7, "attention/mode": "dense"}\n' "$1" > "$work/req.json"
+}
+fail() {
+  echo "FAIL ($case_name): $*"
+  echo "--- studio log:"
+  cat "$log"
+  exit 1
+}
+start() {  # extra studio arguments...
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$studio" --preset "$work/req.json" --generate-on-start "$@" > "$log" 2>&1 &
+  runner=$!
+}
+wait_for() {  # text seconds
+  for _ in $(seq 1 $(( $2 * 10 ))); do
+    grep -q "$1" "$log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "no '$1' in the log after $2 s"
+}
+finish() {  # seconds → sets rc
+  for _ in $(seq 1 $(( $1 * 10 ))); do
+    if ! kill -0 "$runner" 2>/dev/null; then
+      wait "$runner"
+      rc=$?
+      return
+    fi
+    sleep 0.1
+  done
+  kill -KILL "$runner" 2>/dev/null
+  fail "the studio did not end within $1 s"
+}
+studio_of_runner() {
+  # xvfb-run starts the studio as a descendant: find it by its arguments under our runner.
+  local p
+  for p in $(pgrep -f "$studio --preset $work/req.json"); do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = "longshot-studio" ] && { echo "$p"; return; }
+  done
+}
+
+case $case_name in
+  term-mid-job)
+    request 400
+    start
+    wait_for "queued job 1" 60
+    sleep 3  # the tiny model loads and runs a few steps
+    pid=$(studio_of_runner)
+    [ -n "$pid" ] || fail "no studio process"
+    kill -TERM "$pid"
+    finish 30
+    [ "$rc" -eq 143 ] || fail "exit $rc, expected 143 (128 + SIGTERM)"
+    grep -q "SIGTERM" "$log" || fail "no SIGTERM line in the log"
+    hist=$XDG_DATA_HOME/longshot/studio-history.json
+    [ -f "$hist" ] || fail "no history file"
+    grep -q '"status": "cancelled"' "$hist" || fail "the job is not in the history as cancelled: $(cat "$hist")"
+    leftovers=$(find "$XDG_DATA_HOME" -name '*.tmp*')
+    [ -z "$leftovers" ] || fail "temporary files left: $leftovers"
+    ;;
+  int-in-export)
+    request 3
+    LONGSHOT_FAULT_EXPORT_PAUSE_MS=60000 start --export "$work/export/clip.png"
+    wait_for "export paused" 120
+    pid=$(studio_of_runner)
+    [ -n "$pid" ] || fail "no studio process"
+    kill -INT "$pid"
+    finish 30
+    [ "$rc" -eq 130 ] || fail "exit $rc, expected 130 (128 + SIGINT)"
+    grep -q "abandoned by SIGINT" "$log" || fail "the log does not say the export was abandoned"
+    left=$(ls -A "$work/export")
+    [ -z "$left" ] || fail "files left in the export folder: $left"
+    ;;
+  export-done)
+    request 3
+    start --export "$work/export/clip.png"
+    finish 120
+    [ "$rc" -eq 0 ] || fail "exit $rc, expected 0"
+    n=$(ls "$work/export" | grep -c '^clip_000[0-7]\.png$')
+    [ "$n" -eq 8 ] || fail "$n of 8 frames written: $(ls -A "$work/export")"
+    [ "$(ls -A "$work/export" | wc -l)" -eq 8 ] || fail "more than the frames: $(ls -A "$work/export")"
+    ;;
+  *)
+    echo "unknown case '$case_name'"
+    exit 2
+    ;;
+esac
+echo "PASS ($case_name)"

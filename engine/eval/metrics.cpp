@@ -332,14 +332,16 @@ double ssim(const Video& a, const Video& b) {
 
 // ---- loop score (VQeval loop_quality on a pooled-pixel feature) --------------------------------
 
-LoopScore loop_score(const Video& video, int pool) {
-  check_video(video, "video");
-  if (video.frames < 6) throw ParameterError("frames", "the loop score needs at least 6 frames");
-  if (pool < 1) throw ParameterError("pool", "must be at least 1, got " + std::to_string(pool));
+namespace {
+
+using Features = std::vector<std::vector<double>>;
+
+// Area means of pool×pool cells (ragged edge cells over their real pixels), 0–1, minus the mean
+// over frames.
+Features pooled_features(const Video& video, int pool) {
   const int n = video.frames, ph = (video.height + pool - 1) / pool, pw = (video.width + pool - 1) / pool;
   const size_t dim = size_t(ph) * pw * 3;
-  // Features: area means of pool×pool cells (ragged edge cells over their real pixels), 0–1.
-  std::vector<std::vector<double>> f(size_t(n), std::vector<double>(dim, 0.0));
+  Features f(size_t(n), std::vector<double>(dim, 0.0));
   std::vector<double> count(size_t(ph) * pw, 0.0);
   for (int y = 0; y < video.height; ++y)
     for (int x = 0; x < video.width; ++x) count[size_t(y / pool) * pw + x / pool] += 1.0;
@@ -356,24 +358,37 @@ LoopScore loop_score(const Video& video, int pool) {
     for (size_t i = 0; i < dim; ++i) mean[i] += v[i] / n;
   for (auto& v : f)
     for (size_t i = 0; i < dim; ++i) v[i] -= mean[i];
-  // Cosine similarity; two zero features (frames equal to the mean frame) are identical, one zero
-  // feature is unlike any other.
+  return f;
+}
+
+// Cosine similarity of every pair of frames; two zero features (frames equal to the mean frame)
+// are identical, one zero feature is unlike any other.
+struct Similarity {
+  int n = 0;
+  std::vector<double> S;
+  double operator()(int a, int b) const { return S[size_t(a) * n + b]; }
+};
+
+Similarity similarity(const Features& f) {
+  const int n = int(f.size());
   std::vector<double> norm(static_cast<size_t>(n));
   for (int t = 0; t < n; ++t) norm[size_t(t)] = std::sqrt(std::inner_product(f[t].begin(), f[t].end(), f[t].begin(), 0.0));
-  std::vector<double> S(size_t(n) * n, 0.0);
+  Similarity sim{n, std::vector<double>(size_t(n) * n, 0.0)};
   for (int a = 0; a < n; ++a)
     for (int b = 0; b < n; ++b) {
       const double d = norm[size_t(a)] * norm[size_t(b)];
       const bool za = norm[size_t(a)] < 1e-9, zb = norm[size_t(b)] < 1e-9;
-      S[size_t(a) * n + b] = a == b || (za && zb) ? 1.0
-                             : d > 1e-18      ? std::inner_product(f[a].begin(), f[a].end(), f[b].begin(), 0.0) / d
-                                              : 0.0;
+      sim.S[size_t(a) * n + b] = a == b || (za && zb) ? 1.0
+                                 : d > 1e-18      ? std::inner_product(f[a].begin(), f[a].end(), f[b].begin(), 0.0) / d
+                                                  : 0.0;
     }
-  auto sim = [&](int a, int b) { return S[size_t(a) * n + b]; };
-  LoopScore r;
-  const int min_gap = std::max(3, n / 10);
+  return sim;
+}
 
-  // Cycle.
+// Cycle: the similarity band's local peak past min_gap, in band standard deviations; a video
+// whose frames are all alike scores high too.
+void score_cycle(const Similarity& sim, int min_gap, LoopScore& r) {
+  const int n = sim.n;
   std::vector<double> band;
   for (int k = 1; k <= n / 2; ++k) {
     double m = 0;
@@ -403,8 +418,11 @@ LoopScore loop_score(const Video& video, int pool) {
   off /= double(n) * (n - 1);
   if (off > 0.95) r.cycle = std::max(r.cycle, 0.8);
   else if (off > 0.90) r.cycle = std::max(r.cycle, 0.5);
+}
 
-  // Near-duplicates and the longest repeat.
+// Near-duplicates and the longest repeat.
+void score_repeats(const Similarity& sim, int min_gap, LoopScore& r) {
+  const int n = sim.n;
   constexpr double kDuplicate = 0.97;
   int dup = 0, pairs = 0;
   for (int i = 0; i < n; ++i)
@@ -417,9 +435,19 @@ LoopScore loop_score(const Video& video, int pool) {
       r.longest_repeat = std::max(r.longest_repeat, streak);
     }
   }
+}
 
-  // Frame-difference signals: ‖f_{t+1} − f_t‖ (autocorrelation) and the mean |difference|
-  // (the motion signal standing in for VQeval's optical-flow magnitude).
+std::vector<double> centred(std::vector<double> v) {
+  const double m = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  for (auto& x : v) x -= m;
+  return v;
+}
+
+// Frame-difference signals: ‖f_{t+1} − f_t‖ (autocorrelation) and the mean |difference| (the
+// motion signal standing in for VQeval's optical-flow magnitude).
+void score_motion(const Features& f, LoopScore& r) {
+  const int n = int(f.size());
+  const size_t dim = f.front().size();
   std::vector<double> diff, motion;
   for (int t = 0; t + 1 < n; ++t) {
     double sq = 0, ab = 0;
@@ -431,11 +459,6 @@ LoopScore loop_score(const Video& video, int pool) {
     diff.push_back(std::sqrt(sq));
     motion.push_back(ab / double(dim));
   }
-  auto centred = [](std::vector<double> v) {
-    const double m = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
-    for (auto& x : v) x -= m;
-    return v;
-  };
   // Periodicity: dominant share of the non-DC DFT power of the motion signal.
   {
     const auto m = centred(motion);
@@ -451,25 +474,38 @@ LoopScore loop_score(const Video& video, int pool) {
     r.periodicity = total > 1e-12 ? std::clamp((top / total - 0.3) / 0.4, 0.0, 1.0) : 0.0;
   }
   // Autocorrelation.
-  {
-    const auto d = centred(diff);
-    const double energy = std::inner_product(d.begin(), d.end(), d.begin(), 0.0);
-    const double change = std::accumulate(diff.begin(), diff.end(), 0.0);
-    if (change < 1e-9) {
-      r.autocorrelation = 0.8;  // nothing changes (VQeval's value)
-    } else if (energy < 1e-12) {
-      r.autocorrelation = 0.0;  // perfectly steady change: nothing repeats (VQeval would say 0.8)
-    } else {
-      double best = -1;
-      const int max_lag = int(d.size()) / 2;
-      for (int lag = std::min(3, max_lag); lag <= max_lag; ++lag) {
-        double c = 0;
-        for (size_t t = 0; t + lag < d.size(); ++t) c += d[t] * d[t + lag];
-        best = std::max(best, c / energy);
-      }
-      r.autocorrelation = std::clamp(best, 0.0, 1.0);
+  const auto d = centred(diff);
+  const double energy = std::inner_product(d.begin(), d.end(), d.begin(), 0.0);
+  const double change = std::accumulate(diff.begin(), diff.end(), 0.0);
+  if (change < 1e-9) {
+    r.autocorrelation = 0.8;  // nothing changes (VQeval's value)
+  } else if (energy < 1e-12) {
+    r.autocorrelation = 0.0;  // perfectly steady change: nothing repeats (VQeval would say 0.8)
+  } else {
+    double best = -1;
+    const int max_lag = int(d.size()) / 2;
+    for (int lag = std::min(3, max_lag); lag <= max_lag; ++lag) {
+      double c = 0;
+      for (size_t t = 0; t + lag < d.size(); ++t) c += d[t] * d[t + lag];
+      best = std::max(best, c / energy);
     }
+    r.autocorrelation = std::clamp(best, 0.0, 1.0);
   }
+}
+
+}  // namespace
+
+LoopScore loop_score(const Video& video, int pool) {
+  check_video(video, "video");
+  if (video.frames < 6) throw ParameterError("frames", "the loop score needs at least 6 frames");
+  if (pool < 1) throw ParameterError("pool", "must be at least 1, got " + std::to_string(pool));
+  const auto f = pooled_features(video, pool);
+  const auto sim = similarity(f);
+  const int min_gap = std::max(3, video.frames / 10);
+  LoopScore r;
+  score_cycle(sim, min_gap, r);
+  score_repeats(sim, min_gap, r);
+  score_motion(f, r);
   r.severity = 0.35 * r.cycle + 0.25 * r.duplicate + 0.20 * r.periodicity + 0.20 * r.autocorrelation;
   r.score = std::max(0.0, 1.0 - r.severity);
   return r;

@@ -9,14 +9,11 @@
 #include <sstream>
 
 #include <torch/cuda.h>
-#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#include <c10/cuda/CUDAFunctions.h>
-#endif
 
 #include <spdlog/spdlog.h>
 
 #include "engine/common/address_space.h"
+#include "engine/common/cuda_memory.h"
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
@@ -154,26 +151,6 @@ std::shared_ptr<const model::MaskAdapter> resolve_adapter(
   return slot;
 }
 
-// Peak CUDA memory of the job: the caching allocator's peak of allocated bytes (what
-// torch.cuda.max_memory_allocated reports), reset when the job starts; −1 without CUDA.
-void reset_peak_memory(const torch::Device& device) {
-#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
-  if (device.is_cuda())
-    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : c10::cuda::current_device());
-#endif
-}
-
-int64_t peak_memory(const torch::Device& device) {
-#if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
-  if (device.is_cuda()) {
-    const auto stats =
-        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : c10::cuda::current_device());
-    return int64_t(stats.allocated_bytes[0].peak);  // [0]: StatType::AGGREGATE in every version
-  }
-#endif
-  return -1;
-}
-
 }  // namespace
 
 model::ModelSpec model_spec(const GenerationRequest& r) {
@@ -213,7 +190,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
 
-    reset_peak_memory(device);
+    reset_peak_cuda_memory(device);  // the job's peak: what torch.cuda.max_memory_allocated reports
     const double t_begin = now_ms();
     ModelCache local;
     ModelCache& cache = ctx.cache ? *ctx.cache : local;
@@ -428,7 +405,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     done.video = video;
     done.encode_ms = encode_ms;
     done.decode_ms = decode_ms;
-    done.peak_memory_bytes = peak_memory(device);
+    done.peak_memory_bytes = peak_cuda_memory(device);
     ctx.publish(done);
   } catch (const model::Cancelled&) {
     ctx.publish(JobCancelled{id, completed});

@@ -19,15 +19,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-// Only a CUDA LibTorch has a usable c10/cuda (Debian's CPU package ships headers that do not compile).
-#if defined(LONGSHOT_TORCH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define LONGSHOT_BENCH_MEMORY 1
-#endif
 
 #include "engine/attention/attention.h"
 #include "engine/attention/mask_policy.h"
 #include "engine/attention/presets.h"
+#include "engine/common/cuda_memory.h"
 #include "engine/model/dit.h"
 
 using namespace longshot;
@@ -39,19 +35,10 @@ double now_ms() {
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
 
-void reset_peak() {
-#if defined(LONGSHOT_BENCH_MEMORY)
-  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-#endif
-}
-
-double peak_gib() {
-#if defined(LONGSHOT_BENCH_MEMORY)
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-  return double(stats.allocated_bytes[0].peak) / (1ull << 30);  // [0]: StatType AGGREGATE
-#else
-  return -1;
-#endif
+// The caching allocator's peak on `device` since the last reset_peak_cuda_memory: −1 on the CPU.
+double peak_gib(const torch::Device& device) {
+  const int64_t bytes = peak_cuda_memory(device);
+  return bytes < 0 ? -1.0 : double(bytes) / (1ull << 30);
 }
 
 struct Row {
@@ -153,7 +140,7 @@ int main(int argc, char** argv) {
         dit->forward(x, t, text, &ctl);  // warm-up (and mask caches)
         if (cuda) torch::cuda::synchronize();
         row.first_mask_ms = ctl.stats.mask_ms;
-        reset_peak();
+        reset_peak_cuda_memory(device);
         // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
         // two forwards); the forward time is the median, attention and mask times the means.
         std::vector<double> fwd;
@@ -176,7 +163,7 @@ int main(int argc, char** argv) {
         row.sparsity = ctl.stats.mean_sparsity();
         row.step_ms = 2.0 * row.forward_ms * full_layers / layers;
         row.share = row.attention_ms / row.forward_ms;
-        row.peak = cuda ? peak_gib() + double(block_bytes) * (full_layers - layers) / (1ull << 30) : -1;
+        row.peak = cuda ? peak_gib(device) + double(block_bytes) * (full_layers - layers) / (1ull << 30) : -1;
       } catch (const std::exception& e) {
         std::printf("  %s %s: failed: %s\n", gtext.c_str(), mode.c_str(), e.what());
         continue;

@@ -16,12 +16,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-#if defined(LONGSHOT_TORCH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define LONGSHOT_ENCODE_GPU_MEMORY 1
-#endif
 
 #include "app/cli/command.h"
+#include "engine/common/cuda_memory.h"
 #include "engine/common/error.h"
 #include "engine/text/checkpoint.h"
 #include "engine/text/prompt_encoder.h"
@@ -122,9 +119,7 @@ int run_encode(const std::vector<std::string>& args) {
     tokens = mask.ne(0).sum().item<int64_t>();
   }
 
-#if defined(LONGSHOT_ENCODE_GPU_MEMORY)
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-#endif
+  reset_peak_cuda_memory(device);
   text::UMT5LoadOptions lo;
   lo.device = device;
   lo.dtype = dtypes.at(dtype_text);
@@ -177,10 +172,7 @@ int run_encode(const std::vector<std::string>& args) {
   j["encode_s_all"] = times;
   j["weight_gb"] = double(enc.weight_bytes()) / 1e9;
   j["peak_rss_gb"] = double(ru.ru_maxrss) * 1024.0 / 1e9;
-#if defined(LONGSHOT_ENCODE_GPU_MEMORY)
-  if (device.is_cuda())
-    j["peak_gpu_gb"] = double(c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak) / 1e9;
-#endif
+  if (const int64_t peak = peak_cuda_memory(device); peak >= 0) j["peak_gpu_gb"] = double(peak) / 1e9;
   if (!out_path.empty()) j["out"] = out_path;
   std::cout << j.dump() << std::endl;
   return 0;

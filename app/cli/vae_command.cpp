@@ -12,12 +12,9 @@
 
 #include <torch/cuda.h>
 #include <torch/torch.h>
-#if defined(LONGSHOT_TORCH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define LONGSHOT_VAE_CLI_MEMORY 1
-#endif
 
 #include "app/cli/command.h"
+#include "engine/common/cuda_memory.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/video.h"
@@ -132,22 +129,13 @@ torch::Tensor read_tensor(const std::string& path, const std::string& preferred,
   return file.load(name, torch::kFloat);
 }
 
-void reset_peak(const torch::Device& d) {
-#if defined(LONGSHOT_VAE_CLI_MEMORY)
-  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-#endif
-}
-
+// The caching allocator's peak since reset_peak_cuda_memory, in words; empty on the CPU.
 std::string peak_text(const torch::Device& d) {
-#if defined(LONGSHOT_VAE_CLI_MEMORY)
-  if (d.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, ", peak CUDA memory %.2f GiB", double(stats.allocated_bytes[0].peak) / (1ull << 30));
-    return buf;
-  }
-#endif
-  return "";
+  const int64_t peak = peak_cuda_memory(d);
+  if (peak < 0) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, ", peak CUDA memory %.2f GiB", double(peak) / (1ull << 30));
+  return buf;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -182,7 +170,7 @@ int run_decode(const std::vector<std::string>& args) {
   auto model = vae::WanVAE::load(vae_path, {}, /*with_encoder=*/false);
   model.to(device, pick_dtype(f, device.is_cuda() ? torch::kBFloat16 : torch::kFloat));
 
-  reset_peak(device);
+  reset_peak_cuda_memory(device);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> frames;  // .safetensors: float32 [3, n, H, W] chunks on the CPU
   Video video;           // .mp4: 8-bit, filled chunk by chunk
@@ -248,7 +236,7 @@ int run_encode(const std::vector<std::string>& args) {
   const auto device = pick_device(f);
   auto model = vae::WanVAE::load(vae_path);
   model.to(device, torch::kBFloat16, pick_dtype(f, torch::kFloat));
-  reset_peak(device);
+  reset_peak_cuda_memory(device);
   const auto t0 = std::chrono::steady_clock::now();
   const auto mu = model.encode(frames, f.switches.count("--raw") ? vae::LatentSpace::Raw : vae::LatentSpace::Normalized);
   const double secs = seconds_since(t0);

@@ -21,12 +21,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-// Only a CUDA LibTorch has a usable c10/cuda (Debian's CPU package ships headers that do not compile).
-#if defined(LONGSHOT_TORCH_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define LONGSHOT_BENCH_MEMORY 1
-#endif
 
+#include "engine/common/cuda_memory.h"
 #include "engine/io/safetensors.h"
 #include "engine/vae/latent_preview.h"
 #include "engine/vae/wan_vae.h"
@@ -51,19 +47,10 @@ void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize();
 }
 
-void reset_peak() {
-#if defined(LONGSHOT_BENCH_MEMORY)
-  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-#endif
-}
-
-double peak_gib() {
-#if defined(LONGSHOT_BENCH_MEMORY)
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-  return double(stats.allocated_bytes[0].peak) / (1ull << 30);  // [0]: StatType AGGREGATE
-#else
-  return -1;
-#endif
+// The caching allocator's peak on `device` since the last reset_peak_cuda_memory: −1 on the CPU.
+double peak_gib(const torch::Device& device) {
+  const int64_t bytes = peak_cuda_memory(device);
+  return bytes < 0 ? -1.0 : double(bytes) / (1ull << 30);
 }
 
 }  // namespace
@@ -119,7 +106,7 @@ int main(int argc, char** argv) {
       if (x.dim() == 5) x = x.squeeze(0);
       const auto space = raw ? vae::LatentSpace::Raw : vae::LatentSpace::Normalized;
       sync(device);
-      reset_peak();
+      reset_peak_cuda_memory(device);
       const double t0 = now_ms();
       torch::Tensor y;
       if (encode) {
@@ -134,7 +121,7 @@ int main(int argc, char** argv) {
       io::write_safetensors(out_path, {{encode ? "latents" : "frames", y}});
       std::printf("%s %s -> %s %s in %.3f s on %s, peak %.2f GiB\n", encode ? "encoded" : "decoded",
                   c10::str(x.sizes()).c_str(), c10::str(y.sizes()).c_str(), out_path.c_str(), secs, device.str().c_str(),
-                  peak_gib());
+                  peak_gib(device));
       return 0;
     }
     auto model = vae_path.empty() ? vae::WanVAE(vae::WanVAEConfig{}, 1) : vae::WanVAE::load(vae_path, {}, false);
@@ -162,7 +149,7 @@ int main(int argc, char** argv) {
       };
       model.decode_streamed(z.narrow(1, 0, std::min<int64_t>(2, T)), sink, options);  // warm-up
       sync(device);
-      reset_peak();
+      reset_peak_cuda_memory(device);
       std::vector<double> times;
       for (int r = 0; r < reps; ++r) {
         bytes = 0;
@@ -173,7 +160,7 @@ int main(int argc, char** argv) {
         times.push_back((now_ms() - t0) / 1000.0);
       }
       std::sort(times.begin(), times.end());
-      const double t = times[times.size() / 2], peak = peak_gib();
+      const double t = times[times.size() / 2], peak = peak_gib(device);
       const int64_t out_frames = cfg.frames_for(T);
       if (bytes != out_frames * H * W * 3) throw std::runtime_error("decoded byte count does not match the frame count");
       std::printf("%-10s %10.3f %10.1f %12.2f\n", item.c_str(), t, out_frames / t, peak);

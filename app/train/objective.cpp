@@ -19,25 +19,18 @@ Noised noise_batch(const torch::Tensor& x0, double shift) {
 
 torch::Tensor weighted_mean(const torch::Tensor& e, const torch::Tensor& w) { return (e * w).mean() / w.mean(); }
 
-model::AttentionControl training_attention() {
-  model::AttentionControl control;
-  control.torch_dense = true;
-  control.measure_time = false;
-  return control;
-}
+model::AttentionPlan training_attention() { return model::AttentionPlan::training(); }
 
-model::AttentionControl masked_training_attention(attention::MaskPolicy& policy, int64_t block_size, int64_t step,
-                                                  bool use_adapter) {
+model::AttentionPlan masked_training_attention(attention::MaskPolicy& policy, int64_t block_size, int64_t step,
+                                               bool use_adapter) {
   policy.reset();
-  model::AttentionControl control = training_attention();
-  control.torch_dense = false;
-  control.policy = &policy;
-  control.block_size = block_size;
-  control.differentiable_masks = true;
-  control.use_adapter = use_adapter;
-  control.step = static_cast<int>(step % kMaskSteps);
-  control.num_steps = kMaskSteps;
-  return control;
+  model::AttentionPlan plan = training_attention();  // differentiable: sparse layers take the masked path
+  plan.policy = &policy;
+  plan.block_size = block_size;
+  plan.use_adapter = use_adapter;
+  plan.step = static_cast<int>(step % kMaskSteps);
+  plan.num_steps = kMaskSteps;
+  return plan;
 }
 
 std::unique_ptr<attention::MaskPolicy> make_policy(const std::string& mode, const std::vector<std::string>& params,

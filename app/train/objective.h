@@ -31,16 +31,16 @@ Noised noise_batch(const torch::Tensor& x0, double shift);
 // when every weight is 1).
 torch::Tensor weighted_mean(const torch::Tensor& e, const torch::Tensor& w);
 
-// Every layer dense through torch's own attention: differentiable (the attention core's dense
-// path is inference-only) and SDPA on the GPU.
-model::AttentionControl training_attention();
+// Every layer dense and differentiable (model::AttentionPlan::training(): attend() takes SDPA, or
+// its torch-ops formula on the CPU; the reference and our kernel have no backward pass).
+model::AttentionPlan training_attention();
 
 // A sparse mode's mask through the differentiable path (SDPA with the token-expanded mask). Masks
 // that depend on the sampling step (dfs refresh/cache, lvsa rotation) see every step of a 20-step
 // run in turn, each scored afresh on the Q/K of this forward (the policy is reset), as inference
 // would build it.
-model::AttentionControl masked_training_attention(attention::MaskPolicy& policy, int64_t block_size, int64_t step,
-                                                  bool use_adapter);
+model::AttentionPlan masked_training_attention(attention::MaskPolicy& policy, int64_t block_size, int64_t step,
+                                               bool use_adapter);
 
 // The policy of `mode` with "k=v" parameters; `text` gets them joined by commas. ParameterError
 // for a malformed k=v, an unknown mode or a bad value.

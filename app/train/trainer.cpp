@@ -135,13 +135,10 @@ Video sample_video(model::WanDiTImpl& dit, model::TextNetImpl& text, const data:
   // The generation loop's sampler and loop (Euler on the built-in model's grid), every layer dense
   // through torch's attention; guidance always applied, as in the runs the previews track.
   sampler::FlowMatchEuler schedule(steps, shift);
-  model::AttentionControl control;  // one per step, shared by its two forwards
+  const model::AttentionPlan plan = training_attention();  // every step, both forwards
   sampler::SampleHooks hooks;
-  hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
-    control = training_attention();
-    return dit.forward(x, t, ctx, &control);
-  };
-  hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) { return dit.forward(x, t, unc, &control); };
+  hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) { return dit.forward(x, t, ctx, plan); };
+  hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) { return dit.forward(x, t, unc, plan); };
   hooks.guidance = guidance;
   const auto x = sampler::sample(schedule, sampler::seeded_noise({1, 3, frames, size, size}, seed, device), hooks).x;
   return data::tensor_to_video(x[0].clamp(-1, 1));
@@ -294,9 +291,8 @@ int64_t run_training(const TrainOptions& o) {
     const auto x0 = batch.x0.to(device, /*non_blocking=*/true);
     const auto ids = batch.ids.to(device);
     const Noised noised = noise_batch(x0, o.shift);
-    model::AttentionControl control = training_attention();
     const auto ctx = text->forward(ids);
-    const auto pred = dit->forward(noised.xt, noised.sigma * 1000.0, ctx, &control);
+    const auto pred = dit->forward(noised.xt, noised.sigma * 1000.0, ctx, training_attention());
     // Weighted MSE, normalised by the weights' mean: equal to the plain MSE when object_weight = 0.
     const auto weight = batch.weight.to(device, /*non_blocking=*/true);
     const auto sq = (pred - noised.target).pow(2);
@@ -309,8 +305,8 @@ int64_t run_training(const TrainOptions& o) {
     if (sparse_policy) {
       // Both passes get the gradient of their gap: the sparse one learns to follow dense, and the
       // dense one to need less of what the mask drops (its own flow-matching term keeps it honest).
-      model::AttentionControl sparse = masked_training_attention(*sparse_policy, o.block_size, step, false);
-      const auto gap = weighted_mean((dit->forward(noised.xt, noised.sigma * 1000.0, ctx, &sparse) - pred).pow(2), weight);
+      const auto sparse = masked_training_attention(*sparse_policy, o.block_size, step, false);
+      const auto gap = weighted_mean((dit->forward(noised.xt, noised.sigma * 1000.0, ctx, sparse) - pred).pow(2), weight);
       window.gap += gap.item<double>();
       loss = loss + o.sparse_weight * gap;
     }
@@ -447,16 +443,13 @@ int64_t run_distillation(const TrainOptions& o) {
     {
       torch::NoGradGuard no_grad;
       ctx = text->forward(ids);
-      model::AttentionControl teacher = training_attention();
-      dense = dit->forward(noised.xt, t, ctx, &teacher);
+      dense = dit->forward(noised.xt, t, ctx, training_attention());
       if (log_step) {
         // The mask without the adapter on the same batch: where the sparse mode starts from.
-        model::AttentionControl bare = masked(false);
-        bare_loss = weighted_mean((dit->forward(noised.xt, t, ctx, &bare) - dense).pow(2), weight).item<double>();
+        bare_loss = weighted_mean((dit->forward(noised.xt, t, ctx, masked(false)) - dense).pow(2), weight).item<double>();
       }
     }
-    model::AttentionControl student = masked(true);
-    const auto pred = dit->forward(noised.xt, t, ctx, &student);
+    const auto pred = dit->forward(noised.xt, t, ctx, masked(true));
     const auto loss = weighted_mean((pred - dense).pow(2), weight);
     const double lr = optimizer_step(loss, opt, step, o, elapsed);
     loss_sum += loss.item<double>();

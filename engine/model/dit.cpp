@@ -159,6 +159,13 @@ std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t fra
   return f;
 }
 
+AttentionPlan AttentionPlan::training() {
+  AttentionPlan plan;
+  plan.differentiable = true;
+  plan.measure_time = false;
+  return plan;
+}
+
 double AttentionStats::mean_sparsity() const {
   if (sparsity.empty()) return 0.0;
   double s = 0;
@@ -208,11 +215,17 @@ void WanDiTImpl::rope_tables(const attention::TokenGrid& grid, const attention::
 
 torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
                                   const torch::Tensor& text_emb) {
-  return forward(latents, timesteps, text_emb, nullptr);
+  return forward(latents, timesteps, text_emb, AttentionPlan::training());
 }
 
 torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
-                                  const torch::Tensor& text_emb, AttentionControl* control) {
+                                  const torch::Tensor& text_emb, const AttentionPlan& plan) {
+  return forward_with_stats(latents, timesteps, text_emb, plan).velocity;
+}
+
+DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const torch::Tensor& timesteps,
+                                         const torch::Tensor& text_emb, const AttentionPlan& plan,
+                                         const AttentionProbe& probe) {
   const auto& c = config_;
   if (latents.dim() != 5 || latents.size(1) != c.in_channels)
     throw ShapeError("latents: expected [B, " + std::to_string(c.in_channels) + ", F, H, W], got " +
@@ -230,20 +243,20 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   // Ordering: the policy's, unless the whole step is dense.
   std::unique_ptr<attention::Ordering> ordering;
   torch::Tensor perm, inverse;
-  const bool sparse_step = control && control->policy && !control->dense_step;
-  if (sparse_step && control->policy->ordering() != attention::OrderingKind::Raster) {
-    ordering = std::make_unique<attention::Ordering>(attention::make_ordering(control->policy->ordering(), grid));
+  const bool sparse_step = plan.policy && !plan.dense_step;
+  if (sparse_step && plan.policy->ordering() != attention::OrderingKind::Raster) {
+    ordering = std::make_unique<attention::Ordering>(attention::make_ordering(plan.policy->ordering(), grid));
     perm = torch::tensor(ordering->perm, torch::TensorOptions().dtype(torch::kLong)).to(device);
     inverse = torch::tensor(ordering->inverse, torch::TensorOptions().dtype(torch::kLong)).to(device);
   }
-  if (control) {
-    control->stats = AttentionStats{};
-    control->stats.num_layers = int(c.num_layers);
-    control->stats.num_heads = int(c.num_heads);
-    control->stats.sparsity.assign(size_t(c.num_layers * c.num_heads), 0.0f);
-    control->stats.grid = grid;
-    if (control->keep_masks) control->stats.layer_masks.assign(size_t(c.num_layers), nullptr);
-  }
+  DiTOutput result;
+  auto& stats = result.stats;
+  stats.num_layers = int(c.num_layers);
+  stats.num_heads = int(c.num_heads);
+  stats.sparsity.assign(size_t(c.num_layers * c.num_heads), 0.0f);
+  stats.grid = grid;
+  if (probe.keep_masks) stats.layer_masks.assign(size_t(c.num_layers), nullptr);
+  const ForwardAttention fa{plan, probe, stats, ordering.get(), grid};
 
   // Patch embedding → [B, N, dim] fp32, raster, then into the step's order.
   auto input = latents.to(wdtype);
@@ -256,7 +269,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   auto x = patch_embedding->forward(input).flatten(2).transpose(1, 2).to(torch::kFloat);
   if (perm.defined()) x = x.index_select(1, perm);
   torch::Tensor cos, sin;
-  rope_tables(grid, ordering.get(), device, cos, sin, control && control->riflex);
+  rope_tables(grid, ordering.get(), device, cos, sin, plan.riflex);
 
   // Time: sinusoid → MLP → 6-way modulation, all fp32.
   auto t = timesteps.reshape({-1}).to(device);
@@ -274,7 +287,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
                     c.head_dim() % 8 == 0;
   if (fuse) x = x.contiguous();
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    if (control && control->cancel && control->cancel->load()) throw Cancelled();
+    if (plan.cancel && plan.cancel->load()) throw Cancelled();
     auto& b = *blocks[l]->as<WanBlockImpl>();
     if (op_marker) op_marker->block(int(l));
     auto m = (b.modulation.to(torch::kFloat) + e0).chunk(6, 1);  // each [B, 1, dim]
@@ -282,7 +295,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
     if (fuse) {
       const auto h = fused::layernorm_modulate(x, m[0], m[1], c.eps, wdtype);
       mark("norm1+modulate");
-      fused::gated_residual_add_(x, self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid, true), m[2]);
+      fused::gated_residual_add_(x, self_attention(b, h, cos, sin, int(l), fa, true), m[2]);
       mark("residual");
       const auto n3 = b.norm3->weight.defined() ? layer_norm(b.norm3, x, c.eps).to(wdtype)
                                                 : fused::layernorm_modulate(x, {}, {}, c.eps, wdtype);
@@ -297,7 +310,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
     }
     auto h = layer_norm(b.norm1, x, c.eps) * (1 + m[1]) + m[0];
     mark("norm1+modulate");
-    x = x + self_attention(b, h, cos, sin, int(l), control, ordering.get(), grid, false).to(torch::kFloat) * m[2];
+    x = x + self_attention(b, h, cos, sin, int(l), fa, false).to(torch::kFloat) * m[2];
     mark("residual");
     const auto n3 = layer_norm(b.norm3, x, c.eps);
     mark("norm3");
@@ -308,7 +321,7 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
     x = x + ffn(l, f.to(wdtype)).to(torch::kFloat) * m[5];
     mark("residual");
   }
-  if (control && control->cancel && control->cancel->load()) throw Cancelled();
+  if (plan.cancel && plan.cancel->load()) throw Cancelled();
 
   auto hm = (head->modulation.to(torch::kFloat) + e.unsqueeze(1)).chunk(2, 1);
   auto out = linear(head->head, layer_norm(head->norm, x, c.eps) * (1 + hm[1]) + hm[0]).to(torch::kFloat);
@@ -319,7 +332,8 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
   out = out.reshape({batch, grid.t, grid.h, grid.w, p[0], p[1], p[2], c.out_channels})
             .permute({0, 7, 1, 4, 2, 5, 3, 6})
             .reshape({batch, c.out_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]});
-  return out;
+  result.velocity = out;
+  return result;
 }
 
 // ---- [attention] --------------------------------------------------------------------------------
@@ -327,20 +341,20 @@ torch::Tensor WanDiTImpl::forward(const torch::Tensor& latents, const torch::Ten
 namespace {
 
 // The step's mask for a sparse layer, from the policy (ShapeError when it returns none).
-attention::BlockMaskPtr layer_mask(const AttentionControl& control, const DiTConfig& c, int layer,
+attention::BlockMaskPtr layer_mask(const AttentionPlan& plan, const DiTConfig& c, int layer,
                                    const attention::TokenGrid& grid, const torch::Tensor& q, const torch::Tensor& k,
                                    const torch::Tensor& q_pooled, const torch::Tensor& k_pooled, int64_t pool_group) {
   attention::MaskRequest req;
   req.grid = grid;
-  req.block_size = control.block_size;
+  req.block_size = plan.block_size;
   req.num_heads = c.num_heads;
-  req.step = control.step;
-  req.num_steps = control.num_steps;
+  req.step = plan.step;
+  req.num_steps = plan.num_steps;
   req.layer = layer;
   req.num_layers = int(c.num_layers);
   req.reference_frames = c.reference_frames;
   req.device = q.device();
-  if (control.policy->needs_qk()) {
+  if (plan.policy->needs_qk()) {
     // Mask selection is not differentiated (training a mask adapter scores detached Q/K).
     req.q = q.detach();
     req.k = k.detach();
@@ -348,18 +362,17 @@ attention::BlockMaskPtr layer_mask(const AttentionControl& control, const DiTCon
     req.k_pooled = k_pooled;
     req.pool_group = pool_group;
   }
-  auto mask = control.policy->build(req);
-  if (!mask) throw ShapeError("mode '" + control.policy->name() + "' returned no mask for layer " + std::to_string(layer));
+  auto mask = plan.policy->build(req);
+  if (!mask) throw ShapeError("mode '" + plan.policy->name() + "' returned no mask for layer " + std::to_string(layer));
   return mask;
 }
 
-// How a self-attention layer asks attend() (which alone picks the backend): without a control the
-// forward is the training path (differentiable); torch_dense sends dense layers to SDPA.
-attention::AttendOptions self_attention_options(const AttentionControl* control, bool dense_layer) {
+// How a self-attention layer asks attend(), which alone picks the backend from these options.
+attention::AttendOptions self_attention_options(const AttentionPlan& plan) {
   attention::AttendOptions o;
+  o.backend = plan.backend;
+  o.differentiable = plan.differentiable;
   o.fp32_as_bf16 = true;
-  o.differentiable = !control || control->differentiable_masks;
-  if (control) o.backend = dense_layer && control->torch_dense ? attention::Backend::Sdpa : control->backend;
   return o;
 }
 
@@ -371,25 +384,25 @@ void record_mask(AttentionStats& stats, const attention::BlockMask& mask, int la
 }
 
 // The inspected layer's mask, recall estimate and one query's dense distribution (raster order).
-void inspect_layer(AttentionControl& control, const attention::BlockMaskPtr& mask, const torch::Tensor& q,
-                   const torch::Tensor& k, const attention::TokenGrid& grid, const attention::Ordering* ordering) {
+void inspect_layer(const AttentionProbe& probe, const attention::MaskPolicy* policy, AttentionStats& st,
+                   const attention::BlockMaskPtr& mask, const torch::Tensor& q, const torch::Tensor& k,
+                   const attention::TokenGrid& grid, const attention::Ordering* ordering) {
   const int64_t N = q.size(2), H = q.size(1);
-  auto& st = control.stats;
   st.inspected_mask = mask;
-  st.inspected_mask_cached = mask && control.policy->last_mask_cached();
+  st.inspected_mask_cached = mask && policy->last_mask_cached();
   torch::NoGradGuard no_grad;
-  if (control.want_recall) {
+  if (probe.recall) {
     if (!mask) {
       st.recall = 1.0;
     } else {
-      const int64_t stride = std::max<int64_t>(1, N / std::max<int64_t>(1, control.recall_queries));
+      const int64_t stride = std::max<int64_t>(1, N / std::max<int64_t>(1, probe.recall_queries));
       st.recall = attention::attention_recall(q, k, *mask, stride);
     }
   }
-  if (control.want_heatmap) {
-    int64_t query = control.inspect_query;
+  if (probe.heatmap) {
+    int64_t query = probe.query;
     if (query < 0 || query >= N) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
-    const int64_t head = std::clamp<int64_t>(control.inspect_head, 0, H - 1);
+    const int64_t head = std::clamp<int64_t>(probe.head, 0, H - 1);
     const bool permuted = ordering && ordering->kind != attention::OrderingKind::Raster;
     auto probs = attention::query_probabilities(q, k, head, permuted ? ordering->inverse[size_t(query)] : query);
     if (permuted)
@@ -401,20 +414,20 @@ void inspect_layer(AttentionControl& control, const attention::BlockMaskPtr& mas
 }  // namespace
 
 torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
-                                         const torch::Tensor& sin, int layer, AttentionControl* control,
-                                         const attention::Ordering* ordering, const attention::TokenGrid& grid,
+                                         const torch::Tensor& sin, int layer, const ForwardAttention& fa,
                                          bool fuse) {
   const auto& c = config_;
   const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.self_attn;
   const auto vdtype = a.v->weight.scalar_type();
-  const bool dense_layer = !control || !control->policy || control->dense_step || layer < control->dense_first_layers ||
-                           layer >= c.num_layers - control->dense_last_layers;
+  const auto& plan = fa.plan;
+  const bool dense_layer = !plan.policy || plan.dense_step || layer < plan.dense_first_layers ||
+                           layer >= c.num_layers - plan.dense_last_layers;
   // A dynamic mode scores Q/K group means: the fused kernel takes them while it writes Q/K.
   const int64_t pool_group =
-      fuse && !dense_layer && control->policy->needs_qk() ? control->policy->qk_pool_group(control->block_size) : 0;
+      fuse && !dense_layer && plan.policy->needs_qk() ? plan.policy->qk_pool_group(plan.block_size) : 0;
   // The mask adapter adds its low-rank deltas to the projections of sparse layers only.
-  const MaskAdapter* ad = control && control->use_adapter && !dense_layer ? adapter.get() : nullptr;
+  const MaskAdapter* ad = plan.use_adapter && !dense_layer ? adapter.get() : nullptr;
   auto& lin = linears(layer);
   auto delta = [&](torch::Tensor y, MaskAdapter::Proj p, const torch::Tensor& in) {
     return ad ? y + ad->delta(layer, p, in.to(y.scalar_type())) : y;
@@ -450,26 +463,27 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
 
   attention::BlockMaskPtr mask;
   double t0 = 0;
-  if (control && control->measure_time) {
+  if (fa.probe.on_qkv) fa.probe.on_qkv(layer, q, k, v);
+  if (plan.measure_time) {
     sync_if_cuda(q);
     t0 = now_ms();
   }
   if (!dense_layer) {
-    mask = layer_mask(*control, c, layer, grid, q, k, q_pooled, k_pooled, pool_group);
+    mask = layer_mask(plan, c, layer, fa.grid, q, k, q_pooled, k_pooled, pool_group);
     mark("mask build");
-    if (control->measure_time) {
+    if (plan.measure_time) {
       sync_if_cuda(q);
-      control->stats.mask_ms += now_ms() - t0;
+      fa.stats.mask_ms += now_ms() - t0;
     }
   }
-  const auto out = attention::attend(q, k, v, {mask.get()}, self_attention_options(control, dense_layer));
-  if (mask) record_mask(control->stats, *mask, layer, H, control->keep_masks ? mask : nullptr);
+  const auto out = attention::attend(q, k, v, {mask.get()}, self_attention_options(plan));
+  if (mask) record_mask(fa.stats, *mask, layer, H, fa.probe.keep_masks ? mask : nullptr);
   mark("self-attention");
-  if (control && control->measure_time) {
+  if (plan.measure_time) {
     sync_if_cuda(out);
-    control->stats.attention_ms += now_ms() - t0;
+    fa.stats.attention_ms += now_ms() - t0;
   }
-  if (control && layer == control->inspect_layer) inspect_layer(*control, mask, q, k, grid, ordering);
+  if (layer == fa.probe.layer) inspect_layer(fa.probe, plan.policy, fa.stats, mask, q, k, fa.grid, fa.ordering);
   mark("inspection");
   const auto attn = out.permute({0, 2, 1, 3}).reshape({B, N, c.dim});
   auto y = delta(lin.self_o.forward(attn, precision_)[0], MaskAdapter::O, attn);

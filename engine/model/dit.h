@@ -4,11 +4,12 @@
 // backend); self-attention's mask comes from a MaskPolicy per call.
 // Model room: knows the attention core, not the sampler, the pipeline or any UI.
 //
-// Sections: [AttentionControl] per-forward attention settings and statistics ·
+// Sections: [attention: plan, probe, stats] what a forward is asked and what it returns ·
 //           [WanDiT] the module · [helpers] RoPE / time embedding / weights init
 #pragma once
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -24,30 +25,19 @@
 
 namespace longshot::model {
 
-// Thrown from inside forward() when AttentionControl::cancel is set (checked before every layer).
+// Thrown from inside forward() when AttentionPlan::cancel is set (checked before every layer).
 struct Cancelled : std::exception {
   const char* what() const noexcept override { return "generation cancelled"; }
 };
 
-// ---- [AttentionControl] -------------------------------------------------------------------------
+// ---- [attention: plan, probe, stats] ------------------------------------------------------------
+// Settings go in (AttentionPlan), inspection requests go in (AttentionProbe), what the forward
+// learned comes back (AttentionStats, returned by forward_with_stats): nothing is written back into
+// what the caller passed, so one plan can serve the conditional and unconditional forwards.
 
-// What one forward learned about its self-attention.
-struct AttentionStats {
-  int num_layers = 0, num_heads = 0;
-  std::vector<float> sparsity;   // per (layer, head) block sparsity, layer-major; 0 for dense layers
-  double attention_ms = 0;       // self-attention kernels (+ mask build)
-  double mask_ms = 0;            // mask building alone
-  double recall = -1;            // inspected layer, all heads: kept share of dense softmax mass
-  attention::BlockMaskPtr inspected_mask;   // the mask the inspected layer ran with (null if dense)
-  bool inspected_mask_cached = false;
-  torch::Tensor inspected_probs;  // [N] dense softmax of the inspected query, raster order (CPU, fp32)
-  attention::TokenGrid grid;      // token grid of this forward
-  std::vector<attention::BlockMaskPtr> layer_masks;  // when keep_masks; null for dense layers
-  double mean_sparsity() const;
-};
-
-// Per-forward attention settings. A null policy, or dense_step, runs every layer dense.
-struct AttentionControl {
+// Input: how one forward runs its self-attention. A null policy, or dense_step, runs every layer
+// dense. Which backend computes each layer is attention::choose_backend's call (attend.h).
+struct AttentionPlan {
   attention::MaskPolicy* policy = nullptr;
   // RIFLEx (arXiv 2502.15894, as LVSA pairs it with long runs): past the reference horizon the
   // temporal RoPE frequency whose period is nearest reference_frames gets period frames (see
@@ -58,27 +48,55 @@ struct AttentionControl {
   int dense_last_layers = 0;
   int64_t block_size = 128;
   int step = 0, num_steps = 1;
+  // Every self-attention layer asks attend() for this backend; Auto lets choose_backend pick.
+  // Benchmarks force Cuda (our kernel, a full mask included) or Sdpa (the "best dense" baseline).
   attention::Backend backend = attention::Backend::Auto;
-  // Dense layers through torch's own attention (SDPA on a GPU with LibTorch >= 2) instead of the
-  // attention core: the benchmark's "best dense" baseline.
-  bool torch_dense = false;
+  // Training: every attention keeps its autograd graph (SDPA for dense layers, the masked path
+  // for sparse ones, whatever the device).
+  bool differentiable = false;
+  // The model's mask adapter (WanDiTImpl::adapter) in layers that run under a sparse mask.
+  bool use_adapter = false;
   const std::atomic<bool>* cancel = nullptr;
   // Timing synchronises the device around each attention call (only costs on a GPU).
   bool measure_time = true;
-  // Inspection of one layer/head/query (inspect_layer < 0: none).
-  int inspect_layer = -1;
-  int inspect_head = 0;
-  int64_t inspect_query = -1;  // raster token index; -1 = centre of the middle frame
-  bool want_recall = false;
-  bool want_heatmap = false;
+
+  // The control-less forward's plan: every layer dense and differentiable, no timing syncs.
+  static AttentionPlan training();
+};
+
+// Input: what to look at while the forward runs (costs only where asked).
+struct AttentionProbe {
+  int layer = -1;          // the inspected layer; < 0: none
+  int head = 0;
+  int64_t query = -1;      // raster token index; -1 = centre of the middle frame
+  bool recall = false;     // estimate the inspected layer's recall (stats.recall)
+  bool heatmap = false;    // the inspected query's dense distribution (stats.inspected_probs)
   int64_t recall_queries = 256;  // queries sampled for the recall estimate
   bool keep_masks = false;       // stats.layer_masks gets every layer's mask
-  // The model's mask adapter (WanDiTImpl::adapter) in layers that run under a sparse mask.
-  bool use_adapter = false;
-  // Sparse layers through torch ops with the mask as a token-level attention mask: differentiable
-  // (training a mask adapter), slow; otherwise the attention core's block-sparse path.
-  bool differentiable_masks = false;
-  AttentionStats stats;          // filled by forward()
+  // Called in every layer right after q, k, v [B, H, N, D] are formed (in the step's token
+  // order), before attention: a capture hook for calibration and routing. Empty: none.
+  std::function<void(int layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)> on_qkv;
+};
+
+// Output: what one forward learned about its self-attention.
+struct AttentionStats {
+  int num_layers = 0, num_heads = 0;
+  std::vector<float> sparsity;   // per (layer, head) block sparsity, layer-major; 0 for dense layers
+  double attention_ms = 0;       // self-attention kernels (+ mask build); 0 without measure_time
+  double mask_ms = 0;            // mask building alone
+  double recall = -1;            // inspected layer, all heads: kept share of the dense attention mass
+  attention::BlockMaskPtr inspected_mask;   // the mask the inspected layer ran with (null if dense)
+  bool inspected_mask_cached = false;
+  torch::Tensor inspected_probs;  // [N] dense attention distribution of the inspected query, raster order (CPU, fp32)
+  attention::TokenGrid grid;      // token grid of this forward
+  std::vector<attention::BlockMaskPtr> layer_masks;  // with probe.keep_masks; null for dense layers
+  double mean_sparsity() const;
+};
+
+// forward_with_stats' result.
+struct DiTOutput {
+  torch::Tensor velocity;
+  AttentionStats stats;
 };
 
 // Per-op timing hook (benchmarks): forward() calls block(l) as layer l begins and mark(op) right
@@ -143,13 +161,16 @@ class WanDiTImpl : public torch::nn::Module {
   explicit WanDiTImpl(DiTConfig config);
 
   // latents [B, C_in, F, H, W], timesteps [B] in [0, 1000], text_emb [B, L, text_dim] → velocity
-  // [B, C_out, F, H, W]. Every layer dense through torch ops (SDPA on a GPU with LibTorch >= 2),
-  // differentiable: the training path.
+  // [B, C_out, F, H, W] under AttentionPlan::training(): every layer dense, differentiable.
   torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
                         const torch::Tensor& text_emb);
-  // Same with per-call attention settings; fills control->stats.
+  // The same under `plan` (its statistics are not kept).
   torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& timesteps,
-                        const torch::Tensor& text_emb, AttentionControl* control);
+                        const torch::Tensor& text_emb, const AttentionPlan& plan);
+  // The same with `probe`'s inspections: the velocity and what the forward learned.
+  DiTOutput forward_with_stats(const torch::Tensor& latents, const torch::Tensor& timesteps,
+                               const torch::Tensor& text_emb, const AttentionPlan& plan,
+                               const AttentionProbe& probe = {});
 
   const DiTConfig& config() const { return config_; }
   // Token grid of latents with F frames and H×W pixels (divided by the patch).
@@ -162,7 +183,7 @@ class WanDiTImpl : public torch::nn::Module {
   torch::nn::Sequential text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   WanHead head{nullptr};
-  // Mask-aware adapter on the self-attention projections, used where AttentionControl::use_adapter
+  // Mask-aware adapter on the self-attention projections, used where AttentionPlan::use_adapter
   // is set and the layer is sparse (mask_adapter.h). Not a registered parameter.
   std::shared_ptr<const MaskAdapter> adapter;
   // Per-op timing hook (see OpMarker); not owned.
@@ -189,9 +210,16 @@ class WanDiTImpl : public torch::nn::Module {
     if (op_marker) op_marker->mark(op);
   }
 
+  // One forward's self-attention context: what was asked, and where the statistics go.
+  struct ForwardAttention {
+    const AttentionPlan& plan;
+    const AttentionProbe& probe;
+    AttentionStats& stats;
+    const attention::Ordering* ordering;  // null: raster
+    const attention::TokenGrid& grid;
+  };
   torch::Tensor self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, int layer, AttentionControl* control,
-                               const attention::Ordering* ordering, const attention::TokenGrid& grid, bool fuse);
+                               const torch::Tensor& sin, int layer, const ForwardAttention& fa, bool fuse);
   // fuse: the fused GPU kernels (fused_ops.h) for the q/k norm. k, v: the text's [B, H, L, D].
   torch::Tensor cross_attention(WanBlockImpl& b, int64_t layer, const torch::Tensor& x, const torch::Tensor& k,
                                 const torch::Tensor& v, bool fuse);

@@ -278,9 +278,12 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const double t_job = now_ms();
     double total_attention = 0, sparsity_sum = 0;  // mean sparsity counts dense steps as 0
 
-    // The step's attention control and timings, shared by the sampling loop's hooks.
+    // The step's attention plan and probe, what its conditional forward learned, and its timings,
+    // shared by the sampling loop's hooks.
     InspectTarget inspect{request.inspect_layer, request.inspect_head, request.inspect_query};
-    model::AttentionControl control;
+    model::AttentionPlan plan;
+    model::AttentionProbe probe;
+    model::AttentionStats stats;
     double t_step = 0, attention_ms = 0, mask_ms = 0;
     sampler::SampleHooks hooks;
     hooks.cancel = ctx.cancel;
@@ -297,46 +300,45 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
         }
       }
       t_step = now_ms();
-      control = model::AttentionControl();
-      control.policy = policy.get();
-      control.dense_step = step < settings.dense_warmup_steps;
-      control.dense_first_layers = settings.dense_first_layers;
-      control.dense_last_layers = settings.dense_last_layers;
-      control.riflex = settings.riflex;
-      control.block_size = settings.block_size;
-      control.step = step;
-      control.num_steps = request.steps;
-      control.cancel = ctx.cancel;
-      control.keep_masks = request.record_masks;
-      control.use_adapter = dit->adapter != nullptr;
+      plan = model::AttentionPlan();
+      plan.policy = policy.get();
+      plan.dense_step = step < settings.dense_warmup_steps;
+      plan.dense_first_layers = settings.dense_first_layers;
+      plan.dense_last_layers = settings.dense_last_layers;
+      plan.riflex = settings.riflex;
+      plan.block_size = settings.block_size;
+      plan.step = step;
+      plan.num_steps = request.steps;
+      plan.cancel = ctx.cancel;
+      plan.use_adapter = dit->adapter != nullptr;
+      probe = model::AttentionProbe();
+      probe.keep_masks = request.record_masks;
       if (request.previews) {
-        control.inspect_layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
-        control.inspect_head = std::clamp(inspect.head, 0, int(config.num_heads) - 1);
-        control.inspect_query = inspect.query;
-        control.want_heatmap = true;
-        control.want_recall = request.measure_recall;
+        probe.layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
+        probe.head = std::clamp(inspect.head, 0, int(config.num_heads) - 1);
+        probe.query = inspect.query;
+        probe.heatmap = true;
+        probe.recall = request.measure_recall;
       } else if (request.measure_recall) {
-        control.inspect_layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
-        control.want_recall = true;
+        probe.layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
+        probe.recall = true;
       }
+      stats = model::AttentionStats();
     };
     hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
-      auto v = dit->forward(x, t, cond, &control);
-      attention_ms = control.stats.attention_ms;
-      mask_ms = control.stats.mask_ms;
-      return v;
+      auto out = dit->forward_with_stats(x, t, cond, plan, probe);
+      stats = std::move(out.stats);
+      attention_ms = stats.attention_ms;
+      mask_ms = stats.mask_ms;
+      return out.velocity;
     };
     if (use_cfg) {
-      // The unconditional pass: the same masks and schedule, nothing inspected or recorded.
+      // The unconditional pass: the same plan (masks and schedule), nothing inspected or recorded.
       hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
-        model::AttentionControl unc = control;
-        unc.inspect_layer = -1;
-        unc.keep_masks = false;
-        unc.want_heatmap = unc.want_recall = false;
-        auto vu = dit->forward(x, t, uncond, &unc);
-        attention_ms += unc.stats.attention_ms;
-        mask_ms += unc.stats.mask_ms;
-        return vu;
+        auto out = dit->forward_with_stats(x, t, uncond, plan);
+        attention_ms += out.stats.attention_ms;
+        mask_ms += out.stats.mask_ms;
+        return out.velocity;
       };
       hooks.guidance = request.guidance;
     }
@@ -351,27 +353,27 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       ev.mode_changed = step > 0 && (settings.mode != prev_mode || ev.mode_params != prev_params);
       prev_mode = settings.mode;
       prev_params = ev.mode_params;
-      ev.dense_step = control.dense_step;
+      ev.dense_step = plan.dense_step;
       if (request.previews)
         ev.preview = std::make_shared<const Video>(decoder->decode(o.sampler->predict_x0(*o.x, *o.velocity, step)[0], request.fps));
       if (o.x_next->is_cuda()) torch::cuda::synchronize();
       ev.step_ms = now_ms() - t_step;
       ev.attention_ms = attention_ms;
       ev.mask_ms = mask_ms;
-      ev.sparsity = control.stats.sparsity;
-      ev.mean_sparsity = control.stats.mean_sparsity();
-      ev.recall_estimate = control.stats.recall;
-      ev.mask = host_only(control.stats.inspected_mask);
-      ev.mask_from_cache = control.stats.inspected_mask_cached;
-      ev.mask_layer = control.inspect_layer < 0 ? 0 : control.inspect_layer;
-      ev.mask_head = control.inspect_head;
-      if (control.stats.inspected_probs.defined()) {
+      ev.sparsity = stats.sparsity;
+      ev.mean_sparsity = stats.mean_sparsity();
+      ev.recall_estimate = stats.recall;
+      ev.mask = host_only(stats.inspected_mask);
+      ev.mask_from_cache = stats.inspected_mask_cached;
+      ev.mask_layer = probe.layer < 0 ? 0 : probe.layer;
+      ev.mask_head = probe.head;
+      if (stats.inspected_probs.defined()) {
         int64_t query = inspect.query;
         if (query < 0 || query >= grid.size()) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
         ev.heatmap = std::make_shared<const AttentionHeatmap>(
-            make_heatmap(control.stats.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));
+            make_heatmap(stats.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));
       }
-      ev.layer_masks = std::move(control.stats.layer_masks);
+      ev.layer_masks = std::move(stats.layer_masks);
       for (auto& m : ev.layer_masks) m = host_only(m);
       completed = step + 1;
       ev.eta_ms = (now_ms() - t_job) / completed * (request.steps - completed);

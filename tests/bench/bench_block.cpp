@@ -4,7 +4,7 @@
 // span is GPU-timeline wall time — kernels plus any GPU idle the host causes (a dynamic mode's
 // host sync shows up in the op after it). Beside it: the host's time per op (enqueue + waits) and
 // the caching allocator's requests and cudaMallocs per op (steady state: cudaMallocs should be 0).
-// No device syncs for timing inside the forward (AttentionControl::measure_time off).
+// No device syncs for timing inside the forward (AttentionPlan::measure_time off).
 //
 //   bench_block [--grid TxHxW ...] [--mode NAME ...] [--layers 2] [--reps 3] [--fp8]
 //               [--export-masks DIR] [--json out.json]
@@ -209,10 +209,10 @@ int main(int argc, char** argv) {
     auto t = torch::full({1}, 500.0).to(device);
     auto text = torch::randn({1, 512, config.text_dim}).to(device, dtype);
     {
-      model::AttentionControl warm;  // handles, allocator growth, the text K/V cache
-      warm.torch_dense = true;
+      model::AttentionPlan warm;  // handles, allocator growth, the text K/V cache
+      warm.backend = attention::Backend::Sdpa;
       warm.measure_time = false;
-      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, &warm);
+      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, warm);
       if (cuda) torch::cuda::synchronize();
     }
     std::vector<std::pair<std::string, model::LinearPrecision>> runs;
@@ -221,35 +221,35 @@ int main(int argc, char** argv) {
       for (const auto& m : {"dense-sdpa", "radial90"}) runs.push_back({m, model::LinearPrecision::Fp8});
     for (const auto& [mode, precision] : runs) {
       std::unique_ptr<attention::MaskPolicy> policy;
-      model::AttentionControl ctl;
+      model::AttentionPlan ctl;
       ctl.measure_time = false;
       ctl.backend = cuda ? attention::Backend::Cuda : attention::Backend::Auto;
       ctl.step = 25;
       ctl.num_steps = 50;
-      if (mode == "dense-sdpa") ctl.torch_dense = true;
+      if (mode == "dense-sdpa") ctl.backend = attention::Backend::Sdpa;  // no policy: every layer dense
       else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
       else policy = attention::create_policy(mode);
       ctl.policy = policy.get();
       const std::string label = std::string(gtext) + " " + mode + (precision == model::LinearPrecision::Fp8 ? " fp8" : "");
       try {
         dit->set_linear_precision(precision);
-        ctl.keep_masks = mode == "radial90" && !mask_dir.empty();
-        dit->forward(x, t, text, &ctl);  // warm-up (mask caches, FP8 weights)
+        model::AttentionProbe probe;
+        probe.keep_masks = mode == "radial90" && !mask_dir.empty();
+        const auto first = dit->forward_with_stats(x, t, text, ctl, probe);  // warm-up (mask caches, FP8 weights)
         if (cuda) torch::cuda::synchronize();
-        if (ctl.keep_masks && !ctl.stats.layer_masks.empty() && ctl.stats.layer_masks[0]) {
-          const auto& m = *ctl.stats.layer_masks[0];
+        if (probe.keep_masks && !first.stats.layer_masks.empty() && first.stats.layer_masks[0]) {
+          const auto& m = *first.stats.layer_masks[0];
           const std::string name = "radial90_" + std::to_string(grid.size()) + ".bin";
           export_mask(m, mask_dir + "/" + name);
           out["masks"].push_back({{"grid", gtext}, {"n", grid.size()}, {"file", name}, {"heads", m.num_heads},
                                   {"block_size", m.block_size}, {"num_q_blocks", m.num_q_blocks},
                                   {"num_k_blocks", m.num_k_blocks}, {"block_sparsity", m.block_sparsity()}});
         }
-        ctl.keep_masks = false;
         // Unprofiled forwards: the model as it runs (median).
         std::vector<double> fwd;
         for (int r = 0; r < reps; ++r) {
           const double t0 = now_ms();
-          dit->forward(x, t, text, &ctl);
+          dit->forward(x, t, text, ctl);
           if (cuda) torch::cuda::synchronize();
           fwd.push_back(now_ms() - t0);
         }
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
         Profiler prof(cuda);
         dit->op_marker = &prof;
         for (int r = 0; r < reps; ++r) {
-          dit->forward(x, t, text, &ctl);
+          dit->forward(x, t, text, ctl);
           if (cuda) torch::cuda::synchronize();
           prof.collect();
         }
@@ -285,12 +285,12 @@ int main(int argc, char** argv) {
         char line[512];
         std::snprintf(line, sizeof line, "| %lld | %s | %s | %.1f %% | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f |\n",
                       static_cast<long long>(grid.size()), mode.c_str(), model::linear_precision_name(precision),
-                      100 * ctl.stats.mean_sparsity(), block, attn, block - attn, forward / layers, step / 1000, allocs,
+                      100 * first.stats.mean_sparsity(), block, attn, block - attn, forward / layers, step / 1000, allocs,
                       mallocs);
         summary += line;
         out["rows"].push_back({{"grid", gtext}, {"n", grid.size()}, {"mode", mode},
                                {"precision", model::linear_precision_name(precision)},
-                               {"sparsity", ctl.stats.mean_sparsity()}, {"block_ms", block}, {"attention_ms", attn},
+                               {"sparsity", first.stats.mean_sparsity()}, {"block_ms", block}, {"attention_ms", attn},
                                {"rest_ms", block - attn}, {"forward_ms", forward}, {"step_ms_est", step},
                                {"allocs_per_block", allocs}, {"mallocs_per_block", mallocs}, {"ops", jops}});
         std::fprintf(stderr, "  %-34s block %.2f ms (attention %.2f)\n", label.c_str(), block, attn);

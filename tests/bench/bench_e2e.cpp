@@ -103,17 +103,17 @@ int main(int argc, char** argv) {
     {
       // Device warm-up (cuBLAS/cuDNN handles, allocator growth) before the first timed mode: in
       // the first GPU run the first mode alone paid it (see docs/benchmarks.md).
-      model::AttentionControl warm;
-      warm.torch_dense = true;
-      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, &warm);
+      model::AttentionPlan warm;
+      warm.backend = attention::Backend::Sdpa;
+      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, warm);
       if (cuda) torch::cuda::synchronize();
     }
     for (const auto& mode : modes) {
       std::unique_ptr<attention::MaskPolicy> policy;
-      model::AttentionControl ctl;
+      model::AttentionPlan ctl;
       ctl.block_size = 128;
       if (mode == "dense-sdpa") {
-        ctl.torch_dense = true;
+        // No policy: every layer dense, through LibTorch's SDPA (the "best dense" baseline).
       } else if (mode.rfind("preset:", 0) == 0) {
         // A paper preset's mode, parameters and block. Its dense layers are switched off here:
         // with L of 30 blocks timed, layer 0 dense would weigh 1/L instead of 1/30 (its dense
@@ -129,17 +129,19 @@ int main(int argc, char** argv) {
         policy = attention::create_policy(mode);
         ctl.policy = policy.get();
       }
-      // Our kernel in every row (the model would send a full mask to SDPA under Backend::Auto).
-      ctl.backend = cuda ? attention::Backend::Cuda : attention::Backend::Auto;
+      // Our kernel in every other row (attend() would send a full mask to SDPA under Auto).
+      ctl.backend = mode == "dense-sdpa" ? attention::Backend::Sdpa
+                    : cuda               ? attention::Backend::Cuda
+                                         : attention::Backend::Auto;
       ctl.step = 25;  // a mid-run step: past every mode's own warm-up
       ctl.num_steps = 50;
       Row row;
       row.grid = gtext;
       row.mode = mode;
       try {
-        dit->forward(x, t, text, &ctl);  // warm-up (and mask caches)
+        const auto first = dit->forward_with_stats(x, t, text, ctl);  // warm-up (and mask caches)
         if (cuda) torch::cuda::synchronize();
-        row.first_mask_ms = ctl.stats.mask_ms;
+        row.first_mask_ms = first.stats.mask_ms;
         reset_peak_cuda_memory(device);
         // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
         // two forwards); the forward time is the median, attention and mask times the means.
@@ -147,12 +149,13 @@ int main(int argc, char** argv) {
         double attn = 0, mask = 0, spent = 0;
         while (static_cast<int>(fwd.size()) < reps || (spent < 1500.0 && fwd.size() < 20)) {
           const double t0 = now_ms();
-          dit->forward(x, t, text, &ctl);
+          const auto out = dit->forward_with_stats(x, t, text, ctl);
           if (cuda) torch::cuda::synchronize();
           fwd.push_back(now_ms() - t0);
           spent += fwd.back();
-          attn += ctl.stats.attention_ms;
-          mask += ctl.stats.mask_ms;
+          attn += out.stats.attention_ms;
+          mask += out.stats.mask_ms;
+          row.sparsity = out.stats.mean_sparsity();
         }
         const double n = static_cast<double>(fwd.size());
         std::sort(fwd.begin(), fwd.end());
@@ -160,7 +163,6 @@ int main(int argc, char** argv) {
         row.attention_ms = attn / n;
         row.mask_ms = mask / n;
         row.reps = static_cast<int>(fwd.size());
-        row.sparsity = ctl.stats.mean_sparsity();
         row.step_ms = 2.0 * row.forward_ms * full_layers / layers;
         row.share = row.attention_ms / row.forward_ms;
         row.peak = cuda ? peak_gib(device) + double(block_bytes) * (full_layers - layers) / (1ull << 30) : -1;

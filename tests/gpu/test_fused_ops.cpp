@@ -184,11 +184,11 @@ TEST(FusedOps, ModelHandsDynamicModesTheirPooledMeans) {
   for (const std::string mode : {"radial-dynamic", "dfs", "radial"}) {
     Recorder rec;
     rec.inner = la::create_policy(mode);
-    longshot::model::AttentionControl ctl;
+    longshot::model::AttentionPlan ctl;
     ctl.policy = &rec;
     ctl.block_size = 16;
     ctl.dense_first_layers = 1;
-    m->forward(x, t, text, &ctl);
+    m->forward(x, t, text, ctl);
     EXPECT_EQ(rec.builds, 2) << mode;
     EXPECT_EQ(rec.handed, rec.inner->needs_qk() ? 2 : 0) << mode;
     EXPECT_LT(rec.worst, 1e-5) << mode;
@@ -241,14 +241,14 @@ TEST(FusedOps, MaskAdapterAndMaskedAttentionOnTheGpu) {
   const auto x = torch::randn({1, 3, 8, 16, 16}, torch::kCUDA), t = torch::full({1}, 600.0, torch::kCUDA);
   const auto text = torch::randn({1, 5, 32}, torch::kCUDA);
   auto run = [&](bool use_adapter, bool grad_mode) {
-    longshot::model::AttentionControl ctl;
+    longshot::model::AttentionPlan ctl;
     ctl.policy = policy.get();
     ctl.block_size = 64;
     ctl.use_adapter = use_adapter;
     ctl.measure_time = false;
-    ctl.differentiable_masks = grad_mode;
+    ctl.differentiable = grad_mode;
     torch::AutoGradMode mode(grad_mode);
-    return m->forward(x, t, text, &ctl).detach();
+    return m->forward(x, t, text, ctl).detach();
   };
   const auto fused_adapted = run(true, false), unfused_adapted = run(true, true), fused_bare = run(false, false);
   EXPECT_LT(rel_l2(fused_adapted, unfused_adapted), 2e-2);

@@ -165,19 +165,19 @@ TEST(Dit, FullMaskThroughSparsePathEqualsDense) {
   const auto dense = m->forward(in.x, in.t, in.text);
   for (auto ordering : {attention::OrderingKind::Raster, attention::OrderingKind::Hilbert}) {
     FixedPolicy policy(ordering, /*full=*/true);
-    AttentionControl ctl;
-    ctl.policy = &policy;
-    ctl.block_size = 16;  // 64 tokens: 4 blocks
-    const auto sparse = m->forward(in.x, in.t, in.text, &ctl);
+    AttentionPlan plan;
+    plan.policy = &policy;
+    plan.block_size = 16;  // 64 tokens: 4 blocks
+    const auto sparse = m->forward(in.x, in.t, in.text, plan);
     EXPECT_EQ(policy.calls, 3);
     EXPECT_LT((sparse - dense).abs().max().item<double>(), 1e-4) << attention::to_string(ordering);
   }
   // The registered dense mode goes the same way.
   auto policy = attention::create_policy("dense");
-  AttentionControl ctl;
-  ctl.policy = policy.get();
-  ctl.block_size = 32;
-  EXPECT_LT((m->forward(in.x, in.t, in.text, &ctl) - dense).abs().max().item<double>(), 1e-4);
+  AttentionPlan plan;
+  plan.policy = policy.get();
+  plan.block_size = 32;
+  EXPECT_LT((m->forward(in.x, in.t, in.text, plan) - dense).abs().max().item<double>(), 1e-4);
 }
 
 TEST(Dit, HilbertOrderingChangesNothingButTheMaskLayout) {
@@ -186,12 +186,12 @@ TEST(Dit, HilbertOrderingChangesNothingButTheMaskLayout) {
   auto in = inputs();
   torch::NoGradGuard ng;
   FixedPolicy hil(attention::OrderingKind::Hilbert, false), ras(attention::OrderingKind::Raster, false);
-  AttentionControl a, b;
+  AttentionPlan a, b;
   a.policy = &hil;
   b.policy = &ras;
   a.block_size = b.block_size = 16;
   const auto dense = m->forward(in.x, in.t, in.text);
-  const auto oh = m->forward(in.x, in.t, in.text, &a), orr = m->forward(in.x, in.t, in.text, &b);
+  const auto oh = m->forward(in.x, in.t, in.text, a), orr = m->forward(in.x, in.t, in.text, b);
   EXPECT_GT((oh - dense).abs().max().item<double>(), 1e-4);
   EXPECT_GT((oh - orr).abs().max().item<double>(), 1e-4);
 }
@@ -201,17 +201,27 @@ TEST(Dit, StatsDenseLayersAndSteps) {
   auto in = inputs();
   torch::NoGradGuard ng;
   FixedPolicy diag(attention::OrderingKind::Raster, false);
-  AttentionControl ctl;
-  ctl.policy = &diag;
-  ctl.block_size = 16;  // 4×4×4 = 64 tokens → 4 blocks; the diagonal keeps 1/4
-  ctl.dense_first_layers = 1;
-  ctl.inspect_layer = 1;
-  ctl.inspect_head = 1;
-  ctl.want_recall = true;
-  ctl.want_heatmap = true;
-  ctl.keep_masks = true;
-  m->forward(in.x, in.t, in.text, &ctl);
-  const auto& s = ctl.stats;
+  AttentionPlan plan;
+  plan.policy = &diag;
+  plan.block_size = 16;  // 4×4×4 = 64 tokens → 4 blocks; the diagonal keeps 1/4
+  plan.dense_first_layers = 1;
+  AttentionProbe probe;
+  probe.layer = 1;
+  probe.head = 1;
+  probe.recall = true;
+  probe.heatmap = true;
+  probe.keep_masks = true;
+  int qkv_calls = 0;
+  probe.on_qkv = [&](int layer, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    EXPECT_EQ(layer, qkv_calls % 3);  // every layer in order, forward after forward
+    EXPECT_EQ(q.sizes(), k.sizes());
+    EXPECT_EQ(q.size(2), 64);
+    EXPECT_EQ(v.size(2), 64);
+    ++qkv_calls;
+  };
+  const auto out = m->forward_with_stats(in.x, in.t, in.text, plan, probe);
+  EXPECT_EQ(qkv_calls, 3);
+  const auto& s = out.stats;
   ASSERT_EQ(s.sparsity.size(), 6u);
   EXPECT_EQ(s.sparsity[0], 0.0f);
   EXPECT_EQ(s.sparsity[1], 0.0f);
@@ -230,15 +240,24 @@ TEST(Dit, StatsDenseLayersAndSteps) {
   EXPECT_TRUE(s.layer_masks[2]);
   EXPECT_GE(s.attention_ms, s.mask_ms);
 
-  ctl.dense_step = true;
+  // The statistics are returned, never left in what was passed: a second forward under the same
+  // plan with a dense step reports its own figures, and a forward without a probe inspects nothing.
+  plan.dense_step = true;
   diag.calls = 0;
-  m->forward(in.x, in.t, in.text, &ctl);
+  const auto dense = m->forward_with_stats(in.x, in.t, in.text, plan, probe);
   EXPECT_EQ(diag.calls, 0);
-  EXPECT_EQ(ctl.stats.mean_sparsity(), 0.0);
-  ctl.dense_step = false;
-  ctl.dense_first_layers = 0;
-  ctl.dense_last_layers = 3;
-  m->forward(in.x, in.t, in.text, &ctl);
+  EXPECT_EQ(dense.stats.mean_sparsity(), 0.0);
+  EXPECT_FALSE(dense.stats.inspected_mask);
+  EXPECT_NEAR(s.sparsity[2], 0.75, 1e-6) << "the first forward's stats changed";
+  plan.dense_step = false;
+  const auto unprobed = m->forward_with_stats(in.x, in.t, in.text, plan);
+  EXPECT_FALSE(unprobed.stats.inspected_probs.defined());
+  EXPECT_TRUE(unprobed.stats.layer_masks.empty());
+  EXPECT_NEAR(unprobed.stats.sparsity[2], 0.75, 1e-6);
+  plan.dense_first_layers = 0;
+  plan.dense_last_layers = 3;
+  diag.calls = 0;
+  m->forward(in.x, in.t, in.text, plan);
   EXPECT_EQ(diag.calls, 0);
 }
 
@@ -246,10 +265,10 @@ TEST(Dit, CancelFlagStopsTheForward) {
   auto m = tiny_model();
   auto in = inputs();
   std::atomic<bool> cancel{true};
-  AttentionControl ctl;
-  ctl.cancel = &cancel;
+  AttentionPlan plan;
+  plan.cancel = &cancel;
   torch::NoGradGuard ng;
-  EXPECT_THROW(m->forward(in.x, in.t, in.text, &ctl), Cancelled);
+  EXPECT_THROW(m->forward(in.x, in.t, in.text, plan), Cancelled);
 }
 
 TEST(Dit, TrainableThroughDenseAttention) {

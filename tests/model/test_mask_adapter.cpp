@@ -49,8 +49,8 @@ std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("longshot_adapter_" + name)).string();
 }
 
-AttentionControl sparse_control(attention::MaskPolicy& policy, bool use_adapter) {
-  AttentionControl ctl;
+AttentionPlan sparse_control(attention::MaskPolicy& policy, bool use_adapter) {
+  AttentionPlan ctl;
   ctl.policy = &policy;
   ctl.block_size = 16;  // the tiny input has 64 tokens: 4 blocks
   ctl.use_adapter = use_adapter;
@@ -64,10 +64,10 @@ TEST(MaskAdapter, FreshIsTheIdentityTrainedActsOnlyOnSparseLayers) {
   auto policy = attention::create_policy("radial", {{"keep_ratio", 0.5}});
   torch::NoGradGuard ng;
   auto run = [&](bool use_adapter, bool dense_step, int dense_first) {
-    AttentionControl ctl = sparse_control(*policy, use_adapter);
+    AttentionPlan ctl = sparse_control(*policy, use_adapter);
     ctl.dense_step = dense_step;
     ctl.dense_first_layers = dense_first;
-    return m->forward(in.x, in.t, in.text, &ctl);
+    return m->forward(in.x, in.t, in.text, ctl);
   };
   const auto bare = run(false, false, 0);
   m->adapter = std::make_shared<MaskAdapter>(MaskAdapter::fresh(m->config(), 4, 9));
@@ -182,10 +182,10 @@ TEST(MaskAdapter, MaskedAttentionMatchesTheCoreAndTrainsTheAdapter) {
   for (auto& t : ad->tensors()) t.set_requires_grad(true);
   m->adapter = ad;
   auto policy = attention::create_policy("radial", {{"keep_ratio", 0.5}});
-  AttentionControl ctl = sparse_control(*policy, true);
-  ctl.differentiable_masks = true;
+  AttentionPlan ctl = sparse_control(*policy, true);
+  ctl.differentiable = true;
   auto in = inputs();
-  m->forward(in.x, in.t, in.text, &ctl).pow(2).mean().backward();
+  m->forward(in.x, in.t, in.text, ctl).pow(2).mean().backward();
   const auto& grad = ad->b[0][MaskAdapter::Q].grad();
   ASSERT_TRUE(grad.defined());
   EXPECT_GT(grad.abs().sum().item<double>(), 0.0);

@@ -3,7 +3,8 @@
 // outputs, then runs these cases with LONGSHOT_PIPELINE_PARITY_DIR set. Without that variable (CI)
 // or a GPU they skip. fp32 with TF32 off on both sides; bounds are the acceptance.
 // LONGSHOT_PIPELINE_PARITY_DEVICE=cpu runs the same cases on the CPU (e.g. on the committed tiny
-// fixture, tests/fixtures/wan_pipeline_tiny, which has the same file names).
+// fixture, tests/fixtures/wan_pipeline_tiny, which has the same file names: CTest's
+// pipeline/WanPipelineTinyVsDiffusers), where float32 on both sides is held to tighter bounds.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -83,6 +84,7 @@ TEST(PipelineParityGpu, OneForwardFp32) {
   // tiny fixture: 1.1e-6). Held to the bound for final latents; the gap between the two
   // devices is not yet explained (fused kernels or SDPA's fp32 backend are the suspects).
   EXPECT_LT(rel, 1e-3);
+  if (on_cpu()) EXPECT_LT(rel, 1e-4);
 }
 
 TEST(PipelineParityGpu, SixUniPCStepsAndFrames) {
@@ -94,7 +96,8 @@ TEST(PipelineParityGpu, SixUniPCStepsAndFrames) {
   const double rel = longshot::testing::rel_l2(latents, p.io.f32("unipc_latents"));
   const double db = longshot::testing::psnr01(p.frames(latents).unsqueeze(0), p.io.f32("unipc_frames"));
   std::printf("pipeline parity, 6 UniPC steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
-  EXPECT_LT(rel, 1e-3);
+  EXPECT_LT(rel, 1e-3);  // the acceptance bound
+  if (on_cpu()) EXPECT_LT(rel, 1e-5);  // what float32 on both sides gives on the CPU
   EXPECT_GE(db, 40.0);
 }
 
@@ -109,4 +112,11 @@ TEST(PipelineParityGpu, SixEulerStepsAndFrames) {
   std::printf("pipeline parity, 6 Euler steps vs WanPipeline (fp32): latents relative L2 %.2e, frames PSNR %.1f dB\n", rel, db);
   EXPECT_LT(rel, 1e-3);
   EXPECT_GE(db, 40.0);
+  if (on_cpu()) {
+    EXPECT_LT(rel, 1e-5);
+    // Longshot's own Euler grid is not diffusers': the same run lands measurably elsewhere (on the
+    // CPU only, where the agreement above is far tighter than this gap).
+    sampler::FlowMatchEuler own(6, 3.0, sampler::Grid::Wan);
+    EXPECT_GT(longshot::testing::rel_l2(p.sample(own), p.io.f32("euler_latents")), 1e-4);
+  }
 }

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest;
   bool verbose = false;
   bool generate_on_start = false, compare_on_start = false, sweep_on_start = false;
-  std::string preset, screenshot, export_path;
+  std::string screenshot, export_path;
+  std::vector<std::string> presets;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--selftest") {
       if (i + 1 >= args.size()) {
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
           "  --selftest OUT.png  generate with the tiny model, switch the mode mid-run, compare two modes,\n"
           "                      save a screenshot and check every panel drew; exit 0 on success.\n"
           "  --preset NAME|FILE  a paper's method preset by name (as `longshot generate --preset NAME`; see\n"
-          "                      `longshot --help`), or a request preset JSON, into the dock.\n"
+          "                      `longshot --help`), or a request preset JSON, into the dock; several apply in\n"
+          "                      order (a request JSON, then a method preset on top of it).\n"
           "  --generate-on-start start generating the dock's request (default model and prompt) at once.\n"
           "  --compare-on-start  run the Compare panel's A vs B (dense vs the dock's mode) at once.\n"
           "  --sweep-on-start    sweep keep_ratio 0.1 .. 0.5 (5 points) of the dock's mode against dense.\n"
@@ -89,7 +91,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "longshot-studio: %s needs a value\n", args[i].c_str());
         return 2;
       }
-      (args[i] == "--preset" ? preset : args[i] == "--screenshot" ? screenshot : export_path) = args[i + 1];
+      if (args[i] == "--preset") presets.push_back(args[i + 1]);
+      else (args[i] == "--screenshot" ? screenshot : export_path) = args[i + 1];
       ++i;
     } else if (args[i] == "--verbose" || args[i] == "-v") {
       verbose = true;
@@ -124,7 +127,7 @@ int main(int argc, char** argv) {
   longshot::studio::StudioWindow window(log, !scripted);
   QObject::connect(&signal_watcher, &longshot::studio::SignalWatcher::received, &window,
                    [&window](int sig) { window.quit_on_signal(sig); });
-  if (!preset.empty()) window.load_preset(QString::fromStdString(preset));
+  for (const auto& p : presets) window.load_preset(QString::fromStdString(p));
   window.show();
   if ((generate_on_start || compare_on_start || sweep_on_start) && selftest.empty()) {
     // README's main job: a real generation straight away with the dock's request. Compare and

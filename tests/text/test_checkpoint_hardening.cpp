@@ -1,6 +1,7 @@
 // The umT5 checkpoint reader against the hostile files of the reliability probe
-// (tests/fixtures/hardening): it parses safetensors headers itself (fp8 bytes), so it needs the
-// same guards as engine/io's reader — a clear IoError, never a stack overflow.
+// (tests/fixtures/hardening): it reads safetensors through engine/io's reader with every stored
+// dtype accepted (fp8 bytes, integers), and must keep its guards — a clear IoError, never a stack
+// overflow.
 #include <gtest/gtest.h>
 
 #include "engine/common/error.h"

@@ -22,6 +22,7 @@
 #include "engine/model/builtin_model.h"
 #include "engine/model/dit_config.h"
 #include "engine/pipeline/generator.h"
+#include "engine/pipeline/preset_request.h"
 #include "engine/pipeline/recipe.h"
 #include "engine/pipeline/run_job.h"
 #if defined(LONGSHOT_WITH_FFMPEG)
@@ -108,63 +109,105 @@ std::string random_weights_config(const std::string& name) {
   return c.name;
 }
 
-// A method preset into the request; what it sets counts as given (the model's defaults do not
-// replace it), and the flags parsed after it override it.
-void apply_preset(const attention::MethodPreset& p, pipeline::GenerationRequest& req, bool& have_steps,
-                  bool& have_guidance, bool& have_shift) {
-  req.attention.mode = p.mode;
-  req.attention.params = p.params;
-  if (p.dense_warmup_steps) req.attention.dense_warmup_steps = *p.dense_warmup_steps;
-  if (p.dense_first_layers) req.attention.dense_first_layers = *p.dense_first_layers;
-  if (p.dense_last_layers) req.attention.dense_last_layers = *p.dense_last_layers;
-  if (p.block_size) req.attention.block_size = *p.block_size;
-  if (!p.sampler.empty()) req.sampler = p.sampler;
-  if (p.steps) req.steps = *p.steps, have_steps = true;
-  if (p.guidance) req.guidance = *p.guidance, have_guidance = true;
-  if (p.shift) req.shift = *p.shift, have_shift = true;
-}
-
-int run_generate(const std::vector<std::string>& args) {
+// What the flags ask for: the request, the outputs, and which fields the user gave (the model's
+// defaults fill the rest).
+struct GenerateArgs {
   pipeline::GenerationRequest req;
-  req.model = "";
   std::string out_path, trace_path, png_dir, size_text;
   bool have_frames = false, have_steps = false, have_guidance = false, have_shift = false, have_prompt = false;
-  bool random_weights = false;
   bool have_negative = false;
-  // --from CLIP.mp4: the clip's recipe first; every other flag then overrides its part of it.
+  bool random_weights = false;
+};
+
+// --from CLIP.mp4 and --preset first, wherever they stand, so every other flag overrides them: the
+// clip's recipe, then the preset (what it sets counts as given).
+void apply_recipe_and_preset(const std::vector<std::string>& args, GenerateArgs& g) {
   for (size_t i = 0; i + 1 < args.size(); ++i) {
     if (args[i] != "--from") continue;
-    req = pipeline::request_from_mp4(parse_path("from", args[i + 1]));
+    g.req = pipeline::request_from_mp4(parse_path("from", args[i + 1]));
     const std::string random_suffix = " (random weights)";  // --random-weights' per-process config
-    if (req.model.size() > random_suffix.size() &&
-        req.model.compare(req.model.size() - random_suffix.size(), random_suffix.size(), random_suffix) == 0) {
-      req.model.resize(req.model.size() - random_suffix.size());
-      random_weights = true;
+    auto& model = g.req.model;
+    if (model.size() > random_suffix.size() &&
+        model.compare(model.size() - random_suffix.size(), random_suffix.size(), random_suffix) == 0) {
+      model.resize(model.size() - random_suffix.size());
+      g.random_weights = true;
     }
-    have_frames = have_steps = have_guidance = have_shift = have_prompt = true;
-    have_negative = true;
-    size_text = std::to_string(req.width) + "x" + std::to_string(req.height);
+    g.have_frames = g.have_steps = g.have_guidance = g.have_shift = g.have_prompt = true;
+    g.have_negative = true;
+    g.size_text = std::to_string(g.req.width) + "x" + std::to_string(g.req.height);
   }
-  // The preset first, wherever it stands, so every other flag overrides it.
   for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] == "--preset") apply_preset(attention::find_preset(args[i + 1]), req, have_steps, have_guidance, have_shift);
+    if (args[i] != "--preset") continue;
+    const pipeline::PresetApplied applied = pipeline::apply_preset(attention::find_preset(args[i + 1]), g.req);
+    g.have_steps = g.have_steps || applied.steps;
+    g.have_guidance = g.have_guidance || applied.guidance;
+    g.have_shift = g.have_shift || applied.shift;
   }
+}
+
+// A flag with a value into `g`; false when the flag is unknown.
+bool apply_value_flag(const std::string& flag, const std::string& value, GenerateArgs& g) {
+  auto& req = g.req;
+  if (flag == "--prompt") req.prompt = value, g.have_prompt = true;
+  else if (flag == "--preset" || flag == "--from") return true;  // applied first
+  else if (flag == "--negative") req.negative_prompt = value, g.have_negative = true;
+  else if (flag == "--sampler") req.sampler = value;
+  else if (flag == "--schedule") req.schedule = value;
+  else if (flag == "--model") req.model = value;
+  else if (flag == "--text-embeddings") req.text_embeddings = value;
+  else if (flag == "--dit") req.dit_file = parse_path("dit", value);
+  else if (flag == "--text-encoder") req.text_encoder_file = parse_path("text-encoder", value);
+  else if (flag == "--tokenizer") req.tokenizer_file = parse_path("tokenizer", value);
+  else if (flag == "--vae") req.vae_file = parse_path("vae", value);
+  else if (flag == "--frames") req.frames = parse_int32("frames", value), g.have_frames = true;
+  else if (flag == "--size") g.size_text = value;
+  else if (flag == "--steps") req.steps = parse_int32("steps", value), g.have_steps = true;
+  else if (flag == "--guidance") req.guidance = parse_double("guidance", value), g.have_guidance = true;
+  else if (flag == "--shift") req.shift = parse_double("shift", value), g.have_shift = true;
+  else if (flag == "--seed") req.seed = parse_uint64("seed", value);
+  else if (flag == "--fps") req.fps = parse_double("fps", value);
+  else if (flag == "--mode") req.attention.mode = value;
+  else if (flag == "--param" && value.rfind("regime=", 0) == 0) req.attention.regime = value.substr(7);
+  else if (flag == "--param") attention::parse_param_assignment(value, req.attention.params);
+  else if (flag == "--regime") req.attention.regime = value;
+  else if (flag == "--calibration") req.attention.calibration = parse_path("calibration", value);
+  else if (flag == "--router") req.attention.router = parse_path("router", value);
+  else if (flag == "--dense-steps") req.attention.dense_warmup_steps = parse_int32("dense-steps", value);
+  else if (flag == "--adapter") req.attention.adapter = value;
+  else if (flag == "--dense-layers") {
+    const auto comma = value.find(',');
+    if (comma == std::string::npos) throw ParameterError("dense-layers", "expected F,L (first and last layers), got '" + value + "'");
+    req.attention.dense_first_layers = parse_int32("dense-layers", value.substr(0, comma));
+    req.attention.dense_last_layers = parse_int32("dense-layers", value.substr(comma + 1));
+  } else if (flag == "--block") req.attention.block_size = parse_int32("block", value);
+  else if (flag == "--device") req.device = value;
+  else if (flag == "--out") g.out_path = parse_path("out", value);
+  else if (flag == "--trace") g.trace_path = parse_path("trace", value);
+  else if (flag == "--png-dir") g.png_dir = parse_path("png-dir", value);
+  else return false;
+  return true;
+}
+
+// Parses the flags into `g`. Returns 0, or 2 after printing the usage error.
+int parse_generate_flags(const std::vector<std::string>& args, GenerateArgs& g) {
+  g.req.model = "";
+  apply_recipe_and_preset(args, g);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--no-recall") {
-      req.measure_recall = false;
+      g.req.measure_recall = false;
       continue;
     }
     if (flag == "--riflex") {
-      req.attention.riflex = true;
+      g.req.attention.riflex = true;
       continue;
     }
     if (flag == "--random-weights") {
-      random_weights = true;
+      g.random_weights = true;
       continue;
     }
     if (flag == "--keep-text-encoder") {
-      req.keep_text_encoder = true;
+      g.req.keep_text_encoder = true;
       continue;
     }
     if (flag.rfind("--", 0) != 0 || i + 1 >= args.size()) {
@@ -172,60 +215,30 @@ int run_generate(const std::vector<std::string>& args) {
                 << "\n" << kGenerateUsage << "\n";
       return 2;
     }
-    const std::string& value = args[++i];
-    if (flag == "--prompt") req.prompt = value, have_prompt = true;
-    else if (flag == "--preset") continue;  // applied above
-    else if (flag == "--negative") req.negative_prompt = value, have_negative = true;
-    else if (flag == "--sampler") req.sampler = value;
-    else if (flag == "--schedule") req.schedule = value;
-    else if (flag == "--model") req.model = value;
-    else if (flag == "--text-embeddings") req.text_embeddings = value;
-    else if (flag == "--from") continue;  // read above
-    else if (flag == "--dit") req.dit_file = parse_path("dit", value);
-    else if (flag == "--text-encoder") req.text_encoder_file = parse_path("text-encoder", value);
-    else if (flag == "--tokenizer") req.tokenizer_file = parse_path("tokenizer", value);
-    else if (flag == "--vae") req.vae_file = parse_path("vae", value);
-    else if (flag == "--frames") req.frames = parse_int32("frames", value), have_frames = true;
-    else if (flag == "--size") size_text = value;
-    else if (flag == "--steps") req.steps = parse_int32("steps", value), have_steps = true;
-    else if (flag == "--guidance") req.guidance = parse_double("guidance", value), have_guidance = true;
-    else if (flag == "--shift") req.shift = parse_double("shift", value), have_shift = true;
-    else if (flag == "--seed") req.seed = parse_uint64("seed", value);
-    else if (flag == "--fps") req.fps = parse_double("fps", value);
-    else if (flag == "--mode") req.attention.mode = value;
-    else if (flag == "--param" && value.rfind("regime=", 0) == 0) req.attention.regime = value.substr(7);
-    else if (flag == "--param") attention::parse_param_assignment(value, req.attention.params);
-    else if (flag == "--regime") req.attention.regime = value;
-    else if (flag == "--calibration") req.attention.calibration = parse_path("calibration", value);
-    else if (flag == "--router") req.attention.router = parse_path("router", value);
-    else if (flag == "--dense-steps") req.attention.dense_warmup_steps = parse_int32("dense-steps", value);
-    else if (flag == "--adapter") req.attention.adapter = value;
-    else if (flag == "--dense-layers") {
-      const auto comma = value.find(',');
-      if (comma == std::string::npos) throw ParameterError("dense-layers", "expected F,L (first and last layers), got '" + value + "'");
-      req.attention.dense_first_layers = parse_int32("dense-layers", value.substr(0, comma));
-      req.attention.dense_last_layers = parse_int32("dense-layers", value.substr(comma + 1));
-    } else if (flag == "--block") req.attention.block_size = parse_int32("block", value);
-    else if (flag == "--device") req.device = value;
-    else if (flag == "--out") out_path = parse_path("out", value);
-    else if (flag == "--trace") trace_path = parse_path("trace", value);
-    else if (flag == "--png-dir") png_dir = parse_path("png-dir", value);
-    else {
+    if (!apply_value_flag(flag, args[++i], g)) {
       std::cerr << "longshot generate: unknown flag '" << flag << "'\n" << kGenerateUsage << "\n";
       return 2;
     }
   }
-  if (!have_prompt) {
+  if (!g.have_prompt) {
     std::cerr << "longshot generate: --prompt is required\n" << kGenerateUsage << "\n";
     return 2;
   }
+  return 0;
+}
+
+// Resolves the model (failing before any work on a folder that lacks a component), checks the
+// input files, and fills what the user left out with the model's defaults. `builtin`: the request
+// names a built-in model.
+model::ResolvedModel complete_request(GenerateArgs& g, bool& builtin) {
+  auto& req = g.req;
 #if !defined(LONGSHOT_WITH_FFMPEG)
-  if (!out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
+  if (!g.out_path.empty()) throw ParameterError("out", "this build has no FFmpeg (LONGSHOT_WITH_FFMPEG=OFF); use --png-dir");
 #endif
   if (req.model.empty() && req.dit_file.empty()) req.model = model::kBuiltinName;
   req.model = model::resolve_builtin_name(req.model);
-  const bool builtin = model::is_builtin_model(req.model);
-  if (random_weights) req.model = random_weights_config(req.model);
+  builtin = model::is_builtin_model(req.model);
+  if (g.random_weights) req.model = random_weights_config(req.model);
   // Input files are stat()ed before anything opens them: a FIFO would block open() for good.
   if (!model::has_config(req.model) && std::filesystem::is_symlink(req.model) && !std::filesystem::exists(req.model))
     throw IoError("model file '" + req.model + "' is a symbolic link to '" +
@@ -237,75 +250,108 @@ int run_generate(const std::vector<std::string>& args) {
   if (!req.text_embeddings.empty()) io::require_regular_file(req.text_embeddings, "text embeddings file");
   // The model resolved once here for its defaults (and to fail before any work on a folder that
   // lacks a component); the job resolves the same request again.
-  const model::ResolvedModel resolved = pipeline::resolve_request_model(req);
+  model::ResolvedModel resolved = pipeline::resolve_request_model(req);
   // Per-model defaults for what the user left out.
-  const bool pixel = resolved.config.spatial_stride == 1;
-  {
-    const auto& c = resolved.config;
-    if (!have_steps) req.steps = c.default_steps;
-    if (!have_guidance) req.guidance = c.default_guidance;
-    if (!have_shift) req.shift = c.default_shift;
-    if (!have_negative) req.negative_prompt = c.default_negative_prompt;
-  }
+  const auto& c = resolved.config;
+  const bool pixel = c.spatial_stride == 1;
+  if (!g.have_steps) req.steps = c.default_steps;
+  if (!g.have_guidance) req.guidance = c.default_guidance;
+  if (!g.have_shift) req.shift = c.default_shift;
+  if (!g.have_negative) req.negative_prompt = c.default_negative_prompt;
   // The built-in model defaults to its training size; other pixel-space configs (tiny) stay small.
-  if (!have_frames) req.frames = builtin ? model::kBuiltinFrames : pixel ? 16 : 81;
-  if (size_text.empty()) {
-    size_text = builtin ? std::to_string(model::kBuiltinSize) + "x" + std::to_string(model::kBuiltinSize)
-                        : pixel ? "32x32" : "832x480";
+  if (!g.have_frames) req.frames = builtin ? model::kBuiltinFrames : pixel ? 16 : 81;
+  if (g.size_text.empty()) {
+    g.size_text = builtin ? std::to_string(model::kBuiltinSize) + "x" + std::to_string(model::kBuiltinSize)
+                          : pixel ? "32x32" : "832x480";
   }
-  {
-    const auto x = size_text.find('x');
-    if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + size_text + "'");
-    req.width = parse_int32("size", size_text.substr(0, x));
-    req.height = parse_int32("size", size_text.substr(x + 1));
-  }
+  const auto x = g.size_text.find('x');
+  if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + g.size_text + "'");
+  req.width = parse_int32("size", g.size_text.substr(0, x));
+  req.height = parse_int32("size", g.size_text.substr(x + 1));
   req.previews = false;
-  req.record_masks = !trace_path.empty();
-  // Fail on unwritable outputs before spending the compute: a missing folder, a device node or
-  // FIFO in the way, or an output that is an input (the weights) or another output.
-  for (const auto* p : {&out_path, &trace_path}) {
+  req.record_masks = !g.trace_path.empty();
+  return resolved;
+}
+
+// Fails on unwritable outputs before spending the compute: a missing folder, a device node or
+// FIFO in the way, or an output that is an input (the weights) or another output.
+void check_outputs(const GenerateArgs& g, const model::ResolvedModel& resolved, bool builtin) {
+  const auto& req = g.req;
+  for (const auto* p : {&g.out_path, &g.trace_path}) {
     if (p->empty()) continue;
     const auto dir = std::filesystem::path(*p).parent_path();
     if (!dir.empty() && !std::filesystem::is_directory(dir))
       throw IoError("cannot write '" + *p + "': folder '" + dir.string() + "' does not exist");
     io::require_replaceable(*p);
   }
-  {
-    std::vector<io::NamedPath> inputs = {{"model", model::has_config(req.model) ? "" : req.model},
-                                         {"text-embeddings", req.text_embeddings},
-                                         {"dit", resolved.dit_weights},
-                                         {"text-encoder", resolved.text_encoder},
-                                         {"tokenizer", resolved.tokenizer},
-                                         {"vae", resolved.vae}};
-    if (req.attention.adapter != "auto" && req.attention.adapter != "none") inputs.push_back({"adapter", req.attention.adapter});
-    if (model::has_config(req.model) && !model::find_config(req.model).default_weights.empty()) {
-      const auto weights = model::find_config(req.model).default_weights;
-      inputs.push_back({"model's weights", weights});
-      if (builtin) inputs.push_back({"model's text encoder weights", model::builtin_text_path(weights)});
-    }
-    io::require_distinct_paths({{"out", out_path}, {"trace", trace_path}, {"png-dir", png_dir}}, inputs);
+  std::vector<io::NamedPath> inputs = {{"model", model::has_config(req.model) ? "" : req.model},
+                                       {"text-embeddings", req.text_embeddings},
+                                       {"dit", resolved.dit_weights},
+                                       {"text-encoder", resolved.text_encoder},
+                                       {"tokenizer", resolved.tokenizer},
+                                       {"vae", resolved.vae}};
+  if (req.attention.adapter != "auto" && req.attention.adapter != "none") inputs.push_back({"adapter", req.attention.adapter});
+  if (model::has_config(req.model) && !model::find_config(req.model).default_weights.empty()) {
+    const auto weights = model::find_config(req.model).default_weights;
+    inputs.push_back({"model's weights", weights});
+    if (builtin) inputs.push_back({"model's text encoder weights", model::builtin_text_path(weights)});
   }
+  io::require_distinct_paths({{"out", g.out_path}, {"trace", g.trace_path}, {"png-dir", g.png_dir}}, inputs);
+}
 
-  attention::MaskTrace trace;
-  if (req.record_masks) {
-    trace.block_size = req.attention.block_size;
-    trace.mode = req.attention.mode;
-    trace.params = attention::resolve_params(attention::find_policy(req.attention.mode), req.attention.params);
-    trace.ordering = attention::create_policy(req.attention.mode, req.attention.params)->ordering();
-  }
-
-  // Installed before the job starts and kept through the export: a signal at any point cancels.
-  InterruptGuard interrupts;
-  pipeline::Generator gen;
-  gen.submit(req);
-  const bool tty = ::isatty(STDERR_FILENO);
+// What the job reported, for the export and the summary.
+struct JobReport {
   VideoPtr video;
   double total_ms = 0, attention_ms = 0, mean_sparsity = 0, recall_sum = 0, encode_ms = 0, decode_ms = 0;
   int64_t peak_bytes = -1;
   std::string model_name, config_name;
-  pipeline::AttentionSettings ran_attention = req.attention;  // with the routed regime's parameters
+  pipeline::AttentionSettings ran_attention;  // with the routed regime's parameters
   std::string routing;
   int recall_n = 0;
+};
+
+// The job's first event: the trace's grid, the attention it runs with, and the header line.
+void on_job_started(const pipeline::JobStarted& s, const pipeline::GenerationRequest& req, attention::MaskTrace& trace,
+                    JobReport& r) {
+  trace.grid = s.grid;
+  r.ran_attention = s.request.attention;
+  r.routing = s.routing;
+  if (!r.routing.empty()) {
+    std::cerr << "longshot generate: " << r.routing << "\n";
+    if (req.record_masks) trace.params = attention::resolve_params(attention::find_policy(r.ran_attention.mode), r.ran_attention.params);
+  }
+  r.model_name = s.model_name;
+  r.config_name = s.config_name;
+  std::cerr << "longshot generate: model " << (req.model.empty() ? s.model_name : req.model)
+            << (s.config_name != s.model_name ? " (" + s.config_name + ")" : std::string()) << ", " << req.frames << " frames " << req.width << "x"
+            << req.height << ", latent tokens " << s.grid.to_string() << " = " << s.grid.size() << ", "
+            << req.steps << " " << s.request.sampler << " steps (shift " << req.shift << ", guidance " << req.guidance
+            << "), mode " << req.attention.mode
+            << (s.adapter.empty() ? std::string() : " with the mask adapter " + s.adapter) << "\n";
+}
+
+// One finished step: its masks into the trace, its recall, and the progress bar.
+void on_step_finished(const pipeline::StepFinished& s, const pipeline::GenerationRequest& req, attention::MaskTrace& trace,
+                      JobReport& r, bool tty) {
+  if (req.record_masks)
+    for (size_t l = 0; l < s.layer_masks.size(); ++l)
+      if (s.layer_masks[l]) trace.add(*s.layer_masks[l], s.step, int(l));
+  if (s.recall_estimate >= 0) r.recall_sum += s.recall_estimate, ++r.recall_n;
+  const int width = 30, done = (s.step + 1) * width / s.num_steps;
+  char line[256];
+  std::snprintf(line, sizeof line, "[%s%s] step %d/%d  %.2f s/step  attention %.0f%%  sparsity %.1f%%  ETA %s",
+                std::string(size_t(done), '#').c_str(), std::string(size_t(width - done), '.').c_str(), s.step + 1,
+                s.num_steps, s.step_ms / 1000.0, s.step_ms > 0 ? 100.0 * s.attention_ms / s.step_ms : 0.0,
+                100.0 * s.mean_sparsity, clock_text(s.eta_ms).c_str());
+  std::cerr << (tty ? "\r" : "") << line << (tty ? "" : "\n") << std::flush;
+}
+
+// Runs the job on the Generator's worker with a progress bar; a signal cancels it. Returns 0 when
+// it finished, 1 when it failed, 128 + signal when cancelled.
+int run_with_progress(const pipeline::GenerationRequest& req, attention::MaskTrace& trace, JobReport& r, bool tty) {
+  pipeline::Generator gen;
+  gen.submit(req);
+  r.ran_attention = req.attention;
   int exit_code = -1;
   bool cancel_sent = false;
   while (exit_code < 0) {
@@ -316,44 +362,20 @@ int run_generate(const std::vector<std::string>& args) {
     auto ev = gen.events().wait_pop(100);
     if (!ev) continue;
     if (auto* s = std::get_if<pipeline::JobStarted>(&*ev)) {
-      trace.grid = s->grid;
-      ran_attention = s->request.attention;
-      routing = s->routing;
-      if (!routing.empty()) {
-        std::cerr << "longshot generate: regime " << routing << "\n";
-        if (req.record_masks) trace.params = attention::resolve_params(attention::find_policy(ran_attention.mode), ran_attention.params);
-      }
-      model_name = s->model_name;
-      config_name = s->config_name;
-      std::cerr << "longshot generate: model " << (req.model.empty() ? s->model_name : req.model)
-                << (s->config_name != s->model_name ? " (" + s->config_name + ")" : std::string()) << ", " << req.frames << " frames " << req.width << "x"
-                << req.height << ", latent tokens " << s->grid.to_string() << " = " << s->grid.size() << ", "
-                << req.steps << " " << s->request.sampler << " steps (shift " << req.shift << ", guidance " << req.guidance
-                << "), mode " << req.attention.mode
-                << (s->adapter.empty() ? std::string() : " with the mask adapter " + s->adapter) << "\n";
-    } else if (auto* s = std::get_if<pipeline::StepFinished>(&*ev)) {
-      if (req.record_masks)
-        for (size_t l = 0; l < s->layer_masks.size(); ++l)
-          if (s->layer_masks[l]) trace.add(*s->layer_masks[l], s->step, int(l));
-      if (s->recall_estimate >= 0) recall_sum += s->recall_estimate, ++recall_n;
-      const int width = 30, done = (s->step + 1) * width / s->num_steps;
-      char line[256];
-      std::snprintf(line, sizeof line, "[%s%s] step %d/%d  %.2f s/step  attention %.0f%%  sparsity %.1f%%  ETA %s",
-                    std::string(size_t(done), '#').c_str(), std::string(size_t(width - done), '.').c_str(), s->step + 1,
-                    s->num_steps, s->step_ms / 1000.0, s->step_ms > 0 ? 100.0 * s->attention_ms / s->step_ms : 0.0,
-                    100.0 * s->mean_sparsity, clock_text(s->eta_ms).c_str());
-      std::cerr << (tty ? "\r" : "") << line << (tty ? "" : "\n") << std::flush;
+      on_job_started(*s, req, trace, r);
+    } else if (auto* st = std::get_if<pipeline::StepFinished>(&*ev)) {
+      on_step_finished(*st, req, trace, r, tty);
     } else if (auto* f = std::get_if<pipeline::JobFinished>(&*ev)) {
-      video = f->video;
-      total_ms = f->total_ms;
-      attention_ms = f->attention_ms;
-      mean_sparsity = f->mean_sparsity;
-      encode_ms = f->encode_ms;
-      decode_ms = f->decode_ms;
-      peak_bytes = f->peak_memory_bytes;
+      r.video = f->video;
+      r.total_ms = f->total_ms;
+      r.attention_ms = f->attention_ms;
+      r.mean_sparsity = f->mean_sparsity;
+      r.encode_ms = f->encode_ms;
+      r.decode_ms = f->decode_ms;
+      r.peak_bytes = f->peak_memory_bytes;
       exit_code = 0;
-    } else if (auto* f = std::get_if<pipeline::JobFailed>(&*ev)) {
-      std::cerr << (tty ? "\n" : "") << "longshot generate: error: " << f->message << "\n";
+    } else if (auto* e = std::get_if<pipeline::JobFailed>(&*ev)) {
+      std::cerr << (tty ? "\n" : "") << "longshot generate: error: " << e->message << "\n";
       exit_code = 1;
     } else if (auto* c = std::get_if<pipeline::JobCancelled>(&*ev)) {
       const int sig = InterruptGuard::signal_received();
@@ -362,40 +384,49 @@ int run_generate(const std::vector<std::string>& args) {
       exit_code = 128 + (sig ? sig : 2);
     }
   }
-  if (exit_code != 0) return exit_code;
-  if (tty) std::cerr << "\n";
+  return exit_code;
+}
 
-  // Every output is staged first and renamed into place together at the end, so an error or a
-  // signal during the export leaves none of them (no MP4 without its trace, no half PNG set).
-  std::vector<std::string> written;
+#if defined(LONGSHOT_WITH_FFMPEG)
+// The MP4 with its recipe (docs/models.md: `longshot generate --from` re-runs it), paths made
+// absolute so that --from works from any folder. Returns the line for the summary.
+std::string stage_mp4(const GenerateArgs& g, const model::ResolvedModel& resolved, const JobReport& r,
+                      io::StagedOutputs& staged) {
+  io::Mp4Options mp4{g.req.fps};
+  pipeline::GenerationRequest recipe = g.req;
+  recipe.attention = r.ran_attention;
+  if (recipe.sampler.empty()) recipe.sampler = resolved.config.default_sampler;
+  if (!model::has_config(recipe.model) && std::filesystem::exists(recipe.model))
+    recipe.model = std::filesystem::absolute(recipe.model).lexically_normal().string();
+  for (auto* path : {&recipe.dit_file, &recipe.text_encoder_file, &recipe.tokenizer_file,
+                     &recipe.vae_file, &recipe.text_embeddings})
+    if (!path->empty() && std::filesystem::exists(*path)) *path = std::filesystem::absolute(*path).lexically_normal().string();
+  mp4.metadata = pipeline::recipe_tags(recipe, r.model_name, r.config_name);
+  if (!r.routing.empty()) mp4.metadata["longshot_regime"] = r.routing;
+  const auto codec = io::write_mp4(*r.video, staged.add_file(g.out_path), mp4);
+  return g.out_path + " (" + codec + ", " + std::to_string(r.video->frames) + " frames " +
+         std::to_string(r.video->width) + "x" + std::to_string(r.video->height) + ")";
+}
+#endif
+
+// Every output is staged first and renamed into place together at the end, so an error or a
+// signal during the export leaves none of them (no MP4 without its trace, no half PNG set).
+// Returns 0, or 128 + signal when a signal came during the export; `written` gets summary lines.
+int export_outputs(const GenerateArgs& g, const model::ResolvedModel& resolved, const JobReport& r,
+                   const attention::MaskTrace& trace, std::vector<std::string>& written) {
   io::StagedOutputs staged;
 #if defined(LONGSHOT_WITH_FFMPEG)
-  if (!out_path.empty()) {
-    // The MP4 carries its recipe (docs/models.md): `longshot generate --from` re-runs it.
-    io::Mp4Options mp4{req.fps};
-    pipeline::GenerationRequest recipe = req;
-    recipe.attention = ran_attention;
-    if (recipe.sampler.empty()) recipe.sampler = resolved.config.default_sampler;
-    // Paths made absolute, so that --from works from any folder.
-    if (!model::has_config(recipe.model) && std::filesystem::exists(recipe.model))
-      recipe.model = std::filesystem::absolute(recipe.model).lexically_normal().string();
-    for (auto* path : {&recipe.dit_file, &recipe.text_encoder_file, &recipe.tokenizer_file,
-                       &recipe.vae_file, &recipe.text_embeddings})
-      if (!path->empty() && std::filesystem::exists(*path)) *path = std::filesystem::absolute(*path).lexically_normal().string();
-    mp4.metadata = pipeline::recipe_tags(recipe, model_name, config_name);
-    if (!routing.empty()) mp4.metadata["longshot_regime"] = routing;
-    const auto codec = io::write_mp4(*video, staged.add_file(out_path), mp4);
-    written.push_back(out_path + " (" + codec + ", " + std::to_string(video->frames) + " frames " +
-                      std::to_string(video->width) + "x" + std::to_string(video->height) + ")");
-  }
+  if (!g.out_path.empty()) written.push_back(stage_mp4(g, resolved, r, staged));
+#else
+  (void)resolved;
 #endif
-  if (!png_dir.empty()) {
-    const auto paths = io::write_png_frames(*video, staged.add_folder(png_dir));
-    written.push_back(png_dir + "/ (" + std::to_string(paths.size()) + " PNG frames)");
+  if (!g.png_dir.empty()) {
+    const auto paths = io::write_png_frames(*r.video, staged.add_folder(g.png_dir));
+    written.push_back(g.png_dir + "/ (" + std::to_string(paths.size()) + " PNG frames)");
   }
-  if (!trace_path.empty()) {
-    attention::write_mask_trace(trace, staged.add_file(trace_path));
-    written.push_back(trace_path + " (" + std::to_string(trace.entries.size()) + " mask entries)");
+  if (!g.trace_path.empty()) {
+    attention::write_mask_trace(trace, staged.add_file(g.trace_path));
+    written.push_back(g.trace_path + " (" + std::to_string(trace.entries.size()) + " mask entries)");
   }
   // Fault injection for the tests: hold the export with every output staged, so that a signal can
   // be sent at that point (tests/cli/test_hardening_cli.cpp).
@@ -408,16 +439,46 @@ int run_generate(const std::vector<std::string>& args) {
     return 128 + sig;  // `staged` removes what it holds
   }
   staged.commit();
-  std::printf("time            %.2f s (%.3f s/step)\n", total_ms / 1000.0, total_ms / 1000.0 / req.steps);
-  std::printf("attention       %.2f s = %.1f%% of the run\n", attention_ms / 1000.0,
-              total_ms > 0 ? 100.0 * attention_ms / total_ms : 0.0);
-  std::printf("mean sparsity   %.1f%% (dense steps count as 0)\n", 100.0 * mean_sparsity);
-  if (!routing.empty()) std::printf("regime          %s\n", routing.c_str());
-  std::printf("text encoding   %.2f s     decoding %.2f s\n", encode_ms / 1000.0, decode_ms / 1000.0);
-  if (peak_bytes >= 0) std::printf("peak memory     %.2f GiB (CUDA, allocated)\n", double(peak_bytes) / double(1ull << 30));
+  return 0;
+}
+
+void print_summary(const pipeline::GenerationRequest& req, const JobReport& r, const std::vector<std::string>& written) {
+  std::printf("time            %.2f s (%.3f s/step)\n", r.total_ms / 1000.0, r.total_ms / 1000.0 / req.steps);
+  std::printf("attention       %.2f s = %.1f%% of the run\n", r.attention_ms / 1000.0,
+              r.total_ms > 0 ? 100.0 * r.attention_ms / r.total_ms : 0.0);
+  std::printf("mean sparsity   %.1f%% (dense steps count as 0)\n", 100.0 * r.mean_sparsity);
+  if (!r.routing.empty()) std::printf("regime          %s\n", r.routing.c_str());
+  std::printf("text encoding   %.2f s     decoding %.2f s\n", r.encode_ms / 1000.0, r.decode_ms / 1000.0);
+  if (r.peak_bytes >= 0) std::printf("peak memory     %.2f GiB (CUDA, allocated)\n", double(r.peak_bytes) / double(1ull << 30));
   else std::printf("peak memory     n/a (CPU)\n");
-  if (recall_n) std::printf("mean recall     %.3f (inspected layer %d)\n", recall_sum / recall_n, req.inspect_layer);
+  if (r.recall_n) std::printf("mean recall     %.3f (inspected layer %d)\n", r.recall_sum / r.recall_n, req.inspect_layer);
   for (const auto& w : written) std::printf("wrote           %s\n", w.c_str());
+}
+
+int run_generate(const std::vector<std::string>& args) {
+  GenerateArgs g;
+  if (const int usage = parse_generate_flags(args, g)) return usage;
+  bool builtin = false;
+  const model::ResolvedModel resolved = complete_request(g, builtin);
+  check_outputs(g, resolved, builtin);
+
+  attention::MaskTrace trace;
+  if (g.req.record_masks) {
+    trace.block_size = g.req.attention.block_size;
+    trace.mode = g.req.attention.mode;
+    trace.params = attention::resolve_params(attention::find_policy(g.req.attention.mode), g.req.attention.params);
+    trace.ordering = attention::create_policy(g.req.attention.mode, g.req.attention.params)->ordering();
+  }
+
+  // Installed before the job starts and kept through the export: a signal at any point cancels.
+  InterruptGuard interrupts;
+  const bool tty = ::isatty(STDERR_FILENO);
+  JobReport report;
+  if (const int code = run_with_progress(g.req, trace, report, tty); code != 0) return code;
+  if (tty) std::cerr << "\n";
+  std::vector<std::string> written;
+  if (const int code = export_outputs(g, resolved, report, trace, written); code != 0) return code;
+  print_summary(g.req, report, written);
   return 0;
 }
 

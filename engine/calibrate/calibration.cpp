@@ -137,8 +137,28 @@ ProxyTask::ProxyTask(const ProxySpec& spec, const Regime& regime) : regime_(regi
   if (spec.block_size <= 0) throw ParameterError("block", "must be positive, got " + std::to_string(spec.block_size));
   inputs_.grid = spec.grid;
   inputs_.raster = make_drift_qkv(spec, regime.drift);
+  prepare(spec.block_size);
+}
+
+ProxyTask::ProxyTask(const CapturedProxy& captured, int64_t block_size) : regime_(captured.regime) {
+  if (block_size <= 0) throw ParameterError("block", "must be positive, got " + std::to_string(block_size));
+  const auto& q = captured.qkv.q;
+  for (const auto* t : {&captured.qkv.q, &captured.qkv.k, &captured.qkv.v}) {
+    if (!t->defined() || t->dim() != 4 || t->size(0) != 1 || t->sizes() != q.sizes())
+      throw ShapeError("captured proxy '" + captured.regime.name + "': q, k, v must be [1, H, N, D] of one shape");
+  }
+  if (q.size(2) != captured.grid.size())
+    throw ShapeError("captured proxy '" + captured.regime.name + "': " + std::to_string(q.size(2)) + " tokens, grid " +
+                     captured.grid.to_string() + " holds " + std::to_string(captured.grid.size()));
+  inputs_.grid = captured.grid;
+  auto f32 = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kFloat).contiguous(); };
+  inputs_.raster = attention::QKV{f32(captured.qkv.q), f32(captured.qkv.k), f32(captured.qkv.v)};
+  prepare(block_size);
+}
+
+void ProxyTask::prepare(int64_t block_size) {
   inputs_.dense_out = attention::dense_attention_reference(inputs_.raster.q, inputs_.raster.k, inputs_.raster.v);
-  setup_.block_size = spec.block_size;
+  setup_.block_size = block_size;
   // The last of many steps and layers: past every mode's dense warm-up (dynamicrad: 12 steps, 1 layer).
   setup_.num_steps = 1000;
   setup_.step = 999;
@@ -211,22 +231,21 @@ SearchBox search_box(const std::string& mode, const std::vector<std::string>& bo
   return box;
 }
 
-CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Regime>& regimes, const ProxySpec& proxy,
-                           const SearchBox& box, const TpeOptions& options, const CalibrationProgress& progress) {
-  if (regimes.empty()) throw ParameterError("regimes", "no regime given");
+namespace {
+
+// The search per regime on the tasks `task_of(r)` makes; the time budget is shared: each regime
+// gets what is left divided by the regimes still to run.
+void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
+                    const std::function<ProxyTask(size_t)>& task_of, const CalibrationProgress& progress) {
+  const auto& objective = table.objective;
+  const auto& options = table.optimizer;
   if (!(objective.target_sparsity >= 0.0 && objective.target_sparsity <= 1.0))
     throw ParameterError("target-sparsity", "must lie in [0, 1]");
   attention::resolve_params(attention::find_policy(objective.mode), objective.fixed);  // fail before any work
-  validate_box(box);
-  CalibrationTable table;
-  table.mode = objective.mode;
-  table.proxy = proxy;
-  table.objective = objective;
-  table.optimizer = options;
-  table.box = box;
+  validate_box(table.box);
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t r = 0; r < regimes.size(); ++r) {
-    const ProxyTask task(proxy, regimes[r]);
+    const ProxyTask task = task_of(r);
     TpeOptions opts = options;
     if (options.budget_s > 0.0) {
       const double used = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -241,11 +260,50 @@ CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Reg
     };
     Progress prog;
     if (progress) prog = [&](int i, int n, const Trial& t, const Trial& b) { progress(regimes[r], i, n, t, b); };
-    result.search = minimize(box, fn, opts, prog);
+    result.search = minimize(table.box, fn, opts, prog);
     result.best = task.score(objective, result.search.best_trial().point);
     result.params = result.best.params;
     table.regimes.push_back(std::move(result));
   }
+}
+
+}  // namespace
+
+CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Regime>& regimes, const ProxySpec& proxy,
+                           const SearchBox& box, const TpeOptions& options, const CalibrationProgress& progress) {
+  if (regimes.empty()) throw ParameterError("regimes", "no regime given");
+  CalibrationTable table;
+  table.mode = objective.mode;
+  table.proxy = proxy;
+  table.objective = objective;
+  table.optimizer = options;
+  table.box = box;
+  search_regimes(table, regimes, [&](size_t r) { return ProxyTask(proxy, regimes[r]); }, progress);
+  return table;
+}
+
+CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<CapturedProxy>& proxies,
+                           int64_t block_size, const SearchBox& box, const TpeOptions& options,
+                           const CalibrationProgress& progress) {
+  if (proxies.empty()) throw ParameterError("regimes", "no captured proxy given");
+  std::vector<Regime> regimes;
+  std::set<std::string> seen;
+  CalibrationTable table;
+  for (const auto& p : proxies) {
+    if (!seen.insert(p.regime.name).second) throw ParameterError("regimes", "regime '" + p.regime.name + "' captured twice");
+    regimes.push_back(p.regime);
+    table.sources[p.regime.name] = p.source;
+  }
+  table.mode = objective.mode;
+  table.proxy_kind = "model";
+  table.proxy.grid = proxies[0].grid;
+  table.proxy.heads = proxies[0].qkv.q.defined() ? proxies[0].qkv.q.size(1) : 0;
+  table.proxy.head_dim = proxies[0].qkv.q.defined() ? proxies[0].qkv.q.size(3) : 0;
+  table.proxy.block_size = block_size;
+  table.objective = objective;
+  table.optimizer = options;
+  table.box = box;
+  search_regimes(table, regimes, [&](size_t r) { return ProxyTask(proxies[r], block_size); }, progress);
   return table;
 }
 
@@ -254,7 +312,7 @@ void write_table(const CalibrationTable& t, const std::string& path) {
   j["format"] = kFormat;
   j["version"] = kVersion;
   j["mode"] = t.mode;
-  j["proxy"] = {{"kind", "ar-drift"},         {"grid", t.proxy.grid.to_string()}, {"heads", t.proxy.heads},
+  j["proxy"] = {{"kind", t.proxy_kind},         {"grid", t.proxy.grid.to_string()}, {"heads", t.proxy.heads},
                 {"head_dim", t.proxy.head_dim}, {"block", t.proxy.block_size},     {"seed", t.proxy.seed},
                 {"sparsity", "token"}};
   j["objective"] = {{"target_sparsity", t.objective.target_sparsity},
@@ -279,6 +337,7 @@ void write_table(const CalibrationTable& t, const std::string& path) {
                        {"sparsity", tr.outcome.metrics.at("sparsity")}});
     regimes[r.regime.name] = {
         {"drift", r.regime.drift},
+        {"source", t.sources.count(r.regime.name) ? t.sources.at(r.regime.name) : std::string("ar-drift")},
         {"params", r.params},
         {"nmse", r.best.nmse},
         {"sparsity", r.best.sparsity},

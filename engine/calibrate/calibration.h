@@ -56,11 +56,23 @@ struct ProxyScore {
   attention::ParamValues params;  // resolved
 };
 
+// ---- Proxy (b): Q/K/V captured from a model's own self-attention layers while it generates clips
+// of the regime (pipeline/qkv_capture.h fills it; this room knows no model). Layers and prompts are
+// stacked as heads: attention is per head, so the loss is their mean.
+struct CapturedProxy {
+  Regime regime;             // its name; drift unused
+  attention::QKV qkv;        // [1, H, N, D] fp32 CPU, raster order
+  attention::TokenGrid grid;
+  std::string source;        // what it was captured from (model, prompts, step, layers), for the table
+};
+
 // One regime's proxy inputs, their dense output and the mask setup (a late step and layer, so
 // modes with dense warm-up steps/layers are scored on their sparse calls).
 class ProxyTask {
  public:
   ProxyTask(const ProxySpec& spec, const Regime& regime);
+  // Throws ShapeError when q/k/v are not [1, H, N, D] of one shape with N = grid.size().
+  ProxyTask(const CapturedProxy& captured, int64_t block_size);
   // Throws ParameterError for an unknown mode or a parameter outside its range.
   ProxyScore score(const ObjectiveSpec& objective, const attention::ParamValues& params) const;
   const Regime& regime() const { return regime_; }
@@ -70,6 +82,7 @@ class ProxyTask {
   attention::EvalInputs inputs_;
   attention::EvalSetup setup_;
   double nmse_scale_ = 1.0;  // mean(dense²) / var(dense): turns rel_l2² into NMSE
+  void prepare(int64_t block_size);
 };
 
 // ---- The search box from a mode's ParamSpecs. `bounds` entries "name=lo:hi" (or just "name":
@@ -97,6 +110,10 @@ struct CalibrationTable {
   TpeOptions optimizer;
   SearchBox box;
   std::vector<RegimeResult> regimes;
+  // "ar-drift" (proxy above) or "model" (captured; `proxy` then holds the grid, heads and block of
+  // the captures, and `sources` what each regime's capture came from, by regime name).
+  std::string proxy_kind = "ar-drift";
+  std::map<std::string, std::string> sources;
 };
 
 // Runs the search for each regime; the time budget (options.budget_s) is shared: each regime gets
@@ -104,6 +121,12 @@ struct CalibrationTable {
 using CalibrationProgress = std::function<void(const Regime&, int trial, int total, const Trial&, const Trial&)>;
 CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Regime>& regimes, const ProxySpec& proxy,
                            const SearchBox& box, const TpeOptions& options,
+                           const CalibrationProgress& progress = nullptr);
+
+// The same search on captured proxies (one per regime); the table's proxy_kind is "model".
+// Throws ParameterError for an empty list or a regime given twice.
+CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<CapturedProxy>& proxies,
+                           int64_t block_size, const SearchBox& box, const TpeOptions& options,
                            const CalibrationProgress& progress = nullptr);
 
 void write_table(const CalibrationTable& table, const std::string& path);  // IoError when unwritable

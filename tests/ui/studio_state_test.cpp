@@ -6,6 +6,7 @@
 #include "engine/common/error.h"
 #include "ui/compare.h"
 #include "ui/playback.h"
+#include "ui/panels/panel.h"
 #include "ui/studio_state.h"
 
 namespace lu = longshot::ui;
@@ -130,4 +131,48 @@ TEST(Compare, PsnrAndDifference) {
   EXPECT_THROW(lu::per_frame_psnr(a, b), longshot::ShapeError);
   b.width = 2;
   EXPECT_THROW(lu::difference_image(a, b, 2), longshot::ParameterError);
+}
+
+// The views cache textures by (job, step that published the payload), never by a buffer's address:
+// a payload that stays keeps its key, a newer one (or the final clip) changes it.
+TEST(StudioState, PayloadKeysFollowTheStepThatPublished) {
+  lu::StudioState state;
+  state.apply(start(3));
+  EXPECT_FALSE(lu::frames_key(state.current()).valid());
+  EXPECT_FALSE(lu::heatmap_key(state.current()).valid());
+  EXPECT_FALSE(lu::mask_key(state.current()).valid());
+  auto s1 = step(3, 1, "dense", false);
+  s1.heatmap = std::make_shared<lp::AttentionHeatmap>();
+  s1.mask = std::make_shared<longshot::attention::BlockMask>(longshot::attention::BlockMask::full(32, 8));
+  s1.preview = std::make_shared<longshot::Video>();
+  state.apply(s1);
+  const auto heat = lu::heatmap_key(state.current()), mask = lu::mask_key(state.current());
+  const auto frames = lu::frames_key(state.current());
+  EXPECT_TRUE(heat.valid());
+  EXPECT_EQ(heat.job, 3u);
+  EXPECT_EQ(heat.step, 1);
+  EXPECT_EQ(mask, (lu::PayloadKey{3, 1}));
+  EXPECT_EQ(frames, (lu::PayloadKey{3, 1}));
+  state.apply(step(3, 2, "dense", false));  // publishes nothing new: the keys stay
+  EXPECT_EQ(lu::heatmap_key(state.current()), heat);
+  EXPECT_EQ(lu::mask_key(state.current()), mask);
+  EXPECT_EQ(lu::frames_key(state.current()), frames);
+  auto s3 = step(3, 3, "dense", false);
+  s3.heatmap = std::make_shared<lp::AttentionHeatmap>();
+  s3.preview = std::make_shared<longshot::Video>();
+  state.apply(s3);
+  EXPECT_EQ(lu::heatmap_key(state.current()), (lu::PayloadKey{3, 3}));
+  EXPECT_EQ(lu::frames_key(state.current()), (lu::PayloadKey{3, 3}));
+  EXPECT_EQ(lu::mask_key(state.current()), mask);
+  lp::FramesDecoded decoded;
+  decoded.job_id = 3;
+  decoded.video = std::make_shared<longshot::Video>();
+  state.apply(decoded);
+  EXPECT_EQ(lu::frames_key(state.current()), (lu::PayloadKey{3, lu::PayloadKey::kFinalFrames}));
+  // Another job's payloads never share a key with this one's.
+  state.apply(start(4));
+  auto t1 = step(4, 1, "dense", false);
+  t1.heatmap = std::make_shared<lp::AttentionHeatmap>();
+  state.apply(t1);
+  EXPECT_NE(lu::heatmap_key(state.current()), heat);
 }

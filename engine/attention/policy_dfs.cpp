@@ -88,6 +88,32 @@ class LayerMaskCache {
   std::map<int, Entry> entries_;
 };
 
+// What dfs-adaptive and dfsattn share: Hilbert-ordered tokens, Q/K pooled into tiles of
+// tile_size tokens (which must divide the block size), masks cached per layer.
+class TiledCachedPolicy : public MaskPolicy {
+ public:
+  OrderingKind ordering() const override { return OrderingKind::Hilbert; }
+  bool needs_qk() const override { return true; }
+  int64_t qk_pool_group(int64_t) const override { return tile_size_; }
+  bool last_mask_cached() const override { return last_cached_; }
+  void reset() override {
+    cache_.clear();
+    last_cached_ = false;
+  }
+
+ protected:
+  explicit TiledCachedPolicy(int64_t tile_size) : tile_size_(tile_size) {}
+  void check_tile_size(const MaskRequest& r) const {
+    if (r.block_size > 0 && r.block_size % tile_size_ != 0)
+      throw ParameterError("tile_size", std::to_string(tile_size_) + " must divide block_size " +
+                                            std::to_string(r.block_size));
+  }
+
+  const int64_t tile_size_;
+  LayerMaskCache cache_;
+  bool last_cached_ = false;
+};
+
 // A head's budget weight c_h^adaptivity from Σ over rows of the blocks needed (c_h = that / nb²).
 double spread_weight(int64_t needed_sum, int64_t nb, double adaptivity) {
   return std::pow(static_cast<double>(needed_sum) / (static_cast<double>(nb) * static_cast<double>(nb)), adaptivity);
@@ -176,18 +202,10 @@ torch::Tensor dfs_block_scores(const MaskRequest& r, int64_t ts) {
   return S.div_(q_count.view({1, nb, 1}));
 }
 
-class DfsPolicy final : public MaskPolicy {
+class DfsPolicy final : public TiledCachedPolicy {
  public:
-  explicit DfsPolicy(const DfsConfig& c) : config_(c) {}
+  explicit DfsPolicy(const DfsConfig& c) : TiledCachedPolicy(c.tile_size), config_(c) {}
   std::string name() const override { return "dfs-adaptive"; }
-  OrderingKind ordering() const override { return OrderingKind::Hilbert; }
-  bool needs_qk() const override { return true; }
-  int64_t qk_pool_group(int64_t) const override { return config_.tile_size; }
-  bool last_mask_cached() const override { return last_cached_; }
-  void reset() override {
-    cache_.clear();
-    last_cached_ = false;
-  }
 
   ParamValues params() const override {
     return {{"keep_ratio", config_.keep_ratio},
@@ -203,10 +221,7 @@ class DfsPolicy final : public MaskPolicy {
   }
 
   BlockMaskPtr build(const MaskRequest& r) override {
-    if (r.block_size > 0 && r.block_size % config_.tile_size != 0) {
-      throw ParameterError("tile_size", std::to_string(config_.tile_size) + " must divide block_size " +
-                                            std::to_string(r.block_size));
-    }
+    check_tile_size(r);
     last_cached_ = false;
     if (r.step < config_.warmup_steps) {
       detail::check_request(r, false, name());
@@ -292,8 +307,6 @@ class DfsPolicy final : public MaskPolicy {
   }
 
   DfsConfig config_;
-  LayerMaskCache cache_;
-  bool last_cached_ = false;
 };
 
 }  // namespace
@@ -459,18 +472,13 @@ torch::Tensor dfsattn_keep(const MaskRequest& r, const DfsAttnConfig& c, double 
 }
 
 namespace {
-class DfsAttnPolicy final : public MaskPolicy {
+class DfsAttnPolicy final : public TiledCachedPolicy {
  public:
-  explicit DfsAttnPolicy(const DfsAttnConfig& c) : config_(c) {}
+  explicit DfsAttnPolicy(const DfsAttnConfig& c) : TiledCachedPolicy(c.tile_size), config_(c) {}
   std::string name() const override { return "dfsattn"; }
-  OrderingKind ordering() const override { return OrderingKind::Hilbert; }
-  bool needs_qk() const override { return true; }
-  int64_t qk_pool_group(int64_t) const override { return config_.tile_size; }
-  bool last_mask_cached() const override { return last_cached_; }
   void reset() override {
-    cache_.clear();
+    TiledCachedPolicy::reset();
     full_.reset();
-    last_cached_ = false;
   }
 
   ParamValues params() const override {
@@ -484,10 +492,7 @@ class DfsAttnPolicy final : public MaskPolicy {
 
   BlockMaskPtr build(const MaskRequest& r) override {
     detail::check_request(r, true, name());
-    if (r.block_size % config_.tile_size != 0) {
-      throw ParameterError("tile_size", std::to_string(config_.tile_size) + " must divide block_size " +
-                                            std::to_string(r.block_size));
-    }
+    check_tile_size(r);
     last_cached_ = false;
     if (detail::dense_call(r, config_.warmup_steps, config_.dense_layers))
       return full_.get(r.grid.size(), r.block_size, OrderingKind::Hilbert);
@@ -507,9 +512,7 @@ class DfsAttnPolicy final : public MaskPolicy {
 
  private:
   DfsAttnConfig config_;
-  LayerMaskCache cache_;
   detail::FullMaskCache full_;
-  bool last_cached_ = false;
 };
 }  // namespace
 

@@ -56,6 +56,40 @@ void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize();
 }
 
+// The token ids to encode: a prompt (and its negative) through the tokenizer, or a file's
+// input_ids / attention_mask.
+struct EncodeInputs {
+  torch::Tensor ids, mask, neg_ids, neg_mask;
+  int64_t tokens = 0, neg_tokens = 0;
+  bool truncated = false;
+};
+
+EncodeInputs read_inputs(const std::string& weights, const std::string& tokenizer_path, const std::string& ids_path,
+                         const std::string* prompt, const std::string* negative) {
+  EncodeInputs in;
+  if (prompt) {
+    text::Tokenizer tok(tokenizer_path.empty() ? text::find_tokenizer(weights) : tokenizer_path);
+    const auto t = tok.encode(*prompt);
+    in.ids = torch::tensor(t.ids, torch::kLong).unsqueeze(0);
+    in.mask = torch::tensor(t.mask, torch::kLong).unsqueeze(0);
+    in.tokens = t.length;
+    in.truncated = t.truncated;
+    if (negative) {
+      const auto n = tok.encode(*negative);
+      in.neg_ids = torch::tensor(n.ids, torch::kLong).unsqueeze(0);
+      in.neg_mask = torch::tensor(n.mask, torch::kLong).unsqueeze(0);
+      in.neg_tokens = n.length;
+    }
+  } else {
+    if (!std::filesystem::is_regular_file(ids_path)) throw IoError("token ids file '" + ids_path + "': no such file");
+    text::Checkpoint f(ids_path);
+    in.ids = f.load("input_ids");
+    in.mask = f.contains("attention_mask") ? f.load("attention_mask") : torch::ones_like(in.ids);
+    in.tokens = in.mask.ne(0).sum().item<int64_t>();
+  }
+  return in;
+}
+
 int run_encode(const std::vector<std::string>& args) {
   std::string weights, tokenizer_path, prompt, negative, ids_path, out_path, device_text = "cpu", dtype_text;
   bool have_prompt = false, have_negative = false;
@@ -95,29 +129,10 @@ int run_encode(const std::vector<std::string>& args) {
   if (!dtypes.count(dtype_text)) throw ParameterError("dtype", "fp32, bf16 or fp16, got '" + dtype_text + "'");
 
   // Inputs first (fail before the long load): token ids from the file or the tokenizer.
-  torch::Tensor ids, mask, neg_ids, neg_mask;
-  int64_t tokens = 0, neg_tokens = 0;
-  bool truncated = false;
-  if (have_prompt) {
-    text::Tokenizer tok(tokenizer_path.empty() ? text::find_tokenizer(weights) : tokenizer_path);
-    const auto t = tok.encode(prompt);
-    ids = torch::tensor(t.ids, torch::kLong).unsqueeze(0);
-    mask = torch::tensor(t.mask, torch::kLong).unsqueeze(0);
-    tokens = t.length;
-    truncated = t.truncated;
-    if (have_negative) {
-      const auto n = tok.encode(negative);
-      neg_ids = torch::tensor(n.ids, torch::kLong).unsqueeze(0);
-      neg_mask = torch::tensor(n.mask, torch::kLong).unsqueeze(0);
-      neg_tokens = n.length;
-    }
-  } else {
-    if (!std::filesystem::is_regular_file(ids_path)) throw IoError("token ids file '" + ids_path + "': no such file");
-    text::Checkpoint f(ids_path);
-    ids = f.load("input_ids");
-    mask = f.contains("attention_mask") ? f.load("attention_mask") : torch::ones_like(ids);
-    tokens = mask.ne(0).sum().item<int64_t>();
-  }
+  const EncodeInputs in = read_inputs(weights, tokenizer_path, ids_path, have_prompt ? &prompt : nullptr,
+                                      have_prompt && have_negative ? &negative : nullptr);
+  const torch::Tensor& ids = in.ids;
+  const int64_t tokens = in.tokens;
 
   reset_peak_cuda_memory(device);
   text::UMT5LoadOptions lo;
@@ -137,7 +152,7 @@ int run_encode(const std::vector<std::string>& args) {
   torch::Tensor out;
   for (int64_t r = 0; r < reps; ++r) {
     t0 = std::chrono::steady_clock::now();
-    out = enc.encode(ids, mask);
+    out = enc.encode(ids, in.mask);
     sync(device);
     times.push_back(seconds(t0));
   }
@@ -148,7 +163,7 @@ int run_encode(const std::vector<std::string>& args) {
     // Wan's contract: the prompt's rows only (the DiT zero-pads back to text_len).
     tensors["context"] = out.narrow(1, 0, tokens).to(torch::kCPU, torch::kFloat).contiguous();
     if (have_negative)
-      tensors["negative"] = enc.encode(neg_ids, neg_mask).narrow(1, 0, neg_tokens).to(torch::kCPU, torch::kFloat).contiguous();
+      tensors["negative"] = enc.encode(in.neg_ids, in.neg_mask).narrow(1, 0, in.neg_tokens).to(torch::kCPU, torch::kFloat).contiguous();
   } else {
     tensors["last_hidden_state"] = out.to(torch::kCPU, torch::kFloat).contiguous();
   }
@@ -166,7 +181,7 @@ int run_encode(const std::vector<std::string>& args) {
   j["threads"] = torch::get_num_threads();
   j["tokens"] = tokens;
   j["batch"] = ids.size(0);
-  j["truncated"] = truncated;
+  j["truncated"] = in.truncated;
   j["load_s"] = load_s;
   j["encode_s"] = sorted[sorted.size() / 2];
   j["encode_s_all"] = times;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/cli/command.h"
+#include "engine/common/address_space.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
 #include "engine/common/parse.h"
@@ -104,6 +105,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    // Every command but `models` runs tensor work on this thread (eval, masks, calibrate,
+    // encode-text, vae-*; generate's run_job checks again on its own thread): a low `ulimit -v`
+    // must be this error, not an OpenBLAS hang deaf to Ctrl-C (probe F5).
+    if (it->name != "models") longshot::ensure_address_space_headroom();
     return it->run(rest);
   } catch (const longshot::Error& e) {
     std::cerr << "longshot " << it->name << ": error: " << e.what() << "\n";

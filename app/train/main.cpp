@@ -6,6 +6,7 @@
 
 #include "app/cli/signals.h"
 #include "app/train/trainer.h"
+#include "engine/common/address_space.h"
 #include "engine/common/error.h"
 #include "engine/common/log.h"
 #include "engine/common/parse.h"
@@ -123,6 +124,9 @@ int main(int argc, char** argv) {
       else throw ParameterError(a, "unknown flag (see --help)");
     }
     longshot::init_logging(verbose);
+    // Training and export run tensor work on this thread: a low `ulimit -v` is an error, not an
+    // OpenBLAS hang deaf to Ctrl-C (probe F5).
+    longshot::ensure_address_space_headroom();
     if (!export_only.empty()) {
       if (o.out_dir.empty()) throw ParameterError("out", "--export-only needs --out DIR holding a checkpoint");
       longshot::train::export_weights(o.out_dir, o.config, export_only);

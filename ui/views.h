@@ -2,6 +2,7 @@
 // heatmap, Hilbert ordering, Block mask, Sparsity & speed, Compare (A vs B, and a one-parameter
 // sweep plotted as a quality/speed trade-off). They read a StudioState (never
 // the engine) and return what the user asked for as PanelActions; the shell carries those out.
+// Each panel is a class of its own in ui/panels/ with its own state; Views tiles them.
 // Needs a current GL 3.3 context and an ImGui frame; knows nothing of Qt.
 #pragma once
 #include <cstdint>

@@ -89,13 +89,15 @@ void update_fp8_weight(Fp8Weight& w, const torch::Tensor& weight, const std::vec
 }
 
 // y = (gelu ? GELU(x) : x) · Wᵀ + bias through e4m3; see fp8_linear in the header.
-torch::Tensor fp8_gemm(const torch::Tensor& x, const Fp8Weight& w, const torch::Tensor& bias, bool gelu) {
-  require_fp8(x.device());
+torch::Tensor fp8_gemm(const torch::Tensor& x_in, const Fp8Weight& w, const torch::Tensor& bias, bool gelu) {
+  require_fp8(x_in.device());
 #ifdef LONGSHOT_FP8
+  // fp32 activations (the unfused path's norms) are rounded to bf16 first, as the native GEMM
+  // casts them to the weights' dtype; fp16 has no row-wise scaled GEMM output here.
+  if (x_in.scalar_type() == torch::kHalf)
+    throw ShapeError("fp8 linear: activations must be bf16 or fp32 (row-wise scaled GEMMs write bf16), got fp16");
+  const auto x = x_in.scalar_type() == torch::kBFloat16 ? x_in : x_in.to(torch::kBFloat16);
   const int64_t K = x.size(-1), N = w.w8.size(0);
-  if (x.scalar_type() != torch::kBFloat16)
-    throw ShapeError("fp8 linear: activations must be bf16 (row-wise scaled GEMMs write bf16), got " +
-                     std::string(c10::toString(x.scalar_type())));
   if (K != w.w8.size(1) || K % 16 != 0 || N % 16 != 0)
     throw ShapeError("fp8 linear: x " + std::string(c10::str(x.sizes())) + " against weight " +
                      std::string(c10::str(w.w8.sizes())) + " (in and out must match and be multiples of 16)");

@@ -403,7 +403,8 @@ std::string stage_mp4(const GenerateArgs& g, const model::ResolvedModel& resolve
     if (!path->empty() && std::filesystem::exists(*path)) *path = std::filesystem::absolute(*path).lexically_normal().string();
   mp4.metadata = pipeline::recipe_tags(recipe, r.model_name, r.config_name);
   if (!r.routing.empty()) mp4.metadata["longshot_regime"] = r.routing;
-  const auto codec = io::write_mp4(*r.video, staged.add_file(g.out_path), mp4);
+  std::string codec;
+  staged.write_file(g.out_path, [&](const std::string& staging) { codec = io::write_mp4(*r.video, staging, mp4); });
   return g.out_path + " (" + codec + ", " + std::to_string(r.video->frames) + " frames " +
          std::to_string(r.video->width) + "x" + std::to_string(r.video->height) + ")";
 }
@@ -421,11 +422,13 @@ int export_outputs(const GenerateArgs& g, const model::ResolvedModel& resolved, 
   (void)resolved;
 #endif
   if (!g.png_dir.empty()) {
-    const auto paths = io::write_png_frames(*r.video, staged.add_folder(g.png_dir));
-    written.push_back(g.png_dir + "/ (" + std::to_string(paths.size()) + " PNG frames)");
+    size_t frames = 0;
+    staged.write_folder(g.png_dir,
+                        [&](const std::string& staging) { frames = io::write_png_frames(*r.video, staging).size(); });
+    written.push_back(g.png_dir + "/ (" + std::to_string(frames) + " PNG frames)");
   }
   if (!g.trace_path.empty()) {
-    attention::write_mask_trace(trace, staged.add_file(g.trace_path));
+    staged.write_file(g.trace_path, [&](const std::string& staging) { attention::write_mask_trace(trace, staging); });
     written.push_back(g.trace_path + " (" + std::to_string(trace.entries.size()) + " mask entries)");
   }
   // Fault injection for the tests: hold the export with every output staged, so that a signal can

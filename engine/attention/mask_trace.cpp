@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -193,19 +195,23 @@ void write_mask_trace(const MaskTrace& trace, const std::string& path) {
   // Unique to this process: a user's own "<path>.tmp" is neither overwritten nor removed.
   static std::atomic<unsigned> counter{0};
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError("mask trace '" + path + "': cannot open '" + tmp + "' for writing");
-    out << mask_trace_to_json(trace) << "\n";
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw IoError("mask trace '" + path + "': write failed (disk full?)");
-    }
+  const std::string text = mask_trace_to_json(trace) + "\n";
+  // stdio rather than a stream: a failed write keeps its errno, so the message says why (disk full).
+  std::FILE* out = std::fopen(tmp.c_str(), "wb");
+  if (!out) throw IoError("cannot write mask trace '" + path + "': " + std::strerror(errno));
+  const bool wrote = std::fwrite(text.data(), 1, text.size(), out) == text.size() && std::fflush(out) == 0;
+  const int write_errno = errno;
+  const bool closed = std::fclose(out) == 0;
+  const int close_errno = errno;
+  if (!wrote || !closed) {
+    std::remove(tmp.c_str());
+    throw IoError("cannot write mask trace '" + path + "': " + std::strerror(!wrote ? write_errno : close_errno));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int rename_errno = errno;
     std::remove(tmp.c_str());
-    throw IoError("mask trace '" + path + "': cannot rename the temporary file into place");
+    throw IoError("cannot write mask trace '" + path + "': cannot rename the temporary file into place: " +
+                  std::strerror(rename_errno));
   }
 }
 

@@ -33,6 +33,15 @@ constexpr size_t kMessageSize = 256;
 
 void on_png_warning(png_structp, png_const_charp message) { spdlog::warn("libpng: {}", message); }
 
+// libpng's default writer reports a failed fwrite as "Write Error"; ours says why (errno: "No space
+// left on device", "File too large").
+void write_to_file(png_structp png, png_bytep data, size_t length) {
+  auto* file = static_cast<std::FILE*>(png_get_io_ptr(png));
+  if (std::fwrite(data, 1, length, file) != length) png_error(png, errno ? std::strerror(errno) : "write failed");
+}
+
+void flush_file(png_structp png) { std::fflush(static_cast<std::FILE*>(png_get_io_ptr(png))); }
+
 // The encode proper, free of C++ objects with destructors between setjmp and a longjmp (those
 // would be skipped). Returns false with `message` filled when libpng fails.
 bool encode(std::FILE* file, int width, int height, const uint8_t* rgb, char* message) {
@@ -51,7 +60,7 @@ bool encode(std::FILE* file, int width, int height, const uint8_t* rgb, char* me
     png_destroy_write_struct(&png, &info);
     return false;
   }
-  png_init_io(png, file);
+  png_set_write_fn(png, file, write_to_file, flush_file);
   // Frame dumps favour speed: zlib's fastest level is still far smaller than raw scanlines.
   png_set_compression_level(png, 1);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8, PNG_COLOR_TYPE_RGB,

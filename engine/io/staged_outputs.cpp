@@ -56,6 +56,13 @@ std::string StagedOutputs::add_folder(const std::string& final_dir) {
   return staging.string();
 }
 
+std::string StagedOutputs::renamed(std::string message, const std::string& staging, const std::string& final_path) {
+  for (size_t at = message.find(staging); !staging.empty() && at != std::string::npos;
+       at = message.find(staging, at + final_path.size()))
+    message.replace(at, staging.size(), final_path);
+  return message;
+}
+
 void StagedOutputs::commit() {
   for (auto& f : files_) f->commit();
   for (const auto& f : folders_) {

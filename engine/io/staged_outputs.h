@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/common/error.h"
+
 namespace longshot::io {
 
 class TempFile;
@@ -27,7 +29,32 @@ class StagedOutputs {
   // Renames every staged output into place (files first, then folders' files). IoError on failure.
   void commit();
 
+  // add_file / add_folder, then `write(staging_path)`. An IoError the writer throws comes back
+  // naming the destination where it named the hidden staging path ("cannot write 'clip.mp4': No
+  // space left on device"): the user never sees the staging name.
+  template <class Write>
+  void write_file(const std::string& final_path, Write&& write) {
+    const std::string staging = add_file(final_path);
+    try {
+      write(staging);
+    } catch (const IoError& e) {
+      throw IoError(renamed(e.what(), staging, final_path));
+    }
+  }
+  template <class Write>
+  void write_folder(const std::string& final_dir, Write&& write) {
+    const std::string staging = add_folder(final_dir);
+    try {
+      write(staging);
+    } catch (const IoError& e) {
+      throw IoError(renamed(e.what(), staging, folders_.back().final_dir));
+    }
+  }
+
  private:
+  // `message` with every `staging` replaced by `final_path`.
+  static std::string renamed(std::string message, const std::string& staging, const std::string& final_path);
+
   struct Folder {
     std::string final_dir, staging_dir;
   };

@@ -338,6 +338,109 @@ TEST(HardeningCli, LowAddressSpaceLimitIsAnErrorNotAHang) {
   EXPECT_TRUE(fs::exists(d.file("c.mp4")));
 }
 
+// F5 beyond generate: the commands that run tensor work on their main thread without a job (masks,
+// eval, calibrate, encode-text, vae-*) and longshot-train check the limit before it too. Without the
+// check each would reach a usage error or the hang (the KILL timeout fails it) instead of this error.
+TEST(HardeningCli, LowAddressSpaceLimitStopsEveryTensorCommand) {
+  TempDir d;
+  const std::string low = "ulimit -v 1000000; exec timeout -s KILL 120";
+  const std::vector<std::string> masks = {"masks", "--mode", "dense", "--grid", "2x4x4", "--heads", "2",
+                                          "--head-dim", "16", "--block", "16", "--out", d.file("m.json")};
+  const auto r = run(masks, d.path.string(), low);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("longshot masks: error: the address-space limit (ulimit -v 1000000 KiB)"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{});
+  for (const std::string cmd : {"eval", "calibrate", "encode-text", "vae-decode", "vae-encode"}) {
+    const auto c = run({cmd}, d.path.string(), low);
+    EXPECT_EQ(c.rc, 1) << cmd << ": " << c.err;
+    EXPECT_NE(c.err.find("longshot " + cmd + ": error: the address-space limit"), std::string::npos) << c.err;
+  }
+#ifdef LONGSHOT_TRAIN_PATH
+  const auto t = run({"--out", d.file("run"), "--steps", "1"}, d.path.string(), low, LONGSHOT_TRAIN_PATH);
+  EXPECT_EQ(t.rc, 1) << t.err;
+  EXPECT_NE(t.err.find("longshot-train: error: the address-space limit"), std::string::npos) << t.err;
+  EXPECT_EQ(leftovers(d.path), std::vector<std::string>{});
+#endif
+  const auto high = run(masks, d.path.string(), "ulimit -v 6000000; exec timeout -s KILL 120");
+  EXPECT_EQ(high.rc, 0) << high.err;
+  EXPECT_TRUE(fs::exists(d.file("m.json")));
+}
+
+// Disk full during the export. The probe (F7, a 48 KB tmpfs) saw --png-dir leave 2 of 4 frames.
+// tests/cli/enospc_shim.cpp (LD_PRELOAD) lets `budget` bytes reach files under `disk`, then fails
+// writes with ENOSPC, as a filling disk does: a short write, then the error. Each case: exit 1, the
+// error names the destination (never the hidden staging name) and says "No space left on device",
+// and `disk` is empty afterwards, so no MP4 without its trace or PNG set either.
+namespace {
+
+struct FullDisk {
+  TempDir d;
+  std::string disk;
+  // Canonical: the shim compares it with the paths /proc/self/fd links to.
+  FullDisk() : disk((fs::create_directory(d.file("disk")), fs::canonical(d.file("disk")).string())) {}
+  std::string in(const std::string& name) const { return disk + "/" + name; }
+  Run generate(const std::vector<std::string>& outputs, uint64_t budget) {
+    // verify_asan_link_order=0: under the asan preset the preloaded shim comes before ASan's runtime.
+    const std::string env = "LD_PRELOAD=" + quote(LONGSHOT_ENOSPC_SHIM) + " LONGSHOT_ENOSPC_DIR=" + quote(disk) +
+                            " LONGSHOT_ENOSPC_BYTES=" + std::to_string(budget) +
+                            " ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0";
+    return run(tiny_args(outputs), d.path.string(), env);
+  }
+  uint64_t size(const std::string& name) const { return fs::file_size(in(name)); }
+  // Removes everything in `disk` (after the control run that measured the files' sizes).
+  void clear() const {
+    for (const auto& e : fs::directory_iterator(disk)) fs::remove_all(e.path());
+  }
+};
+
+void expect_clean_failure(const Run& r, const std::string& names, const FullDisk& full) {
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(names), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(".tmp-"), std::string::npos) << "names the staging file: " << r.err;
+  EXPECT_EQ(leftovers(full.disk), std::vector<std::string>{});
+}
+
+}  // namespace
+
+TEST(HardeningCli, DiskFullDuringMp4ExportFailsCleanly) {
+  FullDisk full;
+  const auto control = full.generate({"--out", full.in("c.mp4")}, 1u << 30);  // the shim with room to spare
+  ASSERT_EQ(control.rc, 0) << control.err;
+  const uint64_t mp4 = full.size("c.mp4");
+  full.clear();
+  for (const uint64_t budget : {uint64_t(0), mp4 / 2}) {
+    SCOPED_TRACE("budget " + std::to_string(budget) + " of " + std::to_string(mp4) + " bytes");
+    expect_clean_failure(full.generate({"--out", full.in("c.mp4")}, budget), "'" + full.in("c.mp4") + "'", full);
+  }
+}
+
+TEST(HardeningCli, DiskFullDuringTraceExportFailsCleanly) {
+  FullDisk full;
+  const std::vector<std::string> outputs = {"--out", full.in("c.mp4"), "--trace", full.in("run.lstrace")};
+  const auto control = full.generate(outputs, 1u << 30);
+  ASSERT_EQ(control.rc, 0) << control.err;
+  const uint64_t mp4 = full.size("c.mp4"), trace = full.size("run.lstrace");
+  full.clear();
+  // The MP4 is staged whole, then the trace fails half way: neither may appear.
+  expect_clean_failure(full.generate(outputs, mp4 + trace / 2), "mask trace '" + full.in("run.lstrace") + "'", full);
+}
+
+// The probe's half PNG set: the MP4 and frames 0 and 1 fit, frame 2 fails half way.
+TEST(HardeningCli, DiskFullMidPngSetLeavesNoFrames) {
+  FullDisk full;
+  const std::vector<std::string> outputs = {"--out", full.in("c.mp4"), "--png-dir", full.in("png")};
+  const auto control = full.generate(outputs, 1u << 30);
+  ASSERT_EQ(control.rc, 0) << control.err;
+  ASSERT_TRUE(fs::exists(full.in("png/frame_00003.png")));
+  const uint64_t budget = full.size("c.mp4") + full.size("png/frame_00000.png") + full.size("png/frame_00001.png") +
+                          full.size("png/frame_00002.png") / 2;
+  full.clear();
+  expect_clean_failure(full.generate(outputs, budget), "'" + full.in("png/frame_00002.png") + "'", full);
+}
+
 // The installed CLI (cmake --install --component cli into a temporary prefix) generates the
 // built-in model's video from <prefix>/share/longshot with the source tree out of reach (its
 // fallback off, cwd and HOME elsewhere), and the video shows the prompt: not noise.

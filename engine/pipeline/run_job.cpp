@@ -170,6 +170,238 @@ model::ResolvedModel resolve_request_model(const GenerationRequest& r) {
   return model::resolve_model(model_spec(r), allow);
 }
 
+namespace {
+
+struct EncodedPrompts {
+  torch::Tensor cond, uncond;  // uncond only with classifier-free guidance
+};
+
+// Memory plan: the text encoder runs first and is released before the DiT samples (umT5-XXL is
+// 11 GB in bf16), unless the request keeps it (in the cache) for the next job.
+EncodedPrompts encode_prompts(const GenerationRequest& request, const model::ResolvedModel& resolved, ModelCache& cache,
+                              torch::Device device, torch::ScalarType dtype, bool use_cfg) {
+  text::PromptEncoderOptions umt5;
+  umt5.weights = resolved.text_encoder;
+  umt5.tokenizer = resolved.tokenizer;
+  umt5.device = device;
+  umt5.dtype = dtype;
+  const std::string text_key = resolved.key() + "|" + request.text_embeddings + "|" + device.str();
+  std::shared_ptr<model::TextEncoder> encoder;
+  if (cache.text_encoder && cache.text_key == text_key) encoder = cache.text_encoder;
+  else encoder = model::make_text_encoder(resolved.config, request.text_embeddings, umt5);
+  cache.text_encoder.reset();
+  cache.text_key.clear();
+  EncodedPrompts out;
+  out.cond = encoder->encode(request.prompt).to(device);
+  if (use_cfg) out.uncond = encoder->encode(request.negative_prompt).to(device);
+  if (request.keep_text_encoder) {
+    cache.text_encoder = encoder;
+    cache.text_key = text_key;
+  } else if (auto* umt5_encoder = dynamic_cast<model::UMT5TextEncoder*>(encoder.get())) {
+    umt5_encoder->release();
+  }
+  return out;
+}
+
+// The DiT for this model, seed and device: the cached one, else loaded after the old one (and the
+// adapters loaded for it) are dropped.
+model::WanDiT& cached_dit(ModelCache& cache, const model::ResolvedModel& resolved, uint64_t seed, torch::Device device,
+                          torch::ScalarType dtype) {
+  const std::string key = resolved.key() + "|" + std::to_string(seed) + "|" + device.str();
+  if (cache.key != key || !cache.model) {
+    cache.model = nullptr;
+    cache.adapters.clear();  // loaded onto the old model's device and for its config
+    cache.key.clear();
+    cache.model = model::load_dit(resolved, seed, device, dtype);
+    cache.key = key;
+  }
+  return cache.model;
+}
+
+// Seeded noise for the latent shape, or the context's own (parity tests) when it fits.
+torch::Tensor job_noise(const JobContext& ctx, const std::vector<int64_t>& shape, uint64_t seed, torch::Device device) {
+  auto noise = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, seed, device);
+  if (ctx.initial_noise.defined()) {
+    if (ctx.initial_noise.sizes() != noise.sizes())
+      throw ShapeError("initial noise has shape " + c10::str(ctx.initial_noise.sizes()) + ", the job needs " +
+                       c10::str(noise.sizes()));
+    noise = ctx.initial_noise.to(device, torch::kFloat);
+  }
+  return noise;
+}
+
+// What the sampling loop's hooks share across a job: the attention settings (which may change
+// between steps through ctx.take_settings) and their policy, each step's plan and probe, what its
+// conditional forward learned, its timings, and the job's totals.
+class JobSteps {
+ public:
+  struct Setup {
+    const GenerationRequest& request;
+    JobContext& ctx;
+    const model::DiTConfig& config;
+    model::WanDiT& dit;
+    ModelCache& cache;
+    torch::Device device;
+    torch::ScalarType dtype;
+    std::string& adapter_path;
+    attention::TokenGrid grid;
+    model::LatentDecoder& preview;  // decodes each step's x0 estimate when previews are on
+    int& completed;                 // steps done, for JobCancelled
+  };
+
+  explicit JobSteps(const Setup& s)
+      : s_(s),
+        settings_(s.request.attention),
+        inspect_{s.request.inspect_layer, s.request.inspect_head, s.request.inspect_query} {
+    policy_ = attention::create_policy(settings_.mode, settings_.params);
+    policy_->reset();
+    prev_mode_ = settings_.mode;
+    prev_params_ = policy_->params();
+    t_job_ = now_ms();
+  }
+
+  sampler::SampleHooks hooks(const EncodedPrompts& prompts) {
+    sampler::SampleHooks h;
+    h.cancel = s_.ctx.cancel;
+    h.on_step_begin = [this](int step) { begin_step(step); };
+    h.cond = [this, &prompts](const torch::Tensor& x, const torch::Tensor& t, int) {
+      auto out = s_.dit->forward_with_stats(x, t, prompts.cond, plan_, probe_);
+      stats_ = std::move(out.stats);
+      attention_ms_ = stats_.attention_ms;
+      mask_ms_ = stats_.mask_ms;
+      return out.velocity;
+    };
+    if (prompts.uncond.defined()) {
+      // The unconditional pass: the same plan (masks and schedule), nothing inspected or recorded.
+      h.uncond = [this, &prompts](const torch::Tensor& x, const torch::Tensor& t, int) {
+        auto out = s_.dit->forward_with_stats(x, t, prompts.uncond, plan_);
+        attention_ms_ += out.stats.attention_ms;
+        mask_ms_ += out.stats.mask_ms;
+        return out.velocity;
+      };
+      h.guidance = s_.request.guidance;
+    }
+    h.on_step_end = [this](const sampler::StepOutcome& o) { end_step(o); };
+    return h;
+  }
+
+  double t_job() const { return t_job_; }
+  double total_attention_ms() const { return total_attention_; }
+  double sparsity_sum() const { return sparsity_sum_; }  // mean sparsity counts dense steps as 0
+
+ private:
+  // New settings or inspect target, then the step's plan and probe.
+  void begin_step(int step) {
+    auto& ctx = s_.ctx;
+    if (ctx.take_inspect) {
+      if (auto changed = ctx.take_inspect()) inspect_ = *changed;
+    }
+    if (ctx.take_settings) {
+      if (auto changed = ctx.take_settings()) {
+        attention::resolve_params(attention::find_policy(changed->mode), changed->params);
+        settings_ = *changed;
+        policy_ = attention::create_policy(settings_.mode, settings_.params);
+        s_.dit->adapter = resolve_adapter(settings_, s_.config, s_.device, s_.dtype, s_.cache.adapters, s_.adapter_path);
+      }
+    }
+    t_step_ = now_ms();
+    plan_ = model::AttentionPlan();
+    plan_.policy = policy_.get();
+    plan_.dense_step = step < settings_.dense_warmup_steps;
+    plan_.dense_first_layers = settings_.dense_first_layers;
+    plan_.dense_last_layers = settings_.dense_last_layers;
+    plan_.riflex = settings_.riflex;
+    plan_.block_size = settings_.block_size;
+    plan_.step = step;
+    plan_.num_steps = s_.request.steps;
+    plan_.cancel = ctx.cancel;
+    plan_.use_adapter = s_.dit->adapter != nullptr;
+    const auto& request = s_.request;
+    probe_ = model::AttentionProbe();
+    probe_.keep_masks = request.record_masks;
+    if (request.previews) {
+      probe_.layer = std::clamp(inspect_.layer, 0, int(s_.config.num_layers) - 1);
+      probe_.head = std::clamp(inspect_.head, 0, int(s_.config.num_heads) - 1);
+      probe_.query = inspect_.query;
+      probe_.heatmap = true;
+      probe_.recall = request.measure_recall;
+    } else if (request.measure_recall) {
+      probe_.layer = std::clamp(inspect_.layer, 0, int(s_.config.num_layers) - 1);
+      probe_.recall = true;
+    }
+    stats_ = model::AttentionStats();
+  }
+
+  // StepFinished: the mode (and whether it changed), timings, sparsity, the inspected mask and
+  // heatmap, the recorded masks, a preview.
+  void end_step(const sampler::StepOutcome& o) {
+    const auto& request = s_.request;
+    const auto& grid = s_.grid;
+    const int step = o.step;
+    StepFinished ev;
+    ev.job_id = s_.ctx.job_id;
+    ev.step = step;
+    ev.num_steps = request.steps;
+    ev.mode = settings_.mode;
+    ev.mode_params = policy_->params();
+    ev.mode_changed = step > 0 && (settings_.mode != prev_mode_ || ev.mode_params != prev_params_);
+    prev_mode_ = settings_.mode;
+    prev_params_ = ev.mode_params;
+    ev.dense_step = plan_.dense_step;
+    if (request.previews)
+      ev.preview =
+          std::make_shared<const Video>(s_.preview.decode(o.sampler->predict_x0(*o.x, *o.velocity, step)[0], request.fps));
+    if (o.x_next->is_cuda()) torch::cuda::synchronize();
+    ev.step_ms = now_ms() - t_step_;
+    ev.attention_ms = attention_ms_;
+    ev.mask_ms = mask_ms_;
+    ev.sparsity = stats_.sparsity;
+    ev.mean_sparsity = stats_.mean_sparsity();
+    ev.recall_estimate = stats_.recall;
+    ev.mask = host_only(stats_.inspected_mask);
+    ev.mask_from_cache = stats_.inspected_mask_cached;
+    ev.mask_layer = probe_.layer < 0 ? 0 : probe_.layer;
+    ev.mask_head = probe_.head;
+    if (stats_.inspected_probs.defined()) {
+      int64_t query = inspect_.query;
+      if (query < 0 || query >= grid.size()) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
+      ev.heatmap = std::make_shared<const AttentionHeatmap>(
+          make_heatmap(stats_.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));
+    }
+    ev.layer_masks = std::move(stats_.layer_masks);
+    for (auto& m : ev.layer_masks) m = host_only(m);
+    const int completed = s_.completed = step + 1;
+    ev.eta_ms = (now_ms() - t_job_) / completed * (request.steps - completed);
+    total_attention_ += attention_ms_;
+    sparsity_sum_ += ev.mean_sparsity;
+    s_.ctx.publish(std::move(ev));
+  }
+
+  Setup s_;
+  AttentionSettings settings_;
+  std::unique_ptr<attention::MaskPolicy> policy_;
+  std::string prev_mode_;
+  attention::ParamValues prev_params_;
+  InspectTarget inspect_;
+  model::AttentionPlan plan_;
+  model::AttentionProbe probe_;
+  model::AttentionStats stats_;
+  double t_job_ = 0, t_step_ = 0, attention_ms_ = 0, mask_ms_ = 0;
+  double total_attention_ = 0, sparsity_sum_ = 0;
+};
+
+// The real decoder (the model's VAE) loads only after sampling: never resident during it.
+std::shared_ptr<const Video> decode_video(const torch::Tensor& x, const model::ResolvedModel& resolved,
+                                          torch::Device device, double fps) {
+  model::VaeDecoderOptions vae_options;
+  vae_options.path = resolved.vae;
+  vae_options.device = device;
+  auto final_decoder = model::make_decoder(resolved.config, vae_options);
+  return std::make_shared<const Video>(final_decoder->decode(x[0], fps));
+}
+
+}  // namespace
+
 void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   const uint64_t id = ctx.job_id;
   int completed = 0;
@@ -196,52 +428,21 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     ModelCache& cache = ctx.cache ? *ctx.cache : local;
     torch::NoGradGuard no_grad;
 
-    // Memory plan: the text encoder runs first and is released before the DiT samples (umT5-XXL
-    // is 11 GB in bf16), unless the request keeps it for the next job.
-    text::PromptEncoderOptions umt5;
-    umt5.weights = resolved.text_encoder;
-    umt5.tokenizer = resolved.tokenizer;
-    umt5.device = device;
-    umt5.dtype = dtype;
-    const std::string text_key = resolved.key() + "|" + request.text_embeddings + "|" + device.str();
-    std::shared_ptr<model::TextEncoder> encoder;
-    if (cache.text_encoder && cache.text_key == text_key) encoder = cache.text_encoder;
-    else encoder = model::make_text_encoder(config, request.text_embeddings, umt5);
-    cache.text_encoder.reset();
-    cache.text_key.clear();
-    const auto cond = encoder->encode(request.prompt).to(device);
     const bool use_cfg = std::abs(request.guidance - 1.0) > 1e-9;
-    torch::Tensor uncond;
-    if (use_cfg) uncond = encoder->encode(request.negative_prompt).to(device);
-    if (request.keep_text_encoder) {
-      cache.text_encoder = encoder;
-      cache.text_key = text_key;
-    } else if (auto* umt5_encoder = dynamic_cast<model::UMT5TextEncoder*>(encoder.get())) {
-      umt5_encoder->release();
-    }
-    encoder.reset();
+    const EncodedPrompts prompts = encode_prompts(request, resolved, cache, device, dtype, use_cfg);
     const double encode_ms = now_ms() - t_begin;
     // The motion regime (regime.h): the router reads the prompt's embedding, and the regime's
     // calibrated parameters become the mode's before any policy is made.
     RegimeChoice regime;
     if (!request.attention.regime.empty()) {
-      regime = choose_regime(request.attention, resolved.name, cond[0], request.prompt);
+      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt);
       request.attention.params = regime.params;
       if (!regime.warning.empty()) spdlog::warn("regime {}", regime.summary());
     }
     // Previews decode with the cheap decoder (pixels, or the latents' colour preview); the VAE
     // loads after sampling.
     auto decoder = model::make_decoder(config);
-
-    const std::string key = resolved.key() + "|" + std::to_string(request.seed) + "|" + device.str();
-    if (cache.key != key || !cache.model) {
-      cache.model = nullptr;
-      cache.adapters.clear();  // loaded onto the old model's device and for its config
-      cache.key.clear();
-      cache.model = model::load_dit(resolved, request.seed, device, dtype);
-      cache.key = key;
-    }
-    auto& dit = cache.model;
+    auto& dit = cached_dit(cache, resolved, request.seed, device, dtype);
 
     std::string adapter_path;
     dit->adapter = resolve_adapter(request.attention, config, device, dtype, cache.adapters, adapter_path);
@@ -262,126 +463,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     ctx.publish(started);
 
     auto smp = sampler::make_sampler(request.sampler, request.steps, request.shift, sampler::parse_grid(request.schedule));
-    auto noise = sampler::seeded_noise({1, shape[0], shape[1], shape[2], shape[3]}, request.seed, device);
-    if (ctx.initial_noise.defined()) {
-      if (ctx.initial_noise.sizes() != noise.sizes())
-        throw ShapeError("initial noise has shape " + c10::str(ctx.initial_noise.sizes()) + ", the job needs " +
-                         c10::str(noise.sizes()));
-      noise = ctx.initial_noise.to(device, torch::kFloat);
-    }
-
-    AttentionSettings settings = request.attention;
-    std::unique_ptr<attention::MaskPolicy> policy = attention::create_policy(settings.mode, settings.params);
-    policy->reset();
-    std::string prev_mode = settings.mode;
-    attention::ParamValues prev_params = policy->params();
-    const double t_job = now_ms();
-    double total_attention = 0, sparsity_sum = 0;  // mean sparsity counts dense steps as 0
-
-    // The step's attention plan and probe, what its conditional forward learned, and its timings,
-    // shared by the sampling loop's hooks.
-    InspectTarget inspect{request.inspect_layer, request.inspect_head, request.inspect_query};
-    model::AttentionPlan plan;
-    model::AttentionProbe probe;
-    model::AttentionStats stats;
-    double t_step = 0, attention_ms = 0, mask_ms = 0;
-    sampler::SampleHooks hooks;
-    hooks.cancel = ctx.cancel;
-    hooks.on_step_begin = [&](int step) {
-      if (ctx.take_inspect) {
-        if (auto changed = ctx.take_inspect()) inspect = *changed;
-      }
-      if (ctx.take_settings) {
-        if (auto changed = ctx.take_settings()) {
-          attention::resolve_params(attention::find_policy(changed->mode), changed->params);
-          settings = *changed;
-          policy = attention::create_policy(settings.mode, settings.params);
-          dit->adapter = resolve_adapter(settings, config, device, dtype, cache.adapters, adapter_path);
-        }
-      }
-      t_step = now_ms();
-      plan = model::AttentionPlan();
-      plan.policy = policy.get();
-      plan.dense_step = step < settings.dense_warmup_steps;
-      plan.dense_first_layers = settings.dense_first_layers;
-      plan.dense_last_layers = settings.dense_last_layers;
-      plan.riflex = settings.riflex;
-      plan.block_size = settings.block_size;
-      plan.step = step;
-      plan.num_steps = request.steps;
-      plan.cancel = ctx.cancel;
-      plan.use_adapter = dit->adapter != nullptr;
-      probe = model::AttentionProbe();
-      probe.keep_masks = request.record_masks;
-      if (request.previews) {
-        probe.layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
-        probe.head = std::clamp(inspect.head, 0, int(config.num_heads) - 1);
-        probe.query = inspect.query;
-        probe.heatmap = true;
-        probe.recall = request.measure_recall;
-      } else if (request.measure_recall) {
-        probe.layer = std::clamp(inspect.layer, 0, int(config.num_layers) - 1);
-        probe.recall = true;
-      }
-      stats = model::AttentionStats();
-    };
-    hooks.cond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
-      auto out = dit->forward_with_stats(x, t, cond, plan, probe);
-      stats = std::move(out.stats);
-      attention_ms = stats.attention_ms;
-      mask_ms = stats.mask_ms;
-      return out.velocity;
-    };
-    if (use_cfg) {
-      // The unconditional pass: the same plan (masks and schedule), nothing inspected or recorded.
-      hooks.uncond = [&](const torch::Tensor& x, const torch::Tensor& t, int) {
-        auto out = dit->forward_with_stats(x, t, uncond, plan);
-        attention_ms += out.stats.attention_ms;
-        mask_ms += out.stats.mask_ms;
-        return out.velocity;
-      };
-      hooks.guidance = request.guidance;
-    }
-    hooks.on_step_end = [&](const sampler::StepOutcome& o) {
-      const int step = o.step;
-      StepFinished ev;
-      ev.job_id = id;
-      ev.step = step;
-      ev.num_steps = request.steps;
-      ev.mode = settings.mode;
-      ev.mode_params = policy->params();
-      ev.mode_changed = step > 0 && (settings.mode != prev_mode || ev.mode_params != prev_params);
-      prev_mode = settings.mode;
-      prev_params = ev.mode_params;
-      ev.dense_step = plan.dense_step;
-      if (request.previews)
-        ev.preview = std::make_shared<const Video>(decoder->decode(o.sampler->predict_x0(*o.x, *o.velocity, step)[0], request.fps));
-      if (o.x_next->is_cuda()) torch::cuda::synchronize();
-      ev.step_ms = now_ms() - t_step;
-      ev.attention_ms = attention_ms;
-      ev.mask_ms = mask_ms;
-      ev.sparsity = stats.sparsity;
-      ev.mean_sparsity = stats.mean_sparsity();
-      ev.recall_estimate = stats.recall;
-      ev.mask = host_only(stats.inspected_mask);
-      ev.mask_from_cache = stats.inspected_mask_cached;
-      ev.mask_layer = probe.layer < 0 ? 0 : probe.layer;
-      ev.mask_head = probe.head;
-      if (stats.inspected_probs.defined()) {
-        int64_t query = inspect.query;
-        if (query < 0 || query >= grid.size()) query = grid.index(grid.t / 2, grid.h / 2, grid.w / 2);
-        ev.heatmap = std::make_shared<const AttentionHeatmap>(
-            make_heatmap(stats.inspected_probs, grid, ev.mask_layer, ev.mask_head, query));
-      }
-      ev.layer_masks = std::move(stats.layer_masks);
-      for (auto& m : ev.layer_masks) m = host_only(m);
-      completed = step + 1;
-      ev.eta_ms = (now_ms() - t_job) / completed * (request.steps - completed);
-      total_attention += attention_ms;
-      sparsity_sum += ev.mean_sparsity;
-      ctx.publish(std::move(ev));
-    };
-    const sampler::SampleResult sampled = sampler::sample(*smp, noise, hooks);
+    const auto noise = job_noise(ctx, shape, request.seed, device);
+    JobSteps steps({request, ctx, config, dit, cache, device, dtype, adapter_path, grid, *decoder, completed});
+    const sampler::SampleResult sampled = sampler::sample(*smp, noise, steps.hooks(prompts));
     if (sampled.cancelled || (ctx.cancel && ctx.cancel->load())) throw model::Cancelled();
     const torch::Tensor& x = sampled.x;
     // Non-finite latents decode to an all-black video: fail loudly instead (damaged weights of any
@@ -390,20 +474,14 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       throw Error("the denoised video holds NaN or infinite values after " + std::to_string(request.steps) +
                   " steps (damaged weights or an unstable setting); no video made");
     const double t_decode = now_ms();
-    // The real decoder (the model's VAE) loads only now: never resident during sampling.
-    model::VaeDecoderOptions vae_options;
-    vae_options.path = resolved.vae;
-    vae_options.device = device;
-    auto final_decoder = model::make_decoder(config, vae_options);
-    auto video = std::make_shared<const Video>(final_decoder->decode(x[0], request.fps));
-    final_decoder.reset();
+    auto video = decode_video(x, resolved, device, request.fps);
     const double decode_ms = now_ms() - t_decode;
     ctx.publish(FramesDecoded{id, video});
     JobFinished done;
     done.job_id = id;
-    done.total_ms = now_ms() - t_job;
-    done.attention_ms = total_attention;
-    done.mean_sparsity = sparsity_sum / request.steps;
+    done.total_ms = now_ms() - steps.t_job();
+    done.attention_ms = steps.total_attention_ms();
+    done.mean_sparsity = steps.sparsity_sum() / request.steps;
     done.video = video;
     done.encode_ms = encode_ms;
     done.decode_ms = decode_ms;

@@ -12,6 +12,7 @@
 
 #include "engine/common/error.h"
 #include "engine/model/dit.h"
+#include "tests/common/tiny_dit.h"
 #include "engine/model/projections.h"
 
 using namespace longshot;
@@ -19,22 +20,9 @@ using namespace longshot::model;
 
 namespace {
 
-WanDiT tiny_model(uint64_t seed = 1) {
-  WanDiT m(find_config("tiny"));
-  m->init_random(seed);
-  m->eval();
-  return m;
-}
-
-struct Inputs {
-  torch::Tensor x, t, text;
-};
-
-Inputs inputs(uint64_t seed = 3) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  return {torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat), torch::full({1}, 700.0),
-          torch::randn({1, 5, 32}, gen, torch::kFloat)};
-}
+WanDiT tiny_model(uint64_t seed = 1) { return longshot::testing::tiny_dit(seed); }
+using Inputs = longshot::testing::TinyInputs;
+Inputs inputs(uint64_t seed = 3) { return longshot::testing::tiny_inputs(seed); }
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();

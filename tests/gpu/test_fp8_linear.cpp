@@ -10,6 +10,7 @@
 
 #ifdef LONGSHOT_HAS_CUDA
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 

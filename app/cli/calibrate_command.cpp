@@ -3,6 +3,7 @@
 // The work lives in engine/calibrate; this file parses flags and prints progress.
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/calibrate/calibration.h"
 #include "engine/common/error.h"
+#include "engine/pipeline/qkv_capture.h"
 #include "engine/pipeline/regime.h"
 
 namespace longshot::cli {
@@ -42,6 +44,12 @@ const char* kCalibrateUsage =
     "                       same, adjacent and first frames are always kept, 16 frames already 77%)\n"
     "  --heads N            proxy heads (default 2)    --head-dim D   head dimension (default 64)\n"
     "  --block B            mask block size (default 32, DynamicRad's)\n"
+    "  --proxy drift|model  drift: the AR-drift proxy above (default); model: Q/K/V captured from a\n"
+    "                       model's own layers while it generates world clips of each regime\n"
+    "                       (dense sampling, stopped at the capture step; prompts and layers stacked as heads)\n"
+    "  with --proxy model:  --model NAME (default longshot-builtin)  --frames N (48)  --size WxH (32x32)\n"
+    "                       --steps S (10)  --capture-step K (steps/2)  --layers 1,2,3 (all but layer 0)\n"
+    "                       --prompts N per regime (2)\n"
     "\n"
     "Usage: longshot calibrate --train-router --out ROUTER.json [--model NAME] [--seed S] [--prompts N]\n"
     "                          [--heldout N]\n"
@@ -88,6 +96,44 @@ int run_train_router(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The flags of proxy (b); false when `flag` is none of them.
+bool capture_flag(const std::string& flag, const std::string& value, pipeline::CaptureSpec& c) {
+  if (flag == "--model") c.model = value;
+  else if (flag == "--frames") c.frames = parse_int32("frames", value, 1, 4096);
+  else if (flag == "--steps") c.steps = parse_int32("steps", value, 1, 1000);
+  else if (flag == "--capture-step") c.capture_step = parse_int32("capture-step", value, 0, 999);
+  else if (flag == "--prompts") c.prompts_per_regime = parse_int32("prompts", value, 1, 1000);
+  else if (flag == "--size") {
+    const auto x = value.find('x');
+    if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + value + "'");
+    c.width = parse_int32("size", value.substr(0, x), 2, 8192);
+    c.height = parse_int32("size", value.substr(x + 1), 2, 8192);
+  } else if (flag == "--layers") {
+    c.layers.clear();
+    std::stringstream list(value);
+    for (std::string item; std::getline(list, item, ',');) c.layers.push_back(parse_int32("layers", item, 0, 4096));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Proxy (b): captures per regime, then the same search on them.
+calibrate::CalibrationTable calibrate_on_model(const calibrate::ObjectiveSpec& objective,
+                                              const std::vector<calibrate::Regime>& regimes,
+                                              const pipeline::CaptureSpec& capture, int64_t block,
+                                              const calibrate::SearchBox& box, const calibrate::TpeOptions& options,
+                                              const calibrate::CalibrationProgress& progress) {
+  const auto proxies = pipeline::capture_regime_proxies(capture, regimes, [](const std::string& regime, const std::string& prompt) {
+    std::printf("  capturing %-6s %s\n", regime.c_str(), prompt.c_str());
+    std::fflush(stdout);
+  });
+  const auto& q = proxies.front().qkv.q;
+  std::printf("captured %s tokens × %lld heads × %lld dims per regime\n", proxies.front().grid.to_string().c_str(),
+              (long long)q.size(1), (long long)q.size(3));
+  return calibrate::calibrate(objective, proxies, block, box, options, progress);
+}
+
 int run_calibrate(const std::vector<std::string>& args) {
   using namespace longshot::calibrate;
   if (has_flag(args, "--help") || has_flag(args, "-h")) {
@@ -103,6 +149,8 @@ int run_calibrate(const std::vector<std::string>& args) {
   std::vector<Regime> regimes = builtin_regimes();
   std::vector<std::string> bounds;
   std::string out_path;
+  pipeline::CaptureSpec capture;
+  bool model_proxy = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (i + 1 >= args.size()) {
@@ -129,6 +177,9 @@ int run_calibrate(const std::vector<std::string>& args) {
     else if (flag == "--heads") proxy.heads = parse_int("heads", value, 1, 4096);
     else if (flag == "--head-dim") proxy.head_dim = parse_int("head-dim", value, 8, 1024);
     else if (flag == "--block") proxy.block_size = parse_int("block", value, 1, 1 << 20);
+    else if (flag == "--proxy" && (value == "drift" || value == "model")) model_proxy = value == "model";
+    else if (flag == "--proxy") throw ParameterError("proxy", "must be drift or model, got '" + value + "'");
+    else if (capture_flag(flag, value, capture)) continue;
     else {
       std::cerr << "longshot calibrate: unknown flag '" << flag << "'\n" << kCalibrateUsage << "\n";
       return 2;
@@ -141,7 +192,7 @@ int run_calibrate(const std::vector<std::string>& args) {
   // The CPU reference scores every token pair per trial: refuse work that would take minutes per
   // trial (12 heads × 8192² × 64 ≈ a few seconds on 2 cores).
   const double work = double(proxy.heads) * double(proxy.grid.size()) * double(proxy.grid.size()) * double(proxy.head_dim);
-  if (work > 12.0 * 8192.0 * 8192.0 * 64.0)
+  if (!model_proxy && work > 12.0 * 8192.0 * 8192.0 * 64.0)
     throw ParameterError("grid", proxy.grid.to_string() + " with " + std::to_string(proxy.heads) +
                                      " heads is too large for the CPU proxy; use fewer tokens or heads");
   const SearchBox box = search_box(objective.mode, bounds, objective.fixed);
@@ -151,10 +202,16 @@ int run_calibrate(const std::vector<std::string>& args) {
     std::snprintf(buf, sizeof buf, "%s%s∈[%g,%g]", box_text.empty() ? "" : " ", d.name.c_str(), d.lo, d.hi);
     box_text += buf;
   }
-  std::printf("calibrate %s: %zu regime(s) × %d trials, proxy %s × %lld heads × %lld dims, block %lld, target sparsity %.2f\n"
-              "search: %s\n",
-              objective.mode.c_str(), regimes.size(), options.trials, proxy.grid.to_string().c_str(),
-              (long long)proxy.heads, (long long)proxy.head_dim, (long long)proxy.block_size,
+  char proxy_text[256];
+  if (model_proxy)
+    std::snprintf(proxy_text, sizeof proxy_text, "Q/K/V of %s (%d frames %dx%d, step %d of %d)", capture.model.c_str(),
+                  capture.frames, capture.width, capture.height,
+                  capture.capture_step < 0 ? capture.steps / 2 : capture.capture_step, capture.steps);
+  else
+    std::snprintf(proxy_text, sizeof proxy_text, "%s × %lld heads × %lld dims", proxy.grid.to_string().c_str(),
+                  (long long)proxy.heads, (long long)proxy.head_dim);
+  std::printf("calibrate %s: %zu regime(s) × %d trials, proxy %s, block %lld, target sparsity %.2f\nsearch: %s\n",
+              objective.mode.c_str(), regimes.size(), options.trials, proxy_text, (long long)proxy.block_size,
               objective.target_sparsity, box_text.c_str());
   std::fflush(stdout);
   auto progress = [](const Regime& r, int i, int n, const Trial& t, const Trial& best) {
@@ -164,7 +221,10 @@ int run_calibrate(const std::vector<std::string>& args) {
                 t.outcome.metrics.at("nmse"), 100.0 * t.outcome.metrics.at("sparsity"), best.outcome.loss);
     std::fflush(stdout);
   };
-  const CalibrationTable table = calibrate::calibrate(objective, regimes, proxy, box, options, progress);
+  capture.seed = proxy.seed;
+  const CalibrationTable table =
+      model_proxy ? calibrate_on_model(objective, regimes, capture, proxy.block_size, box, options, progress)
+                  : calibrate::calibrate(objective, regimes, proxy, box, options, progress);
   std::printf("\n");
   for (const auto& r : table.regimes) {
     std::printf("%-6s drift %.2f: best loss %.3f (nmse %.5f, sparsity %.1f%%) after %zu trials in %.1f s%s; "

@@ -83,6 +83,7 @@ const char* kGenerateUsage =
     "  --router FILE          router from 'longshot calibrate --train-router' (default: the model's shipped one)\n"
     "  --block B              mask block size in tokens (default 128)\n"
     "  --device auto|cpu|cuda\n"
+    "  --precision P          the DiT's linear layers: native (default) or fp8 (e4m3 GEMMs; Hopper, LibTorch >= 2.5)\n"
     "  --out FILE.mp4         MP4 (H.264 yuv420p; MPEG-4 if libav has no H.264 encoder)\n"
     "  --png-dir DIR          every frame as DIR/frame_NNNNN.png\n"
     "  --trace FILE           every step/layer/head mask as a longshot-mask-trace file\n"
@@ -181,6 +182,7 @@ bool apply_value_flag(const std::string& flag, const std::string& value, Generat
     req.attention.dense_last_layers = parse_int32("dense-layers", value.substr(comma + 1));
   } else if (flag == "--block") req.attention.block_size = parse_int32("block", value);
   else if (flag == "--device") req.device = value;
+  else if (flag == "--precision") req.precision = value;
   else if (flag == "--out") g.out_path = parse_path("out", value);
   else if (flag == "--trace") g.trace_path = parse_path("trace", value);
   else if (flag == "--png-dir") g.png_dir = parse_path("png-dir", value);
@@ -317,7 +319,7 @@ void on_job_started(const pipeline::JobStarted& s, const pipeline::GenerationReq
   r.ran_attention = s.request.attention;
   r.routing = s.routing;
   if (!r.routing.empty()) {
-    std::cerr << "longshot generate: " << r.routing << "\n";
+    std::cerr << "longshot generate: regime " << r.routing << "\n";
     if (req.record_masks) trace.params = attention::resolve_params(attention::find_policy(r.ran_attention.mode), r.ran_attention.params);
   }
   r.model_name = s.model_name;

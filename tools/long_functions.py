@@ -107,7 +107,16 @@ def has_ctor_initializer(header):
 
 def function_name(header):
     h = re.sub(r"\s+", " ", header).strip()
-    h = re.sub(r"__launch_bounds__\s*\([^()]*\)", "", h)
+    while "__launch_bounds__" in h:  # drop it with its (nested) parentheses
+        start = h.index("__launch_bounds__")
+        open_ = h.find("(", start)
+        depth, end = 0, open_
+        while end < len(h):
+            depth += {"(": 1, ")": -1}.get(h[end], 0)
+            if depth == 0:
+                break
+            end += 1
+        h = h[:start] + h[end + 1:]
     paren = h.find("(")
     if h.startswith("operator") or " operator" in h[:paren + 1]:
         m = re.search(r"([\w:~]*operator\s*\S+?)\s*\(", h)

@@ -58,7 +58,24 @@ const char* kCalibrateUsage =
     "the camera pans; fast: objects bounce, fall or orbit), and reports its held-out accuracy.\n"
     "  --model NAME         longshot-builtin (default) or longshot-builtin-sparse\n"
     "  --prompts N          training captions per regime (default 40)   --heldout N  held-out (default 12)\n"
+    "       longshot calibrate --world-prompts N [--seed S]\n"
+    "Prints N labelled world captions per regime as 'regime<TAB>caption' lines (the router's held-out\n"
+    "captions are seed 5370206 = 0x51f15e; training uses seed 0).\n"
     "Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
+
+// "regime<TAB>caption" lines of the world's labelled captions (tools/eval_regimes.sh reads them).
+int run_world_prompts(const std::vector<std::string>& args) {
+  int per_regime = 12;
+  uint64_t seed = 0;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--world-prompts") per_regime = parse_int32("world-prompts", args[i + 1], 1, 100000);
+    else if (args[i] == "--seed") seed = parse_uint64("seed", args[i + 1]);
+    else throw ParameterError(args[i], "does not go with --world-prompts (only --seed)");
+  }
+  if (args.size() % 2) throw ParameterError(args.back(), "needs a value");
+  for (const auto& p : calibrate::world_prompts(seed, per_regime)) std::printf("%s\t%s\n", p.regime.c_str(), p.prompt.c_str());
+  return 0;
+}
 
 int run_train_router(const std::vector<std::string>& args) {
   std::string model = "longshot-builtin", out_path;
@@ -141,6 +158,7 @@ int run_calibrate(const std::vector<std::string>& args) {
     return 0;
   }
   if (has_flag(args, "--train-router")) return run_train_router(args);
+  if (has_flag(args, "--world-prompts")) return run_world_prompts(args);
   ObjectiveSpec objective;
   ProxySpec proxy;
   proxy.grid = attention::TokenGrid{32, 8, 8};

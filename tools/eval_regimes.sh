@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Issue 25's acceptance on the built-in model: for each motion regime, N held-out world captions
+# (the router's held-out seed) generated dense, with a mode's defaults and with --regime auto (the
+# router + the model's shipped lookup table). Per setting: PSNR against the dense video (ffmpeg's
+# psnr filter on the PNG frames: global MSE over all frames and channels) and the mean sparsity the
+# summary prints; per regime and horizon, the means. Results: $OUT/regimes.md and $OUT/runs.tsv.
+#
+# usage: tools/eval_regimes.sh [--bin PATH] [--out DIR] [--per-regime N] [--horizons "1 4"]
+#                              [--size PX] [--steps S] [--mode M] [--jobs J] [--device auto|cpu|cuda]
+# GPU machine (lead): tools/eval_regimes.sh --bin build/cuda/app/longshot --out "$OUT" --jobs 8
+set -euo pipefail
+
+BIN=build/release/app/longshot
+OUT=${OUT:-/tmp/longshot-eval-regimes}
+PER=12
+HORIZONS="1 4"
+SIZE=64
+STEPS=20
+MODE=dynamicrad
+JOBS=2
+DEVICE=auto
+TRAIN_FRAMES=32
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bin) BIN=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --per-regime) PER=$2; shift 2 ;;
+    --horizons) HORIZONS=$2; shift 2 ;;
+    --size) SIZE=$2; shift 2 ;;
+    --steps) STEPS=$2; shift 2 ;;
+    --mode) MODE=$2; shift 2 ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
+    *) echo "eval_regimes.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+command -v ffmpeg >/dev/null || { echo "eval_regimes.sh: needs ffmpeg for the PSNR" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "eval_regimes.sh: no longshot binary at '$BIN' (--bin)" >&2; exit 2; }
+mkdir -p "$OUT/runs"
+# The router's held-out captions (pipeline::train_world_router trains on seed 0, holds out 0x51f15e).
+"$BIN" calibrate --world-prompts "$PER" --seed 5370206 > "$OUT/prompts.tsv"
+
+# One generation: id, horizon, setting → PNG frames + its summary.
+run_one() {
+  local id=$1 horizon=$2 setting=$3 prompt=$4
+  local dir="$OUT/runs/$id-h$horizon-$setting" frames=$((TRAIN_FRAMES * horizon))
+  local extra=()
+  case "$setting" in
+    dense) extra=(--mode dense) ;;
+    defaults) extra=(--mode "$MODE") ;;
+    routed) extra=(--mode "$MODE" --regime auto) ;;
+  esac
+  rm -rf "$dir"
+  "$BIN" generate --prompt "$prompt" --frames "$frames" --size "${SIZE}x${SIZE}" --steps "$STEPS" --seed "$id" \
+    --device "$DEVICE" "${extra[@]}" --png-dir "$dir" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
+}
+export -f run_one
+export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE
+
+i=0
+: > "$OUT/jobs.txt"
+while IFS=$'\t' read -r regime prompt; do
+  for h in $HORIZONS; do
+    for s in dense defaults routed; do printf '%s\0%s\0%s\0%s\0' "$i" "$h" "$s" "$prompt" >> "$OUT/jobs.txt"; done
+  done
+  i=$((i + 1))
+done < "$OUT/prompts.tsv"
+START=$(date +%s)
+xargs -0 -n 4 -P "$JOBS" bash -c 'run_one "$@"' _ < "$OUT/jobs.txt"
+echo "generated in $(( $(date +%s) - START )) s" >&2
+
+psnr() {  # dense dir, other dir → PSNR of the global MSE
+  ffmpeg -hide_banner -nostats -i "$1/frame_%05d.png" -i "$2/frame_%05d.png" -lavfi psnr -f null - 2>&1 |
+    sed -n 's/.*average:\([0-9.inf]*\).*/\1/p' | tail -1
+}
+sparsity() { sed -n 's/^mean sparsity *\([0-9.]*\)%.*/\1/p' "$1.summary"; }
+regime_of() { sed -n 's/^regime *\([a-z]*\) (auto.*/\1/p' "$1.summary"; }
+
+printf 'regime\tprompt_id\thorizon\tsetting\tpsnr_db\tsparsity_pct\trouted_to\n' > "$OUT/runs.tsv"
+i=0
+while IFS=$'\t' read -r regime prompt; do
+  for h in $HORIZONS; do
+    d="$OUT/runs/$i-h$h-dense"
+    for s in defaults routed; do
+      x="$OUT/runs/$i-h$h-$s"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$regime" "$i" "$h" "$s" "$(psnr "$d" "$x")" "$(sparsity "$x")" \
+        "$( [ "$s" = routed ] && regime_of "$x" || echo -)" >> "$OUT/runs.tsv"
+    done
+  done
+  i=$((i + 1))
+done < "$OUT/prompts.tsv"
+
+# Means per regime, horizon and setting; router accuracy on these prompts.
+awk -F'\t' 'NR > 1 {
+    k = $1 "\t" $3 "\t" $4; n[k]++; p[k] += ($5 == "inf" ? 100 : $5); sp[k] += $6
+    if ($4 == "routed") { tot[$1]++; ok[$1] += ($7 == $1) }
+  }
+  END {
+    print "| regime | horizon | setting | runs | PSNR vs dense (dB) | mean sparsity (%) |"
+    print "|---|---|---|---|---|---|"
+    for (k in n) { split(k, a, "\t"); printf "| %s | %s× | %s | %d | %.2f | %.1f |\n", a[1], a[2], a[3], n[k], p[k] / n[k], sp[k] / n[k] | "sort" }
+    close("sort")
+    print ""
+    for (r in tot) printf "router on these prompts, %s: %d of %d routed to %s\n", r, ok[r], tot[r], r
+  }' "$OUT/runs.tsv" > "$OUT/regimes.md"
+cat "$OUT/regimes.md"

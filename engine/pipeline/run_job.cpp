@@ -41,6 +41,7 @@ void validate_request(const GenerationRequest& r) {
   if (r.model.empty() && r.dit_file.empty()) throw ParameterError("model", "is empty (name a model, or give its DiT file)");
   if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
     throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
+  model::parse_linear_precision(r.precision);  // the device check for fp8 comes with the model
   const auto& a = r.attention;
   attention::resolve_params(attention::find_policy(a.mode), a.params);
   if (a.dense_warmup_steps < 0) throw ParameterError("dense-steps", "must be >= 0");
@@ -443,6 +444,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // loads after sampling.
     auto decoder = model::make_decoder(config);
     auto& dit = cached_dit(cache, resolved, request.seed, device, dtype);
+    // Every job sets it: the cached model keeps the last job's otherwise. fp8 where it cannot run
+    // is a ParameterError saying why (no bf16 fallback).
+    dit->set_linear_precision(model::parse_linear_precision(request.precision));
 
     std::string adapter_path;
     dit->adapter = resolve_adapter(request.attention, config, device, dtype, cache.adapters, adapter_path);

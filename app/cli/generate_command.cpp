@@ -319,7 +319,7 @@ void on_job_started(const pipeline::JobStarted& s, const pipeline::GenerationReq
   r.ran_attention = s.request.attention;
   r.routing = s.routing;
   if (!r.routing.empty()) {
-    std::cerr << "longshot generate: " << r.routing << "\n";
+    std::cerr << "longshot generate: regime " << r.routing << "\n";
     if (req.record_masks) trace.params = attention::resolve_params(attention::find_policy(r.ran_attention.mode), r.ran_attention.params);
   }
   r.model_name = s.model_name;

@@ -7,6 +7,7 @@
 #
 # usage: tools/eval_regimes.sh [--bin PATH] [--out DIR] [--per-regime N] [--horizons "1 4"]
 #                              [--size PX] [--steps S] [--mode M] [--jobs J] [--device auto|cpu|cuda]
+#                              [--calibration TABLE.json] (default: the model's shipped table)
 # GPU machine (lead): tools/eval_regimes.sh --bin build/cuda/app/longshot --out "$OUT" --jobs 8
 set -euo pipefail
 
@@ -19,6 +20,7 @@ STEPS=20
 MODE=dynamicrad
 JOBS=2
 DEVICE=auto
+CALIBRATION=
 TRAIN_FRAMES=32
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
     --mode) MODE=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --device) DEVICE=$2; shift 2 ;;
+    --calibration) CALIBRATION=$(realpath "$2"); shift 2 ;;
     *) echo "eval_regimes.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -48,14 +51,14 @@ run_one() {
   case "$setting" in
     dense) extra=(--mode dense) ;;
     defaults) extra=(--mode "$MODE") ;;
-    routed) extra=(--mode "$MODE" --regime auto) ;;
+    routed) extra=(--mode "$MODE" --regime auto ${CALIBRATION:+--calibration "$CALIBRATION"}) ;;
   esac
   rm -rf "$dir"
   "$BIN" generate --prompt "$prompt" --frames "$frames" --size "${SIZE}x${SIZE}" --steps "$STEPS" --seed "$id" \
     --device "$DEVICE" "${extra[@]}" --png-dir "$dir" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
 }
 export -f run_one
-export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE
+export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE CALIBRATION
 
 i=0
 : > "$OUT/jobs.txt"
@@ -70,7 +73,7 @@ xargs -0 -n 4 -P "$JOBS" bash -c 'run_one "$@"' _ < "$OUT/jobs.txt"
 echo "generated in $(( $(date +%s) - START )) s" >&2
 
 psnr() {  # dense dir, other dir → PSNR of the global MSE
-  ffmpeg -hide_banner -nostats -i "$1/frame_%05d.png" -i "$2/frame_%05d.png" -lavfi psnr -f null - 2>&1 |
+  ffmpeg -nostdin -hide_banner -nostats -i "$1/frame_%05d.png" -i "$2/frame_%05d.png" -lavfi psnr -f null - 2>&1 |
     sed -n 's/.*average:\([0-9.inf]*\).*/\1/p' | tail -1
 }
 sparsity() { sed -n 's/^mean sparsity *\([0-9.]*\)%.*/\1/p' "$1.summary"; }

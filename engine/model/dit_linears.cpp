@@ -69,7 +69,8 @@ void WanDiTImpl::text_kv(const torch::Tensor& text_emb, int64_t batch, std::vect
     }
     return weights_key(ws);
   };
-  const bool cacheable = !torch::GradMode::is_enabled();
+  // Not with autograd (training must see fresh K/V) nor for an inference tensor (no version counter).
+  const bool cacheable = !torch::GradMode::is_enabled() && !text_emb.is_inference();
   if (cacheable) {
     if (const auto* e = text_cache_.find(text_emb, batch, precision_, key())) {
       k = e->k;

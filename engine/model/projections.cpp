@@ -60,7 +60,9 @@ std::vector<int64_t> weights_key(const std::vector<torch::Tensor>& weights) {
   key.reserve(2 * weights.size());
   for (const auto& w : weights) {
     key.push_back(w.defined() ? reinterpret_cast<int64_t>(w.data_ptr()) : 0);
-    key.push_back(w.defined() ? int64_t(w._version()) : -1);
+    // Inference tensors (c10::InferenceMode) keep no version counter: -2, never equal to a real one's
+    // change, so such weights must not be written in place while cached.
+    key.push_back(!w.defined() ? -1 : w.is_inference() ? -2 : int64_t(w._version()));
   }
   return key;
 }
@@ -166,6 +168,8 @@ bool FusedLinear::tied() const {
 bool FusedLinear::tie() {
   if (tied()) return false;
   torch::NoGradGuard no_grad;
+  // The buffer must be a normal tensor: parameters cannot take an inference tensor's data.
+  c10::InferenceMode normal_tensors(false);
   std::vector<torch::Tensor> ws, bs;
   for (const auto& p : parts_) {
     ws.push_back(p->weight);

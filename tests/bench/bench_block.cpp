@@ -295,7 +295,7 @@ int main(int argc, char** argv) {
                                {"allocs_per_block", allocs}, {"mallocs_per_block", mallocs}, {"ops", jops}});
         std::fprintf(stderr, "  %-34s block %.2f ms (attention %.2f)\n", label.c_str(), block, attn);
       } catch (const std::exception& e) {
-        std::printf("  %s: failed: %s\n", label.c_str(), e.what());
+        std::printf("bench_block: %s failed: %s\n", label.c_str(), e.what());
         dit->op_marker = nullptr;
       }
     }

@@ -184,7 +184,7 @@ def main():
             diff = diffusers_step(dev, 3)
             print(f"  diffusers eager step (cond + uncond, 32,760 tokens): {diff:.0f} ms", file=sys.stderr)
         except Exception as ex:  # say what failed, keep the block rows
-            print(f"  diffusers eager step failed: {str(ex).splitlines()[0][:160]}")
+            print(f"block_torch: diffusers eager step failed: {str(ex).splitlines()[0][:160]}")
 
     token_counts = [int(s) for s in args.tokens.split(",")]
     # The diffusers step right after the 32,760-token rows: the longer grid's compiles may eat the budget.
@@ -227,7 +227,7 @@ def main():
                         compile_s = time.time() - t0
                         ms = median_ms(fn, 1, iters_for(n))
                 except Exception as ex:  # say what failed, keep the other rows
-                    print(f"  {name} at {n}: failed: {str(ex).splitlines()[0][:160]}")
+                    print(f"block_torch: {name} at {n} failed: {str(ex).splitlines()[0][:160]}")
                     continue
             rows.append({"n": n, "variant": name, "block_ms": ms, "compile_s": compile_s,
                          "sparsity": m["block_sparsity"] if bm is not None else 0.0})

@@ -1,25 +1,36 @@
 // Replays a fuzz target over files (a corpus folder or single files) without libFuzzer, so the
 // GCC build and CI run every seed and every past crasher under ASan + UBSan as a regression test.
-// Usage: longshot_fuzz_replay TARGET PATH...   (TARGET: safetensors | json)
+// Usage: longshot_fuzz_replay TARGET PATH...   (TARGET: safetensors | json | mask_trace | preset | recipe)
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
 // The targets' LLVMFuzzerTestOneInput, renamed per file by fuzz/CMakeLists.txt.
 extern "C" int fuzz_safetensors_one(const uint8_t* data, size_t size);
 extern "C" int fuzz_json_one(const uint8_t* data, size_t size);
+extern "C" int fuzz_mask_trace_one(const uint8_t* data, size_t size);
+extern "C" int fuzz_preset_one(const uint8_t* data, size_t size);
+extern "C" int fuzz_recipe_one(const uint8_t* data, size_t size);
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s safetensors|json PATH...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s safetensors|json|mask_trace|preset|recipe PATH...\n", argv[0]);
     return 2;
   }
   const std::string target = argv[1];
-  auto* run = target == "safetensors" ? &fuzz_safetensors_one : target == "json" ? &fuzz_json_one : nullptr;
+  using Target = int (*)(const uint8_t*, size_t);
+  const std::map<std::string, Target> targets = {{"safetensors", &fuzz_safetensors_one},
+                                                 {"json", &fuzz_json_one},
+                                                 {"mask_trace", &fuzz_mask_trace_one},
+                                                 {"preset", &fuzz_preset_one},
+                                                 {"recipe", &fuzz_recipe_one}};
+  const auto found = targets.find(target);
+  const Target run = found == targets.end() ? nullptr : found->second;
   if (!run) {
     std::fprintf(stderr, "unknown target '%s'\n", argv[1]);
     return 2;

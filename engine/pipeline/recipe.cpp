@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/common/error.h"
+#include "engine/io/file_checks.h"
 #if defined(LONGSHOT_WITH_FFMPEG)
 #include "engine/io/mp4.h"
 #endif
@@ -77,13 +78,19 @@ void read(const json& j, const char* key, T& out, const char* kind) {
   if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
   else if constexpr (std::is_floating_point_v<T>) ok = v.is_number();
   else ok = v.is_number_integer();
-  if (!ok) throw ParameterError("from", std::string("recipe field '") + key + "' is not " + kind + ": " + v.dump());
+  if (!ok)
+    throw ParameterError("from", std::string("recipe field '") + key + "' is not " + kind + ": " + io::json_brief(v));
   out = v.get<T>();
 }
 
 }  // namespace
 
 GenerationRequest request_from_recipe(const std::string& text) {
+  // A recipe nests 3 levels (attention.params); a deeper one is refused before parsing, so nothing
+  // recurses on it (fuzz_recipe found a 100,000-deep field overflowing the stack in dump()).
+  constexpr size_t kMaxDepth = 8;
+  if (io::json_nesting_depth(text.data(), text.data() + text.size(), kMaxDepth) > kMaxDepth)
+    throw ParameterError("from", "the recipe nests deeper than " + std::to_string(kMaxDepth) + " levels");
   json j;
   try {
     j = json::parse(text);

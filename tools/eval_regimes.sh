@@ -8,6 +8,8 @@
 # usage: tools/eval_regimes.sh [--bin PATH] [--out DIR] [--per-regime N] [--horizons "1 4"]
 #                              [--size PX] [--steps S] [--mode M] [--jobs J] [--device auto|cpu|cuda]
 #                              [--calibration TABLE.json] (default: the model's shipped table)
+#                              [--block B] (mask block, default 128; the shipped table was tuned at
+#                              32 px with block 32 = 2 blocks per frame, as 64 px with block 128)
 # GPU machine (lead): tools/eval_regimes.sh --bin build/cuda/app/longshot --out "$OUT" --jobs 8
 set -euo pipefail
 
@@ -21,6 +23,7 @@ MODE=dynamicrad
 JOBS=2
 DEVICE=auto
 CALIBRATION=
+BLOCK=128
 TRAIN_FRAMES=32
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +37,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS=$2; shift 2 ;;
     --device) DEVICE=$2; shift 2 ;;
     --calibration) CALIBRATION=$(realpath "$2"); shift 2 ;;
+    --block) BLOCK=$2; shift 2 ;;
     *) echo "eval_regimes.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -55,10 +59,10 @@ run_one() {
   esac
   rm -rf "$dir"
   "$BIN" generate --prompt "$prompt" --frames "$frames" --size "${SIZE}x${SIZE}" --steps "$STEPS" --seed "$id" \
-    --device "$DEVICE" "${extra[@]}" --png-dir "$dir" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
+    --device "$DEVICE" --block "$BLOCK" "${extra[@]}" --png-dir "$dir" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
 }
 export -f run_one
-export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE CALIBRATION
+export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE CALIBRATION BLOCK
 
 i=0
 : > "$OUT/jobs.txt"

@@ -226,12 +226,12 @@ int main(int argc, char** argv) {
       ctl.backend = cuda ? attention::Backend::Cuda : attention::Backend::Auto;
       ctl.step = 25;
       ctl.num_steps = 50;
-      if (mode == "dense-sdpa") ctl.backend = attention::Backend::Sdpa;  // no policy: every layer dense
-      else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
-      else policy = attention::create_policy(mode);
-      ctl.policy = policy.get();
       const std::string label = std::string(gtext) + " " + mode + (precision == model::LinearPrecision::Fp8 ? " fp8" : "");
       try {
+        if (mode == "dense-sdpa") ctl.backend = attention::Backend::Sdpa;  // no policy: every layer dense
+        else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
+        else policy = attention::create_policy(mode);
+        ctl.policy = policy.get();
         dit->set_linear_precision(precision);
         model::AttentionProbe probe;
         probe.keep_masks = mode == "radial90" && !mask_dir.empty();

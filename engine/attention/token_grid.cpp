@@ -4,7 +4,7 @@
 // T×H×W box into sub-boxes, each walked from a corner to the adjacent corner along its major
 // axis, so consecutive sub-walks meet face to face. Where the box parities make a Hamiltonian
 // face-neighbour path impossible (an odd major axis with an even minor one) a few steps are
-// diagonal; for all-even boxes every step is a face step (tests/attention/token_grid_test.cpp).
+// diagonal; for all-even boxes every step is a face step (tests/attention/test_token_grid.cpp).
 #include "engine/attention/token_grid.h"
 
 #include <cstdlib>

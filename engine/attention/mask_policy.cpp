@@ -40,7 +40,9 @@ ParamValues resolve_params(const PolicyInfo& info, const ParamValues& overrides)
   ParamValues values;
   for (const auto& p : info.params) values[p.name] = p.default_value;
   for (const auto& [key, value] : overrides) {
-    const auto spec = std::find_if(info.params.begin(), info.params.end(), [&](const ParamSpec& p) { return p.name == key; });
+    // `name`, not the binding itself: C++17 lambdas may not capture structured bindings (clang refuses).
+    const std::string& name = key;
+    const auto spec = std::find_if(info.params.begin(), info.params.end(), [&](const ParamSpec& p) { return p.name == name; });
     if (spec == info.params.end()) {
       std::string known;
       for (const auto& p : info.params) known += (known.empty() ? "" : ", ") + p.name;

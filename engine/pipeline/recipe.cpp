@@ -95,7 +95,10 @@ GenerationRequest request_from_recipe(const std::string& text) {
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    throw ParameterError("from", std::string("the recipe is not valid JSON (") + e.what() + ")");
+    // nlohmann quotes the offending token whole (a 5,000-digit number): the message keeps 160 chars.
+    std::string why = e.what();
+    if (why.size() > 160) why = why.substr(0, 160) + "…";
+    throw ParameterError("from", "the recipe is not valid JSON (" + why + ")");
   }
   if (!j.is_object()) throw ParameterError("from", "the recipe is not a JSON object");
   GenerationRequest r;

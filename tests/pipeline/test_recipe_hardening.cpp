@@ -19,8 +19,18 @@ TEST(RecipeHardening, DeepFieldIsRefusedWithoutRecursion) {
   } catch (const ParameterError& e) {
     EXPECT_NE(std::string(e.what()).find("nests deeper than 8 levels"), std::string::npos) << e.what();
   }
+  // A number that overflows a double: nlohmann quotes it whole; the message stays short.
+  try {
+    pipeline::request_from_recipe("{\"frames\":" + std::string(5000, '1') + "}");
+    FAIL() << "an overflowing number was accepted";
+  } catch (const ParameterError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+    EXPECT_LT(std::string(e.what()).size(), 300u) << e.what();
+  }
   // A field of the wrong type is named with a bounded rendering of its value.
-  const std::string wide = "{\"frames\":[" + std::string(5000, '1') + "]}";
+  std::string wide = "{\"frames\":[1";
+  for (int i = 0; i < 2000; ++i) wide += ",1";
+  wide += "]}";
   try {
     pipeline::request_from_recipe(wide);
     FAIL() << "an array for 'frames' was accepted";

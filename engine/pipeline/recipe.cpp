@@ -65,7 +65,9 @@ std::string recipe_json(const GenerationRequest& r, const std::string& resolved_
   // A routed job's params above are already its regime's (pipeline/regime.h), so --from re-runs it
   // without the router or the table; the regime asked for is recorded, not read back.
   if (!a.regime.empty()) j["attention"]["regime"] = a.regime;
-  return j.dump();
+  // A prompt or path that is not UTF-8 (`--prompt $'\xff'`) made dump() throw after the whole
+  // generation, at the export; such bytes are recorded as U+FFFD instead.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 namespace {

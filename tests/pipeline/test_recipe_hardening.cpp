@@ -38,6 +38,10 @@ TEST(RecipeHardening, DeepFieldIsRefusedWithoutRecursion) {
     EXPECT_NE(std::string(e.what()).find("recipe field 'frames' is not an integer"), std::string::npos) << e.what();
     EXPECT_LT(std::string(e.what()).size(), 300u) << e.what();
   }
+  // A prompt that is not UTF-8 is written (as U+FFFD) instead of failing the export.
+  pipeline::GenerationRequest bad;
+  bad.prompt = "a \xff ball";
+  EXPECT_EQ(pipeline::request_from_recipe(pipeline::recipe_json(bad)).prompt, "a \xef\xbf\xbd ball");
   // What our own writer makes still reads back.
   pipeline::GenerationRequest r;
   r.prompt = "a red ball";

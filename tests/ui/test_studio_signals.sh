@@ -5,7 +5,7 @@
 #                  no file at all in the export folder (no frame under its final name, no staging)
 #   export-done    the same export without a signal: exit 0, all 8 frames, nothing else (the
 #                  control: the files the other case must not leave do appear here)
-# usage: studio_signals_test.sh LONGSHOT_STUDIO CASE   (needs xvfb-run)
+# usage: test_studio_signals.sh LONGSHOT_STUDIO CASE   (needs xvfb-run)
 set -u
 studio=$1
 case_name=$2

@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -11,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "engine/attention/reference.h"
+#include "engine/calibrate/json_file.h"
 #include "engine/common/error.h"
 
 namespace longshot::calibrate {
@@ -350,26 +350,11 @@ void write_table(const CalibrationTable& t, const std::string& path) {
         {"trace", trace}};
   }
   j["regimes"] = regimes;
-  std::ofstream out(path);
-  if (!out) throw IoError("calibration table '" + path + "': cannot open for writing");
-  out << j.dump(2) << "\n";
-  if (!out) throw IoError("calibration table '" + path + "': write failed");
+  write_json_file(path, "calibration table", j, 2);
 }
 
 LoadedTable read_table(const std::string& path) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot open (missing or unreadable)");
-  json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw IoError("calibration table '" + path + "': not valid JSON (" + e.what() + ")");
-  }
-  require(j.is_object() && j.value("format", "") == kFormat, path, std::string("not a ") + kFormat + " file");
-  require(j.contains("version") && j["version"].is_number_integer(), path, "has no integer 'version'");
-  require(j["version"].get<int>() == kVersion, path,
-          "version " + std::to_string(j["version"].get<int>()) + " is not supported (this build reads " +
-              std::to_string(kVersion) + ")");
+  json j = read_versioned_json(path, "calibration table", kFormat, kVersion);
   require(j.contains("mode") && j["mode"].is_string(), path, "has no 'mode'");
   require(j.contains("regimes") && j["regimes"].is_object() && !j["regimes"].empty(), path, "has no regimes");
   LoadedTable t;

@@ -3,13 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "engine/calibrate/json_file.h"
 #include "engine/common/error.h"
 
 namespace longshot::calibrate {
@@ -274,26 +274,11 @@ void write_router(const MotionRouter& r, const std::string& path) {
                    {"epochs", r.options.epochs},
                    {"learning_rate", r.options.learning_rate},
                    {"l2", r.options.l2}};
-  std::ofstream out(path);
-  if (!out) throw IoError("router file '" + path + "': cannot open for writing");
-  out << j.dump() << "\n";
-  if (!out) throw IoError("router file '" + path + "': write failed");
+  write_json_file(path, "router file", j, -1);
 }
 
 MotionRouter read_router(const std::string& path) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), path, "cannot open (missing or unreadable)");
-  json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw IoError("router file '" + path + "': not valid JSON (" + e.what() + ")");
-  }
-  require(j.is_object() && j.value("format", "") == kFormat, path, std::string("not a ") + kFormat + " file");
-  require(j.contains("version") && j["version"].is_number_integer(), path, "has no integer 'version'");
-  require(j["version"].get<int>() == kVersion, path,
-          "version " + std::to_string(j["version"].get<int>()) + " is not supported (this build reads " +
-              std::to_string(kVersion) + ")");
+  json j = read_versioned_json(path, "router file", kFormat, kVersion);
   require(j.contains("model") && j["model"].is_string(), path, "has no 'model'");
   require(j.contains("dim") && j["dim"].is_number_integer() && j["dim"].get<int64_t>() > 0 &&
               j["dim"].get<int64_t>() <= (1 << 16),

@@ -225,5 +225,21 @@ TEST_F(Calibrated, TableRoundTripsAndRefusesCorruptFiles) {
   write(R"({"format": "longshot-calibration", "version": 1, "mode": "dynamicrad", "regimes": {"fast": {"params": {"decay": "x"}}}})");
   EXPECT_NE(io_message().find("not a number"), std::string::npos) << io_message();
   std::filesystem::remove(path);
-  EXPECT_NE(io_message().find("missing"), std::string::npos) << io_message();
+  EXPECT_NE(io_message().find("does not exist"), std::string::npos) << io_message();
+}
+
+// The table goes through a temporary renamed on success: a destination that cannot be replaced
+// (a folder) is refused and left as it was, and no hidden temporary stays behind.
+TEST(CalibrationFile, TableWriteIsAtomic) {
+  const auto dir = std::filesystem::temp_directory_path() / "longshot_calib_atomic";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "table.json");
+  CalibrationTable t;
+  t.mode = "dynamicrad";
+  EXPECT_THROW(write_table(t, (dir / "table.json").string()), IoError);
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "table.json"));
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) (void)e, ++entries;
+  EXPECT_EQ(entries, 1u);
+  std::filesystem::remove_all(dir);
 }

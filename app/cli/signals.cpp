@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include "engine/common/signal_name.h"
+
 namespace longshot::cli {
 
 namespace {
@@ -47,16 +49,6 @@ InterruptGuard::~InterruptGuard() {
 
 int InterruptGuard::signal_received() { return g_signal.load(); }
 
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGHUP: return "SIGHUP";
-    default: break;
-  }
-  static thread_local char buf[24];
-  std::snprintf(buf, sizeof buf, "signal %d", sig);
-  return buf;
-}
+const char* signal_name(int sig) { return ::longshot::signal_name(sig); }
 
 }  // namespace longshot::cli

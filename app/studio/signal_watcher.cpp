@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/common/error.h"
+#include "engine/common/signal_name.h"
 
 namespace longshot::studio {
 
@@ -60,16 +61,6 @@ SignalWatcher::~SignalWatcher() {
 
 int SignalWatcher::pending() { return g_signal.load(); }
 
-const char* SignalWatcher::name(int sig) {
-  switch (sig) {
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGHUP: return "SIGHUP";
-    default: break;
-  }
-  static thread_local char buf[24];
-  std::snprintf(buf, sizeof buf, "signal %d", sig);
-  return buf;
-}
+const char* SignalWatcher::name(int sig) { return ::longshot::signal_name(sig); }
 
 }  // namespace longshot::studio

@@ -178,138 +178,170 @@ la::BlockMask local_anchors_mask_near(double target, const la::TokenGrid& grid, 
   return best;
 }
 
-int run(const Options& opt) {
-  const std::vector<int64_t> frames = opt.quick ? std::vector<int64_t>{21} : std::vector<int64_t>{21, 63, 126};
-  const std::vector<double> targets = {0.5, 0.8, 0.9, 0.95};
-  const int64_t H = 12, D = 128, block = 128;
-  if (!opt.export_dir.empty()) std::filesystem::create_directories(opt.export_dir);
-  EventTimer timer;
-  std::vector<Row> rows;
-  torch::NoGradGuard no_grad;
+// Wan2.1-1.3B attention: 12 heads of 128, the kernel's 128-token blocks.
+constexpr int64_t kHeads = 12, kHeadDim = 128, kBlock = 128;
+constexpr double kTargets[] = {0.5, 0.8, 0.9, 0.95};
 
-  for (const int64_t f : frames) {
-    const la::TokenGrid grid{f, 30, 52};
-    const int64_t N = grid.size();
-    const int iters = opt.iters > 0 ? opt.iters : (N < 50000 ? 20 : N < 150000 ? 6 : 3);
+// One token grid: its Q, K, V (seeded bf16) and the Q/K block means the fused RMSNorm+RoPE
+// kernel writes; each mode measured here appends its row to `rows`.
+class GridBench {
+ public:
+  GridBench(const la::TokenGrid& grid, const Options& opt, EventTimer& timer, std::vector<Row>& rows)
+      : grid_(grid), opt_(opt), timer_(timer), rows_(rows), n_(grid.size()),
+        iters_(opt.iters > 0 ? opt.iters : (n_ < 50000 ? 20 : n_ < 150000 ? 6 : 3)) {
     torch::manual_seed(0);
-    auto opts = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
-    const auto q = torch::randn({1, H, N, D}, opts), k = torch::randn({1, H, N, D}, opts),
-               v = torch::randn({1, H, N, D}, opts);
-    const int64_t nb = la::BlockMask::blocks_for(N, block);
-    std::fprintf(stderr, "N=%lld (%s): %lld blocks, %d iters\n", static_cast<long long>(N),
-                 grid.to_string().c_str(), static_cast<long long>(nb), iters);
+    const auto opts = bf16_cuda();
+    q_ = torch::randn({1, kHeads, n_, kHeadDim}, opts);
+    k_ = torch::randn({1, kHeads, n_, kHeadDim}, opts);
+    v_ = torch::randn({1, kHeads, n_, kHeadDim}, opts);
+    nb_ = la::BlockMask::blocks_for(n_, kBlock);
+    std::fprintf(stderr, "N=%lld (%s): %lld blocks, %d iters\n", static_cast<long long>(n_),
+                 grid_.to_string().c_str(), static_cast<long long>(nb_), iters_);
+  }
 
-    // In the model Q and K come out of the fused RMSNorm+RoPE kernel ([B, N, H·D] rows), which
-    // takes the block means on the side for a dynamic mode (fused_ops.h). What a mask refresh adds
-    // there: the GPU time the pooling adds to those two kernels (with the zeroing of the means;
-    // 0 when the pooling variant is not slower) plus the selection from the means.
-    const int64_t C = H * D;
+  void run() {
+    measure_fused_pooling();
+    static_modes();
+    dynamic_modes();
+  }
+
+ private:
+  static torch::TensorOptions bf16_cuda() { return torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA); }
+
+  // In the model Q and K come out of the fused RMSNorm+RoPE kernel ([B, N, H·D] rows), which
+  // takes the block means on the side for a dynamic mode (fused_ops.h). What a mask refresh adds
+  // there: the GPU time the pooling adds to those two kernels (with the zeroing of the means;
+  // 0 when the pooling variant is not slower) plus the selection from the means.
+  void measure_fused_pooling() {
+    const auto opts = bf16_cuda();
+    const int64_t N = n_, C = kHeads * kHeadDim, D = kHeadDim;
     const auto y_q = torch::randn({1, N, C}, opts), y_k = torch::randn({1, N, C}, opts);
     const auto norm_w = torch::rand({C}, opts.dtype(torch::kFloat32)) + 0.5;
     const auto angles = torch::rand({N, D / 2}, opts.dtype(torch::kFloat32)) * 6.28;
     const auto rope_cos = torch::cos(angles), rope_sin = torch::sin(angles);
     auto out_q = torch::empty_like(y_q), out_k = torch::empty_like(y_k);
-    auto qp = torch::zeros({1, H, nb, D}, opts.dtype(torch::kFloat32)), kp = torch::zeros_like(qp);
+    qp_ = torch::zeros({1, kHeads, nb_, D}, opts.dtype(torch::kFloat32));
+    kp_ = torch::zeros_like(qp_);
     auto norm_rope = [&](const torch::Tensor& y, torch::Tensor& out, float* pooled) {
       longshot::model::cuda::rmsnorm_rope(y.data_ptr(), norm_w.data_ptr<float>(), rope_cos.data_ptr<float>(),
                                           rope_sin.data_ptr<float>(), false, N, static_cast<int>(C), static_cast<int>(D), N,
-                                          1e-6f, out.data_ptr(), nullptr, static_cast<int>(block), pooled);
+                                          1e-6f, out.data_ptr(), nullptr, static_cast<int>(kBlock), pooled);
     };
-    const double norm_ms = timer.gpu_median_ms([&] { norm_rope(y_q, out_q, nullptr), norm_rope(y_k, out_k, nullptr); }, 2, 10);
-    const double norm_pool_ms = timer.gpu_median_ms(
+    const double norm_ms = timer_.gpu_median_ms([&] { norm_rope(y_q, out_q, nullptr), norm_rope(y_k, out_k, nullptr); }, 2, 10);
+    const double norm_pool_ms = timer_.gpu_median_ms(
         [&] {
-          qp.zero_(), kp.zero_();
-          norm_rope(y_q, out_q, qp.data_ptr<float>()), norm_rope(y_k, out_k, kp.data_ptr<float>());
+          qp_.zero_(), kp_.zero_();
+          norm_rope(y_q, out_q, qp_.data_ptr<float>()), norm_rope(y_k, out_k, kp_.data_ptr<float>());
         },
         2, 10);
-    const double pool_added_ms = std::max(0.0, norm_pool_ms - norm_ms);
+    pool_added_ms_ = std::max(0.0, norm_pool_ms - norm_ms);
     std::fprintf(stderr, "  RMSNorm+RoPE of Q and K: %.3f ms; with the block means: %.3f ms (pooling adds %.3f ms)\n", norm_ms,
-                 norm_pool_ms, pool_added_ms);
-    const auto means_check = lc::block_mean_pool(out_q.view({1, N, H, D}).transpose(1, 2), block);
-    if (!torch::allclose(means_check, qp, 1e-4, 1e-4)) throw std::runtime_error("fused block means differ from block_mean_pool");
+                 norm_pool_ms, pool_added_ms_);
+    const auto means_check = lc::block_mean_pool(out_q.view({1, N, kHeads, D}).transpose(1, 2), kBlock);
+    if (!torch::allclose(means_check, qp_, 1e-4, 1e-4)) throw std::runtime_error("fused block means differ from block_mean_pool");
+  }
 
-    auto add = [&](const std::string& mode, double target, const la::BlockMask& m, double build_ms,
-                   lc::DeviceBlockMask& dm, lc::KernelPath path = lc::KernelPath::Auto, double build_gpu_ms = -1,
-                   double build_model_ms = -1) {
-      Row r;
-      r.n = N;
-      r.mode = mode;
-      r.target = target;
-      r.block_sparsity = m.block_sparsity();
-      r.token_sparsity = m.token_sparsity();
-      r.build_ms = build_ms;
-      r.build_gpu_ms = build_gpu_ms;
-      r.build_model_ms = build_model_ms;
-      r.mask_heads = m.num_heads;
-      r.ms = timer.median_ms([&] { lc::block_sparse_attention(q, k, v, dm, 0.0, path); }, 2, iters);
-      if (!opt.export_dir.empty()) {
-        char name[128];
-        std::snprintf(name, sizeof name, "mask_n%lld_%s_%02d.bsr", static_cast<long long>(N), mode.c_str(),
-                      static_cast<int>(std::lround(target * 100)));
-        r.mask_file = name;
-        export_mask(m, opt.export_dir + "/" + name);
-      }
-      char build_note[128] = "";
-      if (build_ms >= 0)
-        std::snprintf(build_note, sizeof build_note, "  build %.3f ms (GPU alone %.3f, in model %.3f)", build_ms,
-                      build_gpu_ms, build_model_ms);
-      std::fprintf(stderr, "  %-20s target %.2f  sparsity %.3f  %9.3f ms%s\n", mode.c_str(), target, r.token_sparsity,
-                   r.ms, build_note);
-      rows.push_back(r);
-    };
+  // Times the kernel on `dm` (the device copy of `m`), exports the mask when asked, adds the row.
+  void add(const std::string& mode, double target, const la::BlockMask& m, double build_ms, lc::DeviceBlockMask& dm,
+           lc::KernelPath path = lc::KernelPath::Auto, double build_gpu_ms = -1, double build_model_ms = -1) {
+    Row r;
+    r.n = n_;
+    r.mode = mode;
+    r.target = target;
+    r.block_sparsity = m.block_sparsity();
+    r.token_sparsity = m.token_sparsity();
+    r.build_ms = build_ms;
+    r.build_gpu_ms = build_gpu_ms;
+    r.build_model_ms = build_model_ms;
+    r.mask_heads = m.num_heads;
+    r.ms = timer_.median_ms([&] { lc::block_sparse_attention(q_, k_, v_, dm, 0.0, path); }, 2, iters_);
+    if (!opt_.export_dir.empty()) {
+      char name[128];
+      std::snprintf(name, sizeof name, "mask_n%lld_%s_%02d.bsr", static_cast<long long>(n_), mode.c_str(),
+                    static_cast<int>(std::lround(target * 100)));
+      r.mask_file = name;
+      export_mask(m, opt_.export_dir + "/" + name);
+    }
+    char build_note[128] = "";
+    if (build_ms >= 0)
+      std::snprintf(build_note, sizeof build_note, "  build %.3f ms (GPU alone %.3f, in model %.3f)", build_ms,
+                    build_gpu_ms, build_model_ms);
+    std::fprintf(stderr, "  %-20s target %.2f  sparsity %.3f  %9.3f ms%s\n", mode.c_str(), target, r.token_sparsity,
+                 r.ms, build_note);
+    rows_.push_back(r);
+  }
 
+  // Dense, then the static masks (radial, local-anchors) built once on the CPU.
+  void static_modes() {
     {
-      const auto full = la::BlockMask::full(N, block);
-      auto dm = lc::upload_mask(full, torch::kCUDA, H);
+      const auto full = la::BlockMask::full(n_, kBlock);
+      auto dm = lc::upload_mask(full, torch::kCUDA, kHeads);
       add("dense", 0.0, full, -1, dm);
       // The portable mma.sync kernel on the same mask, for the record (the Hopper kernel is
       // "dense" wherever it applies).
-      if (lc::hopper_kernel_applies(q, block)) add("dense-mma", 0.0, full, -1, dm, lc::KernelPath::Mma);
+      if (lc::hopper_kernel_applies(q_, kBlock)) add("dense-mma", 0.0, full, -1, dm, lc::KernelPath::Mma);
     }
-    for (const double s : targets) {
-      const auto m = policy_mask("radial", {{"keep_ratio", 1.0 - s}}, grid, H);
-      auto dm = lc::upload_mask(m, torch::kCUDA, H);
+    for (const double s : kTargets) {
+      const auto m = policy_mask("radial", {{"keep_ratio", 1.0 - s}}, grid_, kHeads);
+      auto dm = lc::upload_mask(m, torch::kCUDA, kHeads);
       add("radial", s, m, -1, dm);
     }
-    for (const double s : targets) {
-      const auto m = local_anchors_mask_near(s, grid, H);
-      auto dm = lc::upload_mask(m, torch::kCUDA, H);
+    for (const double s : kTargets) {
+      const auto m = local_anchors_mask_near(s, grid_, kHeads);
+      auto dm = lc::upload_mask(m, torch::kCUDA, kHeads);
       add("local-anchors", s, m, -1, dm);
-    }
-    // Dynamic modes: per-head masks rebuilt from Q/K on the GPU, timed with the host in the loop
-    // (build_ms), on the GPU alone, and as the model pays it (pooling fused, see above).
-    auto time_build = [&](const std::string& mode, double s, const torch::Tensor& cand) {
-      const int64_t keep = std::max<int64_t>(1, std::llround((1.0 - s) * nb));
-      const auto ordering = mode == "dfs-gpu" ? la::OrderingKind::Hilbert : la::OrderingKind::Raster;
-      lc::DeviceBlockMask dm;
-      auto build = [&] {
-        dm = lc::select_topk_from_means(lc::block_mean_pool(q, block), lc::block_mean_pool(k, block), keep, N, block,
-                                        ordering, cand);
-      };
-      const double build_ms = timer.median_ms(build, 1, std::min(iters, 5));
-      const double gpu_ms = timer.gpu_median_ms(build, 1, std::min(iters, 5));
-      const double select_ms = timer.gpu_median_ms(
-          [&] { lc::select_topk_from_means(qp, kp, keep, N, block, ordering, cand); }, 1, std::min(iters, 5));
-      add(mode, s, lc::download_mask(dm), build_ms, dm, lc::KernelPath::Auto, gpu_ms, pool_added_ms + select_ms);
-    };
-    for (const double s : targets) time_build("dfs-gpu", s, {});
-    for (const double s : targets) {
-      // Top-k inside the radial candidate set of twice the budget.
-      const auto cand = policy_mask("radial", {{"keep_ratio", std::min(1.0, 2.0 * (1.0 - s))}}, grid, 1);
-      const auto cand_dense = cand.to_dense();
-      const auto cand_keep =
-          torch::from_blob(const_cast<uint8_t*>(cand_dense.data()), {nb, nb}, torch::kUInt8).to(torch::kCUDA);
-      time_build("radial-dynamic-gpu", s, cand_keep);
     }
   }
 
-  // Table: speedup against our own dense kernel here; flex_baseline.py adds SDPA and Flex.
+  // A dynamic mode's per-head mask rebuilt from Q/K on the GPU, timed with the host in the loop
+  // (build_ms), on the GPU alone, and as the model pays it (pooling fused, see above).
+  void time_dynamic_build(const std::string& mode, double s, const torch::Tensor& cand) {
+    const int64_t keep = std::max<int64_t>(1, std::llround((1.0 - s) * nb_));
+    const auto ordering = mode == "dfs-gpu" ? la::OrderingKind::Hilbert : la::OrderingKind::Raster;
+    lc::DeviceBlockMask dm;
+    auto build = [&] {
+      dm = lc::select_topk_from_means(lc::block_mean_pool(q_, kBlock), lc::block_mean_pool(k_, kBlock), keep, n_, kBlock,
+                                      ordering, cand);
+    };
+    const double build_ms = timer_.median_ms(build, 1, std::min(iters_, 5));
+    const double gpu_ms = timer_.gpu_median_ms(build, 1, std::min(iters_, 5));
+    const double select_ms = timer_.gpu_median_ms(
+        [&] { lc::select_topk_from_means(qp_, kp_, keep, n_, kBlock, ordering, cand); }, 1, std::min(iters_, 5));
+    add(mode, s, lc::download_mask(dm), build_ms, dm, lc::KernelPath::Auto, gpu_ms, pool_added_ms_ + select_ms);
+  }
+
+  void dynamic_modes() {
+    for (const double s : kTargets) time_dynamic_build("dfs-gpu", s, {});
+    for (const double s : kTargets) {
+      // Top-k inside the radial candidate set of twice the budget.
+      const auto cand = policy_mask("radial", {{"keep_ratio", std::min(1.0, 2.0 * (1.0 - s))}}, grid_, 1);
+      const auto cand_dense = cand.to_dense();
+      const auto cand_keep =
+          torch::from_blob(const_cast<uint8_t*>(cand_dense.data()), {nb_, nb_}, torch::kUInt8).to(torch::kCUDA);
+      time_dynamic_build("radial-dynamic-gpu", s, cand_keep);
+    }
+  }
+
+  const la::TokenGrid grid_;
+  const Options& opt_;
+  EventTimer& timer_;
+  std::vector<Row>& rows_;
+  const int64_t n_;
+  const int iters_;
+  int64_t nb_ = 0;
+  torch::Tensor q_, k_, v_;
+  torch::Tensor qp_, kp_;      // Q's and K's block means from the fused RMSNorm+RoPE kernel
+  double pool_added_ms_ = 0;   // what the pooling adds to that kernel (GPU time)
+};
+
+// Table: speedup against our own dense kernel here; flex_baseline.py adds SDPA and Flex.
+void print_table(const std::vector<Row>& rows) {
   std::printf("\n| N | mode | target | sparsity (token) | ours ms | TFLOP/s eff | speedup vs our dense | ratio to ideal | mask build %% (host in loop / GPU alone / in model) |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   double dense_ms = 0;
   for (const auto& r : rows) {
     if (r.mode == "dense") dense_ms = r.ms;
-    const double flops = 4.0 * H * static_cast<double>(r.n) * r.n * D * (1.0 - r.token_sparsity);
+    const double flops = 4.0 * kHeads * static_cast<double>(r.n) * r.n * kHeadDim * (1.0 - r.token_sparsity);
     const double speedup = dense_ms / r.ms;
     const double ideal = 1.0 / std::max(1e-9, 1.0 - r.token_sparsity);
     char build[64] = "static";
@@ -320,29 +352,41 @@ int run(const Options& opt) {
                 r.mode.c_str(), r.target * 100, r.token_sparsity * 100, r.ms, flops / (r.ms * 1e9), speedup,
                 speedup / ideal, build);
   }
+}
 
-  if (!opt.json_path.empty()) {
-    nlohmann::json j;
-    j["gpu"] = gpu_name();
-    const std::time_t now = std::time(nullptr);
-    char date[32];
-    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    j["date"] = date;
-    j["dtype"] = "bf16";
-    j["batch"] = 1;
-    j["heads"] = H;
-    j["head_dim"] = D;
-    j["block_size"] = block;
-    for (const auto& r : rows)
-      j["results"].push_back({{"n", r.n}, {"mode", r.mode}, {"target_sparsity", r.target},
-                              {"block_sparsity", r.block_sparsity}, {"token_sparsity", r.token_sparsity},
-                              {"ours_ms", r.ms}, {"mask_build_ms", r.build_ms},
-                              {"mask_build_gpu_ms", r.build_gpu_ms}, {"mask_build_model_ms", r.build_model_ms},
-                              {"mask_heads", r.mask_heads}, {"mask_file", r.mask_file}});
-    std::ofstream f(opt.json_path);
-    if (!f) throw longshot::IoError("cannot write --json file '" + opt.json_path + "'");
-    f << j.dump(2) << "\n";
-  }
+// The JSON that tests/bench/flex_baseline.py reads (its keys are that script's: keep them).
+void write_json(const std::string& path, const std::vector<Row>& rows) {
+  nlohmann::json j;
+  j["gpu"] = gpu_name();
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  j["date"] = date;
+  j["dtype"] = "bf16";
+  j["batch"] = 1;
+  j["heads"] = kHeads;
+  j["head_dim"] = kHeadDim;
+  j["block_size"] = kBlock;
+  for (const auto& r : rows)
+    j["results"].push_back({{"n", r.n}, {"mode", r.mode}, {"target_sparsity", r.target},
+                            {"block_sparsity", r.block_sparsity}, {"token_sparsity", r.token_sparsity},
+                            {"ours_ms", r.ms}, {"mask_build_ms", r.build_ms},
+                            {"mask_build_gpu_ms", r.build_gpu_ms}, {"mask_build_model_ms", r.build_model_ms},
+                            {"mask_heads", r.mask_heads}, {"mask_file", r.mask_file}});
+  std::ofstream f(path);
+  if (!f) throw longshot::IoError("cannot write --json file '" + path + "'");
+  f << j.dump(2) << "\n";
+}
+
+int run(const Options& opt) {
+  const std::vector<int64_t> frames = opt.quick ? std::vector<int64_t>{21} : std::vector<int64_t>{21, 63, 126};
+  if (!opt.export_dir.empty()) std::filesystem::create_directories(opt.export_dir);
+  EventTimer timer;
+  std::vector<Row> rows;
+  torch::NoGradGuard no_grad;
+  for (const int64_t f : frames) GridBench(la::TokenGrid{f, 30, 52}, opt, timer, rows).run();
+  print_table(rows);
+  if (!opt.json_path.empty()) write_json(opt.json_path, rows);
   return 0;
 }
 #endif

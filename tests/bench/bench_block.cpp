@@ -154,158 +154,236 @@ void export_mask(const attention::BlockMask& m, const std::string& path) {
   if (!f) throw std::runtime_error("cannot write mask file '" + path + "'");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc), grids, modes;
+struct Options {
+  std::vector<std::string> grids, modes;
   int layers = 2, reps = 3;
   bool fp8 = false;
   std::string json_path = "bench_block.json", mask_dir;
+};
+
+// False (after saying why on stderr) for a bad command line.
+bool parse_options(int argc, char** argv, Options& o) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (a == "--fp8") { fp8 = true; continue; }
-    if (i + 1 >= args.size()) { std::fprintf(stderr, "bench_block: %s needs a value\n", a.c_str()); return 2; }
+    if (a == "--fp8") { o.fp8 = true; continue; }
+    if (i + 1 >= args.size()) { std::fprintf(stderr, "bench_block: %s needs a value\n", a.c_str()); return false; }
     const auto& v = args[++i];
-    if (a == "--grid") grids.push_back(v);
-    else if (a == "--mode") modes.push_back(v);
-    else if (a == "--layers") layers = std::stoi(v);
-    else if (a == "--reps") reps = std::stoi(v);
-    else if (a == "--json") json_path = v;
-    else if (a == "--export-masks") mask_dir = v;
-    else { std::fprintf(stderr, "bench_block: unknown option %s\n", a.c_str()); return 2; }
+    if (a == "--grid") o.grids.push_back(v);
+    else if (a == "--mode") o.modes.push_back(v);
+    else if (a == "--layers") o.layers = std::stoi(v);
+    else if (a == "--reps") o.reps = std::stoi(v);
+    else if (a == "--json") o.json_path = v;
+    else if (a == "--export-masks") o.mask_dir = v;
+    else { std::fprintf(stderr, "bench_block: unknown option %s\n", a.c_str()); return false; }
   }
-  const bool cuda = torch::cuda::is_available();
-  if (grids.empty()) grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
-  if (modes.empty()) modes = {"dense-sdpa", "dense", "radial90", "radial-dynamic", "dfs", "lvsa"};
-  const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat;
-  auto config = model::find_config("wan2.1-t2v-1.3b");
-  const int full_layers = int(config.num_layers);
-  config.num_layers = layers;
-  model::WanDiT dit(config);
-  dit->init_random(1);
-  dit->to(device, dtype);
-  dit->eval();
-  torch::NoGradGuard no_grad;
-  std::string fp8_skip;
-  if (fp8) {
-    fp8_skip = model::fp8_unsupported_reason(device);
-    if (!fp8_skip.empty()) std::printf("bench_block: --fp8 rows skipped: %s\n", fp8_skip.c_str());
-  }
-  std::printf("bench_block: wan2.1-t2v-1.3b, %d of %d blocks, random %s weights on %s, %d profiled forwards per row\n",
-              layers, full_layers, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)", reps);
-  if (!mask_dir.empty()) std::filesystem::create_directories(mask_dir);
+  return true;
+}
 
-  nlohmann::json out = {{"layers_timed", layers}, {"reps", reps}, {"rows", nlohmann::json::array()},
-                        {"masks", nlohmann::json::array()}};
-  std::string summary = "\n| tokens | mode | linears | block sparsity | block (ms, GPU) | attention + mask (ms) | rest of block (ms) | "
-                        "forward / L (ms, unprofiled) | step est. (s) | allocator requests / block | cudaMalloc / block |\n"
-                        "|---|---|---|---|---|---|---|---|---|---|---|\n";
-  std::string per_op;
-  for (const auto& gtext : grids) {
-    const auto grid = attention::TokenGrid::parse(gtext);
-    const auto& p = config.patch;
-    auto x = torch::randn({1, config.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device, dtype);
-    auto t = torch::full({1}, 500.0).to(device);
-    auto text = torch::randn({1, 512, config.text_dim}).to(device, dtype);
-    {
-      model::AttentionPlan warm;  // handles, allocator growth, the text K/V cache
-      warm.backend = attention::Backend::Sdpa;
-      warm.measure_time = false;
-      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, warm);
-      if (cuda) torch::cuda::synchronize();
+// The random input of one grid: latents, timestep, text states.
+struct GridInputs {
+  torch::Tensor x, t, text;
+};
+
+// Per-block means over the profiled forwards of one row.
+struct BlockTimes {
+  double block = 0, attn = 0, allocs = 0, mallocs = 0;
+};
+
+// The model (random weights, --layers blocks) and what the rows add to the tables and the JSON.
+class BlockBench {
+ public:
+  BlockBench(const Options& opt, bool cuda)
+      : opt_(opt), cuda_(cuda), device_(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU)),
+        dtype_(cuda ? torch::kBFloat16 : torch::kFloat), config_(model::find_config("wan2.1-t2v-1.3b")),
+        full_layers_(int(config_.num_layers)), dit_(nullptr) {
+    config_.num_layers = opt.layers;
+    dit_ = model::WanDiT(config_);
+    dit_->init_random(1);
+    dit_->to(device_, dtype_);
+    dit_->eval();
+  }
+
+  // The --fp8 verdict and the run's header line; creates the mask folder.
+  void announce() {
+    if (opt_.fp8) {
+      fp8_skip_ = model::fp8_unsupported_reason(device_);
+      if (!fp8_skip_.empty()) std::printf("bench_block: --fp8 rows skipped: %s\n", fp8_skip_.c_str());
     }
+    std::printf("bench_block: wan2.1-t2v-1.3b, %d of %d blocks, random %s weights on %s, %d profiled forwards per row\n",
+                opt_.layers, full_layers_, cuda_ ? "bf16" : "fp32", cuda_ ? "CUDA" : "CPU (smoke run only)", opt_.reps);
+    if (!opt_.mask_dir.empty()) std::filesystem::create_directories(opt_.mask_dir);
+  }
+
+  // Every mode (and the FP8 repeats) on one grid.
+  void run_grid(const std::string& gtext) {
+    const auto grid = attention::TokenGrid::parse(gtext);
+    const auto in = warmed_inputs(grid);
     std::vector<std::pair<std::string, model::LinearPrecision>> runs;
-    for (const auto& m : modes) runs.push_back({m, model::LinearPrecision::Native});
-    if (fp8 && fp8_skip.empty())
+    for (const auto& m : opt_.modes) runs.push_back({m, model::LinearPrecision::Native});
+    if (opt_.fp8 && fp8_skip_.empty())
       for (const auto& m : {"dense-sdpa", "radial90"}) runs.push_back({m, model::LinearPrecision::Fp8});
     for (const auto& [mode, precision] : runs) {
-      std::unique_ptr<attention::MaskPolicy> policy;
-      model::AttentionPlan ctl;
-      ctl.measure_time = false;
-      ctl.backend = cuda ? attention::Backend::Cuda : attention::Backend::Auto;
-      ctl.step = 25;
-      ctl.num_steps = 50;
       const std::string label = std::string(gtext) + " " + mode + (precision == model::LinearPrecision::Fp8 ? " fp8" : "");
       try {
-        if (mode == "dense-sdpa") ctl.backend = attention::Backend::Sdpa;  // no policy: every layer dense
-        else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
-        else policy = attention::create_policy(mode);
-        ctl.policy = policy.get();
-        dit->set_linear_precision(precision);
-        model::AttentionProbe probe;
-        probe.keep_masks = mode == "radial90" && !mask_dir.empty();
-        const auto first = dit->forward_with_stats(x, t, text, ctl, probe);  // warm-up (mask caches, FP8 weights)
-        if (cuda) torch::cuda::synchronize();
-        if (probe.keep_masks && !first.stats.layer_masks.empty() && first.stats.layer_masks[0]) {
-          const auto& m = *first.stats.layer_masks[0];
-          const std::string name = "radial90_" + std::to_string(grid.size()) + ".bin";
-          export_mask(m, mask_dir + "/" + name);
-          out["masks"].push_back({{"grid", gtext}, {"n", grid.size()}, {"file", name}, {"heads", m.num_heads},
-                                  {"block_size", m.block_size}, {"num_q_blocks", m.num_q_blocks},
-                                  {"num_k_blocks", m.num_k_blocks}, {"block_sparsity", m.block_sparsity()}});
-        }
-        // Unprofiled forwards: the model as it runs (median).
-        std::vector<double> fwd;
-        for (int r = 0; r < reps; ++r) {
-          const double t0 = now_ms();
-          dit->forward(x, t, text, ctl);
-          if (cuda) torch::cuda::synchronize();
-          fwd.push_back(now_ms() - t0);
-        }
-        std::sort(fwd.begin(), fwd.end());
-        Profiler prof(cuda);
-        dit->op_marker = &prof;
-        for (int r = 0; r < reps; ++r) {
-          dit->forward(x, t, text, ctl);
-          if (cuda) torch::cuda::synchronize();
-          prof.collect();
-        }
-        dit->op_marker = nullptr;
-        const double per = 1.0 / (double(layers) * reps);
-        double block = 0, attn = 0, allocs = 0, mallocs = 0;
-        nlohmann::json jops = nlohmann::json::array();
-        for (const auto& name : prof.order()) {
-          const auto& o = prof.ops().at(name);
-          block += o.gpu_ms * per;
-          if (is_attention_op(name)) attn += o.gpu_ms * per;
-          allocs += double(o.allocs) * per;
-          mallocs += double(o.mallocs) * per;
-        }
-        for (const auto& name : prof.order()) {
-          const auto& o = prof.ops().at(name);
-          per_op += "| " + label + " | " + name + " | " + fmt(o.gpu_ms * per) + " | " +
-                    fmt(100 * o.gpu_ms * per / std::max(block, 1e-9), "%.0f %%") + " | " + fmt(o.host_ms * per) + " | " +
-                    fmt(double(o.allocs) * per, "%.1f") + " | " + fmt(double(o.mallocs) * per, "%.2f") + " |\n";
-          jops.push_back({{"op", name}, {"gpu_ms", o.gpu_ms * per}, {"host_ms", o.host_ms * per},
-                          {"allocs", double(o.allocs) * per}, {"mallocs", double(o.mallocs) * per}});
-        }
-        const double forward = fwd[fwd.size() / 2];
-        const double step = 2.0 * (forward + double(full_layers - layers) * block);
-        char line[512];
-        std::snprintf(line, sizeof line, "| %lld | %s | %s | %.1f %% | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f |\n",
-                      static_cast<long long>(grid.size()), mode.c_str(), model::linear_precision_name(precision),
-                      100 * first.stats.mean_sparsity(), block, attn, block - attn, forward / layers, step / 1000, allocs,
-                      mallocs);
-        summary += line;
-        out["rows"].push_back({{"grid", gtext}, {"n", grid.size()}, {"mode", mode},
-                               {"precision", model::linear_precision_name(precision)},
-                               {"sparsity", first.stats.mean_sparsity()}, {"block_ms", block}, {"attention_ms", attn},
-                               {"rest_ms", block - attn}, {"forward_ms", forward}, {"step_ms_est", step},
-                               {"allocs_per_block", allocs}, {"mallocs_per_block", mallocs}, {"ops", jops}});
-        std::fprintf(stderr, "  %-34s block %.2f ms (attention %.2f)\n", label.c_str(), block, attn);
+        run_mode(gtext, grid, in, mode, precision, label);
       } catch (const std::exception& e) {
         std::printf("bench_block: %s failed: %s\n", label.c_str(), e.what());
-        dit->op_marker = nullptr;
+        dit_->op_marker = nullptr;
       }
     }
-    dit->set_linear_precision(model::LinearPrecision::Native);
+    dit_->set_linear_precision(model::LinearPrecision::Native);
   }
-  std::printf("%s", summary.c_str());
-  std::printf("\nPer op (mean per block; GPU = CUDA-event span on the GPU timeline, host = enqueue + waits):\n\n"
-              "| run | op | GPU ms | share | host ms | allocator requests | cudaMalloc |\n|---|---|---|---|---|---|---|\n%s",
-              per_op.c_str());
-  std::ofstream(json_path) << out.dump(2) << "\n";
-  std::printf("\nJSON: %s\n", json_path.c_str());
+
+  // Both tables on stdout, the JSON to --json.
+  void report() const {
+    std::printf("%s", summary_.c_str());
+    std::printf("\nPer op (mean per block; GPU = CUDA-event span on the GPU timeline, host = enqueue + waits):\n\n"
+                "| run | op | GPU ms | share | host ms | allocator requests | cudaMalloc |\n|---|---|---|---|---|---|---|\n%s",
+                per_op_.c_str());
+    std::ofstream(opt_.json_path) << out_.dump(2) << "\n";
+    std::printf("\nJSON: %s\n", opt_.json_path.c_str());
+  }
+
+ private:
+  GridInputs warmed_inputs(const attention::TokenGrid& grid) {
+    const auto& p = config_.patch;
+    GridInputs in;
+    in.x = torch::randn({1, config_.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device_, dtype_);
+    in.t = torch::full({1}, 500.0).to(device_);
+    in.text = torch::randn({1, 512, config_.text_dim}).to(device_, dtype_);
+    model::AttentionPlan warm;  // handles, allocator growth, the text K/V cache
+    warm.backend = attention::Backend::Sdpa;
+    warm.measure_time = false;
+    for (int w = 0; w < 2; ++w) dit_->forward(in.x, in.t, in.text, warm);
+    if (cuda_) torch::cuda::synchronize();
+    return in;
+  }
+
+  void sync() const {
+    if (cuda_) torch::cuda::synchronize();
+  }
+
+  // One row: a warm-up forward (and radial90's mask export), --reps unprofiled forwards (the
+  // median is the model as it runs), then --reps forwards under the Profiler.
+  void run_mode(const std::string& gtext, const attention::TokenGrid& grid, const GridInputs& in, const std::string& mode,
+                model::LinearPrecision precision, const std::string& label) {
+    std::unique_ptr<attention::MaskPolicy> policy;
+    model::AttentionPlan ctl;
+    ctl.measure_time = false;
+    ctl.backend = cuda_ ? attention::Backend::Cuda : attention::Backend::Auto;
+    ctl.step = 25;
+    ctl.num_steps = 50;
+    if (mode == "dense-sdpa") ctl.backend = attention::Backend::Sdpa;  // no policy: every layer dense
+    else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
+    else policy = attention::create_policy(mode);
+    ctl.policy = policy.get();
+    dit_->set_linear_precision(precision);
+    model::AttentionProbe probe;
+    probe.keep_masks = mode == "radial90" && !opt_.mask_dir.empty();
+    const auto first = dit_->forward_with_stats(in.x, in.t, in.text, ctl, probe);  // warm-up (mask caches, FP8 weights)
+    sync();
+    if (probe.keep_masks && !first.stats.layer_masks.empty() && first.stats.layer_masks[0])
+      export_first_mask(gtext, grid, *first.stats.layer_masks[0]);
+    // Unprofiled forwards: the model as it runs (median).
+    std::vector<double> fwd;
+    for (int r = 0; r < opt_.reps; ++r) {
+      const double t0 = now_ms();
+      dit_->forward(in.x, in.t, in.text, ctl);
+      sync();
+      fwd.push_back(now_ms() - t0);
+    }
+    std::sort(fwd.begin(), fwd.end());
+    Profiler prof(cuda_);
+    dit_->op_marker = &prof;
+    for (int r = 0; r < opt_.reps; ++r) {
+      dit_->forward(in.x, in.t, in.text, ctl);
+      sync();
+      prof.collect();
+    }
+    dit_->op_marker = nullptr;
+    add_row(gtext, grid, mode, precision, label, prof, fwd[fwd.size() / 2], first.stats.mean_sparsity());
+  }
+
+  void export_first_mask(const std::string& gtext, const attention::TokenGrid& grid, const attention::BlockMask& m) {
+    const std::string name = "radial90_" + std::to_string(grid.size()) + ".bin";
+    export_mask(m, opt_.mask_dir + "/" + name);
+    out_["masks"].push_back({{"grid", gtext}, {"n", grid.size()}, {"file", name}, {"heads", m.num_heads},
+                             {"block_size", m.block_size}, {"num_q_blocks", m.num_q_blocks},
+                             {"num_k_blocks", m.num_k_blocks}, {"block_sparsity", m.block_sparsity()}});
+  }
+
+  BlockTimes block_times(const Profiler& prof) const {
+    const double per = 1.0 / (double(opt_.layers) * opt_.reps);
+    BlockTimes b;
+    for (const auto& name : prof.order()) {
+      const auto& o = prof.ops().at(name);
+      b.block += o.gpu_ms * per;
+      if (is_attention_op(name)) b.attn += o.gpu_ms * per;
+      b.allocs += double(o.allocs) * per;
+      b.mallocs += double(o.mallocs) * per;
+    }
+    return b;
+  }
+
+  // The row's per-op lines, its summary line and its JSON row (with the per-op list).
+  void add_row(const std::string& gtext, const attention::TokenGrid& grid, const std::string& mode,
+               model::LinearPrecision precision, const std::string& label, const Profiler& prof, double forward,
+               double sparsity) {
+    const double per = 1.0 / (double(opt_.layers) * opt_.reps);
+    const BlockTimes b = block_times(prof);
+    nlohmann::json jops = nlohmann::json::array();
+    for (const auto& name : prof.order()) {
+      const auto& o = prof.ops().at(name);
+      per_op_ += "| " + label + " | " + name + " | " + fmt(o.gpu_ms * per) + " | " +
+                 fmt(100 * o.gpu_ms * per / std::max(b.block, 1e-9), "%.0f %%") + " | " + fmt(o.host_ms * per) + " | " +
+                 fmt(double(o.allocs) * per, "%.1f") + " | " + fmt(double(o.mallocs) * per, "%.2f") + " |\n";
+      jops.push_back({{"op", name}, {"gpu_ms", o.gpu_ms * per}, {"host_ms", o.host_ms * per},
+                      {"allocs", double(o.allocs) * per}, {"mallocs", double(o.mallocs) * per}});
+    }
+    const double step = 2.0 * (forward + double(full_layers_ - opt_.layers) * b.block);
+    char line[512];
+    std::snprintf(line, sizeof line, "| %lld | %s | %s | %.1f %% | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f |\n",
+                  static_cast<long long>(grid.size()), mode.c_str(), model::linear_precision_name(precision),
+                  100 * sparsity, b.block, b.attn, b.block - b.attn, forward / opt_.layers, step / 1000, b.allocs,
+                  b.mallocs);
+    summary_ += line;
+    out_["rows"].push_back({{"grid", gtext}, {"n", grid.size()}, {"mode", mode},
+                            {"precision", model::linear_precision_name(precision)}, {"sparsity", sparsity},
+                            {"block_ms", b.block}, {"attention_ms", b.attn}, {"rest_ms", b.block - b.attn},
+                            {"forward_ms", forward}, {"step_ms_est", step}, {"allocs_per_block", b.allocs},
+                            {"mallocs_per_block", b.mallocs}, {"ops", jops}});
+    std::fprintf(stderr, "  %-34s block %.2f ms (attention %.2f)\n", label.c_str(), b.block, b.attn);
+  }
+
+  const Options& opt_;
+  const bool cuda_;
+  const torch::Device device_;
+  const torch::ScalarType dtype_;
+  model::DiTConfig config_;
+  const int full_layers_;
+  model::WanDiT dit_;
+  std::string fp8_skip_;  // why --fp8 rows cannot run here ("" when they can)
+  nlohmann::json out_ = {{"layers_timed", opt_.layers}, {"reps", opt_.reps}, {"rows", nlohmann::json::array()},
+                         {"masks", nlohmann::json::array()}};
+  std::string summary_ = "\n| tokens | mode | linears | block sparsity | block (ms, GPU) | attention + mask (ms) | rest of block (ms) | "
+                         "forward / L (ms, unprofiled) | step est. (s) | allocator requests / block | cudaMalloc / block |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  std::string per_op_;  // the per-op table's rows
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (!parse_options(argc, argv, opt)) return 2;
+  const bool cuda = torch::cuda::is_available();
+  if (opt.grids.empty()) opt.grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
+  if (opt.modes.empty()) opt.modes = {"dense-sdpa", "dense", "radial90", "radial-dynamic", "dfs", "lvsa"};
+  BlockBench bench(opt, cuda);
+  torch::NoGradGuard no_grad;
+  bench.announce();
+  for (const auto& gtext : opt.grids) bench.run_grid(gtext);
+  bench.report();
   return 0;
 }

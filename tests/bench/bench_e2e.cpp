@@ -49,152 +49,212 @@ struct Row {
   double first_mask_ms = 0;  // mask building in the warm-up forward (one-shot masks are built there)
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+struct Options {
   int layers = 2, reps = 2;
   std::vector<std::string> grids, modes;
   std::string json_path = "bench_e2e.json";
+};
+
+// A flag without its value ends the parsing; unknown flags are skipped with their value.
+Options parse_options(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  Options o;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--all-modes") {  // kept for old scripts: every mode runs at every grid now
       continue;
     }
     if (i + 1 >= args.size()) break;
-    if (args[i] == "--layers") layers = std::stoi(args[i + 1]);
-    else if (args[i] == "--reps") reps = std::stoi(args[i + 1]);
-    else if (args[i] == "--grid") grids.push_back(args[i + 1]);
-    else if (args[i] == "--mode") modes.push_back(args[i + 1]);
-    else if (args[i] == "--preset") modes.push_back("preset:" + args[i + 1]);
-    else if (args[i] == "--json") json_path = args[i + 1];
+    if (args[i] == "--layers") o.layers = std::stoi(args[i + 1]);
+    else if (args[i] == "--reps") o.reps = std::stoi(args[i + 1]);
+    else if (args[i] == "--grid") o.grids.push_back(args[i + 1]);
+    else if (args[i] == "--mode") o.modes.push_back(args[i + 1]);
+    else if (args[i] == "--preset") o.modes.push_back("preset:" + args[i + 1]);
+    else if (args[i] == "--json") o.json_path = args[i + 1];
     ++i;
   }
-  const bool cuda = torch::cuda::is_available();
-  if (grids.empty()) grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
-  if (modes.empty()) {
-    modes.push_back("dense-sdpa");
-    for (const auto& p : attention::registered_policies()) modes.push_back(p.name);
-  }
-  const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  const auto dtype = cuda ? torch::kBFloat16 : torch::kFloat;
-  auto config = model::find_config("wan2.1-t2v-1.3b");
-  const int full_layers = int(config.num_layers);
-  config.num_layers = layers;
-  std::printf("bench_e2e: wan2.1-t2v-1.3b, %d of %d blocks timed, random %s weights on %s, backend %s\n", layers,
-              full_layers, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)",
-              attention::backend_description().c_str());
-  model::WanDiT dit(config);
-  dit->init_random(1);
-  dit->to(device, dtype);
-  dit->eval();
-  torch::NoGradGuard no_grad;
-  int64_t block_bytes = 0;
-  for (const auto& p : dit->blocks[0]->parameters()) block_bytes += p.numel() * p.element_size();
+  return o;
+}
 
-  std::vector<Row> rows;
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& gtext : grids) {
-    const auto grid = attention::TokenGrid::parse(gtext);
-    const auto& p = config.patch;
-    auto x = torch::randn({1, config.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device, dtype);
-    auto t = torch::full({1}, 500.0).to(device);
-    auto text = torch::randn({1, 512, config.text_dim}).to(device, dtype);
+// The attention plan of one row; the policy it points to is returned (the caller keeps it alive).
+std::unique_ptr<attention::MaskPolicy> plan_mode(const std::string& mode, bool cuda, model::AttentionPlan& ctl) {
+  std::unique_ptr<attention::MaskPolicy> policy;
+  ctl.block_size = 128;
+  if (mode == "dense-sdpa") {
+    // No policy: every layer dense, through LibTorch's SDPA (the "best dense" baseline).
+  } else if (mode.rfind("preset:", 0) == 0) {
+    // A paper preset's mode, parameters and block. Its dense layers are switched off here:
+    // with L of 30 blocks timed, layer 0 dense would weigh 1/L instead of 1/30 (its dense
+    // steps are before the timed step 25 anyway); the row is the sparse layers' cost.
+    const auto preset = attention::find_preset(mode.substr(7));
+    auto params = preset.params;
+    for (const char* key : {"dense_layers"})
+      if (params.count(key)) params[key] = 0;
+    policy = attention::create_policy(preset.mode, params);
+    if (preset.block_size) ctl.block_size = *preset.block_size;
+    ctl.policy = policy.get();
+  } else {
+    policy = attention::create_policy(mode);
+    ctl.policy = policy.get();
+  }
+  // Our kernel in every other row (attend() would send a full mask to SDPA under Auto).
+  ctl.backend = mode == "dense-sdpa" ? attention::Backend::Sdpa
+                : cuda               ? attention::Backend::Cuda
+                                     : attention::Backend::Auto;
+  ctl.step = 25;  // a mid-run step: past every mode's own warm-up
+  ctl.num_steps = 50;
+  return policy;
+}
+
+// The random input of one grid: latents, timestep, text states.
+struct GridInputs {
+  torch::Tensor x, t, text;
+};
+
+// The model (random weights, --layers blocks), the rows measured so far and their JSON.
+class E2EBench {
+ public:
+  E2EBench(const Options& opt, bool cuda)
+      : opt_(opt), cuda_(cuda), device_(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU)),
+        dtype_(cuda ? torch::kBFloat16 : torch::kFloat), config_(model::find_config("wan2.1-t2v-1.3b")),
+        full_layers_(int(config_.num_layers)), dit_(nullptr) {
+    config_.num_layers = opt.layers;
+    std::printf("bench_e2e: wan2.1-t2v-1.3b, %d of %d blocks timed, random %s weights on %s, backend %s\n", opt.layers,
+                full_layers_, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)",
+                attention::backend_description().c_str());
+    dit_ = model::WanDiT(config_);
+    dit_->init_random(1);
+    dit_->to(device_, dtype_);
+    dit_->eval();
+  }
+
+  // The bytes of one block's weights (the peak estimate adds the blocks not run).
+  void count_block_bytes() {
+    for (const auto& p : dit_->blocks[0]->parameters()) block_bytes_ += p.numel() * p.element_size();
+  }
+
+  // Every mode on one grid, then the grid's speedups against its best dense.
+  void run_grid(const std::string& gtext) {
+    const auto in = warmed_inputs(attention::TokenGrid::parse(gtext));
     double dense_step = 0;
-    {
-      // Device warm-up (cuBLAS/cuDNN handles, allocator growth) before the first timed mode: in
-      // the first GPU run the first mode alone paid it (see docs/benchmarks.md).
-      model::AttentionPlan warm;
-      warm.backend = attention::Backend::Sdpa;
-      for (int w = 0; w < 2; ++w) dit->forward(x, t, text, warm);
-      if (cuda) torch::cuda::synchronize();
-    }
-    for (const auto& mode : modes) {
-      std::unique_ptr<attention::MaskPolicy> policy;
+    for (const auto& mode : opt_.modes) {
       model::AttentionPlan ctl;
-      ctl.block_size = 128;
-      if (mode == "dense-sdpa") {
-        // No policy: every layer dense, through LibTorch's SDPA (the "best dense" baseline).
-      } else if (mode.rfind("preset:", 0) == 0) {
-        // A paper preset's mode, parameters and block. Its dense layers are switched off here:
-        // with L of 30 blocks timed, layer 0 dense would weigh 1/L instead of 1/30 (its dense
-        // steps are before the timed step 25 anyway); the row is the sparse layers' cost.
-        const auto preset = attention::find_preset(mode.substr(7));
-        auto params = preset.params;
-        for (const char* key : {"dense_layers"})
-          if (params.count(key)) params[key] = 0;
-        policy = attention::create_policy(preset.mode, params);
-        if (preset.block_size) ctl.block_size = *preset.block_size;
-        ctl.policy = policy.get();
-      } else {
-        policy = attention::create_policy(mode);
-        ctl.policy = policy.get();
-      }
-      // Our kernel in every other row (attend() would send a full mask to SDPA under Auto).
-      ctl.backend = mode == "dense-sdpa" ? attention::Backend::Sdpa
-                    : cuda               ? attention::Backend::Cuda
-                                         : attention::Backend::Auto;
-      ctl.step = 25;  // a mid-run step: past every mode's own warm-up
-      ctl.num_steps = 50;
+      const auto policy = plan_mode(mode, cuda_, ctl);
       Row row;
       row.grid = gtext;
       row.mode = mode;
       try {
-        const auto first = dit->forward_with_stats(x, t, text, ctl);  // warm-up (and mask caches)
-        if (cuda) torch::cuda::synchronize();
-        row.first_mask_ms = first.stats.mask_ms;
-        reset_peak_cuda_memory(device);
-        // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
-        // two forwards); the forward time is the median, attention and mask times the means.
-        std::vector<double> fwd;
-        double attn = 0, mask = 0, spent = 0;
-        while (static_cast<int>(fwd.size()) < reps || (spent < 1500.0 && fwd.size() < 20)) {
-          const double t0 = now_ms();
-          const auto out = dit->forward_with_stats(x, t, text, ctl);
-          if (cuda) torch::cuda::synchronize();
-          fwd.push_back(now_ms() - t0);
-          spent += fwd.back();
-          attn += out.stats.attention_ms;
-          mask += out.stats.mask_ms;
-          row.sparsity = out.stats.mean_sparsity();
-        }
-        const double n = static_cast<double>(fwd.size());
-        std::sort(fwd.begin(), fwd.end());
-        row.forward_ms = fwd[fwd.size() / 2];
-        row.attention_ms = attn / n;
-        row.mask_ms = mask / n;
-        row.reps = static_cast<int>(fwd.size());
-        row.step_ms = 2.0 * row.forward_ms * full_layers / layers;
-        row.share = row.attention_ms / row.forward_ms;
-        row.peak = cuda ? peak_gib(device) + double(block_bytes) * (full_layers - layers) / (1ull << 30) : -1;
+        time_mode(in, ctl, row);
       } catch (const std::exception& e) {
         std::printf("  %s %s: failed: %s\n", gtext.c_str(), mode.c_str(), e.what());
         continue;
       }
       if (mode == "dense-sdpa" || (dense_step == 0 && mode == "dense")) dense_step = row.step_ms;
-      rows.push_back(row);
+      rows_.push_back(row);
     }
-    // Amdahl against the best dense of this grid (its attention share).
+    add_speedups(gtext, dense_step);
+  }
+
+  void report() const {
+    std::printf("\n| latent grid | mode | block sparsity | step (s, est.) | attention share | mask build (ms/fwd) | "
+                "speedup measured | Amdahl ideal | measured/ideal | peak GiB (est.) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (const auto& r : rows_)
+      std::printf("| %s | %s | %.1f %% | %.2f | %.0f %% | %.1f | %.2f× | %.2f× | %.2f | %.1f |\n", r.grid.c_str(),
+                  r.mode.c_str(), 100 * r.sparsity, r.step_ms / 1000, 100 * r.share, r.mask_ms, r.measured, r.ideal,
+                  r.measured / r.ideal, r.peak);
+    std::ofstream(opt_.json_path) << out_.dump(2) << "\n";
+    std::printf("\nJSON: %s\n", opt_.json_path.c_str());
+  }
+
+ private:
+  GridInputs warmed_inputs(const attention::TokenGrid& grid) {
+    const auto& p = config_.patch;
+    GridInputs in;
+    in.x = torch::randn({1, config_.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device_, dtype_);
+    in.t = torch::full({1}, 500.0).to(device_);
+    in.text = torch::randn({1, 512, config_.text_dim}).to(device_, dtype_);
+    // Device warm-up (cuBLAS/cuDNN handles, allocator growth) before the first timed mode: in
+    // the first GPU run the first mode alone paid it (see docs/benchmarks.md).
+    model::AttentionPlan warm;
+    warm.backend = attention::Backend::Sdpa;
+    for (int w = 0; w < 2; ++w) dit_->forward(in.x, in.t, in.text, warm);
+    if (cuda_) torch::cuda::synchronize();
+    return in;
+  }
+
+  // One warm-up forward (mask caches), then the timed forwards; fills the row's times.
+  void time_mode(const GridInputs& in, const model::AttentionPlan& ctl, Row& row) {
+    const auto first = dit_->forward_with_stats(in.x, in.t, in.text, ctl);  // warm-up (and mask caches)
+    if (cuda_) torch::cuda::synchronize();
+    row.first_mask_ms = first.stats.mask_ms;
+    reset_peak_cuda_memory(device_);
+    // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
+    // two forwards); the forward time is the median, attention and mask times the means.
+    std::vector<double> fwd;
+    double attn = 0, mask = 0, spent = 0;
+    while (static_cast<int>(fwd.size()) < opt_.reps || (spent < 1500.0 && fwd.size() < 20)) {
+      const double t0 = now_ms();
+      const auto out = dit_->forward_with_stats(in.x, in.t, in.text, ctl);
+      if (cuda_) torch::cuda::synchronize();
+      fwd.push_back(now_ms() - t0);
+      spent += fwd.back();
+      attn += out.stats.attention_ms;
+      mask += out.stats.mask_ms;
+      row.sparsity = out.stats.mean_sparsity();
+    }
+    const double n = static_cast<double>(fwd.size());
+    std::sort(fwd.begin(), fwd.end());
+    row.forward_ms = fwd[fwd.size() / 2];
+    row.attention_ms = attn / n;
+    row.mask_ms = mask / n;
+    row.reps = static_cast<int>(fwd.size());
+    row.step_ms = 2.0 * row.forward_ms * full_layers_ / opt_.layers;
+    row.share = row.attention_ms / row.forward_ms;
+    row.peak = cuda_ ? peak_gib(device_) + double(block_bytes_) * (full_layers_ - opt_.layers) / (1ull << 30) : -1;
+  }
+
+  // Amdahl against the best dense of this grid (its attention share); the grid's JSON rows.
+  void add_speedups(const std::string& gtext, double dense_step) {
     double f = 0;
-    for (const auto& r : rows)
+    for (const auto& r : rows_)
       if (r.grid == gtext && r.step_ms == dense_step) f = r.share;
-    for (auto& r : rows) {
+    for (auto& r : rows_) {
       if (r.grid != gtext) continue;
       r.ideal = 1.0 / ((1 - f) + f * (1 - r.sparsity));
       r.measured = dense_step / r.step_ms;
-      out.push_back({{"grid", r.grid}, {"mode", r.mode}, {"sparsity", r.sparsity}, {"forward_ms", r.forward_ms},
-                     {"attention_ms", r.attention_ms}, {"mask_ms", r.mask_ms}, {"step_ms", r.step_ms},
-                     {"attention_share", r.share}, {"amdahl_ideal", r.ideal}, {"measured_speedup", r.measured},
-                     {"peak_gib", r.peak}, {"layers_timed", layers}, {"forwards_timed", r.reps},
-                     {"first_forward_mask_ms", r.first_mask_ms}});
+      out_.push_back({{"grid", r.grid}, {"mode", r.mode}, {"sparsity", r.sparsity}, {"forward_ms", r.forward_ms},
+                      {"attention_ms", r.attention_ms}, {"mask_ms", r.mask_ms}, {"step_ms", r.step_ms},
+                      {"attention_share", r.share}, {"amdahl_ideal", r.ideal}, {"measured_speedup", r.measured},
+                      {"peak_gib", r.peak}, {"layers_timed", opt_.layers}, {"forwards_timed", r.reps},
+                      {"first_forward_mask_ms", r.first_mask_ms}});
     }
   }
-  std::printf("\n| latent grid | mode | block sparsity | step (s, est.) | attention share | mask build (ms/fwd) | "
-              "speedup measured | Amdahl ideal | measured/ideal | peak GiB (est.) |\n|---|---|---|---|---|---|---|---|---|---|\n");
-  for (const auto& r : rows)
-    std::printf("| %s | %s | %.1f %% | %.2f | %.0f %% | %.1f | %.2f× | %.2f× | %.2f | %.1f |\n", r.grid.c_str(),
-                r.mode.c_str(), 100 * r.sparsity, r.step_ms / 1000, 100 * r.share, r.mask_ms, r.measured, r.ideal,
-                r.measured / r.ideal, r.peak);
-  std::ofstream(json_path) << out.dump(2) << "\n";
-  std::printf("\nJSON: %s\n", json_path.c_str());
+
+  const Options& opt_;
+  const bool cuda_;
+  const torch::Device device_;
+  const torch::ScalarType dtype_;
+  model::DiTConfig config_;
+  const int full_layers_;
+  model::WanDiT dit_;
+  int64_t block_bytes_ = 0;
+  std::vector<Row> rows_;
+  nlohmann::json out_ = nlohmann::json::array();
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt = parse_options(argc, argv);
+  const bool cuda = torch::cuda::is_available();
+  if (opt.grids.empty()) opt.grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
+  if (opt.modes.empty()) {
+    opt.modes.push_back("dense-sdpa");
+    for (const auto& p : attention::registered_policies()) opt.modes.push_back(p.name);
+  }
+  E2EBench bench(opt, cuda);
+  torch::NoGradGuard no_grad;
+  bench.count_block_bytes();
+  for (const auto& gtext : opt.grids) bench.run_grid(gtext);
+  bench.report();
   return 0;
 }

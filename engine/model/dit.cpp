@@ -289,6 +289,7 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (plan.cancel && plan.cancel->load()) throw Cancelled();
     auto& b = *blocks[l]->as<WanBlockImpl>();
+    const BlockInUse in_use(*this, l);  // fp8 / offloaded weights: this block's, in compute form
     if (op_marker) op_marker->block(int(l));
     auto m = (b.modulation.to(torch::kFloat) + e0).chunk(6, 1);  // each [B, 1, dim]
     mark("modulation");

@@ -11,6 +11,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@
 #include "engine/model/projections.h"
 
 namespace longshot::model {
+
+class BlockStore;  // block_store.h: fp8 and offloaded block weights
 
 // Thrown from inside forward() when AttentionPlan::cancel is set (checked before every layer).
 struct Cancelled : std::exception {
@@ -196,6 +199,17 @@ class WanDiTImpl : public torch::nn::Module {
   // The text K/V cache (see TextKVCache): its counters for tests, clear() to drop its memory.
   TextKVCache& text_kv_cache() { return text_cache_; }
 
+  // Memory plan (block_store.h, dit_memory.cpp). The blocks' fp8 weights (load_weights keeps them
+  // as bits) and, with offload, all the blocks' weights live in the store; each block's come to
+  // the compute device, in compute form, only while it runs. Training and saving need none stored.
+  BlockStore& block_store();
+  const BlockStore* stored_blocks() const;  // null when none
+  bool has_stored_blocks() const;
+  // Module::to(device, dtype) for everything outside the store; the store's tensors go to the
+  // device, or with offload every block's tensors to host memory (pinned for a CUDA device) and
+  // the rest of the model to the device. Without offload and with nothing stored: Module::to.
+  void place(const torch::Device& device, torch::ScalarType dtype, bool offload);
+
  private:
   // Inference forms of one block's linears (dit_linears.cpp), built on first use.
   struct BlockLinears {
@@ -226,7 +240,23 @@ class WanDiTImpl : public torch::nn::Module {
   void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
                    const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) const;
 
+  // A block's stored weights in compute form while alive (and the next block's on its way);
+  // nothing when none are stored. `only`: name prefixes inside the block (all when empty).
+  class BlockInUse {
+   public:
+    BlockInUse(WanDiTImpl& model, int64_t layer, std::vector<std::string> only = {});
+    ~BlockInUse();
+    BlockInUse(const BlockInUse&) = delete;
+    BlockInUse& operator=(const BlockInUse&) = delete;
+
+   private:
+    WanDiTImpl& model_;
+    int64_t layer_;
+    bool active_ = false;
+  };
+
   DiTConfig config_;
+  std::shared_ptr<BlockStore> store_;
   std::vector<BlockLinears> linears_;
   TextKVCache text_cache_;
   LinearPrecision precision_ = LinearPrecision::Native;

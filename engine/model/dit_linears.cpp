@@ -92,6 +92,8 @@ void WanDiTImpl::text_kv(const torch::Tensor& text_emb, int64_t batch, std::vect
   v.clear();
   for (size_t l = 0; l < blocks->size(); ++l) {
     auto& a = *blocks[l]->as<WanBlockImpl>()->cross_attn;
+    // Stored weights (block_store.h): only what the text's K/V read comes to the device here.
+    const BlockInUse in_use(*this, int64_t(l), {"cross_attn.k.", "cross_attn.v.", "cross_attn.norm_k."});
     const auto kv = linears(int64_t(l)).cross_kv.forward(context, precision_);
     k.push_back(a.norm_k->forward(kv[0]).to(a.v->weight.scalar_type()).view({batch, L, H, D}).permute({0, 2, 1, 3}));
     // Own memory for V, so a cached entry does not keep the whole k/v GEMM output alive.

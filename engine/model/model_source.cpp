@@ -199,7 +199,7 @@ std::string size_label(int64_t dim, int64_t layers) {
 // every shape matches one, else a config named `name` built from the shapes. A config.json that
 // disagrees with the weights is refused, naming both files.
 DiTConfig detect_config(const std::string& weights, const std::string& json_path, const std::string& name) {
-  io::SafetensorsSet file(weights);
+  io::SafetensorsSet file(weights, io::DtypeSet::All);  // shapes only: fp8 DiT files too
   const auto meta = file.metadata().find("longshot.config");
   if (meta != file.metadata().end() && has_config(meta->second) && json_path.empty()) return infer_config(weights);
   const DitShapes s = read_shapes(file);
@@ -267,7 +267,7 @@ int64_t text_encoder_width(const std::string& path) {
     const json j = read_json(cfg.string());
     if (j.contains("d_model") && j["d_model"].is_number_integer()) return j["d_model"].get<int64_t>();
   }
-  io::SafetensorsSet f(path);
+  io::SafetensorsSet f(path, io::DtypeSet::All);  // shapes only: ComfyUI ships umT5 in fp8
   for (const char* k : {"shared.weight", "encoder.embed_tokens.weight", "token_embedding.weight"})
     if (f.contains(k) && f.info(k).shape.size() == 2) return f.info(k).shape[1];
   throw IoError("text encoder '" + path + "' has no token embedding (shared.weight, encoder.embed_tokens.weight or "
@@ -498,7 +498,7 @@ ResolvedModel resolve_model(const ModelSpec& spec, const std::vector<std::string
   return m;
 }
 
-WanDiT load_dit(const ResolvedModel& m, uint64_t seed, torch::Device device, torch::ScalarType dtype) {
+WanDiT load_dit(const ResolvedModel& m, uint64_t seed, torch::Device device, torch::ScalarType dtype, bool offload) {
   std::string weights = m.dit_weights;
   if (weights.empty() && m.layout == ModelLayout::Registered) {
     weights = m.config.default_weights;
@@ -511,7 +511,7 @@ WanDiT load_dit(const ResolvedModel& m, uint64_t seed, torch::Device device, tor
   WanDiT model(m.config);
   if (weights.empty()) model->init_random(seed);
   else load_weights(*model, weights);
-  model->to(device, dtype);
+  model->place(device, dtype, offload);  // fp8 block weights stay bits; offload keeps blocks in host memory
   model->eval();
   return model;
 }

@@ -77,9 +77,11 @@ struct FoundModel {
 std::vector<FoundModel> find_models();
 
 // The resolved model's DiT on `device`/`dtype`: its weights file, else seeded random weights
-// (deterministic), else the registered config's own weights file.
+// (deterministic), else the registered config's own weights file. fp8 block weights (ComfyUI's
+// fp8_e4m3fn files) stay fp8 and are up-cast per block; offload keeps every block's weights in
+// host memory and streams them to the device block by block (WanDiTImpl::place, block_store.h).
 WanDiT load_dit(const ResolvedModel& model, uint64_t seed, torch::Device device = torch::kCPU,
-                torch::ScalarType dtype = torch::kFloat);
+                torch::ScalarType dtype = torch::kFloat, bool offload = false);
 
 // Component names used in `missing` and in allow_missing.
 inline constexpr const char* kComponentDiT = "DiT";

@@ -190,6 +190,12 @@ bool FusedLinear::tie() {
   return true;
 }
 
+void FusedLinear::drop() {
+  weight_ = torch::Tensor();
+  bias_ = torch::Tensor();
+  fp8_ = Fp8Weight{};
+}
+
 std::vector<torch::Tensor> FusedLinear::forward(const torch::Tensor& x_in, LinearPrecision precision, bool gelu_input) {
   std::vector<torch::Tensor> outs;
   // FP8 fuses the GELU into its quantisation pass; the native GEMM takes it as a separate op.

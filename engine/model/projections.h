@@ -68,6 +68,9 @@ class FusedLinear {
   bool tie();
   bool tied() const;
   const torch::Tensor& weight() const { return weight_; }
+  // Forgets the tied buffer and its FP8 copy (the parts keep their own data): for weights that
+  // come and go per block (block_store.h), whose buffer must not outlive the block's run.
+  void drop();
 
  private:
   std::vector<torch::nn::Linear> parts_;

@@ -1,4 +1,4 @@
-// umT5 encoder: [SECTION] config and fp8 — [SECTION] weight names and loading — [SECTION] forward.
+// umT5 encoder: [SECTION] config — [SECTION] weight names and loading — [SECTION] forward.
 #include "engine/text/umt5.h"
 
 #include <cmath>
@@ -8,12 +8,13 @@
 
 #include "engine/attention/attend.h"
 #include "engine/common/error.h"
+#include "engine/io/fp8.h"
 #include "engine/text/checkpoint.h"
 
 namespace longshot::text {
 
 // ---------------------------------------------------------------------------------------------
-// [SECTION] config and fp8
+// [SECTION] config
 // ---------------------------------------------------------------------------------------------
 
 std::string UMT5Config::describe() const {
@@ -29,38 +30,6 @@ bool UMT5Config::operator==(const UMT5Config& o) const {
 }
 
 const char* to_string(UMT5Layout layout) { return layout == UMT5Layout::Wan ? "wan" : "transformers"; }
-
-namespace {
-
-// All 256 values of one fp8 format, as float32 (the table is the decoder: exact for every byte).
-torch::Tensor fp8_table(bool e5m2) {
-  std::vector<float> v(256);
-  for (int b = 0; b < 256; ++b) {
-    const float sign = (b & 0x80) ? -1.f : 1.f;
-    if (e5m2) {
-      const int e = (b >> 2) & 0x1f, m = b & 3;
-      if (e == 31) v[b] = m == 0 ? sign * INFINITY : NAN;
-      else if (e == 0) v[b] = sign * std::ldexp(float(m) / 4.f, -14);
-      else v[b] = sign * std::ldexp(1.f + float(m) / 4.f, e - 15);
-    } else {
-      const int e = (b >> 3) & 0xf, m = b & 7;
-      if (e == 15 && m == 7) v[b] = NAN;  // e4m3fn: no infinities, only this NaN pattern
-      else if (e == 0) v[b] = sign * std::ldexp(float(m) / 8.f, -6);
-      else v[b] = sign * std::ldexp(1.f + float(m) / 8.f, e - 7);
-    }
-  }
-  return torch::from_blob(v.data(), {256}, torch::kFloat).clone();
-}
-
-}  // namespace
-
-torch::Tensor decode_fp8(const torch::Tensor& bits, bool e5m2, torch::ScalarType dtype) {
-  static const torch::Tensor e4m3 = fp8_table(false), e5m2_table = fp8_table(true);
-  if (bits.scalar_type() != torch::kByte) throw ShapeError("decode_fp8: expected uint8 bits, got " + std::string(c10::toString(bits.scalar_type())));
-  const auto& table = e5m2 ? e5m2_table : e4m3;
-  auto lut = table.to(bits.device(), dtype == torch::kDouble ? torch::kDouble : torch::kFloat);
-  return lut.index_select(0, bits.reshape({-1}).to(torch::kLong)).view(bits.sizes()).to(dtype);
-}
 
 // ---------------------------------------------------------------------------------------------
 // [SECTION] weight names and loading

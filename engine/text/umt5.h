@@ -13,6 +13,8 @@
 
 #include <torch/types.h>
 
+#include "engine/io/fp8.h"
+
 namespace longshot::text {
 
 struct UMT5Config {
@@ -45,8 +47,8 @@ struct UMT5LoadOptions {
   torch::ScalarType dtype = torch::kFloat;
 };
 
-// fp8 bit patterns (kByte) → `dtype`. E4M3 is the "fn" variant (no infinities, 0x7f/0xff NaN).
-torch::Tensor decode_fp8(const torch::Tensor& bits, bool e5m2, torch::ScalarType dtype);
+// fp8 bit patterns (kByte) → `dtype`: engine/io's decoder, the one the DiT uses too (io/fp8.h).
+using io::decode_fp8;
 
 class UMT5Encoder {
  public:

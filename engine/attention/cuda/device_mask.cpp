@@ -117,6 +117,22 @@ DeviceBlockMask full_device_mask(int64_t seq_len, int64_t block_size, const torc
   return out;
 }
 
+namespace {
+// The geometry a host BlockMask and a DeviceBlockMask share (the same field names; their arrays
+// differ), copied into a new mask of the other kind on upload and download.
+template <class To, class From>
+To with_geometry_of(const From& mask) {
+  To out;
+  out.seq_len = mask.seq_len;
+  out.block_size = mask.block_size;
+  out.num_heads = mask.num_heads;
+  out.num_q_blocks = mask.num_q_blocks;
+  out.num_k_blocks = mask.num_k_blocks;
+  out.ordering = mask.ordering;
+  return out;
+}
+}  // namespace
+
 DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, int64_t heads) {
   mask.validate();
   check_mask_geometry(mask.seq_len, mask.block_size, "upload_mask");
@@ -125,13 +141,7 @@ DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, 
     full.ordering = mask.ordering;
     return full;
   }
-  DeviceBlockMask out;
-  out.seq_len = mask.seq_len;
-  out.block_size = mask.block_size;
-  out.num_heads = mask.num_heads;
-  out.num_q_blocks = mask.num_q_blocks;
-  out.num_k_blocks = mask.num_k_blocks;
-  out.ordering = mask.ordering;
+  auto out = with_geometry_of<DeviceBlockMask>(mask);
   auto cpu = torch::TensorOptions().dtype(torch::kInt32);
   out.row_offsets = torch::from_blob(const_cast<int32_t*>(mask.row_offsets.data()),
                                      {static_cast<int64_t>(mask.row_offsets.size())}, cpu)
@@ -148,13 +158,7 @@ DeviceBlockMask upload_mask(const BlockMask& mask, const torch::Device& device, 
 namespace {
 // A sparse device mask's geometry and row offsets on the host; its columns are the caller's.
 BlockMask download_rows(const DeviceBlockMask& mask, const std::vector<int32_t>* host_row_offsets = nullptr) {
-  BlockMask out;
-  out.seq_len = mask.seq_len;
-  out.block_size = mask.block_size;
-  out.num_heads = mask.num_heads;
-  out.num_q_blocks = mask.num_q_blocks;
-  out.num_k_blocks = mask.num_k_blocks;
-  out.ordering = mask.ordering;
+  auto out = with_geometry_of<BlockMask>(mask);
   out.row_offsets = host_row_offsets ? *host_row_offsets : host_ints(mask.row_offsets);
   return out;
 }

@@ -1,6 +1,7 @@
 // Replays a fuzz target over files (a corpus folder or single files) without libFuzzer, so the
 // GCC build and CI run every seed and every past crasher under ASan + UBSan as a regression test.
-// Usage: longshot_fuzz_replay TARGET PATH...   (TARGET: safetensors | json | mask_trace | preset | recipe)
+// Usage: longshot_fuzz_replay TARGET PATH...   (TARGET: safetensors | json | mask_trace | preset | recipe | mp4;
+//        longshot_fuzz_replay_tokenizer tokenizer PATH..., built apart: it must not link LibTorch)
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -10,16 +11,20 @@
 #include <string>
 #include <vector>
 
-// The targets' LLVMFuzzerTestOneInput, renamed per file by fuzz/CMakeLists.txt.
-extern "C" int fuzz_safetensors_one(const uint8_t* data, size_t size);
-extern "C" int fuzz_json_one(const uint8_t* data, size_t size);
-extern "C" int fuzz_mask_trace_one(const uint8_t* data, size_t size);
-extern "C" int fuzz_preset_one(const uint8_t* data, size_t size);
-extern "C" int fuzz_recipe_one(const uint8_t* data, size_t size);
+// The targets' LLVMFuzzerTestOneInput, renamed per file by fuzz/CMakeLists.txt. Weak: each replay
+// executable links only some of them (the others are null).
+#define LONGSHOT_FUZZ_TARGET(name) extern "C" __attribute__((weak)) int name(const uint8_t* data, size_t size);
+LONGSHOT_FUZZ_TARGET(fuzz_safetensors_one)
+LONGSHOT_FUZZ_TARGET(fuzz_json_one)
+LONGSHOT_FUZZ_TARGET(fuzz_mask_trace_one)
+LONGSHOT_FUZZ_TARGET(fuzz_preset_one)
+LONGSHOT_FUZZ_TARGET(fuzz_recipe_one)
+LONGSHOT_FUZZ_TARGET(fuzz_mp4_one)
+LONGSHOT_FUZZ_TARGET(fuzz_tokenizer_one)
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s safetensors|json|mask_trace|preset|recipe PATH...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s safetensors|json|mask_trace|preset|recipe|mp4|tokenizer PATH...\n", argv[0]);
     return 2;
   }
   const std::string target = argv[1];
@@ -28,11 +33,13 @@ int main(int argc, char** argv) {
                                                  {"json", &fuzz_json_one},
                                                  {"mask_trace", &fuzz_mask_trace_one},
                                                  {"preset", &fuzz_preset_one},
-                                                 {"recipe", &fuzz_recipe_one}};
+                                                 {"recipe", &fuzz_recipe_one},
+                                                 {"mp4", &fuzz_mp4_one},
+                                                 {"tokenizer", &fuzz_tokenizer_one}};
   const auto found = targets.find(target);
   const Target run = found == targets.end() ? nullptr : found->second;
   if (!run) {
-    std::fprintf(stderr, "unknown target '%s'\n", argv[1]);
+    std::fprintf(stderr, "unknown target '%s' (or not built into %s)\n", argv[1], argv[0]);
     return 2;
   }
   std::vector<std::filesystem::path> files;

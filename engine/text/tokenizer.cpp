@@ -243,6 +243,15 @@ struct SpmApi {
 
 namespace {
 
+// Sanitizer runtimes refuse RTLD_DEEPBIND (a deep-bound module would bypass their malloc). The
+// fuzz build (LONGSHOT_SPM_NO_DEEPBIND) loads the module into a process without LibTorch, where
+// no second protobuf exists to collide with.
+#ifdef LONGSHOT_SPM_NO_DEEPBIND
+constexpr int kSpmOpenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kSpmOpenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 const SpmApi& spm_api() {
   static SpmApi api;
   static std::once_flag once;
@@ -261,7 +270,7 @@ const SpmApi& spm_api() {
     std::string why;
     for (const auto& p : tried) {
       if (!std::filesystem::exists(p, ec)) continue;
-      lib = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      lib = ::dlopen(p.c_str(), kSpmOpenFlags);
       if (lib) break;
       why += std::string("; ") + ::dlerror();
     }

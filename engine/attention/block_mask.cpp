@@ -1,5 +1,6 @@
 // BlockMask: construction, queries, sparsity figures and invariant checks.
 #include "engine/attention/block_mask.h"
+#include "engine/attention/mask_geometry.h"
 
 #include <string>
 
@@ -39,9 +40,7 @@ int64_t BlockMask::blocks_for(int64_t seq_len, int64_t block_size) {
   return (seq_len + block_size - 1) / block_size;
 }
 
-namespace {
-// A square mask's geometry (as many key blocks as query blocks), checked, with no rows yet.
-BlockMask square_geometry(int64_t seq_len, int64_t block_size, int64_t num_heads, OrderingKind ordering) {
+BlockMask detail::square_mask_geometry(int64_t seq_len, int64_t block_size, int64_t num_heads, OrderingKind ordering) {
   if (num_heads <= 0) throw ParameterError("num_heads", "must be positive, got " + std::to_string(num_heads));
   BlockMask m;
   m.seq_len = seq_len;
@@ -51,10 +50,9 @@ BlockMask square_geometry(int64_t seq_len, int64_t block_size, int64_t num_heads
   m.ordering = ordering;
   return m;
 }
-}  // namespace
 
 BlockMask BlockMask::full(int64_t seq_len, int64_t block_size, int64_t num_heads, OrderingKind ordering) {
-  BlockMask m = square_geometry(seq_len, block_size, num_heads, ordering);
+  BlockMask m = detail::square_mask_geometry(seq_len, block_size, num_heads, ordering);
   m.row_offsets.resize(static_cast<size_t>(m.num_rows() + 1));
   m.col_indices.reserve(static_cast<size_t>(m.num_rows() * m.num_k_blocks));
   m.row_offsets[0] = 0;
@@ -67,7 +65,7 @@ BlockMask BlockMask::full(int64_t seq_len, int64_t block_size, int64_t num_heads
 
 BlockMask BlockMask::from_dense(const std::vector<uint8_t>& keep, int64_t seq_len, int64_t block_size,
                                 int64_t num_heads, OrderingKind ordering) {
-  BlockMask m = square_geometry(seq_len, block_size, num_heads, ordering);
+  BlockMask m = detail::square_mask_geometry(seq_len, block_size, num_heads, ordering);
   const int64_t nk = m.num_k_blocks;
   if (static_cast<int64_t>(keep.size()) != m.num_rows() * nk) {
     throw ShapeError("BlockMask::from_dense: keep has " + std::to_string(keep.size()) + " entries, expected heads " +

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/attention/mask_geometry.h"
 #include "engine/common/error.h"
 
 namespace longshot::attention {
@@ -50,12 +51,7 @@ void MaskTrace::add(const BlockMask& mask, int step, int layer) {
 }
 
 BlockMask MaskTrace::entry_mask(const MaskTraceEntry& entry) const {
-  BlockMask m;
-  m.seq_len = grid.size();
-  m.block_size = block_size;
-  m.num_heads = 1;
-  m.num_q_blocks = m.num_k_blocks = BlockMask::blocks_for(m.seq_len, block_size);
-  m.ordering = ordering;
+  BlockMask m = detail::square_mask_geometry(grid.size(), block_size, 1, ordering);
   m.row_offsets = entry.row_offsets;
   m.col_indices = entry.col_indices;
   m.validate();

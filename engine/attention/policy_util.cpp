@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/attention/attention.h"
+#include "engine/attention/mask_geometry.h"
 #include "engine/attention/mask_tensor.h"
 #include "engine/common/error.h"
 
@@ -102,12 +103,7 @@ int64_t param_int(const ParamValues& values, const std::string& name) {
 
 BlockMask mask_from_rows(const std::vector<std::vector<int32_t>>& rows, int64_t seq_len, int64_t block_size,
                          int64_t num_heads, OrderingKind ordering) {
-  BlockMask m;
-  m.seq_len = seq_len;
-  m.block_size = block_size;
-  m.num_heads = num_heads;
-  m.num_q_blocks = m.num_k_blocks = BlockMask::blocks_for(seq_len, block_size);
-  m.ordering = ordering;
+  BlockMask m = square_mask_geometry(seq_len, block_size, num_heads, ordering);
   m.row_offsets.reserve(rows.size() + 1);
   m.row_offsets.push_back(0);
   for (const auto& row : rows) {

@@ -42,13 +42,7 @@ int64_t BlockMask::blocks_for(int64_t seq_len, int64_t block_size) {
 
 BlockMask detail::square_mask_geometry(int64_t seq_len, int64_t block_size, int64_t num_heads, OrderingKind ordering) {
   if (num_heads <= 0) throw ParameterError("num_heads", "must be positive, got " + std::to_string(num_heads));
-  BlockMask m;
-  m.seq_len = seq_len;
-  m.block_size = block_size;
-  m.num_heads = num_heads;
-  m.num_q_blocks = m.num_k_blocks = BlockMask::blocks_for(seq_len, block_size);
-  m.ordering = ordering;
-  return m;
+  return square_geometry<BlockMask>(seq_len, block_size, num_heads, ordering);
 }
 
 BlockMask BlockMask::full(int64_t seq_len, int64_t block_size, int64_t num_heads, OrderingKind ordering) {

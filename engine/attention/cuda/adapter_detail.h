@@ -1,14 +1,11 @@
-// Helpers the LibTorch adapter's files share (torch_adapter.cpp defines them, device_mask.cpp the
-// mask geometry): the checks and small conversions every entry point makes before a kernel sees a
-// pointer. Internal to
+// Helpers the LibTorch adapter's files share (torch_adapter.cpp defines them): the checks and
+// small conversions every entry point makes before a kernel sees a pointer. Internal to
 // engine/attention/cuda/; include only from its .cpp files (LibTorch headers).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include <torch/types.h>
-
-#include "engine/attention/cuda/torch_adapter.h"
 
 namespace longshot::attention::cuda::detail {
 
@@ -22,9 +19,5 @@ std::vector<int32_t> host_ints(const torch::Tensor& t);
 // The CUDA device index of `device` (the current device when it has none); ShapeError if it is
 // not a CUDA device.
 int device_index_of(const torch::Device& device);
-
-// A square device mask (as many key blocks as query blocks) with its geometry set and no arrays;
-// the caller has checked seq_len and block_size (check_mask_geometry).
-DeviceBlockMask square_device_mask(int64_t seq_len, int64_t block_size, int64_t num_heads, OrderingKind ordering);
 
 }  // namespace longshot::attention::cuda::detail

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/attention/cuda/adapter_detail.h"
+#include "engine/attention/mask_geometry.h"
 #include "engine/common/error.h"
 
 namespace longshot::attention::cuda {
@@ -101,22 +102,11 @@ void prepare_schedule(DeviceBlockMask& mask, int64_t heads, const std::vector<in
   mask.schedule_heads = heads;
 }
 
-DeviceBlockMask detail::square_device_mask(int64_t seq_len, int64_t block_size, int64_t num_heads,
-                                           OrderingKind ordering) {
-  DeviceBlockMask out;
-  out.seq_len = seq_len;
-  out.block_size = block_size;
-  out.num_heads = num_heads;
-  out.num_q_blocks = out.num_k_blocks = BlockMask::blocks_for(seq_len, block_size);
-  out.ordering = ordering;
-  return out;
-}
-
 DeviceBlockMask full_device_mask(int64_t seq_len, int64_t block_size, const torch::Device& device,
                                  int64_t heads) {
   check_mask_geometry(seq_len, block_size, "full_device_mask");
   if (heads <= 0) throw ParameterError("heads", "must be positive");
-  auto out = detail::square_device_mask(seq_len, block_size, 1, OrderingKind::Raster);
+  auto out = attention::detail::square_geometry<DeviceBlockMask>(seq_len, block_size, 1, OrderingKind::Raster);
   out.full = true;
   out.schedule = torch::arange(heads * out.num_q_blocks, int32_on(device));
   out.schedule_heads = heads;

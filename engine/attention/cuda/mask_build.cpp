@@ -13,6 +13,7 @@
 
 #include "engine/attention/cuda/adapter_detail.h"
 #include "engine/attention/cuda/mask_select.h"
+#include "engine/attention/mask_geometry.h"
 #include "engine/common/cuda/device_stream.h"
 #include "engine/common/error.h"
 
@@ -78,7 +79,7 @@ DeviceBlockMask mask_from_keep(const torch::Tensor& keep_in, int64_t seq_len, in
   const int64_t nb = (seq_len + block_size - 1) / block_size;
   if (!keep_in.defined() || keep_in.dim() != 3 || keep_in.size(1) != nb || keep_in.size(2) != nb)
     throw ShapeError("mask_from_keep: keep must be [heads, " + std::to_string(nb) + ", " + std::to_string(nb) + "]");
-  auto out = detail::square_device_mask(seq_len, block_size, keep_in.size(0), ordering);
+  auto out = attention::detail::square_geometry<DeviceBlockMask>(seq_len, block_size, keep_in.size(0), ordering);
   const int64_t rows = out.num_rows();
   std::vector<int32_t> offsets;
   if (keep_in.is_cuda()) {
@@ -137,7 +138,7 @@ DeviceBlockMask select_topk(const torch::Tensor& scores, int64_t k, int64_t seq_
   // The diagonal wins every row (+inf), so each row keeps exactly k blocks: the BSR then has a
   // known size and is built without a device→host sync (no nonzero), and every row is equally
   // heavy, so the schedule is the natural order.
-  auto out = detail::square_device_mask(seq_len, block_size, scores.size(0), ordering);
+  auto out = attention::detail::square_geometry<DeviceBlockMask>(seq_len, block_size, scores.size(0), ordering);
   out.schedule_heads = out.num_heads;
   const auto opts = int32_on(scores.device());
   const int64_t rows = out.num_rows();

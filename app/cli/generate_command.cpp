@@ -16,6 +16,7 @@
 #include "engine/attention/mask_trace.h"
 #include "engine/attention/presets.h"
 #include "engine/common/error.h"
+#include "engine/common/parse.h"
 #include "engine/io/file_checks.h"
 #include "engine/io/png.h"
 #include "engine/io/staged_outputs.h"
@@ -55,6 +56,10 @@ const char* kGenerateUsage =
     "                         they replace that component of it\n"
     "  --keep-text-encoder    keep the text encoder loaded during sampling (default: released once the\n"
     "                         prompts are encoded)\n"
+    "  --offload              block swap: the DiT's blocks stay in pinned host memory and stream to the GPU\n"
+    "                         one block ahead (same output, less GPU memory; nothing moves on the CPU)\n"
+    "  --max-gpu-memory SIZE  cap the CUDA caching allocator, e.g. 24G (binary units K, M, G, T); past it\n"
+    "                         the job fails with CUDA's out-of-memory error, as on a card that size\n"
     "  --from CLIP.mp4        re-run the recipe a Longshot MP4 carries (prompts, seed, model, sampler,\n"
     "                         steps, guidance, shift, size, attention); flags given beside it override\n"
     "  --random-weights       the named config with seeded random weights instead of its weights file\n"
@@ -183,7 +188,10 @@ bool apply_value_flag(const std::string& flag, const std::string& value, Generat
   } else if (flag == "--block") req.attention.block_size = parse_int32("block", value);
   else if (flag == "--device") req.device = value;
   else if (flag == "--precision") req.precision = value;
-  else if (flag == "--out") g.out_path = parse_path("out", value);
+  else if (flag == "--max-gpu-memory") {
+    if (!parse_byte_size(value, req.max_gpu_memory))
+      throw ParameterError("max-gpu-memory", "expected a size such as 24G, 23.5GiB or 512M, got '" + value + "'");
+  } else if (flag == "--out") g.out_path = parse_path("out", value);
   else if (flag == "--trace") g.trace_path = parse_path("trace", value);
   else if (flag == "--png-dir") g.png_dir = parse_path("png-dir", value);
   else return false;
@@ -210,6 +218,10 @@ int parse_generate_flags(const std::vector<std::string>& args, GenerateArgs& g) 
     }
     if (flag == "--keep-text-encoder") {
       g.req.keep_text_encoder = true;
+      continue;
+    }
+    if (flag == "--offload") {
+      g.req.offload = true;
       continue;
     }
     if (flag.rfind("--", 0) != 0 || i + 1 >= args.size()) {
@@ -456,6 +468,12 @@ void print_summary(const pipeline::GenerationRequest& req, const JobReport& r, c
   std::printf("text encoding   %.2f s     decoding %.2f s\n", r.encode_ms / 1000.0, r.decode_ms / 1000.0);
   if (r.peak_bytes >= 0) std::printf("peak memory     %.2f GiB (CUDA, allocated)\n", double(r.peak_bytes) / double(1ull << 30));
   else std::printf("peak memory     n/a (CPU)\n");
+  if (req.max_gpu_memory > 0 || req.offload) {
+    char cap[64] = "";
+    if (req.max_gpu_memory > 0)
+      std::snprintf(cap, sizeof cap, "%scap %.2f GiB", req.offload ? ", " : "", double(req.max_gpu_memory) / double(1ull << 30));
+    std::printf("memory plan     %s%s\n", req.offload ? "offload (block swap)" : "", cap);
+  }
   if (r.recall_n) std::printf("mean recall     %.3f (inspected layer %d)\n", r.recall_sum / r.recall_n, req.inspect_layer);
   for (const auto& w : written) std::printf("wrote           %s\n", w.c_str());
 }

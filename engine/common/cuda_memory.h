@@ -15,4 +15,11 @@ void reset_peak_cuda_memory(const c10::Device& device);
 // device or a CPU-only LibTorch.
 int64_t peak_cuda_memory(const c10::Device& device);
 
+// Caps what the caching allocator may hold on `device` at `bytes` (setMemoryFraction of the
+// device's total memory): past it an allocation fails with CUDA's out-of-memory error, as on a
+// card that size. 0 lifts the cap (fraction 1). The cap is process-wide state, so every job sets
+// its own. Returns the device's total bytes. ParameterError("max-gpu-memory") for a cap on a CPU
+// device or without a CUDA LibTorch, or above the device's memory.
+int64_t limit_cuda_memory(const c10::Device& device, int64_t bytes);
+
 }  // namespace longshot

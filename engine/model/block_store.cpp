@@ -175,7 +175,13 @@ void BlockStore::prefetch(int64_t block, const std::vector<std::string>& only) {
   p->only = only;
   const auto side = c10::cuda::getStreamFromPool(false, device_.index());
   {
-    // Copies (and fp8 decodes) run on the side stream, overlapping the block computing now.
+    // The side stream starts after what the compute stream has queued so far (the previous
+    // block's kernels; the lookup tables place() copied): the copy of this block then overlaps
+    // the block that is about to compute, and at most two blocks are on the device at once.
+    at::cuda::CUDAEvent queued;
+    queued.record(c10::cuda::getCurrentCUDAStream(device_.index()));
+    queued.block(side);
+    // Copies (and fp8 decodes) run on the side stream.
     c10::cuda::CUDAStreamGuard on_side(side);
     for (size_t i : idx) p->tensors.push_back(compute_form(blocks_[size_t(block)][i]));
     p->ready.record(side);

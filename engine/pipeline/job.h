@@ -69,6 +69,12 @@ struct GenerationRequest {
   // Memory plan (issue 20): the text encoder is released once the prompts are encoded, unless kept
   // for the next job (saves its load time, costs its memory during sampling).
   bool keep_text_encoder = false;
+  // Block swap (model/block_store.h): the DiT's blocks stay in pinned host memory and reach the
+  // GPU one block ahead on a side stream; same output, less GPU memory. On the CPU nothing moves.
+  bool offload = false;
+  // Cap on the CUDA caching allocator for the job, bytes (--max-gpu-memory 24G); 0 = no cap.
+  // Past it the job fails with CUDA's out-of-memory error, as on a card that size.
+  int64_t max_gpu_memory = 0;
 };
 
 }  // namespace longshot::pipeline

@@ -42,6 +42,7 @@ void validate_request(const GenerationRequest& r) {
   if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
     throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
   model::parse_linear_precision(r.precision);  // the device check for fp8 comes with the model
+  if (r.max_gpu_memory < 0) throw ParameterError("max-gpu-memory", "must be >= 0 bytes (0: no cap)");
   const auto& a = r.attention;
   attention::resolve_params(attention::find_policy(a.mode), a.params);
   if (a.dense_warmup_steps < 0) throw ParameterError("dense-steps", "must be >= 0");
@@ -207,13 +208,13 @@ EncodedPrompts encode_prompts(const GenerationRequest& request, const model::Res
 // The DiT for this model, seed and device: the cached one, else loaded after the old one (and the
 // adapters loaded for it) are dropped.
 model::WanDiT& cached_dit(ModelCache& cache, const model::ResolvedModel& resolved, uint64_t seed, torch::Device device,
-                          torch::ScalarType dtype) {
-  const std::string key = resolved.key() + "|" + std::to_string(seed) + "|" + device.str();
+                          torch::ScalarType dtype, bool offload) {
+  const std::string key = resolved.key() + "|" + std::to_string(seed) + "|" + device.str() + (offload ? "|offload" : "");
   if (cache.key != key || !cache.model) {
     cache.model = nullptr;
     cache.adapters.clear();  // loaded onto the old model's device and for its config
     cache.key.clear();
-    cache.model = model::load_dit(resolved, seed, device, dtype);
+    cache.model = model::load_dit(resolved, seed, device, dtype, offload);
     cache.key = key;
   }
   return cache.model;
@@ -423,6 +424,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
 
+    // The cap is process-wide: every CUDA job sets its own (0 lifts the last one's).
+    if (request.max_gpu_memory > 0 || device.is_cuda()) limit_cuda_memory(device, request.max_gpu_memory);
     reset_peak_cuda_memory(device);  // the job's peak: what torch.cuda.max_memory_allocated reports
     const double t_begin = now_ms();
     ModelCache local;
@@ -443,7 +446,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // Previews decode with the cheap decoder (pixels, or the latents' colour preview); the VAE
     // loads after sampling.
     auto decoder = model::make_decoder(config);
-    auto& dit = cached_dit(cache, resolved, request.seed, device, dtype);
+    auto& dit = cached_dit(cache, resolved, request.seed, device, dtype, request.offload);
     // Every job sets it: the cached model keeps the last job's otherwise. fp8 where it cannot run
     // is a ParameterError saying why (no bf16 fallback).
     dit->set_linear_precision(model::parse_linear_precision(request.precision));

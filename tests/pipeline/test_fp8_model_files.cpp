@@ -1,10 +1,12 @@
-// fp8 DiT files through model resolution: a Wan2.1 release folder and ComfyUI split files
-// (`--dit FILE`) whose DiT is a scaled F8_E4M3 checkpoint resolve, load with the block weights kept
-// as fp8, and compute what the dequantised model computes.
+// The memory plan through the pipeline: fp8 DiT files through model resolution (a Wan2.1 release
+// folder and ComfyUI split files, `--dit FILE`, whose DiT is a scaled F8_E4M3 checkpoint resolve,
+// load with the block weights kept as fp8, and compute what the dequantised model computes), and
+// GenerationRequest::offload / max_gpu_memory through run_job on the CPU.
 #include <gtest/gtest.h>
 
 #include "engine/model/block_store.h"
 #include "engine/model/model_source.h"
+#include "engine/pipeline/run_job.h"
 #include "tests/common/fp8_checkpoint.h"
 #include "tests/common/temp_dir.h"
 #include "tests/common/tiny_model_folder.h"
@@ -81,4 +83,47 @@ TEST(Fp8ModelFiles, SplitDiTFile) {
   auto offloaded = model::load_dit(m, 0, torch::kCPU, torch::kFloat, /*offload=*/true);
   EXPECT_TRUE(offloaded->stored_blocks()->offload());
   expect_same_forward(offloaded, ref);
+}
+
+namespace {
+
+// A tiny registered model's job on the CPU: its video, or the failure message.
+struct JobResult {
+  VideoPtr video;
+  std::string error;
+};
+
+JobResult tiny_job(bool offload, int64_t max_gpu_memory) {
+  pipeline::GenerationRequest r;
+  r.model = "tiny";
+  r.prompt = "a boat";
+  r.frames = 4, r.width = 16, r.height = 16, r.steps = 2;
+  r.device = "cpu";
+  r.previews = false;
+  r.measure_recall = false;
+  r.offload = offload;
+  r.max_gpu_memory = max_gpu_memory;
+  JobResult out;
+  pipeline::JobContext ctx;
+  ctx.publish = [&](pipeline::Event e) {
+    if (auto* f = std::get_if<pipeline::JobFinished>(&e)) out.video = f->video;
+    if (auto* f = std::get_if<pipeline::JobFailed>(&e)) out.error = f->message;
+  };
+  pipeline::run_job(r, ctx);
+  return out;
+}
+
+}  // namespace
+
+TEST(MemoryPlanJob, OffloadGivesTheSameVideoOnCpu) {
+  const auto plain = tiny_job(false, 0), offloaded = tiny_job(true, 0);
+  ASSERT_TRUE(plain.video) << plain.error;
+  ASSERT_TRUE(offloaded.video) << offloaded.error;
+  EXPECT_EQ(plain.video->rgb, offloaded.video->rgb);
+}
+
+TEST(MemoryPlanJob, GpuMemoryCapOnCpuIsRefused) {
+  const auto r = tiny_job(false, int64_t(24) << 30);
+  EXPECT_FALSE(r.video);
+  EXPECT_NE(r.error.find("max-gpu-memory"), std::string::npos) << r.error;
 }

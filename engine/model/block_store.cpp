@@ -85,6 +85,13 @@ int64_t BlockStore::stored_bytes() const {
 
 // ---- [placement] --------------------------------------------------------------------------------
 
+namespace {
+
+// Each stored tensor's slot in the pinned arena starts on a 256-byte boundary (any dtype's view).
+int64_t aligned(int64_t bytes) { return (bytes + 255) / 256 * 256; }
+
+}  // namespace
+
 void BlockStore::place(const torch::Device& device, torch::ScalarType dtype, bool offload) {
   if (dtype != torch::kFloat && dtype != torch::kBFloat16 && dtype != torch::kHalf)
     throw ParameterError("dtype", std::string("the DiT's blocks compute in float32, bfloat16 or float16, not ") +
@@ -96,12 +103,29 @@ void BlockStore::place(const torch::Device& device, torch::ScalarType dtype, boo
   dtype_ = dtype;
   offload_ = offload;
   // Offloaded copies only overlap the compute from pinned pages (pageable ones copy synchronously).
-  const bool pin = offload && device.is_cuda();
+  // One pinned arena holds them all: LibTorch's pinned allocator rounds every allocation up to a
+  // power of two, which per tensor would cost up to twice the weights in host memory.
+  torch::Tensor arena;
+  int64_t offset = 0;
+  if (offload && device.is_cuda()) {
+    int64_t total = 0;
+    for (const auto& b : blocks_)
+      for (const auto& e : b)
+        total += aligned(e.stored.numel() * int64_t(e.form == Form::Float ? c10::elementSize(dtype) : 1));
+    arena = torch::empty({total}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(true));
+  }
   for (auto& b : blocks_) {
     for (auto& e : b) {
       auto t = e.form == Form::Float ? e.stored.to(dtype) : e.stored;
-      t = offload ? t.to(torch::kCPU) : t.to(device);
-      if (pin && !t.is_pinned()) t = t.pin_memory();
+      if (arena.defined()) {
+        const int64_t bytes = t.numel() * int64_t(t.element_size());
+        auto slot = arena.narrow(0, offset, bytes).view(t.scalar_type()).view(t.sizes());
+        slot.copy_(t);
+        offset += aligned(bytes);
+        t = slot;
+      } else {
+        t = offload ? t.to(torch::kCPU) : t.to(device);
+      }
       e.stored = t;
       if (e.form != Form::Float) e.table = io::fp8_lookup(e.form == Form::E5M2, e.scale, dtype, device);
       if (!e.in_use) e.param.set_data(e.stored);

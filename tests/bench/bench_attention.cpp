@@ -206,7 +206,9 @@ class GridBench {
   }
 
  private:
-  static torch::TensorOptions bf16_cuda() { return torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA); }
+  static torch::TensorOptions bf16_cuda() {
+    return torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+  }
 
   // In the model Q and K come out of the fused RMSNorm+RoPE kernel ([B, N, H·D] rows), which
   // takes the block means on the side for a dynamic mode (fused_ops.h). What a mask refresh adds

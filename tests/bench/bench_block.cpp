@@ -15,7 +15,6 @@
 // mask per grid (int32 BSR row offsets then columns, as bench_attention) + masks.json for
 // tests/bench/block_torch.py. The step estimate is 2 forwards (CFG) × (forward + (30 − L) blocks).
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -40,15 +39,11 @@
 
 #include "engine/attention/mask_policy.h"
 #include "engine/model/dit.h"
+#include "tests/bench/bench_dit.h"
 
 using namespace longshot;
 
 namespace {
-
-double now_ms() {
-  using namespace std::chrono;
-  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
 
 // Cumulative allocator requests and cudaMallocs on device 0 (0 without a CUDA LibTorch).
 std::pair<int64_t, int64_t> alloc_counts() {
@@ -116,7 +111,7 @@ class Profiler : public model::OpMarker {
       cudaEventRecord(events_[used_++], ::longshot::cuda::DeviceStream(torch::Device(torch::kCUDA, 0)).get());
     }
 #endif
-    p.host = now_ms();
+    p.host = bench::now_ms();
     points_.push_back(std::move(p));
   }
   double gpu_span(size_t a, size_t b) const {
@@ -180,11 +175,6 @@ bool parse_options(int argc, char** argv, Options& o) {
   return true;
 }
 
-// The random input of one grid: latents, timestep, text states.
-struct GridInputs {
-  torch::Tensor x, t, text;
-};
-
 // Per-block means over the profiled forwards of one row.
 struct BlockTimes {
   double block = 0, attn = 0, allocs = 0, mallocs = 0;
@@ -198,10 +188,7 @@ class BlockBench {
         dtype_(cuda ? torch::kBFloat16 : torch::kFloat), config_(model::find_config("wan2.1-t2v-1.3b")),
         full_layers_(int(config_.num_layers)), dit_(nullptr) {
     config_.num_layers = opt.layers;
-    dit_ = model::WanDiT(config_);
-    dit_->init_random(1);
-    dit_->to(device_, dtype_);
-    dit_->eval();
+    dit_ = bench::random_dit(config_, device_, dtype_);
   }
 
   // The --fp8 verdict and the run's header line; creates the mask folder.
@@ -218,7 +205,7 @@ class BlockBench {
   // Every mode (and the FP8 repeats) on one grid.
   void run_grid(const std::string& gtext) {
     const auto grid = attention::TokenGrid::parse(gtext);
-    const auto in = warmed_inputs(grid);
+    const auto in = bench::warmed_inputs(dit_, config_, grid, device_, dtype_, /*measure_time=*/false);
     std::vector<std::pair<std::string, model::LinearPrecision>> runs;
     for (const auto& m : opt_.modes) runs.push_back({m, model::LinearPrecision::Native});
     if (opt_.fp8 && fp8_skip_.empty())
@@ -246,28 +233,14 @@ class BlockBench {
   }
 
  private:
-  GridInputs warmed_inputs(const attention::TokenGrid& grid) {
-    const auto& p = config_.patch;
-    GridInputs in;
-    in.x = torch::randn({1, config_.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device_, dtype_);
-    in.t = torch::full({1}, 500.0).to(device_);
-    in.text = torch::randn({1, 512, config_.text_dim}).to(device_, dtype_);
-    model::AttentionPlan warm;  // handles, allocator growth, the text K/V cache
-    warm.backend = attention::Backend::Sdpa;
-    warm.measure_time = false;
-    for (int w = 0; w < 2; ++w) dit_->forward(in.x, in.t, in.text, warm);
-    if (cuda_) torch::cuda::synchronize();
-    return in;
-  }
-
   void sync() const {
     if (cuda_) torch::cuda::synchronize();
   }
 
   // One row: a warm-up forward (and radial90's mask export), --reps unprofiled forwards (the
   // median is the model as it runs), then --reps forwards under the Profiler.
-  void run_mode(const std::string& gtext, const attention::TokenGrid& grid, const GridInputs& in, const std::string& mode,
-                model::LinearPrecision precision, const std::string& label) {
+  void run_mode(const std::string& gtext, const attention::TokenGrid& grid, const bench::GridInputs& in,
+                const std::string& mode, model::LinearPrecision precision, const std::string& label) {
     std::unique_ptr<attention::MaskPolicy> policy;
     model::AttentionPlan ctl;
     ctl.measure_time = false;
@@ -288,10 +261,10 @@ class BlockBench {
     // Unprofiled forwards: the model as it runs (median).
     std::vector<double> fwd;
     for (int r = 0; r < opt_.reps; ++r) {
-      const double t0 = now_ms();
+      const double t0 = bench::now_ms();
       dit_->forward(in.x, in.t, in.text, ctl);
       sync();
-      fwd.push_back(now_ms() - t0);
+      fwd.push_back(bench::now_ms() - t0);
     }
     std::sort(fwd.begin(), fwd.end());
     Profiler prof(cuda_);

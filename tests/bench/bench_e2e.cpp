@@ -9,7 +9,6 @@
 // ideal speedup at block sparsity s is 1 / ((1 − f) + f·(1 − s)) against the same run's dense.
 // Peak memory: measured peak of the L-block run + (30 − L) blocks of bf16 weights.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -25,15 +24,11 @@
 #include "engine/attention/presets.h"
 #include "engine/common/cuda_memory.h"
 #include "engine/model/dit.h"
+#include "tests/bench/bench_dit.h"
 
 using namespace longshot;
 
 namespace {
-
-double now_ms() {
-  using namespace std::chrono;
-  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
 
 // The caching allocator's peak on `device` since the last reset_peak_cuda_memory: −1 on the CPU.
 double peak_gib(const torch::Device& device) {
@@ -105,11 +100,6 @@ std::unique_ptr<attention::MaskPolicy> plan_mode(const std::string& mode, bool c
   return policy;
 }
 
-// The random input of one grid: latents, timestep, text states.
-struct GridInputs {
-  torch::Tensor x, t, text;
-};
-
 // The model (random weights, --layers blocks), the rows measured so far and their JSON.
 class E2EBench {
  public:
@@ -121,10 +111,7 @@ class E2EBench {
     std::printf("bench_e2e: wan2.1-t2v-1.3b, %d of %d blocks timed, random %s weights on %s, backend %s\n", opt.layers,
                 full_layers_, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)",
                 attention::backend_description().c_str());
-    dit_ = model::WanDiT(config_);
-    dit_->init_random(1);
-    dit_->to(device_, dtype_);
-    dit_->eval();
+    dit_ = bench::random_dit(config_, device_, dtype_);
   }
 
   // The bytes of one block's weights (the peak estimate adds the blocks not run).
@@ -134,7 +121,8 @@ class E2EBench {
 
   // Every mode on one grid, then the grid's speedups against its best dense.
   void run_grid(const std::string& gtext) {
-    const auto in = warmed_inputs(attention::TokenGrid::parse(gtext));
+    const auto in = bench::warmed_inputs(dit_, config_, attention::TokenGrid::parse(gtext), device_, dtype_,
+                                         /*measure_time=*/true);
     double dense_step = 0;
     for (const auto& mode : opt_.modes) {
       model::AttentionPlan ctl;
@@ -166,23 +154,8 @@ class E2EBench {
   }
 
  private:
-  GridInputs warmed_inputs(const attention::TokenGrid& grid) {
-    const auto& p = config_.patch;
-    GridInputs in;
-    in.x = torch::randn({1, config_.in_channels, grid.t * p[0], grid.h * p[1], grid.w * p[2]}).to(device_, dtype_);
-    in.t = torch::full({1}, 500.0).to(device_);
-    in.text = torch::randn({1, 512, config_.text_dim}).to(device_, dtype_);
-    // Device warm-up (cuBLAS/cuDNN handles, allocator growth) before the first timed mode: in
-    // the first GPU run the first mode alone paid it (see docs/benchmarks.md).
-    model::AttentionPlan warm;
-    warm.backend = attention::Backend::Sdpa;
-    for (int w = 0; w < 2; ++w) dit_->forward(in.x, in.t, in.text, warm);
-    if (cuda_) torch::cuda::synchronize();
-    return in;
-  }
-
   // One warm-up forward (mask caches), then the timed forwards; fills the row's times.
-  void time_mode(const GridInputs& in, const model::AttentionPlan& ctl, Row& row) {
+  void time_mode(const bench::GridInputs& in, const model::AttentionPlan& ctl, Row& row) {
     const auto first = dit_->forward_with_stats(in.x, in.t, in.text, ctl);  // warm-up (and mask caches)
     if (cuda_) torch::cuda::synchronize();
     row.first_mask_ms = first.stats.mask_ms;
@@ -192,10 +165,10 @@ class E2EBench {
     std::vector<double> fwd;
     double attn = 0, mask = 0, spent = 0;
     while (static_cast<int>(fwd.size()) < opt_.reps || (spent < 1500.0 && fwd.size() < 20)) {
-      const double t0 = now_ms();
+      const double t0 = bench::now_ms();
       const auto out = dit_->forward_with_stats(in.x, in.t, in.text, ctl);
       if (cuda_) torch::cuda::synchronize();
-      fwd.push_back(now_ms() - t0);
+      fwd.push_back(bench::now_ms() - t0);
       spent += fwd.back();
       attn += out.stats.attention_ms;
       mask += out.stats.mask_ms;

@@ -158,7 +158,8 @@ nlohmann::json time_size(const vae::WanVAE& model, const std::string& item, int6
   const int64_t out_frames = cfg.frames_for(T);
   if (bytes != out_frames * H * W * 3) throw std::runtime_error("decoded byte count does not match the frame count");
   std::printf("%-10s %10.3f %10.1f %12.2f\n", item.c_str(), t, out_frames / t, peak);
-  return {{"size", item}, {"frames", out_frames}, {"latent_frames", T}, {"time_s", t}, {"peak_gib", peak}, {"reps", opt.reps}};
+  return {{"size", item}, {"frames", out_frames}, {"latent_frames", T},
+          {"time_s", t}, {"peak_gib", peak}, {"reps", opt.reps}};
 }
 
 // The live preview: the latent → RGB projection of a whole 81-frame 480×832 latent (21×60×104).

@@ -183,29 +183,24 @@ struct BlockTimes {
 // The model (random weights, --layers blocks) and what the rows add to the tables and the JSON.
 class BlockBench {
  public:
-  BlockBench(const Options& opt, bool cuda)
-      : opt_(opt), cuda_(cuda), device_(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU)),
-        dtype_(cuda ? torch::kBFloat16 : torch::kFloat), config_(model::find_config("wan2.1-t2v-1.3b")),
-        full_layers_(int(config_.num_layers)), dit_(nullptr) {
-    config_.num_layers = opt.layers;
-    dit_ = bench::random_dit(config_, device_, dtype_);
-  }
+  BlockBench(const Options& opt, bool cuda) : opt_(opt), cuda_(cuda), model_(opt.layers, cuda) {}
 
   // The --fp8 verdict and the run's header line; creates the mask folder.
   void announce() {
     if (opt_.fp8) {
-      fp8_skip_ = model::fp8_unsupported_reason(device_);
+      fp8_skip_ = model::fp8_unsupported_reason(model_.device);
       if (!fp8_skip_.empty()) std::printf("bench_block: --fp8 rows skipped: %s\n", fp8_skip_.c_str());
     }
     std::printf("bench_block: wan2.1-t2v-1.3b, %d of %d blocks, random %s weights on %s, %d profiled forwards per row\n",
-                opt_.layers, full_layers_, cuda_ ? "bf16" : "fp32", cuda_ ? "CUDA" : "CPU (smoke run only)", opt_.reps);
+                opt_.layers, model_.full_layers, cuda_ ? "bf16" : "fp32", cuda_ ? "CUDA" : "CPU (smoke run only)",
+                opt_.reps);
     if (!opt_.mask_dir.empty()) std::filesystem::create_directories(opt_.mask_dir);
   }
 
   // Every mode (and the FP8 repeats) on one grid.
   void run_grid(const std::string& gtext) {
     const auto grid = attention::TokenGrid::parse(gtext);
-    const auto in = bench::warmed_inputs(dit_, config_, grid, device_, dtype_, /*measure_time=*/false);
+    const auto in = bench::warmed_inputs(model_, grid, /*measure_time=*/false);
     std::vector<std::pair<std::string, model::LinearPrecision>> runs;
     for (const auto& m : opt_.modes) runs.push_back({m, model::LinearPrecision::Native});
     if (opt_.fp8 && fp8_skip_.empty())
@@ -216,10 +211,10 @@ class BlockBench {
         run_mode(gtext, grid, in, mode, precision, label);
       } catch (const std::exception& e) {
         std::printf("bench_block: %s failed: %s\n", label.c_str(), e.what());
-        dit_->op_marker = nullptr;
+        model_.dit->op_marker = nullptr;
       }
     }
-    dit_->set_linear_precision(model::LinearPrecision::Native);
+    model_.dit->set_linear_precision(model::LinearPrecision::Native);
   }
 
   // Both tables on stdout, the JSON to --json.
@@ -251,10 +246,11 @@ class BlockBench {
     else if (mode == "radial90") policy = attention::create_policy("radial", {{"keep_ratio", 0.1}});
     else policy = attention::create_policy(mode);
     ctl.policy = policy.get();
-    dit_->set_linear_precision(precision);
+    model_.dit->set_linear_precision(precision);
     model::AttentionProbe probe;
     probe.keep_masks = mode == "radial90" && !opt_.mask_dir.empty();
-    const auto first = dit_->forward_with_stats(in.x, in.t, in.text, ctl, probe);  // warm-up (mask caches, FP8 weights)
+    // Warm-up (mask caches, FP8 weights).
+    const auto first = model_.dit->forward_with_stats(in.x, in.t, in.text, ctl, probe);
     sync();
     if (probe.keep_masks && !first.stats.layer_masks.empty() && first.stats.layer_masks[0])
       export_first_mask(gtext, grid, *first.stats.layer_masks[0]);
@@ -262,19 +258,19 @@ class BlockBench {
     std::vector<double> fwd;
     for (int r = 0; r < opt_.reps; ++r) {
       const double t0 = bench::now_ms();
-      dit_->forward(in.x, in.t, in.text, ctl);
+      model_.dit->forward(in.x, in.t, in.text, ctl);
       sync();
       fwd.push_back(bench::now_ms() - t0);
     }
     std::sort(fwd.begin(), fwd.end());
     Profiler prof(cuda_);
-    dit_->op_marker = &prof;
+    model_.dit->op_marker = &prof;
     for (int r = 0; r < opt_.reps; ++r) {
-      dit_->forward(in.x, in.t, in.text, ctl);
+      model_.dit->forward(in.x, in.t, in.text, ctl);
       sync();
       prof.collect();
     }
-    dit_->op_marker = nullptr;
+    model_.dit->op_marker = nullptr;
     add_row(gtext, grid, mode, precision, label, prof, fwd[fwd.size() / 2], first.stats.mean_sparsity());
   }
 
@@ -314,7 +310,7 @@ class BlockBench {
       jops.push_back({{"op", name}, {"gpu_ms", o.gpu_ms * per}, {"host_ms", o.host_ms * per},
                       {"allocs", double(o.allocs) * per}, {"mallocs", double(o.mallocs) * per}});
     }
-    const double step = 2.0 * (forward + double(full_layers_ - opt_.layers) * b.block);
+    const double step = 2.0 * (forward + double(model_.full_layers - opt_.layers) * b.block);
     char line[512];
     std::snprintf(line, sizeof line, "| %lld | %s | %s | %.1f %% | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f |\n",
                   static_cast<long long>(grid.size()), mode.c_str(), model::linear_precision_name(precision),
@@ -331,11 +327,7 @@ class BlockBench {
 
   const Options& opt_;
   const bool cuda_;
-  const torch::Device device_;
-  const torch::ScalarType dtype_;
-  model::DiTConfig config_;
-  const int full_layers_;
-  model::WanDiT dit_;
+  bench::BenchModel model_;
   std::string fp8_skip_;  // why --fp8 rows cannot run here ("" when they can)
   nlohmann::json out_ = {{"layers_timed", opt_.layers}, {"reps", opt_.reps}, {"rows", nlohmann::json::array()},
                          {"masks", nlohmann::json::array()}};
@@ -351,7 +343,7 @@ int main(int argc, char** argv) {
   Options opt;
   if (!parse_options(argc, argv, opt)) return 2;
   const bool cuda = torch::cuda::is_available();
-  if (opt.grids.empty()) opt.grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
+  if (opt.grids.empty()) opt.grids = bench::default_grids(cuda);
   if (opt.modes.empty()) opt.modes = {"dense-sdpa", "dense", "radial90", "radial-dynamic", "dfs", "lvsa"};
   BlockBench bench(opt, cuda);
   torch::NoGradGuard no_grad;

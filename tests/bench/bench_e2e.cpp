@@ -103,26 +103,20 @@ std::unique_ptr<attention::MaskPolicy> plan_mode(const std::string& mode, bool c
 // The model (random weights, --layers blocks), the rows measured so far and their JSON.
 class E2EBench {
  public:
-  E2EBench(const Options& opt, bool cuda)
-      : opt_(opt), cuda_(cuda), device_(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU)),
-        dtype_(cuda ? torch::kBFloat16 : torch::kFloat), config_(model::find_config("wan2.1-t2v-1.3b")),
-        full_layers_(int(config_.num_layers)), dit_(nullptr) {
-    config_.num_layers = opt.layers;
+  E2EBench(const Options& opt, bool cuda) : opt_(opt), cuda_(cuda), model_(opt.layers, cuda) {
     std::printf("bench_e2e: wan2.1-t2v-1.3b, %d of %d blocks timed, random %s weights on %s, backend %s\n", opt.layers,
-                full_layers_, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)",
+                model_.full_layers, cuda ? "bf16" : "fp32", cuda ? "CUDA" : "CPU (smoke run only)",
                 attention::backend_description().c_str());
-    dit_ = bench::random_dit(config_, device_, dtype_);
   }
 
   // The bytes of one block's weights (the peak estimate adds the blocks not run).
   void count_block_bytes() {
-    for (const auto& p : dit_->blocks[0]->parameters()) block_bytes_ += p.numel() * p.element_size();
+    for (const auto& p : model_.dit->blocks[0]->parameters()) block_bytes_ += p.numel() * p.element_size();
   }
 
   // Every mode on one grid, then the grid's speedups against its best dense.
   void run_grid(const std::string& gtext) {
-    const auto in = bench::warmed_inputs(dit_, config_, attention::TokenGrid::parse(gtext), device_, dtype_,
-                                         /*measure_time=*/true);
+    const auto in = bench::warmed_inputs(model_, attention::TokenGrid::parse(gtext), /*measure_time=*/true);
     double dense_step = 0;
     for (const auto& mode : opt_.modes) {
       model::AttentionPlan ctl;
@@ -156,17 +150,17 @@ class E2EBench {
  private:
   // One warm-up forward (mask caches), then the timed forwards; fills the row's times.
   void time_mode(const bench::GridInputs& in, const model::AttentionPlan& ctl, Row& row) {
-    const auto first = dit_->forward_with_stats(in.x, in.t, in.text, ctl);  // warm-up (and mask caches)
+    const auto first = model_.dit->forward_with_stats(in.x, in.t, in.text, ctl);  // warm-up (and mask caches)
     if (cuda_) torch::cuda::synchronize();
     row.first_mask_ms = first.stats.mask_ms;
-    reset_peak_cuda_memory(device_);
+    reset_peak_cuda_memory(model_.device);
     // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
     // two forwards); the forward time is the median, attention and mask times the means.
     std::vector<double> fwd;
     double attn = 0, mask = 0, spent = 0;
     while (static_cast<int>(fwd.size()) < opt_.reps || (spent < 1500.0 && fwd.size() < 20)) {
       const double t0 = bench::now_ms();
-      const auto out = dit_->forward_with_stats(in.x, in.t, in.text, ctl);
+      const auto out = model_.dit->forward_with_stats(in.x, in.t, in.text, ctl);
       if (cuda_) torch::cuda::synchronize();
       fwd.push_back(bench::now_ms() - t0);
       spent += fwd.back();
@@ -180,9 +174,10 @@ class E2EBench {
     row.attention_ms = attn / n;
     row.mask_ms = mask / n;
     row.reps = static_cast<int>(fwd.size());
-    row.step_ms = 2.0 * row.forward_ms * full_layers_ / opt_.layers;
+    row.step_ms = 2.0 * row.forward_ms * model_.full_layers / opt_.layers;
     row.share = row.attention_ms / row.forward_ms;
-    row.peak = cuda_ ? peak_gib(device_) + double(block_bytes_) * (full_layers_ - opt_.layers) / (1ull << 30) : -1;
+    const double unrun_gib = double(block_bytes_) * (model_.full_layers - opt_.layers) / (1ull << 30);
+    row.peak = cuda_ ? peak_gib(model_.device) + unrun_gib : -1;
   }
 
   // Amdahl against the best dense of this grid (its attention share); the grid's JSON rows.
@@ -204,11 +199,7 @@ class E2EBench {
 
   const Options& opt_;
   const bool cuda_;
-  const torch::Device device_;
-  const torch::ScalarType dtype_;
-  model::DiTConfig config_;
-  const int full_layers_;
-  model::WanDiT dit_;
+  bench::BenchModel model_;
   int64_t block_bytes_ = 0;
   std::vector<Row> rows_;
   nlohmann::json out_ = nlohmann::json::array();
@@ -219,7 +210,7 @@ class E2EBench {
 int main(int argc, char** argv) {
   Options opt = parse_options(argc, argv);
   const bool cuda = torch::cuda::is_available();
-  if (opt.grids.empty()) opt.grids = cuda ? std::vector<std::string>{"21x30x52", "126x30x52"} : std::vector<std::string>{"2x8x8"};
+  if (opt.grids.empty()) opt.grids = bench::default_grids(cuda);
   if (opt.modes.empty()) {
     opt.modes.push_back("dense-sdpa");
     for (const auto& p : attention::registered_policies()) opt.modes.push_back(p.name);

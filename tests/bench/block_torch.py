@@ -141,7 +141,7 @@ def diffusers_step(dev, iters):
     return ms
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--masks", help="bench_block --export-masks folder (masks.json is read from --ours)")
     ap.add_argument("--ours", help="bench_block --json output: our rows beside these")
@@ -149,7 +149,34 @@ def main():
     ap.add_argument("--tokens", default="32760,196560", help="token counts (21x30x52, 126x30x52)")
     ap.add_argument("--budget", type=float, default=170.0, help="seconds; later measurements are skipped (said so)")
     ap.add_argument("--no-diffusers", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def print_report(gpu, rows, our_rows, diff, skipped):
+    """The PyTorch rows beside ours (bench_block's JSON), the diffusers step, what was skipped."""
+    print(f"\nGPU: {gpu} · torch {torch.__version__} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("\n| tokens | PyTorch block (torch.compile) | ms / block | ours: mode (linears) | ms / block | "
+          "speedup of ours (PyTorch ms / ours ms) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        kind = "dense-sdpa" if r["variant"].startswith("dense") else "radial90"
+        mine = [o for o in our_rows if o["n"] == r["n"] and o["mode"] == kind] or [None]
+        for o in mine:
+            cell = "– | – | –" if o is None else \
+                f"{kind} ({o['precision']}) | {o['block_ms']:.2f} | {r['block_ms'] / o['block_ms']:.2f}×"
+            print(f"| {r['n']:,} | {r['variant']} | {r['block_ms']:.2f} | {cell} |")
+    if diff is not None:
+        print(f"\ndiffusers WanTransformer3DModel, eager, 30 blocks, 32,760 tokens: {diff:.0f} ms per step (cond + uncond)")
+        for o in our_rows:
+            if o["n"] == 32760 and o["mode"] in ("dense-sdpa", "radial90"):
+                print(f"  ours {o['mode']} ({o['precision']}), step est. {o['step_ms_est']:.0f} ms: "
+                      f"{diff / o['step_ms_est']:.2f}× faster than diffusers eager")
+    for s in skipped:
+        print(f"skipped: {s}")
+
+
+def main():
+    args = parse_args()
     if not torch.cuda.is_available():
         print("block_torch: skipped, torch sees no CUDA device")
         return 0
@@ -236,26 +263,7 @@ def main():
         torch.cuda.empty_cache()
 
     gpu = torch.cuda.get_device_name(0)
-    print(f"\nGPU: {gpu} · torch {torch.__version__} · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("\n| tokens | PyTorch block (torch.compile) | ms / block | ours: mode (linears) | ms / block | "
-          "speedup of ours (PyTorch ms / ours ms) |")
-    print("|---|---|---|---|---|---|")
-    our_rows = ours.get("rows", [])
-    for r in rows:
-        kind = "dense-sdpa" if r["variant"].startswith("dense") else "radial90"
-        mine = [o for o in our_rows if o["n"] == r["n"] and o["mode"] == kind] or [None]
-        for o in mine:
-            cell = "– | – | –" if o is None else \
-                f"{kind} ({o['precision']}) | {o['block_ms']:.2f} | {r['block_ms'] / o['block_ms']:.2f}×"
-            print(f"| {r['n']:,} | {r['variant']} | {r['block_ms']:.2f} | {cell} |")
-    if diff is not None:
-        print(f"\ndiffusers WanTransformer3DModel, eager, 30 blocks, 32,760 tokens: {diff:.0f} ms per step (cond + uncond)")
-        for o in our_rows:
-            if o["n"] == 32760 and o["mode"] in ("dense-sdpa", "radial90"):
-                print(f"  ours {o['mode']} ({o['precision']}), step est. {o['step_ms_est']:.0f} ms: "
-                      f"{diff / o['step_ms_est']:.2f}× faster than diffusers eager")
-    for s in skipped:
-        print(f"skipped: {s}")
+    print_report(gpu, rows, ours.get("rows", []), diff, skipped)
     result = {"gpu": gpu, "torch": torch.__version__, "rows": rows, "diffusers_step_ms": diff, "skipped": skipped,
               "note": "fp32 residual stream and norm math, bf16 linears and attention; text K/V computed in the block"}
     with open(args.out, "w") as f:

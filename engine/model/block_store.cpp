@@ -12,7 +12,7 @@
 
 // Only a CUDA LibTorch has usable c10/cuda headers (see engine/common/cuda_memory.cpp).
 #if defined(LONGSHOT_TORCH_CUDA) && LONGSHOT_TORCH_CUDA
-#include <ATen/cuda/CUDAEvent.h>
+#include <c10/core/Event.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #define LONGSHOT_BLOCK_STREAMS 1
@@ -27,7 +27,9 @@ struct BlockStore::Pending {
   std::vector<std::string> only;
   std::vector<torch::Tensor> tensors;  // one per select(block, only) entry, in that order
 #ifdef LONGSHOT_BLOCK_STREAMS
-  at::cuda::CUDAEvent ready;
+  // c10::Event (device-generic, the same API in LibTorch 1.x and 2.x) rather than CUDAEvent,
+  // whose header moved between versions.
+  c10::Event ready{c10::DeviceType::CUDA};
 #endif
 };
 
@@ -202,7 +204,7 @@ void BlockStore::prefetch(int64_t block, const std::vector<std::string>& only) {
     // The side stream starts after what the compute stream has queued so far (the previous
     // block's kernels; the lookup tables place() copied): the copy of this block then overlaps
     // the block that is about to compute, and at most two blocks are on the device at once.
-    at::cuda::CUDAEvent queued;
+    c10::Event queued(c10::DeviceType::CUDA);
     queued.record(c10::cuda::getCurrentCUDAStream(device_.index()));
     queued.block(side);
     // Copies (and fp8 decodes) run on the side stream.

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,17 +21,18 @@ void put_error(const std::string& what, char* err, size_t cap) {
 }
 }  // namespace
 
-// A processor for the model at `path`, or null with the reason in `err`.
+// A processor for the model at `path`, or null with the reason in `err`. Owned until returned:
+// Load throws for some damaged models (Darts' "zero-length key" for an empty piece), and a bare
+// pointer leaked the half-loaded processor then (fuzz_tokenizer, docs/hardening.md finding 8).
 LSP_API void* lsp_open(const char* path, char* err, size_t cap) {
   try {
-    auto* sp = new sentencepiece::SentencePieceProcessor();
+    auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = sp->Load(path);
     if (!status.ok()) {
       put_error(status.ToString(), err, cap);
-      delete sp;
       return nullptr;
     }
-    return sp;
+    return sp.release();
   } catch (const std::exception& e) {
     put_error(e.what(), err, cap);
     return nullptr;

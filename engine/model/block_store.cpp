@@ -104,6 +104,7 @@ void BlockStore::place(const torch::Device& device, torch::ScalarType dtype, boo
   device_ = device;
   dtype_ = dtype;
   offload_ = offload;
+  ++placements_;
   // Offloaded copies only overlap the compute from pinned pages (pageable ones copy synchronously).
   // One pinned arena holds them all: LibTorch's pinned allocator rounds every allocation up to a
   // power of two, which per tensor would cost up to twice the weights in host memory.

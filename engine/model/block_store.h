@@ -57,6 +57,7 @@ class BlockStore {
   // acquire() calls that built tensors, and those that used a prefetched copy (tests, benchmarks).
   int64_t built() const { return built_; }
   int64_t prefetched() const { return prefetched_; }
+  int64_t placements() const { return placements_; }  // place() calls: one per load, not per block
 
  private:
   struct Entry {
@@ -78,7 +79,7 @@ class BlockStore {
   torch::ScalarType dtype_ = torch::kFloat;
   bool offload_ = false;
   std::unique_ptr<Pending> pending_;
-  int64_t built_ = 0, prefetched_ = 0;
+  int64_t built_ = 0, prefetched_ = 0, placements_ = 0;
 };
 
 }  // namespace longshot::model

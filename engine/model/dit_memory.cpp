@@ -39,7 +39,8 @@ void WanDiTImpl::place(const torch::Device& device, torch::ScalarType dtype, boo
     p.set_data(p.to(device, dtype));
   }
   for (auto& b : buffers()) b.set_data(b.is_floating_point() ? b.to(device, dtype) : b.to(device));
-  store.place(device, dtype, offload);
+  // The device as the tensors report it ("cuda" becomes "cuda:0"): BlockInUse compares the two.
+  store.place(patch_embedding->weight.device(), dtype, offload);
   linears_.clear();  // their tied buffers belonged to the old placement
   text_cache_.clear();
 }
@@ -49,7 +50,7 @@ WanDiTImpl::BlockInUse::BlockInUse(WanDiTImpl& model, int64_t layer, std::vector
   if (!model.has_stored_blocks()) return;
   auto& store = *model.store_;
   // The model may have moved since the store was placed (load_weights, then Module::to): follow it.
-  const auto& anchor = model.patch_embedding->weight;
+  const auto& anchor = model.patch_embedding->weight;  // a tensor's device always has its index
   if (store.device() != anchor.device() || store.dtype() != anchor.scalar_type())
     store.place(anchor.device(), anchor.scalar_type(), store.offload());
   store.acquire(layer, only);

@@ -96,7 +96,8 @@ TEST(OffloadGpu, SameOutputLowerPeak) {
   WanDiT m(c);
   m->init_random(11);
   m->eval();
-  m->place(kCuda, torch::kBFloat16, /*offload=*/true);
+  // As run_job places it: "cuda" without an index.
+  m->place(torch::Device(torch::kCUDA), torch::kBFloat16, /*offload=*/true);
   for (const auto& p : m->blocks->parameters()) {
     EXPECT_TRUE(p.device().is_cpu());
     EXPECT_TRUE(p.is_pinned());
@@ -113,6 +114,7 @@ TEST(OffloadGpu, SameOutputLowerPeak) {
   // Resident: all 8 blocks; offloaded: about two at a time (the running one and the next).
   EXPECT_LT(offloaded.peak, resident.peak - blocks / 2);
   EXPECT_GT(m->stored_blocks()->prefetched(), 0);  // the side stream was used
+  EXPECT_EQ(m->stored_blocks()->placements(), 1);  // never re-placed per block
 }
 
 TEST(OffloadGpu, Fp8BlockWeightsWithAndWithoutOffload) {
@@ -131,8 +133,9 @@ TEST(OffloadGpu, Fp8BlockWeightsWithAndWithoutOffload) {
     WanDiT m(c);
     load_weights(*m, dir.file("fp8.safetensors"));
     m->eval();
-    m->place(kCuda, torch::kBFloat16, offload);
+    m->place(torch::Device(torch::kCUDA), torch::kBFloat16, offload);
     const auto got = forward(m, in);
+    EXPECT_EQ(m->stored_blocks()->placements(), 1);
     const double err = rel_l2(got.out, want.out);
     std::printf("fp8 weights%s: peak %.3f GiB (bf16 model %.3f GiB), %.1f ms (bf16 %.1f ms), rel-L2 %.2e\n",
                 offload ? " + offload" : "", double(got.peak) / (1 << 30), double(want.peak) / (1 << 30), got.ms, want.ms,

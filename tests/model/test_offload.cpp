@@ -58,6 +58,7 @@ TEST(Offload, CpuForwardIdenticalToResident) {
   // Two forwards and one text K/V pass, one acquire per block each; no prefetch without a GPU.
   EXPECT_EQ(store->built(), 3 * offloaded->config().num_layers);
   EXPECT_EQ(store->prefetched(), 0);
+  EXPECT_EQ(store->placements(), 1);  // placed once by place(), not again per block
 }
 
 TEST(Offload, ExceptionInsideABlockReleasesIt) {

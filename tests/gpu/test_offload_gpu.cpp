@@ -21,6 +21,10 @@
 #include "tests/common/temp_dir.h"
 #include "tests/gpu/skip_without_gpu.h"
 
+#if defined(LONGSHOT_TORCH_CUDA) && LONGSHOT_TORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 using namespace longshot;
 using namespace longshot::model;
 
@@ -148,6 +152,10 @@ TEST(OffloadGpu, Fp8BlockWeightsWithAndWithoutOffload) {
 
 TEST(OffloadGpu, MemoryCapFailsBeyondIt) {
   SKIP_WITHOUT_GPU();
+#if defined(LONGSHOT_TORCH_CUDA) && LONGSHOT_TORCH_CUDA
+  // No cached segment left from earlier cases to serve the big allocation without a new one.
+  c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
   const int64_t total = limit_cuda_memory(kCuda, int64_t(2) << 30);  // 2 GiB
   EXPECT_GT(total, int64_t(2) << 30);
   bool failed = false;

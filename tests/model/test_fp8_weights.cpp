@@ -46,6 +46,12 @@ torch::Tensor run(WanDiT& m) {
 // A fresh tiny model (weights overwritten by the load).
 WanDiT fresh() { return longshot::testing::tiny_dit(99); }
 
+// Writes `ck` to `path` and loads it into a fresh model: the error's message, or "(no error)".
+std::string load_error(const longshot::testing::Fp8Checkpoint& ck, const std::string& path) {
+  ck.write(path);
+  return error_of([&] { load_weights(*fresh(), path); });
+}
+
 }  // namespace
 
 TEST(Fp8Weights, ForwardEqualsDequantisedModel) {
@@ -101,16 +107,13 @@ TEST(Fp8Weights, ScaleOfWrongShapeIsNamed) {
   auto ck = fp8_checkpoint(*ref, 9);
   const std::string scale = "blocks.1.self_attn.k.scale_weight";
   ck.tensors[scale] = torch::full({4}, 0.5f);  // per-channel-ish: not ComfyUI's per-tensor scale
-  ck.write(d.file("bad_scale.safetensors"));
-  auto m = fresh();
-  const auto msg = error_of([&] { load_weights(*m, d.file("bad_scale.safetensors")); });
+  const auto msg = load_error(ck, d.file("bad_scale.safetensors"));
   EXPECT_NE(msg.find(scale), std::string::npos) << msg;
   EXPECT_NE(msg.find("[4]"), std::string::npos) << msg;
   EXPECT_THROW(load_weights(*fresh(), d.file("bad_scale.safetensors")), ShapeError);
   // A scale that is not a float.
   ck.tensors[scale] = torch::tensor(2, torch::kInt);
-  ck.write(d.file("int_scale.safetensors"));
-  const auto msg2 = error_of([&] { load_weights(*fresh(), d.file("int_scale.safetensors")); });
+  const auto msg2 = load_error(ck, d.file("int_scale.safetensors"));
   EXPECT_NE(msg2.find(scale), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("I32"), std::string::npos) << msg2;
 }
@@ -122,15 +125,13 @@ TEST(Fp8Weights, NonFloatWeightIsNamed) {
   const std::string key = "blocks.0.ffn.2.weight";
   ck.fp8.erase(key);
   ck.tensors[key] = ck.tensors[key].to(torch::kInt);  // same shape, integer dtype
-  ck.write(d.file("int_weight.safetensors"));
-  const auto msg = error_of([&] { load_weights(*fresh(), d.file("int_weight.safetensors")); });
+  const auto msg = load_error(ck, d.file("int_weight.safetensors"));
   EXPECT_NE(msg.find("'" + key + "'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("I32"), std::string::npos) << msg;
   // NaN bits (e4m3fn 0x7f) are refused by name too.
   auto nan = fp8_checkpoint(*ref, 11);
   nan.tensors["blocks.2.cross_attn.o.weight"].view({-1})[3] = 0x7f;
-  nan.write(d.file("nan.safetensors"));
-  const auto msg2 = error_of([&] { load_weights(*fresh(), d.file("nan.safetensors")); });
+  const auto msg2 = load_error(nan, d.file("nan.safetensors"));
   EXPECT_NE(msg2.find("blocks.2.cross_attn.o.weight"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("NaN"), std::string::npos) << msg2;
 }

@@ -91,14 +91,23 @@ ImVec2 fit(ImVec2 avail, float w, float h) {
   return {w * s, h * s};
 }
 
+PlotFrame plot_frame(float height, float min_width) {
+  PlotFrame f;
+  f.dl = ImGui::GetWindowDrawList();
+  f.p0 = ImGui::GetCursorScreenPos();
+  f.w = std::max(min_width, ImGui::GetContentRegionAvail().x);
+  f.p1 = ImVec2(f.p0.x + f.w, f.p0.y + height);
+  f.dl->AddRectFilled(f.p0, f.p1, IM_COL32(22, 22, 28, 255));
+  f.dl->AddRect(f.p0, f.p1, IM_COL32(70, 70, 80, 255));
+  return f;
+}
+
 void step_plot(const char* title, const std::vector<Series>& series, int x_count, float y_min, float y_max,
                const std::vector<ModeSwitch>& markers, float height, const char* fmt, float scale, const char* x_label) {
-  ImDrawList* dl = ImGui::GetWindowDrawList();
-  const ImVec2 p0 = ImGui::GetCursorScreenPos();
-  const float w = std::max(40.f, ImGui::GetContentRegionAvail().x);
-  const ImVec2 p1(p0.x + w, p0.y + height);
-  dl->AddRectFilled(p0, p1, IM_COL32(22, 22, 28, 255));
-  dl->AddRect(p0, p1, IM_COL32(70, 70, 80, 255));
+  const PlotFrame frame = plot_frame(height, 40.f);
+  ImDrawList* dl = frame.dl;
+  const ImVec2 p0 = frame.p0, p1 = frame.p1;
+  const float w = frame.w;
   if (y_max <= y_min) y_max = y_min + 1;
   auto px = [&](int i) { return p0.x + 4 + (w - 8) * (x_count > 1 ? static_cast<float>(i) / (x_count - 1) : 0.5f); };
   // Data below the title line, so a curve at its maximum never runs through the title.

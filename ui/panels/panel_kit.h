@@ -40,6 +40,15 @@ inline ImU32 rgba(const Rgba8& c) { return IM_COL32(c.r, c.g, c.b, c.a); }
 // The largest size of aspect w:h inside `avail`.
 ImVec2 fit(ImVec2 avail, float w, float h);
 
+// The frame every plot draws first, at the cursor: `height` tall, the available width (at least
+// `min_width`), the dark background and its border. The plot draws into `dl` between p0 and p1.
+struct PlotFrame {
+  ImDrawList* dl;
+  ImVec2 p0, p1;
+  float w;
+};
+PlotFrame plot_frame(float height, float min_width);
+
 struct Series {
   const std::vector<float>* values;
   ImU32 color;

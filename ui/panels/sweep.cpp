@@ -146,12 +146,10 @@ bool SweepTab::draw(PanelContext& ctx, uint64_t& pick_a, uint64_t& pick_b) {
 int SweepTab::draw_plot(const std::vector<Point>& points, double ref_ms, size_t done) {
   const float plot_h = std::max(60.f, ImGui::GetContentRegionAvail().y -
                                           (points.size() + 1.5f) * ImGui::GetTextLineHeightWithSpacing() - 8);
-  ImDrawList* dl = ImGui::GetWindowDrawList();
-  const ImVec2 p0 = ImGui::GetCursorScreenPos();
-  const float w = std::max(60.f, ImGui::GetContentRegionAvail().x);
-  const ImVec2 p1(p0.x + w, p0.y + plot_h);
-  dl->AddRectFilled(p0, p1, IM_COL32(22, 22, 28, 255));
-  dl->AddRect(p0, p1, IM_COL32(70, 70, 80, 255));
+  const kit::PlotFrame frame = kit::plot_frame(plot_h, 60.f);
+  ImDrawList* dl = frame.dl;
+  const ImVec2 p0 = frame.p0, p1 = frame.p1;
+  const float w = frame.w;
   double xmin = ref_ms > 0 ? ref_ms : 1e30, xmax = ref_ms, ymin = 1e30, ymax = -1e30;
   for (const auto& p : points)
     if (p.done) {

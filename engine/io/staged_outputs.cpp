@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "engine/common/error.h"
+#include "engine/common/remove_tree.h"
 #include "engine/io/atomic_file.h"
 
 namespace longshot::io {
@@ -22,7 +23,7 @@ StagedOutputs::~StagedOutputs() {
   if (committed_) return;
   for (const auto& f : folders_) {
     std::error_code ec;
-    fs::remove_all(f.staging_dir, ec);
+    longshot::remove_tree(f.staging_dir, &ec);
   }
   // files_: each TempFile removes its own temporary.
 }

@@ -12,6 +12,7 @@
 
 #include "engine/calibrate/calibration.h"
 #include "engine/common/error.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::calibrate;
@@ -232,7 +233,7 @@ TEST_F(Calibrated, TableRoundTripsAndRefusesCorruptFiles) {
 // (a folder) is refused and left as it was, and no hidden temporary stays behind.
 TEST(CalibrationFile, TableWriteIsAtomic) {
   const auto dir = std::filesystem::temp_directory_path() / "longshot_calib_atomic";
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
   std::filesystem::create_directories(dir / "table.json");
   CalibrationTable t;
   t.mode = "dynamicrad";
@@ -241,5 +242,5 @@ TEST(CalibrationFile, TableWriteIsAtomic) {
   size_t entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) (void)e, ++entries;
   EXPECT_EQ(entries, 1u);
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
 }

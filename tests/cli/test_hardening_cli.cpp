@@ -24,6 +24,7 @@
 #include "engine/model/builtin_model.h"
 #include "engine/model/weights.h"
 #include "tests/common/temp_dir.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 namespace fs = std::filesystem;
@@ -390,7 +391,7 @@ struct FullDisk {
   uint64_t size(const std::string& name) const { return fs::file_size(in(name)); }
   // Removes everything in `disk` (after the control run that measured the files' sizes).
   void clear() const {
-    for (const auto& e : fs::directory_iterator(disk)) fs::remove_all(e.path());
+    for (const auto& e : fs::directory_iterator(disk)) longshot::remove_tree(e.path());
   }
 };
 

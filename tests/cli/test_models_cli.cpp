@@ -11,6 +11,7 @@
 #include "engine/pipeline/recipe.h"
 #include "tests/common/temp_dir.h"
 #include "tests/common/tiny_model_folder.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::testing;
@@ -132,7 +133,7 @@ TEST(ModelsCli, ModelsListsTheSearchPath) {
   Dir d;
   write_tiny_model(d.file("models/wan-tiny"), TinyLayout::WanRelease);
   const auto partial = write_tiny_model(d.file("models/partial"), TinyLayout::Diffusers);
-  fs::remove_all(partial.root + "/vae");
+  longshot::remove_tree(partial.root + "/vae");
   fs::create_directories(d.file("models/notes"));
   const std::string env = "LONGSHOT_MODELS='" + d.file("models") + "' XDG_DATA_HOME='" + d.file("xdg") + "'";
   ASSERT_EQ(run_cli(d, {"models"}, env), 0) << slurp(d.file("err.txt"));
@@ -176,8 +177,8 @@ TEST(ModelsCli, BadInputFailsClearlyAndWritesNothing) {
   expect_refused(join(base, {"--frames", "5", "--size", "32x32", "--text-encoder", d.file("wide/umt5.safetensors")}),
                  "gives 24-wide embeddings, but the DiT");
   // A folder missing two components names both.
-  fs::remove_all(f.root + "/vae");
-  fs::remove_all(f.root + "/text_encoder");
+  longshot::remove_tree(f.root + "/vae");
+  longshot::remove_tree(f.root + "/text_encoder");
   expect_refused(join(base, {"--frames", "5", "--size", "32x32"}), "text encoder (expected text_encoder/model.safetensors");
   EXPECT_NE(slurp(d.file("err.txt")).find("VAE (expected vae/"), std::string::npos);
 }

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "engine/common/remove_tree.h"
+
 namespace longshot::testing {
 
 class TempDir {
@@ -19,7 +21,7 @@ class TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+    longshot::remove_tree(path, &ec);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

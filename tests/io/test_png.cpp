@@ -13,6 +13,7 @@
 
 #include "engine/common/error.h"
 #include "engine/io/png.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 namespace fs = std::filesystem;
@@ -50,7 +51,7 @@ TEST(Png, WritesFramesWithSignatureAndChunks) {
   EXPECT_EQ(std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8), 0);
   EXPECT_EQ(std::memcmp(bytes.data() + 12, "IHDR", 4), 0);
   EXPECT_EQ(std::memcmp(bytes.data() + bytes.size() - 8, "IEND", 4), 0);
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
   EXPECT_THROW(io::write_png("/nonexistent-dir/a.png", 2, 2, v.rgb.data()), IoError);
   EXPECT_THROW(io::write_png((dir / "empty.png").string(), 0, 2, v.rgb.data()), ShapeError);
 }
@@ -80,6 +81,6 @@ TEST(Png, ReadsBackThroughLibpngPixelForPixel) {
   size_t differing = 0;
   for (size_t i = 0; i < rgb.size(); ++i) differing += back[i] != rgb[i];
   EXPECT_EQ(differing, 0u);
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 #endif

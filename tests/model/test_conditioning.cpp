@@ -8,6 +8,7 @@
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/conditioning_impl.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::model;
@@ -46,7 +47,7 @@ TEST(Conditioning, EmbeddingFileValidated) {
   } catch (const ParameterError& e) {
     EXPECT_EQ(e.parameter(), "text-embeddings");
   }
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 TEST(Conditioning, DecodersHonourStrides) {

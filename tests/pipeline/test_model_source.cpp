@@ -12,6 +12,7 @@
 #include "engine/pipeline/run_job.h"
 #include "tests/common/temp_dir.h"
 #include "tests/common/tiny_model_folder.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::testing;
@@ -123,9 +124,9 @@ TEST(ModelSource, SplitFilesAndOverrides) {
 TEST(ModelSource, MissingComponentsAreEachNamed) {
   Dir d;
   const auto files = write_tiny_model(d.file("partial"), TinyLayout::Diffusers);
-  fs::remove_all(files.root + "/text_encoder");
-  fs::remove_all(files.root + "/vae");
-  fs::remove_all(files.root + "/tokenizer");
+  longshot::remove_tree(files.root + "/text_encoder");
+  longshot::remove_tree(files.root + "/vae");
+  longshot::remove_tree(files.root + "/tokenizer");
   const auto msg = message_of([&] { model::resolve_model(spec_of(files.root)); });
   EXPECT_NE(msg.find("text encoder (expected text_encoder/model.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("VAE (expected vae/diffusion_pytorch_model.safetensors"), std::string::npos) << msg;

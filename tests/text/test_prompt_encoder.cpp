@@ -11,6 +11,7 @@
 #include "engine/text/prompt_encoder.h"
 #include "engine/text/tokenizer.h"
 #include "text_test_util.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::text;
@@ -113,5 +114,5 @@ TEST(PromptEncoder, EncodesCachesAndReleases) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("spiece.model"), std::string::npos) << e.what();
   }
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }

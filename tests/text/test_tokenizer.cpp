@@ -11,6 +11,7 @@
 #include "engine/common/error.h"
 #include "engine/text/tokenizer.h"
 #include "text_test_util.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::text;
@@ -49,7 +50,7 @@ class SpmTokenizer : public ::testing::Test {
     model_ = new std::string(train_spm(*dir_));
   }
   static void TearDownTestSuite() {
-    if (dir_) fs::remove_all(*dir_);
+    if (dir_) longshot::remove_tree(*dir_);
     delete dir_;
     delete model_;
     dir_ = model_ = nullptr;
@@ -104,7 +105,7 @@ TEST(TokenizerErrors, MissingOrMalformedModel) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("not a SentencePiece model"), std::string::npos) << e.what();
   }
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 // Found by fuzz_tokenizer's long run (docs/hardening.md, finding 8): a model with an empty piece
@@ -132,7 +133,7 @@ TEST(TokenizerErrors, ModelThatMakesSentencePieceThrowIsAnIoError) {
       EXPECT_NE(what.find("zero-length key"), std::string::npos) << what;
     }
   }
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 TEST_F(SpmTokenizer, PiecesMatchSpmEncode) {

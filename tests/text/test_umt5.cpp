@@ -17,6 +17,7 @@
 #include "engine/text/checkpoint.h"
 #include "engine/text/umt5.h"
 #include "text_test_util.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 using namespace longshot::text;
@@ -71,7 +72,7 @@ class UMT5Layouts : public ::testing::Test {
     ids = i, mask = m;
     reference = UMT5Encoder::load(reference_file).encode(ids, mask);
   }
-  void TearDown() override { fs::remove_all(dir); }
+  void TearDown() override { longshot::remove_tree(dir); }
 
   std::string dir, reference_file;
   UMT5Config cfg;
@@ -387,7 +388,7 @@ TEST(UMT5, DISABLED_XxlWidthCpuTiming) {
                 dtype == torch::kFloat ? "fp32" : "bf16", torch::get_num_threads(), load, s / 2, s / 2 * 24);
     EXPECT_EQ(out.size(1), 512);
   }
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 // A state dict pickled as python's torch.save(module.state_dict()) pickles it (an OrderedDict with a

@@ -13,12 +13,13 @@
 #include <torch/torch.h>
 
 #include "engine/text/umt5.h"
+#include "engine/common/remove_tree.h"
 
 namespace longshot::text::testing {
 
 inline std::string scratch(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("longshot_text_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
 }

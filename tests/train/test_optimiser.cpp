@@ -10,6 +10,7 @@
 
 #include "app/train/checkpoint.h"
 #include "app/train/optimiser.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 namespace fs = std::filesystem;
@@ -103,7 +104,7 @@ TEST(Optimiser, MatchesTheEarlierHandWrittenAdamW) {
 // moments and their step count must reach LibTorch's AdamW state, or bias correction differs).
 TEST(Optimiser, ResumeTakesTheSameNextStep) {
   const auto dir = (fs::temp_directory_path() / "longshot_train_optimiser_resume").string();
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
   fs::create_directories(dir);
   const auto o = schedule_options();
   auto elapsed = [] { return 0.0; };
@@ -137,5 +138,5 @@ TEST(Optimiser, ResumeTakesTheSameNextStep) {
   lopt.set_step(0);
   train::optimizer_step(tiny_loss(lost, lstep), lopt, lstep, o, elapsed);
   EXPECT_FALSE(torch::equal(run[0].param, lost[0].param));
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }

@@ -8,13 +8,14 @@
 #include "app/train/trainer.h"
 #include "engine/common/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 namespace fs = std::filesystem;
 
 TEST(TrainerResume, StepMetadataIsParsedStrictly) {
   const auto dir = (fs::temp_directory_path() / "longshot_train_step_metadata").string();
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
   train::TrainOptions o;
   o.out_dir = dir;
   o.steps = 1;
@@ -48,14 +49,14 @@ TEST(TrainerResume, StepMetadataIsParsedStrictly) {
       EXPECT_NE(msg.find(std::string("'") + bad + "'"), std::string::npos) << msg;
     }
   }
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 // Issue 27, F14 for longshot-train: a stop request (its SIGINT/SIGTERM/SIGHUP guard) ends the run
 // between steps like the time limit does, with a checkpoint stamped with the step reached.
 TEST(TrainerResume, StopRequestSavesAResumableCheckpoint) {
   const auto dir = (fs::temp_directory_path() / "longshot_train_stop").string();
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
   train::TrainOptions o;
   o.out_dir = dir;
   o.steps = 1000;
@@ -76,5 +77,5 @@ TEST(TrainerResume, StopRequestSavesAResumableCheckpoint) {
   o.should_stop = nullptr;
   o.steps = step + 1;
   EXPECT_EQ(train::run_training(o), step + 1);  // resumes from the stop
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }

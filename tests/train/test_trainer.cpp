@@ -13,6 +13,7 @@
 #include "engine/model/builtin_model.h"
 #include "engine/model/mask_adapter.h"
 #include "engine/model/weights.h"
+#include "engine/common/remove_tree.h"
 
 using namespace longshot;
 namespace fs = std::filesystem;
@@ -39,7 +40,7 @@ std::string step_of(const std::string& path) { return io::SafetensorsFile(path).
 
 std::string fresh_dir(const std::string& name) {
   const auto dir = fs::temp_directory_path() / ("longshot_train_" + name);
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
   return dir.string();
 }
 
@@ -77,7 +78,7 @@ TEST(Trainer, CheckpointsResumeAndRefusals) {
   bad = tiny_options(fresh_dir("bad"), 1);
   bad.frames = 5;  // not a multiple of the temporal patch 2
   EXPECT_THROW(train::run_training(bad), ParameterError);
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 // A checkpoint from before position planes resumes with them: the patch embedding widens (the
@@ -106,7 +107,7 @@ TEST(Trainer, ResumeAddsPositionPlanes) {
   EXPECT_EQ(m->config().position_channels, 2);
   o.position_channels = 1;
   EXPECT_THROW(train::run_training(o), ParameterError);
-  fs::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 TEST(Trainer, DistillsAMaskAdapterThatLoads) {
@@ -147,7 +148,7 @@ TEST(Trainer, DistillsAMaskAdapterThatLoads) {
   missing.out_dir = fresh_dir("distill_missing");
   missing.teacher_dir = fresh_dir("no_teacher");
   EXPECT_THROW(train::run_distillation(missing), IoError);
-  for (const auto& d : {teacher, dir, missing.out_dir}) fs::remove_all(d);
+  for (const auto& d : {teacher, dir, missing.out_dir}) longshot::remove_tree(d);
 }
 
 // Sparsity-aware training: the logged gap between the sparse and the dense velocity ends smaller
@@ -176,7 +177,7 @@ TEST(Trainer, SparsityAwareTrainingPullsTheSparseVelocityToDense) {
     o.object_weight = 0.0;
     train::run_training(o);
     const double gap = mean_logged_gap(o.out_dir, 8);
-    fs::remove_all(o.out_dir);
+    longshot::remove_tree(o.out_dir);
     return gap;
   };
   const double logged_only = run("gap0", 0.0), trained = run("gap50", 50.0);
@@ -201,7 +202,7 @@ TEST(Trainer, SparsityAwareTrainingPullsTheSparseVelocityToDense) {
   bad.sparse_mode.clear();
   bad.sparse_params = {"keep_ratio=0.2"};  // parameters of no mode
   EXPECT_THROW(train::run_training(bad), ParameterError);
-  fs::remove_all(bad.out_dir);
+  longshot::remove_tree(bad.out_dir);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "ui/compare.h"
 #include "ui/jobs.h"
 #include "ui/studio_state.h"
+#include "engine/common/remove_tree.h"
 
 namespace lu = longshot::ui;
 namespace lp = longshot::pipeline;
@@ -25,7 +26,7 @@ lp::GenerationRequest request(uint64_t seed = 42) {
 std::filesystem::path temp_dir(const char* name) {
   const auto dir = std::filesystem::temp_directory_path() / (std::string("longshot_ui_") + name + "_" +
                                                              std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
   return dir;
 }
 }  // namespace
@@ -128,7 +129,7 @@ TEST(History, RoundTripsThroughTheFile) {
   EXPECT_EQ(next.entries()[0].id, 0u);
   EXPECT_EQ(next.entries()[0].request.attention.mode, "radial");
   EXPECT_EQ(next.entries()[1].id, 1u);
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 TEST(History, BadFilesAndEntriesAreSkippedWithAWarning) {
@@ -153,7 +154,7 @@ TEST(History, BadFilesAndEntriesAreSkippedWithAWarning) {
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("entry 0"), std::string::npos);
   EXPECT_THROW(lu::history_from_json("[1,2]"), longshot::ParameterError);
-  std::filesystem::remove_all(dir);
+  longshot::remove_tree(dir);
 }
 
 TEST(History, PathFollowsXdgDataHome) {

@@ -14,6 +14,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/vae/latent_preview.h"
 #include "engine/vae/wan_vae.h"
+#include "engine/common/remove_tree.h"
 
 namespace fs = std::filesystem;
 using namespace longshot;
@@ -38,7 +39,7 @@ struct TempDir {
     path = fs::temp_directory_path() / ("longshot_vae_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
     fs::create_directories(path);
   }
-  ~TempDir() { fs::remove_all(path); }
+  ~TempDir() { longshot::remove_tree(path); }
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 

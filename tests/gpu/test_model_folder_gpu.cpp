@@ -16,14 +16,12 @@
 
 using namespace longshot;
 
-// DISABLED: run_job on CUDA with the tiny fixture folder (dim 64, head dim 32, bf16) ends the test
-// binary with SIGSEGV on an H100 (torch 2.11). Two findings so far (2026-12-06): first, the caching
-// allocator's peak-statistics calls threw "Invalid device argument" before any CUDA allocation
-// (fixed: engine/common/cuda_memory), and the process then still died with SIGSEGV after the
-// failed expectation; second, with that fixed (commit 4172c2c) it dies inside the run, after
-// `[ RUN ]`, before any output. Not yet diagnosed (no host debugger run: the device time ran
-// out); the same folder on the CPU passes (pipeline/WanPipelineTinyVsDiffusers), and bf16 at the
-// real 1.3B shapes is exercised by FusedOps.ModelForwardMatchesUnfused. Run it alone with
+// DISABLED until rerun on the GPU: run_job on CUDA with the tiny fixture folder ended the test
+// binary with SIGSEGV on an H100 (torch 2.11). Diagnosed 2026-12-06 with cuda-gdb: a jump through a
+// null pointer from std::filesystem::remove_all(path, error_code&) as exported by pip LibTorch's
+// libtorch.so, which our call bound to (the same crash ended OffloadGpu.Fp8BlockWeightsWith...,
+// which also uses TempDir). Since 990935a nothing calls remove_all (longshot::remove_tree, and a
+// test keeps it out); this test has not run on a GPU since. Run it alone with
 //   test_gpu --gtest_also_run_disabled_tests --gtest_filter='ModelFolderGpu.*'
 TEST(ModelFolderGpu, DISABLED_PeakMemoryAndFramesNearDiffusers) {
   SKIP_WITHOUT_GPU();

@@ -17,11 +17,11 @@
 using namespace longshot;
 
 // DISABLED until rerun on the GPU: run_job on CUDA with the tiny fixture folder ended the test
-// binary with SIGSEGV on an H100 (torch 2.11). Diagnosed 2026-12-06 with cuda-gdb: a jump through a
-// null pointer from std::filesystem::remove_all(path, error_code&) as exported by pip LibTorch's
-// libtorch.so, which our call bound to (the same crash ended OffloadGpu.Fp8BlockWeightsWith...,
-// which also uses TempDir). Since 990935a nothing calls remove_all (longshot::remove_tree, and a
-// test keeps it out); this test has not run on a GPU since. Run it alone with
+// binary with SIGSEGV on an H100 (torch 2.11). Diagnosed 2026-12-06 with cuda-gdb: a jump through
+// a null pointer from the error_code overload of std::filesystem::remove_all as exported by pip
+// LibTorch's libtorch.so, which our call bound to (the same crash ended OffloadGpu.Fp8Block...,
+// which also uses TempDir). Since 990935a nothing calls it (longshot::remove_tree, and a test
+// keeps it out); this test has not run on a GPU since. Run it alone with
 //   test_gpu --gtest_also_run_disabled_tests --gtest_filter='ModelFolderGpu.*'
 TEST(ModelFolderGpu, DISABLED_PeakMemoryAndFramesNearDiffusers) {
   SKIP_WITHOUT_GPU();

@@ -1,10 +1,8 @@
 // The Wan2.1 VAE on tiny random configs (CPU, fp32): frame counts, streamed = whole-clip decode,
 // causality, both weight layouts (names mapped here by our own table, after diffusers'
 // convert_wan_vae_to_diffusers), .pth, strict weight checks, bad input, tiling, latent preview.
-#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <torch/serialize.h>
@@ -14,7 +12,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/vae/latent_preview.h"
 #include "engine/vae/wan_vae.h"
-#include "engine/common/remove_tree.h"
+#include "tests/common/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace longshot;
@@ -32,15 +30,8 @@ double rel_l2(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm().clamp_min(1e-30)).item<double>();
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> n{0};
-    path = fs::temp_directory_path() / ("longshot_vae_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { longshot::remove_tree(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : longshot::testing::TempDir {
+  TempDir() : longshot::testing::TempDir("longshot_vae_test") {}
 };
 
 // diffusers name → original Wan2.1 name, written from diffusers' converter table (decoder

@@ -19,7 +19,8 @@ namespace {
 
 const char* kCalibrateUsage =
     "Usage: longshot calibrate --mode NAME --out TABLE.json [--regimes static,slow,fast] [--trials N]\n"
-    "                          [--seed S] [--target-sparsity X] [--budget-s T] [--search name=lo:hi ...]\n"
+    "                          [--seed S] [--target-sparsity X] [--min-sparsity defaults|X] [--budget-s T]\n"
+    "                          [--search name=lo:hi ...]\n"
     "                          [--param key=value ...] [--grid TxHxW] [--heads N] [--head-dim D] [--block B]\n"
     "\n"
     "Tunes the mode's mask parameters for each motion regime with a seeded TPE search (DynamicRad's\n"
@@ -35,6 +36,10 @@ const char* kCalibrateUsage =
     "  --startup N          random trials before the TPE model is used (default 10)\n"
     "  --seed S             seed of the search and of the proxy inputs (default 0)\n"
     "  --target-sparsity X  token sparsity below which the penalty applies (default 0.8)\n"
+    "  --min-sparsity F     iso-sparsity: a hard floor, F = 'defaults' (per regime, the mode's defaults'\n"
+    "                       sparsity on that regime's proxy) or a number in [0, 1]; a trial below it is\n"
+    "                       refused (loss 1e6 + 10000 · shortfall), so the search minimises the error at\n"
+    "                       sparsity >= F, and a regime keeps the defaults when no trial beats them\n"
     "  --budget-s T         wall-clock budget for all regimes, shared evenly (default 0 = none)\n"
     "  --search name=lo:hi  a searched parameter and its bounds (repeatable; a bare name takes the\n"
     "                       default bounds); default: the mode's box (dynamicrad: decay, long_factor,\n"
@@ -186,6 +191,8 @@ int run_calibrate(const std::vector<std::string>& args) {
       objective.target_sparsity = parse_double("target-sparsity", value);
       if (objective.target_sparsity < 0 || objective.target_sparsity > 1)
         throw ParameterError("target-sparsity", "must lie in [0, 1], got " + value);
+    } else if (flag == "--min-sparsity") {
+      parse_sparsity_floor(value, objective);
     } else if (flag == "--budget-s") {
       options.budget_s = parse_double("budget-s", value);
       if (options.budget_s < 0) throw ParameterError("budget-s", "must be >= 0, got " + value);
@@ -228,9 +235,13 @@ int run_calibrate(const std::vector<std::string>& args) {
   else
     std::snprintf(proxy_text, sizeof proxy_text, "%s × %lld heads × %lld dims", proxy.grid.to_string().c_str(),
                   (long long)proxy.heads, (long long)proxy.head_dim);
-  std::printf("calibrate %s: %zu regime(s) × %d trials, proxy %s, block %lld, target sparsity %.2f\nsearch: %s\n",
+  char floor_text[64] = "";
+  if (objective.floor == SparsityFloor::Defaults) std::snprintf(floor_text, sizeof floor_text, ", min sparsity: the defaults'");
+  else if (objective.floor == SparsityFloor::Value)
+    std::snprintf(floor_text, sizeof floor_text, ", min sparsity %.3f", objective.min_sparsity);
+  std::printf("calibrate %s: %zu regime(s) × %d trials, proxy %s, block %lld, target sparsity %.2f%s\nsearch: %s\n",
               objective.mode.c_str(), regimes.size(), options.trials, proxy_text, (long long)proxy.block_size,
-              objective.target_sparsity, box_text.c_str());
+              objective.target_sparsity, floor_text, box_text.c_str());
   std::fflush(stdout);
   auto progress = [](const Regime& r, int i, int n, const Trial& t, const Trial& best) {
     const int width = 24, filled = (i + 1) * width / n;
@@ -255,6 +266,12 @@ int run_calibrate(const std::vector<std::string>& args) {
       char buf[96];
       std::snprintf(buf, sizeof buf, " %s=%g", d.name.c_str(), r.params.at(d.name));
       p += buf;
+    }
+    if (r.floor >= 0.0) {
+      int refused = 0;
+      for (const auto& t : r.search.trace) refused += t.outcome.metrics.at("refused") != 0.0;
+      std::printf("        floor %.2f%%: %d of %zu trials refused%s\n", 100.0 * r.floor, refused, r.search.trace.size(),
+                  r.kept_defaults ? "; no trial beat the defaults, the regime keeps them" : "");
     }
     std::printf("        params:%s\n", p.c_str());
   }

@@ -171,16 +171,44 @@ void ProxyTask::prepare(int64_t block_size) {
   nmse_scale_ = mean_sq / std::max(var, 1e-12);
 }
 
-ProxyScore ProxyTask::score(const ObjectiveSpec& objective, const ParamValues& params) const {
+void parse_sparsity_floor(const std::string& text, ObjectiveSpec& objective) {
+  if (text == "defaults") {
+    objective.floor = SparsityFloor::Defaults;
+    return;
+  }
+  double value = 0.0;
+  try {
+    size_t used = 0;
+    value = std::stod(text, &used);
+    if (used != text.size()) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    throw ParameterError("min-sparsity", "expected 'defaults' or a number in [0, 1], got '" + text + "'");
+  }
+  if (!(value >= 0.0 && value <= 1.0))
+    throw ParameterError("min-sparsity", "must lie in [0, 1] (or be 'defaults'), got '" + text + "'");
+  objective.floor = SparsityFloor::Value;
+  objective.min_sparsity = value;
+}
+
+ProxyScore objective_loss(const ObjectiveSpec& objective, double nmse, double sparsity, double floor) {
+  ProxyScore s;
+  s.nmse = nmse;
+  s.sparsity = sparsity;
+  // Token sparsity is a ratio of whole counts: the same mask gives the same double, so the
+  // defaults' own mask meets a floor set at their sparsity exactly; 1e-12 only absorbs rounding.
+  s.refused = floor >= 0.0 && sparsity < floor - 1e-12;
+  s.loss = s.refused ? kRefusedLoss + objective.penalty_weight * (floor - sparsity)
+                     : objective.error_weight * nmse +
+                           objective.penalty_weight * std::max(0.0, objective.target_sparsity - sparsity);
+  return s;
+}
+
+ProxyScore ProxyTask::score(const ObjectiveSpec& objective, const ParamValues& params, double floor) const {
   ParamValues overrides = objective.fixed;
   for (const auto& [k, v] : params) overrides[k] = v;
   const auto ev = attention::evaluate_mode(objective.mode, overrides, inputs_, setup_);
-  ProxyScore s;
+  ProxyScore s = objective_loss(objective, ev.rel_l2 * ev.rel_l2 * nmse_scale_, ev.token_sparsity, floor);
   s.params = ev.params;
-  s.nmse = ev.rel_l2 * ev.rel_l2 * nmse_scale_;
-  s.sparsity = ev.token_sparsity;
-  s.loss = objective.error_weight * s.nmse +
-           objective.penalty_weight * std::max(0.0, objective.target_sparsity - s.sparsity);
   return s;
 }
 
@@ -241,6 +269,8 @@ void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
   const auto& options = table.optimizer;
   if (!(objective.target_sparsity >= 0.0 && objective.target_sparsity <= 1.0))
     throw ParameterError("target-sparsity", "must lie in [0, 1]");
+  if (objective.floor == SparsityFloor::Value && !(objective.min_sparsity >= 0.0 && objective.min_sparsity <= 1.0))
+    throw ParameterError("min-sparsity", "must lie in [0, 1]");
   attention::resolve_params(attention::find_policy(objective.mode), objective.fixed);  // fail before any work
   validate_box(table.box);
   const auto t0 = std::chrono::steady_clock::now();
@@ -253,15 +283,26 @@ void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
     }
     RegimeResult result;
     result.regime = regimes[r];
-    result.defaults = task.score(objective, {});
+    const ProxyScore plain_defaults = task.score(objective, {});
+    result.floor = objective.floor == SparsityFloor::Defaults ? plain_defaults.sparsity
+                   : objective.floor == SparsityFloor::Value  ? objective.min_sparsity
+                                                              : -1.0;
+    result.defaults = task.score(objective, {}, result.floor);
     Objective fn = [&](const Point& p) {
-      const ProxyScore s = task.score(objective, p);
-      return Outcome{s.loss, {{"nmse", s.nmse}, {"sparsity", s.sparsity}}};
+      const ProxyScore s = task.score(objective, p, result.floor);
+      return Outcome{s.loss, {{"nmse", s.nmse}, {"sparsity", s.sparsity}, {"refused", s.refused ? 1.0 : 0.0}}};
     };
     Progress prog;
     if (progress) prog = [&](int i, int n, const Trial& t, const Trial& b) { progress(regimes[r], i, n, t, b); };
     result.search = minimize(table.box, fn, opts, prog);
-    result.best = task.score(objective, result.search.best_trial().point);
+    result.best = task.score(objective, result.search.best_trial().point, result.floor);
+    // Under a floor the defaults are the incumbent: a trial must beat them strictly to replace them
+    // (a trial on the defaults' own mask ties and changes nothing). Without a floor the objective is
+    // DynamicRad's and the search's best is kept, as before.
+    if (result.floor >= 0.0 && !(result.best.loss < result.defaults.loss)) {
+      result.best = result.defaults;
+      result.kept_defaults = true;
+    }
     result.params = result.best.params;
     table.regimes.push_back(std::move(result));
   }
@@ -319,6 +360,9 @@ void write_table(const CalibrationTable& t, const std::string& path) {
                     {"error_weight", t.objective.error_weight},
                     {"penalty_weight", t.objective.penalty_weight},
                     {"fixed", t.objective.fixed}};
+  if (t.objective.floor == SparsityFloor::Defaults) j["objective"]["min_sparsity"] = "defaults";
+  else if (t.objective.floor == SparsityFloor::Value) j["objective"]["min_sparsity"] = t.objective.min_sparsity;
+  if (t.objective.floor != SparsityFloor::None) j["objective"]["refused_loss"] = kRefusedLoss;
   j["optimizer"] = {{"method", "tpe"},           {"trials", t.optimizer.trials},
                     {"startup_trials", t.optimizer.startup_trials}, {"gamma", t.optimizer.gamma},
                     {"candidates", t.optimizer.candidates},         {"seed", t.optimizer.seed},
@@ -329,12 +373,15 @@ void write_table(const CalibrationTable& t, const std::string& path) {
   json regimes = json::object();
   for (const auto& r : t.regimes) {
     json trace = json::array();
-    for (const auto& tr : r.search.trace)
-      trace.push_back({{"trial", tr.index},
-                       {"params", tr.point},
-                       {"loss", tr.outcome.loss},
-                       {"nmse", tr.outcome.metrics.at("nmse")},
-                       {"sparsity", tr.outcome.metrics.at("sparsity")}});
+    for (const auto& tr : r.search.trace) {
+      json entry = {{"trial", tr.index},
+                    {"params", tr.point},
+                    {"loss", tr.outcome.loss},
+                    {"nmse", tr.outcome.metrics.at("nmse")},
+                    {"sparsity", tr.outcome.metrics.at("sparsity")}};
+      if (r.floor >= 0.0) entry["refused"] = tr.outcome.metrics.at("refused") != 0.0;
+      trace.push_back(entry);
+    }
     regimes[r.regime.name] = {
         {"drift", r.regime.drift},
         {"source", t.sources.count(r.regime.name) ? t.sources.at(r.regime.name) : std::string("ar-drift")},
@@ -342,12 +389,16 @@ void write_table(const CalibrationTable& t, const std::string& path) {
         {"nmse", r.best.nmse},
         {"sparsity", r.best.sparsity},
         {"loss", r.best.loss},
-        {"best_trial", r.search.best},
+        {"best_trial", r.kept_defaults ? -1 : r.search.best},  // -1: no trial beat the defaults
         {"defaults", {{"params", r.defaults.params}, {"nmse", r.defaults.nmse}, {"sparsity", r.defaults.sparsity}, {"loss", r.defaults.loss}}},
         {"trials_run", r.search.trace.size()},
         {"seconds", r.search.seconds},
         {"stopped_by_budget", r.search.stopped_by_budget},
         {"trace", trace}};
+    if (r.floor >= 0.0) {
+      regimes[r.regime.name]["min_sparsity"] = r.floor;
+      regimes[r.regime.name]["kept_defaults"] = r.kept_defaults;
+    }
   }
   j["regimes"] = regimes;
   write_json_file(path, "calibration table", j, 2);

@@ -41,20 +41,40 @@ attention::QKV make_drift_qkv(const ProxySpec& spec, double drift);
 
 // ---- The objective: loss = error_weight · NMSE + penalty_weight · max(0, target − sparsity), with
 // NMSE = mean((sparse − dense)²) / var(dense) and sparsity the mask's token sparsity.
+// Iso-sparsity (`--min-sparsity`): a hard floor on the sparsity. A trial below it is refused: its
+// loss is kRefusedLoss + penalty_weight · (floor − sparsity), above every trial that meets the
+// floor (so the search minimises error subject to sparsity ≥ floor) yet still ranked by how far
+// below it fell (so TPE's densities learn where the floor lies).
+enum class SparsityFloor {
+  None,      // DynamicRad's objective: the soft penalty below the target only
+  Value,     // min_sparsity, the same for every regime
+  Defaults,  // per regime: the mode's defaults' sparsity on that regime's own proxy
+};
+constexpr double kRefusedLoss = 1e6;
+
 struct ObjectiveSpec {
   std::string mode;
   attention::ParamValues fixed;  // overrides held constant (not searched)
   double target_sparsity = 0.8;
   double error_weight = 1000.0;   // DynamicRad's weights (run_bo_pipeline.py)
   double penalty_weight = 10000.0;
+  SparsityFloor floor = SparsityFloor::None;
+  double min_sparsity = 0.0;      // the floor when floor == Value, in [0, 1]
 };
+
+// "defaults" or a number in [0, 1] (the --min-sparsity flag); ParameterError("min-sparsity") else.
+void parse_sparsity_floor(const std::string& text, ObjectiveSpec& objective);
 
 struct ProxyScore {
   double nmse = 0.0;
   double sparsity = 0.0;
   double loss = 0.0;
+  bool refused = false;           // below the sparsity floor
   attention::ParamValues params;  // resolved
 };
+
+// The loss of one trial (the one place the objective is decided). `floor` < 0: none.
+ProxyScore objective_loss(const ObjectiveSpec& objective, double nmse, double sparsity, double floor);
 
 // ---- Proxy (b): Q/K/V captured from a model's own self-attention layers while it generates clips
 // of the regime (pipeline/qkv_capture.h fills it; this room knows no model). Layers and prompts are
@@ -73,8 +93,9 @@ class ProxyTask {
   ProxyTask(const ProxySpec& spec, const Regime& regime);
   // Throws ShapeError when q/k/v are not [1, H, N, D] of one shape with N = grid.size().
   ProxyTask(const CapturedProxy& captured, int64_t block_size);
-  // Throws ParameterError for an unknown mode or a parameter outside its range.
-  ProxyScore score(const ObjectiveSpec& objective, const attention::ParamValues& params) const;
+  // Throws ParameterError for an unknown mode or a parameter outside its range. `floor`: the
+  // resolved sparsity floor (< 0: none; calibrate() resolves SparsityFloor per regime).
+  ProxyScore score(const ObjectiveSpec& objective, const attention::ParamValues& params, double floor = -1.0) const;
   const Regime& regime() const { return regime_; }
 
  private:
@@ -101,6 +122,10 @@ struct RegimeResult {
   ProxyScore best;
   ProxyScore defaults;            // the mode's defaults (with the fixed overrides) on the same proxy
   SearchResult search;
+  double floor = -1.0;            // the resolved sparsity floor (< 0: none)
+  // With a floor the defaults are a feasible point: when no trial has a lower loss than theirs
+  // the regime keeps the defaults (params = defaults), so the table is never worse than them.
+  bool kept_defaults = false;
 };
 
 struct CalibrationTable {

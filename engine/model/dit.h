@@ -106,7 +106,8 @@ struct DiTOutput {
 // after it enqueues each op of the block, so the span since the previous call belongs to `op`
 // (names: "modulation", "norm1+modulate", "qkv projection", "q/k norm+rope", "mask build",
 // "self-attention", "inspection", "o projection", "residual", "norm3", "cross q projection",
-// "cross-attention", "cross o projection", "norm2+modulate", "ffn up", "gelu", "ffn down"). The
+// "cross-attention", "cross o projection", "norm2+modulate", "ffn up", "gelu", "ffn down"; on the
+// GPU's fused path "ffn up + gelu" replaces the two, the GELU being the GEMM's epilogue). The
 // text's cross-attention K/V are computed before the first block (once per text: TextKVCache).
 // Null (the default): no calls.
 struct OpMarker {

@@ -6,6 +6,7 @@
 
 #include "engine/common/error.h"
 #include "engine/model/dit.h"
+#include "engine/model/fused_ops.h"
 
 namespace longshot::model {
 
@@ -42,15 +43,25 @@ WanDiTImpl::BlockLinears& WanDiTImpl::linears(int64_t layer) {
 
 torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h) {
   auto& lin = linears(layer);
-  const auto up = lin.ffn_up.forward(h, precision_)[0];
-  mark("ffn up");
   if (precision_ == LinearPrecision::Fp8) {  // GELU fused into the down projection's quantisation
+    const auto up = lin.ffn_up.forward(h, precision_)[0];
+    mark("ffn up");
     auto y = lin.ffn_down.forward(up, precision_, /*gelu_input=*/true)[0];
     mark("ffn down");
     return y;
   }
-  const auto g = torch::gelu(up, "tanh");
-  mark("gelu");
+  // Native: GELU in the up projection's GEMM epilogue where the fused kernels apply (the same
+  // switch, LONGSHOT_FUSED=0, turns both off for A/B runs); autograd keeps the separate ops.
+  torch::Tensor g;
+  if (fused::applies(h)) {
+    g = lin.ffn_up.forward_gelu(h, /*fused_epilogue=*/true);
+    mark("ffn up + gelu");
+  } else {
+    g = lin.ffn_up.forward(h, precision_)[0];
+    mark("ffn up");
+    g = torch::gelu(g, "tanh");
+    mark("gelu");
+  }
   auto y = lin.ffn_down.forward(g, precision_)[0];
   mark("ffn down");
   return y;

@@ -234,6 +234,27 @@ std::vector<torch::Tensor> FusedLinear::forward(const torch::Tensor& x_in, Linea
   return outs;
 }
 
+torch::Tensor FusedLinear::forward_gelu(const torch::Tensor& x, bool fused_epilogue) {
+  if (parts_.size() != 1) throw ShapeError("forward_gelu: a single-part linear, this one has " +
+                                           std::to_string(parts_.size()) + " parts");
+  const auto& w = parts_[0]->weight;
+  const auto& b = parts_[0]->bias;
+#if TORCH_VERSION_MAJOR >= 2
+  // cuBLASLt's GELU epilogue is the tanh form (as Wan's FFN); LibTorch takes it for a 2D input,
+  // a 1D bias and beta = 1, and applies gelu(tanh) after the GEMM itself when Lt does not apply.
+  if (fused_epilogue && x.is_cuda() && b.defined() && !torch::GradMode::is_enabled() && x.size(-1) == w.size(1)) {
+    const auto x2 = x.to(w.scalar_type()).reshape({-1, w.size(1)});
+    auto y = at::_addmm_activation(b, x2, w.t(), 1, 1, /*use_gelu=*/true);
+    auto sizes = x.sizes().vec();
+    sizes.back() = w.size(0);
+    return y.view(sizes);
+  }
+#else
+  (void)fused_epilogue;
+#endif
+  return torch::gelu(forward(x)[0], "tanh");
+}
+
 // ---- [TextKVCache] ------------------------------------------------------------------------------
 
 const TextKVCache::Entry* TextKVCache::find(const torch::Tensor& text, int64_t batch, LinearPrecision precision,

@@ -64,6 +64,11 @@ class FusedLinear {
   // first (the FFN's down projection; FP8 fuses it into the activation quantisation).
   std::vector<torch::Tensor> forward(const torch::Tensor& x, LinearPrecision precision = LinearPrecision::Native,
                                      bool gelu_input = false);
+  // GELU(tanh)(x · Wᵀ + b) of a single-part layer (the FFN's up projection), native precision.
+  // With `fused_epilogue` (a CUDA tensor, autograd off, LibTorch >= 2) the GELU runs in the
+  // GEMM's cuBLASLt epilogue (at::_addmm_activation), so the [N, ffn_dim] activation is written
+  // once instead of written, read and written again; otherwise forward() then torch::gelu.
+  torch::Tensor forward_gelu(const torch::Tensor& x, bool fused_epilogue);
   // Ties the parts' weights into one buffer if they are not; true when it (re)built it.
   bool tie();
   bool tied() const;

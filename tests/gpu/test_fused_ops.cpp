@@ -195,6 +195,25 @@ TEST(FusedOps, ModelHandsDynamicModesTheirPooledMeans) {
   }
 }
 
+// The FFN's up projection with GELU(tanh) in the cuBLASLt epilogue against GEMM then torch::gelu,
+// at Wan2.1-1.3B's FFN shape (1536 -> 8960) in bf16: both round the output to bf16 once.
+TEST(FusedOps, FfnUpGeluEpilogueMatchesGemmThenGelu) {
+  SKIP_WITHOUT_FUSED();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(7);
+  torch::nn::Linear up(torch::nn::LinearOptions(1536, 8960));
+  up->to(torch::kCUDA, torch::kBFloat16);
+  longshot::model::FusedLinear lin({up});
+  const auto x = torch::randn({2, 1000, 1536}, torch::kCUDA).to(torch::kBFloat16);
+  const auto fused_y = lin.forward_gelu(x, /*fused_epilogue=*/true);
+  const auto ref = torch::gelu(torch::linear(x, up->weight, up->bias), "tanh");
+  ASSERT_EQ(fused_y.sizes(), ref.sizes());
+  EXPECT_EQ(fused_y.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(rel_l2(fused_y, ref), 5e-3);
+  // Without the epilogue it is exactly GEMM then gelu(tanh).
+  EXPECT_TRUE(torch::equal(lin.forward_gelu(x, false), ref));
+}
+
 // The whole model: fused (no autograd) vs the LibTorch chains (autograd on disables fusion).
 TEST(FusedOps, ModelForwardMatchesUnfused) {
   SKIP_WITHOUT_FUSED();

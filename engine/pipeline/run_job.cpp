@@ -19,6 +19,7 @@
 #include "engine/model/conditioning_impl.h"
 #include "engine/model/model_source.h"
 #include "engine/model/weights.h"
+#include "engine/pipeline/job_failure.h"
 #include "engine/pipeline/regime.h"
 #include "engine/sampler/flow_matching.h"
 #include "engine/sampler/sample_loop.h"
@@ -407,6 +408,7 @@ std::shared_ptr<const Video> decode_video(const torch::Tensor& x, const model::R
 void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   const uint64_t id = ctx.job_id;
   int completed = 0;
+  JobProgress progress;  // for the failure message: where an out-of-memory error hit
   try {
     validate_request(request_in);
     ensure_address_space_headroom();  // a low `ulimit -v` is an error, not an OpenBLAS hang (F5)
@@ -422,6 +424,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     if (request.device == "cuda" && !torch::cuda::is_available())
       throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    progress.cuda = use_cuda;
     const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
 
     // The cap is process-wide: every CUDA job sets its own (0 lifts the last one's).
@@ -433,6 +436,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     torch::NoGradGuard no_grad;
 
     const bool use_cfg = std::abs(request.guidance - 1.0) > 1e-9;
+    progress.stage = JobStage::EncodingPrompts;
     const EncodedPrompts prompts = encode_prompts(request, resolved, cache, device, dtype, use_cfg);
     const double encode_ms = now_ms() - t_begin;
     // The motion regime (regime.h): the router reads the prompt's embedding, and the regime's
@@ -446,6 +450,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // Previews decode with the cheap decoder (pixels, or the latents' colour preview); the VAE
     // loads after sampling.
     auto decoder = model::make_decoder(config);
+    progress.stage = JobStage::LoadingModel;
     auto& dit = cached_dit(cache, resolved, request.seed, device, dtype, request.offload);
     // Every job sets it: the cached model keeps the last job's otherwise. fp8 where it cannot run
     // is a ParameterError saying why (no bf16 fallback).
@@ -470,7 +475,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     ctx.publish(started);
 
     auto smp = sampler::make_sampler(request.sampler, request.steps, request.shift, sampler::parse_grid(request.schedule));
+    progress.stage = JobStage::PreparingNoise;
     const auto noise = job_noise(ctx, shape, request.seed, device);
+    progress.stage = JobStage::Denoising;
     JobSteps steps({request, ctx, config, dit, cache, device, dtype, adapter_path, grid, *decoder, completed});
     const sampler::SampleResult sampled = sampler::sample(*smp, noise, steps.hooks(prompts));
     if (sampled.cancelled || (ctx.cancel && ctx.cancel->load())) throw model::Cancelled();
@@ -481,6 +488,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
       throw Error("the denoised video holds NaN or infinite values after " + std::to_string(request.steps) +
                   " steps (damaged weights or an unstable setting); no video made");
     const double t_decode = now_ms();
+    progress.stage = JobStage::Decoding;
     auto video = decode_video(x, resolved, device, request.fps);
     const double decode_ms = now_ms() - t_decode;
     ctx.publish(FramesDecoded{id, video});
@@ -497,7 +505,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
   } catch (const model::Cancelled&) {
     ctx.publish(JobCancelled{id, completed});
   } catch (const std::exception& e) {
-    ctx.publish(JobFailed{id, e.what()});
+    progress.steps_done = completed;
+    ctx.publish(JobFailed{id, job_failure_message(e, request_in, progress)});
   } catch (...) {
     ctx.publish(JobFailed{id, "unknown error"});
   }

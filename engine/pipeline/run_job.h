@@ -52,8 +52,8 @@ struct JobContext {
 };
 
 // Publishes JobStarted, StepFinished per step, FramesDecoded and JobFinished; JobCancelled when
-// ctx.cancel is set (checked before every layer); JobFailed with the message on any exception.
-// Never throws.
+// ctx.cancel is set (checked before every layer); JobFailed with the message on any exception,
+// running out of GPU or host memory in any stage told as such (job_failure.h). Never throws.
 void run_job(const GenerationRequest& request, JobContext& ctx);
 
 // Softmax over the grid (raster order) → at most max_side cells per axis, summing pooled cells.

@@ -40,6 +40,9 @@ const char* kCalibrateUsage =
     "                       sparsity on that regime's proxy) or a number in [0, 1]; a trial below it is\n"
     "                       refused (loss 1e6 + 10000 · shortfall), so the search minimises the error at\n"
     "                       sparsity >= F, and a regime keeps the defaults when no trial beats them\n"
+    "  --schedule-steps S   with --min-sparsity defaults: compare S-step generations' mean sparsity\n"
+    "                       (dense steps count 0): with --param dense_steps=d below the default d0 the\n"
+    "                       floor becomes the defaults' sparsity · (S − d0) / (S − d)\n"
     "  --budget-s T         wall-clock budget for all regimes, shared evenly (default 0 = none)\n"
     "  --search name=lo:hi  a searched parameter and its bounds (repeatable; a bare name takes the\n"
     "                       default bounds); default: the mode's box (dynamicrad: decay, long_factor,\n"
@@ -193,6 +196,8 @@ int run_calibrate(const std::vector<std::string>& args) {
         throw ParameterError("target-sparsity", "must lie in [0, 1], got " + value);
     } else if (flag == "--min-sparsity") {
       parse_sparsity_floor(value, objective);
+    } else if (flag == "--schedule-steps") {
+      objective.schedule_steps = parse_int32("schedule-steps", value, 1, 100000);
     } else if (flag == "--budget-s") {
       options.budget_s = parse_double("budget-s", value);
       if (options.budget_s < 0) throw ParameterError("budget-s", "must be >= 0, got " + value);
@@ -236,7 +241,10 @@ int run_calibrate(const std::vector<std::string>& args) {
     std::snprintf(proxy_text, sizeof proxy_text, "%s × %lld heads × %lld dims", proxy.grid.to_string().c_str(),
                   (long long)proxy.heads, (long long)proxy.head_dim);
   char floor_text[64] = "";
-  if (objective.floor == SparsityFloor::Defaults) std::snprintf(floor_text, sizeof floor_text, ", min sparsity: the defaults'");
+  if (objective.floor == SparsityFloor::Defaults && objective.schedule_steps > 0)
+    std::snprintf(floor_text, sizeof floor_text, ", min sparsity: the defaults' over %d steps", objective.schedule_steps);
+  else if (objective.floor == SparsityFloor::Defaults)
+    std::snprintf(floor_text, sizeof floor_text, ", min sparsity: the defaults'");
   else if (objective.floor == SparsityFloor::Value)
     std::snprintf(floor_text, sizeof floor_text, ", min sparsity %.3f", objective.min_sparsity);
   std::printf("calibrate %s: %zu regime(s) × %d trials, proxy %s, block %lld, target sparsity %.2f%s\nsearch: %s\n",

@@ -261,6 +261,24 @@ SearchBox search_box(const std::string& mode, const std::vector<std::string>& bo
 
 namespace {
 
+// The factor on the defaults' sparsity that makes the floor compare S-step generations (1 without
+// schedule_steps): (S − d₀) / (S − d), d₀ the mode's default dense_steps, d the one the table runs.
+double schedule_scale(const ObjectiveSpec& o) {
+  if (o.schedule_steps == 0) return 1.0;
+  if (o.schedule_steps < 0) throw ParameterError("schedule-steps", "must be positive");
+  if (o.floor != SparsityFloor::Defaults)
+    throw ParameterError("schedule-steps", "goes only with --min-sparsity defaults (it rescales the defaults' sparsity)");
+  const auto& info = attention::find_policy(o.mode);
+  const ParamValues plain = attention::resolve_params(info, {}), used = attention::resolve_params(info, o.fixed);
+  if (!plain.count("dense_steps"))
+    throw ParameterError("schedule-steps", "mode '" + o.mode + "' has no dense_steps parameter to schedule");
+  const double S = o.schedule_steps, d0 = plain.at("dense_steps"), d = used.at("dense_steps");
+  if (!(d < S) || !(d0 < S))
+    throw ParameterError("schedule-steps", "a " + std::to_string(o.schedule_steps) + "-step generation with dense_steps " +
+                                               std::to_string(int(std::max(d, d0))) + " has no sparse step");
+  return (S - d0) / (S - d);
+}
+
 // The search per regime on the tasks `task_of(r)` makes; the time budget is shared: each regime
 // gets what is left divided by the regimes still to run.
 void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
@@ -273,6 +291,7 @@ void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
     throw ParameterError("min-sparsity", "must lie in [0, 1]");
   attention::resolve_params(attention::find_policy(objective.mode), objective.fixed);  // fail before any work
   validate_box(table.box);
+  const double scale = schedule_scale(objective);
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t r = 0; r < regimes.size(); ++r) {
     const ProxyTask task = task_of(r);
@@ -284,7 +303,7 @@ void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
     RegimeResult result;
     result.regime = regimes[r];
     const ProxyScore plain_defaults = task.score(objective, {});
-    result.floor = objective.floor == SparsityFloor::Defaults ? plain_defaults.sparsity
+    result.floor = objective.floor == SparsityFloor::Defaults ? plain_defaults.sparsity * scale
                    : objective.floor == SparsityFloor::Value  ? objective.min_sparsity
                                                               : -1.0;
     result.defaults = task.score(objective, {}, result.floor);
@@ -299,9 +318,16 @@ void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
     // Under a floor the defaults are the incumbent: a trial must beat them strictly to replace them
     // (a trial on the defaults' own mask ties and changes nothing). Without a floor the objective is
     // DynamicRad's and the search's best is kept, as before.
-    if (result.floor >= 0.0 && !(result.best.loss < result.defaults.loss)) {
+    if (result.floor >= 0.0 && !result.defaults.refused && !(result.best.loss < result.defaults.loss)) {
       result.best = result.defaults;
       result.kept_defaults = true;
+    }
+    if (result.best.refused) {
+      std::ostringstream os;
+      os << "regime '" << regimes[r].name << "': no trial reached the sparsity floor " << result.floor << " (best "
+         << result.best.sparsity << " after " << result.search.trace.size()
+         << " trials) and the defaults do not meet it either; lower the floor or widen the search";
+      throw ParameterError("min-sparsity", os.str());
     }
     result.params = result.best.params;
     table.regimes.push_back(std::move(result));
@@ -363,6 +389,7 @@ void write_table(const CalibrationTable& t, const std::string& path) {
   if (t.objective.floor == SparsityFloor::Defaults) j["objective"]["min_sparsity"] = "defaults";
   else if (t.objective.floor == SparsityFloor::Value) j["objective"]["min_sparsity"] = t.objective.min_sparsity;
   if (t.objective.floor != SparsityFloor::None) j["objective"]["refused_loss"] = kRefusedLoss;
+  if (t.objective.schedule_steps > 0) j["objective"]["schedule_steps"] = t.objective.schedule_steps;
   j["optimizer"] = {{"method", "tpe"},           {"trials", t.optimizer.trials},
                     {"startup_trials", t.optimizer.startup_trials}, {"gamma", t.optimizer.gamma},
                     {"candidates", t.optimizer.candidates},         {"seed", t.optimizer.seed},

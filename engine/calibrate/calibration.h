@@ -60,6 +60,11 @@ struct ObjectiveSpec {
   double penalty_weight = 10000.0;
   SparsityFloor floor = SparsityFloor::None;
   double min_sparsity = 0.0;      // the floor when floor == Value, in [0, 1]
+  // With floor == Defaults: 0 compares the masks' sparsity. S > 0 compares the mean sparsity of an
+  // S-step generation (dense steps count as 0, as `longshot generate` reports it): with `fixed`
+  // dense_steps d below the mode's default d₀, floor = defaults' sparsity · (S − d₀) / (S − d), so
+  // the masks may keep more blocks exactly as far as the extra sparse steps pay for.
+  int schedule_steps = 0;
 };
 
 // "defaults" or a number in [0, 1] (the --min-sparsity flag); ParameterError("min-sparsity") else.
@@ -123,8 +128,9 @@ struct RegimeResult {
   ProxyScore defaults;            // the mode's defaults (with the fixed overrides) on the same proxy
   SearchResult search;
   double floor = -1.0;            // the resolved sparsity floor (< 0: none)
-  // With a floor the defaults are a feasible point: when no trial has a lower loss than theirs
-  // the regime keeps the defaults (params = defaults), so the table is never worse than them.
+  // With a floor the defaults (with `fixed`) are the incumbent when they meet it: when no trial has
+  // a lower loss than theirs the regime keeps them (params = defaults), so the table is never worse
+  // than them on the proxy. When neither they nor any trial meet it, calibrate() throws.
   bool kept_defaults = false;
 };
 

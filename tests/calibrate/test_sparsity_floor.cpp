@@ -162,3 +162,59 @@ TEST(SparsityFloor, ATableWithoutAFloorSaysNothingOfIt) {
   EXPECT_FALSE(j["regimes"]["static"]["trace"][0].contains("refused"));
   std::filesystem::remove(path);
 }
+
+// --schedule-steps: the floor compares S-step generations' mean sparsity. One dense step fewer
+// (11 of 20 instead of dynamicrad's 12) leaves 9 sparse steps instead of 8, so the masks may go down
+// to 8/9 of the defaults' sparsity; the search must use that room (lower error than the defaults,
+// sparser than the rescaled floor, less sparse than the defaults' mask).
+TEST(SparsityFloor, ScheduleStepsRescaleTheDefaultsFloorByTheSparseSteps) {
+  ObjectiveSpec o;
+  o.mode = "dynamicrad";
+  o.target_sparsity = 0.0;
+  o.fixed["dense_steps"] = 11;
+  o.schedule_steps = 20;
+  parse_sparsity_floor("defaults", o);
+  const auto t = run(o, "fast", 14);
+  const auto& r = t.regimes.at(0);
+  const double mode_floor = 1.0 - (4.0 * 24 - 4) / (24.0 * 24);
+  EXPECT_NEAR(r.defaults.sparsity, mode_floor, 1e-9);
+  EXPECT_NEAR(r.floor, mode_floor * 8.0 / 9.0, 1e-12);
+  std::printf("fast, floor %.4f over 20 steps: best nmse %.5f sparsity %.4f (defaults %.5f, %.4f)\n", r.floor,
+              r.best.nmse, r.best.sparsity, r.defaults.nmse, r.defaults.sparsity);
+  EXPECT_FALSE(r.kept_defaults);
+  EXPECT_GE(r.best.sparsity, r.floor - 1e-12);
+  EXPECT_LT(r.best.sparsity, r.defaults.sparsity);
+  EXPECT_LT(r.best.nmse, r.defaults.nmse);
+  EXPECT_EQ(r.params.at("dense_steps"), 11.0);  // the table runs the schedule the floor assumed
+
+  const std::string path = (std::filesystem::temp_directory_path() / "longshot_calib_sched.json").string();
+  write_table(t, path);
+  std::ifstream in(path);
+  EXPECT_EQ(nlohmann::json::parse(in)["objective"]["schedule_steps"], 20);
+  std::filesystem::remove(path);
+}
+
+TEST(SparsityFloor, ScheduleStepsRefuseWhatCannotWork) {
+  auto refusal = [](ObjectiveSpec o) {
+    o.mode = "dynamicrad";
+    try {
+      run(o, "fast", 2);
+    } catch (const ParameterError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ObjectiveSpec o;
+  o.schedule_steps = 20;
+  EXPECT_NE(refusal(o).find("schedule-steps"), std::string::npos) << refusal(o);  // no floor
+  parse_sparsity_floor("0.8", o);
+  EXPECT_NE(refusal(o).find("schedule-steps"), std::string::npos) << refusal(o);  // a fixed floor
+  parse_sparsity_floor("defaults", o);
+  o.schedule_steps = 12;  // dynamicrad's 12 dense steps: no sparse step left
+  EXPECT_NE(refusal(o).find("no sparse step"), std::string::npos) << refusal(o);
+  // More dense steps than the default: the floor (84 % · 8/7 = 96 %) is above anything the mode
+  // can build, the defaults with 13 dense steps do not meet it either: a clear error, not a table.
+  o.schedule_steps = 20;
+  o.fixed["dense_steps"] = 13;
+  EXPECT_NE(refusal(o).find("no trial reached the sparsity floor"), std::string::npos) << refusal(o);
+}

@@ -7,7 +7,6 @@
 #include <sys/resource.h>
 
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <new>
 
@@ -181,7 +180,6 @@ TEST(JobOom, RealHostOutOfMemoryFailsTheJobAndTheWorkerRunsTheNext) {
   EXPECT_EQ(message.rfind("out of memory during noise preparation at 8192x8192, 4096 frames: ", 0), 0u) << message;
   EXPECT_NE(message.find("try a smaller --size or --frames"), std::string::npos) << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;  // no backtrace
-  std::printf("job 1: %s\n", message.c_str());
 
   g.submit(small);
   until_end(second);

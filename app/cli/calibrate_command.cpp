@@ -149,10 +149,12 @@ calibrate::CalibrationTable calibrate_on_model(const calibrate::ObjectiveSpec& o
                                               const pipeline::CaptureSpec& capture, int64_t block,
                                               const calibrate::SearchBox& box, const calibrate::TpeOptions& options,
                                               const calibrate::CalibrationProgress& progress) {
-  const auto proxies = pipeline::capture_regime_proxies(capture, regimes, [](const std::string& regime, const std::string& prompt) {
+  auto proxies = pipeline::capture_regime_proxies(capture, regimes, [](const std::string& regime, const std::string& prompt) {
     std::printf("  capturing %-6s %s\n", regime.c_str(), prompt.c_str());
     std::fflush(stdout);
   });
+  // Prompts are stacked outermost (qkv_capture.h): each is scored with its own mask.
+  for (auto& p : proxies) p.groups = capture.prompts_per_regime;
   const auto& q = proxies.front().qkv.q;
   std::printf("captured %s tokens × %lld heads × %lld dims per regime\n", proxies.front().grid.to_string().c_str(),
               (long long)q.size(1), (long long)q.size(3));

@@ -135,8 +135,9 @@ attention::QKV make_drift_qkv(const ProxySpec& spec, double drift) {
 
 ProxyTask::ProxyTask(const ProxySpec& spec, const Regime& regime) : regime_(regime) {
   if (spec.block_size <= 0) throw ParameterError("block", "must be positive, got " + std::to_string(spec.block_size));
-  inputs_.grid = spec.grid;
-  inputs_.raster = make_drift_qkv(spec, regime.drift);
+  inputs_.resize(1);
+  inputs_[0].grid = spec.grid;
+  inputs_[0].raster = make_drift_qkv(spec, regime.drift);
   prepare(spec.block_size);
 }
 
@@ -150,14 +151,23 @@ ProxyTask::ProxyTask(const CapturedProxy& captured, int64_t block_size) : regime
   if (q.size(2) != captured.grid.size())
     throw ShapeError("captured proxy '" + captured.regime.name + "': " + std::to_string(q.size(2)) + " tokens, grid " +
                      captured.grid.to_string() + " holds " + std::to_string(captured.grid.size()));
-  inputs_.grid = captured.grid;
-  auto f32 = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kFloat).contiguous(); };
-  inputs_.raster = attention::QKV{f32(captured.qkv.q), f32(captured.qkv.k), f32(captured.qkv.v)};
+  const int64_t G = captured.groups, H = q.size(1);
+  if (G < 1 || H % G != 0)
+    throw ShapeError("captured proxy '" + captured.regime.name + "': " + std::to_string(H) + " heads do not split into " +
+                     std::to_string(G) + " groups");
+  auto f32 = [&](const torch::Tensor& t, int64_t g) {
+    return t.narrow(1, g * (H / G), H / G).to(torch::kCPU, torch::kFloat).contiguous();
+  };
+  inputs_.resize(static_cast<size_t>(G));
+  for (int64_t g = 0; g < G; ++g) {
+    inputs_[g].grid = captured.grid;
+    inputs_[g].raster =
+        attention::QKV{f32(captured.qkv.q, g), f32(captured.qkv.k, g), f32(captured.qkv.v, g)};
+  }
   prepare(block_size);
 }
 
 void ProxyTask::prepare(int64_t block_size) {
-  inputs_.dense_out = attention::dense_attention_reference(inputs_.raster.q, inputs_.raster.k, inputs_.raster.v);
   setup_.block_size = block_size;
   // The last of many steps and layers: past every mode's dense warm-up (dynamicrad: 12 steps, 1 layer).
   setup_.num_steps = 1000;
@@ -165,10 +175,14 @@ void ProxyTask::prepare(int64_t block_size) {
   setup_.num_layers = 1000;
   setup_.layer = 999;
   setup_.recall_query_stride = 16;  // recall is not part of the loss: keep its cost small
-  const auto d = inputs_.dense_out.to(torch::kFloat64);
-  const double mean_sq = d.pow(2).mean().item<double>();
-  const double var = d.var(/*unbiased=*/false).item<double>();
-  nmse_scale_ = mean_sq / std::max(var, 1e-12);
+  nmse_scale_.clear();
+  for (auto& in : inputs_) {
+    in.dense_out = attention::dense_attention_reference(in.raster.q, in.raster.k, in.raster.v);
+    const auto d = in.dense_out.to(torch::kFloat64);
+    const double mean_sq = d.pow(2).mean().item<double>();
+    const double var = d.var(/*unbiased=*/false).item<double>();
+    nmse_scale_.push_back(mean_sq / std::max(var, 1e-12));
+  }
 }
 
 void parse_sparsity_floor(const std::string& text, ObjectiveSpec& objective) {
@@ -206,9 +220,17 @@ ProxyScore objective_loss(const ObjectiveSpec& objective, double nmse, double sp
 ProxyScore ProxyTask::score(const ObjectiveSpec& objective, const ParamValues& params, double floor) const {
   ParamValues overrides = objective.fixed;
   for (const auto& [k, v] : params) overrides[k] = v;
-  const auto ev = attention::evaluate_mode(objective.mode, overrides, inputs_, setup_);
-  ProxyScore s = objective_loss(objective, ev.rel_l2 * ev.rel_l2 * nmse_scale_, ev.token_sparsity, floor);
-  s.params = ev.params;
+  double nmse = 0.0, sparsity = 0.0;
+  ParamValues resolved;
+  for (size_t g = 0; g < inputs_.size(); ++g) {
+    const auto ev = attention::evaluate_mode(objective.mode, overrides, inputs_[g], setup_);
+    nmse += ev.rel_l2 * ev.rel_l2 * nmse_scale_[g];
+    sparsity += ev.token_sparsity;
+    resolved = ev.params;
+  }
+  const double n = static_cast<double>(inputs_.size());
+  ProxyScore s = objective_loss(objective, nmse / n, sparsity / n, floor);
+  s.params = resolved;
   return s;
 }
 

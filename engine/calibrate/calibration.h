@@ -89,6 +89,10 @@ struct CapturedProxy {
   attention::QKV qkv;        // [1, H, N, D] fp32 CPU, raster order
   attention::TokenGrid grid;
   std::string source;        // what it was captured from (model, prompts, step, layers), for the table
+  // Independent samples (prompts) stacked along the heads, each H/groups heads: each is scored
+  // with its own mask and the NMSE and sparsity are their means. A mode that builds its mask from
+  // the first heads (dynamicrad: score_heads) must not give one prompt another prompt's mask.
+  int64_t groups = 1;
 };
 
 // One regime's proxy inputs, their dense output and the mask setup (a late step and layer, so
@@ -105,9 +109,9 @@ class ProxyTask {
 
  private:
   Regime regime_;
-  attention::EvalInputs inputs_;
+  std::vector<attention::EvalInputs> inputs_;  // one per group (CapturedProxy::groups)
   attention::EvalSetup setup_;
-  double nmse_scale_ = 1.0;  // mean(dense²) / var(dense): turns rel_l2² into NMSE
+  std::vector<double> nmse_scale_;  // per group, mean(dense²) / var(dense): turns rel_l2² into NMSE
   void prepare(int64_t block_size);
 };
 

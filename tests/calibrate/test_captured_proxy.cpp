@@ -89,3 +89,28 @@ TEST(CapturedProxy, TableSaysModelAndWhereEachRegimeCameFrom) {
   const auto back = read_table(path);
   EXPECT_EQ(back.regimes.size(), 2u);
 }
+
+// Prompts stacked along the heads (groups): each is scored with its own mask, and the figures are
+// the means over prompts. dynamicrad builds its mask from the first score_heads heads, so scoring
+// the stack as one (groups = 1) would give the second prompt the first one's mask.
+TEST(CapturedProxy, EachStackedPromptIsScoredWithItsOwnMask) {
+  ObjectiveSpec o;
+  o.mode = "dynamicrad";
+  const attention::ParamValues params{{"decay", 0.5},           {"threshold_far", 4.0},  {"threshold_near", 4.0},
+                                      {"col_density_threshold", 0.05}, {"mask_threshold", 0.4}};
+  const auto slow = captured_from_drift("slow", 0.15), fast = captured_from_drift("fast", 0.4);
+  const auto a = ProxyTask(slow, 16).score(o, params), b = ProxyTask(fast, 16).score(o, params);
+  std::printf("slow %.4f fast %.4f\n", a.sparsity, b.sparsity);
+  ASSERT_NE(a.sparsity, b.sparsity);  // the two prompts do get different masks
+  CapturedProxy both = slow;
+  both.qkv = attention::QKV{torch::cat({slow.qkv.q, fast.qkv.q}, 1), torch::cat({slow.qkv.k, fast.qkv.k}, 1),
+                            torch::cat({slow.qkv.v, fast.qkv.v}, 1)};
+  both.groups = 2;
+  const auto g = ProxyTask(both, 16).score(o, params);
+  EXPECT_NEAR(g.sparsity, 0.5 * (a.sparsity + b.sparsity), 1e-12);
+  EXPECT_NEAR(g.nmse, 0.5 * (a.nmse + b.nmse), 1e-9);
+  both.groups = 1;  // one mask from the first prompt's heads for both
+  EXPECT_NEAR(ProxyTask(both, 16).score(o, params).sparsity, a.sparsity, 1e-12);
+  both.groups = 3;  // 4 heads do not split into 3 prompts
+  EXPECT_THROW(ProxyTask(both, 16), ShapeError);
+}

@@ -10,6 +10,8 @@
 #                              [--calibration TABLE.json] (default: the model's shipped table)
 #                              [--block B] (mask block, default 128; the shipped table was tuned at
 #                              32 px with block 32 = 2 blocks per frame, as 64 px with block 128)
+#                              [--report-only] (remake runs.tsv / regimes.md from $OUT/runs, no generation)
+# PSNR: ffmpeg if installed, else python3 tools/psnr_frames.py (the same figure).
 # GPU machine (lead): tools/eval_regimes.sh --bin build/cuda/app/longshot --out "$OUT" --jobs 8
 set -euo pipefail
 
@@ -25,6 +27,7 @@ DEVICE=auto
 CALIBRATION=
 BLOCK=128
 TRAIN_FRAMES=32
+REPORT_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN=$2; shift 2 ;;
@@ -38,14 +41,23 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --calibration) CALIBRATION=$(realpath "$2"); shift 2 ;;
     --block) BLOCK=$2; shift 2 ;;
+    --report-only) REPORT_ONLY=1; shift ;;
     *) echo "eval_regimes.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-command -v ffmpeg >/dev/null || { echo "eval_regimes.sh: needs ffmpeg for the PSNR" >&2; exit 2; }
+# PSNR: ffmpeg's psnr filter when ffmpeg is installed, else tools/psnr_frames.py (the same figure,
+# checked equal to 6 decimals on these PNGs; the GPU machine has python3 + torchvision, maybe no ffmpeg).
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# PSNR_TOOL=ffmpeg|python3 in the environment forces one.
+if [ -n "${PSNR_TOOL:-}" ]; then :
+elif command -v ffmpeg >/dev/null; then PSNR_TOOL=ffmpeg
+elif command -v python3 >/dev/null; then PSNR_TOOL=python3
+else echo "eval_regimes.sh: needs ffmpeg or python3 for the PSNR" >&2; exit 2; fi
+case "$PSNR_TOOL" in ffmpeg|python3) ;; *) echo "eval_regimes.sh: PSNR_TOOL must be ffmpeg or python3, got '$PSNR_TOOL'" >&2; exit 2 ;; esac
 [ -x "$BIN" ] || { echo "eval_regimes.sh: no longshot binary at '$BIN' (--bin)" >&2; exit 2; }
 mkdir -p "$OUT/runs"
 # The router's held-out captions (pipeline::train_world_router trains on seed 0, holds out 0x51f15e).
-"$BIN" calibrate --world-prompts "$PER" --seed 5370206 > "$OUT/prompts.tsv"
+[ "$REPORT_ONLY" = 1 ] || "$BIN" calibrate --world-prompts "$PER" --seed 5370206 > "$OUT/prompts.tsv"
 
 # One generation: id, horizon, setting → PNG frames + its summary.
 run_one() {
@@ -72,13 +84,21 @@ while IFS=$'\t' read -r regime prompt; do
   done
   i=$((i + 1))
 done < "$OUT/prompts.tsv"
-START=$(date +%s)
-xargs -0 -n 4 -P "$JOBS" bash -c 'run_one "$@"' _ < "$OUT/jobs.txt"
-echo "generated in $(( $(date +%s) - START )) s" >&2
+if [ "$REPORT_ONLY" = 0 ]; then
+  START=$(date +%s)
+  # A failed generation is named (FAILED …) but does not stop the others or the report: its row
+  # gets empty figures, and --report-only remakes the tables once it has been rerun.
+  xargs -0 -n 4 -P "$JOBS" bash -c 'run_one "$@"' _ < "$OUT/jobs.txt" || echo "eval_regimes.sh: some generations failed (FAILED lines above)" >&2
+  echo "generated in $(( $(date +%s) - START )) s" >&2
+fi
 
 psnr() {  # dense dir, other dir → PSNR of the global MSE
-  ffmpeg -nostdin -hide_banner -nostats -i "$1/frame_%05d.png" -i "$2/frame_%05d.png" -lavfi psnr -f null - 2>&1 |
-    sed -n 's/.*average:\([0-9.inf]*\).*/\1/p' | tail -1
+  if [ "$PSNR_TOOL" = ffmpeg ]; then
+    ffmpeg -nostdin -hide_banner -nostats -i "$1/frame_%05d.png" -i "$2/frame_%05d.png" -lavfi psnr -f null - 2>&1 |
+      sed -n 's/.*average:\([0-9.inf]*\).*/\1/p' | tail -1
+  else
+    python3 "$HERE/psnr_frames.py" "$1" "$2"
+  fi
 }
 sparsity() { sed -n 's/^mean sparsity *\([0-9.]*\)%.*/\1/p' "$1.summary"; }
 regime_of() { sed -n 's/^regime *\([a-z]*\) (auto.*/\1/p' "$1.summary"; }
@@ -98,7 +118,8 @@ while IFS=$'\t' read -r regime prompt; do
 done < "$OUT/prompts.tsv"
 
 # Means per regime, horizon and setting; router accuracy on these prompts.
-awk -F'\t' 'NR > 1 {
+awk -F'\t' -v tool="$PSNR_TOOL" 'NR > 1 {
+    if ($5 == "" || $6 == "") { missing++; next }  # a failed or missing generation: not averaged
     k = $1 "\t" $3 "\t" $4; n[k]++; p[k] += ($5 == "inf" ? 100 : $5); sp[k] += $6
     if ($4 == "routed") { tot[$1]++; ok[$1] += ($7 == $1) }
   }
@@ -109,5 +130,6 @@ awk -F'\t' 'NR > 1 {
     close("sort")
     print ""
     for (r in tot) printf "router on these prompts, %s: %d of %d routed to %s\n", r, ok[r], tot[r], r
+    printf "PSNR by %s%s\n", tool, (missing ? sprintf("; %d runs without figures left out (see runs.tsv)", missing) : "")
   }' "$OUT/runs.tsv" > "$OUT/regimes.md"
 cat "$OUT/regimes.md"

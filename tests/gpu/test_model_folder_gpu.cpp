@@ -16,14 +16,12 @@
 
 using namespace longshot;
 
-// DISABLED until rerun on the GPU: run_job on CUDA with the tiny fixture folder ended the test
-// binary with SIGSEGV on an H100 (torch 2.11). Diagnosed 2026-12-06 with cuda-gdb: a jump through
-// a null pointer from the error_code overload of std::filesystem::remove_all as exported by pip
-// LibTorch's libtorch.so, which our call bound to (the same crash ended OffloadGpu.Fp8Block...,
-// which also uses TempDir). Since 990935a nothing calls it (longshot::remove_tree, and a test
-// keeps it out); this test has not run on a GPU since. Run it alone with
-//   test_gpu --gtest_also_run_disabled_tests --gtest_filter='ModelFolderGpu.*'
-TEST(ModelFolderGpu, DISABLED_PeakMemoryAndFramesNearDiffusers) {
+// run_job on CUDA with the tiny fixture folder once ended the test binary with SIGSEGV (torch 2.11):
+// our std::filesystem::remove_all calls bound to the copy pip LibTorch's libtorch.so exports, which
+// jumped through a null pointer (cuda-gdb, 2026-12-06). Since 990935a nothing calls it
+// (longshot::remove_tree; io/RemoveTree.NoStdRemoveAllInTheSources keeps it out); this test passed
+// again on an H200 on 2026-12-06 (47.9 dB, peak 36 MiB).
+TEST(ModelFolderGpu, PeakMemoryAndFramesNearDiffusers) {
   SKIP_WITHOUT_GPU();
   const std::string folder = std::string(LONGSHOT_SOURCE_DIR) + "/tests/fixtures/wan_pipeline_tiny";
   if (!std::filesystem::exists(folder + "/io.safetensors")) GTEST_SKIP() << "fixture " << folder << " not present";

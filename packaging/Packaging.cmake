@@ -61,6 +61,7 @@ if(LONGSHOT_BUILD_TESTS AND LONGSHOT_BUILD_STUDIO)
   if(LONGSHOT_DPKG_DEB)
     add_test(NAME packaging/DebInstall
       COMMAND "${CMAKE_COMMAND}" -DBUILD_DIR=${CMAKE_BINARY_DIR} -DDPKG_DEB=${LONGSHOT_DPKG_DEB}
+              "-DTEST_CLI=$<$<TARGET_EXISTS:test_cli>:$<TARGET_FILE:test_cli>>"
               -P "${CMAKE_CURRENT_LIST_DIR}/check_deb.cmake")
     set_tests_properties(packaging/DebInstall PROPERTIES LABELS "packaging" TIMEOUT 900)
   endif()

@@ -1,6 +1,8 @@
 # packaging/DebInstall: builds the .deb with CPack in BUILD_DIR, unpacks it into a temporary root
 # with dpkg-deb, and checks what a user gets: both programs on PATH, the desktop entry, the icon,
-# the built-in model's weights in share/longshot (cli/Installed.* generates from an install).
+# the built-in model's weights in share/longshot; then, with TEST_CLI given, the installed longshot
+# generates the built-in model's clip from that root, source tree out of reach, and the clip shows
+# its prompt (test_cli's InstalledDeb.* case, which skips unless LONGSHOT_DEB_ROOT is set).
 set(_work "${BUILD_DIR}/deb-check")
 file(REMOVE_RECURSE "${_work}")
 file(MAKE_DIRECTORY "${_work}/root")
@@ -36,3 +38,15 @@ if(NOT _rc EQUAL 0 OR NOT _out MATCHES "usage: longshot-studio")
   message(FATAL_ERROR "the installed longshot-studio --help failed (${_rc}): ${_out}")
 endif()
 message(STATUS "the .deb installs into a temporary root with longshot, longshot-studio, desktop entry and icon")
+if(NOT TEST_CLI)
+  message(FATAL_ERROR "TEST_CLI (the test_cli binary) not given: the .deb's generation check cannot run")
+endif()
+execute_process(COMMAND "${CMAKE_COMMAND}" -E env "LONGSHOT_DEB_ROOT=${_work}/root" "${TEST_CLI}"
+                        "--gtest_filter=InstalledDeb.*"
+                RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+if(NOT _rc EQUAL 0 OR NOT _out MATCHES "\\[  PASSED  \\] 1 test" OR _out MATCHES "SKIPPED")
+  message(FATAL_ERROR "the unpacked .deb did not generate the built-in model's clip (${_rc}):\n${_out}\n${_err}")
+endif()
+string(REGEX MATCH "installed \\.deb: adherence[^\n]*" _adh "${_out}")
+message(STATUS "the unpacked .deb generates from its own share/longshot: ${_adh}")
+

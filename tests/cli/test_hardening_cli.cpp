@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -442,16 +443,11 @@ TEST(HardeningCli, DiskFullMidPngSetLeavesNoFrames) {
   expect_clean_failure(full.generate(outputs, budget), "'" + full.in("png/frame_00002.png") + "'", full);
 }
 
-// The installed CLI (cmake --install --component cli into a temporary prefix) generates the
-// built-in model's video from <prefix>/share/longshot with the source tree out of reach (its
-// fallback off, cwd and HOME elsewhere), and the video shows the prompt: not noise.
-TEST(Installed, GeneratesTheBuiltinModelFromThePrefix) {
-  if (!fs::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
-  TempDir d;
-  const auto prefix = d.file("prefix");
-  const std::string install = "cmake --install " + quote(LONGSHOT_BUILD_DIR) + " --prefix " + quote(prefix) +
-                              " --component cli >" + quote(d.file("install.log")) + " 2>&1";
-  ASSERT_EQ(std::system(install.c_str()), 0) << slurp(d.file("install.log"));
+// An installed CLI under `prefix` (bin/longshot, share/longshot) generates the built-in model's
+// video with the source tree out of reach (its fallback off, cwd and HOME elsewhere), and the video
+// shows the prompt: not noise. Then the same install without its weights: an error naming the
+// prefix's folder, no file. (Removes the weights from `prefix`.)
+static void expect_install_generates(const std::string& prefix, TempDir& d, const char* what) {
   ASSERT_TRUE(fs::exists(prefix + "/share/longshot/longshot-builtin.safetensors"));
   ASSERT_TRUE(fs::exists(prefix + "/share/longshot/longshot-builtin-text.safetensors"));
   fs::create_directories(d.file("home"));
@@ -467,11 +463,10 @@ TEST(Installed, GeneratesTheBuiltinModelFromThePrefix) {
   Video video;
   io::read_mp4(d.file("work/clip.mp4"), &video);
   const auto a = eval::prompt_adherence(video, prompt);
-  std::printf("installed: adherence %.1f%% (presence %.0f%%, size %.0f%%)\n", 100 * a.accuracy, 100 * a.presence,
+  std::printf("%s: adherence %.1f%% (presence %.0f%%, size %.0f%%)\n", what, 100 * a.accuracy, 100 * a.presence,
               100 * a.size);
   EXPECT_GE(a.presence, 0.8);
   EXPECT_GE(a.accuracy, 0.5);
-  // The same install without its weights: an error naming the prefix's folder, no file.
   fs::remove(prefix + "/share/longshot/longshot-builtin.safetensors");
   fs::remove(d.file("work/clip.mp4"));
   const auto missing = run({"generate", "--prompt", prompt, "--steps", "1", "--out", "clip.mp4"}, d.path.string(), env,
@@ -479,4 +474,27 @@ TEST(Installed, GeneratesTheBuiltinModelFromThePrefix) {
   EXPECT_EQ(missing.rc, 1) << missing.err;
   EXPECT_NE(missing.err.find(prefix + "/share/longshot"), std::string::npos) << missing.err;
   EXPECT_FALSE(fs::exists(d.file("work/clip.mp4")));
+}
+
+// cmake --install --component cli into a temporary prefix.
+TEST(Installed, GeneratesTheBuiltinModelFromThePrefix) {
+  if (!fs::exists(model::builtin_weights_path())) GTEST_SKIP() << "no shipped weights";
+  TempDir d;
+  const auto prefix = d.file("prefix");
+  const std::string install = "cmake --install " + quote(LONGSHOT_BUILD_DIR) + " --prefix " + quote(prefix) +
+                              " --component cli >" + quote(d.file("install.log")) + " 2>&1";
+  ASSERT_EQ(std::system(install.c_str()), 0) << slurp(d.file("install.log"));
+  expect_install_generates(prefix, d, "installed");
+}
+
+// The .deb itself: packaging/DebInstall (packaging/check_deb.cmake) builds it with CPack, unpacks it
+// with dpkg-deb into a temporary root and, last, runs this case with LONGSHOT_DEB_ROOT set to that
+// root (failing unless it passes; the case removes the weights at its end); in the plain test run,
+// without the variable, it skips.
+TEST(InstalledDeb, GeneratesTheBuiltinModelFromTheUnpackedPackage) {
+  const char* root = std::getenv("LONGSHOT_DEB_ROOT");
+  if (!root || !*root) GTEST_SKIP() << "run by packaging/DebInstall with LONGSHOT_DEB_ROOT";
+  ASSERT_TRUE(fs::exists(std::string(root) + "/usr/bin/longshot")) << root;
+  TempDir d;
+  expect_install_generates(std::string(root) + "/usr", d, "installed .deb");
 }

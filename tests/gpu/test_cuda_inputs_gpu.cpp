@@ -60,7 +60,7 @@ TEST(CudaInputsGpu, BuiltinModelGeneratesWithInspectionOnTheGpu) {
   r.width = r.height = 32;
   r.steps = 3;
   r.attention.mode = "radial";
-  r.attention.block_size = 32;
+  r.attention.block_size = 64;  // a block size the CUDA kernels take (64 or 128)
   r.previews = true;
   r.measure_recall = true;
   pipeline::Generator g;

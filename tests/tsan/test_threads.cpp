@@ -171,15 +171,18 @@ TEST(GeneratorThreads, SubmitFromSeveralThreadsRunsEveryJobOnceInOrder) {
   Generator g;
   constexpr int kThreads = 3, kEach = 4, kSteps = 3;
   std::vector<std::vector<uint64_t>> ids(kThreads);
+  std::atomic<bool> stop{false};
+  std::thread poller([&] {  // busy() from another thread while jobs are queued, taken and run
+    while (!stop.load()) (void)g.busy();
+  });
   std::vector<std::thread> submitters;
   for (int t = 0; t < kThreads; ++t)
     submitters.emplace_back([&g, &ids, t] {
-      for (int i = 0; i < kEach; ++i) ids[t].push_back(g.submit(request(kSteps)));
+      for (int i = 0; i < kEach; ++i) {
+        ids[t].push_back(g.submit(request(kSteps)));
+        (void)g.busy();  // the studio asks right after Generate
+      }
     });
-  std::atomic<bool> stop{false};
-  std::thread poller([&] {  // busy() from another thread while jobs run
-    while (!stop.load()) (void)g.busy();
-  });
   for (auto& t : submitters) t.join();
   const auto events = collect_until(g.events(), [](const std::vector<Event>& seen) {
     return count_of<pipeline::JobFinished>(seen) == static_cast<size_t>(kThreads * kEach);

@@ -385,10 +385,15 @@ TEST(BlockMaskThreads, DeferredColumnsAreFetchedOnceWhoeverReadsFirst) {
     const attention::BlockMaskPtr shared = mask;
     std::vector<int> same(4, 0);
     std::vector<std::thread> readers;
+    std::atomic<int> ready{0};
     for (int t = 0; t < 4; ++t)
-      readers.emplace_back([&shared, &expected, &same, t] {
+      readers.emplace_back([&shared, &expected, &same, &ready, t] {
+        // All four reach cols() together: nothing but DeferredColumns' own lock orders them.
+        ++ready;
+        while (ready.load() < 4) std::this_thread::yield();
+        const bool first = shared->cols() == expected;
         const attention::BlockMask copy = *shared;  // a copy shares the fetch
-        same[t] = shared->cols() == expected && copy.cols() == expected;
+        same[t] = first && copy.cols() == expected;
       });
     for (auto& t : readers) t.join();
     EXPECT_EQ(fetches.load(), 1) << "round " << round;

@@ -161,6 +161,30 @@ calibrate::CalibrationTable calibrate_on_model(const calibrate::ObjectiveSpec& o
   return calibrate::calibrate(objective, proxies, block, box, options, progress);
 }
 
+// Per regime: the best and the defaults' figures, the floor's refusals, the searched parameters.
+void print_results(const calibrate::CalibrationTable& table, const calibrate::SearchBox& box) {
+  for (const auto& r : table.regimes) {
+    std::printf("%-6s drift %.2f: best loss %.3f (nmse %.5f, sparsity %.1f%%) after %zu trials in %.1f s%s; "
+                "defaults: loss %.3f (nmse %.5f, sparsity %.1f%%)\n",
+                r.regime.name.c_str(), r.regime.drift, r.best.loss, r.best.nmse, 100.0 * r.best.sparsity,
+                r.search.trace.size(), r.search.seconds, r.search.stopped_by_budget ? " (time budget)" : "",
+                r.defaults.loss, r.defaults.nmse, 100.0 * r.defaults.sparsity);
+    std::string p;
+    for (const auto& d : box) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, " %s=%g", d.name.c_str(), r.params.at(d.name));
+      p += buf;
+    }
+    if (r.floor >= 0.0) {
+      int refused = 0;
+      for (const auto& t : r.search.trace) refused += t.outcome.metrics.at("refused") != 0.0;
+      std::printf("        floor %.2f%%: %d of %zu trials refused%s\n", 100.0 * r.floor, refused, r.search.trace.size(),
+                  r.kept_defaults ? "; no trial beat the defaults, the regime keeps them" : "");
+    }
+    std::printf("        params:%s\n", p.c_str());
+  }
+}
+
 int run_calibrate(const std::vector<std::string>& args) {
   using namespace longshot::calibrate;
   if (has_flag(args, "--help") || has_flag(args, "-h")) {
@@ -265,26 +289,7 @@ int run_calibrate(const std::vector<std::string>& args) {
       model_proxy ? calibrate_on_model(objective, regimes, capture, proxy.block_size, box, options, progress)
                   : calibrate::calibrate(objective, regimes, proxy, box, options, progress);
   std::printf("\n");
-  for (const auto& r : table.regimes) {
-    std::printf("%-6s drift %.2f: best loss %.3f (nmse %.5f, sparsity %.1f%%) after %zu trials in %.1f s%s; "
-                "defaults: loss %.3f (nmse %.5f, sparsity %.1f%%)\n",
-                r.regime.name.c_str(), r.regime.drift, r.best.loss, r.best.nmse, 100.0 * r.best.sparsity,
-                r.search.trace.size(), r.search.seconds, r.search.stopped_by_budget ? " (time budget)" : "",
-                r.defaults.loss, r.defaults.nmse, 100.0 * r.defaults.sparsity);
-    std::string p;
-    for (const auto& d : box) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, " %s=%g", d.name.c_str(), r.params.at(d.name));
-      p += buf;
-    }
-    if (r.floor >= 0.0) {
-      int refused = 0;
-      for (const auto& t : r.search.trace) refused += t.outcome.metrics.at("refused") != 0.0;
-      std::printf("        floor %.2f%%: %d of %zu trials refused%s\n", 100.0 * r.floor, refused, r.search.trace.size(),
-                  r.kept_defaults ? "; no trial beat the defaults, the regime keeps them" : "");
-    }
-    std::printf("        params:%s\n", p.c_str());
-  }
+  print_results(table, box);
   write_table(table, out_path);
   std::printf("wrote %s\n", out_path.c_str());
   return 0;

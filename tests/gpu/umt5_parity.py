@@ -9,7 +9,7 @@ build/cuda). Not run by CI. Steps:
   2. References on the GPU: fp32 (TF32 off) and transformers' own bf16, on token ids [2, 512]:
      row 0 all 512 real tokens, row 1 77 tokens + padding (EOS = 1 last, pad 0).
   3. Saved as the diffusers text_encoder/ layout: bf16 shards + model.safetensors.index.json.
-     With --extra (default on): the first 2 layers at full width also as Wan's .pth (torch.save,
+     Unless --no-extra: the first --extra-layers layers (default 2; 24 = full depth) at full width also as Wan's .pth (torch.save,
      wan/modules/t5.py names) and as a ComfyUI scaled-fp8 file (e4m3fn bits + scale_weight).
   4. `longshot encode-text --ids` on the same ids: GPU bf16 (load time, encode time, peak GPU
      memory), CPU fp32 with all cores (parity), one prompt on 2 CPU cores (taskset, time only).
@@ -64,6 +64,8 @@ def parse_args():
     ap.add_argument("--layers", type=int, default=24)
     ap.add_argument("--work", default="/tmp/umt5_parity")
     ap.add_argument("--no-extra", action="store_true", help="skip the .pth and fp8 layouts")
+    ap.add_argument("--extra-layers", type=int, default=2,
+                    help="layers of the .pth / fp8 layout checks (full width; default 2 for time, 24 = full depth)")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU runs")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--budget", type=float, default=float(os.environ.get("UMT5_BUDGET_S", 200)),
@@ -117,14 +119,24 @@ def make_ids(work):
     return ids, mask
 
 
+def extra_n(a):
+    """Layers of the extra layout checks: --extra-layers, at most the model's."""
+    return max(1, min(a.extra_layers, a.layers))
+
+
+def extra_key(name):
+    """Result key of one extra layout (the layer count is res["extra_layers"])."""
+    return f"ours_{name}_extra_gpu_fp32"
+
+
 def references(model, a, dev, ids, mask, res):
     """2b. The fp32 reference (TF32 off) and transformers' own bf16 (timed); the model ends in bf16.
-    Returns (model, ref32, refbf, state32: the first 2 layers' fp32 weights, None with --no-extra)."""
+    Returns (model, ref32, refbf, state32: the first --extra-layers layers' fp32 weights, None with --no-extra)."""
     with torch.no_grad():
         ref32 = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state.float().cpu()
         state32 = None
-        if not a.no_extra:  # the first 2 layers' fp32 weights for the extra layouts
-            keep = ("shared.", "encoder.final_layer_norm.", "encoder.block.0.", "encoder.block.1.")
+        if not a.no_extra:  # the first --extra-layers layers' fp32 weights for the extra layouts
+            keep = ("shared.", "encoder.final_layer_norm.") + tuple(f"encoder.block.{i}." for i in range(extra_n(a)))
             state32 = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(keep)}
         model = model.to(torch.bfloat16)
         torch.cuda.synchronize()
@@ -186,7 +198,7 @@ def ours_cpu(a, te, ref32, mask, res, dump, t_start):
 
 
 def wan_layout(state32):
-    """The first 2 layers under Wan's wan/modules/t5.py names, in bf16 on the host."""
+    """The extra layouts' layers under Wan's wan/modules/t5.py names, in bf16 on the host."""
     wan_names = {"layer.0.SelfAttention.q.weight": "attn.q.weight", "layer.0.SelfAttention.k.weight": "attn.k.weight",
                  "layer.0.SelfAttention.v.weight": "attn.v.weight", "layer.0.SelfAttention.o.weight": "attn.o.weight",
                  "layer.0.SelfAttention.relative_attention_bias.weight": "pos_embedding.embedding.weight",
@@ -228,45 +240,46 @@ def comfy_fp8_layout(state32):
 
 
 def extra_layouts(a, dev, ids, mask, state32, res, dump):
-    """6. Extra layouts at 2 layers, full width: Wan .pth (plain and as state_dict() pickles it) and
+    """6. Extra layouts at --extra-layers layers (default 2), full width: Wan .pth (plain and as state_dict() pickles it) and
     ComfyUI scaled fp8, each against transformers on the same weights."""
     import collections
     from safetensors.torch import save_file
     from transformers import UMT5EncoderModel
     t0 = time.time()
+    res["extra_layers"] = extra_n(a)
     with torch.device(dev):
-        small = UMT5EncoderModel(make_cfg(2)).eval()
+        small = UMT5EncoderModel(make_cfg(extra_n(a))).eval()
     small.load_state_dict({k: v for k, v in state32.items()}, strict=False)
     wan_bf16 = wan_layout(state32)
-    torch.save(wan_bf16, f"{a.work}/wan_2layers.pth")
+    torch.save(wan_bf16, f"{a.work}/wan_{extra_n(a)}layers.pth")
     # As `module.state_dict()` pickles: an OrderedDict carrying a _metadata attribute (BUILD).
     sd = collections.OrderedDict(wan_bf16)
     sd._metadata = collections.OrderedDict([("", {"version": 1})])
-    torch.save(sd, f"{a.work}/wan_2layers_state_dict.pth")
+    torch.save(sd, f"{a.work}/wan_{extra_n(a)}layers_state_dict.pth")
     with torch.no_grad():
         ref_small = small(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state.float().cpu()
     fp8, deq = comfy_fp8_layout(state32)
-    save_file(fp8, f"{a.work}/umt5_2layers_fp8_e4m3fn_scaled.safetensors")
+    save_file(fp8, f"{a.work}/umt5_{extra_n(a)}layers_fp8_e4m3fn_scaled.safetensors")
     small.load_state_dict(deq, strict=False)
     with torch.no_grad():
         ref_fp8 = small(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state.float().cpu()
     del small
     torch.cuda.empty_cache()
     res["timings"]["extra_layouts_s"] = time.time() - t0
-    for name, path, ref in [("wan_pth", f"{a.work}/wan_2layers.pth", ref_small),
-                            ("wan_pth_state_dict", f"{a.work}/wan_2layers_state_dict.pth", ref_small),
-                            ("comfy_fp8_scaled", f"{a.work}/umt5_2layers_fp8_e4m3fn_scaled.safetensors", ref_fp8)]:
+    for name, path, ref in [("wan_pth", f"{a.work}/wan_{extra_n(a)}layers.pth", ref_small),
+                            ("wan_pth_state_dict", f"{a.work}/wan_{extra_n(a)}layers_state_dict.pth", ref_small),
+                            ("comfy_fp8_scaled", f"{a.work}/umt5_{extra_n(a)}layers_fp8_e4m3fn_scaled.safetensors", ref_fp8)]:
         try:
             r = run_ours(a.longshot, ["--text-encoder", path, "--ids", f"{a.work}/ids.safetensors", "--device", "cuda",
                                       "--dtype", "fp32", "--out", f"{a.work}/ours_{name}.safetensors"])
         except RuntimeError as e:  # one layout failing must not hide the others
-            res[f"ours_{name}_2layers_gpu_fp32"] = {"error": str(e), "rel_l2_vs_transformers_fp32": float("inf")}
+            res[extra_key(name)] = {"error": str(e), "rel_l2_vs_transformers_fp32": float("inf")}
             print(f"{name}: FAILED: {e}", flush=True)
             dump()
             continue
         r["rel_l2_vs_transformers_fp32"] = rel_l2(load_out(f"{a.work}/ours_{name}.safetensors"), ref, mask)
-        res[f"ours_{name}_2layers_gpu_fp32"] = r
-        print(f"{name} (2 layers, GPU fp32): rel L2 {r['rel_l2_vs_transformers_fp32']:.3e}, load {r['load_s']:.1f} s",
+        res[extra_key(name)] = r
+        print(f"{name} ({extra_n(a)} layers, GPU fp32): rel L2 {r['rel_l2_vs_transformers_fp32']:.3e}, load {r['load_s']:.1f} s",
               flush=True)
         dump()
 
@@ -279,7 +292,7 @@ def verdict(res):
         checks["cpu_fp32_rel_l2_le_1e-4"] = res["ours_cpu_fp32_vs_fp32"] <= 1e-4
         checks["padding_zero_cpu"] = res["padding_zero_cpu"]
     for name in EXTRA_LAYOUTS:
-        k = f"ours_{name}_2layers_gpu_fp32"
+        k = extra_key(name)
         if k in res:
             checks[f"{name}_rel_l2_le_1e-4"] = res[k]["rel_l2_vs_transformers_fp32"] <= 1e-4
     return checks
@@ -315,9 +328,9 @@ def report_lines(a, res, gpu, checks):
               f"| GPU peak allocated (weights + activations) | {gpu.get('peak_gpu_gb', float('nan')):.2f} GB |",
               f"| transformers bf16 encode [2, 512] on the GPU | {res['timings']['transformers_bf16_gpu_encode_s'] * 1e3:.1f} ms |"]
     for name in EXTRA_LAYOUTS:
-        k = f"ours_{name}_2layers_gpu_fp32"
+        k = extra_key(name)
         if k in res:
-            lines.append(f"| {name} (first 2 layers, GPU fp32) vs transformers fp32 | {res[k]['rel_l2_vs_transformers_fp32']:.3e} |")
+            lines.append(f"| {name} (first {res.get('extra_layers', 2)} layers, GPU fp32) vs transformers fp32 | {res[k]['rel_l2_vs_transformers_fp32']:.3e} |")
     lines += ["", "Checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in checks.items()),
               "Skipped: " + (", ".join(res.get("skipped", [])) or "nothing"),
               f"Total script time {res['timings']['total_s']:.0f} s."]

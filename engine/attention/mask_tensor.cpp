@@ -55,7 +55,7 @@ void check_mask_fits(const BlockMask& mask, int64_t heads, int64_t seq_len, cons
   }
 }
 
-torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end) {
+torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end, const torch::Device& device) {
   const int64_t nqb = qb_end - qb_begin;
   auto blocks = torch::zeros({mask.num_heads, nqb, mask.num_k_blocks}, torch::kBool);
   auto acc = blocks.accessor<bool, 3>();
@@ -70,9 +70,10 @@ torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end
   }
   const int64_t q_tok_begin = qb_begin * mask.block_size;
   const int64_t q_tok_end = std::min(mask.seq_len, qb_end * mask.block_size);
-  auto q_block = torch::arange(q_tok_begin, q_tok_end, torch::kLong).div(mask.block_size, "floor") - qb_begin;
-  auto k_block = torch::arange(0, mask.seq_len, torch::kLong).div(mask.block_size, "floor");
-  return blocks.index_select(1, q_block).index_select(2, k_block);
+  const auto index = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto q_block = torch::arange(q_tok_begin, q_tok_end, index).div(mask.block_size, "floor") - qb_begin;
+  auto k_block = torch::arange(0, mask.seq_len, index).div(mask.block_size, "floor");
+  return blocks.to(device).index_select(1, q_block).index_select(2, k_block);
 }
 
 int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t heads, int64_t budget_bytes) {

@@ -15,8 +15,10 @@ void check_qkv(const torch::Tensor& q, const torch::Tensor& k, const torch::Tens
 // Checks the mask fits the inputs (heads 1 or H, seq_len N) and is well formed.
 void check_mask_fits(const BlockMask& mask, int64_t heads, int64_t seq_len, const std::string& where);
 
-// Bool keep matrix [mask.num_heads, tokens of query blocks [qb_begin, qb_end), seq_len].
-torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end);
+// Bool keep matrix [mask.num_heads, tokens of query blocks [qb_begin, qb_end), seq_len] on `device`:
+// the block table is filled on the host and only it crosses to the device, where it is expanded.
+torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end,
+                         const torch::Device& device = torch::kCPU);
 
 // Query blocks per chunk so that a [B, H, chunk tokens, N] fp32 score tensor stays near
 // `budget_bytes`. 8 MB keeps chunk temporaries under glibc's mmap threshold, so they are recycled

@@ -27,12 +27,12 @@ double attention_recall(const torch::Tensor& q, const torch::Tensor& k, const Bl
     // Queries t with t % query_stride == 0, positions relative to this chunk.
     const int64_t first = ((t0 + query_stride - 1) / query_stride) * query_stride;
     if (first >= t1) continue;
-    // On the queries' device: the mask's token rows are built on the CPU, the scores live with q.
+    // On the queries' device, as the keep mask and the scores.
     auto rows = torch::arange(first - t0, t1 - t0, query_stride, torch::TensorOptions().dtype(torch::kLong).device(q.device()));
     // kept mass = exp(logsumexp(kept scores) − logsumexp(all scores)): no probability tensor.
     auto scores = torch::matmul(qf.narrow(2, t0, t1 - t0).index_select(2, rows), kt).mul_(s);  // [B, H, r, N]
     auto lse_all = torch::logsumexp(scores, -1);
-    auto keep = detail::token_keep(mask, qb, qb_end).to(q.device()).index_select(1, rows).unsqueeze(0);  // [1, Hm, r, N]
+    auto keep = detail::token_keep(mask, qb, qb_end, q.device()).index_select(1, rows).unsqueeze(0);  // [1, Hm, r, N]
     scores.masked_fill_(keep.logical_not(), -std::numeric_limits<float>::infinity());
     auto kept = torch::exp(torch::logsumexp(scores, -1) - lse_all);                            // [B, H, r]
     kept_sum += kept.to(torch::kFloat64).sum().item<double>();

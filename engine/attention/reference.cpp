@@ -41,7 +41,7 @@ torch::Tensor block_sparse_attention_reference(const torch::Tensor& q, const tor
     const int64_t t0 = qb * mask.block_size, t1 = std::min(N, qb_end * mask.block_size);
     auto scores = torch::matmul(qf.narrow(2, t0, t1 - t0), kt).mul_(s);  // [B, H, c, N]
     if (!full) {
-      auto keep = detail::token_keep(mask, qb, qb_end).to(scores.device()).unsqueeze(0);  // [1, Hm, c, N]
+      auto keep = detail::token_keep(mask, qb, qb_end, scores.device()).unsqueeze(0);  // [1, Hm, c, N]
       scores.masked_fill_(keep.logical_not(), -std::numeric_limits<float>::infinity());
       auto probs = torch::softmax(scores, -1);
       // Rows with no kept key: softmax of all −inf is NaN; the contract says zeros.

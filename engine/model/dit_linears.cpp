@@ -2,8 +2,6 @@
 // FusedLinear sets (q/k/v one GEMM, cross-attention k/v one GEMM), the FFN with its timing marks,
 // the text's cross-attention K/V through the TextKVCache, and the precision switch.
 // With autograd on (training) every layer runs as its own torch::linear, as before.
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 
 #include "engine/common/error.h"
@@ -11,18 +9,6 @@
 #include "engine/model/fused_ops.h"
 
 namespace longshot::model {
-
-namespace {
-// LONGSHOT_FFN_EPILOGUE=0 keeps the separate GELU on the fused GPU path: an A/B of the epilogue
-// alone on one GPU (LONGSHOT_FUSED=0 turns every fused kernel off, this one included).
-bool ffn_epilogue_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("LONGSHOT_FFN_EPILOGUE");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return on;
-}
-}  // namespace
 
 void WanDiTImpl::set_linear_precision(LinearPrecision precision) {
   if (precision == LinearPrecision::Fp8) {
@@ -64,10 +50,10 @@ torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h) {
     mark("ffn down");
     return y;
   }
-  // Native: GELU in the up projection's GEMM epilogue where the fused kernels apply (the same
-  // switch, LONGSHOT_FUSED=0, turns both off for A/B runs); autograd keeps the separate ops.
+  // Native: GELU in the up projection's GEMM epilogue where that fusion applies (fused_ops.h: the
+  // GPU without autograd, its A/B switches); otherwise the separate ops.
   torch::Tensor g;
-  if (fused::applies(h) && ffn_epilogue_enabled()) {
+  if (fused::ffn_epilogue_applies(h)) {
     g = lin.ffn_up.forward_gelu(h, /*fused_epilogue=*/true);
     mark("ffn up + gelu");
   } else {

@@ -16,6 +16,12 @@
 namespace longshot::model::fused {
 
 namespace {
+// An A/B switch: on unless the environment variable is "0" (read once per name by the caller).
+bool switched_on(const char* name) {
+  const char* v = std::getenv(name);
+  return !(v && std::strcmp(v, "0") == 0);
+}
+
 bool is16(const torch::Tensor& t) { return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf; }
 
 void check_rows(const torch::Tensor& t, const char* name, bool want16) {
@@ -38,14 +44,16 @@ torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x) {
 
 bool applies(const torch::Tensor& x) {
 #ifdef LONGSHOT_FUSED_KERNELS
-  static const bool enabled = [] {
-    const char* v = std::getenv("LONGSHOT_FUSED");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
+  static const bool enabled = switched_on("LONGSHOT_FUSED");
   return enabled && x.defined() && x.is_cuda() && !torch::GradMode::is_enabled();
 #else
   return false;
 #endif
+}
+
+bool ffn_epilogue_applies(const torch::Tensor& x) {
+  static const bool enabled = switched_on("LONGSHOT_FFN_EPILOGUE");
+  return enabled && applies(x);
 }
 
 torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,

@@ -10,6 +10,9 @@ namespace longshot::model::fused {
 // True for a CUDA tensor in a build with the kernels, with autograd off (the kernels have no
 // backward), unless LONGSHOT_FUSED=0 in the environment (A/B runs).
 bool applies(const torch::Tensor& x);
+// applies(x), unless LONGSHOT_FFN_EPILOGUE=0: the FFN's GELU in its up projection's GEMM epilogue
+// (FusedLinear::forward_gelu), switchable on its own for an A/B of that one fusion.
+bool ffn_epilogue_applies(const torch::Tensor& x);
 
 // y [B, N, C] 16-bit contiguous → RMSNorm(y)·weight, then RoPE per head of head_dim when cos/sin
 // ([N, head_dim/2] fp32) are defined; same shape and dtype as y. With `pooled`, it also gets the

@@ -15,6 +15,7 @@
 #include "engine/attention/metrics.h"
 #include "engine/attention/reference.h"
 #include "engine/pipeline/generator.h"
+#include "tests/common/job_events.h"
 #include "tests/gpu/skip_without_gpu.h"
 
 using namespace longshot;
@@ -65,16 +66,10 @@ TEST(CudaInputsGpu, BuiltinModelGeneratesWithInspectionOnTheGpu) {
   r.measure_recall = true;
   pipeline::Generator g;
   g.submit(r);
-  std::vector<pipeline::Event> seen;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   double last_recall = -1;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto e = g.events().wait_pop(100);
-    if (!e) continue;
-    if (const auto* s = std::get_if<pipeline::StepFinished>(&*e)) last_recall = s->recall_estimate;
-    seen.push_back(*e);
-    if (std::holds_alternative<pipeline::JobFinished>(*e) || std::holds_alternative<pipeline::JobFailed>(*e)) break;
-  }
+  const auto seen = longshot::testing::events_until_job_end(g, std::chrono::seconds(120), [&](const pipeline::Event& e) {
+    if (const auto* s = std::get_if<pipeline::StepFinished>(&e)) last_recall = s->recall_estimate;
+  });
   ASSERT_FALSE(seen.empty());
   ASSERT_TRUE(std::holds_alternative<pipeline::JobFinished>(seen.back()))
       << (std::holds_alternative<pipeline::JobFailed>(seen.back()) ? std::get<pipeline::JobFailed>(seen.back()).message

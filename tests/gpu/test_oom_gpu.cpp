@@ -13,6 +13,7 @@
 
 #include "engine/common/cuda_memory.h"
 #include "engine/pipeline/generator.h"
+#include "tests/common/job_events.h"
 #include "tests/gpu/skip_without_gpu.h"
 
 #if defined(LONGSHOT_TORCH_CUDA) && LONGSHOT_TORCH_CUDA
@@ -38,17 +39,7 @@ struct LiftCapAtExit {
 
 // Events of one job until it ends (finished, failed or cancelled) or 120 s pass.
 std::vector<Event> until_end(Generator& g) {
-  std::vector<Event> seen;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto e = g.events().wait_pop(100);
-    if (!e) continue;
-    seen.push_back(*e);
-    if (std::holds_alternative<JobFinished>(*e) || std::holds_alternative<JobFailed>(*e) ||
-        std::holds_alternative<JobCancelled>(*e))
-      break;
-  }
-  return seen;
+  return longshot::testing::events_until_job_end(g, std::chrono::seconds(120));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "engine/model/mask_adapter.h"
 #include "engine/pipeline/generator.h"
 #include "engine/pipeline/run_job.h"
+#include "tests/common/job_events.h"
 
 using namespace longshot;
 using namespace longshot::pipeline;
@@ -35,18 +36,7 @@ GenerationRequest small_request() {
 
 // Collects events of one job until it ends (finished, failed or cancelled) or 60 s pass.
 std::vector<Event> run_to_end(Generator& g, const std::function<void(const Event&)>& on_event = {}) {
-  std::vector<Event> out;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto e = g.events().wait_pop(100);
-    if (!e) continue;
-    if (on_event) on_event(*e);
-    out.push_back(*e);
-    if (std::holds_alternative<JobFinished>(*e) || std::holds_alternative<JobFailed>(*e) ||
-        std::holds_alternative<JobCancelled>(*e))
-      break;
-  }
-  return out;
+  return longshot::testing::events_until_job_end(g, std::chrono::seconds(60), on_event);
 }
 
 template <class T>

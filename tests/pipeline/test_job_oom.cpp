@@ -16,6 +16,7 @@
 #include "engine/common/error.h"
 #include "engine/pipeline/generator.h"
 #include "engine/pipeline/job_failure.h"
+#include "tests/common/job_events.h"
 
 using namespace longshot;
 using namespace longshot::pipeline;
@@ -158,20 +159,8 @@ TEST(JobOom, RealHostOutOfMemoryFailsTheJobAndTheWorkerRunsTheNext) {
   small.attention.block_size = 32;
 
   Generator g;
-  auto until_end = [&g](std::vector<Event>& seen) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto e = g.events().wait_pop(100);
-      if (!e) continue;
-      seen.push_back(*e);
-      if (!std::holds_alternative<StepFinished>(*e) && !std::holds_alternative<JobStarted>(*e) &&
-          !std::holds_alternative<FramesDecoded>(*e))
-        return;
-    }
-  };
-  std::vector<Event> first, second;
   g.submit(big);
-  until_end(first);
+  const auto first = longshot::testing::events_until_job_end(g, std::chrono::seconds(60));
   setrlimit(RLIMIT_AS, &old);
   ASSERT_GE(first.size(), 2u);
   EXPECT_TRUE(std::holds_alternative<JobStarted>(first.front()));  // the model was loaded by then
@@ -182,7 +171,7 @@ TEST(JobOom, RealHostOutOfMemoryFailsTheJobAndTheWorkerRunsTheNext) {
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;  // no backtrace
 
   g.submit(small);
-  until_end(second);
+  const auto second = longshot::testing::events_until_job_end(g, std::chrono::seconds(60));
   ASSERT_FALSE(second.empty());
   ASSERT_TRUE(std::holds_alternative<JobFinished>(second.back()))
       << (std::holds_alternative<JobFailed>(second.back()) ? std::get<JobFailed>(second.back()).message : "");

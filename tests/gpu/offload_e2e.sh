@@ -8,6 +8,7 @@
 #   2. With OFFLOAD_14B=1: the 14B shape with --offload --max-gpu-memory 24G, 1 step (the issue's
 #      acceptance shape). It builds the 14B model in fp32 on the CPU first (about 57 GB of host
 #      RAM, some minutes), then keeps the blocks in a 32 GB pinned arena.
+#      OFFLOAD_14B_ONLY=1 runs this case alone.
 # There is no VAE file, so the video is the latents' colour preview: these runs measure the DiT.
 # Logs are in $OUT/offload_*.log.
 set -uo pipefail
@@ -33,10 +34,21 @@ g = torch.Generator().manual_seed(0)
 save_file({"context": torch.randn(64, 4096, generator=g)}, sys.argv[1])
 EOF
 
+# Without FFmpeg in the build (the GPU machine has none) the frames go to PNG folders instead.
+cli=./build/cuda/app/longshot
+have_av=1
+ldd "$cli" | grep -q libavcodec || have_av=0
+dest() { if [ $have_av = 1 ]; then echo "--out $out/offload_$1.mp4"; else echo "--png-dir /tmp/offload_png_$1"; fi; }
+frames_of() {  # the decoded frames of run $1, as one byte stream
+  if [ $have_av = 1 ]; then ffmpeg -loglevel error -i "$out/offload_$1.mp4" -f rawvideo -; else cat /tmp/offload_png_$1/*.png; fi
+}
+
 run() {  # name, extra flags...
   local name=$1; shift
-  ./build/cuda/app/longshot generate --prompt "offload check" --random-weights --text-embeddings "$ctx" \
-    --size 832x480 --frames 81 --guidance 1 --device cuda --no-recall --out "$out/offload_$name.mp4" "$@" \
+  rm -rf "/tmp/offload_png_$name"
+  # shellcheck disable=SC2046
+  "$cli" generate --prompt "offload check" --random-weights --text-embeddings "$ctx" \
+    --size 832x480 --frames 81 --guidance 1 --device cuda --no-recall $(dest "$name") "$@" \
     >"$out/offload_$name.log" 2>&1
   local rc=$?
   echo "== $name (exit $rc)"
@@ -44,15 +56,16 @@ run() {  # name, extra flags...
   return $rc
 }
 
-run resident --model wan2.1-t2v-1.3b --steps 2
-run offload --model wan2.1-t2v-1.3b --steps 2 --offload
-if cmp -s <(ffmpeg -loglevel error -i "$out/offload_resident.mp4" -f rawvideo -) \
-          <(ffmpeg -loglevel error -i "$out/offload_offload.mp4" -f rawvideo -); then
-  echo "frames: identical with and without --offload"
-else
-  echo "frames: DIFFERENT with and without --offload"
+if [ "${OFFLOAD_14B_ONLY:-0}" != 1 ]; then
+  run resident --model wan2.1-t2v-1.3b --steps 2
+  run offload --model wan2.1-t2v-1.3b --steps 2 --offload
+  if cmp -s <(frames_of resident) <(frames_of offload); then
+    echo "frames: identical with and without --offload"
+  else
+    echo "frames: DIFFERENT with and without --offload"
+  fi
 fi
-if [ "${OFFLOAD_14B:-0}" = 1 ]; then
+if [ "${OFFLOAD_14B:-0}" = 1 ] || [ "${OFFLOAD_14B_ONLY:-0}" = 1 ]; then
   run 14b_offload_24g --model wan2.1-t2v-14b --steps 1 --offload --max-gpu-memory 24G
 fi
 echo "offload e2e: $(( $(date +%s) - t0 )) s in all"

@@ -183,7 +183,36 @@ attention::TokenGrid WanDiTImpl::token_grid(int64_t frames, int64_t height, int6
 }
 
 void WanDiTImpl::rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
-                             const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) const {
+                             const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) {
+  const std::string key = "rope " + grid.to_string() + " " +
+                          std::to_string(int(ordering ? ordering->kind : attention::OrderingKind::Raster)) + " " +
+                          std::to_string(int(riflex)) + " " + device.str();
+  auto make = [&] {
+    torch::Tensor c, s;
+    rope_tables_host(grid, ordering, c, s, riflex);
+    return torch::stack({c, s}).to(device);
+  };
+  const auto both = device_constant(key, make);
+  cos = both[0];
+  sin = both[1];
+}
+
+torch::Tensor WanDiTImpl::device_constant(const std::string& key, const std::function<torch::Tensor()>& make) {
+  auto it = constants_.find(key);
+  if (it != constants_.end()) return it->second;
+  // A handful of grids per process; past that, start over (graphs hold what they read).
+  if (constants_.size() >= 16) constants_.clear();
+  return constants_[key] = make();
+}
+
+std::vector<torch::Tensor> WanDiTImpl::device_constants() const {
+  std::vector<torch::Tensor> all;
+  for (const auto& [key, t] : constants_) all.push_back(t);
+  return all;
+}
+
+void WanDiTImpl::rope_tables_host(const attention::TokenGrid& grid, const attention::Ordering* ordering,
+                                  torch::Tensor& cos, torch::Tensor& sin, bool riflex) const {
   const auto split = rope_split(config_.head_dim());
   const int64_t extent[3] = {grid.t, grid.h, grid.w};
   for (int a = 0; a < 3; ++a)
@@ -207,8 +236,8 @@ void WanDiTImpl::rope_tables(const attention::TokenGrid& grid, const attention::
     angles.push_back(torch::outer(pos[a].to(torch::kDouble), freqs));
   }
   auto ang = torch::cat(angles, 1);
-  cos = torch::cos(ang).to(torch::kFloat).to(device);
-  sin = torch::sin(ang).to(torch::kFloat).to(device);
+  cos = torch::cos(ang).to(torch::kFloat);
+  sin = torch::sin(ang).to(torch::kFloat);
 }
 
 // ---- [forward] ----------------------------------------------------------------------------------
@@ -261,7 +290,10 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
   // Patch embedding → [B, N, dim] fp32, raster, then into the step's order.
   auto input = latents.to(wdtype);
   if (c.position_channels > 0) {
-    const auto planes = position_planes(latents.size(3), latents.size(4), input.options());
+    const auto planes = device_constant(
+        "planes " + std::to_string(latents.size(3)) + "x" + std::to_string(latents.size(4)) + " " +
+            std::string(c10::toString(input.scalar_type())) + " " + device.str(),
+        [&] { return position_planes(latents.size(3), latents.size(4), input.options()); });
     input = torch::cat({input, planes.view({1, 2, 1, latents.size(3), latents.size(4)})
                                    .expand({batch, 2, latents.size(2), latents.size(3), latents.size(4)})},
                        1);

@@ -199,6 +199,10 @@ class WanDiTImpl : public torch::nn::Module {
   LinearPrecision linear_precision() const { return precision_; }
   // The text K/V cache (see TextKVCache): its counters for tests, clear() to drop its memory.
   TextKVCache& text_kv_cache() { return text_cache_; }
+  // The device constants forward() reads (RoPE tables, position planes), made on the host and
+  // uploaded once per grid: a CUDA-graph capture (graph_forward.h) cannot copy from pageable host
+  // memory, and a captured graph keeps these tensors alive by holding what this returns.
+  std::vector<torch::Tensor> device_constants() const;
 
   // Memory plan (block_store.h, dit_memory.cpp). The blocks' fp8 weights (load_weights keeps them
   // as bits) and, with offload, all the blocks' weights live in the store; each block's come to
@@ -238,8 +242,11 @@ class WanDiTImpl : public torch::nn::Module {
   // fuse: the fused GPU kernels (fused_ops.h) for the q/k norm. k, v: the text's [B, H, L, D].
   torch::Tensor cross_attention(WanBlockImpl& b, int64_t layer, const torch::Tensor& x, const torch::Tensor& k,
                                 const torch::Tensor& v, bool fuse);
+  // RoPE cos/sin [N, head_dim/2] on `device`, from device_constant's cache; _host builds them.
   void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
-                   const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex) const;
+                   const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex);
+  void rope_tables_host(const attention::TokenGrid& grid, const attention::Ordering* ordering, torch::Tensor& cos,
+                        torch::Tensor& sin, bool riflex) const;
 
   // A block's stored weights in compute form while alive (and the next block's on its way);
   // nothing when none are stored. `only`: name prefixes inside the block (all when empty).
@@ -255,6 +262,10 @@ class WanDiTImpl : public torch::nn::Module {
     int64_t layer_;
     bool active_ = false;
   };
+
+  // device_constants' cache: key (grid, ordering, RIFLEx or plane size, device) → tensor.
+  torch::Tensor device_constant(const std::string& key, const std::function<torch::Tensor()>& make);
+  std::map<std::string, torch::Tensor> constants_;
 
   DiTConfig config_;
   std::shared_ptr<BlockStore> store_;

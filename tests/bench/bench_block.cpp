@@ -6,7 +6,7 @@
 // the caching allocator's requests and cudaMallocs per op (steady state: cudaMallocs should be 0).
 // No device syncs for timing inside the forward (AttentionPlan::measure_time off).
 //
-//   bench_block [--grid TxHxW ...] [--mode NAME ...] [--layers 2] [--reps 3] [--fp8]
+//   bench_block [--grid TxHxW ...] [--mode NAME ...] [--layers 2] [--reps 3] [--fp8] [--cuda-graph]
 //               [--export-masks DIR] [--json out.json]
 // Modes: dense-sdpa (torch SDPA, cuDNN), dense (our kernel, full mask), radial90 (radial,
 // keep_ratio 0.1: the ~90 % mask of the kernel bench), and any registered mode by name.
@@ -14,6 +14,10 @@
 // the reason is printed and those rows are absent). --export-masks writes radial90's layer-0
 // mask per grid (int32 BSR row offsets then columns, as bench_attention) + masks.json for
 // tests/bench/block_torch.py. The step estimate is 2 forwards (CFG) × (forward + (30 − L) blocks).
+// --cuda-graph adds a table: per mode, the L-block forward eager (the unprofiled median) beside the
+// same forward captured once in a CUDA graph and replayed (engine/model/graph_forward.h; median of
+// --reps replays, input copies included), with the replay's max |difference| from eager; a mode
+// the graph path refuses shows the reason instead.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +43,7 @@
 
 #include "engine/attention/mask_policy.h"
 #include "engine/model/dit.h"
+#include "engine/model/graph_forward.h"
 #include "tests/bench/bench_dit.h"
 
 using namespace longshot;
@@ -152,7 +157,7 @@ void export_mask(const attention::BlockMask& m, const std::string& path) {
 struct Options {
   std::vector<std::string> grids, modes;
   int layers = 2, reps = 3;
-  bool fp8 = false;
+  bool fp8 = false, cuda_graph = false;
   std::string json_path = "bench_block.json", mask_dir;
 };
 
@@ -162,6 +167,7 @@ bool parse_options(int argc, char** argv, Options& o) {
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
     if (a == "--fp8") { o.fp8 = true; continue; }
+    if (a == "--cuda-graph") { o.cuda_graph = true; continue; }
     if (i + 1 >= args.size()) { std::fprintf(stderr, "bench_block: %s needs a value\n", a.c_str()); return false; }
     const auto& v = args[++i];
     if (a == "--grid") o.grids.push_back(v);
@@ -223,6 +229,11 @@ class BlockBench {
     std::printf("\nPer op (mean per block; GPU = CUDA-event span on the GPU timeline, host = enqueue + waits):\n\n"
                 "| run | op | GPU ms | share | host ms | allocator requests | cudaMalloc |\n|---|---|---|---|---|---|---|\n%s",
                 per_op_.c_str());
+    if (opt_.cuda_graph)
+      std::printf("\nCUDA graph (forward of %d blocks, median of %d; eager = the unprofiled median above):\n\n"
+                  "| run | eager forward (ms) | graph replay (ms) | speedup | eager / block | graph / block | "
+                  "max abs diff |\n|---|---|---|---|---|---|---|\n%s",
+                  opt_.layers, opt_.reps, graph_rows_.c_str());
     std::ofstream(opt_.json_path) << out_.dump(2) << "\n";
     std::printf("\nJSON: %s\n", opt_.json_path.c_str());
   }
@@ -263,6 +274,7 @@ class BlockBench {
       fwd.push_back(bench::now_ms() - t0);
     }
     std::sort(fwd.begin(), fwd.end());
+    if (opt_.cuda_graph && precision == model::LinearPrecision::Native) graph_row(label, in, ctl, fwd[fwd.size() / 2]);
     Profiler prof(cuda_);
     model_.dit->op_marker = &prof;
     for (int r = 0; r < opt_.reps; ++r) {
@@ -272,6 +284,33 @@ class BlockBench {
     }
     model_.dit->op_marker = nullptr;
     add_row(gtext, grid, mode, precision, label, prof, fwd[fwd.size() / 2], first.stats.mean_sparsity());
+  }
+
+  // The same forward through a CUDA graph: one capturing call, then --reps timed replays.
+  void graph_row(const std::string& label, const bench::GridInputs& in, const model::AttentionPlan& ctl, double eager_ms) {
+    model::GraphForward graphs(model_.dit);
+    const auto eager = model_.dit->forward(in.x, in.t, in.text, ctl);
+    const auto first = graphs.forward(in.x, in.t, in.text, ctl);
+    sync();
+    if (!graphs.last_replayed()) {
+      graph_rows_ += "| " + label + " | " + fmt(eager_ms) + " | eager: " + graphs.last_eager_reason() + " | | | | |\n";
+      out_["graph_rows"].push_back({{"run", label}, {"eager_ms", eager_ms}, {"refused", graphs.last_eager_reason()}});
+      return;
+    }
+    const double diff = (first.to(torch::kFloat) - eager.to(torch::kFloat)).abs().max().item<double>();
+    std::vector<double> ms;
+    for (int r = 0; r < opt_.reps; ++r) {
+      const double t0 = bench::now_ms();
+      graphs.forward(in.x, in.t, in.text, ctl);
+      sync();
+      ms.push_back(bench::now_ms() - t0);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double graph_ms = ms[ms.size() / 2];
+    graph_rows_ += "| " + label + " | " + fmt(eager_ms) + " | " + fmt(graph_ms) + " | " + fmt(eager_ms / graph_ms, "%.2fx") +
+                   " | " + fmt(eager_ms / opt_.layers) + " | " + fmt(graph_ms / opt_.layers) + " | " + fmt(diff, "%.3g") + " |\n";
+    out_["graph_rows"].push_back({{"run", label}, {"eager_ms", eager_ms}, {"graph_ms", graph_ms}, {"max_abs_diff", diff}});
+    std::fprintf(stderr, "  %-34s cuda graph %.2f ms vs eager %.2f ms\n", label.c_str(), graph_ms, eager_ms);
   }
 
   void export_first_mask(const std::string& gtext, const attention::TokenGrid& grid, const attention::BlockMask& m) {
@@ -335,6 +374,7 @@ class BlockBench {
                          "forward / L (ms, unprofiled) | step est. (s) | allocator requests / block | cudaMalloc / block |\n"
                          "|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::string per_op_;  // the per-op table's rows
+  std::string graph_rows_;  // --cuda-graph's table rows
 };
 
 }  // namespace

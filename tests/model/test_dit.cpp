@@ -8,6 +8,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/common/error.h"
 #include "engine/model/dit.h"
+#include "engine/model/graph_forward.h"
 #include "tests/common/tiny_dit.h"
 
 using namespace longshot;
@@ -271,4 +272,47 @@ TEST(Dit, TrainableThroughDenseAttention) {
     ASSERT_TRUE(g.defined()) << k;
     EXPECT_GT(g.abs().sum().item<double>(), 0.0) << k;
   }
+}
+
+// The CUDA-graph forward on the CPU (graph_forward.h): no graph, the eager forward's exact output,
+// and the reason in last_eager_reason (also logged once). The RoPE tables come from the model's
+// device-constant cache from the second forward on: same values as the first.
+TEST(CudaGraph, OnTheCpuRunsEagerlyAndSaysWhy) {
+  auto m = tiny_model();
+  auto in = inputs();
+  torch::NoGradGuard ng;
+  AttentionPlan plan;
+  const auto eager = m->forward(in.x, in.t, in.text, plan);
+  GraphForward graphs(m);
+  const auto out = graphs.forward(in.x, in.t, in.text, plan);
+  EXPECT_FALSE(graphs.last_replayed());
+  EXPECT_EQ(graphs.captures(), 0);
+  const std::string why = graphs.last_eager_reason();
+  EXPECT_NE(why.find(cuda_graphs_supported() ? "not on a CUDA device" : "no CUDA"), std::string::npos) << why;
+  EXPECT_TRUE(torch::equal(out, eager));
+  EXPECT_FALSE(m->device_constants().empty());
+  EXPECT_THROW(GraphForward(m, 0), ParameterError);
+}
+
+// What the refusal names, whatever the device: autograd, probes, modes that score Q/K (before
+// the device is even looked at), then the CPU itself.
+TEST(CudaGraph, RefusalNamesAutogradProbesAndDynamicModes) {
+  auto m = tiny_model();
+  const auto x = torch::zeros({1, 3, 4, 8, 8});
+  AttentionPlan plan;
+  EXPECT_NE(cuda_graph_refusal(*m, x, plan).find("autograd"), std::string::npos);
+  torch::NoGradGuard ng;
+  AttentionProbe probe;
+  probe.keep_masks = true;
+  EXPECT_NE(cuda_graph_refusal(*m, x, plan, probe).find("probe"), std::string::npos);
+  auto dynamic = attention::create_policy("radial-mass");
+  plan.policy = dynamic.get();
+  EXPECT_NE(cuda_graph_refusal(*m, x, plan).find("Q/K"), std::string::npos);
+  const std::string cpu = cuda_graphs_supported() ? "not on a CUDA device" : "no CUDA";
+  plan.dense_step = true;  // a dense step builds no mask: only the CPU stands in the way
+  EXPECT_NE(cuda_graph_refusal(*m, x, plan).find(cpu), std::string::npos);
+  auto radial = attention::create_policy("radial-ratio");  // a static mode
+  plan.policy = radial.get();
+  plan.dense_step = false;
+  EXPECT_NE(cuda_graph_refusal(*m, x, plan).find(cpu), std::string::npos);
 }

@@ -7,7 +7,8 @@
 #
 # usage: tools/eval_regimes.sh [--bin PATH] [--out DIR] [--per-regime N] [--horizons "1 4"]
 #                              [--size PX] [--steps S] [--mode M] [--jobs J] [--device auto|cpu|cuda]
-#                              [--calibration TABLE.json] (default: the model's shipped table)
+#                              [--calibration TABLE.json] (default: the model's shipped table; a
+#                              version-2 table applies its 1x or 4x horizon by the job's frame count)
 #                              [--block B] (mask block, default 128; the shipped table was tuned at
 #                              32 px with block 32 = 2 blocks per frame, as 64 px with block 128)
 #                              [--report-only] (remake runs.tsv / regimes.md from $OUT/runs, no generation)
@@ -122,11 +123,21 @@ awk -F'\t' -v tool="$PSNR_TOOL" 'NR > 1 {
     if ($5 == "" || $6 == "") { missing++; next }  # a failed or missing generation: not averaged
     k = $1 "\t" $3 "\t" $4; n[k]++; p[k] += ($5 == "inf" ? 100 : $5); sp[k] += $6
     if ($4 == "routed") { tot[$1]++; ok[$1] += ($7 == $1) }
+    # Per prompt, routed against the defaults of the same prompt and horizon (the row before it).
+    pk = $1 "\t" $2 "\t" $3
+    if ($4 == "defaults") { dp[pk] = ($5 == "inf" ? 100 : $5); ds[pk] = $6 }
+    else if ($4 == "routed" && (pk in dp)) {
+      c = $1 "\t" $3; both[c]++; bp[c] += (($5 == "inf" ? 100 : $5) > dp[pk]); bs[c] += ($6 >= ds[pk])
+    }
   }
   END {
-    print "| regime | horizon | setting | runs | PSNR vs dense (dB) | mean sparsity (%) |"
-    print "|---|---|---|---|---|---|"
-    for (k in n) { split(k, a, "\t"); printf "| %s | %s× | %s | %d | %.2f | %.1f |\n", a[1], a[2], a[3], n[k], p[k] / n[k], sp[k] / n[k] | "sort" }
+    print "| regime | horizon | setting | runs | PSNR vs dense (dB) | mean sparsity (%) | routed: higher PSNR / sparsity >= defaults (prompts) |"
+    print "|---|---|---|---|---|---|---|"
+    for (k in n) {
+      split(k, a, "\t"); win = ""
+      if (a[3] == "routed") { c = a[1] "\t" a[2]; win = sprintf("%d / %d of %d", bp[c], bs[c], both[c]) }
+      printf "| %s | %s× | %s | %d | %.2f | %.2f | %s |\n", a[1], a[2], a[3], n[k], p[k] / n[k], sp[k] / n[k], win | "sort"
+    }
     close("sort")
     print ""
     for (r in tot) printf "router on these prompts, %s: %d of %d routed to %s\n", r, ok[r], tot[r], r

@@ -39,7 +39,8 @@ const char* kCalibrateUsage =
     "  --min-sparsity F     iso-sparsity: a hard floor, F = 'defaults' (per regime, the mode's defaults'\n"
     "                       sparsity on that regime's proxy) or a number in [0, 1]; a trial below it is\n"
     "                       refused (loss 1e6 + 10000 · shortfall), so the search minimises the error at\n"
-    "                       sparsity >= F, and a regime keeps the defaults when no trial beats them\n"
+    "                       sparsity >= F, and a regime keeps the defaults when no trial beats them;\n"
+    "                       'defaults+X' raises the defaults' floor by X (a margin for held-out prompts)\n"
     "  --schedule-steps S   with --min-sparsity defaults: compare S-step generations' mean sparsity\n"
     "                       (dense steps count 0): with --param dense_steps=d below the default d0 the\n"
     "                       floor becomes the defaults' sparsity · (S − d0) / (S − d)\n"
@@ -69,6 +70,11 @@ const char* kCalibrateUsage =
     "       longshot calibrate --world-prompts N [--seed S]\n"
     "Prints N labelled world captions per regime as 'regime<TAB>caption' lines (the router's held-out\n"
     "captions are seed 5370206 = 0x51f15e; training uses seed 0).\n"
+    "\n"
+    "Usage: longshot calibrate --combine A.json,B.json[,...] --out TABLE.json\n"
+    "Joins version-1 tables of one mode, each calibrated at another length (--frames / --grid), into\n"
+    "one version-2 table; `--regime auto` then applies the length calibrated nearest the job's latent\n"
+    "frames (on a log scale; a tie takes the shorter).\n"
     "Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
 
 // "regime<TAB>caption" lines of the world's labelled captions (tools/eval_regimes.sh reads them).
@@ -82,6 +88,30 @@ int run_world_prompts(const std::vector<std::string>& args) {
   }
   if (args.size() % 2) throw ParameterError(args.back(), "needs a value");
   for (const auto& p : calibrate::world_prompts(seed, per_regime)) std::printf("%s\t%s\n", p.regime.c_str(), p.prompt.c_str());
+  return 0;
+}
+
+// Version-1 tables of one mode at several lengths → one version-2 table keyed by length.
+int run_combine(const std::vector<std::string>& args) {
+  std::vector<std::string> inputs;
+  std::string out_path;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--combine") {
+      std::stringstream list(args[i + 1]);
+      for (std::string item; std::getline(list, item, ',');) inputs.push_back(parse_path("combine", item));
+    } else if (args[i] == "--out") {
+      out_path = parse_path("out", args[i + 1]);
+    } else {
+      throw ParameterError(args[i], "does not go with --combine (only --out)");
+    }
+  }
+  if (args.size() % 2) throw ParameterError(args.back(), "needs a value");
+  if (out_path.empty()) throw ParameterError("out", "--combine needs --out TABLE.json");
+  calibrate::combine_tables(inputs, out_path);
+  const auto t = calibrate::read_table(out_path);
+  std::printf("wrote %s: mode %s, %zu horizon(s):", out_path.c_str(), t.mode.c_str(), t.horizons.size());
+  for (const auto& h : t.horizons) std::printf(" %lld frames", (long long)h.grid_frames);
+  std::printf("\n");
   return 0;
 }
 
@@ -193,6 +223,7 @@ int run_calibrate(const std::vector<std::string>& args) {
   }
   if (has_flag(args, "--train-router")) return run_train_router(args);
   if (has_flag(args, "--world-prompts")) return run_world_prompts(args);
+  if (has_flag(args, "--combine")) return run_combine(args);
   ObjectiveSpec objective;
   ProxySpec proxy;
   proxy.grid = attention::TokenGrid{32, 8, 8};

@@ -463,7 +463,8 @@ void print_summary(const pipeline::GenerationRequest& req, const JobReport& r, c
   std::printf("time            %.2f s (%.3f s/step)\n", r.total_ms / 1000.0, r.total_ms / 1000.0 / req.steps);
   std::printf("attention       %.2f s = %.1f%% of the run\n", r.attention_ms / 1000.0,
               r.total_ms > 0 ? 100.0 * r.attention_ms / r.total_ms : 0.0);
-  std::printf("mean sparsity   %.1f%% (dense steps count as 0)\n", 100.0 * r.mean_sparsity);
+  // Two decimals: iso-sparsity comparisons (tools/eval_regimes.sh) differ by tenths of a point.
+  std::printf("mean sparsity   %.2f%% (dense steps count as 0)\n", 100.0 * r.mean_sparsity);
   if (!r.routing.empty()) std::printf("regime          %s\n", r.routing.c_str());
   std::printf("text encoding   %.2f s     decoding %.2f s\n", r.encode_ms / 1000.0, r.decode_ms / 1000.0);
   if (r.peak_bytes >= 0) std::printf("peak memory     %.2f GiB (CUDA, allocated)\n", double(r.peak_bytes) / double(1ull << 30));

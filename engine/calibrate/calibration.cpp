@@ -83,10 +83,6 @@ SearchBox default_box(const attention::PolicyInfo& info, const ParamValues& fixe
   return box;
 }
 
-void require(bool ok, const std::string& path, const std::string& why) {
-  if (!ok) throw IoError("calibration table '" + path + "': " + why);
-}
-
 }  // namespace
 
 const std::vector<Regime>& builtin_regimes() {
@@ -188,6 +184,25 @@ void ProxyTask::prepare(int64_t block_size) {
 void parse_sparsity_floor(const std::string& text, ObjectiveSpec& objective) {
   if (text == "defaults") {
     objective.floor = SparsityFloor::Defaults;
+    objective.floor_margin = 0.0;
+    return;
+  }
+  // "defaults+X": the proxy's floor is a sample of a few prompts; held-out prompts keep a few more
+  // blocks (docs/calibration.md), so a margin X in mask sparsity keeps the generations above it.
+  if (text.rfind("defaults+", 0) == 0) {
+    const std::string m = text.substr(9);
+    double margin = -1.0;
+    try {
+      size_t used = 0;
+      margin = std::stod(m, &used);
+      if (used != m.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      throw ParameterError("min-sparsity", "expected 'defaults+X' with X a number in [0, 0.5], got '" + text + "'");
+    }
+    if (!(margin >= 0.0 && margin <= 0.5))
+      throw ParameterError("min-sparsity", "the margin of 'defaults+X' must lie in [0, 0.5], got '" + text + "'");
+    objective.floor = SparsityFloor::Defaults;
+    objective.floor_margin = margin;
     return;
   }
   double value = 0.0;
@@ -325,7 +340,7 @@ void search_regimes(CalibrationTable& table, const std::vector<Regime>& regimes,
     RegimeResult result;
     result.regime = regimes[r];
     const ProxyScore plain_defaults = task.score(objective, {});
-    result.floor = objective.floor == SparsityFloor::Defaults ? plain_defaults.sparsity * scale
+    result.floor = objective.floor == SparsityFloor::Defaults ? plain_defaults.sparsity * scale + objective.floor_margin
                    : objective.floor == SparsityFloor::Value  ? objective.min_sparsity
                                                               : -1.0;
     result.defaults = task.score(objective, {}, result.floor);
@@ -408,7 +423,10 @@ void write_table(const CalibrationTable& t, const std::string& path) {
                     {"error_weight", t.objective.error_weight},
                     {"penalty_weight", t.objective.penalty_weight},
                     {"fixed", t.objective.fixed}};
-  if (t.objective.floor == SparsityFloor::Defaults) j["objective"]["min_sparsity"] = "defaults";
+  if (t.objective.floor == SparsityFloor::Defaults) {
+    j["objective"]["min_sparsity"] = "defaults";
+    if (t.objective.floor_margin > 0.0) j["objective"]["min_sparsity_margin"] = t.objective.floor_margin;
+  }
   else if (t.objective.floor == SparsityFloor::Value) j["objective"]["min_sparsity"] = t.objective.min_sparsity;
   if (t.objective.floor != SparsityFloor::None) j["objective"]["refused_loss"] = kRefusedLoss;
   if (t.objective.schedule_steps > 0) j["objective"]["schedule_steps"] = t.objective.schedule_steps;
@@ -451,26 +469,6 @@ void write_table(const CalibrationTable& t, const std::string& path) {
   }
   j["regimes"] = regimes;
   write_json_file(path, "calibration table", j, 2);
-}
-
-LoadedTable read_table(const std::string& path) {
-  json j = read_versioned_json(path, "calibration table", kFormat, kVersion);
-  require(j.contains("mode") && j["mode"].is_string(), path, "has no 'mode'");
-  require(j.contains("regimes") && j["regimes"].is_object() && !j["regimes"].empty(), path, "has no regimes");
-  LoadedTable t;
-  t.mode = j["mode"].get<std::string>();
-  const auto& info = attention::find_policy(t.mode);
-  for (const auto& [name, r] : j["regimes"].items()) {
-    require(r.is_object() && r.contains("params") && r["params"].is_object(), path,
-            "regime '" + name + "' has no 'params' object");
-    ParamValues values;
-    for (const auto& [k, v] : r["params"].items()) {
-      require(v.is_number(), path, "regime '" + name + "' parameter '" + k + "' is not a number");
-      values[k] = v.get<double>();
-    }
-    t.regimes[name] = attention::resolve_params(info, values);
-  }
-  return t;
 }
 
 }  // namespace longshot::calibrate

@@ -60,6 +60,7 @@ struct ObjectiveSpec {
   double penalty_weight = 10000.0;
   SparsityFloor floor = SparsityFloor::None;
   double min_sparsity = 0.0;      // the floor when floor == Value, in [0, 1]
+  double floor_margin = 0.0;      // floor == Defaults ("defaults+X"): added to the defaults' (scaled) sparsity
   // With floor == Defaults: 0 compares the masks' sparsity. S > 0 compares the mean sparsity of an
   // S-step generation (dense steps count as 0, as `longshot generate` reports it): with `fixed`
   // dense_steps d below the mode's default d₀, floor = defaults' sparsity · (S − d₀) / (S − d), so
@@ -67,7 +68,8 @@ struct ObjectiveSpec {
   int schedule_steps = 0;
 };
 
-// "defaults" or a number in [0, 1] (the --min-sparsity flag); ParameterError("min-sparsity") else.
+// "defaults", "defaults+X" (X in [0, 0.5], a margin above the defaults) or a number in [0, 1] (the
+// --min-sparsity flag); ParameterError("min-sparsity") else.
 void parse_sparsity_floor(const std::string& text, ObjectiveSpec& objective);
 
 struct ProxyScore {
@@ -124,7 +126,7 @@ class ProxyTask {
 SearchBox search_box(const std::string& mode, const std::vector<std::string>& bounds = {},
                      const attention::ParamValues& fixed = {});
 
-// ---- The lookup table (JSON, "longshot-calibration" version 1).
+// ---- A calibration run's results (JSON, "longshot-calibration" version 1, write_table).
 struct RegimeResult {
   Regime regime;
   attention::ParamValues params;  // best, resolved
@@ -164,13 +166,36 @@ CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Cap
                            int64_t block_size, const SearchBox& box, const TpeOptions& options,
                            const CalibrationProgress& progress = nullptr);
 
+// One calibration run's table (version 1: one set of regimes, tuned at the proxy's length).
 void write_table(const CalibrationTable& table, const std::string& path);  // IoError when unwritable
-// Regime → resolved parameters. Throws IoError naming the file when it is missing, not JSON, of
-// another format or version, or lacks a field; ParameterError for an unknown mode or parameter.
+
+// ---- The lookup table as generation reads it (lookup_table.cpp). Version 1 (write_table): one
+// set of regimes for any length. Version 2 (combine_tables): one set per calibrated length, keyed
+// by the token-grid frames of its proxy (latent frames / temporal patch), because a mask tuned at
+// 16 frames keeps other blocks than one tuned at 64 (docs/calibration.md, "Horizons").
+struct TableHorizon {
+  int64_t grid_frames = 0;  // the frames it was calibrated at; 0: any length (a version-1 table)
+  std::map<std::string, attention::ParamValues> regimes;  // regime → resolved parameters
+};
 struct LoadedTable {
   std::string mode;
-  std::map<std::string, attention::ParamValues> regimes;
+  int version = 1;
+  std::vector<TableHorizon> horizons;  // ascending grid_frames, at least one, the same regimes in each
+  // The set for a job of `grid_frames` token-grid frames: the calibrated length nearest on a log
+  // scale (a tie goes to the shorter). The one place a length picks its parameters.
+  // ParameterError("frames") when grid_frames < 1.
+  const TableHorizon& horizon_for(int64_t grid_frames) const;
 };
+// Throws IoError naming the file when it is missing, not JSON, of another format or a version
+// other than 1 or 2, or lacks a field; version 2 also when a horizon has no positive integer
+// grid_frames, repeats another's, or its regimes differ from the others'. ParameterError for an
+// unknown mode or parameter.
 LoadedTable read_table(const std::string& path);
+
+// Writes a version-2 table at `out` from version-1 tables of one mode, each calibrated at another
+// length (their runs kept whole: proxy, objective, search, trace). IoError naming the input for a
+// version-2 input, another mode, a proxy grid without frames, a length given twice, other regimes
+// than the first input's; ParameterError for fewer than one input.
+void combine_tables(const std::vector<std::string>& inputs, const std::string& out);
 
 }  // namespace longshot::calibrate

@@ -16,7 +16,7 @@ constexpr size_t kMaxNesting = 16;  // tables and routers nest 4 levels; more is
 }  // namespace
 
 nlohmann::json read_versioned_json(const std::string& path, const std::string& what, const std::string& format,
-                                   int version) {
+                                   int version, int oldest) {
   const auto fail = [&](const std::string& why) { throw IoError(what + " '" + path + "': " + why); };
   io::require_regular_file(path, what);
   std::ifstream in(path, std::ios::binary);
@@ -35,9 +35,11 @@ nlohmann::json read_versioned_json(const std::string& path, const std::string& w
   if (!j.is_object() || !j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != format)
     fail("not a " + format + " file");
   if (!j.contains("version") || !j["version"].is_number_integer()) fail("has no integer 'version'");
-  if (j["version"].get<int64_t>() != version)
-    fail("version " + io::json_brief(j["version"]) + " is not supported (this build reads " + std::to_string(version) +
-         ")");
+  const int64_t v = j["version"].get<int64_t>();
+  if (oldest <= 0 || oldest > version) oldest = version;
+  if (v < oldest || v > version)
+    fail("version " + io::json_brief(j["version"]) + " is not supported (this build reads " +
+         (oldest == version ? std::to_string(version) : std::to_string(oldest) + " to " + std::to_string(version)) + ")");
   return j;
 }
 

@@ -10,9 +10,10 @@ namespace longshot::calibrate {
 
 // `path` as a JSON object whose "format" is `format` and whose integer "version" is `version`.
 // Throws IoError "<what> '<path>': ..." naming what is wrong (missing, not a regular file, nested
-// too deep, not valid JSON, another format, another version).
+// too deep, not valid JSON, another format, another version). `oldest` > 0: versions oldest..version
+// are read (the caller tells them apart).
 nlohmann::json read_versioned_json(const std::string& path, const std::string& what, const std::string& format,
-                                   int version);
+                                   int version, int oldest = 0);
 
 // `j` into `path` through a hidden temporary renamed on success (indent < 0: one line). Throws
 // IoError "<what> '<path>': ..." when it cannot be written; the destination is then untouched.

@@ -54,14 +54,16 @@ std::string RegimeChoice::summary() const {
     os << " (set by the user)";
   }
   os << ", parameters from " << table_file;
+  if (horizon_frames > 0) os << " (horizon of " << horizon_frames << " frames, the job has " << grid_frames << ")";
   if (!warning.empty()) os << "; warning: " << warning;
   return os.str();
 }
 
 RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_name, const torch::Tensor& tokens,
-                           const std::string& prompt) {
+                           const std::string& prompt, int64_t grid_frames) {
   RegimeChoice c;
   c.requested = s.regime;
+  c.grid_frames = grid_frames;
   c.params = s.params;
   if (s.regime.empty()) return c;
   if (s.mode == "dense")
@@ -101,10 +103,12 @@ RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_
   } else {
     c.regime = s.regime;
   }
-  const auto it = table.regimes.find(c.regime);
-  if (it == table.regimes.end()) {
+  const calibrate::TableHorizon& horizon = table.horizon_for(grid_frames);
+  c.horizon_frames = horizon.grid_frames;
+  const auto it = horizon.regimes.find(c.regime);
+  if (it == horizon.regimes.end()) {
     std::string known;
-    for (const auto& [name, p] : table.regimes) known += (known.empty() ? "" : ", ") + name;
+    for (const auto& [name, p] : horizon.regimes) known += (known.empty() ? "" : ", ") + name;
     throw ParameterError("regime", "'" + c.regime + "' is not in calibration table '" + c.table_file + "' (it has: " + known + ")");
   }
   c.params = it->second;

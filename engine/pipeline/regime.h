@@ -23,6 +23,8 @@ struct RegimeChoice {
   std::string requested;           // "auto" or a regime name
   std::string regime;              // the regime applied; "" when auto fell back to the defaults
   std::string router_file, table_file;
+  int64_t grid_frames = 0;         // the job's token-grid frames, which pick the table's horizon
+  int64_t horizon_frames = 0;      // the frames the applied horizon was calibrated at (0: a one-length table)
   calibrate::RouteDecision decision;  // filled when the router ran
   double route_ms = 0.0;           // pooling + projection + explanation
   std::string warning;             // set when auto fell back (a file missing), or a router of another model
@@ -37,8 +39,10 @@ struct RegimeChoice {
 // ShapeError for a router of another embedding width. Falls back to the mode's defaults (with
 // `warning` set) only for `auto` when the router or the table file is missing.
 // `tokens`: the prompt's [L, D] embedding; the built-in model's rows are named for the explanation.
+// `grid_frames`: the job's token-grid frames (latent frames / temporal patch); a table with several
+// horizons applies the one calibrated nearest that length (calibrate::LoadedTable::horizon_for).
 RegimeChoice choose_regime(const AttentionSettings& settings, const std::string& model_name,
-                           const torch::Tensor& tokens, const std::string& prompt);
+                           const torch::Tensor& tokens, const std::string& prompt, int64_t grid_frames);
 
 // Trains a router for a built-in model on world captions (calibrate::world_prompts with `seed`)
 // embedded by that model's own text encoder, and scores it on `heldout_per_regime` captions of

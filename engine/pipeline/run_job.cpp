@@ -443,7 +443,8 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // calibrated parameters become the mode's before any policy is made.
     RegimeChoice regime;
     if (!request.attention.regime.empty()) {
-      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt);
+      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt,
+                             shape[1] / config.patch[0]);  // token-grid frames pick the table's horizon
       request.attention.params = regime.params;
       if (!regime.warning.empty()) spdlog::warn("regime {}", regime.summary());
     }

@@ -188,8 +188,11 @@ TEST_F(Calibrated, TableRoundTripsAndRefusesCorruptFiles) {
   write_table(*table_, path);
   const auto loaded = read_table(path);
   EXPECT_EQ(loaded.mode, "dynamicrad");
-  ASSERT_EQ(loaded.regimes.size(), 2u);
-  EXPECT_EQ(loaded.regimes.at("fast"), table_->regimes[1].params);
+  EXPECT_EQ(loaded.version, 1);
+  ASSERT_EQ(loaded.horizons.size(), 1u);  // one run: one set for any length
+  EXPECT_EQ(loaded.horizons[0].grid_frames, 0);
+  ASSERT_EQ(loaded.horizons[0].regimes.size(), 2u);
+  EXPECT_EQ(loaded.horizons[0].regimes.at("fast"), table_->regimes[1].params);
   {
     std::ifstream in(path);
     const auto j = nlohmann::json::parse(in);
@@ -215,8 +218,8 @@ TEST_F(Calibrated, TableRoundTripsAndRefusesCorruptFiles) {
   write("{\"format\": \"longshot-calibration\", \"version\": 1, \"mode\": \"dynamicrad\", \"regi");
   EXPECT_NE(io_message().find("not valid JSON"), std::string::npos) << io_message();
   EXPECT_NE(io_message().find(path), std::string::npos);
-  write(R"({"format": "longshot-calibration", "version": 2, "mode": "dynamicrad", "regimes": {"fast": {"params": {}}}})");
-  EXPECT_NE(io_message().find("version 2"), std::string::npos) << io_message();
+  write(R"({"format": "longshot-calibration", "version": 3, "mode": "dynamicrad", "regimes": {"fast": {"params": {}}}})");
+  EXPECT_NE(io_message().find("version 3 is not supported (this build reads 1 to 2)"), std::string::npos) << io_message();
   write(R"({"format": "other", "version": 1})");
   EXPECT_NE(io_message().find("not a longshot-calibration"), std::string::npos) << io_message();
   write(R"({"format": "longshot-calibration", "version": 1, "mode": "dynamicrad", "regimes": {}})");

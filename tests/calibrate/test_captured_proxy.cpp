@@ -87,7 +87,8 @@ TEST(CapturedProxy, TableSaysModelAndWhereEachRegimeCameFrom) {
   EXPECT_EQ(j["regimes"]["static"]["source"], "drift 0.020000");
   EXPECT_EQ(j["regimes"]["fast"]["trace"].size(), 4u);
   const auto back = read_table(path);
-  EXPECT_EQ(back.regimes.size(), 2u);
+  ASSERT_EQ(back.horizons.size(), 1u);
+  EXPECT_EQ(back.horizons[0].regimes.size(), 2u);
 }
 
 // Prompts stacked along the heads (groups): each is scored with its own mask, and the figures are

@@ -143,7 +143,7 @@ TEST(SparsityFloor, AtTheDefaultsFloorARegimeKeepsTheDefaultsWhenNothingBeatsThe
   EXPECT_EQ(slow["best_trial"], -1);
   EXPECT_DOUBLE_EQ(slow["min_sparsity"].get<double>(), r.floor);
   EXPECT_TRUE(slow["trace"][0].contains("refused"));
-  EXPECT_EQ(read_table(path).regimes.at("slow"), r.defaults.params);
+  EXPECT_EQ(read_table(path).horizons.at(0).regimes.at("slow"), r.defaults.params);
   std::filesystem::remove(path);
 }
 

@@ -6,10 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "engine/calibrate/calibration.h"
 #include "engine/calibrate/router.h"
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
@@ -110,18 +113,18 @@ TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
   s.regime = "auto";
   s.router = router_file();
   s.calibration = table_file();
-  auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast);
+  auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, 16);
   EXPECT_EQ(c.regime, "fast");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.25);
   EXPECT_DOUBLE_EQ(c.params.at("threshold_far"), 1.0);
   EXPECT_NE(c.summary().find("fast (auto"), std::string::npos) << c.summary();
-  c = pipeline::choose_regime(s, "longshot-builtin", embed(kStatic), kStatic);
+  c = pipeline::choose_regime(s, "longshot-builtin", embed(kStatic), kStatic, 16);
   EXPECT_EQ(c.regime, "static");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.9);
   // The user overrides the router, and a --param overrides the table.
   s.regime = "slow";
   s.params["decay"] = 1.5;
-  c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast);
+  c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, 16);
   EXPECT_EQ(c.regime, "slow");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 1.5);
   EXPECT_NE(c.summary().find("set by the user"), std::string::npos);
@@ -135,33 +138,33 @@ TEST(Regime, RefusesBadInputAndFallsBackOnlyForAutoWithAMissingFile) {
   s.calibration = table_file();
   s.params["decay"] = 0.7;
   const auto e = embed(kFast);
-  auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast);
+  auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16);
   EXPECT_EQ(c.regime, "");
   EXPECT_NE(c.warning.find("no_such_router.json"), std::string::npos) << c.warning;
   EXPECT_NE(c.summary().find("fell back"), std::string::npos);
   EXPECT_EQ(c.params.size(), 1u);  // the user's only: the mode's defaults fill the rest
   s.router = router_file();
   s.calibration = temp_path("no_such_table.json");
-  EXPECT_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast).regime, "");
+  EXPECT_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16).regime, "");
   // A named regime has no fallback.
   s.regime = "fast";
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
   s.calibration = table_file();
   s.regime = "sideways";
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
   s.regime = "auto";
   s.mode = "dense";
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
   s.mode = "dynamicrad";
   s.calibration = table_file("dfsattn");  // another mode's table
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
   s.calibration = table_file();
   const std::string corrupt = temp_path("corrupt_router.json");
   std::ofstream(corrupt) << "{\"format\": \"longshot-router\", \"version\": 1, \"model\": \"x\", \"dim\": 4, \"regimes\": [";
   s.router = corrupt;
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast), IoError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), IoError);
   s.router = router_file();
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", torch::ones({5, 7}), kFast), ShapeError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", torch::ones({5, 7}), kFast, 16), ShapeError);
 }
 
 TEST(Regime, RunJobRoutesPrintsAndRecordsTheRegime) {
@@ -215,4 +218,77 @@ TEST(Regime, RunJobRoutesPrintsAndRecordsTheRegime) {
   };
   pipeline::run_job(r, ctx);
   EXPECT_NE(error.find("no_such_table.json"), std::string::npos) << error;
+}
+
+// A table keyed by length (version 2, calibrate::combine_tables): the job's token-grid frames pick
+// the horizon calibrated nearest them, inside choose_regime and through run_job (the built-in
+// model's temporal patch is 2: 8 frames → 4 grid frames, 24 → 12, nearer 16 than 4 on a log scale).
+TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
+  auto run_table = [](const std::string& name, const std::string& grid, double decay) {
+    nlohmann::json j;
+    j["format"] = "longshot-calibration";
+    j["version"] = 1;
+    j["mode"] = "dynamicrad";
+    j["proxy"]["grid"] = grid;
+    for (const char* r : {"static", "slow", "fast"}) j["regimes"][r]["params"] = {{"decay", decay}};
+    const std::string p = temp_path(name);
+    std::ofstream(p) << j.dump();
+    return p;
+  };
+  const std::string table = temp_path("horizons.json");
+  calibrate::combine_tables({run_table("h4.json", "4x4x4", 0.9), run_table("h16.json", "16x4x4", 0.3)}, table);
+  pipeline::AttentionSettings s;
+  s.mode = "dynamicrad";
+  s.regime = "auto";
+  s.router = router_file();
+  s.calibration = table;
+  const auto e = embed(kFast);
+  EXPECT_DOUBLE_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 4).params.at("decay"), 0.9);
+  EXPECT_DOUBLE_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 12).params.at("decay"), 0.3);
+  const auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, 64);
+  EXPECT_EQ(c.horizon_frames, 16);
+  EXPECT_NE(c.summary().find("horizon of 16 frames, the job has 64"), std::string::npos) << c.summary();
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 0), ParameterError);
+
+  pipeline::GenerationRequest r;
+  r.model = "longshot-builtin";
+  r.width = 32, r.height = 32, r.steps = 1;
+  r.device = "cpu";
+  r.previews = false;
+  r.measure_recall = false;
+  r.prompt = kFast;
+  r.attention.mode = "dynamicrad";
+  r.attention.regime = "auto";
+  r.attention.router = router_file();
+  r.attention.calibration = table;
+  for (const auto& [frames, decay] : std::vector<std::pair<int, double>>{{8, 0.9}, {24, 0.3}}) {
+    r.frames = frames;
+    pipeline::JobStarted started;
+    std::string error;
+    pipeline::JobContext ctx;
+    ctx.publish = [&](pipeline::Event ev) {
+      if (auto* st = std::get_if<pipeline::JobStarted>(&ev)) started = *st;
+      if (auto* f = std::get_if<pipeline::JobFailed>(&ev)) error = f->message;
+    };
+    pipeline::run_job(r, ctx);
+    EXPECT_EQ(error, "") << frames << " frames";
+    EXPECT_DOUBLE_EQ(started.request.attention.params.at("decay"), decay) << frames << " frames";
+  }
+
+  // A version-2 table with a regime missing at one length is refused naming the file, not applied.
+  nlohmann::json bad;
+  {
+    std::ifstream in(table);
+    bad = nlohmann::json::parse(in);
+  }
+  bad["horizons"][1]["regimes"].erase("slow");
+  std::ofstream(table) << bad.dump();
+  try {
+    pipeline::choose_regime(s, "longshot-builtin", e, kFast, 4);
+    ADD_FAILURE() << "a horizon without the slow regime was accepted";
+  } catch (const IoError& err) {
+    EXPECT_NE(std::string(err.what()).find("horizons.json"), std::string::npos) << err.what();
+    EXPECT_NE(std::string(err.what()).find("horizon of 16 frames has regimes {fast, static}"), std::string::npos) << err.what();
+  }
+  std::filesystem::remove(table);
 }

@@ -1,0 +1,154 @@
+// The calibration lookup table as generation reads it: version 1 (one calibration run, any length)
+// and version 2 (runs at several lengths, keyed by token-grid frames), and the one rule that picks a
+// length's parameters (calibration.h, LoadedTable::horizon_for).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "engine/calibrate/calibration.h"
+#include "engine/calibrate/json_file.h"
+#include "engine/common/error.h"
+
+namespace longshot::calibrate {
+
+using attention::ParamValues;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "longshot-calibration";
+constexpr int kRunVersion = 1;       // write_table: one run
+constexpr int kHorizonsVersion = 2;  // combine_tables: one run per length
+
+void require(bool ok, const std::string& path, const std::string& why) {
+  if (!ok) throw IoError("calibration table '" + path + "': " + why);
+}
+
+// A run's "regimes" object → regime → resolved parameters. `where` prefixes the messages
+// ("" for a version-1 table, "horizon of 64 frames: " in version 2).
+std::map<std::string, ParamValues> read_regimes(const json& j, const std::string& path, const attention::PolicyInfo& info,
+                                                const std::string& where) {
+  require(j.contains("regimes") && j["regimes"].is_object() && !j["regimes"].empty(), path, where + "has no regimes");
+  std::map<std::string, ParamValues> out;
+  for (const auto& [name, r] : j["regimes"].items()) {
+    require(r.is_object() && r.contains("params") && r["params"].is_object(), path,
+            where + "regime '" + name + "' has no 'params' object");
+    ParamValues values;
+    for (const auto& [k, v] : r["params"].items()) {
+      require(v.is_number(), path, where + "regime '" + name + "' parameter '" + k + "' is not a number");
+      values[k] = v.get<double>();
+    }
+    out[name] = attention::resolve_params(info, values);
+  }
+  return out;
+}
+
+// The frames of a run's proxy grid "TxHxW" (0 when it has none).
+int64_t run_grid_frames(const json& j) {
+  if (!j.contains("proxy") || !j["proxy"].is_object() || !j["proxy"].contains("grid") || !j["proxy"]["grid"].is_string())
+    return 0;
+  const std::string g = j["proxy"]["grid"].get<std::string>();
+  try {
+    size_t used = 0;
+    const long long t = std::stoll(g, &used);
+    return used > 0 && used < g.size() && g[used] == 'x' && t > 0 ? int64_t(t) : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string regime_names(const std::map<std::string, ParamValues>& regimes) {
+  std::string s;
+  for (const auto& [name, p] : regimes) s += (s.empty() ? "" : ", ") + name;
+  return s;
+}
+
+}  // namespace
+
+const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames) const {
+  if (grid_frames < 1) throw ParameterError("frames", "a job needs at least one latent frame to pick a table horizon");
+  if (horizons.empty()) throw ParameterError("calibration", "the table has no horizon");
+  const TableHorizon* best = &horizons.front();
+  double best_d = INFINITY;
+  for (const auto& h : horizons) {
+    if (h.grid_frames == 0) return h;  // version 1: any length
+    // Ascending order and a strict '<': a tie goes to the shorter length.
+    const double d = std::abs(std::log(double(grid_frames) / double(h.grid_frames)));
+    if (d < best_d - 1e-12) best = &h, best_d = d;
+  }
+  return *best;
+}
+
+LoadedTable read_table(const std::string& path) {
+  json j = read_versioned_json(path, "calibration table", kFormat, kHorizonsVersion, kRunVersion);
+  require(j.contains("mode") && j["mode"].is_string(), path, "has no 'mode'");
+  LoadedTable t;
+  t.mode = j["mode"].get<std::string>();
+  t.version = j["version"].get<int>();
+  const auto& info = attention::find_policy(t.mode);
+  if (t.version == kRunVersion) {
+    t.horizons.push_back(TableHorizon{0, read_regimes(j, path, info, "")});
+    return t;
+  }
+  require(j.contains("horizons") && j["horizons"].is_array() && !j["horizons"].empty(), path,
+          "version 2 needs a non-empty 'horizons' array (one calibration per length)");
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < j["horizons"].size(); ++i) {
+    const json& h = j["horizons"][i];
+    const std::string at = "horizon " + std::to_string(i);
+    require(h.is_object() && h.contains("grid_frames") && h["grid_frames"].is_number_integer() &&
+                h["grid_frames"].get<int64_t>() > 0,
+            path, at + " has no positive integer 'grid_frames' (the token-grid frames it was calibrated at)");
+    const int64_t frames = h["grid_frames"].get<int64_t>();
+    require(seen.insert(frames).second, path, at + " repeats grid_frames " + std::to_string(frames));
+    TableHorizon th{frames, read_regimes(h, path, info, "horizon of " + std::to_string(frames) + " frames: ")};
+    // A regime present at one length only would route a long job to the defaults or fail mid-way;
+    // refuse the table instead.
+    if (!t.horizons.empty())
+      require(regime_names(th.regimes) == regime_names(t.horizons.front().regimes), path,
+              "horizon of " + std::to_string(frames) + " frames has regimes {" + regime_names(th.regimes) +
+                  "}, the horizon of " + std::to_string(t.horizons.front().grid_frames) + " frames {" +
+                  regime_names(t.horizons.front().regimes) + "}");
+    t.horizons.push_back(std::move(th));
+  }
+  std::sort(t.horizons.begin(), t.horizons.end(),
+            [](const TableHorizon& a, const TableHorizon& b) { return a.grid_frames < b.grid_frames; });
+  return t;
+}
+
+void combine_tables(const std::vector<std::string>& inputs, const std::string& out) {
+  if (inputs.empty()) throw ParameterError("combine", "needs at least one version-1 table");
+  json result;
+  result["format"] = kFormat;
+  result["version"] = kHorizonsVersion;
+  json horizons = json::array();
+  std::set<int64_t> seen;
+  std::string first_regimes;
+  for (const auto& path : inputs) {
+    json j = read_versioned_json(path, "calibration table", kFormat, kHorizonsVersion, kRunVersion);
+    require(j["version"] == kRunVersion, path, "is already a version-2 table; combine the version-1 runs it came from");
+    const LoadedTable loaded = read_table(path);  // every check of a version-1 table
+    if (!result.contains("mode")) result["mode"] = loaded.mode;
+    require(result["mode"] == loaded.mode, path,
+            "is for mode " + loaded.mode + ", the first table for " + result["mode"].get<std::string>());
+    const int64_t frames = run_grid_frames(j);
+    require(frames > 0, path, "has no proxy grid 'TxHxW' to say which length it was calibrated at");
+    require(seen.insert(frames).second, path, "is calibrated at " + std::to_string(frames) + " frames, as another input");
+    const std::string names = regime_names(loaded.horizons.front().regimes);
+    if (first_regimes.empty()) first_regimes = names;
+    require(names == first_regimes, path, "has regimes {" + names + "}, the first table {" + first_regimes + "}");
+    j.erase("format");
+    j.erase("version");
+    j.erase("mode");
+    j["grid_frames"] = frames;
+    j["from"] = std::filesystem::path(path).filename().string();  // the run's file, for the record
+    horizons.push_back(std::move(j));
+  }
+  std::sort(horizons.begin(), horizons.end(),
+            [](const json& a, const json& b) { return a["grid_frames"].get<int64_t>() < b["grid_frames"].get<int64_t>(); });
+  result["horizons"] = horizons;
+  write_json_file(out, "calibration table", result, 2);
+}
+
+}  // namespace longshot::calibrate

@@ -89,6 +89,9 @@ const char* kGenerateUsage =
     "  --block B              mask block size in tokens (default 128)\n"
     "  --device auto|cpu|cuda\n"
     "  --precision P          the DiT's linear layers: native (default) or fp8 (e4m3 GEMMs; Hopper, LibTorch >= 2.5)\n"
+    "  --cuda-graphs          replay each forward from a captured CUDA graph where shapes and masks repeat\n"
+    "                         (static modes; others run eagerly and the log says why; a CUDA device only).\n"
+    "                         The recall probe keeps the conditional forward eager: add --no-recall\n"
     "  --out FILE.mp4         MP4 (H.264 yuv420p; MPEG-4 if libav has no H.264 encoder)\n"
     "  --png-dir DIR          every frame as DIR/frame_NNNNN.png\n"
     "  --trace FILE           every step/layer/head mask as a longshot-mask-trace file\n"
@@ -222,6 +225,10 @@ int parse_generate_flags(const std::vector<std::string>& args, GenerateArgs& g) 
     }
     if (flag == "--offload") {
       g.req.offload = true;
+      continue;
+    }
+    if (flag == "--cuda-graphs") {
+      g.req.cuda_graphs = true;
       continue;
     }
     if (flag.rfind("--", 0) != 0 || i + 1 >= args.size()) {

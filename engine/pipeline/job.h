@@ -75,6 +75,10 @@ struct GenerationRequest {
   // Cap on the CUDA caching allocator for the job, bytes (--max-gpu-memory 24G); 0 = no cap.
   // Past it the job fails with CUDA's out-of-memory error, as on a card that size.
   int64_t max_gpu_memory = 0;
+  // CUDA graphs (--cuda-graphs; model/graph_forward.h): each forward whose shapes, settings and
+  // masks were seen before replays a captured graph. Static modes only; the rest run eagerly with
+  // one log line saying why. Needs a CUDA device (a ParameterError otherwise).
+  bool cuda_graphs = false;
 };
 
 }  // namespace longshot::pipeline

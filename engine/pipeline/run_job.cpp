@@ -17,6 +17,7 @@
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
+#include "engine/model/graph_forward.h"
 #include "engine/model/model_source.h"
 #include "engine/model/weights.h"
 #include "engine/pipeline/job_failure.h"
@@ -43,6 +44,11 @@ void validate_request(const GenerationRequest& r) {
   if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
     throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
   model::parse_linear_precision(r.precision);  // the device check for fp8 comes with the model
+  // CUDA graphs are a GPU feature asked for by name: on a CPU they are an error, not a silent no-op
+  // (the device "auto" resolves to is checked in run_job).
+  if (r.cuda_graphs && r.device == "cpu") throw ParameterError("cuda-graphs", "needs a CUDA device, the job asks for the CPU");
+  if (r.cuda_graphs && !model::cuda_graphs_supported())
+    throw ParameterError("cuda-graphs", "this build's LibTorch has no CUDA, so there is nothing to capture");
   if (r.max_gpu_memory < 0) throw ParameterError("max-gpu-memory", "must be >= 0 bytes (0: no cap)");
   const auto& a = r.attention;
   attention::resolve_params(attention::find_policy(a.mode), a.params);
@@ -258,6 +264,9 @@ class JobSteps {
         inspect_{s.request.inspect_layer, s.request.inspect_head, s.request.inspect_query} {
     policy_ = attention::create_policy(settings_.mode, settings_.params);
     policy_->reset();
+    // --cuda-graphs: forwards go through the job's graphs (graph_forward.h), which run eagerly
+    // (saying why, once) where a forward cannot be captured; freed with the job.
+    if (s.request.cuda_graphs) graphs_ = std::make_unique<model::GraphForward>(s.dit);
     prev_mode_ = settings_.mode;
     prev_params_ = policy_->params();
     t_job_ = now_ms();
@@ -268,7 +277,7 @@ class JobSteps {
     h.cancel = s_.ctx.cancel;
     h.on_step_begin = [this](int step) { begin_step(step); };
     h.cond = [this, &prompts](const torch::Tensor& x, const torch::Tensor& t, int) {
-      auto out = s_.dit->forward_with_stats(x, t, prompts.cond, plan_, probe_);
+      auto out = forward(x, t, prompts.cond, probe_);
       stats_ = std::move(out.stats);
       attention_ms_ = stats_.attention_ms;
       mask_ms_ = stats_.mask_ms;
@@ -277,7 +286,7 @@ class JobSteps {
     if (prompts.uncond.defined()) {
       // The unconditional pass: the same plan (masks and schedule), nothing inspected or recorded.
       h.uncond = [this, &prompts](const torch::Tensor& x, const torch::Tensor& t, int) {
-        auto out = s_.dit->forward_with_stats(x, t, prompts.uncond, plan_);
+        auto out = forward(x, t, prompts.uncond, {});
         attention_ms_ += out.stats.attention_ms;
         mask_ms_ += out.stats.mask_ms;
         return out.velocity;
@@ -293,6 +302,12 @@ class JobSteps {
   double sparsity_sum() const { return sparsity_sum_; }  // mean sparsity counts dense steps as 0
 
  private:
+  model::DiTOutput forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& text,
+                           const model::AttentionProbe& probe) {
+    return graphs_ ? graphs_->forward_with_stats(x, t, text, plan_, probe)
+                   : s_.dit->forward_with_stats(x, t, text, plan_, probe);
+  }
+
   // New settings or inspect target, then the step's plan and probe.
   void begin_step(int step) {
     auto& ctx = s_.ctx;
@@ -389,6 +404,7 @@ class JobSteps {
   model::AttentionPlan plan_;
   model::AttentionProbe probe_;
   model::AttentionStats stats_;
+  std::unique_ptr<model::GraphForward> graphs_;  // with request.cuda_graphs
   double t_job_ = 0, t_step_ = 0, attention_ms_ = 0, mask_ms_ = 0;
   double total_attention_ = 0, sparsity_sum_ = 0;
 };
@@ -424,6 +440,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     if (request.device == "cuda" && !torch::cuda::is_available())
       throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    if (request.cuda_graphs && !use_cuda) throw ParameterError("cuda-graphs", "needs a CUDA device, none is visible");
     progress.cuda = use_cuda;
     const auto dtype = use_cuda ? torch::kBFloat16 : torch::kFloat;
 

@@ -256,6 +256,15 @@ TEST(Generator, SubmitValidates) {
   r = small_request();
   r.attention.params = {{"no_such_param", 1.0}};
   EXPECT_THROW(g.submit(r), ParameterError);
+  // CUDA graphs asked for on the CPU: refused up front, naming the option (not a silent no-op).
+  r = small_request();
+  r.cuda_graphs = true;
+  try {
+    g.submit(r);
+    ADD_FAILURE() << "cuda_graphs on the CPU was accepted";
+  } catch (const ParameterError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda-graphs"), std::string::npos) << e.what();
+  }
   EXPECT_FALSE(g.busy());
 }
 

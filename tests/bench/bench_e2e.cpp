@@ -8,10 +8,15 @@
 // percent at most). The attention share f comes from per-layer timing with device syncs; Amdahl's
 // ideal speedup at block sparsity s is 1 / ((1 − f) + f·(1 − s)) against the same run's dense.
 // Peak memory: measured peak of the L-block run + (30 − L) blocks of bf16 weights.
+// LONGSHOT_CUDA_GRAPHS=1: the timed forwards go through a CUDA graph (engine/model/graph_forward.h)
+// where the mode allows (the rest run eagerly, the reason printed); a replay times nothing inside,
+// so such a row's attention and mask times are the eager warm-up forward's.
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +29,7 @@
 #include "engine/attention/presets.h"
 #include "engine/common/cuda_memory.h"
 #include "engine/model/dit.h"
+#include "engine/model/graph_forward.h"
 #include "tests/bench/bench_dit.h"
 
 using namespace longshot;
@@ -42,6 +48,7 @@ struct Row {
          peak = -1;
   int reps = 0;
   double first_mask_ms = 0;  // mask building in the warm-up forward (one-shot masks are built there)
+  bool cuda_graph = false;   // timed as graph replays (LONGSHOT_CUDA_GRAPHS=1)
 };
 
 struct Options {
@@ -154,6 +161,15 @@ class E2EBench {
     const auto first = model_.dit->forward_with_stats(in.x, in.t, in.text, ctl);  // warm-up (and mask caches)
     if (cuda_) torch::cuda::synchronize();
     row.first_mask_ms = first.stats.mask_ms;
+    const char* env = std::getenv("LONGSHOT_CUDA_GRAPHS");
+    std::unique_ptr<model::GraphForward> graphs;
+    if (cuda_ && env && std::string(env) == "1") {
+      graphs = std::make_unique<model::GraphForward>(model_.dit);
+      graphs->forward_with_stats(in.x, in.t, in.text, ctl);  // the capture, untimed
+      row.cuda_graph = graphs->last_replayed();
+      std::printf("  %s %s: cuda graph %s\n", row.grid.c_str(), row.mode.c_str(),
+                  row.cuda_graph ? "replayed" : ("refused: " + graphs->last_eager_reason()).c_str());
+    }
     reset_peak_cuda_memory(model_.device);
     // At least --reps forwards and at least 1.5 s of them (short grids vary by ±20 % over
     // two forwards); the forward time is the median, attention and mask times the means.
@@ -161,12 +177,13 @@ class E2EBench {
     double attn = 0, mask = 0, spent = 0;
     while (static_cast<int>(fwd.size()) < opt_.reps || (spent < 1500.0 && fwd.size() < 20)) {
       const double t0 = bench::now_ms();
-      const auto out = model_.dit->forward_with_stats(in.x, in.t, in.text, ctl);
+      const auto out = graphs ? graphs->forward_with_stats(in.x, in.t, in.text, ctl)
+                              : model_.dit->forward_with_stats(in.x, in.t, in.text, ctl);
       if (cuda_) torch::cuda::synchronize();
       fwd.push_back(bench::now_ms() - t0);
       spent += fwd.back();
-      attn += out.stats.attention_ms;
-      mask += out.stats.mask_ms;
+      attn += row.cuda_graph ? first.stats.attention_ms : out.stats.attention_ms;
+      mask += row.cuda_graph ? first.stats.mask_ms : out.stats.mask_ms;
       row.sparsity = out.stats.mean_sparsity();
     }
     const double n = static_cast<double>(fwd.size());
@@ -194,7 +211,7 @@ class E2EBench {
                       {"attention_ms", r.attention_ms}, {"mask_ms", r.mask_ms}, {"step_ms", r.step_ms},
                       {"attention_share", r.share}, {"amdahl_ideal", r.ideal}, {"measured_speedup", r.measured},
                       {"peak_gib", r.peak}, {"layers_timed", opt_.layers}, {"forwards_timed", r.reps},
-                      {"first_forward_mask_ms", r.first_mask_ms}});
+                      {"first_forward_mask_ms", r.first_mask_ms}, {"cuda_graph", r.cuda_graph}});
     }
   }
 

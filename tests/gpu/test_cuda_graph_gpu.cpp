@@ -189,6 +189,7 @@ TEST(CudaGraphGpu, DynamicModeFallsBackToEager) {
   EXPECT_LT(rel_l2(graph.velocity, eager.velocity), 2e-2);
   // Its dense warm-up steps have no masks to build, so they can be captured.
   plan.dense_step = true;
+  plan.backend = attention::Backend::Auto;  // as the pipeline runs dense layers (SDPA)
   graphs.forward_with_stats(in.x, in.t, in.text, plan);
   EXPECT_TRUE(graphs.last_replayed()) << graphs.last_eager_reason();
 }

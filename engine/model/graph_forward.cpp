@@ -20,6 +20,7 @@
 
 #if LONGSHOT_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -218,6 +219,9 @@ struct GraphForward::Impl {
       const c10::cuda::CUDAStreamGuard on_side(side);
       dit->forward_with_stats(e->x, e->t, e->text, plan);  // caches, mask uploads, library handles
       side.synchronize();
+      // The warm-up's activations stay cached for the side stream, which nothing uses again; give
+      // them back before the graph takes its own pool (else a long video holds both).
+      c10::cuda::CUDACachingAllocator::emptyCache();
       if (!has_pool) pool = at::cuda::graph_pool_handle(), has_pool = true;
       e->graph = std::make_unique<at::cuda::CUDAGraph>();
       e->graph->capture_begin(pool);

@@ -101,6 +101,20 @@ psnr() {  # dense dir, other dir → PSNR of the global MSE
     python3 "$HERE/psnr_frames.py" "$1" "$2"
   fi
 }
+# Every PSNR first, JOBS at a time, each into "<run>.psnr" (python3 pays a torch import per pair:
+# 216 pairs one by one would take minutes on the GPU machine); a failed run's file is empty.
+psnr_to_file() { psnr "$1" "$2" > "$2.psnr" 2> "$2.psnr.log" || : > "$2.psnr"; }
+export -f psnr psnr_to_file
+export PSNR_TOOL HERE
+: > "$OUT/psnr_jobs.txt"
+i=0
+while IFS=$'\t' read -r regime prompt; do
+  for h in $HORIZONS; do
+    for s in defaults routed; do printf '%s\0%s\0' "$OUT/runs/$i-h$h-dense" "$OUT/runs/$i-h$h-$s" >> "$OUT/psnr_jobs.txt"; done
+  done
+  i=$((i + 1))
+done < "$OUT/prompts.tsv"
+xargs -0 -n 2 -P "$JOBS" bash -c 'psnr_to_file "$@"' _ < "$OUT/psnr_jobs.txt" || true
 sparsity() { sed -n 's/^mean sparsity *\([0-9.]*\)%.*/\1/p' "$1.summary"; }
 regime_of() { sed -n 's/^regime *\([a-z]*\) (auto.*/\1/p' "$1.summary"; }
 
@@ -111,7 +125,7 @@ while IFS=$'\t' read -r regime prompt; do
     d="$OUT/runs/$i-h$h-dense"
     for s in defaults routed; do
       x="$OUT/runs/$i-h$h-$s"
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$regime" "$i" "$h" "$s" "$(psnr "$d" "$x")" "$(sparsity "$x")" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$regime" "$i" "$h" "$s" "$(cat "$x.psnr" 2>/dev/null)" "$(sparsity "$x")" \
         "$( [ "$s" = routed ] && regime_of "$x" || echo -)" >> "$OUT/runs.tsv"
     done
   done

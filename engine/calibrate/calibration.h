@@ -176,6 +176,9 @@ void write_table(const CalibrationTable& table, const std::string& path);  // Io
 struct TableHorizon {
   int64_t grid_frames = 0;  // the frames it was calibrated at; 0: any length (a version-1 table)
   std::map<std::string, attention::ParamValues> regimes;  // regime → resolved parameters
+  // Its proxy's geometry, when the file says (0: unknown). The masks are tuned to it: the same
+  // parameters keep other blocks at other tokens per frame or block size (docs/calibration.md).
+  int64_t frame_h = 0, frame_w = 0, block = 0;
 };
 struct LoadedTable {
   std::string mode;

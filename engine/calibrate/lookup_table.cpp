@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "engine/attention/token_grid.h"
 #include "engine/calibrate/calibration.h"
 #include "engine/calibrate/json_file.h"
 #include "engine/common/error.h"
@@ -44,18 +45,25 @@ std::map<std::string, ParamValues> read_regimes(const json& j, const std::string
   return out;
 }
 
-// The frames of a run's proxy grid "TxHxW" (0 when it has none).
-int64_t run_grid_frames(const json& j) {
+// A run's proxy grid "TxHxW" (all 0 when it has none or it does not parse).
+attention::TokenGrid run_grid(const json& j) {
   if (!j.contains("proxy") || !j["proxy"].is_object() || !j["proxy"].contains("grid") || !j["proxy"]["grid"].is_string())
-    return 0;
-  const std::string g = j["proxy"]["grid"].get<std::string>();
+    return {0, 0, 0};
   try {
-    size_t used = 0;
-    const long long t = std::stoll(g, &used);
-    return used > 0 && used < g.size() && g[used] == 'x' && t > 0 ? int64_t(t) : 0;
+    return attention::TokenGrid::parse(j["proxy"]["grid"].get<std::string>());
   } catch (const std::exception&) {
-    return 0;
+    return {0, 0, 0};
   }
+}
+
+int64_t run_grid_frames(const json& j) { return run_grid(j).t; }
+
+// The horizon's proxy geometry, for the warning when a job's differs (calibration.h).
+void read_geometry(const json& j, TableHorizon& h) {
+  const auto g = run_grid(j);
+  h.frame_h = g.h, h.frame_w = g.w;
+  if (j.contains("proxy") && j["proxy"].is_object() && j["proxy"].contains("block") && j["proxy"]["block"].is_number_integer())
+    h.block = std::max<int64_t>(0, j["proxy"]["block"].get<int64_t>());
 }
 
 std::string regime_names(const std::map<std::string, ParamValues>& regimes) {
@@ -88,7 +96,8 @@ LoadedTable read_table(const std::string& path) {
   t.version = j["version"].get<int>();
   const auto& info = attention::find_policy(t.mode);
   if (t.version == kRunVersion) {
-    t.horizons.push_back(TableHorizon{0, read_regimes(j, path, info, "")});
+    t.horizons.push_back(TableHorizon{0, read_regimes(j, path, info, ""), 0, 0, 0});
+    read_geometry(j, t.horizons.back());
     return t;
   }
   require(j.contains("horizons") && j["horizons"].is_array() && !j["horizons"].empty(), path,
@@ -102,7 +111,8 @@ LoadedTable read_table(const std::string& path) {
             path, at + " has no positive integer 'grid_frames' (the token-grid frames it was calibrated at)");
     const int64_t frames = h["grid_frames"].get<int64_t>();
     require(seen.insert(frames).second, path, at + " repeats grid_frames " + std::to_string(frames));
-    TableHorizon th{frames, read_regimes(h, path, info, "horizon of " + std::to_string(frames) + " frames: ")};
+    TableHorizon th{frames, read_regimes(h, path, info, "horizon of " + std::to_string(frames) + " frames: "), 0, 0, 0};
+    read_geometry(h, th);
     // A regime present at one length only would route a long job to the defaults or fail mid-way;
     // refuse the table instead.
     if (!t.horizons.empty())

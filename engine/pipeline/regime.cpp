@@ -60,10 +60,10 @@ std::string RegimeChoice::summary() const {
 }
 
 RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_name, const torch::Tensor& tokens,
-                           const std::string& prompt, int64_t grid_frames) {
+                           const std::string& prompt, const attention::TokenGrid& grid) {
   RegimeChoice c;
   c.requested = s.regime;
-  c.grid_frames = grid_frames;
+  c.grid_frames = grid.t;
   c.params = s.params;
   if (s.regime.empty()) return c;
   if (s.mode == "dense")
@@ -103,8 +103,19 @@ RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_
   } else {
     c.regime = s.regime;
   }
-  const calibrate::TableHorizon& horizon = table.horizon_for(grid_frames);
+  const calibrate::TableHorizon& horizon = table.horizon_for(grid.t);
   c.horizon_frames = horizon.grid_frames;
+  // Said, not silent: a mask tuned at 8×8 tokens per frame and block 32 keeps other blocks at
+  // 16×16 and block 128 (candidate G kept none there and lost PSNR, docs/calibration.md).
+  const bool other_frame = horizon.frame_h > 0 && (horizon.frame_h != grid.h || horizon.frame_w != grid.w);
+  const bool other_block = horizon.block > 0 && horizon.block != s.block_size;
+  if (other_frame || other_block) {
+    std::ostringstream os;
+    os << "the table's parameters were calibrated at " << horizon.frame_h << "x" << horizon.frame_w
+       << " tokens per frame with block " << horizon.block << ", this job has " << grid.h << "x" << grid.w
+       << " with block " << s.block_size << ": its masks may keep other blocks than the calibration's";
+    c.warning += (c.warning.empty() ? "" : "; ") + os.str();
+  }
   const auto it = horizon.regimes.find(c.regime);
   if (it == horizon.regimes.end()) {
     std::string known;

@@ -39,10 +39,11 @@ struct RegimeChoice {
 // ShapeError for a router of another embedding width. Falls back to the mode's defaults (with
 // `warning` set) only for `auto` when the router or the table file is missing.
 // `tokens`: the prompt's [L, D] embedding; the built-in model's rows are named for the explanation.
-// `grid_frames`: the job's token-grid frames (latent frames / temporal patch); a table with several
-// horizons applies the one calibrated nearest that length (calibrate::LoadedTable::horizon_for).
+// `grid`: the job's token grid; its frames pick the horizon of a table with several
+// (calibrate::LoadedTable::horizon_for). A job whose tokens per frame or block size differ from
+// the horizon's proxy runs its parameters with `warning` set: they were tuned to other blocks.
 RegimeChoice choose_regime(const AttentionSettings& settings, const std::string& model_name,
-                           const torch::Tensor& tokens, const std::string& prompt, int64_t grid_frames);
+                           const torch::Tensor& tokens, const std::string& prompt, const attention::TokenGrid& grid);
 
 // Trains a router for a built-in model on world captions (calibrate::world_prompts with `seed`)
 // embedded by that model's own text encoder, and scores it on `heldout_per_regime` captions of

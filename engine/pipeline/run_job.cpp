@@ -460,8 +460,9 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // calibrated parameters become the mode's before any policy is made.
     RegimeChoice regime;
     if (!request.attention.regime.empty()) {
-      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt,
-                             shape[1] / config.patch[0]);  // token-grid frames pick the table's horizon
+      // The token grid (latent / patch): its frames pick the table's horizon.
+      const attention::TokenGrid job_grid{shape[1] / config.patch[0], shape[2] / config.patch[1], shape[3] / config.patch[2]};
+      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt, job_grid);
       request.attention.params = regime.params;
       if (!regime.warning.empty()) spdlog::warn("regime {}", regime.summary());
     }

@@ -66,6 +66,8 @@ std::string table_file(const std::string& mode = "dynamicrad") {
 const char* kStatic = "a large red circle grows and shrinks on a black background";
 const char* kSlow = "a small blue square stays still on a brown checkered background as the camera pans left";
 const char* kFast = "a medium yellow triangle bounces left to right on a dark gray background";
+// A 1x job of the built-in model at 32 px: 16 token-grid frames of 8 × 8.
+const attention::TokenGrid kGrid{16, 8, 8};
 
 torch::Tensor embed(const std::string& prompt) {
   static auto encoder = model::make_text_encoder(model::find_config(model::resolve_builtin_name("longshot-builtin")));
@@ -113,18 +115,18 @@ TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
   s.regime = "auto";
   s.router = router_file();
   s.calibration = table_file();
-  auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, 16);
+  auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, kGrid);
   EXPECT_EQ(c.regime, "fast");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.25);
   EXPECT_DOUBLE_EQ(c.params.at("threshold_far"), 1.0);
   EXPECT_NE(c.summary().find("fast (auto"), std::string::npos) << c.summary();
-  c = pipeline::choose_regime(s, "longshot-builtin", embed(kStatic), kStatic, 16);
+  c = pipeline::choose_regime(s, "longshot-builtin", embed(kStatic), kStatic, kGrid);
   EXPECT_EQ(c.regime, "static");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.9);
   // The user overrides the router, and a --param overrides the table.
   s.regime = "slow";
   s.params["decay"] = 1.5;
-  c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, 16);
+  c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, kGrid);
   EXPECT_EQ(c.regime, "slow");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 1.5);
   EXPECT_NE(c.summary().find("set by the user"), std::string::npos);
@@ -138,33 +140,33 @@ TEST(Regime, RefusesBadInputAndFallsBackOnlyForAutoWithAMissingFile) {
   s.calibration = table_file();
   s.params["decay"] = 0.7;
   const auto e = embed(kFast);
-  auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16);
+  auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid);
   EXPECT_EQ(c.regime, "");
   EXPECT_NE(c.warning.find("no_such_router.json"), std::string::npos) << c.warning;
   EXPECT_NE(c.summary().find("fell back"), std::string::npos);
   EXPECT_EQ(c.params.size(), 1u);  // the user's only: the mode's defaults fill the rest
   s.router = router_file();
   s.calibration = temp_path("no_such_table.json");
-  EXPECT_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16).regime, "");
+  EXPECT_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid).regime, "");
   // A named regime has no fallback.
   s.regime = "fast";
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid), ParameterError);
   s.calibration = table_file();
   s.regime = "sideways";
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid), ParameterError);
   s.regime = "auto";
   s.mode = "dense";
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid), ParameterError);
   s.mode = "dynamicrad";
   s.calibration = table_file("dfsattn");  // another mode's table
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid), ParameterError);
   s.calibration = table_file();
   const std::string corrupt = temp_path("corrupt_router.json");
   std::ofstream(corrupt) << "{\"format\": \"longshot-router\", \"version\": 1, \"model\": \"x\", \"dim\": 4, \"regimes\": [";
   s.router = corrupt;
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 16), IoError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, kGrid), IoError);
   s.router = router_file();
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", torch::ones({5, 7}), kFast, 16), ShapeError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", torch::ones({5, 7}), kFast, kGrid), ShapeError);
 }
 
 TEST(Regime, RunJobRoutesPrintsAndRecordsTheRegime) {
@@ -230,25 +232,38 @@ TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
     j["version"] = 1;
     j["mode"] = "dynamicrad";
     j["proxy"]["grid"] = grid;
+    j["proxy"]["block"] = 32;
     for (const char* r : {"static", "slow", "fast"}) j["regimes"][r]["params"] = {{"decay", decay}};
     const std::string p = temp_path(name);
     std::ofstream(p) << j.dump();
     return p;
   };
   const std::string table = temp_path("horizons.json");
-  calibrate::combine_tables({run_table("h4.json", "4x4x4", 0.9), run_table("h16.json", "16x4x4", 0.3)}, table);
+  calibrate::combine_tables({run_table("h4.json", "4x8x8", 0.9), run_table("h16.json", "16x8x8", 0.3)}, table);
   pipeline::AttentionSettings s;
   s.mode = "dynamicrad";
   s.regime = "auto";
   s.router = router_file();
   s.calibration = table;
+  s.block_size = 32;  // the runs' proxy block
   const auto e = embed(kFast);
-  EXPECT_DOUBLE_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 4).params.at("decay"), 0.9);
-  EXPECT_DOUBLE_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 12).params.at("decay"), 0.3);
-  const auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, 64);
+  EXPECT_DOUBLE_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, {4, 8, 8}).params.at("decay"), 0.9);
+  EXPECT_DOUBLE_EQ(pipeline::choose_regime(s, "longshot-builtin", e, kFast, {12, 8, 8}).params.at("decay"), 0.3);
+  auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, {64, 8, 8});
   EXPECT_EQ(c.horizon_frames, 16);
+  EXPECT_EQ(c.warning, "");  // the calibration's geometry: nothing to say
   EXPECT_NE(c.summary().find("horizon of 16 frames, the job has 64"), std::string::npos) << c.summary();
-  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, 0), ParameterError);
+  EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, {0, 8, 8}), ParameterError);
+  // Other tokens per frame or another block: the parameters still apply, with a warning.
+  c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, {16, 16, 16});
+  EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.3);
+  EXPECT_NE(c.warning.find("calibrated at 8x8 tokens per frame with block 32, this job has 16x16 with block 32"),
+            std::string::npos) << c.warning;
+  EXPECT_NE(c.summary().find("warning: the table's parameters"), std::string::npos) << c.summary();
+  s.block_size = 128;
+  c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, {16, 8, 8});
+  EXPECT_NE(c.warning.find("this job has 8x8 with block 128"), std::string::npos) << c.warning;
+  s.block_size = 32;
 
   pipeline::GenerationRequest r;
   r.model = "longshot-builtin";
@@ -261,6 +276,7 @@ TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
   r.attention.regime = "auto";
   r.attention.router = router_file();
   r.attention.calibration = table;
+  r.attention.block_size = 32;
   for (const auto& [frames, decay] : std::vector<std::pair<int, double>>{{8, 0.9}, {24, 0.3}}) {
     r.frames = frames;
     pipeline::JobStarted started;
@@ -273,6 +289,7 @@ TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
     pipeline::run_job(r, ctx);
     EXPECT_EQ(error, "") << frames << " frames";
     EXPECT_DOUBLE_EQ(started.request.attention.params.at("decay"), decay) << frames << " frames";
+    EXPECT_EQ(started.routing.find("warning"), std::string::npos) << started.routing;  // 8 × 8 per frame, block 32
   }
 
   // A version-2 table with a regime missing at one length is refused naming the file, not applied.
@@ -284,7 +301,7 @@ TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
   bad["horizons"][1]["regimes"].erase("slow");
   std::ofstream(table) << bad.dump();
   try {
-    pipeline::choose_regime(s, "longshot-builtin", e, kFast, 4);
+    pipeline::choose_regime(s, "longshot-builtin", e, kFast, {4, 8, 8});
     ADD_FAILURE() << "a horizon without the slow regime was accepted";
   } catch (const IoError& err) {
     EXPECT_NE(std::string(err.what()).find("horizons.json"), std::string::npos) << err.what();

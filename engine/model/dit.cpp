@@ -371,12 +371,8 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
 
 // ---- [attention] --------------------------------------------------------------------------------
 
-namespace {
-
-// The step's mask for a sparse layer, from the policy (ShapeError when it returns none).
-attention::BlockMaskPtr layer_mask(const AttentionPlan& plan, const DiTConfig& c, int layer,
-                                   const attention::TokenGrid& grid, const torch::Tensor& q, const torch::Tensor& k,
-                                   const torch::Tensor& q_pooled, const torch::Tensor& k_pooled, int64_t pool_group) {
+attention::MaskRequest layer_mask_request(const AttentionPlan& plan, const DiTConfig& c, int layer,
+                                          const attention::TokenGrid& grid, const torch::Device& device) {
   attention::MaskRequest req;
   req.grid = grid;
   req.block_size = plan.block_size;
@@ -386,7 +382,17 @@ attention::BlockMaskPtr layer_mask(const AttentionPlan& plan, const DiTConfig& c
   req.layer = layer;
   req.num_layers = int(c.num_layers);
   req.reference_frames = c.reference_frames;
-  req.device = q.device();
+  req.device = device;
+  return req;
+}
+
+namespace {
+
+// The step's mask for a sparse layer, from the policy (ShapeError when it returns none).
+attention::BlockMaskPtr layer_mask(const AttentionPlan& plan, const DiTConfig& c, int layer,
+                                   const attention::TokenGrid& grid, const torch::Tensor& q, const torch::Tensor& k,
+                                   const torch::Tensor& q_pooled, const torch::Tensor& k_pooled, int64_t pool_group) {
+  attention::MaskRequest req = layer_mask_request(plan, c, layer, grid, q.device());
   if (plan.policy->needs_qk()) {
     // Mask selection is not differentiated (training a mask adapter scores detached Q/K).
     req.q = q.detach();

@@ -291,5 +291,10 @@ int64_t riflex_intrinsic_index(int64_t t_dim, int64_t training_frames, double th
 // i.e. one period over the whole video (RIFLEx with s the extrapolation ratio).
 std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t frames, int64_t reference_frames,
                                         bool riflex);
+// What a sparse layer asks its mode's policy for at this step, Q/K aside (the forward adds them
+// for modes that score; a CUDA-graph capture builds masks only for modes that do not): the one
+// place a layer's MaskRequest is filled.
+attention::MaskRequest layer_mask_request(const AttentionPlan& plan, const DiTConfig& c, int layer,
+                                          const attention::TokenGrid& grid, const torch::Device& device);
 
 }  // namespace longshot::model

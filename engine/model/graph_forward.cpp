@@ -89,7 +89,7 @@ class FixedMasks : public attention::MaskPolicy {
 };
 
 // The masks the eager forward would build at this step (null for its dense layers), with the
-// same request (dit.cpp layer_mask) minus Q/K, which cuda_graph_refusal made sure no mode reads.
+// same request (layer_mask_request) minus Q/K, which cuda_graph_refusal made sure no mode reads.
 [[maybe_unused]] std::vector<attention::BlockMaskPtr> step_masks(const WanDiTImpl& dit, const AttentionPlan& plan,
                                                 const attention::TokenGrid& grid, const torch::Device& device) {
   const auto& c = dit.config();
@@ -97,17 +97,7 @@ class FixedMasks : public attention::MaskPolicy {
   if (!plan.policy || plan.dense_step) return masks;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (l < plan.dense_first_layers || l >= c.num_layers - plan.dense_last_layers) continue;
-    attention::MaskRequest req;
-    req.grid = grid;
-    req.block_size = plan.block_size;
-    req.num_heads = c.num_heads;
-    req.step = plan.step;
-    req.num_steps = plan.num_steps;
-    req.layer = int(l);
-    req.num_layers = int(c.num_layers);
-    req.reference_frames = c.reference_frames;
-    req.device = device;
-    auto mask = plan.policy->build(req);
+    auto mask = plan.policy->build(layer_mask_request(plan, c, int(l), grid, device));
     if (!mask)
       throw ShapeError("mode '" + plan.policy->name() + "' returned no mask for layer " + std::to_string(l));
     masks[size_t(l)] = std::move(mask);

@@ -14,13 +14,9 @@ mkdir -p "$out"
 export OUT=$out
 steps=${STEPS:-4}
 t0=$(date +%s)
-if [ ! -f build/cuda/CMakeCache.txt ]; then
-  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-  cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \
-    -DLONGSHOT_BUILD_TESTS=ON -DLONGSHOT_BUILD_BENCH=ON >/tmp/graph_build.log 2>&1 || { tail -40 /tmp/graph_build.log; exit 1; }
-fi
-cmake --build build/cuda --target longshot -j16 >>/tmp/graph_build.log 2>&1 \
-  || { grep -E "error|Error" -A3 /tmp/graph_build.log | head -60; exit 1; }
+# shellcheck source=tests/gpu/cuda_build.sh
+. "$(dirname "$0")/cuda_build.sh"
+cuda_build /tmp/graph_build.log longshot
 echo "longshot built in $(( $(date +%s) - t0 )) s"
 
 ctx=/tmp/graph_ctx.safetensors

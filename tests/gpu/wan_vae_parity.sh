@@ -11,12 +11,8 @@ export DIFFUSERS_SRC=${DIFFUSERS_SRC:-$PWD/.device/diffusers/src}
 export VAE_BUDGET_S=${VAE_BUDGET_S:-240}  # standalone: time for the extras too
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-if [ ! -f build/cuda/CMakeCache.txt ]; then
-  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-  cmake --preset cuda -DCMAKE_PREFIX_PATH="$prefix" -DLONGSHOT_THIRD_PARTY_DIR="$PWD/.thirdparty" \
-    -DLONGSHOT_BUILD_TESTS=ON -DLONGSHOT_BUILD_BENCH=ON >/tmp/vae_build.log 2>&1 || { tail -40 /tmp/vae_build.log; exit 1; }
-fi
-cmake --build build/cuda --target bench_vae -j16 >>/tmp/vae_build.log 2>&1 \
-  || { grep -E "error|Error" -A3 /tmp/vae_build.log | head -60; exit 1; }
+# shellcheck source=tests/gpu/cuda_build.sh
+. "$(dirname "$0")/cuda_build.sh"
+cuda_build /tmp/vae_build.log bench_vae
 echo "bench_vae built in $(( $(date +%s) - t0 )) s"
 BENCH_VAE=build/cuda/tests/bench/bench_vae python3 tests/gpu/wan_vae_parity.py 2>&1 | tee "$out/wan_vae_parity.log" | grep -v "^\$ "

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -19,6 +20,18 @@ using attention::ParamValues;
 using nlohmann::json;
 
 namespace {
+
+// The number all of `text` spells, as std::stod reads it ("nan" and "inf" included; nothing may
+// follow it), else nothing: the callers' errors say what they expected.
+std::optional<double> whole_number(const std::string& text) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
 
 constexpr const char* kFormat = "longshot-calibration";
 constexpr int kVersion = 1;
@@ -190,29 +203,19 @@ void parse_sparsity_floor(const std::string& text, ObjectiveSpec& objective) {
   // "defaults+X": the proxy's floor is a sample of a few prompts; held-out prompts keep a few more
   // blocks (docs/calibration.md), so a margin X in mask sparsity keeps the generations above it.
   if (text.rfind("defaults+", 0) == 0) {
-    const std::string m = text.substr(9);
-    double margin = -1.0;
-    try {
-      size_t used = 0;
-      margin = std::stod(m, &used);
-      if (used != m.size()) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
+    const auto parsed = whole_number(text.substr(9));
+    if (!parsed)
       throw ParameterError("min-sparsity", "expected 'defaults+X' with X a number in [0, 0.5], got '" + text + "'");
-    }
+    const double margin = *parsed;
     if (!(margin >= 0.0 && margin <= 0.5))
       throw ParameterError("min-sparsity", "the margin of 'defaults+X' must lie in [0, 0.5], got '" + text + "'");
     objective.floor = SparsityFloor::Defaults;
     objective.floor_margin = margin;
     return;
   }
-  double value = 0.0;
-  try {
-    size_t used = 0;
-    value = std::stod(text, &used);
-    if (used != text.size()) throw std::invalid_argument("trailing");
-  } catch (const std::exception&) {
-    throw ParameterError("min-sparsity", "expected 'defaults' or a number in [0, 1], got '" + text + "'");
-  }
+  const auto parsed = whole_number(text);
+  if (!parsed) throw ParameterError("min-sparsity", "expected 'defaults' or a number in [0, 1], got '" + text + "'");
+  const double value = *parsed;
   if (!(value >= 0.0 && value <= 1.0))
     throw ParameterError("min-sparsity", "must lie in [0, 1] (or be 'defaults'), got '" + text + "'");
   objective.floor = SparsityFloor::Value;
@@ -277,16 +280,9 @@ SearchBox search_box(const std::string& mode, const std::vector<std::string>& bo
       const std::string range = text.substr(eq + 1);
       const auto colon = range.find(':');
       if (colon == std::string::npos) throw ParameterError(name, "expected name=lo:hi, got '" + text + "'");
-      double lo = 0, hi = 0;
-      try {
-        size_t a = 0, b = 0;
-        lo = std::stod(range.substr(0, colon), &a);
-        hi = std::stod(range.substr(colon + 1), &b);
-        if (a != colon || b != range.size() - colon - 1) throw std::invalid_argument("trailing");
-      } catch (const std::exception&) {
-        throw ParameterError(name, "expected name=lo:hi with numbers, got '" + text + "'");
-      }
-      box.push_back(checked_dim(info, name, lo, hi));
+      const auto lo = whole_number(range.substr(0, colon)), hi = whole_number(range.substr(colon + 1));
+      if (!lo || !hi) throw ParameterError(name, "expected name=lo:hi with numbers, got '" + text + "'");
+      box.push_back(checked_dim(info, name, *lo, *hi));
     }
   }
   if (box.empty()) throw ParameterError("search box", "mode '" + mode + "' has no parameter to search by default; name some");

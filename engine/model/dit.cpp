@@ -174,7 +174,11 @@ double AttentionStats::mean_sparsity() const {
 }
 
 attention::TokenGrid WanDiTImpl::token_grid(int64_t frames, int64_t height, int64_t width) const {
-  const auto& p = config_.patch;
+  return model::token_grid(config_, frames, height, width);
+}
+
+attention::TokenGrid token_grid(const DiTConfig& c, int64_t frames, int64_t height, int64_t width) {
+  const auto& p = c.patch;
   if (frames % p[0] || height % p[1] || width % p[2])
     throw ShapeError("latents: size " + std::to_string(frames) + "x" + std::to_string(height) + "x" +
                      std::to_string(width) + " is not divisible by the patch " + std::to_string(p[0]) + "x" +

@@ -291,6 +291,9 @@ int64_t riflex_intrinsic_index(int64_t t_dim, int64_t training_frames, double th
 // i.e. one period over the whole video (RIFLEx with s the extrapolation ratio).
 std::vector<double> temporal_rope_freqs(int64_t t_dim, double theta, int64_t frames, int64_t reference_frames,
                                         bool riflex);
+// The token grid of latents [F, H, W] under the config's patch (ShapeError naming the sizes when
+// one is not divisible); WanDiTImpl::token_grid is this with the model's config.
+attention::TokenGrid token_grid(const DiTConfig& c, int64_t frames, int64_t height, int64_t width);
 // What a sparse layer asks its mode's policy for at this step, Q/K aside (the forward adds them
 // for modes that score; a CUDA-graph capture builds masks only for modes that do not): the one
 // place a layer's MaskRequest is filled.

@@ -458,11 +458,11 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const double encode_ms = now_ms() - t_begin;
     // The motion regime (regime.h): the router reads the prompt's embedding, and the regime's
     // calibrated parameters become the mode's before any policy is made.
+    // The job's token grid: its frames pick a calibration table's horizon, and the policies mask it.
+    const auto grid = model::token_grid(config, shape[1], shape[2], shape[3]);
     RegimeChoice regime;
     if (!request.attention.regime.empty()) {
-      // The token grid (latent / patch): its frames pick the table's horizon.
-      const attention::TokenGrid job_grid{shape[1] / config.patch[0], shape[2] / config.patch[1], shape[3] / config.patch[2]};
-      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt, job_grid);
+      regime = choose_regime(request.attention, resolved.name, prompts.cond[0], request.prompt, grid);
       request.attention.params = regime.params;
       if (!regime.warning.empty()) spdlog::warn("regime {}", regime.summary());
     }
@@ -480,7 +480,6 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
 
     // The sampler the job runs (the model's unless named): JobStarted and the recipe carry its name.
     if (request.sampler.empty()) request.sampler = config.default_sampler;
-    const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
     JobStarted started;
     started.adapter = adapter_path;
     if (!regime.requested.empty()) started.routing = regime.summary();

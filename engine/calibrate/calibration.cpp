@@ -33,9 +33,6 @@ std::optional<double> whole_number(const std::string& text) {
   return std::nullopt;
 }
 
-constexpr const char* kFormat = "longshot-calibration";
-constexpr int kVersion = 1;
-
 // Parameters that set a schedule (which steps/layers run dense, refresh cadence, seeds) rather
 // than the mask's shape: the proxy scores one sparse call, so it cannot tune them.
 const std::set<std::string> kScheduleParams = {
@@ -409,8 +406,8 @@ CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Cap
 
 void write_table(const CalibrationTable& t, const std::string& path) {
   json j;
-  j["format"] = kFormat;
-  j["version"] = kVersion;
+  j["format"] = kTableFormat;
+  j["version"] = kRunTableVersion;
   j["mode"] = t.mode;
   j["proxy"] = {{"kind", t.proxy_kind},         {"grid", t.proxy.grid.to_string()}, {"heads", t.proxy.heads},
                 {"head_dim", t.proxy.head_dim}, {"block", t.proxy.block_size},     {"seed", t.proxy.seed},

@@ -166,6 +166,12 @@ CalibrationTable calibrate(const ObjectiveSpec& objective, const std::vector<Cap
                            int64_t block_size, const SearchBox& box, const TpeOptions& options,
                            const CalibrationProgress& progress = nullptr);
 
+// The table files' "format", and their versions: one run (write_table) and one run per length
+// (combine_tables). Read by read_table; one home for both writers and the reader.
+inline constexpr const char* kTableFormat = "longshot-calibration";
+inline constexpr int kRunTableVersion = 1;
+inline constexpr int kHorizonsTableVersion = 2;
+
 // One calibration run's table (version 1: one set of regimes, tuned at the proxy's length).
 void write_table(const CalibrationTable& table, const std::string& path);  // IoError when unwritable
 

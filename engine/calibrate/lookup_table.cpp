@@ -18,10 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kFormat = "longshot-calibration";
-constexpr int kRunVersion = 1;       // write_table: one run
-constexpr int kHorizonsVersion = 2;  // combine_tables: one run per length
-
 void require(bool ok, const std::string& path, const std::string& why) {
   if (!ok) throw IoError("calibration table '" + path + "': " + why);
 }
@@ -89,13 +85,13 @@ const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames) const {
 }
 
 LoadedTable read_table(const std::string& path) {
-  json j = read_versioned_json(path, "calibration table", kFormat, kHorizonsVersion, kRunVersion);
+  json j = read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion);
   require(j.contains("mode") && j["mode"].is_string(), path, "has no 'mode'");
   LoadedTable t;
   t.mode = j["mode"].get<std::string>();
   t.version = j["version"].get<int>();
   const auto& info = attention::find_policy(t.mode);
-  if (t.version == kRunVersion) {
+  if (t.version == kRunTableVersion) {
     t.horizons.push_back(TableHorizon{0, read_regimes(j, path, info, ""), 0, 0, 0});
     read_geometry(j, t.horizons.back());
     return t;
@@ -130,14 +126,14 @@ LoadedTable read_table(const std::string& path) {
 void combine_tables(const std::vector<std::string>& inputs, const std::string& out) {
   if (inputs.empty()) throw ParameterError("combine", "needs at least one version-1 table");
   json result;
-  result["format"] = kFormat;
-  result["version"] = kHorizonsVersion;
+  result["format"] = kTableFormat;
+  result["version"] = kHorizonsTableVersion;
   json horizons = json::array();
   std::set<int64_t> seen;
   std::string first_regimes;
   for (const auto& path : inputs) {
-    json j = read_versioned_json(path, "calibration table", kFormat, kHorizonsVersion, kRunVersion);
-    require(j["version"] == kRunVersion, path, "is already a version-2 table; combine the version-1 runs it came from");
+    json j = read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion);
+    require(j["version"] == kRunTableVersion, path, "is already a version-2 table; combine the version-1 runs it came from");
     const LoadedTable loaded = read_table(path);  // every check of a version-1 table
     if (!result.contains("mode")) result["mode"] = loaded.mode;
     require(result["mode"] == loaded.mode, path,

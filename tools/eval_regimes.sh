@@ -12,6 +12,8 @@
 #                              [--block B] (mask block, default 128; the shipped table was tuned at
 #                              32 px with block 32 = 2 blocks per frame, as 64 px with block 128)
 #                              [--report-only] (remake runs.tsv / regimes.md from $OUT/runs, no generation)
+#                              [--keep] (skip a generation whose frames and summary are already in
+#                              $OUT/runs: an interrupted run resumes, more prompts extend a smaller one)
 # PSNR: ffmpeg if installed, else python3 tools/psnr_frames.py (the same figure).
 # GPU machine (lead): tools/eval_regimes.sh --bin build/cuda/app/longshot --out "$OUT" --jobs 8
 set -euo pipefail
@@ -29,6 +31,7 @@ CALIBRATION=
 BLOCK=128
 TRAIN_FRAMES=32
 REPORT_ONLY=0
+KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN=$2; shift 2 ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --calibration) CALIBRATION=$(realpath "$2"); shift 2 ;;
     --block) BLOCK=$2; shift 2 ;;
     --report-only) REPORT_ONLY=1; shift ;;
+    --keep) KEEP=1; shift ;;
     *) echo "eval_regimes.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -70,12 +74,14 @@ run_one() {
     defaults) extra=(--mode "$MODE") ;;
     routed) extra=(--mode "$MODE" --regime auto ${CALIBRATION:+--calibration "$CALIBRATION"}) ;;
   esac
+  # --keep: a finished run (its summary names the frames it wrote) is not made again.
+  if [ "$KEEP" = 1 ] && grep -q '^wrote ' "$dir.summary" 2>/dev/null && [ -d "$dir" ]; then return 0; fi
   rm -rf "$dir"
   "$BIN" generate --prompt "$prompt" --frames "$frames" --size "${SIZE}x${SIZE}" --steps "$STEPS" --seed "$id" \
     --device "$DEVICE" --block "$BLOCK" "${extra[@]}" --png-dir "$dir" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
 }
 export -f run_one
-export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE CALIBRATION BLOCK
+export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE CALIBRATION BLOCK KEEP
 
 i=0
 : > "$OUT/jobs.txt"

@@ -59,6 +59,8 @@ const char* kCalibrateUsage =
     "  with --proxy model:  --model NAME (default longshot-builtin)  --frames N (48)  --size WxH (32x32)\n"
     "                       --steps S (10)  --capture-step K (steps/2)  --layers 1,2,3 (all but layer 0)\n"
     "                       --prompts N per regime (2)\n"
+    "                       --device cpu|cuda|auto (default cpu): where the model runs (bf16 on CUDA)\n"
+    "                       and where the search scores its masks (fp32; CUDA for 64 px proxies)\n"
     "\n"
     "Usage: longshot calibrate --train-router --out ROUTER.json [--model NAME] [--seed S] [--prompts N]\n"
     "                          [--heldout N]\n"
@@ -158,6 +160,7 @@ bool capture_flag(const std::string& flag, const std::string& value, pipeline::C
   else if (flag == "--steps") c.steps = parse_int32("steps", value, 1, 1000);
   else if (flag == "--capture-step") c.capture_step = parse_int32("capture-step", value, 0, 999);
   else if (flag == "--prompts") c.prompts_per_regime = parse_int32("prompts", value, 1, 1000);
+  else if (flag == "--device") c.device = value;  // auto, cpu or cuda: checked by the capture
   else if (flag == "--size") {
     const auto x = value.find('x');
     if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + value + "'");

@@ -39,7 +39,7 @@ MaskEvaluation evaluate_mode(const std::string& mode, const ParamValues& overrid
   torch::Tensor q = in.raster.q, k = in.raster.k, v = in.raster.v, ref = in.dense_out;
   if (ev.ordering != OrderingKind::Raster) {
     const Ordering ord = make_ordering(ev.ordering, in.grid);
-    auto perm = torch::tensor(ord.perm, torch::kLong);
+    auto perm = torch::tensor(ord.perm, torch::kLong).to(q.device());
     q = q.index_select(2, perm);
     k = k.index_select(2, perm);
     v = v.index_select(2, perm);

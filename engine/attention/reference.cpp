@@ -33,7 +33,7 @@ torch::Tensor block_sparse_attention_reference(const torch::Tensor& q, const tor
   const double s = resolve_scale(scale, q.size(3));
   auto qf = q.to(torch::kFloat32), kf = k.to(torch::kFloat32), vf = v.to(torch::kFloat32);
   auto kt = kf.transpose(2, 3);
-  auto out = torch::zeros({B, H, N, v.size(3)}, torch::kFloat32);
+  auto out = torch::zeros({B, H, N, v.size(3)}, qf.options());  // on the inputs' device
   const bool full = mask.is_full();
   const int64_t chunk = detail::query_blocks_per_chunk(mask, B, H);
   for (int64_t qb = 0; qb < mask.num_q_blocks; qb += chunk) {

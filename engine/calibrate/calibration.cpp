@@ -162,7 +162,8 @@ ProxyTask::ProxyTask(const CapturedProxy& captured, int64_t block_size) : regime
     throw ShapeError("captured proxy '" + captured.regime.name + "': " + std::to_string(H) + " heads do not split into " +
                      std::to_string(G) + " groups");
   auto f32 = [&](const torch::Tensor& t, int64_t g) {
-    return t.narrow(1, g * (H / G), H / G).to(torch::kCPU, torch::kFloat).contiguous();
+    // fp32 on the capture's device: a CUDA capture is scored on the GPU (16k-token proxies).
+    return t.narrow(1, g * (H / G), H / G).to(torch::kFloat).contiguous();
   };
   inputs_.resize(static_cast<size_t>(G));
   for (int64_t g = 0; g < G; ++g) {

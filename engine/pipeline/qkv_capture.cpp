@@ -45,7 +45,7 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
   req.width = spec.width;
   req.height = spec.height;
   req.steps = spec.steps;
-  req.device = spec.device;
+  req.device = spec.device;  // auto, cpu or cuda (validate_request names another)
   validate_request(req);
   const model::ResolvedModel resolved = resolve_request_model(req);
   const auto& config = resolved.config;
@@ -58,8 +58,11 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
     if (l < 0 || l >= int(config.num_layers))
       throw ParameterError("layers", "layer " + std::to_string(l) + " is not in [0, " + std::to_string(config.num_layers) + ")");
 
+  const bool use_cuda = spec.device == "cuda" || (spec.device == "auto" && torch::cuda::is_available());
+  if (spec.device == "cuda" && !torch::cuda::is_available())
+    throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
   torch::NoGradGuard no_grad;
-  const torch::Device device = spec.device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
   auto encoder = model::make_text_encoder(config);
   auto dit = model::load_dit(resolved, spec.seed, device, dtype);
@@ -84,9 +87,10 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
         if (step_now != capture_step) return;
         for (size_t j = 0; j < layers.size(); ++j)
           if (layers[j] == layer) {
-            lq[j] = q.to(torch::kCPU, torch::kFloat).contiguous();
-            lk[j] = k.to(torch::kCPU, torch::kFloat).contiguous();
-            lv[j] = v.to(torch::kCPU, torch::kFloat).contiguous();
+            // fp32 on the capture's device: on CUDA the search scores there too (calibration.cpp).
+            lq[j] = q.to(torch::kFloat).contiguous();
+            lk[j] = k.to(torch::kFloat).contiguous();
+            lv[j] = v.to(torch::kFloat).contiguous();
           }
       };
       sampler::SampleHooks hooks;

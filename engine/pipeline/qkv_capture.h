@@ -21,7 +21,7 @@ struct CaptureSpec {
   int prompts_per_regime = 2;
   uint64_t seed = 0;                       // prompts (world_prompts) and noise
   double guidance = -1;                    // −1: the model's default
-  std::string device = "cpu";
+  std::string device = "cpu";              // cpu, cuda or auto; Q/K/V stay on it (fp32)
 };
 
 // Runs the model dense from seeded noise on `prompts_per_regime` world captions of each regime up to

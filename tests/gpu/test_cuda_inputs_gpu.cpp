@@ -14,6 +14,7 @@
 #include "engine/attention/block_mask.h"
 #include "engine/attention/metrics.h"
 #include "engine/attention/reference.h"
+#include "engine/calibrate/calibration.h"
 #include "engine/pipeline/generator.h"
 #include "tests/common/job_events.h"
 #include "tests/gpu/skip_without_gpu.h"
@@ -76,4 +77,33 @@ TEST(CudaInputsGpu, BuiltinModelGeneratesWithInspectionOnTheGpu) {
                                                                    : "no end within 120 s");
   EXPECT_GT(last_recall, 0.0);
   EXPECT_LE(last_recall, 1.0 + 1e-6);
+}
+
+// `longshot calibrate --proxy model --device cuda` scores captured Q/K/V where they were captured:
+// the same tensors on the GPU score as on the CPU (the mask, its sparsity and the NMSE), in raster
+// order (dynamicrad) and in a Hilbert order (dfsattn: the permutation must follow the tensors).
+TEST(CudaInputsGpu, CalibrationScoresACudaProxyAsTheCpu) {
+  SKIP_WITHOUT_GPU();
+  calibrate::ProxySpec spec;
+  spec.grid = attention::TokenGrid{12, 8, 8};
+  spec.heads = 2;
+  spec.head_dim = 32;
+  spec.block_size = 64;
+  spec.seed = 4;
+  calibrate::CapturedProxy cpu;
+  cpu.regime = calibrate::Regime{"slow", 0.0};
+  cpu.grid = spec.grid;
+  cpu.qkv = calibrate::make_drift_qkv(spec, 0.15);
+  calibrate::CapturedProxy gpu = cpu;
+  gpu.qkv = attention::QKV{cpu.qkv.q.cuda(), cpu.qkv.k.cuda(), cpu.qkv.v.cuda()};
+  const calibrate::ProxyTask on_cpu(cpu, spec.block_size), on_gpu(gpu, spec.block_size);
+  for (const std::string mode : {"dynamicrad", "dfsattn"}) {
+    calibrate::ObjectiveSpec o;
+    o.mode = mode;
+    const auto a = on_cpu.score(o, {}), b = on_gpu.score(o, {});
+    EXPECT_GT(a.sparsity, 0.05) << mode;
+    EXPECT_GT(a.nmse, 0.0) << mode;
+    EXPECT_NEAR(b.sparsity, a.sparsity, 0.02) << mode;
+    EXPECT_NEAR(b.nmse, a.nmse, 0.05 * a.nmse + 1e-6) << mode;
+  }
 }

@@ -64,7 +64,8 @@ MaskEvaluation evaluate_mode(const std::string& mode, const ParamValues& overrid
   ev.token_sparsity = ev.mask->token_sparsity();
   ev.recall = attention_recall(q, k, *ev.mask, setup.recall_query_stride);
   t0 = std::chrono::steady_clock::now();
-  auto out = sparse_attention(q, k, v, *ev.mask, Backend::Reference);
+  // The fp32 reference on the inputs' device (a CUDA proxy from calibrate --device cuda scores there).
+  auto out = block_sparse_attention_reference(q, k, v, *ev.mask);
   ev.attention_ms = ms_since(t0);
   ev.rel_l2 = relative_l2_error(out, ref);
   return ev;

@@ -185,15 +185,20 @@ struct TableHorizon {
   // Its proxy's geometry, when the file says (0: unknown). The masks are tuned to it: the same
   // parameters keep other blocks at other tokens per frame or block size (docs/calibration.md).
   int64_t frame_h = 0, frame_w = 0, block = 0;
+  // Calibrated at h × w tokens per frame with mask block b (false when the file does not say).
+  bool same_geometry(int64_t h, int64_t w, int64_t b) const;
 };
 struct LoadedTable {
   std::string mode;
   int version = 1;
   std::vector<TableHorizon> horizons;  // ascending grid_frames, at least one, the same regimes in each
   // The set for a job of `grid_frames` token-grid frames: the calibrated length nearest on a log
-  // scale (a tie goes to the shorter). The one place a length picks its parameters.
+  // scale (a tie goes to the shorter). With the job's geometry (tokens per frame h × w and mask
+  // block; 0 = not given), only the horizons calibrated at that geometry compete when the table has
+  // any, so one table serves several sizes (a 32 px and a 64 px calibration); else every horizon
+  // does and the caller warns. The one place a job picks its parameters.
   // ParameterError("frames") when grid_frames < 1.
-  const TableHorizon& horizon_for(int64_t grid_frames) const;
+  const TableHorizon& horizon_for(int64_t grid_frames, int64_t frame_h = 0, int64_t frame_w = 0, int64_t block = 0) const;
 };
 // Throws IoError naming the file when it is missing, not JSON, of another format or a version
 // other than 1 or 2, or lacks a field; version 2 also when a horizon has no positive integer

@@ -2,6 +2,7 @@
 // and version 2 (runs at several lengths, keyed by token-grid frames), and the one rule that picks a
 // length's parameters (calibration.h, LoadedTable::horizon_for).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -62,6 +63,15 @@ void read_geometry(const json& j, TableHorizon& h) {
     h.block = std::max<int64_t>(0, j["proxy"]["block"].get<int64_t>());
 }
 
+// A horizon's identity in a table: its length and the geometry it was calibrated at (sorted by
+// length first, so horizon_for's ascending walk keeps "a tie goes to the shorter").
+std::array<int64_t, 4> horizon_key(const TableHorizon& h) { return {h.grid_frames, h.frame_h, h.frame_w, h.block}; }
+
+std::string horizon_text(const TableHorizon& h) {
+  return std::to_string(h.grid_frames) + " frames, " + std::to_string(h.frame_h) + "x" + std::to_string(h.frame_w) +
+         " tokens per frame, block " + std::to_string(h.block);
+}
+
 std::string regime_names(const std::map<std::string, ParamValues>& regimes) {
   std::string s;
   for (const auto& [name, p] : regimes) s += (s.empty() ? "" : ", ") + name;
@@ -70,13 +80,21 @@ std::string regime_names(const std::map<std::string, ParamValues>& regimes) {
 
 }  // namespace
 
-const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames) const {
+bool TableHorizon::same_geometry(int64_t h, int64_t w, int64_t b) const {
+  return frame_h > 0 && block > 0 && frame_h == h && frame_w == w && block == b;
+}
+
+const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames, int64_t frame_h, int64_t frame_w, int64_t block) const {
   if (grid_frames < 1) throw ParameterError("frames", "a job needs at least one latent frame to pick a table horizon");
   if (horizons.empty()) throw ParameterError("calibration", "the table has no horizon");
-  const TableHorizon* best = &horizons.front();
+  const bool any_same = std::any_of(horizons.begin(), horizons.end(),
+                                    [&](const TableHorizon& h) { return h.same_geometry(frame_h, frame_w, block); });
+  const TableHorizon* best = nullptr;
   double best_d = INFINITY;
   for (const auto& h : horizons) {
+    if (any_same && !h.same_geometry(frame_h, frame_w, block)) continue;
     if (h.grid_frames == 0) return h;  // version 1: any length
+    if (!best) best = &h;
     // Ascending order and a strict '<': a tie goes to the shorter length.
     const double d = std::abs(std::log(double(grid_frames) / double(h.grid_frames)));
     if (d < best_d - 1e-12) best = &h, best_d = d;
@@ -98,7 +116,7 @@ LoadedTable read_table(const std::string& path) {
   }
   require(j.contains("horizons") && j["horizons"].is_array() && !j["horizons"].empty(), path,
           "version 2 needs a non-empty 'horizons' array (one calibration per length)");
-  std::set<int64_t> seen;
+  std::set<std::array<int64_t, 4>> seen;
   for (size_t i = 0; i < j["horizons"].size(); ++i) {
     const json& h = j["horizons"][i];
     const std::string at = "horizon " + std::to_string(i);
@@ -106,9 +124,10 @@ LoadedTable read_table(const std::string& path) {
                 h["grid_frames"].get<int64_t>() > 0,
             path, at + " has no positive integer 'grid_frames' (the token-grid frames it was calibrated at)");
     const int64_t frames = h["grid_frames"].get<int64_t>();
-    require(seen.insert(frames).second, path, at + " repeats grid_frames " + std::to_string(frames));
     TableHorizon th{frames, read_regimes(h, path, info, "horizon of " + std::to_string(frames) + " frames: "), 0, 0, 0};
     read_geometry(h, th);
+    require(seen.insert(horizon_key(th)).second, path,
+            at + " repeats another's length and geometry (" + horizon_text(th) + ")");
     // A regime present at one length only would route a long job to the defaults or fail mid-way;
     // refuse the table instead.
     if (!t.horizons.empty())
@@ -119,7 +138,7 @@ LoadedTable read_table(const std::string& path) {
     t.horizons.push_back(std::move(th));
   }
   std::sort(t.horizons.begin(), t.horizons.end(),
-            [](const TableHorizon& a, const TableHorizon& b) { return a.grid_frames < b.grid_frames; });
+            [](const TableHorizon& a, const TableHorizon& b) { return horizon_key(a) < horizon_key(b); });
   return t;
 }
 
@@ -129,7 +148,7 @@ void combine_tables(const std::vector<std::string>& inputs, const std::string& o
   result["format"] = kTableFormat;
   result["version"] = kHorizonsTableVersion;
   json horizons = json::array();
-  std::set<int64_t> seen;
+  std::set<std::array<int64_t, 4>> seen;
   std::string first_regimes;
   for (const auto& path : inputs) {
     json j = read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion);
@@ -140,7 +159,10 @@ void combine_tables(const std::vector<std::string>& inputs, const std::string& o
             "is for mode " + loaded.mode + ", the first table for " + result["mode"].get<std::string>());
     const int64_t frames = run_grid_frames(j);
     require(frames > 0, path, "has no proxy grid 'TxHxW' to say which length it was calibrated at");
-    require(seen.insert(frames).second, path, "is calibrated at " + std::to_string(frames) + " frames, as another input");
+    TableHorizon th = loaded.horizons.front();
+    th.grid_frames = frames;
+    require(seen.insert(horizon_key(th)).second, path,
+            "is calibrated at the length and geometry of another input (" + horizon_text(th) + ")");
     const std::string names = regime_names(loaded.horizons.front().regimes);
     if (first_regimes.empty()) first_regimes = names;
     require(names == first_regimes, path, "has regimes {" + names + "}, the first table {" + first_regimes + "}");
@@ -151,8 +173,9 @@ void combine_tables(const std::vector<std::string>& inputs, const std::string& o
     j["from"] = std::filesystem::path(path).filename().string();  // the run's file, for the record
     horizons.push_back(std::move(j));
   }
-  std::sort(horizons.begin(), horizons.end(),
-            [](const json& a, const json& b) { return a["grid_frames"].get<int64_t>() < b["grid_frames"].get<int64_t>(); });
+  // Shortest first, as read_table orders them (the geometry breaks ties; the file is for reading).
+  std::stable_sort(horizons.begin(), horizons.end(),
+                   [](const json& a, const json& b) { return a["grid_frames"].get<int64_t>() < b["grid_frames"].get<int64_t>(); });
   result["horizons"] = horizons;
   write_json_file(out, "calibration table", result, 2);
 }

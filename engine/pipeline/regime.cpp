@@ -103,7 +103,8 @@ RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_
   } else {
     c.regime = s.regime;
   }
-  const calibrate::TableHorizon& horizon = table.horizon_for(grid.t);
+  // The job's geometry first (a table may hold a 32 px and a 64 px calibration), then its length.
+  const calibrate::TableHorizon& horizon = table.horizon_for(grid.t, grid.h, grid.w, s.block_size);
   c.horizon_frames = horizon.grid_frames;
   // Said, not silent: a mask tuned at 8×8 tokens per frame and block 32 keeps other blocks at
   // 16×16 and block 128 (candidate G kept none there and lost PSNR, docs/calibration.md).

@@ -1,7 +1,8 @@
 // The lookup table keyed by length (issue 25 at 1x and 4x): version-1 runs combine into a version-2
 // table, the job's token-grid frames pick the horizon calibrated nearest them, and a corrupt table
-// (no horizons, a horizon without its length, a repeated length, a regime missing at one length)
-// is refused naming the file and what is wrong. The --min-sparsity margin is parsed and applied.
+// (no horizons, a horizon without its length, a repeated length and geometry, a regime missing at one
+// length) is refused naming the file and what is wrong; the job's geometry picks among several sizes.
+// The --min-sparsity margin is parsed and applied.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -27,12 +28,12 @@ std::string temp_path(const std::string& name) {
 // given proxy grid and a recognisable decay per regime.
 std::string run_table(const std::string& name, const std::string& grid, double decay,
                       const std::vector<std::string>& regimes = {"static", "slow", "fast"},
-                      const std::string& mode = "dynamicrad") {
+                      const std::string& mode = "dynamicrad", int block = 32) {
   nlohmann::json j;
   j["format"] = "longshot-calibration";
   j["version"] = 1;
   j["mode"] = mode;
-  j["proxy"] = {{"kind", "model"}, {"grid", grid}, {"block", 32}};
+  j["proxy"] = {{"kind", "model"}, {"grid", grid}, {"block", block}};
   for (size_t i = 0; i < regimes.size(); ++i)
     j["regimes"][regimes[i]] = {{"params", mode == "dynamicrad" ? nlohmann::json{{"decay", decay + 0.01 * double(i)}}
                                                                 : nlohmann::json::object()},
@@ -100,7 +101,8 @@ TEST(LookupTable, CombineRefusesMixedOrRepeatedRuns) {
   const std::string out = temp_path("refused.json");
   const std::string a = run_table("a.json", "16x8x8", 0.9);
   EXPECT_NE(error_of([&] { combine_tables({}, out); }).find("at least one"), std::string::npos);
-  EXPECT_NE(error_of([&] { combine_tables({a, run_table("b.json", "16x4x4", 0.5)}, out); }).find("16 frames, as another"),
+  EXPECT_NE(error_of([&] { combine_tables({a, run_table("b.json", "16x8x8", 0.5)}, out); })
+                .find("the length and geometry of another input (16 frames, 8x8 tokens per frame, block 32)"),
             std::string::npos);
   EXPECT_NE(error_of([&] { combine_tables({a, run_table("c.json", "64x8x8", 0.5, {"static", "fast"})}, out); })
                 .find("has regimes {fast, static}"),
@@ -128,7 +130,7 @@ TEST(LookupTable, RefusesCorruptHorizons) {
   EXPECT_NE(message("[{" + fast + "}]").find("horizon 0 has no positive integer 'grid_frames'"), std::string::npos);
   EXPECT_NE(message(R"([{"grid_frames": 0, )" + fast + "}]").find("grid_frames"), std::string::npos);
   EXPECT_NE(message(R"([{"grid_frames": 16.5, )" + fast + "}]").find("grid_frames"), std::string::npos);
-  EXPECT_NE(message(R"([{"grid_frames": 16, )" + fast + R"(}, {"grid_frames": 16, )" + fast + "}]").find("repeats grid_frames 16"),
+  EXPECT_NE(message(R"([{"grid_frames": 16, )" + fast + R"(}, {"grid_frames": 16, )" + fast + "}]").find("repeats another's length and geometry"),
             std::string::npos);
   // A regime calibrated at one length only: a long job routed there would have no parameters.
   const std::string both = R"([{"grid_frames": 16, "regimes": {"fast": {"params": {}}, "slow": {"params": {}}}},)"
@@ -186,4 +188,27 @@ TEST(LookupTable, MinSparsityMarginRaisesTheFloor) {
   std::printf("margin 0.02: floor %.4f, best sparsity %.4f nmse %.5f, %zu of %zu trials refused\n", r.floor,
               r.best.sparsity, r.best.nmse, refused, r.search.trace.size());
   std::filesystem::remove(path);
+}
+
+// One table for several sizes: the job's tokens per frame and block pick among the horizons
+// calibrated at them (whatever their length), and only a job at no calibrated geometry picks by
+// length among all (the caller warns then, tests/pipeline/test_regime.cpp).
+TEST(LookupTable, TheJobsGeometryPicksAmongTheHorizonsCalibratedAtIt) {
+  const std::string out = temp_path("geometries.json");
+  combine_tables({run_table("g1.json", "16x8x8", 0.9), run_table("g4.json", "64x8x8", 0.5),
+                  run_table("i1.json", "16x16x16", 0.3, {"static", "slow", "fast"}, "dynamicrad", 128)},
+                 out);
+  const LoadedTable t = read_table(out);
+  ASSERT_EQ(t.horizons.size(), 3u);
+  auto decay = [&](const TableHorizon& h) { return h.regimes.at("static").at("decay"); };
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(16, 8, 8, 32)), 0.9);
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 8, 8, 32)), 0.5);
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(16, 16, 16, 128)), 0.3);
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 16, 16, 128)), 0.3);  // the only one at 16x16, block 128
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 16, 16, 64)), 0.5);   // block 64: no match, nearest length
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 4, 4, 32)), 0.5);
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(16)), 0.9);                // no geometry: a length tie goes to the first
+  EXPECT_TRUE(t.horizon_for(64, 16, 16, 128).same_geometry(16, 16, 128));
+  EXPECT_FALSE(t.horizon_for(64, 16, 16, 64).same_geometry(16, 16, 64));
+  std::filesystem::remove(out);
 }

@@ -74,9 +74,10 @@ const char* kCalibrateUsage =
     "captions are seed 5370206 = 0x51f15e; training uses seed 0).\n"
     "\n"
     "Usage: longshot calibrate --combine A.json,B.json[,...] --out TABLE.json\n"
-    "Joins version-1 tables of one mode, each calibrated at another length (--frames / --grid), into\n"
-    "one version-2 table; `--regime auto` then applies the length calibrated nearest the job's latent\n"
-    "frames (on a log scale; a tie takes the shorter).\n"
+    "Joins tables of one mode, each calibrated at another length (--frames / --grid) or size (--size,\n"
+    "--block), into one version-2 table (a version-2 input brings all its horizons); `--regime auto`\n"
+    "then applies, among the horizons calibrated at the job's tokens per frame and block (all when\n"
+    "none is), the length nearest the job's latent frames (on a log scale; a tie takes the shorter).\n"
     "Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
 
 // "regime<TAB>caption" lines of the world's labelled captions (tools/eval_regimes.sh reads them).

@@ -176,9 +176,10 @@ inline constexpr int kHorizonsTableVersion = 2;
 void write_table(const CalibrationTable& table, const std::string& path);  // IoError when unwritable
 
 // ---- The lookup table as generation reads it (lookup_table.cpp). Version 1 (write_table): one
-// set of regimes for any length. Version 2 (combine_tables): one set per calibrated length, keyed
-// by the token-grid frames of its proxy (latent frames / temporal patch), because a mask tuned at
-// 16 frames keeps other blocks than one tuned at 64 (docs/calibration.md, "Horizons").
+// set of regimes for any length. Version 2 (combine_tables): one set per calibrated length and
+// geometry, keyed by the token-grid frames of its proxy (latent frames / temporal patch) and its
+// tokens per frame and block, because a mask tuned at 16 frames keeps other blocks than one tuned
+// at 64, and one tuned at 32 px / block 32 others than at 64 px / block 128 (docs/calibration.md).
 struct TableHorizon {
   int64_t grid_frames = 0;  // the frames it was calibrated at; 0: any length (a version-1 table)
   std::map<std::string, attention::ParamValues> regimes;  // regime → resolved parameters
@@ -202,14 +203,14 @@ struct LoadedTable {
 };
 // Throws IoError naming the file when it is missing, not JSON, of another format or a version
 // other than 1 or 2, or lacks a field; version 2 also when a horizon has no positive integer
-// grid_frames, repeats another's, or its regimes differ from the others'. ParameterError for an
+// grid_frames, repeats another's length and geometry, or its regimes differ from the others'. ParameterError for an
 // unknown mode or parameter.
 LoadedTable read_table(const std::string& path);
 
-// Writes a version-2 table at `out` from version-1 tables of one mode, each calibrated at another
-// length (their runs kept whole: proxy, objective, search, trace). IoError naming the input for a
-// version-2 input, another mode, a proxy grid without frames, a length given twice, other regimes
-// than the first input's; ParameterError for fewer than one input.
+// Writes a version-2 table at `out` from tables of one mode: a version-1 input is one horizon (its
+// run kept whole: proxy, objective, search, trace), a version-2 input brings its horizons. IoError
+// naming the input for another mode, a run's proxy grid without frames, a length and geometry given
+// twice, other regimes than the first input's, and every read_table error; ParameterError for no input.
 void combine_tables(const std::vector<std::string>& inputs, const std::string& out);
 
 }  // namespace longshot::calibrate

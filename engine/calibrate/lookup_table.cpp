@@ -102,8 +102,10 @@ const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames, int64_t frame_
   return *best;
 }
 
-LoadedTable read_table(const std::string& path) {
-  json j = read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion);
+namespace {
+
+// Every check of a table already read as JSON (read_table's and combine_tables' one parser).
+LoadedTable parse_table(const json& j, const std::string& path) {
   require(j.contains("mode") && j["mode"].is_string(), path, "has no 'mode'");
   LoadedTable t;
   t.mode = j["mode"].get<std::string>();
@@ -142,8 +144,15 @@ LoadedTable read_table(const std::string& path) {
   return t;
 }
 
+}  // namespace
+
+LoadedTable read_table(const std::string& path) {
+  return parse_table(read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion),
+                     path);
+}
+
 void combine_tables(const std::vector<std::string>& inputs, const std::string& out) {
-  if (inputs.empty()) throw ParameterError("combine", "needs at least one version-1 table");
+  if (inputs.empty()) throw ParameterError("combine", "needs at least one calibration table");
   json result;
   result["format"] = kTableFormat;
   result["version"] = kHorizonsTableVersion;
@@ -152,30 +161,45 @@ void combine_tables(const std::vector<std::string>& inputs, const std::string& o
   std::string first_regimes;
   for (const auto& path : inputs) {
     json j = read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion);
-    require(j["version"] == kRunTableVersion, path, "is already a version-2 table; combine the version-1 runs it came from");
-    const LoadedTable loaded = read_table(path);  // every check of a version-1 table
+    const LoadedTable loaded = parse_table(j, path);  // every check of the table
     if (!result.contains("mode")) result["mode"] = loaded.mode;
     require(result["mode"] == loaded.mode, path,
             "is for mode " + loaded.mode + ", the first table for " + result["mode"].get<std::string>());
-    const int64_t frames = run_grid_frames(j);
-    require(frames > 0, path, "has no proxy grid 'TxHxW' to say which length it was calibrated at");
-    TableHorizon th = loaded.horizons.front();
-    th.grid_frames = frames;
-    require(seen.insert(horizon_key(th)).second, path,
-            "is calibrated at the length and geometry of another input (" + horizon_text(th) + ")");
     const std::string names = regime_names(loaded.horizons.front().regimes);
     if (first_regimes.empty()) first_regimes = names;
     require(names == first_regimes, path, "has regimes {" + names + "}, the first table {" + first_regimes + "}");
-    j.erase("format");
-    j.erase("version");
-    j.erase("mode");
-    j["grid_frames"] = frames;
-    j["from"] = std::filesystem::path(path).filename().string();  // the run's file, for the record
-    horizons.push_back(std::move(j));
+    // A version-1 run is one horizon (its length from the proxy grid); a version-2 table brings
+    // each of its horizons, so tables for other sizes combine into one (calibration.h).
+    std::vector<json> entries;
+    const std::string file = std::filesystem::path(path).filename().string();
+    if (loaded.version == kRunTableVersion) {
+      const int64_t frames = run_grid_frames(j);
+      require(frames > 0, path, "has no proxy grid 'TxHxW' to say which length it was calibrated at");
+      j.erase("format");
+      j.erase("version");
+      j.erase("mode");
+      j["grid_frames"] = frames;
+      j["from"] = file;  // the run's file, for the record
+      entries.push_back(std::move(j));
+    } else {
+      for (auto& h : j["horizons"]) {
+        if (!h.contains("from")) h["from"] = file;
+        entries.push_back(std::move(h));
+      }
+    }
+    for (auto& e : entries) {
+      TableHorizon th;
+      th.grid_frames = e["grid_frames"].get<int64_t>();
+      read_geometry(e, th);
+      require(seen.insert(horizon_key(th)).second, path,
+              "is calibrated at the length and geometry of another input (" + horizon_text(th) + ")");
+      horizons.push_back(std::move(e));
+    }
   }
   // Shortest first, as read_table orders them (the geometry breaks ties; the file is for reading).
-  std::stable_sort(horizons.begin(), horizons.end(),
-                   [](const json& a, const json& b) { return a["grid_frames"].get<int64_t>() < b["grid_frames"].get<int64_t>(); });
+  std::stable_sort(horizons.begin(), horizons.end(), [](const json& a, const json& b) {
+    return a["grid_frames"].get<int64_t>() < b["grid_frames"].get<int64_t>();
+  });
   result["horizons"] = horizons;
   write_json_file(out, "calibration table", result, 2);
 }

@@ -113,7 +113,21 @@ TEST(LookupTable, CombineRefusesMixedOrRepeatedRuns) {
   EXPECT_NE(error_of([&] { combine_tables({a, run_table("e.json", "sixty", 0.5)}, out); }).find("no proxy grid"),
             std::string::npos);
   combine_tables({a, run_table("f.json", "64x8x8", 0.5)}, out);
-  EXPECT_NE(error_of([&] { combine_tables({out}, temp_path("twice.json")); }).find("already a version-2"), std::string::npos);
+  // A version-2 input brings its horizons: a run at one of their lengths and geometries repeats it.
+  EXPECT_NE(error_of([&] { combine_tables({out, a}, temp_path("twice.json")); }).find("length and geometry of another input"),
+            std::string::npos);
+  const std::string sizes = temp_path("sizes.json");
+  combine_tables({out, run_table("g.json", "16x16x16", 0.2, {"static", "slow", "fast"}, "dynamicrad", 128)}, sizes);
+  const LoadedTable t = read_table(sizes);
+  ASSERT_EQ(t.horizons.size(), 3u);
+  EXPECT_DOUBLE_EQ(t.horizon_for(16, 16, 16, 128).regimes.at("static").at("decay"), 0.2);
+  EXPECT_DOUBLE_EQ(t.horizon_for(16, 8, 8, 32).regimes.at("static").at("decay"), 0.9);
+  {
+    std::ifstream in(sizes);
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["horizons"][0]["from"], "longshot_lookup_a.json");  // the run's file, through the version-2 input
+  }
+  std::filesystem::remove(sizes);
   std::filesystem::remove(out);
 }
 

@@ -113,7 +113,11 @@ int run_combine(const std::vector<std::string>& args) {
   calibrate::combine_tables(inputs, out_path);
   const auto t = calibrate::read_table(out_path);
   std::printf("wrote %s: mode %s, %zu horizon(s):", out_path.c_str(), t.mode.c_str(), t.horizons.size());
-  for (const auto& h : t.horizons) std::printf(" %lld frames", (long long)h.grid_frames);
+  for (size_t i = 0; i < t.horizons.size(); ++i) {
+    const auto& h = t.horizons[i];
+    std::printf("%s %lld frames", i ? ";" : "", (long long)h.grid_frames);
+    if (h.frame_h > 0) std::printf(" at %lldx%lld tokens per frame, block %lld", (long long)h.frame_h, (long long)h.frame_w, (long long)h.block);
+  }
   std::printf("\n");
   return 0;
 }

@@ -81,6 +81,8 @@ int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t hea
   return std::max<int64_t>(1, budget_bytes / per_block);
 }
 
+int64_t chunk_budget_bytes(const torch::Device& device) { return device.is_cuda() ? int64_t(512) << 20 : int64_t(8) << 20; }
+
 torch::Tensor pool_tokens(const torch::Tensor& x, int64_t group) {
 #ifdef LONGSHOT_HAS_CUDA
   // One 16-byte-load pass, no fp32 copy of x (200 MB per tensor at 32k tokens); LibTorch

@@ -24,6 +24,10 @@ torch::Tensor token_keep(const BlockMask& mask, int64_t qb_begin, int64_t qb_end
 // `budget_bytes`. 8 MB keeps chunk temporaries under glibc's mmap threshold, so they are recycled
 // from the heap instead of page-faulted anew per chunk (that dominated run time at 64 MB).
 int64_t query_blocks_per_chunk(const BlockMask& mask, int64_t batch, int64_t heads, int64_t budget_bytes = 8 << 20);
+// The chunk budget for tensors on `device`: 8 MB on the host (above); 512 MB on a GPU, where the
+// fp32 reference and the recall are bound by per-chunk launches and the host's block table, not
+// memory (a 16,384-token calibration proxy: 128 chunks of one block each at 8 MB).
+int64_t chunk_budget_bytes(const torch::Device& device);
 
 // Mean of x [B, H, N, D] over consecutive token groups of `group` tokens (ragged last group):
 // returns [B, H, ceil(N / group), D] in fp32 (CUDA tensors: cuda::block_mean_pool).

@@ -20,7 +20,7 @@ double attention_recall(const torch::Tensor& q, const torch::Tensor& k, const Bl
   auto qf = q.to(torch::kFloat32), kt = k.to(torch::kFloat32).transpose(2, 3);
   double kept_sum = 0.0;
   int64_t count = 0;
-  const int64_t chunk = detail::query_blocks_per_chunk(mask, B, H);
+  const int64_t chunk = detail::query_blocks_per_chunk(mask, B, H, detail::chunk_budget_bytes(q.device()));
   for (int64_t qb = 0; qb < mask.num_q_blocks; qb += chunk) {
     const int64_t qb_end = std::min(mask.num_q_blocks, qb + chunk);
     const int64_t t0 = qb * mask.block_size, t1 = std::min(N, qb_end * mask.block_size);

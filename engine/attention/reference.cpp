@@ -35,7 +35,7 @@ torch::Tensor block_sparse_attention_reference(const torch::Tensor& q, const tor
   auto kt = kf.transpose(2, 3);
   auto out = torch::zeros({B, H, N, v.size(3)}, qf.options());  // on the inputs' device
   const bool full = mask.is_full();
-  const int64_t chunk = detail::query_blocks_per_chunk(mask, B, H);
+  const int64_t chunk = detail::query_blocks_per_chunk(mask, B, H, detail::chunk_budget_bytes(q.device()));
   for (int64_t qb = 0; qb < mask.num_q_blocks; qb += chunk) {
     const int64_t qb_end = std::min(mask.num_q_blocks, qb + chunk);
     const int64_t t0 = qb * mask.block_size, t1 = std::min(N, qb_end * mask.block_size);

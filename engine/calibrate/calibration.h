@@ -196,8 +196,9 @@ struct LoadedTable {
   // The set for a job of `grid_frames` token-grid frames: the calibrated length nearest on a log
   // scale (a tie goes to the shorter). With the job's geometry (tokens per frame h × w and mask
   // block; 0 = not given), only the horizons calibrated at that geometry compete when the table has
-  // any, so one table serves several sizes (a 32 px and a 64 px calibration); else every horizon
-  // does and the caller warns. The one place a job picks its parameters.
+  // any, so one table serves several sizes (a 32 px and a 64 px calibration); else those at the
+  // job's tokens per frame (another block), else all, and the caller warns. The one place a job
+  // picks its parameters.
   // ParameterError("frames") when grid_frames < 1.
   const TableHorizon& horizon_for(int64_t grid_frames, int64_t frame_h = 0, int64_t frame_w = 0, int64_t block = 0) const;
 };

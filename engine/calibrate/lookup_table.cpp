@@ -87,12 +87,18 @@ bool TableHorizon::same_geometry(int64_t h, int64_t w, int64_t b) const {
 const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames, int64_t frame_h, int64_t frame_w, int64_t block) const {
   if (grid_frames < 1) throw ParameterError("frames", "a job needs at least one latent frame to pick a table horizon");
   if (horizons.empty()) throw ParameterError("calibration", "the table has no horizon");
-  const bool any_same = std::any_of(horizons.begin(), horizons.end(),
-                                    [&](const TableHorizon& h) { return h.same_geometry(frame_h, frame_w, block); });
+  // How close a horizon's geometry is to the job's: 2 the same tokens per frame and block, 1 the
+  // same tokens per frame, 0 neither (or unknown). Only the closest present compete on length.
+  auto closeness = [&](const TableHorizon& h) {
+    if (h.same_geometry(frame_h, frame_w, block)) return 2;
+    return h.frame_h > 0 && h.frame_h == frame_h && h.frame_w == frame_w ? 1 : 0;
+  };
+  int closest = 0;
+  for (const auto& h : horizons) closest = std::max(closest, closeness(h));
   const TableHorizon* best = nullptr;
   double best_d = INFINITY;
   for (const auto& h : horizons) {
-    if (any_same && !h.same_geometry(frame_h, frame_w, block)) continue;
+    if (closeness(h) != closest) continue;
     if (h.grid_frames == 0) return h;  // version 1: any length
     if (!best) best = &h;
     // Ascending order and a strict '<': a tie goes to the shorter length.

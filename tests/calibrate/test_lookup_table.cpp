@@ -219,10 +219,13 @@ TEST(LookupTable, TheJobsGeometryPicksAmongTheHorizonsCalibratedAtIt) {
   EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 8, 8, 32)), 0.5);
   EXPECT_DOUBLE_EQ(decay(t.horizon_for(16, 16, 16, 128)), 0.3);
   EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 16, 16, 128)), 0.3);  // the only one at 16x16, block 128
-  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 16, 16, 64)), 0.5);   // block 64: no match, nearest length
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 16, 16, 64)), 0.3);   // block 64: the same tokens per frame come first
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(16, 8, 8, 64)), 0.9);
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 8, 8, 128)), 0.5);
   EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 4, 4, 32)), 0.5);
   EXPECT_DOUBLE_EQ(decay(t.horizon_for(16)), 0.9);                // no geometry: a length tie goes to the first
   EXPECT_TRUE(t.horizon_for(64, 16, 16, 128).same_geometry(16, 16, 128));
   EXPECT_FALSE(t.horizon_for(64, 16, 16, 64).same_geometry(16, 16, 64));
+  EXPECT_DOUBLE_EQ(decay(t.horizon_for(64, 12, 12, 32)), 0.5);  // no horizon at 12x12: every one, by length
   std::filesystem::remove(out);
 }

@@ -76,8 +76,9 @@ const char* kCalibrateUsage =
     "Usage: longshot calibrate --combine A.json,B.json[,...] --out TABLE.json\n"
     "Joins tables of one mode, each calibrated at another length (--frames / --grid) or size (--size,\n"
     "--block), into one version-2 table (a version-2 input brings all its horizons); `--regime auto`\n"
-    "then applies, among the horizons calibrated at the job's tokens per frame and block (all when\n"
-    "none is), the length nearest the job's latent frames (on a log scale; a tie takes the shorter).\n"
+    "then applies, among the horizons calibrated at the job's tokens per frame and block (else at its\n"
+    "tokens per frame, else all, with a warning), the length nearest the job's latent frames (on a log\n"
+    "scale; a tie takes the shorter).\n"
     "Exit codes: 0 ok, 1 invalid value, 2 bad usage.";
 
 // "regime<TAB>caption" lines of the world's labelled captions (tools/eval_regimes.sh reads them).
@@ -242,6 +243,7 @@ int run_calibrate(const std::vector<std::string>& args) {
   std::string out_path;
   pipeline::CaptureSpec capture;
   bool model_proxy = false;
+  std::string capture_seen;  // the last flag of proxy (b) given: refused with the drift proxy
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (i + 1 >= args.size()) {
@@ -274,7 +276,7 @@ int run_calibrate(const std::vector<std::string>& args) {
     else if (flag == "--block") proxy.block_size = parse_int("block", value, 1, 1 << 20);
     else if (flag == "--proxy" && (value == "drift" || value == "model")) model_proxy = value == "model";
     else if (flag == "--proxy") throw ParameterError("proxy", "must be drift or model, got '" + value + "'");
-    else if (capture_flag(flag, value, capture)) continue;
+    else if (capture_flag(flag, value, capture)) capture_seen = flag;
     else {
       std::cerr << "longshot calibrate: unknown flag '" << flag << "'\n" << kCalibrateUsage << "\n";
       return 2;
@@ -284,6 +286,9 @@ int run_calibrate(const std::vector<std::string>& args) {
     std::cerr << "longshot calibrate: --mode and --out are required\n" << kCalibrateUsage << "\n";
     return 2;
   }
+  // --frames, --device, … shape the model's capture: with the drift proxy they would do nothing.
+  if (!model_proxy && !capture_seen.empty())
+    throw ParameterError(capture_seen.substr(2), "goes with --proxy model only (the drift proxy is made on the CPU from --grid)");
   // The CPU reference scores every token pair per trial: refuse work that would take minutes per
   // trial (12 heads × 8192² × 64 ≈ a few seconds on 2 cores).
   const double work = double(proxy.heads) * double(proxy.grid.size()) * double(proxy.grid.size()) * double(proxy.head_dim);

@@ -1,6 +1,7 @@
 // Mask quality metrics: attention recall (kept share of the dense softmax mass) and relative L2.
 #include "engine/attention/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -20,7 +21,10 @@ double attention_recall(const torch::Tensor& q, const torch::Tensor& k, const Bl
   auto qf = q.to(torch::kFloat32), kt = k.to(torch::kFloat32).transpose(2, 3);
   double kept_sum = 0.0;
   int64_t count = 0;
-  const int64_t chunk = detail::query_blocks_per_chunk(mask, B, H, detail::chunk_budget_bytes(q.device()));
+  // At most 64 MB on a GPU: token_keep expands a chunk's whole keep matrix before the strided rows
+  // are picked, and generation's recall probe runs under --max-gpu-memory.
+  const int64_t chunk =
+      detail::query_blocks_per_chunk(mask, B, H, std::min<int64_t>(detail::chunk_budget_bytes(q.device()), 64 << 20));
   for (int64_t qb = 0; qb < mask.num_q_blocks; qb += chunk) {
     const int64_t qb_end = std::min(mask.num_q_blocks, qb + chunk);
     const int64_t t0 = qb * mask.block_size, t1 = std::min(N, qb_end * mask.block_size);
@@ -44,7 +48,8 @@ double attention_recall(const torch::Tensor& q, const torch::Tensor& k, const Bl
 double relative_l2_error(const torch::Tensor& out, const torch::Tensor& ref) {
   if (!out.defined() || !ref.defined()) throw ShapeError("relative_l2_error: tensor 'out' or 'ref' is undefined");
   if (out.sizes() != ref.sizes()) throw ShapeError("relative_l2_error: tensor 'out' does not match the shape of 'ref'");
-  auto o = out.to(torch::kCPU, torch::kFloat64), r = ref.to(torch::kCPU, torch::kFloat64);
+  // fp64 on out's device: a GPU calibration scores every trial without copying the outputs back.
+  auto o = out.to(torch::kFloat64), r = ref.to(out.device(), torch::kFloat64);
   const double ref_norm = r.norm().item<double>();
   const double diff = (o - r).norm().item<double>();
   if (ref_norm == 0.0) return diff == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();

@@ -1,6 +1,6 @@
-// CPU/LibTorch fp32 reference attention. Both paths chunk over query blocks so that a
-// [B, H, chunk, N] score tensor stays near 8 MB (at least one block): N = 4096 with 12 heads
-// needs ~25 MB per chunk, and nothing scales with N² overall.
+// LibTorch fp32 reference attention, on the inputs' device. Both paths chunk over query blocks so
+// that a [B, H, chunk, N] score tensor stays near detail::chunk_budget_bytes (8 MB on the host,
+// 512 MB on a GPU; at least one block): nothing scales with N² overall.
 #include "engine/attention/reference.h"
 
 #include <cmath>

@@ -1,4 +1,5 @@
-// CPU/LibTorch fp32 reference attention: the oracle every kernel is tested against.
+// LibTorch fp32 reference attention (on the CPU, or the inputs' GPU): the oracle every kernel is
+// tested against.
 // Layout: q, k, v are [B, H, N, D] (any strides); output [B, H, N, D].
 #pragma once
 #include <torch/types.h>

@@ -157,6 +157,8 @@ ProxyTask::ProxyTask(const CapturedProxy& captured, int64_t block_size) : regime
   if (q.size(2) != captured.grid.size())
     throw ShapeError("captured proxy '" + captured.regime.name + "': " + std::to_string(q.size(2)) + " tokens, grid " +
                      captured.grid.to_string() + " holds " + std::to_string(captured.grid.size()));
+  if (captured.qkv.k.device() != q.device() || captured.qkv.v.device() != q.device())
+    throw ShapeError("captured proxy '" + captured.regime.name + "': q, k, v must be on one device");
   const int64_t G = captured.groups, H = q.size(1);
   if (G < 1 || H % G != 0)
     throw ShapeError("captured proxy '" + captured.regime.name + "': " + std::to_string(H) + " heads do not split into " +

@@ -1,6 +1,6 @@
 // The calibration lookup table as generation reads it: version 1 (one calibration run, any length)
-// and version 2 (runs at several lengths, keyed by token-grid frames), and the one rule that picks a
-// length's parameters (calibration.h, LoadedTable::horizon_for).
+// and version 2 (runs at several lengths and sizes, keyed by token-grid frames and geometry), and
+// the one rule that picks a job's parameters (calibration.h, LoadedTable::horizon_for).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -123,7 +123,7 @@ LoadedTable parse_table(const json& j, const std::string& path) {
     return t;
   }
   require(j.contains("horizons") && j["horizons"].is_array() && !j["horizons"].empty(), path,
-          "version 2 needs a non-empty 'horizons' array (one calibration per length)");
+          "version 2 needs a non-empty 'horizons' array (one calibration per length and size)");
   std::set<std::array<int64_t, 4>> seen;
   for (size_t i = 0; i < j["horizons"].size(); ++i) {
     const json& h = j["horizons"][i];
@@ -202,7 +202,8 @@ void combine_tables(const std::vector<std::string>& inputs, const std::string& o
       horizons.push_back(std::move(e));
     }
   }
-  // Shortest first, as read_table orders them (the geometry breaks ties; the file is for reading).
+  // Shortest first for the reader of the file (ties keep the inputs' order; read_table sorts by
+  // length and geometry whatever the order).
   std::stable_sort(horizons.begin(), horizons.end(), [](const json& a, const json& b) {
     return a["grid_frames"].get<int64_t>() < b["grid_frames"].get<int64_t>();
   });

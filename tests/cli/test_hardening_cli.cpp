@@ -212,6 +212,27 @@ TEST(HardeningCli, IntegersThatDoNotFitAreRefused) {
   }
 }
 
+// calibrate's capture flags shape proxy (b) only: with the drift proxy they are an error, not
+// ignored (`--device cuda` would have scored on the CPU and said nothing), and a bad device is
+// named before any model loads.
+TEST(HardeningCli, CalibrateCaptureFlagsNeedTheModelProxy) {
+  TempDir d;
+  const std::vector<std::string> base = {"calibrate", "--mode", "dynamicrad", "--out", d.file("t.json"), "--trials", "1"};
+  for (const std::vector<std::string> extra : {std::vector<std::string>{"--device", "cuda"}, {"--frames", "16"}}) {
+    auto args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run(args, d.path.string());
+    EXPECT_EQ(r.rc, 1) << extra[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("'" + extra[0].substr(2) + "': goes with --proxy model only"), std::string::npos) << r.err;
+  }
+  auto args = base;
+  args.insert(args.end(), {"--proxy", "model", "--device", "gpu"});
+  const auto r = run(args, d.path.string());
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("'device': must be auto, cpu or cuda, got 'gpu'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d.file("t.json")));
+}
+
 // F3 through the CLI: a 0-byte built-in weights file said "a config needs a name".
 TEST(HardeningCli, DamagedBuiltinWeightsNameTheFile) {
   TempDir d;

@@ -58,9 +58,7 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
     if (l < 0 || l >= int(config.num_layers))
       throw ParameterError("layers", "layer " + std::to_string(l) + " is not in [0, " + std::to_string(config.num_layers) + ")");
 
-  const bool use_cuda = spec.device == "cuda" || (spec.device == "auto" && torch::cuda::is_available());
-  if (spec.device == "cuda" && !torch::cuda::is_available())
-    throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
+  const bool use_cuda = runs_on_cuda(spec.device);
   torch::NoGradGuard no_grad;
   const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;

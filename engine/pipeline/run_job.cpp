@@ -29,6 +29,12 @@ namespace longshot::pipeline {
 
 // ---- [validation] -------------------------------------------------------------------------------
 
+bool runs_on_cuda(const std::string& device) {
+  if (device == "cuda" && !torch::cuda::is_available())
+    throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
+  return device == "cuda" || (device == "auto" && torch::cuda::is_available());
+}
+
 void validate_request(const GenerationRequest& r) {
   if (r.frames < 1 || r.frames > 4096) throw ParameterError("frames", "must be in [1, 4096], got " + std::to_string(r.frames));
   if (r.width < 2 || r.width > 8192) throw ParameterError("width", "must be in [2, 8192], got " + std::to_string(r.width));
@@ -436,9 +442,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     const auto& config = resolved.config;
     const auto shape = latent_shape(request, config);
 
-    const bool use_cuda = request.device == "cuda" || (request.device == "auto" && torch::cuda::is_available());
-    if (request.device == "cuda" && !torch::cuda::is_available())
-      throw ParameterError("device", "cuda requested but no CUDA device is visible to LibTorch");
+    const bool use_cuda = runs_on_cuda(request.device);
     const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     if (request.cuda_graphs && !use_cuda) throw ParameterError("cuda-graphs", "needs a CUDA device, none is visible");
     progress.cuda = use_cuda;

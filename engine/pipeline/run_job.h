@@ -18,6 +18,10 @@ namespace longshot::pipeline {
 // Throws ParameterError naming the first invalid field (sizes, steps, guidance, mode, params...).
 void validate_request(const GenerationRequest& request);
 
+// Whether a job's device ("cuda", or "auto" with a GPU visible) is the GPU; ParameterError("device")
+// when "cuda" is asked for and LibTorch sees none. The one place "auto" resolves.
+bool runs_on_cuda(const std::string& device);
+
 // Latent shape [C, T, H, W] the request asks of its model; throws ParameterError naming
 // frames/width/height when they do not fit the model's VAE strides and patch.
 std::vector<int64_t> latent_shape(const GenerationRequest& request, const model::DiTConfig& config);

@@ -13,7 +13,9 @@
 #                              32 px with block 32 = 2 blocks per frame, as 64 px with block 128)
 #                              [--report-only] (remake runs.tsv / regimes.md from $OUT/runs, no generation)
 #                              [--keep] (skip a generation whose frames and summary are already in
-#                              $OUT/runs: an interrupted run resumes, more prompts extend a smaller one)
+#                              $OUT/runs from the same command line, kept in <run>.cmd: an interrupted
+#                              run resumes, more prompts extend a smaller one; another binary path,
+#                              size, block, table… makes it again)
 # PSNR: ffmpeg if installed, else python3 tools/psnr_frames.py (the same figure).
 # GPU machine (lead): tools/eval_regimes.sh --bin build/cuda/app/longshot --out "$OUT" --jobs 8
 set -euo pipefail
@@ -74,11 +76,14 @@ run_one() {
     defaults) extra=(--mode "$MODE") ;;
     routed) extra=(--mode "$MODE" --regime auto ${CALIBRATION:+--calibration "$CALIBRATION"}) ;;
   esac
-  # --keep: a finished run (its summary names the frames it wrote) is not made again.
-  if [ "$KEEP" = 1 ] && grep -q '^wrote ' "$dir.summary" 2>/dev/null && [ -d "$dir" ]; then return 0; fi
+  local cmd=("$BIN" generate --prompt "$prompt" --frames "$frames" --size "${SIZE}x${SIZE}" --steps "$STEPS" --seed "$id"
+    --device "$DEVICE" --block "$BLOCK" "${extra[@]}" --png-dir "$dir")
+  # --keep: a finished run (its summary names the frames it wrote) of the same command is not made again.
+  if [ "$KEEP" = 1 ] && grep -q '^wrote ' "$dir.summary" 2>/dev/null && [ -d "$dir" ] &&
+     [ "$(cat "$dir.cmd" 2>/dev/null)" = "${cmd[*]}" ]; then return 0; fi
   rm -rf "$dir"
-  "$BIN" generate --prompt "$prompt" --frames "$frames" --size "${SIZE}x${SIZE}" --steps "$STEPS" --seed "$id" \
-    --device "$DEVICE" --block "$BLOCK" "${extra[@]}" --png-dir "$dir" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
+  printf '%s' "${cmd[*]}" > "$dir.cmd"
+  "${cmd[@]}" > "$dir.summary" 2> "$dir.log" || { echo "FAILED $dir (see $dir.log)" >&2; return 1; }
 }
 export -f run_one
 export OUT TRAIN_FRAMES SIZE STEPS MODE BIN DEVICE CALIBRATION BLOCK KEEP

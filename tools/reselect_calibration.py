@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Re-pick a calibration run's parameters under a larger sparsity margin, from its own trace.
+
+`longshot calibrate --min-sparsity defaults+X` refuses every trial below the floor
+(defaults' sparsity, rescaled, + X) and keeps the lowest-error trial above it. Held-out prompts
+spread by about a point of mask sparsity around the calibration prompts' (docs/calibration.md),
+so a table can land below the defaults on new prompts. This tool applies a larger margin Y to a
+finished version-1 run without searching again: the floor moves by Y - X and the best trial
+already in the trace above it is kept (the search's own rule, on the trials it ran; a search run
+with Y from the start would have explored differently). A regime with no trial above the new
+floor keeps the defaults, as calibrate does.
+
+usage: tools/reselect_calibration.py RUN.json --margin Y --out NEW.json
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("table", help="a version-1 table written by longshot calibrate (with its trace)")
+    ap.add_argument("--margin", type=float, required=True, help="the new margin Y over the defaults' floor")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    try:
+        with open(a.table) as f:
+            t = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"reselect_calibration.py: cannot read '{a.table}': {e}")
+    if t.get("format") != "longshot-calibration" or t.get("version") != 1:
+        sys.exit(f"reselect_calibration.py: '{a.table}' is not a version-1 longshot calibration table")
+    obj = t.get("objective", {})
+    if obj.get("min_sparsity") != "defaults":
+        sys.exit(f"reselect_calibration.py: '{a.table}' was not calibrated with --min-sparsity defaults[+X]")
+    if not 0.0 <= a.margin <= 0.5:
+        sys.exit("reselect_calibration.py: --margin must lie in [0, 0.5]")
+    old = float(obj.get("min_sparsity_margin", 0.0))
+    for name, r in t["regimes"].items():
+        floor = r["min_sparsity"] - old + a.margin
+        ok = [x for x in r["trace"] if x["sparsity"] >= floor - 1e-12]
+        r["min_sparsity"] = floor
+        best = min(ok, key=lambda x: x["nmse"]) if ok else None
+        if best is None or best["nmse"] >= r["defaults"]["nmse"]:
+            r.update(params=r["defaults"]["params"], loss=r["defaults"]["loss"], nmse=r["defaults"]["nmse"],
+                     sparsity=r["defaults"]["sparsity"], kept_defaults=True)
+            print(f"{name:6s} floor {floor:.4f}: no trial beats the defaults, keeps them")
+            continue
+        params = dict(r["params"])
+        params.update(best["params"])
+        r.update(params=params, loss=best["loss"], nmse=best["nmse"], sparsity=best["sparsity"],
+                 best_trial=best["trial"], kept_defaults=False)
+        print(f"{name:6s} floor {floor:.4f}: trial {best['trial']}, nmse {best['nmse']:.5f} "
+              f"(defaults {r['defaults']['nmse']:.5f}), sparsity {best['sparsity']:.4f}")
+    obj["min_sparsity_margin"] = a.margin
+    obj["reselected"] = f"from {a.table.split('/')[-1]} (margin {old} -> {a.margin}, tools/reselect_calibration.py)"
+    with open(a.out + ".tmp", "w") as f:
+        json.dump(t, f, indent=2)
+    os.replace(a.out + ".tmp", a.out)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

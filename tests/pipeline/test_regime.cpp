@@ -252,7 +252,9 @@ TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
   auto c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, {64, 8, 8});
   EXPECT_EQ(c.horizon_frames, 16);
   EXPECT_EQ(c.warning, "");  // the calibration's geometry: nothing to say
-  EXPECT_NE(c.summary().find("horizon of 16 frames, the job has 64"), std::string::npos) << c.summary();
+  EXPECT_NE(c.summary().find("horizon of 16 frames, the job has 64; calibrated at 8x8 tokens per frame, block 32)"),
+            std::string::npos)
+      << c.summary();
   EXPECT_THROW(pipeline::choose_regime(s, "longshot-builtin", e, kFast, {0, 8, 8}), ParameterError);
   // Other tokens per frame or another block: the parameters still apply, with a warning.
   c = pipeline::choose_regime(s, "longshot-builtin", e, kFast, {16, 16, 16});

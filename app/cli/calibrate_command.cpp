@@ -117,7 +117,7 @@ int run_combine(const std::vector<std::string>& args) {
   for (size_t i = 0; i < t.horizons.size(); ++i) {
     const auto& h = t.horizons[i];
     std::printf("%s %lld frames", i ? ";" : "", (long long)h.grid_frames);
-    if (h.frame_h > 0) std::printf(" at %lldx%lld tokens per frame, block %lld", (long long)h.frame_h, (long long)h.frame_w, (long long)h.block);
+    if (h.frame_h > 0) std::printf(" at %s", h.geometry_text().c_str());
   }
   std::printf("\n");
   return 0;

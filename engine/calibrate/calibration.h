@@ -188,6 +188,8 @@ struct TableHorizon {
   int64_t frame_h = 0, frame_w = 0, block = 0;
   // Calibrated at h × w tokens per frame with mask block b (false when the file does not say).
   bool same_geometry(int64_t h, int64_t w, int64_t b) const;
+  // "HxW tokens per frame, block B": the one spelling of its geometry (messages, summaries).
+  std::string geometry_text() const;
 };
 struct LoadedTable {
   std::string mode;

@@ -67,10 +67,7 @@ void read_geometry(const json& j, TableHorizon& h) {
 // length first, so horizon_for's ascending walk keeps "a tie goes to the shorter").
 std::array<int64_t, 4> horizon_key(const TableHorizon& h) { return {h.grid_frames, h.frame_h, h.frame_w, h.block}; }
 
-std::string horizon_text(const TableHorizon& h) {
-  return std::to_string(h.grid_frames) + " frames, " + std::to_string(h.frame_h) + "x" + std::to_string(h.frame_w) +
-         " tokens per frame, block " + std::to_string(h.block);
-}
+std::string horizon_text(const TableHorizon& h) { return std::to_string(h.grid_frames) + " frames, " + h.geometry_text(); }
 
 std::string regime_names(const std::map<std::string, ParamValues>& regimes) {
   std::string s;
@@ -82,6 +79,10 @@ std::string regime_names(const std::map<std::string, ParamValues>& regimes) {
 
 bool TableHorizon::same_geometry(int64_t h, int64_t w, int64_t b) const {
   return frame_h > 0 && block > 0 && frame_h == h && frame_w == w && block == b;
+}
+
+std::string TableHorizon::geometry_text() const {
+  return std::to_string(frame_h) + "x" + std::to_string(frame_w) + " tokens per frame, block " + std::to_string(block);
 }
 
 const TableHorizon& LoadedTable::horizon_for(int64_t grid_frames, int64_t frame_h, int64_t frame_w, int64_t block) const {

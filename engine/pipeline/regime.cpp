@@ -57,8 +57,7 @@ std::string RegimeChoice::summary() const {
   if (horizon_frames > 0) {
     os << " (horizon of " << horizon_frames << " frames, the job has " << grid_frames;
     // A table may hold several sizes: say which one applied.
-    if (horizon_frame_h > 0)
-      os << "; calibrated at " << horizon_frame_h << "x" << horizon_frame_w << " tokens per frame, block " << horizon_block;
+    if (!horizon_geometry.empty()) os << "; calibrated at " << horizon_geometry;
     os << ")";
   }
   if (!warning.empty()) os << "; warning: " << warning;
@@ -112,7 +111,7 @@ RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_
   // The job's geometry first (a table may hold a 32 px and a 64 px calibration), then its length.
   const calibrate::TableHorizon& horizon = table.horizon_for(grid.t, grid.h, grid.w, s.block_size);
   c.horizon_frames = horizon.grid_frames;
-  c.horizon_frame_h = horizon.frame_h, c.horizon_frame_w = horizon.frame_w, c.horizon_block = horizon.block;
+  if (horizon.frame_h > 0) c.horizon_geometry = horizon.geometry_text();
   // Said, not silent: a mask tuned at 8×8 tokens per frame and block 32 keeps other blocks at
   // 16×16 and block 128 (candidate G kept none there and lost PSNR, docs/calibration.md).
   const bool other_frame = horizon.frame_h > 0 && (horizon.frame_h != grid.h || horizon.frame_w != grid.w);

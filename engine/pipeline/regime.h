@@ -25,7 +25,7 @@ struct RegimeChoice {
   std::string router_file, table_file;
   int64_t grid_frames = 0;         // the job's token-grid frames, which pick the table's horizon
   int64_t horizon_frames = 0;      // the frames the applied horizon was calibrated at (0: a one-length table)
-  int64_t horizon_frame_h = 0, horizon_frame_w = 0, horizon_block = 0;  // and its geometry (0: unknown)
+  std::string horizon_geometry;    // and its geometry (TableHorizon::geometry_text; "" when the file does not say)
   calibrate::RouteDecision decision;  // filled when the router ran
   double route_ms = 0.0;           // pooling + projection + explanation
   std::string warning;             // set when auto fell back (a file missing), or a router of another model

@@ -37,12 +37,17 @@ def main():
     if not 0.0 <= a.margin <= 0.5:
         sys.exit("reselect_calibration.py: --margin must lie in [0, 0.5]")
     old = float(obj.get("min_sparsity_margin", 0.0))
+    if a.margin < old:
+        # Trials between a lower floor and the run's were refused (their loss says so): search again.
+        sys.exit(f"reselect_calibration.py: --margin {a.margin} is below the run's {old}; only a larger one can be re-picked")
     for name, r in t["regimes"].items():
         floor = r["min_sparsity"] - old + a.margin
         ok = [x for x in r["trace"] if x["sparsity"] >= floor - 1e-12]
         r["min_sparsity"] = floor
-        best = min(ok, key=lambda x: x["nmse"]) if ok else None
-        if best is None or best["nmse"] >= r["defaults"]["nmse"]:
+        # The search's rule: the lowest loss (error + the target penalty, which no floor changes)
+        # among trials at or above the floor; the defaults when none beats theirs.
+        best = min(ok, key=lambda x: x["loss"]) if ok else None
+        if best is None or best["loss"] >= r["defaults"]["loss"]:
             r.update(params=r["defaults"]["params"], loss=r["defaults"]["loss"], nmse=r["defaults"]["nmse"],
                      sparsity=r["defaults"]["sparsity"], kept_defaults=True)
             print(f"{name:6s} floor {floor:.4f}: no trial beats the defaults, keeps them")

@@ -10,7 +10,10 @@ already in the trace above it is kept (the search's own rule, on the trials it r
 with Y from the start would have explored differently). A regime with no trial above the new
 floor keeps the defaults, as calibrate does.
 
-usage: tools/reselect_calibration.py RUN.json --margin Y --out NEW.json
+usage: tools/reselect_calibration.py RUN.json --margin Y [--regime NAME]... --out NEW.json
+
+--regime re-picks only the named regimes (the others keep the run's pick and margin); each
+re-picked regime records its own margin as `min_sparsity_margin` beside its floor.
 """
 import argparse
 import json
@@ -22,6 +25,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("table", help="a version-1 table written by longshot calibrate (with its trace)")
     ap.add_argument("--margin", type=float, required=True, help="the new margin Y over the defaults' floor")
+    ap.add_argument("--regime", action="append", default=[],
+                    help="re-pick only this regime (repeatable; default: every regime)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     try:
@@ -40,7 +45,14 @@ def main():
     if a.margin < old:
         # Trials between a lower floor and the run's were refused (their loss says so): search again.
         sys.exit(f"reselect_calibration.py: --margin {a.margin} is below the run's {old}; only a larger one can be re-picked")
+    unknown = [n for n in a.regime if n not in t["regimes"]]
+    if unknown:
+        sys.exit(f"reselect_calibration.py: no regime {', '.join(unknown)} in '{a.table}' "
+                 f"(it has {', '.join(t['regimes'])})")
     for name, r in t["regimes"].items():
+        if a.regime and name not in a.regime:
+            continue
+        r["min_sparsity_margin"] = a.margin
         floor = r["min_sparsity"] - old + a.margin
         ok = [x for x in r["trace"] if x["sparsity"] >= floor - 1e-12]
         r["min_sparsity"] = floor
@@ -58,8 +70,11 @@ def main():
                  best_trial=best["trial"], kept_defaults=False)
         print(f"{name:6s} floor {floor:.4f}: trial {best['trial']}, nmse {best['nmse']:.5f} "
               f"(defaults {r['defaults']['nmse']:.5f}), sparsity {best['sparsity']:.4f}")
-    obj["min_sparsity_margin"] = a.margin
-    obj["reselected"] = f"from {a.table.split('/')[-1]} (margin {old} -> {a.margin}, tools/reselect_calibration.py)"
+    which = f"regime(s) {', '.join(a.regime)}" if a.regime else "every regime"
+    if not a.regime:
+        obj["min_sparsity_margin"] = a.margin
+    obj["reselected"] = (f"from {a.table.split('/')[-1]}: {which} at margin {a.margin} (the run's {old}), "
+                         "tools/reselect_calibration.py")
     with open(a.out + ".tmp", "w") as f:
         json.dump(t, f, indent=2)
     os.replace(a.out + ".tmp", a.out)

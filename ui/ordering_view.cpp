@@ -6,6 +6,12 @@
 
 namespace longshot::ui {
 
+std::string ordering_too_large(const attention::TokenGrid& grid) {
+  if (grid.size() <= kMaxOrderingTokens) return "";
+  return "The " + grid.to_string() + " token grid has " + std::to_string(grid.size()) +
+         " tokens: the walk is drawn for grids of up to " + std::to_string(kMaxOrderingTokens) + " tokens.";
+}
+
 OrderingDrawing draw_ordering(const attention::Ordering& ordering, int64_t block_size, int64_t columns, int64_t gap) {
   if (block_size < 1) throw ParameterError("block_size", "must be positive, got " + std::to_string(block_size));
   if (columns < 1) throw ParameterError("columns", "must be positive, got " + std::to_string(columns));

@@ -3,6 +3,7 @@
 // each cell falls in (the mask's block boundaries). Pure: no Qt, no GL.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/attention/token_grid.h"
@@ -23,6 +24,14 @@ struct OrderingDrawing {
 // Throws ParameterError("block_size", ...) / ("columns", ...) for non-positive values.
 OrderingDrawing draw_ordering(const attention::Ordering& ordering, int64_t block_size, int64_t columns,
                               int64_t gap = 1);
+
+// The largest grid whose walk the panel builds: 2^24 tokens (Wan2.1 at 720p x 121 frames is 0.2 M).
+// A larger one (a job that asked for more than any machine runs, e.g. one that failed out of memory)
+// would need gigabytes just to draw.
+inline constexpr int64_t kMaxOrderingTokens = int64_t(1) << 24;
+
+// Empty when `grid`'s walk can be drawn, else the sentence saying why not (its size, the limit).
+std::string ordering_too_large(const attention::TokenGrid& grid);
 
 // Points of one frame only, in sequence order, as runs of consecutive positions (the walk leaves
 // and re-enters a frame in 3D orders): each run is a list of point indices.

@@ -3,6 +3,8 @@
 // window; an exception in one is shown in that panel and never takes the window down.
 #include "ui/views.h"
 
+#include <new>
+
 #include <imgui.h>
 
 #include "ui/panels/attention_heatmap.h"
@@ -86,6 +88,10 @@ PanelActions Views::draw(const StudioState& state, ViewSettings& view, double dt
     if (ImGui::Begin(panel.name(), nullptr, flags)) {
       try {
         has = panel.draw(ctx);
+      } catch (const std::bad_alloc&) {
+        // "std::bad_alloc" tells a user nothing: say what ran out.
+        ImGui::TextColored(ImVec4(1, 0.45f, 0.4f, 1), "Not enough memory to draw this view for this run.");
+        has = false;
       } catch (const std::exception& e) {
         // A view never takes the window down: it shows what went wrong in its own panel.
         ImGui::TextColored(ImVec4(1, 0.45f, 0.4f, 1), "%s", e.what());

@@ -84,6 +84,16 @@ TEST(OrderingView, HilbertPolylineVisitsEveryCellOnceInTiles) {
   EXPECT_FLOAT_EQ(d.position.back(), 1.f);
 }
 
+// A grid no machine could run (a job that failed out of memory still has one) is refused with its
+// size, not built: the panel showed "std::bad_alloc" for the tiny model at 8192x8192 x 4096 frames.
+TEST(OrderingView, AGridTooLargeToDrawSaysSoInsteadOfBuildingIt) {
+  EXPECT_EQ(lu::ordering_too_large(la::TokenGrid{126, 30, 52}), "");  // Wan's 6x horizon, 196,560 tokens
+  EXPECT_EQ(lu::ordering_too_large(la::TokenGrid{1, 4096, 4096}), "");  // exactly the limit
+  EXPECT_EQ(lu::ordering_too_large(la::TokenGrid{1025, 1024, 1024}),
+            "The 1025x1024x1024 token grid has 1074790400 tokens: the walk is drawn for grids of up to 16777216 "
+            "tokens.");
+}
+
 TEST(OrderingView, FrameRunsPartitionTheFrame) {
   const la::TokenGrid g{4, 4, 4};
   const auto ord = la::make_ordering(la::OrderingKind::Hilbert, g);

@@ -5,6 +5,9 @@
 #                  no file at all in the export folder (no frame under its final name, no staging)
 #   export-done    the same export without a signal: exit 0, all 8 frames, nothing else (the
 #                  control: the files the other case must not leave do appear here)
+#   oom-job        a job that runs out of memory (the tiny model's noise at 8192x8192 x 4096 frames,
+#                  3.3 TB, under ulimit -v): the job fails with the message naming the stage and what
+#                  to try, in the log and the history; the studio stays up, then SIGTERM ends it as usual
 # usage: test_studio_signals.sh LONGSHOT_STUDIO CASE   (needs xvfb-run)
 set -u
 studio=$1
@@ -16,8 +19,8 @@ mkdir -p "$HOME" "$work/export"
 export QT_QPA_PLATFORM=xcb LIBGL_ALWAYS_SOFTWARE=1 LONGSHOT_LOG=info LONGSHOT_THREADS=1
 log=$work/studio.log
 
-request() {  # steps
-  printf '{"prompt": "a small red circle bounces left to right on a dark blue background", "model": "tiny", "frames": 8, "width": 32, "height": 32, "steps": %d, "seed": 7, "attention/mode": "dense"}\n' "$1" > "$work/req.json"
+request() {  # steps [frames side]
+  printf '{"prompt": "a small red circle bounces left to right on a dark blue background", "model": "tiny", "frames": %d, "width": %d, "height": %d, "steps": %d, "seed": 7, "attention/mode": "dense"}\n' "${2:-8}" "${3:-32}" "${3:-32}" "$1" > "$work/req.json"
 }
 fail() {
   echo "FAIL ($case_name): $*"
@@ -25,8 +28,11 @@ fail() {
   cat "$log"
   exit 1
 }
-start() {  # extra studio arguments...
-  xvfb-run -a -s "-screen 0 1600x1000x24" "$studio" --preset "$work/req.json" --generate-on-start "$@" > "$log" 2>&1 &
+start() {  # extra studio arguments...  (STUDIO_ULIMIT_V: an address-space limit in KiB)
+  (
+    [ -n "${STUDIO_ULIMIT_V:-}" ] && ulimit -v "$STUDIO_ULIMIT_V"
+    exec xvfb-run -a -s "-screen 0 1600x1000x24" "$studio" --preset "$work/req.json" --generate-on-start "$@"
+  ) > "$log" 2>&1 &
   runner=$!
 }
 wait_for() {  # text seconds
@@ -95,6 +101,28 @@ case $case_name in
     n=$(ls "$work/export" | grep -c '^clip_000[0-7]\.png$')
     [ "$n" -eq 8 ] || fail "$n of 8 frames written: $(ls -A "$work/export")"
     [ "$(ls -A "$work/export" | wc -l)" -eq 8 ] || fail "more than the frames: $(ls -A "$work/export")"
+    ;;
+  oom-job)
+    request 2 4096 8192
+    # 3.3 TB must fail at once, not reach the kernel's overcommit: an address-space limit does that
+    # (as OomCli's test); a sanitizer's runtime cannot start under one (CMake skips the case there).
+    STUDIO_ULIMIT_V=6000000 start
+    wait_for "Generation failed: out of memory during noise preparation at 8192x8192, 4096 frames: " 120
+    grep -q "; try a smaller --size or --frames, or more free memory (or a higher ulimit -v)" "$log" \
+      || fail "the failure does not say what to try"
+    grep -q "frame #" "$log" && fail "a LibTorch backtrace in the log"
+    sleep 2
+    pid=$(studio_of_runner)
+    [ -n "$pid" ] || fail "the studio did not stay up after the failed job"
+    hist=$XDG_DATA_HOME/longshot/studio-history.json
+    [ -f "$hist" ] || fail "no history file"
+    grep -q '"status": "failed"' "$hist" || fail "the job is not in the history as failed: $(cat "$hist")"
+    grep -q 'out of memory during noise preparation' "$hist" || fail "the history lacks the message: $(cat "$hist")"
+    kill -TERM "$pid"
+    finish 30
+    [ "$rc" -eq 143 ] || fail "exit $rc, expected 143 (128 + SIGTERM)"
+    leftovers=$(find "$XDG_DATA_HOME" "$work/export" -name '*.tmp*')
+    [ -z "$leftovers" ] || fail "temporary files left: $leftovers"
     ;;
   *)
     echo "unknown case '$case_name'"

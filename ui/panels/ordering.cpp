@@ -30,6 +30,10 @@ bool OrderingPanel::draw(PanelContext& ctx) {
     kit::hint(kit::waiting_text(ctx.state, "token grid").c_str());
     return false;
   }
+  if (const std::string why = ordering_too_large(r->grid); !why.empty()) {
+    kit::hint(why.c_str());
+    return false;
+  }
   const auto kind = choice_ == 1   ? attention::OrderingKind::Hilbert
                     : choice_ == 2 ? attention::OrderingKind::Raster
                     : r->mask      ? r->mask->ordering

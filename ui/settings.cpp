@@ -83,6 +83,8 @@ const std::vector<Field>& fields() {
       LS_STR("request/attention/mode", request.attention.mode),
       LS_INT("request/attention/dense_warmup_steps", request.attention.dense_warmup_steps),
       LS_STR("request/attention/adapter", request.attention.adapter),
+      LS_STR("request/attention/regime", request.attention.regime),
+      LS_STR("request/attention/calibration", request.attention.calibration),
       LS_INT("request/attention/dense_first_layers", request.attention.dense_first_layers),
       LS_INT("request/attention/dense_last_layers", request.attention.dense_last_layers),
       LS_BOOL("request/attention/riflex", request.attention.riflex),
@@ -174,8 +176,9 @@ std::string request_to_json(const pipeline::GenerationRequest& request) {
   s.request = request;
   nlohmann::json j = nlohmann::json::object();
   // Typed JSON: text fields stay strings, the rest become numbers and booleans.
-  static const std::set<std::string> text_fields = {"prompt", "negative_prompt", "model", "attention/mode",
-                                                    "attention/adapter"};
+  static const std::set<std::string> text_fields = {"prompt",           "negative_prompt",   "model",
+                                                    "attention/mode",   "attention/adapter", "attention/regime",
+                                                    "attention/calibration"};
   for (const auto& [key, value] : to_map(s)) {
     if (!starts_with(key, "request/") || starts_with(key, kParamPrefix)) continue;
     const std::string name = key.substr(8);

@@ -258,6 +258,28 @@ void GenerationDock::build_attention_rows(QFormLayout* form) {
   params_form_ = new QFormLayout(params_box_);
   params_form_->setContentsMargins(0, 0, 0, 0);
   form->addRow(params_box_);
+  // The motion regime (issue 25): "auto" asks the router, a name sets it; the calibration table's
+  // parameters for it replace the sliders still at their defaults when the job starts.
+  regime_ = new QComboBox;
+  regime_->addItem("off", QString());
+  regime_->setItemData(0, "The mode runs the sliders' parameters", Qt::ToolTipRole);
+  regime_->addItem("auto (router)", QString("auto"));
+  regime_->setItemData(1, "The semantic motion router picks static / slow / fast from the prompt; that regime's "
+                          "calibrated parameters replace the sliders left at their defaults", Qt::ToolTipRole);
+  for (const char* name : {"static", "slow", "fast"}) {
+    regime_->addItem(name, QString(name));
+    regime_->setItemData(regime_->count() - 1, QString("The %1 regime's calibrated parameters, whatever the prompt").arg(name),
+                         Qt::ToolTipRole);
+  }
+  regime_->setToolTip("Motion regime (DynamicRad's lookup table and router; the model's shipped table or a preset's "
+                      "'attention/calibration'). Applies when a job starts; a moved slider stays yours.");
+  form->addRow("Motion regime", regime_);
+  regime_result_ = new QLabel;
+  regime_result_->setWordWrap(true);
+  regime_result_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  regime_result_->setStyleSheet("color: gray;");
+  regime_result_->hide();
+  form->addRow("", regime_result_);
   warmup_ = spin(0, 200, 1, "The first steps run dense attention (the layout of a video settles early)");
   form->addRow("Dense warm-up", warmup_);
   adapter_ = new QCheckBox("use the model's adapter");
@@ -341,6 +363,14 @@ void GenerationDock::connect_fields() {
   connect(adapter_, &QCheckBox::toggled, this, [this] {
     if (!loading_) emit_attention();
   });
+  connect(regime_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
+    if (!loading_) emit_attention();
+  });
+}
+
+void GenerationDock::set_routing(const QString& summary) {
+  regime_result_->setText(summary.isEmpty() ? QString() : "Last job: " + summary);
+  regime_result_->setVisible(!summary.isEmpty());
 }
 
 void GenerationDock::rebuild_params(const std::string& mode, const attention::ParamValues& values) {
@@ -358,7 +388,7 @@ void GenerationDock::rebuild_params(const std::string& mode, const attention::Pa
     auto* row = new QWidget;
     auto* h = new QHBoxLayout(row);
     h->setContentsMargins(0, 0, 0, 0);
-    ParamSlider ps{new QSlider(Qt::Horizontal), new QLabel, spec.min, spec.max, spec.integer};
+    ParamSlider ps{new QSlider(Qt::Horizontal), new QLabel, spec.min, spec.max, spec.integer, spec.default_value};
     if (spec.integer) ps.slider->setRange(static_cast<int>(std::ceil(spec.min)), static_cast<int>(std::floor(spec.max)));
     else ps.slider->setRange(spec.min_inclusive ? 0 : 1, spec.max_inclusive ? kSliderSteps : kSliderSteps - 1);
     const auto it = values.find(spec.name);
@@ -425,8 +455,13 @@ pipeline::GenerationRequest GenerationDock::request() const {
   r.guidance = guidance_->value();
   r.attention.mode = mode_->currentText().toStdString();
   r.attention.params.clear();
-  for (const auto& [name, s] : sliders_)
-    r.attention.params[name] = s.slider->value() == s.to_pos(s.exact) ? s.exact : s.to_value(s.slider->value());
+  r.attention.regime = regime_->currentData().toString().toStdString();
+  for (const auto& [name, s] : sliders_) {
+    const double v = s.slider->value() == s.to_pos(s.exact) ? s.exact : s.to_value(s.slider->value());
+    // With a regime, a slider at its default is the regime's to set (as a --param not given).
+    if (!r.attention.regime.empty() && v == s.default_value) continue;
+    r.attention.params[name] = v;
+  }
   r.attention.dense_warmup_steps = warmup_->value();
   // A file chosen elsewhere (a preset) stays; the box switches between it / auto and none.
   if (!adapter_->isChecked()) r.attention.adapter = "none";
@@ -456,6 +491,12 @@ void GenerationDock::set_request(const pipeline::GenerationRequest& r) {
   const int idx = mode_->findText(QString::fromStdString(r.attention.mode));
   mode_->setCurrentIndex(idx >= 0 ? idx : 0);
   rebuild_params(mode_->currentText().toStdString(), r.attention.params);
+  int regime = regime_->findData(qs(r.attention.regime));
+  if (regime < 0) {  // a regime of the user's own table (a preset's)
+    regime_->addItem(qs(r.attention.regime), qs(r.attention.regime));
+    regime = regime_->count() - 1;
+  }
+  regime_->setCurrentIndex(regime);
   warmup_->setValue(r.attention.dense_warmup_steps);
   adapter_->setChecked(r.attention.adapter != "none");
   block_size_->setValue(static_cast<int>(r.attention.block_size));

@@ -1,6 +1,7 @@
 // The generation dock: prompt, negative prompt, seed (with a dice button), model, frames, size,
 // steps, guidance, a preset menu (the papers' settings, PresetPicker), attention mode (built from
-// attention::registered_policies()) with one slider per ParamSpec, dense warm-up, inspected
+// attention::registered_policies()) with one slider per ParamSpec, the motion regime (off, auto =
+// the router, or a regime of the calibration table) and what the last job chose, dense warm-up, inspected
 // layer/head, and a footer pinned below the scrolling form:
 // request problems, progress, Generate / Cancel. It edits a GenerationRequest, checks it against
 // the selected model's limits as the user types, and says so; the window decides what to do.
@@ -51,6 +52,9 @@ class GenerationDock : public QWidget {
   // the preset menu does this, and so can a caller (the self-test, --preset NAME).
   void apply_method_preset(const attention::MethodPreset& preset);
   PresetPicker* preset_picker() const { return preset_; }
+  // What the last job's motion regime choice did (JobStarted::routing: the regime, the router's
+  // confidence and why, the table and horizon); "" clears it.
+  void set_routing(const QString& summary);
 
  Q_SIGNALS:
   void generate_requested();
@@ -84,6 +88,8 @@ class GenerationDock : public QWidget {
   QLabel* mode_summary_;
   QWidget* params_box_;
   QFormLayout* params_form_;
+  QComboBox* regime_;        // motion regime: off / auto / a regime name (AttentionSettings::regime)
+  QLabel* regime_result_;    // the last job's choice
   QSpinBox* warmup_;
   QCheckBox* adapter_;
   QSpinBox* block_size_;
@@ -109,6 +115,7 @@ class GenerationDock : public QWidget {
     QLabel* value;
     double min, max;
     bool integer;
+    double default_value = 0;  // the ParamSpec's: with a motion regime, a slider left here takes the regime's
     double exact = 0;  // the value shown: a loaded one exactly, else the slider's position
     double to_value(int pos) const;
     int to_pos(double v) const;

@@ -320,6 +320,11 @@ void StudioWindow::tick() {
       jobs_.apply(e, now);
       ended = ended || std::holds_alternative<pipeline::JobFinished>(e) || std::holds_alternative<pipeline::JobFailed>(e) ||
               std::holds_alternative<pipeline::JobCancelled>(e);
+      if (const auto* st = std::get_if<pipeline::JobStarted>(&e)) {
+        // The motion regime the job runs (issue 25): the regime, the router's confidence and why.
+        dock_->set_routing(qs(st->routing));
+        if (!st->routing.empty()) spdlog::info("studio: job {} motion regime: {}", st->job_id, st->routing);
+      }
       if (const auto* f = std::get_if<pipeline::JobFinished>(&e); f && f->peak_memory_bytes >= 0)
         status_device_->setText(device_text() + QString(", peak %1 MiB").arg(f->peak_memory_bytes / 1048576.0, 0, 'f', 0));
     }

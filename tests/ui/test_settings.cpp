@@ -74,7 +74,10 @@ TEST(Settings, PresetJsonRoundTripAndErrors) {
   r.attention.mode = "radial";
   r.attention.params["decay"] = 0.25;
   r.attention.adapter = "none";
+  r.attention.regime = "auto";  // the dock's motion regime and a table of the user's (issue 25)
+  r.attention.calibration = "/data/my-table.json";
   const std::string json = lu::request_to_json(r);
+  EXPECT_NE(json.find("\"attention/regime\": \"auto\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"steps\": 3"), std::string::npos) << json;  // typed, not "3"
   EXPECT_NE(json.find("\"prompt\": \"orbit\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"previews\": true"), std::string::npos) << json;
@@ -84,6 +87,8 @@ TEST(Settings, PresetJsonRoundTripAndErrors) {
   EXPECT_EQ(back.attention.mode, "radial");
   EXPECT_EQ(back.attention.params, r.attention.params);
   EXPECT_EQ(back.attention.adapter, "none");
+  EXPECT_EQ(back.attention.regime, "auto");
+  EXPECT_EQ(back.attention.calibration, "/data/my-table.json");
   try {
     lu::request_from_json(R"({"steps": "many"})");
     FAIL();

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The studio's shutdown path under Xvfb (issue 27): a signal ends it as Quit does. Cases:
+# The studio end to end under Xvfb: its shutdown path (issue 27: a signal ends it as Quit does), a job
+# out of memory (issue 20) and the motion regime (issue 25). Cases:
 #   term-mid-job   SIGTERM while a long job runs: exit 143, the job in the history as cancelled
 #   int-in-export  SIGINT while a PNG export is staged (LONGSHOT_FAULT_EXPORT_PAUSE_MS): exit 130,
 #                  no file at all in the export folder (no frame under its final name, no staging)
@@ -8,6 +9,9 @@
 #   oom-job        a job that runs out of memory (the tiny model's noise at 8192x8192 x 4096 frames,
 #                  3.3 TB, under ulimit -v): the job fails with the message naming the stage and what
 #                  to try, in the log and the history; the studio stays up, then SIGTERM ends it as usual
+#   regime-auto    the dock's motion regime "auto" (issue 25) on the built-in model with dynamicrad: the
+#                  router picks "fast" for a falling, bouncing ball and the studio says so with its
+#                  confidence and the table it took the parameters from
 # usage: test_studio_signals.sh LONGSHOT_STUDIO CASE   (needs xvfb-run)
 set -u
 studio=$1
@@ -123,6 +127,17 @@ case $case_name in
     [ "$rc" -eq 143 ] || fail "exit $rc, expected 143 (128 + SIGTERM)"
     leftovers=$(find "$XDG_DATA_HOME" "$work/export" -name '*.tmp*')
     [ -z "$leftovers" ] || fail "temporary files left: $leftovers"
+    ;;
+  regime-auto)
+    printf '{"prompt": "a small red ball falls fast and bounces on a grey floor", "model": "longshot-builtin", "frames": 16, "width": 32, "height": 32, "steps": 2, "seed": 7, "attention/mode": "dynamicrad", "attention/regime": "auto", "attention/block_size": 32}\n' > "$work/req.json"
+    start --screenshot "$work/shot.png"
+    finish 150
+    [ "$rc" -eq 0 ] || fail "exit $rc, expected 0"
+    grep -q "studio: job 1 motion regime: fast (auto, router .*longshot-builtin-router.json in [0-9.]* ms: fast (p 0\.[0-9][0-9];" "$log" \
+      || fail "no motion regime line naming fast, the router and its confidence"
+    grep -q "parameters from .*longshot-builtin-dynamicrad-calibration.json (horizon of 16 frames" "$log" \
+      || fail "the line does not name the shipped table and its horizon"
+    [ -s "$work/shot.png" ] || fail "no screenshot"
     ;;
   *)
     echo "unknown case '$case_name'"

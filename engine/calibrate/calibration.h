@@ -216,4 +216,38 @@ LoadedTable read_table(const std::string& path);
 // twice, other regimes than the first input's, and every read_table error; ParameterError for no input.
 void combine_tables(const std::vector<std::string>& inputs, const std::string& out);
 
+// ---- A table's BO trace as the studio plots it (error against sparsity per regime, the Pareto
+// front): read_trace keeps what read_table drops. Plain data, so the views need no engine call.
+struct TracePoint {
+  int trial = -1;  // the trial's number in the search; -1 for a point that is no trial (the defaults)
+  double sparsity = 0.0, nmse = 0.0;
+  bool refused = false;  // below the sparsity floor (such a trial cannot be chosen)
+};
+struct RegimeTrace {
+  std::string regime;
+  std::vector<TracePoint> trials;  // in the order they ran
+  std::vector<size_t> front;       // pareto_front(trials)
+  TracePoint chosen;               // the table's parameters: the best trial, or the defaults when kept
+  TracePoint defaults;             // the mode's defaults (with the run's fixed overrides) on the same proxy
+  double floor = -1.0;             // the sparsity floor the run enforced (< 0: none)
+  bool kept_defaults = false;      // no trial beat the defaults: the table holds them
+};
+struct HorizonTrace {
+  std::string label;  // "16 frames, 16x16 tokens per frame, block 128" (what the run's proxy records)
+  std::string from;   // the run's own file, when a version-2 table says
+  std::vector<RegimeTrace> regimes;  // by regime name
+};
+struct TableTrace {
+  std::string mode, file;
+  int version = 1;
+  std::vector<HorizonTrace> horizons;  // read_table's order: by length, then geometry
+};
+// Throws IoError naming the file when it is missing, not JSON, of another format or version, lacks
+// a field, or carries no trace (a regime with an empty or missing 'trace': nothing to plot).
+TableTrace read_trace(const std::string& path);
+// Indices of the points not refused that no other such point dominates (a sparsity at least as high
+// and an NMSE at least as low, one of them strictly), by ascending sparsity (then NMSE, then index).
+// Points with a non-finite value take no part.
+std::vector<size_t> pareto_front(const std::vector<TracePoint>& points);
+
 }  // namespace longshot::calibrate

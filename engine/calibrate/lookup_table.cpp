@@ -1,6 +1,7 @@
 // The calibration lookup table as generation reads it: version 1 (one calibration run, any length)
 // and version 2 (runs at several lengths and sizes, keyed by token-grid frames and geometry), and
-// the one rule that picks a job's parameters (calibration.h, LoadedTable::horizon_for).
+// the one rule that picks a job's parameters (calibration.h, LoadedTable::horizon_for); and its BO
+// trace as the studio plots it (read_trace, pareto_front).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -210,6 +211,124 @@ void combine_tables(const std::vector<std::string>& inputs, const std::string& o
   });
   result["horizons"] = horizons;
   write_json_file(out, "calibration table", result, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The BO trace (read_trace): the same file and checks, keeping the trials read_table drops.
+
+namespace {
+
+double number_at(const json& j, const char* key, const std::string& path, const std::string& where) {
+  require(j.is_object() && j.contains(key) && j[key].is_number(), path, where + " has no numeric '" + key + "'");
+  return j[key].get<double>();
+}
+
+RegimeTrace read_regime_trace(const std::string& name, const json& r, const std::string& path, const std::string& where) {
+  const std::string at = where + "regime '" + name + "'";
+  require(r.is_object(), path, at + " is not an object");
+  RegimeTrace t;
+  t.regime = name;
+  require(r.contains("trace") && r["trace"].is_array() && !r["trace"].empty(), path,
+          at + " has no BO trace (an empty or missing 'trace'): nothing to plot; `longshot calibrate` writes one");
+  for (size_t i = 0; i < r["trace"].size(); ++i) {
+    const json& e = r["trace"][i];
+    const std::string ti = at + " trace entry " + std::to_string(i);
+    require(e.is_object() && e.contains("trial") && e["trial"].is_number_integer(), path, ti + " has no integer 'trial'");
+    TracePoint p;
+    p.trial = e["trial"].get<int>();
+    p.sparsity = number_at(e, "sparsity", path, ti);
+    p.nmse = number_at(e, "nmse", path, ti);
+    // write_table records 'refused' only when the run had a floor.
+    if (e.contains("refused")) {
+      require(e["refused"].is_boolean(), path, ti + " has a 'refused' that is not true or false");
+      p.refused = e["refused"].get<bool>();
+    }
+    t.trials.push_back(p);
+  }
+  t.front = pareto_front(t.trials);
+  if (r.contains("kept_defaults")) {
+    require(r["kept_defaults"].is_boolean(), path, at + " has a 'kept_defaults' that is not true or false");
+    t.kept_defaults = r["kept_defaults"].get<bool>();
+  }
+  if (r.contains("min_sparsity")) t.floor = number_at(r, "min_sparsity", path, at);
+  require(r.contains("defaults") && r["defaults"].is_object(), path, at + " has no 'defaults' object");
+  t.defaults.sparsity = number_at(r["defaults"], "sparsity", path, at + " 'defaults'");
+  t.defaults.nmse = number_at(r["defaults"], "nmse", path, at + " 'defaults'");
+  t.chosen.sparsity = number_at(r, "sparsity", path, at);
+  t.chosen.nmse = number_at(r, "nmse", path, at);
+  require(r.contains("best_trial") && r["best_trial"].is_number_integer(), path, at + " has no integer 'best_trial'");
+  const int64_t best = r["best_trial"].get<int64_t>();  // an index into the trace; -1: the defaults kept
+  require(best >= -1 && best < static_cast<int64_t>(t.trials.size()), path,
+          at + " has 'best_trial' " + std::to_string(best) + " outside its trace of " + std::to_string(t.trials.size()));
+  if (best >= 0) t.chosen.trial = t.trials[static_cast<size_t>(best)].trial;
+  return t;
+}
+
+HorizonTrace read_horizon_trace(const json& h, int64_t frames, const std::string& path, const std::string& where) {
+  require(h.contains("regimes") && h["regimes"].is_object() && !h["regimes"].empty(), path, where + "has no regimes");
+  TableHorizon geometry;
+  geometry.grid_frames = frames;
+  read_geometry(h, geometry);
+  HorizonTrace out;
+  out.label = frames > 0 ? std::to_string(frames) + " frames" : std::string("any length");
+  if (geometry.frame_h > 0 && geometry.block > 0) out.label += ", " + geometry.geometry_text();
+  if (h.contains("from") && h["from"].is_string()) out.from = h["from"].get<std::string>();
+  for (const auto& [name, r] : h["regimes"].items()) out.regimes.push_back(read_regime_trace(name, r, path, where));
+  return out;
+}
+
+}  // namespace
+
+TableTrace read_trace(const std::string& path) {
+  const json j = read_versioned_json(path, "calibration table", kTableFormat, kHorizonsTableVersion, kRunTableVersion);
+  require(j.contains("mode") && j["mode"].is_string(), path, "has no 'mode'");
+  TableTrace t;
+  t.mode = j["mode"].get<std::string>();
+  t.file = path;
+  t.version = j["version"].get<int>();
+  if (t.version == kRunTableVersion) {
+    // One run: its proxy grid says the length it was tuned at (read_table treats it as any length).
+    t.horizons.push_back(read_horizon_trace(j, run_grid_frames(j), path, ""));
+    return t;
+  }
+  require(j.contains("horizons") && j["horizons"].is_array() && !j["horizons"].empty(), path,
+          "version 2 needs a non-empty 'horizons' array (one calibration per length and size)");
+  std::vector<std::pair<std::array<int64_t, 4>, HorizonTrace>> keyed;
+  for (size_t i = 0; i < j["horizons"].size(); ++i) {
+    const json& h = j["horizons"][i];
+    require(h.is_object() && h.contains("grid_frames") && h["grid_frames"].is_number_integer() &&
+                h["grid_frames"].get<int64_t>() > 0,
+            path, "horizon " + std::to_string(i) + " has no positive integer 'grid_frames'");
+    const int64_t frames = h["grid_frames"].get<int64_t>();
+    TableHorizon key{frames, {}, 0, 0, 0};
+    read_geometry(h, key);
+    keyed.emplace_back(horizon_key(key), read_horizon_trace(h, frames, path, "horizon of " + std::to_string(frames) + " frames: "));
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [key, h] : keyed) t.horizons.push_back(std::move(h));
+  return t;
+}
+
+std::vector<size_t> pareto_front(const std::vector<TracePoint>& points) {
+  auto eligible = [](const TracePoint& p) { return !p.refused && std::isfinite(p.sparsity) && std::isfinite(p.nmse); };
+  std::vector<size_t> front;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (!eligible(points[i])) continue;
+    bool dominated = false;
+    for (size_t k = 0; k < points.size() && !dominated; ++k) {
+      const TracePoint &a = points[k], &b = points[i];
+      dominated = k != i && eligible(a) && a.sparsity >= b.sparsity && a.nmse <= b.nmse &&
+                  (a.sparsity > b.sparsity || a.nmse < b.nmse);
+    }
+    if (!dominated) front.push_back(i);
+  }
+  std::sort(front.begin(), front.end(), [&](size_t a, size_t b) {
+    const TracePoint &pa = points[a], &pb = points[b];
+    if (pa.sparsity != pb.sparsity) return pa.sparsity < pb.sparsity;
+    if (pa.nmse != pb.nmse) return pa.nmse < pb.nmse;
+    return a < b;
+  });
+  return front;
 }
 
 }  // namespace longshot::calibrate

@@ -58,6 +58,9 @@ void Views::set_sweep_jobs(uint64_t reference, std::vector<uint64_t> jobs, std::
                            std::vector<double> values) {
   impl_->compare->set_sweep({reference, std::move(jobs), std::move(mode), std::move(param), std::move(values)});
 }
+void Views::set_calibration(std::shared_ptr<const calibrate::TableTrace> trace, std::string error, bool show) {
+  impl_->compare->set_calibration(std::move(trace), std::move(error), show);
+}
 
 PanelActions Views::draw(const StudioState& state, ViewSettings& view, double dt_seconds, unsigned target_fbo,
                          float width, float height) {

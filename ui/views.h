@@ -1,6 +1,6 @@
 // The studio's six live views as Dear ImGui windows drawn with OpenGL 3: Preview, Attention
-// heatmap, Hilbert ordering, Block mask, Sparsity & speed, Compare (A vs B, and a one-parameter
-// sweep plotted as a quality/speed trade-off). They read a StudioState (never
+// heatmap, Hilbert ordering, Block mask, Sparsity & speed, Compare (A vs B, a one-parameter
+// sweep plotted as a quality/speed trade-off, and a calibration table's BO trace). They read a StudioState (never
 // the engine) and return what the user asked for as PanelActions; the shell carries those out.
 // Each panel is a class of its own in ui/panels/ with its own state; Views tiles them.
 // Needs a current GL 3.3 context and an ImGui frame; knows nothing of Qt.
@@ -12,6 +12,10 @@
 
 #include "ui/settings.h"
 #include "ui/studio_state.h"
+
+namespace longshot::calibrate {
+struct TableTrace;
+}  // namespace longshot::calibrate
 
 namespace longshot::ui {
 
@@ -47,6 +51,9 @@ class Views {
   // The jobs of the last sweep: the dense reference and one per value, in value order.
   void set_sweep_jobs(uint64_t reference, std::vector<uint64_t> jobs, std::string mode, std::string param,
                       std::vector<double> values);
+  // Compare > Calibration: a table's BO trace (calibrate::read_trace), or none (null) with `error`
+  // saying why loading failed ("" with no table: the tab says how to get one). `show`: select the tab.
+  void set_calibration(std::shared_ptr<const calibrate::TableTrace> trace, std::string error, bool show = false);
 
   // Draws the visible panels tiled over width × height. Call between ImGui::NewFrame() and
   // ImGui::Render(); offscreen passes rebind `target_fbo` (QOpenGLWidget's framebuffer) after.

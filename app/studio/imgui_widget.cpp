@@ -71,6 +71,14 @@ ImGuiWidget::~ImGuiWidget() {
 
 void ImGuiWidget::make_imgui_current() { ImGui::SetCurrentContext(ctx_); }
 
+void ImGuiWidget::set_calibration(std::shared_ptr<const calibrate::TableTrace> trace, std::string error, bool show) {
+  calibration_ = trace;
+  calibration_error_ = error;
+  show_calibration_ = show && !views_;  // selecting the tab is a one-off, pending only until GL starts
+  if (views_) views_->set_calibration(std::move(trace), std::move(error), show);
+  request_frames();
+}
+
 void ImGuiWidget::initializeGL() {
   make_imgui_current();
   if (!ImGui_ImplOpenGL3_Init("#version 330 core")) {
@@ -82,6 +90,7 @@ void ImGuiWidget::initializeGL() {
   try {
     views_ = std::make_unique<ui::Views>();
     views_->set_modes(modes_);
+    views_->set_calibration(calibration_, calibration_error_, show_calibration_);
   } catch (const std::exception& e) {
     gl_error_ = QString::fromStdString(e.what());
     spdlog::error("studio: views unavailable: {}", e.what());

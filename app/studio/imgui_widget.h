@@ -27,6 +27,9 @@ class ImGuiWidget : public QOpenGLWidget {
 
   // Mode names for the Compare panel (handed to the views when GL starts).
   void set_modes(std::vector<std::string> modes) { modes_ = std::move(modes); }
+  // Compare > Calibration's table (ui::Views::set_calibration), kept until GL starts when it has
+  // not yet; redraws.
+  void set_calibration(std::shared_ptr<const calibrate::TableTrace> trace, std::string error, bool show);
   // Valid after the first paint (null before, or if GL failed: see gl_error()).
   ui::Views* views() { return views_.get(); }
   const QString& gl_error() const { return gl_error_; }
@@ -58,6 +61,9 @@ class ImGuiWidget : public QOpenGLWidget {
   ImGuiContext* ctx_ = nullptr;
   std::unique_ptr<ui::Views> views_;
   std::vector<std::string> modes_;
+  std::shared_ptr<const calibrate::TableTrace> calibration_;
+  std::string calibration_error_;
+  bool show_calibration_ = false;
   bool renderer_ready_ = false;
   QElapsedTimer clock_;
   double last_time_ = 0;

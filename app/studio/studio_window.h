@@ -55,6 +55,13 @@ class StudioWindow : public QMainWindow {
   void load_preset(const QString& path = {});
   // The recipe an MP4 made by Longshot carries (its `longshot_recipe` tag) into the dock.
   void load_recipe(const QString& mp4_path);
+  // A calibration table's BO trace into Compare > Calibration, which it selects (a dialog when
+  // `path` is empty); an unreadable table is shown as an error and in the tab.
+  void load_calibration_plot(const QString& path = {});
+  // The table shipped for `model` (a request's model: "builtin", a registered name or a folder) and
+  // `mode` (pipeline::shipped_table_path) into the tab without selecting it; none: the tab's hint.
+  // Cheap to call on every request change: only another model or mode looks again.
+  void show_shipped_calibration(const std::string& model, const std::string& mode);
   // The current run's frames to `path` (MP4, or a PNG set for *.png) without a dialog; errors are
   // shown. False when nothing was written (an error, or a signal that abandoned the export).
   bool export_clip_to(const std::string& path);
@@ -112,6 +119,8 @@ class StudioWindow : public QMainWindow {
   std::string history_path_;
   qint64 last_memory_ms_ = 0;
   std::string last_export_dir_;
+  std::string calibration_file_;  // the table Compare > Calibration shows (or failed to read); "" none
+  std::string calibration_for_;   // "model|mode" show_shipped_calibration last looked up
   bool ending_ = false;  // a signal is ending the window
 };
 

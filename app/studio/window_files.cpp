@@ -1,6 +1,6 @@
 // StudioWindow's files: the model folder, request presets (JSON) and method presets by name,
-// the recipe of a Longshot MP4, drops, and the exports (the dialogs here, the writing in
-// clip_export.cpp).
+// the recipe of a Longshot MP4, calibration tables for Compare > Calibration, drops, and the
+// exports (the dialogs here, the writing in clip_export.cpp).
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -10,19 +10,34 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QStatusBar>
+#include <filesystem>
 
 #include "app/studio/clip_export.h"
 #include "app/studio/generation_dock.h"
+#include "app/studio/imgui_widget.h"
 #include "app/studio/signal_watcher.h"
 #include "app/studio/studio_window.h"
 #include "engine/attention/presets.h"
+#include "engine/calibrate/calibration.h"
+#include "engine/model/builtin_model.h"
 #include "engine/pipeline/recipe.h"
+#include "engine/pipeline/regime.h"
 #include "ui/settings.h"
 
 namespace longshot::studio {
 
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
+
+// The name a request's model goes by in shipped file names, as generation resolves it (without
+// reading weights): "builtin" is longshot-builtin, a folder its name, a file its stem.
+std::string shipped_model_name(const std::string& model) {
+  const std::string name = model::resolve_builtin_name(model);
+  std::filesystem::path p(name);
+  if (name.find('/') == std::string::npos) return name;
+  if (p.filename().empty()) p = p.parent_path();  // "models/wan/"
+  return std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
+}
 }  // namespace
 
 void StudioWindow::open_model_folder() {
@@ -155,6 +170,46 @@ void StudioWindow::load_recipe(const QString& path) {
     statusBar()->showMessage("Recipe loaded from " + path + ": press Generate to make it again", 8000);
   } catch (const std::exception& e) {
     show_error("No Longshot recipe in this video", path + ": " + qs(e.what()));
+  }
+}
+
+void StudioWindow::load_calibration_plot(const QString& given) {
+  const QString path = given.isEmpty() ? QFileDialog::getOpenFileName(this, "Open calibration table", {},
+                                                                      "Calibration tables (*.json)")
+                                       : given;
+  if (path.isEmpty()) return;
+  calibration_file_ = path.toStdString();
+  try {
+    auto trace = std::make_shared<const calibrate::TableTrace>(calibrate::read_trace(calibration_file_));
+    spdlog::info("studio: calibration trace of {} ({}, {} horizons) in Compare > Calibration", calibration_file_,
+                 trace->mode, trace->horizons.size());
+    gl_->set_calibration(std::move(trace), {}, true);
+  } catch (const std::exception& e) {
+    gl_->set_calibration(nullptr, e.what(), true);
+    show_error("Cannot open the calibration table", qs(e.what()));
+  }
+}
+
+void StudioWindow::show_shipped_calibration(const std::string& model, const std::string& mode) {
+  // Only a new model or mode replaces the tab's table (one the user opened stays until then), and
+  // not with the same file (its horizon choice stays).
+  const std::string name = shipped_model_name(model);
+  if (name + "|" + mode == calibration_for_) return;
+  calibration_for_ = name + "|" + mode;
+  const std::string path = pipeline::shipped_table_path(name, mode);
+  if (!path.empty() && path == calibration_file_) return;
+  calibration_file_ = path;
+  if (path.empty()) {
+    gl_->set_calibration(nullptr, {}, false);
+    return;
+  }
+  try {
+    gl_->set_calibration(std::make_shared<const calibrate::TableTrace>(calibrate::read_trace(path)), {}, false);
+    spdlog::info("studio: the shipped calibration table {} in Compare > Calibration", path);
+  } catch (const std::exception& e) {
+    // Not a dialog: it was not asked for. The tab and the log say what is wrong with the shipped file.
+    spdlog::warn("studio: shipped calibration table unreadable: {}", e.what());
+    gl_->set_calibration(nullptr, e.what(), false);
   }
 }
 

@@ -73,6 +73,7 @@ void StudioWindow::build_menus() {
                                                    "MP4 video (*.mp4)");
     if (!f.isEmpty()) load_recipe(f);
   });
+  add_action(file, "Open calibration table...", QKeySequence(), this, [this] { load_calibration_plot(); });
   file->addSeparator();
   add_action(file, "Export clip...", QKeySequence("Ctrl+E"), this, [this] { export_clip(); });
   add_action(file, "Export mask trace...", QKeySequence("Ctrl+T"), this, [this] { export_mask_trace(); });

@@ -21,6 +21,11 @@ void ComparePanel::set_sweep(SweepJobs jobs) {
   show_sweep_ = true;
 }
 
+void ComparePanel::set_calibration(std::shared_ptr<const calibrate::TableTrace> trace, std::string error, bool show) {
+  calibration_.set_trace(std::move(trace), std::move(error));
+  show_calibration_ = show_calibration_ || show;
+}
+
 bool ComparePanel::draw(PanelContext& ctx) {
   bool has = false;
   if (ImGui::BeginTabBar("cmp_tabs")) {
@@ -35,6 +40,12 @@ bool ComparePanel::draw(PanelContext& ctx) {
       uint64_t a = 0, b = 0;
       has = sweep_.draw(ctx, a, b);
       if (a && b) set_jobs(a, b);  // a click on a point: its frames against dense
+      ImGui::EndTabItem();
+    }
+    const bool select_calibration = show_calibration_;
+    show_calibration_ = false;
+    if (ImGui::BeginTabItem("Calibration", nullptr, select_calibration ? ImGuiTabItemFlags_SetSelected : 0)) {
+      has = calibration_.draw(ctx);
       ImGui::EndTabItem();
     }
     ImGui::EndTabBar();

@@ -143,6 +143,7 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
   // A first launch starts with the example prompt in the box, not only as grey placeholder text.
   if (settings_.request.prompt.empty()) settings_.request.prompt = GenerationDock::example_prompt();
   dock_->set_request(settings_.request);
+  show_shipped_calibration(settings_.request.model, settings_.request.attention.mode);
   refresh_recent();
   fit_to_screen();
   if (persist_) {
@@ -311,6 +312,9 @@ void StudioWindow::change_attention(const pipeline::AttentionSettings& s) {
 // ---------------------------------------------------------------------------------------------
 // [SECTION] tick
 void StudioWindow::tick() {
+  // Compare > Calibration follows the dock's model and mode (a no-op unless one changed).
+  const auto request = dock_->request();
+  show_shipped_calibration(request.model, request.attention.mode);
   const auto events = generator_->events().drain();
   const size_t applied = state_.apply_all(events);
   bool ended = false;

@@ -129,9 +129,19 @@ RegimeChoice choose_regime(const AttentionSettings& s, const std::string& model_
     for (const auto& [name, p] : horizon.regimes) known += (known.empty() ? "" : ", ") + name;
     throw ParameterError("regime", "'" + c.regime + "' is not in calibration table '" + c.table_file + "' (it has: " + known + ")");
   }
+  c.mode = s.mode;
+  c.calibrated = it->second;
   c.params = it->second;
   for (const auto& [k, v] : s.params) c.params[k] = v;  // the user's --param values win
   return c;
+}
+
+AttentionSettings keep_regime(const RegimeChoice& choice, AttentionSettings changed) {
+  if (choice.calibrated.empty() || changed.regime != choice.requested || changed.mode != choice.mode) return changed;
+  attention::ParamValues params = choice.calibrated;
+  for (const auto& [k, v] : changed.params) params[k] = v;
+  changed.params = std::move(params);
+  return changed;
 }
 
 RouterTraining train_world_router(const std::string& model_name, uint64_t seed, int per_regime, int heldout_per_regime,

@@ -30,6 +30,8 @@ struct RegimeChoice {
   double route_ms = 0.0;           // pooling + projection + explanation
   std::string warning;             // set when auto fell back (a file missing), or a router of another model
   attention::ParamValues params;   // what the mode runs with: the regime's, then the user's overrides
+  std::string mode;                // the mode the table was read for
+  attention::ParamValues calibrated;  // the regime's own values from the table (empty: none applied)
   // One line for the CLI summary, the studio and the MP4's tags: "fast (auto, router …: why), parameters
   // from …" or "auto fell back to the mode's defaults: why".
   std::string summary() const;
@@ -45,6 +47,11 @@ struct RegimeChoice {
 // the horizon's proxy runs its parameters with `warning` set: they were tuned to other blocks.
 RegimeChoice choose_regime(const AttentionSettings& settings, const std::string& model_name,
                            const torch::Tensor& tokens, const std::string& prompt, const attention::TokenGrid& grid);
+
+// A change of attention settings while the job runs (the studio's sliders): with the job's mode and
+// regime kept, the regime's calibrated values stay under the new parameters (the dock sends only
+// the sliders a user moved); any other change applies as given (a regime is chosen when a job starts).
+AttentionSettings keep_regime(const RegimeChoice& choice, AttentionSettings changed);
 
 // Trains a router for a built-in model on world captions (calibrate::world_prompts with `seed`)
 // embedded by that model's own text encoder, and scores it on `heldout_per_regime` captions of

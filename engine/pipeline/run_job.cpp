@@ -262,6 +262,7 @@ class JobSteps {
     attention::TokenGrid grid;
     model::LatentDecoder& preview;  // decodes each step's x0 estimate when previews are on
     int& completed;                 // steps done, for JobCancelled
+    const RegimeChoice& regime;     // the job's motion regime: its values stay under mid-job changes
   };
 
   explicit JobSteps(const Setup& s)
@@ -322,6 +323,7 @@ class JobSteps {
     }
     if (ctx.take_settings) {
       if (auto changed = ctx.take_settings()) {
+        *changed = keep_regime(s_.regime, std::move(*changed));
         attention::resolve_params(attention::find_policy(changed->mode), changed->params);
         settings_ = *changed;
         policy_ = attention::create_policy(settings_.mode, settings_.params);
@@ -500,7 +502,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     progress.stage = JobStage::PreparingNoise;
     const auto noise = job_noise(ctx, shape, request.seed, device);
     progress.stage = JobStage::Denoising;
-    JobSteps steps({request, ctx, config, dit, cache, device, dtype, adapter_path, grid, *decoder, completed});
+    JobSteps steps({request, ctx, config, dit, cache, device, dtype, adapter_path, grid, *decoder, completed, regime});
     const sampler::SampleResult sampled = sampler::sample(*smp, noise, steps.hooks(prompts));
     if (sampled.cancelled || (ctx.cancel && ctx.cancel->load())) throw model::Cancelled();
     const torch::Tensor& x = sampled.x;

@@ -132,6 +132,31 @@ TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
   EXPECT_NE(c.summary().find("set by the user"), std::string::npos);
 }
 
+// The studio sends a running job only the sliders a user moved: the regime's other values stay,
+// and a change of mode (or of regime, which is chosen when a job starts) applies as given.
+TEST(Regime, AMidJobChangeKeepsTheRegimesValuesUnderTheMovedSliders) {
+  pipeline::AttentionSettings s;
+  s.mode = "dynamicrad";
+  s.regime = "auto";
+  s.router = router_file();
+  s.calibration = table_file();
+  const auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, kGrid);
+  ASSERT_EQ(c.regime, "fast");
+  auto moved = s;
+  moved.params["decay"] = 2.0;
+  const auto kept = pipeline::keep_regime(c, moved);
+  EXPECT_DOUBLE_EQ(kept.params.at("decay"), 2.0);          // the moved slider
+  EXPECT_DOUBLE_EQ(kept.params.at("threshold_far"), 1.0);  // the regime's value, not the default
+  auto other_mode = moved;
+  other_mode.mode = "radial";
+  EXPECT_EQ(pipeline::keep_regime(c, other_mode).params, other_mode.params);
+  auto regime_off = moved;
+  regime_off.regime = "";
+  EXPECT_EQ(pipeline::keep_regime(c, regime_off).params, regime_off.params);
+  // No regime applied (none asked): nothing to keep.
+  EXPECT_EQ(pipeline::keep_regime(pipeline::RegimeChoice{}, moved).params, moved.params);
+}
+
 TEST(Regime, RefusesBadInputAndFallsBackOnlyForAutoWithAMissingFile) {
   pipeline::AttentionSettings s;
   s.mode = "dynamicrad";

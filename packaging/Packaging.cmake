@@ -12,7 +12,9 @@ set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 file(GLOB _longshot_weights "${PROJECT_SOURCE_DIR}/assets/*.safetensors")
 install(FILES ${_longshot_weights} DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)
 # Their motion routers and regime lookup tables (--regime auto; docs/calibration.md).
-file(GLOB _longshot_routing "${PROJECT_SOURCE_DIR}/assets/*-router.json" "${PROJECT_SOURCE_DIR}/assets/*-calibration.json")
+# The labelled prompts a Wan router trains on (calibrate --train-router --labelled) come along.
+file(GLOB _longshot_routing "${PROJECT_SOURCE_DIR}/assets/*-router.json" "${PROJECT_SOURCE_DIR}/assets/*-calibration.json"
+     "${PROJECT_SOURCE_DIR}/assets/*-motion-prompts.tsv")
 install(FILES ${_longshot_routing} DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)
 # The method presets (--preset NAME): one JSON file per paper setting.
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/assets/presets" DESTINATION "${CMAKE_INSTALL_DATADIR}/longshot" COMPONENT cli)

@@ -69,6 +69,10 @@ const char* kCalibrateUsage =
     "the camera pans; fast: objects bounce, fall or orbit), and reports its held-out accuracy.\n"
     "  --model NAME         longshot-builtin (default) or longshot-builtin-sparse\n"
     "  --prompts N          training captions per regime (default 40)   --heldout N  held-out (default 12)\n"
+    "  --labelled FILE      instead of world captions: 'regime<TAB>prompt' lines for any model with a\n"
+    "                       text encoder (--model a Wan folder; assets/wan-motion-prompts.tsv is ours),\n"
+    "                       embedded by that model's encoder on the CPU; every --heldout-every N-th\n"
+    "                       prompt (default 4) is held out and scored\n"
     "       longshot calibrate --world-prompts N [--seed S]\n"
     "Prints N labelled world captions per regime as 'regime<TAB>caption' lines (the router's held-out\n"
     "captions are seed 5370206 = 0x51f15e; training uses seed 0).\n"
@@ -124,9 +128,9 @@ int run_combine(const std::vector<std::string>& args) {
 }
 
 int run_train_router(const std::vector<std::string>& args) {
-  std::string model = "longshot-builtin", out_path;
+  std::string model = "longshot-builtin", out_path, labelled;
   uint64_t seed = 0;
-  int prompts = 40, heldout = 12;
+  int prompts = 40, heldout = 12, heldout_every = 4;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--train-router") continue;
@@ -140,6 +144,8 @@ int run_train_router(const std::vector<std::string>& args) {
     else if (flag == "--seed") seed = parse_uint64("seed", value);
     else if (flag == "--prompts") prompts = parse_int32("prompts", value, 1, 100000);
     else if (flag == "--heldout") heldout = parse_int32("heldout", value, 1, 100000);
+    else if (flag == "--labelled") labelled = parse_path("labelled", value);
+    else if (flag == "--heldout-every") heldout_every = parse_int32("heldout-every", value, 2, 100000);
     else {
       std::cerr << "longshot calibrate: '" << flag << "' does not go with --train-router\n" << kCalibrateUsage << "\n";
       return 2;
@@ -148,6 +154,18 @@ int run_train_router(const std::vector<std::string>& args) {
   if (out_path.empty()) {
     std::cerr << "longshot calibrate: --train-router needs --out\n" << kCalibrateUsage << "\n";
     return 2;
+  }
+  if (!labelled.empty()) {
+    pipeline::GenerationRequest request;
+    request.model = model;
+    const auto t = pipeline::train_prompt_router(request, calibrate::read_labelled_prompts(labelled), heldout_every);
+    std::printf("router for %s: %d training prompts from %s, train accuracy %.1f%%, held-out %.1f%% on %d prompts "
+                "(1 in %d), %.4f ms per routing\n",
+                t.router.model.c_str(), t.router.examples, labelled.c_str(), 100.0 * t.router.train_accuracy,
+                100.0 * t.heldout_accuracy, t.heldout, heldout_every, t.route_ms);
+    calibrate::write_router(t.router, out_path);
+    std::printf("wrote %s\n", out_path.c_str());
+    return 0;
   }
   const auto t = pipeline::train_world_router(model, seed, prompts, heldout);
   std::printf("router for %s: %d training captions (%d per regime), train accuracy %.1f%%, held-out %.1f%% on %d "

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -80,6 +81,25 @@ std::string world_regime(const data::CaptionInfo& info) {
   for (const auto& o : info.objects)
     if (translates(o.motion)) return "fast";
   return info.pan != data::Pan::None ? "slow" : "static";
+}
+
+std::vector<LabelledPrompt> read_labelled_prompts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("labelled prompts '" + path + "': cannot be read");
+  std::vector<LabelledPrompt> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    const auto tab = line.find('\t');
+    const auto last = line.find_last_not_of(" \t");
+    if (tab == std::string::npos || tab == 0 || last == std::string::npos || last <= tab)
+      throw IoError("labelled prompts '" + path + "' line " + std::to_string(n) + ": expected 'regime<TAB>prompt', got '" +
+                    line.substr(0, 80) + "'");
+    out.push_back({line.substr(tab + 1, last - tab), line.substr(0, tab)});
+  }
+  if (out.empty()) throw IoError("labelled prompts '" + path + "': no prompt in it");
+  return out;
 }
 
 std::vector<LabelledPrompt> world_prompts(uint64_t seed, int per_regime) {

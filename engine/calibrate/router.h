@@ -33,6 +33,12 @@ struct LabelledPrompt {
 // repeat rarely; a held-out set uses another seed.
 std::vector<LabelledPrompt> world_prompts(uint64_t seed, int per_regime);
 
+// Labelled prompts for a model outside the built-in world (a Wan model: assets/wan-motion-prompts.tsv,
+// written by us): one "regime<TAB>prompt" per line; blank lines and lines starting with '#' skipped.
+// Throws IoError naming the file (and the line) when it is unreadable, a line is not of that shape,
+// or it holds no prompt; the regimes are checked by train_router.
+std::vector<LabelledPrompt> read_labelled_prompts(const std::string& path);
+
 // ---- [router] -----------------------------------------------------------------------------------
 
 // [L, D] token embeddings → [D]: the mean of the rows that are not all zero (padding rows of both

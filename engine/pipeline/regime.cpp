@@ -12,6 +12,7 @@
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
 #include "engine/model/dit_config.h"
+#include "engine/pipeline/run_job.h"
 
 namespace longshot::pipeline {
 
@@ -171,6 +172,35 @@ RouterTraining train_world_router(const std::string& model_name, uint64_t seed, 
   const double t0 = now_ms();
   for (const auto& e : held_e) calibrate::route(out.router, e);
   out.route_ms = (now_ms() - t0) / double(held_e.size());
+  return out;
+}
+
+RouterTraining train_prompt_router(const GenerationRequest& model, const std::vector<calibrate::LabelledPrompt>& prompts,
+                                   int heldout_every, const calibrate::RouterTrainOptions& options) {
+  if (heldout_every < 2) throw ParameterError("heldout-every", "must be at least 2 (every Nth prompt is held out)");
+  const model::ResolvedModel resolved = resolve_request_model(model);
+  text::PromptEncoderOptions umt5;
+  umt5.weights = resolved.text_encoder;
+  umt5.tokenizer = resolved.tokenizer;
+  umt5.device = torch::kCPU;
+  umt5.dtype = torch::kFloat;
+  auto encoder = model::make_text_encoder(resolved.config, model.text_embeddings, umt5);
+  std::vector<torch::Tensor> train_e, held_e;
+  std::vector<std::string> train_l, held_l;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const bool held = (i + 1) % size_t(heldout_every) == 0;
+    (held ? held_e : train_e).push_back(encoder->encode(prompts[i].prompt)[0].to(torch::kCPU, torch::kFloat));
+    (held ? held_l : train_l).push_back(prompts[i].regime);
+  }
+  RouterTraining out;
+  out.router = calibrate::train_router(train_e, train_l, {"static", "slow", "fast"}, resolved.name, options);
+  out.heldout = int(held_e.size());
+  if (!held_e.empty()) {
+    out.heldout_accuracy = calibrate::router_accuracy(out.router, held_e, held_l);
+    const double t0 = now_ms();
+    for (const auto& e : held_e) calibrate::route(out.router, e);
+    out.route_ms = (now_ms() - t0) / double(held_e.size());
+  }
   return out;
 }
 

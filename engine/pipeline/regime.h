@@ -65,4 +65,12 @@ struct RouterTraining {
 RouterTraining train_world_router(const std::string& model_name, uint64_t seed, int per_regime, int heldout_per_regime,
                                   const calibrate::RouterTrainOptions& options = {});
 
+// Trains a router for any model with a text encoder (a Wan folder: its umT5, on the CPU in fp32) on
+// labelled prompts (calibrate::read_labelled_prompts): every `heldout_every`-th prompt (the 1st
+// counted from 1) is held out and scored, the rest train it. `model` names the model as a
+// generation request does (a folder, a name, component files); its resolution is run_job's.
+// Throws ParameterError for heldout_every < 2, a regime with no training prompt, an unknown regime.
+RouterTraining train_prompt_router(const GenerationRequest& model, const std::vector<calibrate::LabelledPrompt>& prompts,
+                                   int heldout_every, const calibrate::RouterTrainOptions& options = {});
+
 }  // namespace longshot::pipeline

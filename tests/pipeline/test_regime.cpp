@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -14,6 +16,7 @@
 
 #include "engine/calibrate/calibration.h"
 #include "engine/calibrate/router.h"
+#include "engine/common/assets.h"
 #include "engine/common/error.h"
 #include "engine/model/builtin_model.h"
 #include "engine/model/conditioning_impl.h"
@@ -21,6 +24,8 @@
 #include "engine/pipeline/recipe.h"
 #include "engine/pipeline/regime.h"
 #include "engine/pipeline/run_job.h"
+#include "tests/common/temp_dir.h"
+#include "tests/common/tiny_model_folder.h"
 
 using namespace longshot;
 
@@ -335,4 +340,65 @@ TEST(Regime, AVersionTwoTableAppliesTheHorizonNearestTheJobsLength) {
     EXPECT_NE(std::string(err.what()).find("horizon of 16 frames has regimes {fast, static}"), std::string::npos) << err.what();
   }
   std::filesystem::remove(table);
+}
+
+// ---- A router for a Wan model (issue 25): labelled prompts of our own, embedded by the model's umT5.
+
+TEST(PromptRouter, LabelledPromptFilesAreReadOrRefusedWithTheLine) {
+  longshot::testing::TempDir d("longshot_labelled");
+  const std::string good = d.file("good.tsv");
+  std::ofstream(good) << "# a comment\n\nstatic\ta still lake\r\nfast\ta car races past  \n";
+  const auto p = calibrate::read_labelled_prompts(good);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].regime, "static");
+  EXPECT_EQ(p[0].prompt, "a still lake");
+  EXPECT_EQ(p[1].prompt, "a car races past");
+  const std::string bad = d.file("bad.tsv");
+  std::ofstream(bad) << "static\ta still lake\nfast a car without a tab\n";
+  try {
+    calibrate::read_labelled_prompts(bad);
+    FAIL() << "a line without a tab was accepted";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2: expected 'regime<TAB>prompt'"), std::string::npos) << e.what();
+  }
+  const std::string empty = d.file("empty.tsv");
+  std::ofstream(empty) << "# nothing\n";
+  EXPECT_THROW(calibrate::read_labelled_prompts(empty), IoError);
+  EXPECT_THROW(calibrate::read_labelled_prompts(d.file("missing.tsv")), IoError);
+}
+
+// The shipped list for Wan: 30 prompts per regime, none twice.
+TEST(PromptRouter, TheShippedWanPromptsAreBalancedAndDistinct) {
+  const std::string path = find_asset("wan-motion-prompts.tsv");
+  ASSERT_FALSE(path.empty());
+  const auto p = calibrate::read_labelled_prompts(path);
+  std::map<std::string, int> per;
+  std::set<std::string> seen;
+  for (const auto& x : p) {
+    ++per[x.regime];
+    EXPECT_TRUE(seen.insert(x.prompt).second) << "twice: " << x.prompt;
+  }
+  EXPECT_EQ(per, (std::map<std::string, int>{{"fast", 30}, {"slow", 30}, {"static", 30}}));
+}
+
+// Trained on a tiny random Wan folder's umT5: every 4th prompt held out, the rest train it, the
+// router names the folder's model and routes; the same data trains the same router.
+TEST(PromptRouter, TrainsOnAWanFoldersTextEncoder) {
+  longshot::testing::TempDir d("longshot_prompt_router");
+  const auto files = longshot::testing::write_tiny_model(d.file("wan-tiny"), longshot::testing::TinyLayout::Diffusers);
+  if (files.tokenizer.empty()) GTEST_SKIP() << "spm_train is not installed (packaging/setup.sh installs it)";
+  pipeline::GenerationRequest model;
+  model.model = files.root;
+  const auto prompts = calibrate::read_labelled_prompts(find_asset("wan-motion-prompts.tsv"));
+  const auto t = pipeline::train_prompt_router(model, prompts, 4);
+  EXPECT_EQ(t.router.examples, 68);
+  EXPECT_EQ(t.heldout, 22);
+  EXPECT_EQ(t.router.model, pipeline::resolve_request_model(model).name);
+  EXPECT_EQ(t.router.regimes, (std::vector<std::string>{"static", "slow", "fast"}));
+  EXPECT_EQ(t.router.dim, longshot::text::testing::tiny_config().d_model);
+  const auto again = pipeline::train_prompt_router(model, prompts, 4);
+  EXPECT_EQ(again.router.weight, t.router.weight);
+  EXPECT_THROW(pipeline::train_prompt_router(model, prompts, 1), ParameterError);
+  const std::vector<calibrate::LabelledPrompt> unknown = {{"a still lake", "static"}, {"a car", "sideways"}};
+  EXPECT_THROW(pipeline::train_prompt_router(model, unknown, 100), ParameterError);
 }

@@ -61,6 +61,8 @@ const char* kCalibrateUsage =
     "                       --prompts N per regime (2)\n"
     "                       --device cpu|cuda|auto (default cpu): where the model runs (bf16 on CUDA)\n"
     "                       and where the search scores its masks (fp32; CUDA for 64 px proxies)\n"
+    "                       --labelled FILE: the prompts per regime ('regime<TAB>prompt' lines, e.g.\n"
+    "                       assets/wan-motion-prompts.tsv for a Wan folder) instead of world captions\n"
     "\n"
     "Usage: longshot calibrate --train-router --out ROUTER.json [--model NAME] [--seed S] [--prompts N]\n"
     "                          [--heldout N]\n"
@@ -185,6 +187,7 @@ bool capture_flag(const std::string& flag, const std::string& value, pipeline::C
   else if (flag == "--capture-step") c.capture_step = parse_int32("capture-step", value, 0, 999);
   else if (flag == "--prompts") c.prompts_per_regime = parse_int32("prompts", value, 1, 1000);
   else if (flag == "--device") c.device = value;  // auto, cpu or cuda: checked by the capture
+  else if (flag == "--labelled") c.labelled = calibrate::read_labelled_prompts(value);
   else if (flag == "--size") {
     const auto x = value.find('x');
     if (x == std::string::npos) throw ParameterError("size", "expected WxH, got '" + value + "'");

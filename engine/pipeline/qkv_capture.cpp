@@ -18,13 +18,16 @@ namespace longshot::pipeline {
 
 namespace {
 
-// The first `count` captions of `regime` in the world's labelled list for `seed`.
-std::vector<std::string> regime_prompts(const std::string& regime, int count, uint64_t seed) {
+// The first `count` prompts of `regime` in `labelled`, else in the world's labelled list for `seed`.
+std::vector<std::string> regime_prompts(const std::string& regime, int count, uint64_t seed,
+                                        const std::vector<calibrate::LabelledPrompt>& labelled) {
   std::vector<std::string> out;
-  for (const auto& p : calibrate::world_prompts(seed, count))
-    if (p.regime == regime) out.push_back(p.prompt);
+  for (const auto& p : labelled.empty() ? calibrate::world_prompts(seed, count) : labelled)
+    if (p.regime == regime && int(out.size()) < count) out.push_back(p.prompt);
   if (out.empty())
-    throw ParameterError("regimes", "'" + regime + "' is not a regime of the world's captions (static, slow, fast)");
+    throw ParameterError("regimes", labelled.empty()
+                                        ? "'" + regime + "' is not a regime of the world's captions (static, slow, fast)"
+                                        : "'" + regime + "' has no prompt in the labelled list");
   return out;
 }
 
@@ -62,7 +65,13 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
   torch::NoGradGuard no_grad;
   const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
-  auto encoder = model::make_text_encoder(config);
+  // A Wan model's umT5 (its folder's, or the component files'); the built-in models' own encoders.
+  text::PromptEncoderOptions umt5;
+  umt5.weights = resolved.text_encoder;
+  umt5.tokenizer = resolved.tokenizer;
+  umt5.device = device;
+  umt5.dtype = dtype;
+  auto encoder = model::make_text_encoder(config, "", umt5);
   auto dit = model::load_dit(resolved, spec.seed, device, dtype);
   const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
   const double guidance = spec.guidance < 0 ? config.default_guidance : spec.guidance;
@@ -70,7 +79,7 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
 
   std::vector<calibrate::CapturedProxy> out;
   for (const auto& regime : regimes) {
-    const auto prompts = regime_prompts(regime.name, spec.prompts_per_regime, spec.seed);
+    const auto prompts = regime_prompts(regime.name, spec.prompts_per_regime, spec.seed, spec.labelled);
     std::vector<torch::Tensor> qs, ks, vs;
     for (size_t i = 0; i < prompts.size(); ++i) {
       if (progress) progress(regime.name, prompts[i]);

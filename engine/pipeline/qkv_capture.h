@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/calibrate/calibration.h"
+#include "engine/calibrate/router.h"
 
 namespace longshot::pipeline {
 
@@ -22,9 +23,13 @@ struct CaptureSpec {
   uint64_t seed = 0;                       // prompts (world_prompts) and noise
   double guidance = -1;                    // −1: the model's default
   std::string device = "cpu";              // cpu, cuda or auto; Q/K/V stay on it (fp32)
+  // The prompts: the first `prompts_per_regime` of each regime in this list (a Wan model's:
+  // assets/wan-motion-prompts.tsv, calibrate::read_labelled_prompts); empty = the world's captions.
+  std::vector<calibrate::LabelledPrompt> labelled;
 };
 
-// Runs the model dense from seeded noise on `prompts_per_regime` world captions of each regime up to
+// Runs the model dense from seeded noise on `prompts_per_regime` prompts of each regime (the world's
+// captions, or `labelled`; a Wan model reads them with its umT5) up to
 // the capture step and stacks the chosen layers' Q/K/V of every prompt as heads: [1, P·L·H, N, D]
 // in raster order. Throws ParameterError naming a bad size, step, layer or regime (regimes must be
 // the router's: static, slow, fast), and what resolving or loading the model throws.

@@ -9,6 +9,8 @@
 #include "engine/calibrate/calibration.h"
 #include "engine/common/error.h"
 #include "engine/pipeline/qkv_capture.h"
+#include "tests/common/temp_dir.h"
+#include "tests/common/tiny_model_folder.h"
 
 using namespace longshot;
 
@@ -91,4 +93,36 @@ TEST(QkvCapture, CalibratesOnTheCaptures) {
                 r.regime.name.c_str(), r.best.loss, r.best.nmse, r.best.sparsity, r.defaults.loss, r.defaults.nmse,
                 r.defaults.sparsity);
   }
+}
+
+// Proxy (b) on a Wan folder (issue 25): its umT5 reads the labelled prompts (a Wan model has no
+// world captions), the first N of each regime in file order.
+TEST(QkvCapture, CapturesAWanFolderOnLabelledPrompts) {
+  longshot::testing::TempDir d("longshot_capture_wan");
+  const auto files = longshot::testing::write_tiny_model(d.file("wan-tiny"), longshot::testing::TinyLayout::Diffusers);
+  if (files.tokenizer.empty()) GTEST_SKIP() << "spm_train is not installed (packaging/setup.sh installs it)";
+  pipeline::CaptureSpec s;
+  s.model = files.root;
+  s.frames = 5;  // 2 latent frames
+  s.width = 32;
+  s.height = 32;  // 2 x 2 tokens per frame (VAE stride 8, patch 2)
+  s.steps = 2;
+  s.capture_step = 1;
+  s.layers = {1};
+  s.prompts_per_regime = 2;
+  s.labelled = {{"a still lake at dawn", "static"}, {"a car races past", "fast"}, {"a quiet room", "static"},
+                {"a dog sprints", "fast"}, {"a third still one, not used", "static"}};
+  std::vector<std::string> seen;
+  const auto proxies = pipeline::capture_regime_proxies(s, {{"static", 0}, {"fast", 0}},
+                                                        [&](const std::string&, const std::string& p) { seen.push_back(p); });
+  ASSERT_EQ(proxies.size(), 2u);
+  EXPECT_EQ(seen, (std::vector<std::string>{"a still lake at dawn", "a quiet room", "a car races past", "a dog sprints"}));
+  for (const auto& c : proxies) {
+    EXPECT_EQ(c.grid.to_string(), "2x2x2");
+    EXPECT_EQ(c.qkv.q.sizes(), (std::vector<int64_t>{1, 2 * 1 * 2, 8, 64}));  // 2 prompts x 1 layer x 2 heads
+    EXPECT_TRUE(torch::isfinite(c.qkv.q).all().item<bool>());
+  }
+  EXPECT_FALSE(torch::equal(proxies[0].qkv.q, proxies[1].qkv.q));
+  s.labelled = {{"a still lake", "static"}};
+  EXPECT_THROW(pipeline::capture_regime_proxies(s, {{"fast", 0}}), ParameterError);
 }

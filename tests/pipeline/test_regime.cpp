@@ -114,12 +114,20 @@ TEST(Regime, PromptsOfEachMotionRouteToTheirRegimeAndSayWhy) {
   }
 }
 
-TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
+namespace {
+// dynamicrad with `regime auto`, the test's router and table.
+pipeline::AttentionSettings routed_settings() {
   pipeline::AttentionSettings s;
   s.mode = "dynamicrad";
   s.regime = "auto";
   s.router = router_file();
   s.calibration = table_file();
+  return s;
+}
+}  // namespace
+
+TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
+  pipeline::AttentionSettings s = routed_settings();
   auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, kGrid);
   EXPECT_EQ(c.regime, "fast");
   EXPECT_DOUBLE_EQ(c.params.at("decay"), 0.25);
@@ -140,11 +148,7 @@ TEST(Regime, ChoiceAppliesTheTableUnderTheUsersParams) {
 // The studio sends a running job only the sliders a user moved: the regime's other values stay,
 // and a change of mode (or of regime, which is chosen when a job starts) applies as given.
 TEST(Regime, AMidJobChangeKeepsTheRegimesValuesUnderTheMovedSliders) {
-  pipeline::AttentionSettings s;
-  s.mode = "dynamicrad";
-  s.regime = "auto";
-  s.router = router_file();
-  s.calibration = table_file();
+  pipeline::AttentionSettings s = routed_settings();
   const auto c = pipeline::choose_regime(s, "longshot-builtin", embed(kFast), kFast, kGrid);
   ASSERT_EQ(c.regime, "fast");
   auto moved = s;

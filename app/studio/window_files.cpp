@@ -12,6 +12,8 @@
 #include <QStatusBar>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "app/studio/clip_export.h"
 #include "app/studio/generation_dock.h"
 #include "app/studio/imgui_widget.h"
@@ -31,6 +33,17 @@ QString qs(const std::string& s) { return QString::fromStdString(s); }
 
 // The name a request's model goes by in shipped file names, as generation resolves it (without
 // reading weights): "builtin" is longshot-builtin, a folder its name, a file its stem.
+// A `longshot calibrate --out` file (its "format"), as opposed to a preset: a dropped JSON goes to
+// Compare > Calibration when it is one.
+bool is_calibration_table(const QString& path) {
+  QFile f(path);
+  if (!f.open(QIODevice::ReadOnly)) return false;
+  const auto j = nlohmann::json::parse(f.readAll().toStdString(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  const auto it = j.find("format");
+  return it != j.end() && it->is_string() && it->get<std::string>() == calibrate::kTableFormat;
+}
+
 std::string shipped_model_name(const std::string& model) {
   const std::string name = model::resolve_builtin_name(model);
   std::filesystem::path p(name);
@@ -227,6 +240,7 @@ void StudioWindow::dropEvent(QDropEvent* e) {
   for (const QUrl& url : e->mimeData()->urls()) {
     const QString f = url.toLocalFile();
     if (f.endsWith(".mp4", Qt::CaseInsensitive)) load_recipe(f);
+    else if (f.endsWith(".json", Qt::CaseInsensitive) && is_calibration_table(f)) load_calibration_plot(f);
     else if (f.endsWith(".json", Qt::CaseInsensitive)) load_preset(f);
   }
   e->acceptProposedAction();

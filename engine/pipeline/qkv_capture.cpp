@@ -66,12 +66,7 @@ std::vector<calibrate::CapturedProxy> capture_regime_proxies(const CaptureSpec& 
   const torch::Device device = use_cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
   // A Wan model's umT5 (its folder's, or the component files'); the built-in models' own encoders.
-  text::PromptEncoderOptions umt5;
-  umt5.weights = resolved.text_encoder;
-  umt5.tokenizer = resolved.tokenizer;
-  umt5.device = device;
-  umt5.dtype = dtype;
-  auto encoder = model::make_text_encoder(config, "", umt5);
+  auto encoder = model_text_encoder(resolved, "", device, dtype);
   auto dit = model::load_dit(resolved, spec.seed, device, dtype);
   const auto grid = dit->token_grid(shape[1], shape[2], shape[3]);
   const double guidance = spec.guidance < 0 ? config.default_guidance : spec.guidance;

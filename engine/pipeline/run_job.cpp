@@ -185,6 +185,16 @@ model::ResolvedModel resolve_request_model(const GenerationRequest& r) {
   return model::resolve_model(model_spec(r), allow);
 }
 
+std::unique_ptr<model::TextEncoder> model_text_encoder(const model::ResolvedModel& resolved, const std::string& embeddings,
+                                                       torch::Device device, torch::ScalarType dtype) {
+  text::PromptEncoderOptions umt5;
+  umt5.weights = resolved.text_encoder;
+  umt5.tokenizer = resolved.tokenizer;
+  umt5.device = device;
+  umt5.dtype = dtype;
+  return model::make_text_encoder(resolved.config, embeddings, umt5);
+}
+
 namespace {
 
 struct EncodedPrompts {
@@ -195,15 +205,10 @@ struct EncodedPrompts {
 // 11 GB in bf16), unless the request keeps it (in the cache) for the next job.
 EncodedPrompts encode_prompts(const GenerationRequest& request, const model::ResolvedModel& resolved, ModelCache& cache,
                               torch::Device device, torch::ScalarType dtype, bool use_cfg) {
-  text::PromptEncoderOptions umt5;
-  umt5.weights = resolved.text_encoder;
-  umt5.tokenizer = resolved.tokenizer;
-  umt5.device = device;
-  umt5.dtype = dtype;
   const std::string text_key = resolved.key() + "|" + request.text_embeddings + "|" + device.str();
   std::shared_ptr<model::TextEncoder> encoder;
   if (cache.text_encoder && cache.text_key == text_key) encoder = cache.text_encoder;
-  else encoder = model::make_text_encoder(resolved.config, request.text_embeddings, umt5);
+  else encoder = model_text_encoder(resolved, request.text_embeddings, device, dtype);
   cache.text_encoder.reset();
   cache.text_key.clear();
   EncodedPrompts out;

@@ -31,6 +31,12 @@ std::vector<int64_t> latent_shape(const GenerationRequest& request, const model:
 model::ModelSpec model_spec(const GenerationRequest& request);
 model::ResolvedModel resolve_request_model(const GenerationRequest& request);
 
+// The text encoder of a resolved model on `device` in `dtype`: `embeddings` (precomputed) when
+// given, else its umT5 (a Wan model's files), else the built-in models' own (model::make_text_encoder).
+// Generation, the Q/K/V capture and router training all build theirs here.
+std::unique_ptr<model::TextEncoder> model_text_encoder(const model::ResolvedModel& resolved, const std::string& embeddings,
+                                                       torch::Device device, torch::ScalarType dtype);
+
 // A model kept loaded between jobs with the same resolved model, seed and device, with the mask
 // adapters its jobs have loaded (by file), and the text encoder when a job asked to keep it.
 struct ModelCache {

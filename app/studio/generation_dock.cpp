@@ -538,6 +538,7 @@ void GenerationDock::model_changed(bool apply_defaults) {
   files_box_->setVisible(!builtin);
   limits_for_.clear();
   revalidate();
+  Q_EMIT model_picked();
 }
 
 void GenerationDock::revalidate() {

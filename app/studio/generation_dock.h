@@ -61,6 +61,8 @@ class GenerationDock : public QWidget {
   void cancel_requested();
   // Mode, its parameters or the dense warm-up changed (the window forwards it to a running job).
   void attention_changed(const longshot::pipeline::AttentionSettings& settings);
+  // The model (its name, folder or files) was picked or a request was loaded into the fields.
+  void model_picked();
 
  private:
   void build_model_rows(QFormLayout* form);

@@ -92,8 +92,15 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
     generator_->cancel();
     spdlog::info("studio: cancel requested");
   });
-  connect(dock_, &GenerationDock::attention_changed, this,
-          [this](const pipeline::AttentionSettings& s) { change_attention(s); });
+  connect(dock_, &GenerationDock::attention_changed, this, [this](const pipeline::AttentionSettings& s) {
+    change_attention(s);
+    show_shipped_calibration(dock_->request().model, s.mode);
+  });
+  // Compare > Calibration follows the dock's model and mode (a no-op unless one changed).
+  connect(dock_, &GenerationDock::model_picked, this, [this] {
+    const auto r = dock_->request();
+    show_shipped_calibration(r.model, r.attention.mode);
+  });
 
   queue_ = new JobQueueView(jobs_);
   connect(queue_, &JobQueueView::load_requested, this,
@@ -142,8 +149,7 @@ StudioWindow::StudioWindow(std::shared_ptr<LogBuffer> log, bool persist, QWidget
   if (persist_) load_settings();
   // A first launch starts with the example prompt in the box, not only as grey placeholder text.
   if (settings_.request.prompt.empty()) settings_.request.prompt = GenerationDock::example_prompt();
-  dock_->set_request(settings_.request);
-  show_shipped_calibration(settings_.request.model, settings_.request.attention.mode);
+  dock_->set_request(settings_.request);  // model_picked: the shipped calibration table too
   refresh_recent();
   fit_to_screen();
   if (persist_) {
@@ -312,9 +318,6 @@ void StudioWindow::change_attention(const pipeline::AttentionSettings& s) {
 // ---------------------------------------------------------------------------------------------
 // [SECTION] tick
 void StudioWindow::tick() {
-  // Compare > Calibration follows the dock's model and mode (a no-op unless one changed).
-  const auto request = dock_->request();
-  show_shipped_calibration(request.model, request.attention.mode);
   const auto events = generator_->events().drain();
   const size_t applied = state_.apply_all(events);
   bool ended = false;

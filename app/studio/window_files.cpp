@@ -31,8 +31,6 @@ namespace longshot::studio {
 namespace {
 QString qs(const std::string& s) { return QString::fromStdString(s); }
 
-// The name a request's model goes by in shipped file names, as generation resolves it (without
-// reading weights): "builtin" is longshot-builtin, a folder its name, a file its stem.
 // A `longshot calibrate --out` file (its "format"), as opposed to a preset: a dropped JSON goes to
 // Compare > Calibration when it is one.
 bool is_calibration_table(const QString& path) {
@@ -44,6 +42,8 @@ bool is_calibration_table(const QString& path) {
   return it != j.end() && it->is_string() && it->get<std::string>() == calibrate::kTableFormat;
 }
 
+// The name a request's model goes by in shipped file names, as generation resolves it (without
+// reading weights): "builtin" is longshot-builtin, a folder its name, a file its stem.
 std::string shipped_model_name(const std::string& model) {
   const std::string name = model::resolve_builtin_name(model);
   std::filesystem::path p(name);

@@ -330,19 +330,26 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
     auto m = (b.modulation.to(torch::kFloat) + e0).chunk(6, 1);  // each [B, 1, dim]
     mark("modulation");
     if (fuse) {
+      // Each branch's output projection adds into x from its GEMM where it can (into_residual);
+      // otherwise it returns y and the fused gated add follows.
+      auto add = [&](const torch::Tensor& y, const torch::Tensor& gate) {
+        if (!y.defined()) return;
+        fused::gated_residual_add_(x, y, gate);
+        mark("residual");
+      };
       const auto h = fused::layernorm_modulate(x, m[0], m[1], c.eps, wdtype);
       mark("norm1+modulate");
-      fused::gated_residual_add_(x, self_attention(b, h, cos, sin, int(l), fa, true), m[2]);
-      mark("residual");
-      const auto n3 = b.norm3->weight.defined() ? layer_norm(b.norm3, x, c.eps).to(wdtype)
+      Residual self_res{x, m[2]};
+      add(self_attention(b, h, cos, sin, int(l), fa, true, &self_res), m[2]);
+      const auto n3 = b.norm3->weight.defined() ? fused::layernorm_affine(x, b.norm3->weight, b.norm3->bias, c.eps, wdtype)
                                                 : fused::layernorm_modulate(x, {}, {}, c.eps, wdtype);
       mark("norm3");
-      fused::gated_residual_add_(x, cross_attention(b, l, n3, text_k[size_t(l)], text_v[size_t(l)], true), {});
-      mark("residual");
+      Residual cross_res{x, {}};
+      add(cross_attention(b, l, n3, text_k[size_t(l)], text_v[size_t(l)], true, &cross_res), {});
       const auto f = fused::layernorm_modulate(x, m[3], m[4], c.eps, wdtype);
       mark("norm2+modulate");
-      fused::gated_residual_add_(x, ffn(l, f), m[5]);
-      mark("residual");
+      Residual ffn_res{x, m[5]};
+      add(ffn(l, f, &ffn_res), m[5]);
       continue;
     }
     auto h = layer_norm(b.norm1, x, c.eps) * (1 + m[1]) + m[0];
@@ -458,7 +465,7 @@ void inspect_layer(const AttentionProbe& probe, const attention::MaskPolicy* pol
 
 torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
                                          const torch::Tensor& sin, int layer, const ForwardAttention& fa,
-                                         bool fuse) {
+                                         bool fuse, Residual* into) {
   const auto& c = config_;
   const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.self_attn;
@@ -529,13 +536,17 @@ torch::Tensor WanDiTImpl::self_attention(WanBlockImpl& b, const torch::Tensor& x
   if (layer == fa.probe.layer) inspect_layer(fa.probe, plan.policy, fa.stats, mask, q, k, fa.grid, fa.ordering);
   mark("inspection");
   const auto attn = out.permute({0, 2, 1, 3}).reshape({B, N, c.dim});
+  if (!ad && into_residual(lin.self_o, attn, into)) {
+    mark("o projection + residual");
+    return {};
+  }
   auto y = delta(lin.self_o.forward(attn, precision_)[0], MaskAdapter::O, attn);
   mark("o projection");
   return y;
 }
 
 torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, int64_t layer, const torch::Tensor& x, const torch::Tensor& k,
-                                          const torch::Tensor& v, bool fuse) {
+                                          const torch::Tensor& v, bool fuse, Residual* into) {
   const auto& c = config_;
   const int64_t B = x.size(0), N = x.size(1), H = c.num_heads, D = c.head_dim();
   auto& a = *b.cross_attn;
@@ -551,7 +562,12 @@ torch::Tensor WanDiTImpl::cross_attention(WanBlockImpl& b, int64_t layer, const 
   options.fp32_as_bf16 = true;
   auto out = attention::attend(q, k, v, {}, options);
   mark("cross-attention");
-  auto y = lin.cross_o.forward(out.permute({0, 2, 1, 3}).reshape({B, N, c.dim}), precision_)[0];
+  const auto attn = out.permute({0, 2, 1, 3}).reshape({B, N, c.dim});
+  if (into_residual(lin.cross_o, attn, into)) {
+    mark("cross o projection + residual");
+    return {};
+  }
+  auto y = lin.cross_o.forward(attn, precision_)[0];
   mark("cross o projection");
   return y;
 }

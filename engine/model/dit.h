@@ -107,7 +107,9 @@ struct DiTOutput {
 // (names: "modulation", "norm1+modulate", "qkv projection", "q/k norm+rope", "mask build",
 // "self-attention", "inspection", "o projection", "residual", "norm3", "cross q projection",
 // "cross-attention", "cross o projection", "norm2+modulate", "ffn up", "gelu", "ffn down"; on the
-// GPU's fused path "ffn up + gelu" replaces the two, the GELU being the GEMM's epilogue). The
+// GPU's fused path "ffn up + gelu" replaces the two, the GELU being the GEMM's epilogue, and
+// "o projection + residual", "cross o projection + residual", "ffn down + residual" replace each
+// projection and the "residual" after it, the GEMM adding into the residual stream). The
 // text's cross-attention K/V are computed before the first block (once per text: TextKVCache).
 // Null (the default): no calls.
 struct OpMarker {
@@ -224,7 +226,17 @@ class WanDiTImpl : public torch::nn::Module {
   // Per block, the text's cross-attention K (normed) and V [B, H, L, D]: from the cache when the
   // key matches (without autograd), else computed (and cached without autograd).
   void text_kv(const torch::Tensor& text_emb, int64_t batch, std::vector<torch::Tensor>& k, std::vector<torch::Tensor>& v);
-  torch::Tensor ffn(int64_t layer, const torch::Tensor& h);
+  // Where a block's output projection may write: x += gate · y inside the projection's GEMM
+  // (gate undefined for 1). The GPU's fused path hands one to self_attention, cross_attention and
+  // ffn; they return an undefined tensor when they wrote into it, else y for the caller to add.
+  struct Residual {
+    torch::Tensor& x;
+    torch::Tensor gate;
+  };
+  // x += gate · lin(h) in one GEMM where that applies (native precision, the GPU's fused path,
+  // fused::residual_epilogue_applies): true when done.
+  bool into_residual(FusedLinear& lin, const torch::Tensor& h, Residual* into);
+  torch::Tensor ffn(int64_t layer, const torch::Tensor& h, Residual* into = nullptr);
   void mark(const char* op) {
     if (op_marker) op_marker->mark(op);
   }
@@ -238,10 +250,11 @@ class WanDiTImpl : public torch::nn::Module {
     const attention::TokenGrid& grid;
   };
   torch::Tensor self_attention(WanBlockImpl& b, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, int layer, const ForwardAttention& fa, bool fuse);
+                               const torch::Tensor& sin, int layer, const ForwardAttention& fa, bool fuse,
+                               Residual* into = nullptr);
   // fuse: the fused GPU kernels (fused_ops.h) for the q/k norm. k, v: the text's [B, H, L, D].
   torch::Tensor cross_attention(WanBlockImpl& b, int64_t layer, const torch::Tensor& x, const torch::Tensor& k,
-                                const torch::Tensor& v, bool fuse);
+                                const torch::Tensor& v, bool fuse, Residual* into = nullptr);
   // RoPE cos/sin [N, head_dim/2] on `device`, from device_constant's cache; _host builds them.
   void rope_tables(const attention::TokenGrid& grid, const attention::Ordering* ordering,
                    const torch::Device& device, torch::Tensor& cos, torch::Tensor& sin, bool riflex);

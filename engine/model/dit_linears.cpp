@@ -41,7 +41,12 @@ WanDiTImpl::BlockLinears& WanDiTImpl::linears(int64_t layer) {
   return linears_[size_t(layer)];
 }
 
-torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h) {
+bool WanDiTImpl::into_residual(FusedLinear& lin, const torch::Tensor& h, Residual* into) {
+  return into != nullptr && precision_ == LinearPrecision::Native && fused::residual_epilogue_applies(into->x) &&
+         lin.residual_add_(into->x, h, into->gate);
+}
+
+torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h, Residual* into) {
   auto& lin = linears(layer);
   if (precision_ == LinearPrecision::Fp8) {  // GELU fused into the down projection's quantisation
     const auto up = lin.ffn_up.forward(h, precision_)[0];
@@ -61,6 +66,10 @@ torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h) {
     mark("ffn up");
     g = torch::gelu(g, "tanh");
     mark("gelu");
+  }
+  if (into_residual(lin.ffn_down, g, into)) {
+    mark("ffn down + residual");
+    return {};
   }
   auto y = lin.ffn_down.forward(g, precision_)[0];
   mark("ffn down");

@@ -1,15 +1,20 @@
 #include "engine/model/fused_ops.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+
+#include <spdlog/spdlog.h>
 
 #include <torch/torch.h>
 
 #include "engine/common/error.h"
 
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
+#include "engine/common/cuda/cuda_check.h"
 #include "engine/common/cuda/device_stream.h"
 #include "engine/model/cuda/fused_ops.h"
+#include "engine/model/cuda/gemm_residual.h"
 #define LONGSHOT_FUSED_KERNELS 1
 #endif
 
@@ -53,6 +58,11 @@ bool applies(const torch::Tensor& x) {
 
 bool ffn_epilogue_applies(const torch::Tensor& x) {
   static const bool enabled = switched_on("LONGSHOT_FFN_EPILOGUE");
+  return enabled && applies(x);
+}
+
+bool residual_epilogue_applies(const torch::Tensor& x) {
+  static const bool enabled = switched_on("LONGSHOT_RESIDUAL_EPILOGUE");
   return enabled && applies(x);
 }
 
@@ -114,6 +124,17 @@ torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& sh
 #endif
 }
 
+torch::Tensor layernorm_affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                               double eps, torch::ScalarType dtype) {
+  check_rows(x, "x", false);
+  const int64_t B = x.size(0), C = x.size(2);
+  if (!weight.defined() || weight.numel() != C || (bias.defined() && bias.numel() != C))
+    throw ShapeError("layernorm_affine: weight and bias must have " + std::to_string(C) + " values");
+  const auto w = weight.to(x.device(), torch::kFloat).reshape({1, C});
+  const auto b = bias.defined() ? bias.to(x.device(), torch::kFloat).reshape({1, C}) : torch::zeros({1, C}, x.options());
+  return layernorm_modulate(x, b.expand({B, C}), (w - 1).expand({B, C}), eps, dtype);
+}
+
 void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torch::Tensor& gate) {
   check_rows(x, "x", false);
   const auto y = y_in.contiguous();
@@ -127,6 +148,53 @@ void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torc
                            stream.get());
 #else
   throw ShapeError("gated_residual_add_: this build has no fused CUDA kernels");
+#endif
+}
+
+bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const torch::Tensor& w_in,
+                          const torch::Tensor& bias, const torch::Tensor& gate) {
+  check_rows(x, "x", false);
+  const auto h = h_in.contiguous();
+  check_rows(h, "h", true);
+  const auto w = w_in.contiguous();
+  if (w.dim() != 2 || w.scalar_type() != h.scalar_type() || w.size(1) != h.size(2) || w.size(0) != x.size(2) ||
+      h.size(0) != x.size(0) || h.size(1) != x.size(1) || (bias.defined() && bias.numel() != w.size(0)))
+    throw ShapeError("linear_residual_add_: x " + std::string(c10::str(x.sizes())) + ", h " + std::string(c10::str(h.sizes())) +
+                     " and w " + std::string(c10::str(w.sizes())) + " do not make x += gate · (h · wᵀ + bias)");
+#ifdef LONGSHOT_FUSED_KERNELS
+  const ::longshot::cuda::DeviceStream stream(x.device());
+  const int64_t B = x.size(0), N = x.size(1), n = x.size(2), k = h.size(2);
+  const auto g = per_batch(gate, x);
+  const auto b32 = bias.defined() ? bias.to(x.device(), torch::kFloat).contiguous() : torch::Tensor();
+  constexpr int64_t kWorkspace = int64_t(32) << 20;  // cuBLASLt's recommended workspace on Hopper
+  const auto workspace = torch::empty({kWorkspace}, x.options().dtype(torch::kUInt8));
+  const int64_t groups = g.defined() ? B : 1, rows = g.defined() ? N : B * N;
+  const auto h_bytes = rows * k * int64_t(h.element_size()), x_bytes = rows * n * int64_t(sizeof(float));
+  for (int64_t i = 0; i < groups; ++i) {
+    torch::Tensor wi = w, bi = b32;
+    if (g.defined()) {
+      wi = torch::empty_like(w);
+      at::mul_out(wi, w, g[i].unsqueeze(1));  // fp32 product, one rounding to w's dtype
+      if (b32.defined()) bi = b32 * g[i];
+    }
+    const auto why = cuda::gemm_residual(static_cast<const char*>(h.data_ptr()) + i * h_bytes, wi.data_ptr(),
+                                         bi.defined() ? bi.data_ptr<float>() : nullptr,
+                                         reinterpret_cast<float*>(static_cast<char*>(x.data_ptr()) + i * x_bytes),
+                                         h.scalar_type() == torch::kHalf, rows, static_cast<int>(n), static_cast<int>(k),
+                                         workspace.data_ptr(), size_t(kWorkspace), stream.get());
+    if (why.empty()) continue;
+    // Every sample's GEMM has the same shape: only the first can fail, with x still untouched.
+    if (i > 0) throw CudaError("linear_residual_add_: " + why);
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      spdlog::warn("the residual GEMM epilogue does not run ({}); the projections write 16-bit outputs that a second "
+                   "pass adds to the residual stream",
+                   why);
+    return false;
+  }
+  return true;
+#else
+  return false;
 #endif
 }
 

@@ -13,6 +13,10 @@ bool applies(const torch::Tensor& x);
 // applies(x), unless LONGSHOT_FFN_EPILOGUE=0: the FFN's GELU in its up projection's GEMM epilogue
 // (FusedLinear::forward_gelu), switchable on its own for an A/B of that one fusion.
 bool ffn_epilogue_applies(const torch::Tensor& x);
+// applies(x), unless LONGSHOT_RESIDUAL_EPILOGUE=0: the o projections and the FFN's down projection
+// write into the residual stream from their GEMM (linear_residual_add_), switchable on its own for
+// an A/B of that one fusion.
+bool residual_epilogue_applies(const torch::Tensor& x);
 
 // y [B, N, C] 16-bit contiguous → RMSNorm(y)·weight, then RoPE per head of head_dim when cos/sin
 // ([N, head_dim/2] fp32) are defined; same shape and dtype as y. With `pooled`, it also gets the
@@ -25,8 +29,24 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
 // shift/scale [B, 1, C] or [B, C] fp32, both undefined for no modulation.
 torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
                                  double eps, torch::ScalarType dtype);
+// LayerNorm(x) · weight + bias with LayerNorm's affine parameters ([C], any float dtype; bias may
+// be undefined): layernorm_modulate with shift = bias and scale = weight − 1, both exact in fp32
+// for 16-bit or fp32 weights, so 1 + scale gives the weight back. One read of x, one 16-bit write.
+torch::Tensor layernorm_affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                               double eps, torch::ScalarType dtype);
 // x [B, N, C] fp32 contiguous, in place: x += y · gate (y 16-bit [B, N, C]; gate [B, 1, C] fp32
 // or undefined for 1).
 void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& gate);
+// x [B, N, out] fp32 contiguous, in place: x += gate · (h · wᵀ + bias), as ONE cuBLASLt GEMM per
+// batch sample whose C and D are x (engine/model/cuda/gemm_residual.h), instead of a GEMM writing a
+// 16-bit y and gated_residual_add_ reading it back. The gate is folded into the weights: each
+// output row of w scaled by its gate value, rounded once to w's dtype (the unfused path rounds the
+// GEMM's output to 16 bits once instead: the same size of error), and into an fp32 bias. h
+// [B, N, in] 16-bit, w [out, in] in h's dtype, bias [out] or undefined, gate [B, 1, out] / [B, out]
+// fp32 or undefined for 1 (then one GEMM over all B · N rows). Returns false with x untouched where
+// the GEMM cannot run (cuBLASLt not in the process, no algorithm for the shape; logged once): the
+// caller then takes the unfused path.
+bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& bias,
+                          const torch::Tensor& gate);
 
 }  // namespace longshot::model::fused

@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include "engine/common/error.h"
+#include "engine/model/fused_ops.h"
 
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
 #include <cuda_runtime_api.h>
@@ -253,6 +254,13 @@ torch::Tensor FusedLinear::forward_gelu(const torch::Tensor& x, bool fused_epilo
   (void)fused_epilogue;
 #endif
   return torch::gelu(forward(x)[0], "tanh");
+}
+
+bool FusedLinear::residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& gate) {
+  if (parts_.size() != 1 || torch::GradMode::is_enabled()) return false;
+  const auto& w = parts_[0]->weight;
+  if (h.scalar_type() != w.scalar_type() || !h.is_cuda()) return false;
+  return fused::linear_residual_add_(x, h, w, parts_[0]->bias, gate);
 }
 
 // ---- [TextKVCache] ------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ class FusedLinear {
   // GEMM's cuBLASLt epilogue (at::_addmm_activation), so the [N, ffn_dim] activation is written
   // once instead of written, read and written again; otherwise forward() then torch::gelu.
   torch::Tensor forward_gelu(const torch::Tensor& x, bool fused_epilogue);
+  // x [B, N, out] fp32 += gate · (h · Wᵀ + b) for a single-part layer at native precision, as one
+  // GEMM into x (fused_ops.h: linear_residual_add_; gate undefined for 1). True when done; false,
+  // with x untouched, where it does not apply (several parts, autograd on, h not in the weights'
+  // dtype, no cuBLASLt): the caller then runs forward() and adds.
+  bool residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& gate);
   // Ties the parts' weights into one buffer if they are not; true when it (re)built it.
   bool tie();
   bool tied() const;

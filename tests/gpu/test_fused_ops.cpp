@@ -5,9 +5,16 @@
 // three-layer model (roundings compound through the residual stream).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
 #ifdef LONGSHOT_HAS_CUDA
 
 #include "engine/attention/mask_policy.h"
+#include "engine/common/error.h"
 #include "engine/model/dit.h"
 #include "engine/model/fused_ops.h"
 #include "tests/gpu/skip_without_gpu.h"
@@ -212,6 +219,81 @@ TEST(FusedOps, FfnUpGeluEpilogueMatchesGemmThenGelu) {
   EXPECT_LT(rel_l2(fused_y, ref), 5e-3);
   // Without the epilogue it is exactly GEMM then gelu(tanh).
   EXPECT_TRUE(torch::equal(lin.forward_gelu(x, false), ref));
+}
+
+// norm3's affine LayerNorm as one fused pass (shift = bias, scale = weight - 1) against LibTorch's
+// layer_norm with the weights in fp32, then one rounding to bf16.
+TEST(FusedOps, LayerNormAffineMatchesTorch) {
+  SKIP_WITHOUT_FUSED();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(11);
+  const auto x = torch::randn({2, 300, 1536}, torch::kCUDA) * 3 + 0.5;
+  const auto w = (torch::randn({1536}, torch::kCUDA) * 0.2 + 1).to(torch::kBFloat16);
+  const auto b = (torch::randn({1536}, torch::kCUDA) * 0.1).to(torch::kBFloat16);
+  const auto ref = torch::layer_norm(x, {1536}, w.to(torch::kFloat), b.to(torch::kFloat), 1e-6).to(torch::kBFloat16);
+  const auto got = fused::layernorm_affine(x, w, b, 1e-6, torch::kBFloat16);
+  ASSERT_EQ(got.sizes(), ref.sizes());
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(rel_l2(got, ref), 5e-3);
+  const auto no_bias = fused::layernorm_affine(x, w, {}, 1e-6, torch::kBFloat16);
+  EXPECT_LT(rel_l2(no_bias, torch::layer_norm(x, {1536}, w.to(torch::kFloat), {}, 1e-6)), 5e-3);
+}
+
+// The residual GEMM (x += gate · (h · wᵀ + b), x being the GEMM's C and D) at Wan2.1-1.3B's FFN
+// down shape (8960 -> 1536), two samples with different gates, and the o projection's shape without
+// a gate. Reference: the same arithmetic in fp32 from the bf16 operands. Its error must be of the
+// unfused path's size (a bf16 GEMM output, then the fused gated add): both round once to 16 bits.
+TEST(FusedOps, LinearResidualAddMatchesGemmThenGatedAdd) {
+  SKIP_WITHOUT_FUSED();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(12);
+  for (const auto& [in, gated] : {std::pair<int64_t, bool>{8960, true}, {1536, false}}) {
+    const auto x0 = torch::randn({2, 1000, 1536}, torch::kCUDA);
+    const auto h = torch::randn({2, 1000, in}, torch::kCUDA).to(torch::kBFloat16);
+    const auto w = (torch::randn({1536, in}, torch::kCUDA) / std::sqrt(double(in))).to(torch::kBFloat16);
+    const auto b = (torch::randn({1536}, torch::kCUDA) * 0.1).to(torch::kBFloat16);
+    const auto gate = gated ? torch::randn({2, 1, 1536}, torch::kCUDA) : torch::Tensor();
+    auto y32 = torch::matmul(h.to(torch::kFloat), w.to(torch::kFloat).t()) + b.to(torch::kFloat);
+    if (gated) y32 = y32 * gate;
+    const auto ref = x0 + y32;
+    auto fused_x = x0.clone();
+    ASSERT_TRUE(fused::linear_residual_add_(fused_x, h, w, b, gate)) << "in " << in;
+    auto plain_x = x0.clone();
+    fused::gated_residual_add_(plain_x, torch::linear(h, w, b), gate);
+    const double fused_err = rel_l2(fused_x - x0, y32), plain_err = rel_l2(plain_x - x0, y32);
+    EXPECT_LT(fused_err, 5e-3) << "in " << in;
+    EXPECT_LT(fused_err, 2 * plain_err + 1e-4) << "in " << in << ": unfused " << plain_err;
+    EXPECT_LE(rel_l2(fused_x, ref), 2 * rel_l2(plain_x, ref) + 1e-5) << "in " << in;
+  }
+  // A wrong shape is an error naming the operands, not a GEMM over the wrong memory.
+  auto x = torch::zeros({1, 4, 64}, torch::kCUDA);
+  EXPECT_THROW(fused::linear_residual_add_(x, torch::zeros({1, 4, 32}, torch::kCUDA).to(torch::kBFloat16),
+                                           torch::zeros({32, 32}, torch::kCUDA).to(torch::kBFloat16), {}, {}),
+               longshot::ShapeError);
+}
+
+// On the GPU's fused path each branch's output projection adds into the residual stream from its
+// GEMM: the op marks name the fused ops and no separate "residual" pass remains.
+TEST(FusedOps, ModelWritesTheResidualFromItsGemms) {
+  SKIP_WITHOUT_FUSED();
+  torch::NoGradGuard no_grad;
+  if (!fused::residual_epilogue_applies(torch::zeros({1}, torch::kCUDA))) GTEST_SKIP() << "LONGSHOT_RESIDUAL_EPILOGUE=0";
+  auto m = tiny_gpu_model();
+  struct Names : longshot::model::OpMarker {
+    std::vector<std::string> ops;
+    void block(int) override {}
+    void mark(const char* op) override { ops.emplace_back(op); }
+  } names;
+  m->op_marker = &names;
+  const auto x = torch::randn({1, 3, 4, 8, 8}, torch::kCUDA), t = torch::full({1}, 600.0, torch::kCUDA);
+  m->forward(x, t, torch::randn({1, 5, 32}, torch::kCUDA));
+  m->op_marker = nullptr;
+  auto count = [&](const std::string& op) { return std::count(names.ops.begin(), names.ops.end(), op); };
+  const auto layers = int64_t(longshot::model::find_config("tiny").num_layers);
+  EXPECT_EQ(count("o projection + residual"), layers);
+  EXPECT_EQ(count("cross o projection + residual"), layers);
+  EXPECT_EQ(count("ffn down + residual"), layers);
+  EXPECT_EQ(count("residual"), 0);
 }
 
 // The whole model: fused (no autograd) vs the LibTorch chains (autograd on disables fusion).

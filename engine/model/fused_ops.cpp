@@ -162,6 +162,9 @@ bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const tor
     throw ShapeError("linear_residual_add_: x " + std::string(c10::str(x.sizes())) + ", h " + std::string(c10::str(h.sizes())) +
                      " and w " + std::string(c10::str(w.sizes())) + " do not make x += gate · (h · wᵀ + bias)");
 #ifdef LONGSHOT_FUSED_KERNELS
+  if (!x.is_cuda() || h.device() != x.device() || w.device() != x.device())
+    throw ShapeError("linear_residual_add_: x, h and w must be on one CUDA device (x " + x.device().str() + ", h " +
+                     h.device().str() + ", w " + w.device().str() + ")");
   const ::longshot::cuda::DeviceStream stream(x.device());
   const int64_t B = x.size(0), N = x.size(1), n = x.size(2), k = h.size(2);
   const auto g = per_batch(gate, x);

@@ -43,7 +43,8 @@ void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y, const torch::
 // output row of w scaled by its gate value, rounded once to w's dtype (the unfused path rounds the
 // GEMM's output to 16 bits once instead: the same size of error), and into an fp32 bias. h
 // [B, N, in] 16-bit, w [out, in] in h's dtype, bias [out] or undefined, gate [B, 1, out] / [B, out]
-// fp32 or undefined for 1 (then one GEMM over all B · N rows). Returns false with x untouched where
+// fp32 or undefined for 1 (then one GEMM over all B · N rows); x, h and w on one CUDA device
+// (ShapeError otherwise, as for shapes that do not fit). Returns false with x untouched where
 // the GEMM cannot run (cuBLASLt not in the process, no algorithm for the shape; logged once): the
 // caller then takes the unfused path.
 bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& bias,

@@ -77,8 +77,6 @@ std::string status_text(const char* call, cublasStatus_t s) {
 
 }  // namespace
 
-std::string gemm_residual_unavailable() { return lt().missing; }
-
 std::string gemm_residual(const void* a, const void* w, const float* bias, float* x, bool fp16, int64_t rows, int n,
                           int k, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   const Lt& f = lt();

@@ -19,7 +19,4 @@ namespace longshot::model::cuda {
 std::string gemm_residual(const void* a, const void* w, const float* bias, float* x, bool fp16, int64_t rows, int n,
                           int k, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
-// Empty when cuBLASLt's entry points are in the process, else why not.
-std::string gemm_residual_unavailable();
-
 }  // namespace longshot::model::cuda

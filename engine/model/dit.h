@@ -233,9 +233,10 @@ class WanDiTImpl : public torch::nn::Module {
     torch::Tensor& x;
     torch::Tensor gate;
   };
-  // x += gate · lin(h) in one GEMM where that applies (native precision, the GPU's fused path,
-  // fused::residual_epilogue_applies): true when done.
-  bool into_residual(FusedLinear& lin, const torch::Tensor& h, Residual* into);
+  // x += gate · lin(h) in one GEMM where that applies (the GPU's fused path,
+  // fused::residual_epilogue_applies; native or FP8, FusedLinear::residual_add_): true when done.
+  // gelu_input: lin reads GELU(h) (FP8's FFN down projection, GELU in its quantisation).
+  bool into_residual(FusedLinear& lin, const torch::Tensor& h, Residual* into, bool gelu_input = false);
   torch::Tensor ffn(int64_t layer, const torch::Tensor& h, Residual* into = nullptr);
   void mark(const char* op) {
     if (op_marker) op_marker->mark(op);

@@ -41,9 +41,9 @@ WanDiTImpl::BlockLinears& WanDiTImpl::linears(int64_t layer) {
   return linears_[size_t(layer)];
 }
 
-bool WanDiTImpl::into_residual(FusedLinear& lin, const torch::Tensor& h, Residual* into) {
-  return into != nullptr && precision_ == LinearPrecision::Native && fused::residual_epilogue_applies(into->x) &&
-         lin.residual_add_(into->x, h, into->gate);
+bool WanDiTImpl::into_residual(FusedLinear& lin, const torch::Tensor& h, Residual* into, bool gelu_input) {
+  return into != nullptr && fused::residual_epilogue_applies(into->x) &&
+         lin.residual_add_(into->x, h, into->gate, precision_, gelu_input);
 }
 
 torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h, Residual* into) {
@@ -51,6 +51,10 @@ torch::Tensor WanDiTImpl::ffn(int64_t layer, const torch::Tensor& h, Residual* i
   if (precision_ == LinearPrecision::Fp8) {  // GELU fused into the down projection's quantisation
     const auto up = lin.ffn_up.forward(h, precision_)[0];
     mark("ffn up");
+    if (into_residual(lin.ffn_down, up, into, /*gelu_input=*/true)) {
+      mark("ffn down + residual");
+      return {};
+    }
     auto y = lin.ffn_down.forward(up, precision_, /*gelu_input=*/true)[0];
     mark("ffn down");
     return y;

@@ -14,7 +14,7 @@
 #include "engine/common/cuda/cuda_check.h"
 #include "engine/common/cuda/device_stream.h"
 #include "engine/model/cuda/fused_ops.h"
-#include "engine/model/cuda/gemm_residual.h"
+#include "engine/model/cuda/lt_gemm.h"
 #define LONGSHOT_FUSED_KERNELS 1
 #endif
 

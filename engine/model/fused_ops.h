@@ -38,7 +38,7 @@ torch::Tensor layernorm_affine(const torch::Tensor& x, const torch::Tensor& weig
 // or undefined for 1).
 void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& gate);
 // x [B, N, out] fp32 contiguous, in place: x += gate · (h · wᵀ + bias), as ONE cuBLASLt GEMM per
-// batch sample whose C and D are x (engine/model/cuda/gemm_residual.h), instead of a GEMM writing a
+// batch sample whose C and D are x (engine/model/cuda/lt_gemm.h), instead of a GEMM writing a
 // 16-bit y and gated_residual_add_ reading it back. The gate is folded into the weights: each
 // output row of w scaled by its gate value, rounded once to w's dtype (the unfused path rounds the
 // GEMM's output to 16 bits once instead: the same size of error), and into an fp32 bias. h

@@ -2,7 +2,12 @@
 #include "engine/model/projections.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
+
+#include <spdlog/spdlog.h>
 
 #include <torch/version.h>
 
@@ -12,8 +17,10 @@
 #if defined(LONGSHOT_HAS_CUDA) && LONGSHOT_TORCH_CUDA
 #include <cuda_runtime_api.h>
 
+#include "engine/common/cuda/cuda_check.h"
 #include "engine/common/cuda/device_stream.h"
 #include "engine/model/cuda/fp8_quant.h"
+#include "engine/model/cuda/lt_gemm.h"
 #define LONGSHOT_CUDA_BUILD 1
 // Row-wise scaled at::_scaled_mm (scale_a [M, 1], scale_b [1, N], bf16 out) as LibTorch 2.5 and
 // later have it; 2.1–2.4 had other signatures (optional scales, a tuple result, tensor-wise only).
@@ -91,35 +98,85 @@ void update_fp8_weight(Fp8Weight& w, const torch::Tensor& weight, const std::vec
 #endif
 }
 
-// y = (gelu ? GELU(x) : x) · Wᵀ + bias through e4m3; see fp8_linear in the header.
-torch::Tensor fp8_gemm(const torch::Tensor& x_in, const Fp8Weight& w, const torch::Tensor& bias, bool gelu) {
-  require_fp8(x_in.device());
 #ifdef LONGSHOT_FP8
+// The FP8 GEMMs through cuBLASLt's own per-row/per-channel scaling (lt_gemm.h), which also writes
+// into the fp32 residual; LONGSHOT_FP8_LT=0 sends them through at::_scaled_mm (bf16 out, and a
+// separate residual pass) for A/B runs.
+bool fp8_lt_on() {
+  static const bool on = [] {
+    const char* v = std::getenv("LONGSHOT_FP8_LT");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+void warn_fp8_lt_once(const std::string& why) {
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true))
+    spdlog::warn("FP8 GEMMs run through at::_scaled_mm, not cuBLASLt's row/channel scaling ({})", why);
+}
+
+constexpr int64_t kLtWorkspace = int64_t(32) << 20;  // cuBLASLt's recommended workspace on Hopper
+
+// x quantised per row to e4m3: [M, K] bits and [M] fp32 scales (GELU(tanh) first when `gelu`).
+struct Fp8Rows {
+  torch::Tensor x8, scale;
+  int64_t M = 0, K = 0;
+};
+
+Fp8Rows quantize_rows(const torch::Tensor& x_in, int64_t weight_k, int64_t weight_n, bool gelu) {
   // fp32 activations (the unfused path's norms) are rounded to bf16 first, as the native GEMM
   // casts them to the weights' dtype; fp16 has no row-wise scaled GEMM output here.
   if (x_in.scalar_type() == torch::kHalf)
     throw ShapeError("fp8 linear: activations must be bf16 or fp32 (row-wise scaled GEMMs write bf16), got fp16");
   const auto x = x_in.scalar_type() == torch::kBFloat16 ? x_in : x_in.to(torch::kBFloat16);
-  const int64_t K = x.size(-1), N = w.w8.size(0);
-  if (K != w.w8.size(1) || K % 16 != 0 || N % 16 != 0)
-    throw ShapeError("fp8 linear: x " + std::string(c10::str(x.sizes())) + " against weight " +
-                     std::string(c10::str(w.w8.sizes())) + " (in and out must match and be multiples of 16)");
+  const int64_t K = x.size(-1);
+  if (K != weight_k || K % 16 != 0 || weight_n % 16 != 0)
+    throw ShapeError("fp8 linear: x " + std::string(c10::str(x.sizes())) + " against a weight of [" +
+                     std::to_string(weight_n) + ", " + std::to_string(weight_k) +
+                     "] (in and out must match and be multiples of 16)");
   auto x2 = x.reshape({-1, K});
   if (x2.stride(1) != 1 || x2.stride(0) % 8 != 0 || reinterpret_cast<uintptr_t>(x2.data_ptr()) % 16 != 0)
     x2 = x2.contiguous();
-  const int64_t M = x2.size(0);
-  auto x8 = torch::empty({M, K}, x.options().dtype(torch::kFloat8_e4m3fn));
-  auto sx = torch::empty({M, 1}, x.options().dtype(torch::kFloat));
-  {
-    const ::longshot::cuda::DeviceStream stream(x.device());
-    cuda::quantize_rows_e4m3(x2.data_ptr(), false, M, static_cast<int>(K), x2.stride(0), gelu,
-                             static_cast<uint8_t*>(x8.data_ptr()), sx.data_ptr<float>(), stream.get());
-  }
+  Fp8Rows r;
+  r.M = x2.size(0), r.K = K;
+  r.x8 = torch::empty({r.M, K}, x.options().dtype(torch::kFloat8_e4m3fn));
+  r.scale = torch::empty({r.M, 1}, x.options().dtype(torch::kFloat));
+  const ::longshot::cuda::DeviceStream stream(x.device());
+  cuda::quantize_rows_e4m3(x2.data_ptr(), false, r.M, static_cast<int>(K), x2.stride(0), gelu,
+                           static_cast<uint8_t*>(r.x8.data_ptr()), r.scale.data_ptr<float>(), stream.get());
+  return r;
+}
+#endif
+
+// y = (gelu ? GELU(x) : x) · Wᵀ + bias through e4m3; see fp8_linear in the header.
+torch::Tensor fp8_gemm(const torch::Tensor& x_in, const Fp8Weight& w, const torch::Tensor& bias, bool gelu) {
+  require_fp8(x_in.device());
+#ifdef LONGSHOT_FP8
+  const int64_t N = w.w8.size(0);
+  const auto q = quantize_rows(x_in, w.w8.size(1), N, gelu);
   std::optional<torch::Tensor> b;
-  if (bias.defined()) b = bias.to(torch::kBFloat16);
+  if (bias.defined()) b = bias.to(x_in.device(), torch::kBFloat16).contiguous();
+  torch::Tensor y;
+  if (fp8_lt_on()) {
+    y = torch::empty({q.M, N}, x_in.options().dtype(torch::kBFloat16));
+    const auto workspace = torch::empty({kLtWorkspace}, x_in.options().dtype(torch::kUInt8));
+    cuda::Fp8Operands op;
+    op.a8 = q.x8.data_ptr(), op.a_scale = q.scale.data_ptr<float>();
+    op.w8 = w.w8.data_ptr(), op.w_scale = w.scale.data_ptr<float>();
+    op.bias = b ? b->data_ptr() : nullptr;
+    op.out = y.data_ptr();
+    const ::longshot::cuda::DeviceStream stream(x_in.device());
+    const auto why = cuda::gemm_fp8(op, q.M, static_cast<int>(N), static_cast<int>(q.K), workspace.data_ptr(),
+                                    size_t(kLtWorkspace), stream.get());
+    if (!why.empty()) {
+      warn_fp8_lt_once(why);
+      y = torch::Tensor();
+    }
+  }
   // w8ᵀ is the column-major [in, out] operand _scaled_mm wants; exact fp32 accumulation.
-  auto y = at::_scaled_mm(x8, w.w8.t(), sx, w.scale, b, std::nullopt, torch::kBFloat16, false);
-  auto sizes = x.sizes().vec();
+  if (!y.defined()) y = at::_scaled_mm(q.x8, w.w8.t(), q.scale, w.scale, b, std::nullopt, torch::kBFloat16, false);
+  auto sizes = x_in.sizes().vec();
   sizes.back() = N;
   return y.view(sizes);
 #else
@@ -135,6 +192,68 @@ torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& weight, co
   require_fp8(x.device());
   update_fp8_weight(w, weight, weights_key({weight}));
   return fp8_gemm(x, w, bias, gelu);
+}
+
+bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias,
+                       Fp8Weight& w, const torch::Tensor& gate, bool gelu) {
+  require_fp8(x.device());
+  if (x.dim() != 3 || x.scalar_type() != torch::kFloat || !x.is_contiguous() || h.dim() != 3 ||
+      h.size(0) != x.size(0) || h.size(1) != x.size(1) || weight.dim() != 2 || weight.size(0) != x.size(2) ||
+      (bias.defined() && bias.numel() != weight.size(0)) || h.device() != x.device() || weight.device() != x.device())
+    throw ShapeError("fp8_residual_add_: x " + std::string(c10::str(x.sizes())) + " (contiguous fp32), h " +
+                     std::string(c10::str(h.sizes())) + " and weight " + std::string(c10::str(weight.sizes())) +
+                     " on one device do not make x += gate · (h · Wᵀ + bias)");
+#ifdef LONGSHOT_FP8
+  static std::atomic<bool> unavailable{false};
+  if (!fp8_lt_on() || unavailable.load()) return false;
+  update_fp8_weight(w, weight, weights_key({weight}));
+  const int64_t B = x.size(0), N = x.size(1), n = x.size(2);
+  const auto q = quantize_rows(h, w.w8.size(1), n, gelu);
+  torch::Tensor g;
+  if (gate.defined()) {
+    g = gate.to(x.device(), torch::kFloat).reshape({gate.size(0), -1});
+    if (g.size(0) != B || g.size(1) != n)
+      throw ShapeError("fp8_residual_add_: gate " + std::string(c10::str(gate.sizes())) + " does not fit x " +
+                       std::string(c10::str(x.sizes())));
+  }
+  const auto b32 = bias.defined() ? bias.to(x.device(), torch::kFloat).contiguous() : torch::Tensor();
+  const auto workspace = torch::empty({kLtWorkspace}, x.options().dtype(torch::kUInt8));
+  const ::longshot::cuda::DeviceStream stream(x.device());
+  // The gate multiplies each output channel: it joins the weight's per-channel scales (exact in
+  // fp32, no re-rounding of the e4m3 weights) and, in fp32, the bias. One GEMM per sample where
+  // the samples' gates differ.
+  const int64_t groups = g.defined() ? B : 1, rows = g.defined() ? N : B * N;
+  for (int64_t i = 0; i < groups; ++i) {
+    const auto ws = g.defined() ? (w.scale.view(-1) * g[i]).contiguous() : w.scale;
+    torch::Tensor bi = b32, bi16;
+    if (b32.defined()) {
+      if (g.defined()) bi = b32 * g[i];
+      bi16 = bi.to(torch::kBFloat16);
+    }
+    cuda::Fp8Operands op;
+    op.a8 = static_cast<const uint8_t*>(q.x8.data_ptr()) + i * rows * q.K;
+    op.a_scale = q.scale.data_ptr<float>() + i * rows;
+    op.w8 = w.w8.data_ptr(), op.w_scale = ws.data_ptr<float>();
+    op.bias = bi.defined() ? bi.data_ptr() : nullptr;
+    op.bias_bf16 = bi16.defined() ? bi16.data_ptr() : nullptr;
+    op.out = x.data_ptr<float>() + i * rows * n;
+    op.residual = true;
+    const auto why = cuda::gemm_fp8(op, rows, static_cast<int>(n), static_cast<int>(q.K), workspace.data_ptr(),
+                                    size_t(kLtWorkspace), stream.get());
+    if (why.empty()) continue;
+    // Every sample's GEMM has the same shape: only the first can fail, with x still untouched.
+    if (i > 0) throw CudaError("fp8_residual_add_: " + why);
+    unavailable = true;
+    spdlog::warn("FP8 projections do not write into the residual stream from their GEMM ({}); they write bf16 "
+                 "outputs that a second pass adds",
+                 why);
+    return false;
+  }
+  return true;
+#else
+  (void)h, (void)bias, (void)w, (void)gate, (void)gelu;
+  return false;
+#endif
 }
 
 // ---- [FusedLinear] ------------------------------------------------------------------------------
@@ -256,9 +375,12 @@ torch::Tensor FusedLinear::forward_gelu(const torch::Tensor& x, bool fused_epilo
   return torch::gelu(forward(x)[0], "tanh");
 }
 
-bool FusedLinear::residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& gate) {
+bool FusedLinear::residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& gate,
+                                LinearPrecision precision, bool gelu_input) {
   if (parts_.size() != 1 || torch::GradMode::is_enabled()) return false;
   const auto& w = parts_[0]->weight;
+  if (precision == LinearPrecision::Fp8) return fp8_residual_add_(x, h, w, parts_[0]->bias, fp8_, gate, gelu_input);
+  if (gelu_input) return false;
   if (h.scalar_type() != w.scalar_type() || !h.is_cuda()) return false;
   return fused::linear_residual_add_(x, h, w, parts_[0]->bias, gate);
 }

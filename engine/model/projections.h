@@ -46,6 +46,17 @@ std::vector<int64_t> weights_key(const std::vector<torch::Tensor>& weights);
 torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, Fp8Weight& w,
                          bool gelu = false);
 
+// x [B, N, out] fp32 contiguous, in place: x += gate · ((gelu ? GELU(h) : h) · Wᵀ + bias) through
+// e4m3, as ONE cuBLASLt GEMM per batch sample (one in all when gate is undefined) whose C and D
+// are x: h quantised per row, the gate folded into the weight's per-channel scales (fp32, the e4m3
+// weights untouched) and into the fp32 bias. gate [B, 1, out] / [B, out] or undefined for 1.
+// True when done; false with x untouched where cuBLASLt cannot run it (LONGSHOT_FP8_LT=0, no
+// outer-vector FP8 scaling in the process's cuBLASLt: logged once), and the caller adds
+// fp8_linear's output itself. ShapeError for shapes or devices that do not fit; throws with
+// fp8_unsupported_reason() where FP8 cannot run.
+bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias,
+                       Fp8Weight& w, const torch::Tensor& gate, bool gelu = false);
+
 // ---- [FusedLinear] ------------------------------------------------------------------------------
 
 // Linear layers that read the same input, computed as one GEMM. Their weights (and biases) become
@@ -69,11 +80,14 @@ class FusedLinear {
   // GEMM's cuBLASLt epilogue (at::_addmm_activation), so the [N, ffn_dim] activation is written
   // once instead of written, read and written again; otherwise forward() then torch::gelu.
   torch::Tensor forward_gelu(const torch::Tensor& x, bool fused_epilogue);
-  // x [B, N, out] fp32 += gate · (h · Wᵀ + b) for a single-part layer at native precision, as one
-  // GEMM into x (fused_ops.h: linear_residual_add_; gate undefined for 1). True when done; false,
-  // with x untouched, where it does not apply (several parts, autograd on, h not in the weights'
-  // dtype, no cuBLASLt): the caller then runs forward() and adds.
-  bool residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& gate);
+  // x [B, N, out] fp32 += gate · (h · Wᵀ + b) for a single-part layer, as one GEMM into x (gate
+  // undefined for 1): native precision through fused_ops.h's linear_residual_add_, FP8 through
+  // fp8_residual_add_ (where gelu_input takes GELU(tanh) of h in its quantisation). True when
+  // done; false, with x untouched, where it does not apply (several parts, autograd on, h not in
+  // the weights' dtype, gelu_input at native precision, no cuBLASLt or no FP8 scaling in it): the
+  // caller then runs forward() and adds.
+  bool residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& gate,
+                     LinearPrecision precision = LinearPrecision::Native, bool gelu_input = false);
   // Ties the parts' weights into one buffer if they are not; true when it (re)built it.
   bool tie();
   bool tied() const;

@@ -32,7 +32,7 @@ cmake --build build/cuda --target $targets -j16 >"$res/build.log" 2>&1 \
 stamp "built $targets"
 
 if [ "${TESTS:-1}" != 0 ] && [ -x build/cuda/tests/test_gpu ]; then
-  timeout "$(cap 90)" ./build/cuda/tests/test_gpu --gtest_filter='Fp8Linear.*:FusedProjections.*:FusedOps.*' 2>&1 \
+  timeout "$(cap 90)" ./build/cuda/tests/test_gpu --gtest_filter='Fp8Linear.*:Fp8Lt.*:FusedProjections.*:FusedOps.*' 2>&1 \
     | tee "$out/test_gpu_block.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |rel-L2|Failure|tests ran"
   stamp "test_gpu (block linears)"
 fi

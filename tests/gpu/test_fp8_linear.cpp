@@ -7,15 +7,19 @@
 // accumulation over K = 1536 average most of it out: one linear ≤ 5e-2 rel-L2 against bf16, a
 // two-block forward ≤ 0.15 (a wrong scale or layout gives ~1).
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #ifdef LONGSHOT_HAS_CUDA
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "engine/common/error.h"
 #include "engine/model/dit.h"
+#include "engine/model/cuda/lt_gemm.h"
 #include "engine/model/fused_ops.h"
 #include "engine/model/projections.h"
 #include "tests/gpu/skip_without_gpu.h"
@@ -88,7 +92,22 @@ TEST(Fp8Linear, WanBlockForwardNearBf16) {
   const auto text = torch::randn({1, 64, 4096}, gen, torch::kFloat).to(torch::kCUDA, torch::kBFloat16);
   const auto bf16 = m->forward(x, t, text).to(torch::kFloat);
   m->set_linear_precision(LinearPrecision::Fp8);
+  struct Names : OpMarker {
+    std::vector<std::string> ops;
+    void block(int) override {}
+    void mark(const char* op) override { ops.emplace_back(op); }
+  } names;
+  m->op_marker = &names;
   const auto fp8 = m->forward(x, t, text).to(torch::kFloat);
+  m->op_marker = nullptr;
+  if (fused::residual_epilogue_applies(x)) {
+    // FP8's three output projections write into the residual stream from their cuBLASLt GEMM.
+    auto count = [&](const std::string& op) { return std::count(names.ops.begin(), names.ops.end(), op); };
+    EXPECT_EQ(count("o projection + residual"), 2);
+    EXPECT_EQ(count("cross o projection + residual"), 2);
+    EXPECT_EQ(count("ffn down + residual"), 2);
+    EXPECT_EQ(count("residual"), 0);
+  }
   m->set_linear_precision(LinearPrecision::Native);
   EXPECT_LE(rel_l2(m->forward(x, t, text).to(torch::kFloat), bf16), 1e-6);  // back to native: the same forward
   // bf16's own distance from fp32, for scale.
@@ -99,6 +118,78 @@ TEST(Fp8Linear, WanBlockForwardNearBf16) {
               e8, e8_32, e16);
   EXPECT_LT(e8, 0.15);
   EXPECT_TRUE(std::isfinite(e8));
+}
+
+// cuBLASLt's FP8 GEMM with per-row and per-channel scales (lt_gemm.h) against the dequantised
+// operands multiplied in fp32: the same sum up to accumulation order, plus the bf16 output's
+// rounding (2^-9 relative) — into bf16, and into an fp32 residual (beta = 1), where only the order
+// differs. A wrong scale (per tensor, or rows and channels swapped) or layout gives ~1.
+TEST(Fp8Lt, GemmMatchesDequantisedOperands) {
+  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_FP8();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)  // e4m3 tensors
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(21);
+  const int64_t rows = 1000, n = 1536, k = 1536;
+  const auto f32 = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat);
+  const auto a8 = torch::randn({rows, k}, f32).to(torch::kFloat8_e4m3fn);
+  const auto w8 = torch::randn({n, k}, f32).to(torch::kFloat8_e4m3fn);
+  const auto sa = torch::rand({rows}, f32) + 0.5, sw = (torch::rand({n}, f32) + 0.5) * 0.01;
+  const auto bias32 = torch::randn({n}, f32), bias16 = bias32.to(torch::kBFloat16);
+  const auto prod = torch::mm(a8.to(torch::kFloat) * sa.unsqueeze(1), (w8.to(torch::kFloat) * sw.unsqueeze(1)).t());
+  const auto workspace = torch::empty({int64_t(32) << 20}, f32.dtype(torch::kUInt8));
+  longshot::model::cuda::Fp8Operands op;
+  op.a8 = a8.data_ptr(), op.a_scale = sa.data_ptr<float>(), op.w8 = w8.data_ptr(), op.w_scale = sw.data_ptr<float>();
+
+  auto y = torch::empty({rows, n}, f32.dtype(torch::kBFloat16));
+  op.bias = bias16.data_ptr(), op.out = y.data_ptr();
+  auto why = longshot::model::cuda::gemm_fp8(op, rows, int(n), int(k), workspace.data_ptr(), size_t(32) << 20, nullptr);
+  ASSERT_TRUE(why.empty()) << why;
+  const double e_bf16 = rel_l2(y, prod + bias16.to(torch::kFloat));
+  EXPECT_LT(e_bf16, 5e-3);
+
+  const auto x0 = torch::randn({rows, n}, f32);
+  auto x = x0.clone();
+  op.bias = bias32.data_ptr(), op.bias_bf16 = bias16.data_ptr(), op.out = x.data_ptr(), op.residual = true;
+  why = longshot::model::cuda::gemm_fp8(op, rows, int(n), int(k), workspace.data_ptr(), size_t(32) << 20, nullptr);
+  ASSERT_TRUE(why.empty()) << why;
+  const double e_res = rel_l2(x - x0, prod + bias32);
+  std::printf("cuBLASLt FP8 %ldx%ldx%ld vs dequantised fp32: bf16 out rel-L2 %.2e, fp32 residual %.2e\n", long(rows),
+              long(n), long(k), e_bf16, e_res);
+  EXPECT_LT(e_res, 1e-3);
+#endif
+}
+
+// fp8_residual_add_ (per-sample gates folded into the channel scales, GELU in the quantiser)
+// against fp8_linear's bf16 output added by hand: equal up to that output's bf16 rounding.
+TEST(Fp8Lt, ResidualAddMatchesLinearThenGatedAdd) {
+  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_FP8();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(22);
+  torch::nn::Linear lin(1536, 1536);
+  lin->to(torch::kCUDA, torch::kBFloat16);
+  const auto f32 = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat);
+  const auto h = torch::randn({2, 700, 1536}, f32).to(torch::kBFloat16);
+  const auto gate = torch::randn({2, 1, 1536}, f32) * 0.3;
+  const auto x0 = torch::randn({2, 700, 1536}, f32);
+  for (const bool gelu : {false, true}) {
+    for (const bool gated : {true, false}) {
+      Fp8Weight w;
+      const auto g = gated ? gate : torch::Tensor();
+      const auto y = fp8_linear(h, lin->weight, lin->bias, w, gelu).to(torch::kFloat);
+      const auto want = gated ? y * gate : y;
+      auto x = x0.clone();
+      ASSERT_TRUE(fp8_residual_add_(x, h, lin->weight, lin->bias, w, g, gelu))
+          << "cuBLASLt's FP8 residual GEMM did not run (see the log)";
+      const double e = rel_l2(x - x0, want);
+      std::printf("fp8_residual_add_ gelu=%d gated=%d: rel-L2 of the update %.2e\n", int(gelu), int(gated), e);
+      EXPECT_LT(e, 1e-2);
+    }
+  }
+  auto bad = torch::zeros({2, 700, 1024}, f32);
+  Fp8Weight w;
+  EXPECT_THROW(fp8_residual_add_(bad, h, lin->weight, lin->bias, w, gate), ShapeError);
 }
 
 TEST(FusedProjections, RmsnormRopeReadsTheStridedQkvSlices) {

@@ -166,12 +166,16 @@ torch::Tensor fp8_gemm(const torch::Tensor& x_in, const Fp8Weight& w, const torc
     op.w8 = w.w8.data_ptr(), op.w_scale = w.scale.data_ptr<float>();
     op.bias = b ? b->data_ptr() : nullptr;
     op.out = y.data_ptr();
+    bool bias_left = false;
+    op.bias_left_out = &bias_left;
     const ::longshot::cuda::DeviceStream stream(x_in.device());
     const auto why = cuda::gemm_fp8(op, q.M, static_cast<int>(N), static_cast<int>(q.K), workspace.data_ptr(),
                                     size_t(kLtWorkspace), stream.get());
     if (!why.empty()) {
       warn_fp8_lt_once(why);
       y = torch::Tensor();
+    } else if (bias_left) {
+      y.add_(*b);
     }
   }
   // w8ᵀ is the column-major [in, out] operand _scaled_mm wants; exact fp32 accumulation.
@@ -238,8 +242,11 @@ bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Te
     op.bias_bf16 = bi16.defined() ? bi16.data_ptr() : nullptr;
     op.out = x.data_ptr<float>() + i * rows * n;
     op.residual = true;
+    bool bias_left = false;
+    op.bias_left_out = &bias_left;
     const auto why = cuda::gemm_fp8(op, rows, static_cast<int>(n), static_cast<int>(q.K), workspace.data_ptr(),
                                     size_t(kLtWorkspace), stream.get());
+    if (why.empty() && bias_left) x.view({groups, rows, n})[i].add_(bi);
     if (why.empty()) continue;
     // Every sample's GEMM has the same shape: only the first can fail, with x still untouched.
     if (i > 0) throw CudaError("fp8_residual_add_: " + why);

@@ -142,17 +142,24 @@ TEST(Fp8Lt, GemmMatchesDequantisedOperands) {
   op.a8 = a8.data_ptr(), op.a_scale = sa.data_ptr<float>(), op.w8 = w8.data_ptr(), op.w_scale = sw.data_ptr<float>();
 
   auto y = torch::empty({rows, n}, f32.dtype(torch::kBFloat16));
-  op.bias = bias16.data_ptr(), op.out = y.data_ptr();
+  bool bias_left = false;  // the contract: no bias epilogue beside these scales, the caller adds it
+  op.bias = bias16.data_ptr(), op.out = y.data_ptr(), op.bias_left_out = &bias_left;
   auto why = longshot::model::cuda::gemm_fp8(op, rows, int(n), int(k), workspace.data_ptr(), size_t(32) << 20, nullptr);
   ASSERT_TRUE(why.empty()) << why;
+  if (bias_left) y.add_(bias16);
   const double e_bf16 = rel_l2(y, prod + bias16.to(torch::kFloat));
   EXPECT_LT(e_bf16, 5e-3);
 
   const auto x0 = torch::randn({rows, n}, f32);
   auto x = x0.clone();
+  const bool bias_left_bf16 = bias_left;
+  bias_left = false;
   op.bias = bias32.data_ptr(), op.bias_bf16 = bias16.data_ptr(), op.out = x.data_ptr(), op.residual = true;
   why = longshot::model::cuda::gemm_fp8(op, rows, int(n), int(k), workspace.data_ptr(), size_t(32) << 20, nullptr);
   ASSERT_TRUE(why.empty()) << why;
+  if (bias_left) x.add_(bias32);
+  std::printf("cuBLASLt FP8: bias in the epilogue: bf16 out %s, fp32 residual %s\n", bias_left_bf16 ? "no" : "yes",
+              bias_left ? "no" : "yes");
   const double e_res = rel_l2(x - x0, prod + bias32);
   std::printf("cuBLASLt FP8 %ldx%ldx%ld vs dequantised fp32: bf16 out rel-L2 %.2e, fp32 residual %.2e\n", long(rows),
               long(n), long(k), e_bf16, e_res);

@@ -109,9 +109,23 @@ std::string shape_text(const Spec& s) {
   return std::to_string(s.rows) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k);
 }
 
+// The pointers a matmul reads besides its operands; set on the descriptor before each call, and
+// before the heuristic (which may reject a vector scale mode whose pointers are unset).
+struct Pointers {
+  const void* a_scale = nullptr;  // cuBLASLt's A: the weight
+  const void* b_scale = nullptr;  // cuBLASLt's B: the activations
+  const void* bias = nullptr;
+};
+
+void set_pointers(const Lt& f, cublasLtMatmulDesc_t desc, const Pointers& ptr) {
+  if (ptr.a_scale != nullptr) f.desc_set(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ptr.a_scale, sizeof(ptr.a_scale));
+  if (ptr.b_scale != nullptr) f.desc_set(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &ptr.b_scale, sizeof(ptr.b_scale));
+  if (ptr.bias != nullptr) f.desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr.bias, sizeof(ptr.bias));
+}
+
 // Builds the plan for `s` (a failure string in it when cuBLASLt has none); frees what it made
 // when it fails.
-Plan make_plan(const Lt& f, cublasLtHandle_t handle, const Spec& s, size_t workspace_bytes) {
+Plan make_plan(const Lt& f, cublasLtHandle_t handle, const Spec& s, size_t workspace_bytes, const Pointers& ptr) {
   Plan p;
   cublasLtMatmulPreference_t pref = nullptr;
   auto fail = [&](std::string why) {
@@ -143,6 +157,7 @@ Plan make_plan(const Lt& f, cublasLtHandle_t handle, const Spec& s, size_t works
     return fail("this cuBLASLt has no outer-vector FP8 scaling (built against cuBLAS headers older than 12.9)");
 #endif
   }
+  set_pointers(f, p.desc, ptr);
   if ((st = f.layout_create(&p.a, s.ab, s.k, s.n, s.k)) != CUBLAS_STATUS_SUCCESS ||
       (st = f.layout_create(&p.b, s.ab, s.k, s.rows, s.k)) != CUBLAS_STATUS_SUCCESS ||
       (st = f.layout_create(&p.c, s.cd, s.n, s.rows, s.n)) != CUBLAS_STATUS_SUCCESS)
@@ -172,7 +187,8 @@ std::mutex& lt_mutex() {
 
 // The plan for `s` (made once, kept for the process: one per shape), under lt_mutex. handle_out:
 // the device's cuBLASLt handle. Null with `why` set when cuBLASLt cannot run it.
-const Plan* plan_for(const Spec& s, size_t workspace_bytes, cublasLtHandle_t& handle_out, std::string& why) {
+const Plan* plan_for(const Spec& s, size_t workspace_bytes, const Pointers& ptr, cublasLtHandle_t& handle_out,
+                     std::string& why) {
   const Lt& f = lt();
   static std::map<int, cublasLtHandle_t> handles;
   static std::map<Spec, Plan> plans;
@@ -187,7 +203,7 @@ const Plan* plan_for(const Spec& s, size_t workspace_bytes, cublasLtHandle_t& ha
   }
   handle_out = handle;
   auto it = plans.find(s);
-  if (it == plans.end()) it = plans.emplace(s, make_plan(f, handle, s, workspace_bytes)).first;
+  if (it == plans.end()) it = plans.emplace(s, make_plan(f, handle, s, workspace_bytes, ptr)).first;
   if (!it->second.failure.empty()) {
     why = it->second.failure;
     return nullptr;
@@ -213,9 +229,11 @@ std::string gemm_residual(const void* a, const void* w, const float* bias, float
   std::lock_guard<std::mutex> lock(lt_mutex());
   cublasLtHandle_t handle = nullptr;
   std::string why;
-  const Plan* p = plan_for(s, workspace_bytes, handle, why);
+  Pointers ptr;
+  ptr.bias = bias;
+  const Plan* p = plan_for(s, workspace_bytes, ptr, handle, why);
   if (p == nullptr) return why + " (fp32 residual)";
-  if (bias != nullptr) f.desc_set(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+  set_pointers(f, p->desc, ptr);
   const float one = 1.0f;
   const auto st = f.matmul(handle, p->desc, &one, w, p->a, a, p->b, &one, x, p->c, x, p->c, &p->algo, workspace,
                            workspace_bytes, stream);
@@ -241,21 +259,27 @@ std::string gemm_fp8(const Fp8Operands& op, int64_t rows, int n, int k, void* wo
   std::lock_guard<std::mutex> lock(lt_mutex());
   cublasLtHandle_t handle = nullptr;
   std::string why;
-  const Plan* p = plan_for(s, workspace_bytes, handle, why);
-  const void* bias = op.bias;
+  // cuBLASLt's A is the weight (scales per row of op(A) = per output channel), B the activations
+  // (scales per column of B = per token).
+  Pointers ptr;
+  ptr.a_scale = op.w_scale, ptr.b_scale = op.a_scale, ptr.bias = op.bias;
+  const Plan* p = plan_for(s, workspace_bytes, ptr, handle, why);
+  std::string also;
   if (p == nullptr && op.residual && op.bias_bf16 != nullptr) {
     // Some cuBLASLt versions take only a 16-bit bias beside FP8 operands.
     s.bias = CUDA_R_16BF;
-    std::string why16;
-    p = plan_for(s, workspace_bytes, handle, why16);
-    bias = op.bias_bf16;
+    ptr.bias = op.bias_bf16;
+    p = plan_for(s, workspace_bytes, ptr, handle, also);
+  }
+  if (p == nullptr && s.has_bias && op.bias_left_out != nullptr) {
+    // No bias epilogue beside these scales: the GEMM alone, the caller adds the bias.
+    s.has_bias = false;
+    ptr.bias = nullptr;
+    p = plan_for(s, workspace_bytes, ptr, handle, also);
+    if (p != nullptr) *op.bias_left_out = true;
   }
   if (p == nullptr) return why + (op.residual ? " (FP8, fp32 residual)" : " (FP8, bf16 out)");
-  // cuBLASLt's A is the weight (scales per row of op(A) = per output channel), B the activations
-  // (scales per column of B = per token).
-  f.desc_set(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &op.w_scale, sizeof(op.w_scale));
-  f.desc_set(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &op.a_scale, sizeof(op.a_scale));
-  if (bias != nullptr) f.desc_set(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+  set_pointers(f, p->desc, ptr);
   const float one = 1.0f, beta = op.residual ? 1.0f : 0.0f;
   const auto st = f.matmul(handle, p->desc, &one, op.w8, p->a, op.a8, p->b, &beta, op.out, p->c, op.out, p->c,
                            &p->algo, workspace, workspace_bytes, stream);

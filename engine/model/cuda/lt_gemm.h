@@ -38,6 +38,9 @@ struct Fp8Operands {
   const void* bias_bf16 = nullptr;  // residual only: the same bias in bf16, tried where fp32 has no algorithm
   void* out = nullptr;
   bool residual = false;
+  // Where given: set true when cuBLASLt has no bias epilogue beside these scales and the GEMM ran
+  // without the bias, which the caller then adds; null: such a GEMM fails instead.
+  bool* bias_left_out = nullptr;
 };
 std::string gemm_fp8(const Fp8Operands& op, int64_t rows, int n, int k, void* workspace, size_t workspace_bytes,
                      cudaStream_t stream);

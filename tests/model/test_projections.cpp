@@ -172,6 +172,12 @@ TEST(LinearPrecision, ParsesAndRefusesFp8WhereItCannotRun) {
   }
   EXPECT_EQ(m->linear_precision(), LinearPrecision::Native);
   EXPECT_FALSE(fp8_unsupported_reason(torch::kCPU).empty());
+  // The FP8 residual GEMM refuses CPU tensors the same way, leaving x untouched.
+  auto x = torch::ones({1, 4, 32});
+  const auto h = torch::ones({1, 4, 32}), w = torch::ones({32, 32});
+  Fp8Weight w8;
+  EXPECT_THROW(fp8_residual_add_(x, h, w, torch::Tensor(), w8, torch::Tensor()), ParameterError);
+  EXPECT_TRUE(x.eq(1).all().item<bool>());
 }
 
 namespace {

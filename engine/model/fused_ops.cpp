@@ -35,16 +35,6 @@ void check_rows(const torch::Tensor& t, const char* name, bool want16) {
                      " tensor");
 }
 
-#ifdef LONGSHOT_FUSED_KERNELS
-// [B, 1, C] or [B, C] fp32 → contiguous [B, C] on x's device (null pointer when undefined).
-torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x) {
-  if (!v.defined()) return v;
-  auto r = v.to(x.device(), torch::kFloat).reshape({v.size(0), -1}).contiguous();
-  if (r.size(0) != x.size(0) || r.size(1) != x.size(2))
-    throw ShapeError("fused op: modulation " + std::string(c10::str(v.sizes())) + " does not fit x " + std::string(c10::str(x.sizes())));
-  return r;
-}
-#endif
 }  // namespace
 
 bool applies(const torch::Tensor& x) {
@@ -64,6 +54,19 @@ bool ffn_epilogue_applies(const torch::Tensor& x) {
 bool residual_epilogue_applies(const torch::Tensor& x) {
   static const bool enabled = switched_on("LONGSHOT_RESIDUAL_EPILOGUE");
   return enabled && applies(x);
+}
+
+bool fp8_cublaslt_on() {
+  static const bool enabled = switched_on("LONGSHOT_FP8_LT");
+  return enabled;
+}
+
+torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x) {
+  if (!v.defined()) return v;
+  auto r = v.to(x.device(), torch::kFloat).reshape({v.size(0), -1}).contiguous();
+  if (r.size(0) != x.size(0) || r.size(1) != x.size(2))
+    throw ShapeError("fused op: modulation " + std::string(c10::str(v.sizes())) + " does not fit x " + std::string(c10::str(x.sizes())));
+  return r;
 }
 
 torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,
@@ -169,8 +172,7 @@ bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const tor
   const int64_t B = x.size(0), N = x.size(1), n = x.size(2), k = h.size(2);
   const auto g = per_batch(gate, x);
   const auto b32 = bias.defined() ? bias.to(x.device(), torch::kFloat).contiguous() : torch::Tensor();
-  constexpr int64_t kWorkspace = int64_t(32) << 20;  // cuBLASLt's recommended workspace on Hopper
-  const auto workspace = torch::empty({kWorkspace}, x.options().dtype(torch::kUInt8));
+  const auto workspace = torch::empty({int64_t(cuda::kLtWorkspaceBytes)}, x.options().dtype(torch::kUInt8));
   const int64_t groups = g.defined() ? B : 1, rows = g.defined() ? N : B * N;
   const auto h_bytes = rows * k * int64_t(h.element_size()), x_bytes = rows * n * int64_t(sizeof(float));
   for (int64_t i = 0; i < groups; ++i) {
@@ -184,7 +186,7 @@ bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const tor
                                          bi.defined() ? bi.data_ptr<float>() : nullptr,
                                          reinterpret_cast<float*>(static_cast<char*>(x.data_ptr()) + i * x_bytes),
                                          h.scalar_type() == torch::kHalf, rows, static_cast<int>(n), static_cast<int>(k),
-                                         workspace.data_ptr(), size_t(kWorkspace), stream.get());
+                                         workspace.data_ptr(), cuda::kLtWorkspaceBytes, stream.get());
     if (why.empty()) continue;
     // Every sample's GEMM has the same shape: only the first can fail, with x still untouched.
     if (i > 0) throw CudaError("linear_residual_add_: " + why);

@@ -17,6 +17,13 @@ bool ffn_epilogue_applies(const torch::Tensor& x);
 // write into the residual stream from their GEMM (linear_residual_add_), switchable on its own for
 // an A/B of that one fusion.
 bool residual_epilogue_applies(const torch::Tensor& x);
+// FP8 GEMMs through cuBLASLt's own per-token/per-channel scaling (engine/model/cuda/lt_gemm.h),
+// which also writes into the fp32 residual, unless LONGSHOT_FP8_LT=0: then at::_scaled_mm (bf16
+// out, and a separate residual pass), for A/B runs (projections.cpp).
+bool fp8_cublaslt_on();
+// v [B, 1, C] or [B, C] (a modulation or gate) as contiguous fp32 [B, C] on x's device, x being
+// [B, N, C]; undefined stays undefined. ShapeError where it does not fit x.
+torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x);
 
 // y [B, N, C] 16-bit contiguous → RMSNorm(y)·weight, then RoPE per head of head_dim when cos/sin
 // ([N, head_dim/2] fp32) are defined; same shape and dtype as y. With `pooled`, it also gets the

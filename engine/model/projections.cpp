@@ -3,8 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -99,24 +97,11 @@ void update_fp8_weight(Fp8Weight& w, const torch::Tensor& weight, const std::vec
 }
 
 #ifdef LONGSHOT_FP8
-// The FP8 GEMMs through cuBLASLt's own per-row/per-channel scaling (lt_gemm.h), which also writes
-// into the fp32 residual; LONGSHOT_FP8_LT=0 sends them through at::_scaled_mm (bf16 out, and a
-// separate residual pass) for A/B runs.
-bool fp8_lt_on() {
-  static const bool on = [] {
-    const char* v = std::getenv("LONGSHOT_FP8_LT");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return on;
-}
-
 void warn_fp8_lt_once(const std::string& why) {
   static std::atomic<bool> said{false};
   if (!said.exchange(true))
     spdlog::warn("FP8 GEMMs run through at::_scaled_mm, not cuBLASLt's row/channel scaling ({})", why);
 }
-
-constexpr int64_t kLtWorkspace = int64_t(32) << 20;  // cuBLASLt's recommended workspace on Hopper
 
 // x quantised per row to e4m3: [M, K] bits and [M] fp32 scales (GELU(tanh) first when `gelu`).
 struct Fp8Rows {
@@ -158,9 +143,9 @@ torch::Tensor fp8_gemm(const torch::Tensor& x_in, const Fp8Weight& w, const torc
   std::optional<torch::Tensor> b;
   if (bias.defined()) b = bias.to(x_in.device(), torch::kBFloat16).contiguous();
   torch::Tensor y;
-  if (fp8_lt_on()) {
+  if (fused::fp8_cublaslt_on()) {
     y = torch::empty({q.M, N}, x_in.options().dtype(torch::kBFloat16));
-    const auto workspace = torch::empty({kLtWorkspace}, x_in.options().dtype(torch::kUInt8));
+    const auto workspace = torch::empty({int64_t(cuda::kLtWorkspaceBytes)}, x_in.options().dtype(torch::kUInt8));
     cuda::Fp8Operands op;
     op.a8 = q.x8.data_ptr(), op.a_scale = q.scale.data_ptr<float>();
     op.w8 = w.w8.data_ptr(), op.w_scale = w.scale.data_ptr<float>();
@@ -170,7 +155,7 @@ torch::Tensor fp8_gemm(const torch::Tensor& x_in, const Fp8Weight& w, const torc
     op.bias_left_out = &bias_left;
     const ::longshot::cuda::DeviceStream stream(x_in.device());
     const auto why = cuda::gemm_fp8(op, q.M, static_cast<int>(N), static_cast<int>(q.K), workspace.data_ptr(),
-                                    size_t(kLtWorkspace), stream.get());
+                                    cuda::kLtWorkspaceBytes, stream.get());
     if (!why.empty()) {
       warn_fp8_lt_once(why);
       y = torch::Tensor();
@@ -209,19 +194,13 @@ bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Te
                      " on one device do not make x += gate · (h · Wᵀ + bias)");
 #ifdef LONGSHOT_FP8
   static std::atomic<bool> unavailable{false};
-  if (!fp8_lt_on() || unavailable.load()) return false;
+  if (!fused::fp8_cublaslt_on() || unavailable.load()) return false;
   update_fp8_weight(w, weight, weights_key({weight}));
   const int64_t B = x.size(0), N = x.size(1), n = x.size(2);
   const auto q = quantize_rows(h, w.w8.size(1), n, gelu);
-  torch::Tensor g;
-  if (gate.defined()) {
-    g = gate.to(x.device(), torch::kFloat).reshape({gate.size(0), -1});
-    if (g.size(0) != B || g.size(1) != n)
-      throw ShapeError("fp8_residual_add_: gate " + std::string(c10::str(gate.sizes())) + " does not fit x " +
-                       std::string(c10::str(x.sizes())));
-  }
+  const auto g = fused::per_batch(gate, x);
   const auto b32 = bias.defined() ? bias.to(x.device(), torch::kFloat).contiguous() : torch::Tensor();
-  const auto workspace = torch::empty({kLtWorkspace}, x.options().dtype(torch::kUInt8));
+  const auto workspace = torch::empty({int64_t(cuda::kLtWorkspaceBytes)}, x.options().dtype(torch::kUInt8));
   const ::longshot::cuda::DeviceStream stream(x.device());
   // The gate multiplies each output channel: it joins the weight's per-channel scales (exact in
   // fp32, no re-rounding of the e4m3 weights) and, in fp32, the bias. One GEMM per sample where
@@ -245,7 +224,7 @@ bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Te
     bool bias_left = false;
     op.bias_left_out = &bias_left;
     const auto why = cuda::gemm_fp8(op, rows, static_cast<int>(n), static_cast<int>(q.K), workspace.data_ptr(),
-                                    size_t(kLtWorkspace), stream.get());
+                                    cuda::kLtWorkspaceBytes, stream.get());
     if (why.empty() && bias_left) x.view({groups, rows, n})[i].add_(bi);
     if (why.empty()) continue;
     // Every sample's GEMM has the same shape: only the first can fail, with x still untouched.

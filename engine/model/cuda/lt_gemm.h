@@ -14,6 +14,9 @@
 
 namespace longshot::model::cuda {
 
+// The workspace callers hand every GEMM below: cuBLASLt's recommended size on Hopper.
+constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
+
 // x[r, :] += a[r, :] · wᵀ + bias on `stream`, in one cuBLASLt matmul: x is its C and its D
 // (beta = 1, fp32 out), the bias (fp32 [n], null for none) its epilogue, fp32 accumulation.
 // a: 16-bit (fp16 when `fp16`, else bf16) [rows, k] row-major; w: same dtype [n, k] row-major;

@@ -78,8 +78,98 @@ class LocalAnchorsPolicy final : public MaskPolicy {
     const detail::BlockGeometry geo(r.grid, r.block_size);
     const int64_t nb = geo.num_blocks();
     const int64_t period = period_for(config_, nb);  // rejects a too-short rotation_period before any work
+    // Every anchor phase is (step + layer · layer_shift + i · qblock_shift) mod P, so the mask
+    // depends on the step and the layer only through s = (step + layer · layer_shift) mod P.
+    const int64_t s = ((static_cast<int64_t>(r.step) + static_cast<int64_t>(r.layer) * config_.layer_shift) % period +
+                       period) % period;
+    const CacheKey key{r.grid, r.block_size, r.device, r.num_heads, s};
+    if (auto hit = cache_.find(key)) {
+      last_cached_ = true;
+      return hit;
+    }
+    last_cached_ = false;
+    BlockMaskPtr mask;
     if (r.device.is_cuda() && cuda_backend_available() && (r.block_size == 64 || r.block_size == 128))
-      return build_on_device(r, geo, period);
+      mask = build_on_device(r, geo, period);
+    else
+      mask = build_on_host(r, geo);
+    cache_.put(key, mask);
+    return mask;
+  }
+
+  bool last_mask_cached() const override { return last_cached_; }
+  void reset() override {
+    cache_.clear();
+    last_cached_ = false;
+  }
+
+  ParamValues params() const override {
+    return {{"window_frames", double(config_.window_frames)}, {"spatial_window", config_.spatial_window},
+            {"anchors", double(config_.anchors)},             {"rotation_period", double(config_.rotation_period)},
+            {"sink_frames", double(config_.sink_frames)},     {"layer_shift", double(config_.layer_shift)},
+            {"qblock_shift", double(config_.qblock_shift)}};
+  }
+
+ private:
+  // The masks of recent anchor phases, least recently used evicted. A 50-step job meets
+  // steps + layers · layer_shift phases at most (≈ 80 for Wan's 30 layers), and step s + 1 reuses
+  // all but one of step s's (the conditional and unconditional passes share them too), so the
+  // per-call device build and its read-back of row sizes — a host synchronisation per layer — run
+  // about once per step instead of once per layer and pass. Bounded by count and by bytes (the
+  // host arrays and the device copy of each mask).
+  struct CacheKey {
+    TokenGrid grid;
+    int64_t block_size = 0;
+    torch::Device device{torch::kCPU};
+    int64_t heads = 0;
+    int64_t phase = 0;
+    bool operator==(const CacheKey& o) const {
+      return grid == o.grid && block_size == o.block_size && device == o.device && heads == o.heads && phase == o.phase;
+    }
+  };
+  class PhaseCache {
+   public:
+    static constexpr size_t kMaxEntries = 96;
+    static constexpr int64_t kMaxBytes = int64_t(256) << 20;
+    BlockMaskPtr find(const CacheKey& k) {
+      for (auto& e : entries_)
+        if (e.key == k) {
+          e.used = ++tick_;
+          return e.mask;
+        }
+      return nullptr;
+    }
+    void put(const CacheKey& k, BlockMaskPtr mask) {
+      const int64_t bytes = 2 * 4 * static_cast<int64_t>(mask->row_offsets.size() + mask->kept_blocks());
+      if (bytes > kMaxBytes) return;
+      while (!entries_.empty() && (entries_.size() >= kMaxEntries || bytes_ + bytes > kMaxBytes)) {
+        auto lru = std::min_element(entries_.begin(), entries_.end(),
+                                    [](const Entry& a, const Entry& b) { return a.used < b.used; });
+        bytes_ -= lru->bytes;
+        entries_.erase(lru);
+      }
+      entries_.push_back({k, std::move(mask), bytes, ++tick_});
+      bytes_ += bytes;
+    }
+    void clear() {
+      entries_.clear();
+      bytes_ = 0;
+    }
+
+   private:
+    struct Entry {
+      CacheKey key;
+      BlockMaskPtr mask;
+      int64_t bytes = 0;
+      uint64_t used = 0;
+    };
+    std::vector<Entry> entries_;
+    int64_t bytes_ = 0;
+    uint64_t tick_ = 0;
+  };
+
+  BlockMaskPtr build_on_host(const MaskRequest& r, const detail::BlockGeometry& geo) const {
+    const int64_t nb = geo.num_blocks();
     std::vector<std::vector<int32_t>> rows(static_cast<size_t>(nb));
     const auto base = window_keep(r.grid, geo);
     for (int64_t i = 0; i < nb; ++i) {
@@ -93,14 +183,6 @@ class LocalAnchorsPolicy final : public MaskPolicy {
         detail::mask_from_rows(rows, r.grid.size(), r.block_size, 1, OrderingKind::Raster));
   }
 
-  ParamValues params() const override {
-    return {{"window_frames", double(config_.window_frames)}, {"spatial_window", config_.spatial_window},
-            {"anchors", double(config_.anchors)},             {"rotation_period", double(config_.rotation_period)},
-            {"sink_frames", double(config_.sink_frames)},     {"layer_shift", double(config_.layer_shift)},
-            {"qblock_shift", double(config_.qblock_shift)}};
-  }
-
- private:
   // The step-independent part [nb × nb] (row i, key j): window, sink and diagonal blocks.
   std::vector<uint8_t> window_keep(const TokenGrid& grid, const detail::BlockGeometry& geo) const {
     const int64_t nb = geo.num_blocks(), T = grid.t, w = config_.window_frames;
@@ -151,6 +233,8 @@ class LocalAnchorsPolicy final : public MaskPolicy {
   }
 
   LocalAnchorsConfig config_;
+  PhaseCache cache_;
+  bool last_cached_ = false;
   torch::Tensor base_;  // [1, nb, nb] bool on the device of the last GPU build
   TokenGrid base_grid_;
   int64_t base_block_ = 0;

@@ -226,6 +226,41 @@ TEST(Policies, LocalAnchorsCoverEveryBlockOverOneRotation) {
   for (const auto& r : reach) EXPECT_EQ(int64_t(r.size()), nb);
 }
 
+// The mask depends on (step + layer · layer_shift) mod P only, so the policy keeps one mask per
+// phase: a later call at the same phase returns the very same mask, every cached mask equals a fresh
+// policy's, and reset() forgets them.
+TEST(Policies, LocalAnchorsCacheMasksPerPhase) {
+  const ParamValues params{{"window_frames", 0}, {"spatial_window", 0}, {"anchors", 4}, {"layer_shift", 3}};
+  auto policy = create_policy("local-anchors", params);
+  const int64_t period = 8;  // ceil(32 blocks / 4 anchors)
+  const auto first = policy->build(request_for(*policy, 2, 1));  // phase 2 + 3 = 5
+  EXPECT_FALSE(policy->last_mask_cached());
+  EXPECT_EQ(policy->build(request_for(*policy, 2, 1)).get(), first.get());
+  EXPECT_TRUE(policy->last_mask_cached());
+  // The same phase from another step and layer: 5 + 8 = 13 = step 10 + layer 1 · 3, and step 2 + layer 9 · 3 = 29 ≡ 5.
+  EXPECT_EQ(policy->build(request_for(*policy, 2 + int(period), 1)).get(), first.get());
+  EXPECT_EQ(policy->build(request_for(*policy, 2, 9)).get(), first.get());
+  // Another phase is another mask, and each equals what a fresh policy builds.
+  for (int step = 0; step < 12; ++step) {
+    for (int layer : {0, 1, 4}) {
+      const auto cached = policy->build(request_for(*policy, step, layer));
+      auto fresh = create_policy("local-anchors", params);
+      const auto want = fresh->build(request_for(*fresh, step, layer));
+      EXPECT_EQ(cached->row_offsets, want->row_offsets) << "step " << step << " layer " << layer;
+      EXPECT_EQ(cached->cols(), want->cols()) << "step " << step << " layer " << layer;
+    }
+  }
+  EXPECT_NE(policy->build(request_for(*policy, 3, 1))->cols(), first->cols());
+  // Another grid or block size is another key.
+  auto other = request_for(*policy, 2, 1);
+  other.block_size = 128;
+  EXPECT_NE(policy->build(other).get(), first.get());
+  EXPECT_FALSE(policy->last_mask_cached());
+  policy->reset();
+  EXPECT_NE(policy->build(request_for(*policy, 2, 1)).get(), first.get());
+  EXPECT_FALSE(policy->last_mask_cached());
+}
+
 TEST(Policies, LocalAnchorsWindowIsLocal) {
   auto mask = build("local-anchors", {{"window_frames", 1}, {"spatial_window", 0}, {"anchors", 0}, {"sink_frames", 0}});
   // Frame 5's first block (rows 0-3) sees frames 4-6 only and, with spatial_window 0, only the

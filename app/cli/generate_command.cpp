@@ -89,6 +89,8 @@ const char* kGenerateUsage =
     "  --block B              mask block size in tokens (default 128)\n"
     "  --device auto|cpu|cuda\n"
     "  --precision P          the DiT's linear layers: native (default) or fp8 (e4m3 GEMMs; Hopper, LibTorch >= 2.5)\n"
+    "  --residual R           the DiT's residual stream: fp32 (default, as Wan's code) or bf16 (as diffusers;\n"
+    "                         less memory traffic, a bf16 model only)\n"
     "  --cuda-graphs          replay each forward from a captured CUDA graph where shapes and masks repeat\n"
     "                         (static modes; others run eagerly and the log says why; a CUDA device only).\n"
     "                         The recall probe keeps the conditional forward eager: add --no-recall\n"
@@ -191,6 +193,7 @@ bool apply_value_flag(const std::string& flag, const std::string& value, Generat
   } else if (flag == "--block") req.attention.block_size = parse_int32("block", value);
   else if (flag == "--device") req.device = value;
   else if (flag == "--precision") req.precision = value;
+  else if (flag == "--residual") req.residual = value;
   else if (flag == "--max-gpu-memory") {
     if (!parse_byte_size(value, req.max_gpu_memory))
       throw ParameterError("max-gpu-memory", "expected a size such as 24G, 23.5GiB or 512M, got '" + value + "'");

@@ -302,7 +302,12 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
                                    .expand({batch, 2, latents.size(2), latents.size(3), latents.size(4)})},
                        1);
   }
-  auto x = patch_embedding->forward(input).flatten(2).transpose(1, 2).to(torch::kFloat);
+  if (residual_ == ResidualPrecision::Bf16 && wdtype != torch::kBFloat16)
+    throw ParameterError("residual", "a bf16 residual stream needs the model in bf16, it is in " +
+                                         std::string(c10::toString(wdtype)));
+  // The residual stream (ResidualPrecision): fp32 as Wan's code, or bf16 as diffusers'.
+  const auto rdtype = residual_ == ResidualPrecision::Bf16 ? torch::kBFloat16 : torch::kFloat;
+  auto x = patch_embedding->forward(input).flatten(2).transpose(1, 2).to(rdtype);
   if (perm.defined()) x = x.index_select(1, perm);
   torch::Tensor cos, sin;
   rope_tables(grid, ordering.get(), device, cos, sin, plan.riflex);
@@ -352,17 +357,19 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
       add(ffn(l, f, &ffn_res), m[5]);
       continue;
     }
+    // Each update in fp32, then back to the stream's dtype (a no-op for the fp32 stream).
     auto h = layer_norm(b.norm1, x, c.eps) * (1 + m[1]) + m[0];
     mark("norm1+modulate");
-    x = x + self_attention(b, h, cos, sin, int(l), fa, false).to(torch::kFloat) * m[2];
+    x = (x.to(torch::kFloat) + self_attention(b, h, cos, sin, int(l), fa, false).to(torch::kFloat) * m[2]).to(rdtype);
     mark("residual");
     const auto n3 = layer_norm(b.norm3, x, c.eps);
     mark("norm3");
-    x = x + cross_attention(b, l, n3, text_k[size_t(l)], text_v[size_t(l)], false).to(torch::kFloat);
+    x = (x.to(torch::kFloat) + cross_attention(b, l, n3, text_k[size_t(l)], text_v[size_t(l)], false).to(torch::kFloat))
+            .to(rdtype);
     mark("residual");
     auto f = layer_norm(b.norm2, x, c.eps) * (1 + m[4]) + m[3];
     mark("norm2+modulate");
-    x = x + ffn(l, f.to(wdtype)).to(torch::kFloat) * m[5];
+    x = (x.to(torch::kFloat) + ffn(l, f.to(wdtype)).to(torch::kFloat) * m[5]).to(rdtype);
     mark("residual");
   }
   if (plan.cancel && plan.cancel->load()) throw Cancelled();

@@ -199,6 +199,11 @@ class WanDiTImpl : public torch::nn::Module {
   // ParameterError naming why where it cannot run (fp8_unsupported_reason); Native always works.
   void set_linear_precision(LinearPrecision precision);
   LinearPrecision linear_precision() const { return precision_; }
+  // The residual stream's precision between the blocks' branches (ResidualPrecision). Bf16 needs
+  // the model in bf16: set here, and checked again at forward() (the model may have moved since),
+  // a ParameterError naming "residual" either way.
+  void set_residual_precision(ResidualPrecision precision);
+  ResidualPrecision residual_precision() const { return residual_; }
   // The text K/V cache (see TextKVCache): its counters for tests, clear() to drop its memory.
   TextKVCache& text_kv_cache() { return text_cache_; }
   // The device constants forward() reads (RoPE tables, position planes), made on the host and
@@ -286,6 +291,7 @@ class WanDiTImpl : public torch::nn::Module {
   std::vector<BlockLinears> linears_;
   TextKVCache text_cache_;
   LinearPrecision precision_ = LinearPrecision::Native;
+  ResidualPrecision residual_ = ResidualPrecision::Fp32;
 };
 TORCH_MODULE(WanDiT);
 

@@ -21,6 +21,13 @@ void WanDiTImpl::set_linear_precision(LinearPrecision precision) {
   precision_ = precision;
 }
 
+void WanDiTImpl::set_residual_precision(ResidualPrecision precision) {
+  if (precision == ResidualPrecision::Bf16 && patch_embedding->weight.scalar_type() != torch::kBFloat16)
+    throw ParameterError("residual", "a bf16 residual stream needs the model in bf16, it is in " +
+                                         std::string(c10::toString(patch_embedding->weight.scalar_type())));
+  residual_ = precision;
+}
+
 WanDiTImpl::BlockLinears& WanDiTImpl::linears(int64_t layer) {
   if (linears_.size() != blocks->size()) {
     linears_.clear();

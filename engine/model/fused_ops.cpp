@@ -35,6 +35,14 @@ void check_rows(const torch::Tensor& t, const char* name, bool want16) {
                      " tensor");
 }
 
+// The residual stream x: contiguous [B, N, C], fp32 or the 16-bit `dtype` the op's other operand has.
+void check_stream(const torch::Tensor& x, torch::ScalarType dtype) {
+  if (!x.defined() || x.dim() != 3 || !x.is_contiguous() ||
+      (x.scalar_type() != torch::kFloat && x.scalar_type() != dtype))
+    throw ShapeError(std::string("fused op: x (the residual stream) must be a contiguous [B, N, C] tensor in fp32 or ") +
+                     c10::toString(dtype) + (x.defined() ? std::string(", got ") + c10::toString(x.scalar_type()) : ""));
+}
+
 }  // namespace
 
 bool applies(const torch::Tensor& x) {
@@ -110,15 +118,15 @@ torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, 
 
 torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
                                  double eps, torch::ScalarType dtype) {
-  check_rows(x, "x", false);
   if (dtype != torch::kBFloat16 && dtype != torch::kHalf) throw ShapeError("layernorm_modulate: output dtype must be 16-bit");
+  check_stream(x, dtype);
   if (shift.defined() != scale.defined()) throw ShapeError("layernorm_modulate: shift and scale come together");
 #ifdef LONGSHOT_FUSED_KERNELS
   const ::longshot::cuda::DeviceStream stream(x.device());
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   const auto sh = per_batch(shift, x), sc = per_batch(scale, x);
   auto out = torch::empty({B, N, C}, x.options().dtype(dtype));
-  cuda::layernorm_modulate(x.data_ptr<float>(), sh.defined() ? sh.data_ptr<float>() : nullptr,
+  cuda::layernorm_modulate(x.data_ptr(), x.scalar_type() != torch::kFloat, sh.defined() ? sh.data_ptr<float>() : nullptr,
                            sc.defined() ? sc.data_ptr<float>() : nullptr, dtype == torch::kHalf, B * N,
                            static_cast<int>(C), N, static_cast<float>(eps), out.data_ptr(), stream.get());
   return out;
@@ -129,7 +137,7 @@ torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& sh
 
 torch::Tensor layernorm_affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                double eps, torch::ScalarType dtype) {
-  check_rows(x, "x", false);
+  check_stream(x, dtype);
   const int64_t B = x.size(0), C = x.size(2);
   if (!weight.defined() || weight.numel() != C || (bias.defined() && bias.numel() != C))
     throw ShapeError("layernorm_affine: weight and bias must have " + std::to_string(C) + " values");
@@ -139,14 +147,14 @@ torch::Tensor layernorm_affine(const torch::Tensor& x, const torch::Tensor& weig
 }
 
 void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torch::Tensor& gate) {
-  check_rows(x, "x", false);
   const auto y = y_in.contiguous();
   check_rows(y, "y", true);
+  check_stream(x, y.scalar_type());
   if (y.sizes() != x.sizes()) throw ShapeError("gated_residual_add_: y " + std::string(c10::str(y.sizes())) + " != x " + std::string(c10::str(x.sizes())));
 #ifdef LONGSHOT_FUSED_KERNELS
   const ::longshot::cuda::DeviceStream stream(x.device());
   const auto g = per_batch(gate, x);
-  cuda::gated_residual_add(x.data_ptr<float>(), y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
+  cuda::gated_residual_add(x.data_ptr(), x.scalar_type() != torch::kFloat, y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
                            y.scalar_type() == torch::kHalf, x.size(0) * x.size(1), static_cast<int>(x.size(2)), x.size(1),
                            stream.get());
 #else
@@ -156,9 +164,9 @@ void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y_in, const torc
 
 bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const torch::Tensor& w_in,
                           const torch::Tensor& bias, const torch::Tensor& gate) {
-  check_rows(x, "x", false);
   const auto h = h_in.contiguous();
   check_rows(h, "h", true);
+  check_stream(x, h.scalar_type());
   const auto w = w_in.contiguous();
   if (w.dim() != 2 || w.scalar_type() != h.scalar_type() || w.size(1) != h.size(2) || w.size(0) != x.size(2) ||
       h.size(0) != x.size(0) || h.size(1) != x.size(1) || (bias.defined() && bias.numel() != w.size(0)))
@@ -171,10 +179,11 @@ bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const tor
   const ::longshot::cuda::DeviceStream stream(x.device());
   const int64_t B = x.size(0), N = x.size(1), n = x.size(2), k = h.size(2);
   const auto g = per_batch(gate, x);
+  const bool x16 = x.scalar_type() != torch::kFloat;
   const auto b32 = bias.defined() ? bias.to(x.device(), torch::kFloat).contiguous() : torch::Tensor();
   const auto workspace = torch::empty({int64_t(cuda::kLtWorkspaceBytes)}, x.options().dtype(torch::kUInt8));
   const int64_t groups = g.defined() ? B : 1, rows = g.defined() ? N : B * N;
-  const auto h_bytes = rows * k * int64_t(h.element_size()), x_bytes = rows * n * int64_t(sizeof(float));
+  const auto h_bytes = rows * k * int64_t(h.element_size()), x_bytes = rows * n * int64_t(x.element_size());
   for (int64_t i = 0; i < groups; ++i) {
     torch::Tensor wi = w, bi = b32;
     if (g.defined()) {
@@ -182,11 +191,12 @@ bool linear_residual_add_(torch::Tensor& x, const torch::Tensor& h_in, const tor
       at::mul_out(wi, w, g[i].unsqueeze(1));  // fp32 product, one rounding to w's dtype
       if (b32.defined()) bi = b32 * g[i];
     }
+    if (bi.defined() && x16) bi = bi.to(x.scalar_type());  // a 16-bit stream takes its bias in its own dtype
     const auto why = cuda::gemm_residual(static_cast<const char*>(h.data_ptr()) + i * h_bytes, wi.data_ptr(),
-                                         bi.defined() ? bi.data_ptr<float>() : nullptr,
-                                         reinterpret_cast<float*>(static_cast<char*>(x.data_ptr()) + i * x_bytes),
-                                         h.scalar_type() == torch::kHalf, rows, static_cast<int>(n), static_cast<int>(k),
-                                         workspace.data_ptr(), cuda::kLtWorkspaceBytes, stream.get());
+                                         bi.defined() ? bi.data_ptr() : nullptr,
+                                         static_cast<char*>(x.data_ptr()) + i * x_bytes, h.scalar_type() == torch::kHalf,
+                                         x16, rows, static_cast<int>(n), static_cast<int>(k), workspace.data_ptr(),
+                                         cuda::kLtWorkspaceBytes, stream.get());
     if (why.empty()) continue;
     // Every sample's GEMM has the same shape: only the first can fail, with x still untouched.
     if (i > 0) throw CudaError("linear_residual_add_: " + why);

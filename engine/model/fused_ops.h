@@ -32,8 +32,9 @@ torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x);
 torch::Tensor rmsnorm_rope(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& cos,
                            const torch::Tensor& sin, double eps, int64_t head_dim, int64_t pool_group = 0,
                            torch::Tensor* pooled = nullptr);
-// x [B, N, C] fp32 → LayerNorm(x) (no affine) · (1 + scale) + shift in `dtype` (16-bit);
-// shift/scale [B, 1, C] or [B, C] fp32, both undefined for no modulation.
+// x [B, N, C] fp32 (or `dtype` itself: a 16-bit residual stream) → LayerNorm(x) (no affine) ·
+// (1 + scale) + shift in `dtype` (16-bit), computed in fp32; shift/scale [B, 1, C] or [B, C] fp32,
+// both undefined for no modulation.
 torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
                                  double eps, torch::ScalarType dtype);
 // LayerNorm(x) · weight + bias with LayerNorm's affine parameters ([C], any float dtype; bias may
@@ -41,10 +42,12 @@ torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& sh
 // for 16-bit or fp32 weights, so 1 + scale gives the weight back. One read of x, one 16-bit write.
 torch::Tensor layernorm_affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                double eps, torch::ScalarType dtype);
-// x [B, N, C] fp32 contiguous, in place: x += y · gate (y 16-bit [B, N, C]; gate [B, 1, C] fp32
-// or undefined for 1).
+// x [B, N, C] contiguous, in place: x += y · gate (y 16-bit [B, N, C]; gate [B, 1, C] fp32 or
+// undefined for 1). x is fp32, or y's dtype for a 16-bit residual stream (the sum taken in fp32
+// and rounded once, as diffusers' (x.float() + y · gate).type_as(x)).
 void gated_residual_add_(torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& gate);
-// x [B, N, out] fp32 contiguous, in place: x += gate · (h · wᵀ + bias), as ONE cuBLASLt GEMM per
+// x [B, N, out] contiguous, fp32 or h's dtype (a 16-bit residual stream, its bias then rounded to
+// that dtype), in place: x += gate · (h · wᵀ + bias), as ONE cuBLASLt GEMM per
 // batch sample whose C and D are x (engine/model/cuda/lt_gemm.h), instead of a GEMM writing a
 // 16-bit y and gated_residual_add_ reading it back. The gate is folded into the weights: each
 // output row of w scaled by its gate value, rounded once to w's dtype (the unfused path rounds the

@@ -39,6 +39,14 @@ LinearPrecision parse_linear_precision(const std::string& text) {
 
 const char* linear_precision_name(LinearPrecision p) { return p == LinearPrecision::Fp8 ? "fp8" : "native"; }
 
+ResidualPrecision parse_residual_precision(const std::string& text) {
+  if (text == "fp32") return ResidualPrecision::Fp32;
+  if (text == "bf16") return ResidualPrecision::Bf16;
+  throw ParameterError("residual", "expected 'fp32' (Wan's) or 'bf16' (diffusers'), got '" + text + "'");
+}
+
+const char* residual_precision_name(ResidualPrecision p) { return p == ResidualPrecision::Bf16 ? "bf16" : "fp32"; }
+
 std::string fp8_unsupported_reason(const torch::Device& device) {
 #if !defined(LONGSHOT_CUDA_BUILD)
   (void)device;
@@ -186,10 +194,11 @@ torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& weight, co
 bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& bias,
                        Fp8Weight& w, const torch::Tensor& gate, bool gelu) {
   require_fp8(x.device());
-  if (x.dim() != 3 || x.scalar_type() != torch::kFloat || !x.is_contiguous() || h.dim() != 3 ||
+  if (x.dim() != 3 || (x.scalar_type() != torch::kFloat && x.scalar_type() != torch::kBFloat16) || !x.is_contiguous() ||
+      h.dim() != 3 ||
       h.size(0) != x.size(0) || h.size(1) != x.size(1) || weight.dim() != 2 || weight.size(0) != x.size(2) ||
       (bias.defined() && bias.numel() != weight.size(0)) || h.device() != x.device() || weight.device() != x.device())
-    throw ShapeError("fp8_residual_add_: x " + std::string(c10::str(x.sizes())) + " (contiguous fp32), h " +
+    throw ShapeError("fp8_residual_add_: x " + std::string(c10::str(x.sizes())) + " (contiguous fp32 or bf16), h " +
                      std::string(c10::str(h.sizes())) + " and weight " + std::string(c10::str(weight.sizes())) +
                      " on one device do not make x += gate · (h · Wᵀ + bias)");
 #ifdef LONGSHOT_FP8
@@ -208,10 +217,12 @@ bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Te
   const int64_t groups = g.defined() ? B : 1, rows = g.defined() ? N : B * N;
   for (int64_t i = 0; i < groups; ++i) {
     const auto ws = g.defined() ? (w.scale.view(-1) * g[i]).contiguous() : w.scale;
+    const bool x16 = x.scalar_type() == torch::kBFloat16;
     torch::Tensor bi = b32, bi16;
     if (b32.defined()) {
       if (g.defined()) bi = b32 * g[i];
       bi16 = bi.to(torch::kBFloat16);
+      if (x16) bi = bi16;  // a bf16 stream takes its bias in bf16
     }
     cuda::Fp8Operands op;
     op.a8 = static_cast<const uint8_t*>(q.x8.data_ptr()) + i * rows * q.K;
@@ -219,8 +230,9 @@ bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Te
     op.w8 = w.w8.data_ptr(), op.w_scale = ws.data_ptr<float>();
     op.bias = bi.defined() ? bi.data_ptr() : nullptr;
     op.bias_bf16 = bi16.defined() ? bi16.data_ptr() : nullptr;
-    op.out = x.data_ptr<float>() + i * rows * n;
+    op.out = static_cast<char*>(x.data_ptr()) + i * rows * n * int64_t(x.element_size());
     op.residual = true;
+    op.residual16 = x16;
     bool bias_left = false;
     op.bias_left_out = &bias_left;
     const auto why = cuda::gemm_fp8(op, rows, static_cast<int>(n), static_cast<int>(q.K), workspace.data_ptr(),

@@ -22,6 +22,16 @@ enum class LinearPrecision { Native, Fp8 };
 // "native" or "fp8"; ParameterError naming `precision` otherwise.
 LinearPrecision parse_linear_precision(const std::string& text);
 const char* linear_precision_name(LinearPrecision p);
+
+// The DiT's residual stream x, which every branch adds into and every norm reads. Fp32: Wan's
+// reference code (its blocks run under fp32 autocast), our default. Bf16: diffusers'
+// WanTransformer3DModel in bf16, whose hidden_states stay bf16 and take each branch as
+// (x.float() + y · gate).type_as(x) — half the residual traffic of fp32, one bf16 rounding per
+// update. Norms and the updates compute in fp32 either way.
+enum class ResidualPrecision { Fp32, Bf16 };
+// "fp32" or "bf16"; ParameterError naming `residual` otherwise.
+ResidualPrecision parse_residual_precision(const std::string& text);
+const char* residual_precision_name(ResidualPrecision p);
 // Empty when FP8 linears can run on `device`, else why not: LibTorch older than 2.5 (row-wise
 // scaled at::_scaled_mm), a LibTorch or build without CUDA, a CPU device, or a GPU that is not
 // Hopper (sm_90). Callers turn a reason into an error: there is no silent bf16 fallback.
@@ -46,7 +56,8 @@ std::vector<int64_t> weights_key(const std::vector<torch::Tensor>& weights);
 torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, Fp8Weight& w,
                          bool gelu = false);
 
-// x [B, N, out] fp32 contiguous, in place: x += gate · ((gelu ? GELU(h) : h) · Wᵀ + bias) through
+// x [B, N, out] contiguous, fp32 or bf16 (a bf16 residual stream: the sum rounded once, the bias
+// in bf16), in place: x += gate · ((gelu ? GELU(h) : h) · Wᵀ + bias) through
 // e4m3, as ONE cuBLASLt GEMM per batch sample (one in all when gate is undefined) whose C and D
 // are x: h quantised per row, the gate folded into the weight's per-channel scales (fp32, the e4m3
 // weights untouched) and into the fp32 bias. gate [B, 1, out] / [B, out] or undefined for 1.
@@ -80,7 +91,7 @@ class FusedLinear {
   // GEMM's cuBLASLt epilogue (at::_addmm_activation), so the [N, ffn_dim] activation is written
   // once instead of written, read and written again; otherwise forward() then torch::gelu.
   torch::Tensor forward_gelu(const torch::Tensor& x, bool fused_epilogue);
-  // x [B, N, out] fp32 += gate · (h · Wᵀ + b) for a single-part layer, as one GEMM into x (gate
+  // x [B, N, out] (fp32, or a 16-bit stream) += gate · (h · Wᵀ + b) for a single-part layer, as one GEMM into x (gate
   // undefined for 1): native precision through fused_ops.h's linear_residual_add_, FP8 through
   // fp8_residual_add_ (where gelu_input takes GELU(tanh) of h in its quantisation). True when
   // done; false, with x untouched, where it does not apply (several parts, autograd on, h not in

@@ -64,6 +64,7 @@ struct GenerationRequest {
   std::string text_embeddings;     // safetensors with precomputed 'context' [L, text_dim] (Wan configs)
   std::string device = "auto";     // auto (CUDA when present), cpu, cuda
   std::string precision = "native";  // the DiT's linear layers: native (the weights' dtype) or fp8 (Hopper; model/projections.h)
+  std::string residual = "fp32";     // the DiT's residual stream: fp32 (Wan's) or bf16 (diffusers'; model/projections.h)
   bool record_masks = false;       // StepFinished::layer_masks carries every layer's mask (traces)
   bool measure_recall = true;      // recall estimate of the inspected layer each step (costs a QK pass)
   // Memory plan (issue 20): the text encoder is released once the prompts are encoded, unless kept

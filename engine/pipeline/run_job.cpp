@@ -50,6 +50,7 @@ void validate_request(const GenerationRequest& r) {
   if (r.device != "auto" && r.device != "cpu" && r.device != "cuda")
     throw ParameterError("device", "must be auto, cpu or cuda, got '" + r.device + "'");
   model::parse_linear_precision(r.precision);  // the device check for fp8 comes with the model
+  model::parse_residual_precision(r.residual);  // and bf16's dtype check
   // CUDA graphs are a GPU feature asked for by name: on a CPU they are an error, not a silent no-op
   // (the device "auto" resolves to is checked in run_job).
   if (r.cuda_graphs && r.device == "cpu") throw ParameterError("cuda-graphs", "needs a CUDA device, the job asks for the CPU");
@@ -485,6 +486,7 @@ void run_job(const GenerationRequest& request_in, JobContext& ctx) {
     // Every job sets it: the cached model keeps the last job's otherwise. fp8 where it cannot run
     // is a ParameterError saying why (no bf16 fallback).
     dit->set_linear_precision(model::parse_linear_precision(request.precision));
+    dit->set_residual_precision(model::parse_residual_precision(request.residual));
 
     std::string adapter_path;
     dit->adapter = resolve_adapter(request.attention, config, device, dtype, cache.adapters, adapter_path);

@@ -7,11 +7,12 @@
 // No device syncs for timing inside the forward (AttentionPlan::measure_time off).
 //
 //   bench_block [--grid TxHxW ...] [--mode NAME ...] [--layers 2] [--reps 3] [--fp8] [--cuda-graph]
-//               [--export-masks DIR] [--json out.json]
+//               [--residual fp32|bf16] [--export-masks DIR] [--json out.json]
 // Modes: dense-sdpa (torch SDPA, cuDNN), dense (our kernel, full mask), radial90 (radial,
 // keep_ratio 0.1: the ~90 % mask of the kernel bench), and any registered mode by name.
 // --fp8 repeats dense-sdpa and radial90 with FP8 linear layers (Hopper + LibTorch >= 2.5; else
-// the reason is printed and those rows are absent). --export-masks writes radial90's layer-0
+// the reason is printed and those rows are absent). --residual bf16 runs every row with the bf16
+// residual stream (model::ResidualPrecision; rows labelled "res-bf16"). --export-masks writes radial90's layer-0
 // mask per grid (int32 BSR row offsets then columns, as bench_attention) + masks.json for
 // tests/bench/block_torch.py. The step estimate is 2 forwards (CFG) × (forward + (30 − L) blocks).
 // --cuda-graph adds a table: per mode, the L-block forward eager (the unprofiled median) beside the
@@ -158,7 +159,7 @@ struct Options {
   std::vector<std::string> grids, modes;
   int layers = 2, reps = 3;
   bool fp8 = false, cuda_graph = false;
-  std::string json_path = "bench_block.json", mask_dir;
+  std::string json_path = "bench_block.json", mask_dir, residual = "fp32";
 };
 
 // False (after saying why on stderr) for a bad command line.
@@ -176,6 +177,7 @@ bool parse_options(int argc, char** argv, Options& o) {
     else if (a == "--reps") o.reps = std::stoi(v);
     else if (a == "--json") o.json_path = v;
     else if (a == "--export-masks") o.mask_dir = v;
+    else if (a == "--residual") o.residual = v;
     else { std::fprintf(stderr, "bench_block: unknown option %s\n", a.c_str()); return false; }
   }
   return true;
@@ -193,6 +195,8 @@ class BlockBench {
 
   // The --fp8 verdict and the run's header line; creates the mask folder.
   void announce() {
+    model_.dit->set_residual_precision(model::parse_residual_precision(opt_.residual));
+    if (opt_.residual != "fp32") std::printf("bench_block: residual stream in %s\n", opt_.residual.c_str());
     if (opt_.fp8) {
       fp8_skip_ = model::fp8_unsupported_reason(model_.device);
       if (!fp8_skip_.empty()) std::printf("bench_block: --fp8 rows skipped: %s\n", fp8_skip_.c_str());
@@ -212,7 +216,8 @@ class BlockBench {
     if (opt_.fp8 && fp8_skip_.empty())
       for (const auto& m : {"dense-sdpa", "radial90"}) runs.push_back({m, model::LinearPrecision::Fp8});
     for (const auto& [mode, precision] : runs) {
-      const std::string label = std::string(gtext) + " " + mode + (precision == model::LinearPrecision::Fp8 ? " fp8" : "");
+      const std::string label = std::string(gtext) + " " + mode + (precision == model::LinearPrecision::Fp8 ? " fp8" : "") +
+                                (opt_.residual == "fp32" ? "" : " res-" + opt_.residual);
       try {
         run_mode(gtext, grid, in, mode, precision, label);
       } catch (const std::exception& e) {
@@ -357,7 +362,8 @@ class BlockBench {
                   b.mallocs);
     summary_ += line;
     out_["rows"].push_back({{"grid", gtext}, {"n", grid.size()}, {"mode", mode},
-                            {"precision", model::linear_precision_name(precision)}, {"sparsity", sparsity},
+                            {"precision", model::linear_precision_name(precision)}, {"residual", opt_.residual},
+                            {"sparsity", sparsity},
                             {"block_ms", b.block}, {"attention_ms", b.attn}, {"rest_ms", b.block - b.attn},
                             {"forward_ms", forward}, {"step_ms_est", step}, {"allocs_per_block", b.allocs},
                             {"mallocs_per_block", b.mallocs}, {"ops", jops}});
@@ -387,7 +393,12 @@ int main(int argc, char** argv) {
   if (opt.modes.empty()) opt.modes = {"dense-sdpa", "dense", "radial90", "radial-dynamic", "dfs", "lvsa"};
   BlockBench bench(opt, cuda);
   torch::NoGradGuard no_grad;
-  bench.announce();
+  try {
+    bench.announce();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_block: %s\n", e.what());
+    return 2;
+  }
   for (const auto& gtext : opt.grids) bench.run_grid(gtext);
   bench.report();
   return 0;

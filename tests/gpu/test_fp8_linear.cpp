@@ -195,6 +195,16 @@ TEST(Fp8Lt, ResidualAddMatchesLinearThenGatedAdd) {
       const double e = rel_l2(x - x0, want);
       std::printf("fp8_residual_add_ gelu=%d gated=%d: rel-L2 of the update %.2e\n", int(gelu), int(gated), e);
       EXPECT_LT(e, 1e-2);
+      // Into a bf16 stream (ResidualPrecision::Bf16): the fp32 stream's result rounded once, up to
+      // bf16's rounding of the sum.
+      const auto x16_0 = x0.to(torch::kBFloat16);
+      auto x16 = x16_0.clone();
+      ASSERT_TRUE(fp8_residual_add_(x16, h, lin->weight, lin->bias, w, g, gelu)) << "bf16 stream";
+      ASSERT_EQ(x16.scalar_type(), torch::kBFloat16);
+      const auto exact16 = x16_0.to(torch::kFloat) + want;
+      const double e16 = rel_l2(x16.to(torch::kFloat), exact16), rounding = rel_l2(exact16.to(torch::kBFloat16), exact16);
+      std::printf("  into a bf16 stream: rel-L2 %.2e (bf16 rounding of the sum %.2e)\n", e16, rounding);
+      EXPECT_LT(e16, 3 * rounding + 2e-3);
     }
   }
   auto bad = torch::zeros({2, 700, 1024}, f32);

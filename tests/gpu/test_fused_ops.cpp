@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -317,6 +318,90 @@ TEST(FusedOps, ModelForwardMatchesUnfused) {
   ASSERT_EQ(a.sizes(), b.sizes());
   EXPECT_FALSE(a.isnan().any().item<bool>());
   EXPECT_LT(rel_l2(a, b), 2e-2);
+}
+
+// The bf16 residual stream (ResidualPrecision::Bf16): each fused op reads and writes x in bf16 with
+// the arithmetic in fp32 and one rounding per update, as diffusers' (x.float() + y · gate).type_as(x).
+TEST(FusedOps, Bf16ResidualStreamOps) {
+  SKIP_WITHOUT_FUSED();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(21);
+  const auto x32 = torch::randn({2, 37, 256}, torch::kCUDA) * 3;
+  const auto x16 = x32.to(torch::kBFloat16);
+  // The norm reads the bf16 stream: the same values as an fp32 stream holding them, the same output bits.
+  const auto shift = torch::randn({2, 1, 256}, torch::kCUDA), scale = torch::randn({2, 1, 256}, torch::kCUDA) * 0.2;
+  EXPECT_TRUE(torch::equal(fused::layernorm_modulate(x16, shift, scale, 1e-6, torch::kBFloat16),
+                           fused::layernorm_modulate(x16.to(torch::kFloat), shift, scale, 1e-6, torch::kBFloat16)));
+  const auto w3 = torch::rand({256}, torch::kCUDA) + 0.5, b3 = torch::randn({256}, torch::kCUDA);
+  EXPECT_TRUE(torch::equal(fused::layernorm_affine(x16, w3, b3, 1e-6, torch::kBFloat16),
+                           fused::layernorm_affine(x16.to(torch::kFloat), w3, b3, 1e-6, torch::kBFloat16)));
+  // A 16-bit stream of the other type is an error, not a misread.
+  EXPECT_THROW(fused::layernorm_modulate(x16, shift, scale, 1e-6, torch::kHalf), longshot::ShapeError);
+  // The gated add: fp32 sum, one rounding. The kernel may fuse y · gate + x into one FMA, so a few
+  // sums round the other way at a bf16 tie: at most 1 % of elements, each by one bf16 ulp.
+  const auto y = torch::randn({2, 37, 256}, torch::kCUDA).to(torch::kBFloat16);
+  const auto gate = torch::randn({2, 1, 256}, torch::kCUDA);
+  auto x = x16.clone();
+  fused::gated_residual_add_(x, y, gate);
+  const auto ref = (x16.to(torch::kFloat) + y.to(torch::kFloat) * gate).to(torch::kBFloat16);
+  EXPECT_EQ(x.scalar_type(), torch::kBFloat16);
+  const auto differ = x.ne(ref).sum().item<int64_t>();
+  EXPECT_LE(differ, x.numel() / 100) << differ << " of " << x.numel() << " elements differ";
+  const auto ulp = (ref.to(torch::kFloat).abs() * std::ldexp(1.0, -7)).clamp_min(1e-30);
+  EXPECT_TRUE(((x.to(torch::kFloat) - ref.to(torch::kFloat)).abs() <= ulp).all().item<bool>());
+  EXPECT_THROW(fused::gated_residual_add_(x, y.to(torch::kHalf), gate), longshot::ShapeError);
+
+  // The residual GEMM into a bf16 stream: x += gate · (h · wᵀ + b) in one GEMM, against the fp32
+  // product rounded once; within bf16's rounding of the sum, and no worse than GEMM-then-add.
+  for (const auto& [in, gated] : {std::pair<int64_t, bool>{8960, true}, {1536, false}}) {
+    const auto x0 = (torch::randn({2, 1000, 1536}, torch::kCUDA) * 2).to(torch::kBFloat16);
+    const auto h = torch::randn({2, 1000, in}, torch::kCUDA).to(torch::kBFloat16);
+    const auto w = (torch::randn({1536, in}, torch::kCUDA) / std::sqrt(double(in))).to(torch::kBFloat16);
+    const auto b = (torch::randn({1536}, torch::kCUDA) * 0.1).to(torch::kBFloat16);
+    const auto g = gated ? torch::randn({2, 1, 1536}, torch::kCUDA) : torch::Tensor();
+    auto y32 = torch::matmul(h.to(torch::kFloat), w.to(torch::kFloat).t()) + b.to(torch::kFloat);
+    if (gated) y32 = y32 * g;
+    const auto exact = x0.to(torch::kFloat) + y32;
+    auto fused_x = x0.clone();
+    ASSERT_TRUE(fused::linear_residual_add_(fused_x, h, w, b, g)) << "in " << in;
+    EXPECT_EQ(fused_x.scalar_type(), torch::kBFloat16);
+    auto plain_x = x0.clone();
+    fused::gated_residual_add_(plain_x, torch::linear(h, w, b), g);
+    const double fused_err = rel_l2(fused_x, exact), plain_err = rel_l2(plain_x, exact);
+    const double rounding = rel_l2(exact.to(torch::kBFloat16), exact);  // the stream's own rounding
+    std::printf("  bf16 residual GEMM, in %lld%s: fused %.2e, GEMM then add %.2e, bf16 rounding of the sum %.2e\n",
+                static_cast<long long>(in), gated ? ", gated" : "", fused_err, plain_err, rounding);
+    EXPECT_LT(fused_err, 3 * rounding) << "in " << in;
+    EXPECT_LT(fused_err, 2 * plain_err + 1e-4) << "in " << in;
+  }
+}
+
+// A whole forward with the bf16 stream: fused (no autograd) against the eager chains (autograd on),
+// and against the fp32 stream within bf16 noise — it does change the result (x really is rounded).
+TEST(FusedOps, ModelForwardWithBf16ResidualStream) {
+  SKIP_WITHOUT_FUSED();
+  auto m = tiny_gpu_model();
+  torch::manual_seed(6);
+  const auto x = torch::randn({2, 3, 4, 8, 8}, torch::kCUDA), t = torch::full({2}, 600.0, torch::kCUDA);
+  const auto text = torch::randn({2, 5, 32}, torch::kCUDA);
+  torch::Tensor f32, fused16, eager16;
+  {
+    torch::NoGradGuard no_grad;
+    f32 = m->forward(x, t, text);
+    m->set_residual_precision(longshot::model::ResidualPrecision::Bf16);
+    fused16 = m->forward(x, t, text);
+  }
+  {
+    torch::AutoGradMode grad(true);
+    eager16 = m->forward(x, t, text).detach();
+  }
+  m->set_residual_precision(longshot::model::ResidualPrecision::Fp32);
+  EXPECT_FALSE(fused16.isnan().any().item<bool>());
+  const double vs_eager = rel_l2(fused16, eager16), vs_f32 = rel_l2(fused16, f32);
+  std::printf("  bf16 residual stream, tiny model: fused vs eager %.2e, vs the fp32 stream %.2e\n", vs_eager, vs_f32);
+  EXPECT_LT(vs_eager, 2e-2);
+  EXPECT_LT(vs_f32, 2e-2);
+  EXPECT_GT(vs_f32, 0.0);
 }
 
 // The mask adapter on the GPU: the fused inference path (adapter deltas added before the fused

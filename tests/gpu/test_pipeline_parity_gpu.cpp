@@ -120,3 +120,39 @@ TEST(PipelineParityGpu, SixEulerStepsAndFrames) {
     EXPECT_GT(longshot::testing::rel_l2(p.sample(own), p.io.f32("euler_latents")), 1e-4);
   }
 }
+
+// The bf16 residual stream (model::ResidualPrecision) against diffusers' WanTransformer3DModel in
+// bf16, whose hidden_states are bf16 between branches: tests/gpu/residual_stream_parity.py writes a
+// DiT (1.3B widths, a few layers, random weights), the inputs, and diffusers' forward in fp32 (TF32
+// off) and in bf16, then runs this case with LONGSHOT_RESIDUAL_PARITY_DIR set. Ours runs the model
+// in bf16 with each stream; both must be at least as close to the fp32 answer as diffusers' own
+// bf16 forward is (1.5× its distance: rounding noise differs run to run).
+TEST(ResidualParityGpu, Bf16StreamAgainstDiffusersBf16) {
+  const char* dir = std::getenv("LONGSHOT_RESIDUAL_PARITY_DIR");
+  if (!dir) GTEST_SKIP() << "LONGSHOT_RESIDUAL_PARITY_DIR not set (tests/gpu/residual_stream_parity.py sets it)";
+  SKIP_WITHOUT_GPU();
+  at::globalContext().setAllowTF32CuBLAS(false);
+  at::globalContext().setAllowTF32CuDNN(false);
+  torch::NoGradGuard no_grad;
+  const FixtureTensors io{std::string(dir) + "/io.safetensors"};
+  model::ModelSpec spec;
+  spec.model = dir;  // a diffusers folder holding transformer/ only
+  const auto resolved =
+      model::resolve_model(spec, {model::kComponentTokenizer, model::kComponentTextEncoder, model::kComponentVae});
+  auto dit = model::load_dit(resolved, 0, torch::kCUDA, torch::kBFloat16);
+  dit->eval();
+  const auto x = io.f32("noise").to(torch::kCUDA), t = io.f32("timestep").to(torch::kCUDA);
+  const auto text = io.f32("prompt_embeds").to(torch::kCUDA);
+  const auto ours32 = dit->forward(x, t, text).to(torch::kCPU, torch::kFloat);
+  dit->set_residual_precision(model::ResidualPrecision::Bf16);
+  const auto ours16 = dit->forward(x, t, text).to(torch::kCPU, torch::kFloat);
+  const auto ref32 = io.f32("forward_output"), ref16 = io.f32("forward_output_bf16");
+  using longshot::testing::rel_l2;
+  const double theirs = rel_l2(ref16, ref32), e16 = rel_l2(ours16, ref32), e32 = rel_l2(ours32, ref32);
+  std::printf("residual stream parity (%s): diffusers bf16 vs its fp32 %.3e; ours bf16 stream %.3e, fp32 stream %.3e "
+              "(vs diffusers bf16: %.3e and %.3e)\n",
+              resolved.config.summary.c_str(), theirs, e16, e32, rel_l2(ours16, ref16), rel_l2(ours32, ref16));
+  EXPECT_GT(theirs, 0.0);
+  EXPECT_LT(e16, 1.5 * theirs);
+  EXPECT_LT(e32, 1.5 * theirs);
+}

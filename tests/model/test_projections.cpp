@@ -158,6 +158,38 @@ TEST(TextKVCache, HitsAcrossStepsAndCondUncondMissesOnEveryKeyChange) {
   EXPECT_EQ(cache.misses(), misses);
 }
 
+// The residual stream's precision: bf16 needs a bf16 model (refused with the reason otherwise, at
+// the setter and again at forward if the model moved); the bf16 stream rounds x after each update
+// (diffusers' (x.float() + y · gate).type_as(x)), which moves the output by bf16 noise, no more.
+TEST(ResidualPrecision, ParsesRefusesFp32ModelsAndRoundsTheStream) {
+  EXPECT_EQ(parse_residual_precision("bf16"), ResidualPrecision::Bf16);
+  EXPECT_EQ(parse_residual_precision("fp32"), ResidualPrecision::Fp32);
+  EXPECT_STREQ(residual_precision_name(ResidualPrecision::Bf16), "bf16");
+  EXPECT_THROW(parse_residual_precision("fp16"), ParameterError);
+  auto m = tiny_model();
+  try {
+    m->set_residual_precision(ResidualPrecision::Bf16);
+    FAIL() << "a bf16 stream accepted for an fp32 model";
+  } catch (const ParameterError& e) {
+    EXPECT_NE(std::string(e.what()).find("residual"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(m->residual_precision(), ResidualPrecision::Fp32);
+  m->to(torch::kBFloat16);
+  const auto in = inputs();
+  torch::NoGradGuard no_grad;
+  const auto f32 = m->forward(in.x, in.t, in.text);
+  m->set_residual_precision(ResidualPrecision::Bf16);
+  const auto b16 = m->forward(in.x, in.t, in.text);
+  const double rel = ((b16 - f32).to(torch::kDouble).norm() / f32.to(torch::kDouble).norm()).item<double>();
+  std::printf("bf16 residual stream vs fp32, tiny bf16 model on the CPU: rel-L2 %.2e\n", rel);
+  EXPECT_GT(rel, 0.0) << "the stream was not rounded";
+  EXPECT_LT(rel, 2e-2);
+  m->to(torch::kFloat);  // moved back to fp32 with the bf16 stream still asked for
+  EXPECT_THROW(m->forward(in.x, in.t, in.text), ParameterError);
+  m->set_residual_precision(ResidualPrecision::Fp32);
+  EXPECT_NO_THROW(m->forward(in.x, in.t, in.text));
+}
+
 TEST(LinearPrecision, ParsesAndRefusesFp8WhereItCannotRun) {
   EXPECT_EQ(parse_linear_precision("fp8"), LinearPrecision::Fp8);
   EXPECT_EQ(parse_linear_precision("native"), LinearPrecision::Native);

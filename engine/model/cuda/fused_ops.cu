@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <string>
+#include <type_traits>
 
 #include "engine/common/cuda/cuda_check.h"
 #include "engine/common/cuda/reduce.cuh"
@@ -193,16 +194,27 @@ __global__ void rmsnorm_rope_pool_kernel(const T* __restrict__ y, const float* _
   if (n != g * group) flush();  // a cell left open at the CTA's end
 }
 
+// A thread's 8 residual values as fp32: the stream is fp32 (two 16-byte loads) or 16-bit (one).
+__device__ __forceinline__ void load_row8(const float* p, float (&v)[8]) {
+  const float4* src = reinterpret_cast<const float4*>(p);
+  const float4 a = src[0], b = src[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
 template <typename T>
-__global__ void layernorm_modulate_kernel(const float* __restrict__ x, const float* __restrict__ shift,
+__device__ __forceinline__ void load_row8(const T* p, float (&v)[8]) {
+  Vec8<T>{*reinterpret_cast<const uint4*>(p)}.to_float(v);
+}
+
+// X: the residual stream's element type (float, or T itself for a 16-bit stream).
+template <typename X, typename T>
+__global__ void layernorm_modulate_kernel(const X* __restrict__ x, const float* __restrict__ shift,
                                           const float* __restrict__ scale, int C, int64_t tokens, float eps,
                                           T* __restrict__ out) {
   __shared__ float scratch[kMaxThreads / 32];
   const int64_t row = blockIdx.x;
   const int c0 = threadIdx.x * 8;
-  const float4* src = reinterpret_cast<const float4*>(x + row * C + c0);
-  const float4 a = src[0], b = src[1];
-  float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+  float v[8];
+  load_row8(x + row * C + c0, v);
   float s = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) s += v[i];
@@ -220,8 +232,8 @@ __global__ void layernorm_modulate_kernel(const float* __restrict__ x, const flo
   *reinterpret_cast<uint4*>(out + row * C + c0) = Vec8<T>::from_float(v);
 }
 
-template <typename T>
-__global__ void gated_residual_add_kernel(float* __restrict__ x, const T* __restrict__ y, const float* __restrict__ gate,
+template <typename X, typename T>
+__global__ void gated_residual_add_kernel(X* __restrict__ x, const T* __restrict__ y, const float* __restrict__ gate,
                                           int64_t rows, int C, int64_t tokens) {
   const int64_t chunks = rows * (C / 8);
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < chunks;
@@ -231,16 +243,24 @@ __global__ void gated_residual_add_kernel(float* __restrict__ x, const T* __rest
     float v[8];
     Vec8<T> in{*reinterpret_cast<const uint4*>(y + row * C + c0)};
     in.to_float(v);
-    float4* dst = reinterpret_cast<float4*>(x + row * C + c0);
-    float4 a = dst[0], b = dst[1];
     if (gate != nullptr) {
       const float* g = gate + (row / tokens) * C + c0;
 #pragma unroll
       for (int k = 0; k < 8; ++k) v[k] *= g[k];
     }
-    a.x += v[0], a.y += v[1], a.z += v[2], a.w += v[3];
-    b.x += v[4], b.y += v[5], b.z += v[6], b.w += v[7];
-    dst[0] = a, dst[1] = b;
+    if constexpr (std::is_same_v<X, float>) {
+      float4* dst = reinterpret_cast<float4*>(x + row * C + c0);
+      float4 a = dst[0], b = dst[1];
+      a.x += v[0], a.y += v[1], a.z += v[2], a.w += v[3];
+      b.x += v[4], b.y += v[5], b.z += v[6], b.w += v[7];
+      dst[0] = a, dst[1] = b;
+    } else {  // a 16-bit stream: the sum in fp32, rounded once (diffusers' (x.float() + y · gate).type_as(x))
+      float r[8];
+      load_row8(x + row * C + c0, r);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) r[k] += v[k];
+      *reinterpret_cast<uint4*>(x + row * C + c0) = Vec8<X>::from_float(r);
+    }
   }
 }
 
@@ -281,29 +301,41 @@ void rmsnorm_rope(const void* y, const float* weight, const float* cos, const fl
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 
-void layernorm_modulate(const float* x, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
+void layernorm_modulate(const void* x, bool x16, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
                         int64_t tokens, float eps, void* out, cudaStream_t stream) {
   check_dims(C, "layernorm_modulate");
   if (rows <= 0) return;
-  if (fp16)
-    layernorm_modulate_kernel<__half><<<rows, C / 8, 0, stream>>>(x, shift, scale, C, tokens, eps, static_cast<__half*>(out));
-  else
-    layernorm_modulate_kernel<__nv_bfloat16><<<rows, C / 8, 0, stream>>>(x, shift, scale, C, tokens, eps,
-                                                                        static_cast<__nv_bfloat16*>(out));
+  const auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    if (x16)
+      layernorm_modulate_kernel<T, T><<<rows, C / 8, 0, stream>>>(static_cast<const T*>(x), shift, scale, C, tokens, eps,
+                                                                  static_cast<T*>(out));
+    else
+      layernorm_modulate_kernel<float, T><<<rows, C / 8, 0, stream>>>(static_cast<const float*>(x), shift, scale, C,
+                                                                      tokens, eps, static_cast<T*>(out));
+  };
+  if (fp16) launch(__half{});
+  else launch(__nv_bfloat16{});
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 
-void gated_residual_add(float* x, const void* y, const float* gate, bool fp16, int64_t rows, int C, int64_t tokens,
-                        cudaStream_t stream) {
+void gated_residual_add(void* x, bool x16, const void* y, const float* gate, bool fp16, int64_t rows, int C,
+                        int64_t tokens, cudaStream_t stream) {
   check_dims(C, "gated_residual_add");
   if (rows <= 0) return;
   const int64_t chunks = rows * (C / 8);
   const int blocks = static_cast<int>(std::min<int64_t>((chunks + 255) / 256, 16 * sm_count()));
-  if (fp16)
-    gated_residual_add_kernel<__half><<<blocks, 256, 0, stream>>>(x, static_cast<const __half*>(y), gate, rows, C, tokens);
-  else
-    gated_residual_add_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(x, static_cast<const __nv_bfloat16*>(y), gate,
-                                                                        rows, C, tokens);
+  const auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    if (x16)
+      gated_residual_add_kernel<T, T><<<blocks, 256, 0, stream>>>(static_cast<T*>(x), static_cast<const T*>(y), gate,
+                                                                  rows, C, tokens);
+    else
+      gated_residual_add_kernel<float, T><<<blocks, 256, 0, stream>>>(static_cast<float*>(x), static_cast<const T*>(y),
+                                                                      gate, rows, C, tokens);
+  };
+  if (fp16) launch(__half{});
+  else launch(__nv_bfloat16{});
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 

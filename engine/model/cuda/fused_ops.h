@@ -21,13 +21,15 @@ void rmsnorm_rope(const void* y, const float* weight, const float* cos, const fl
                   int C, int head_dim, int64_t tokens, float eps, void* out, cudaStream_t stream, int pool_group = 0,
                   float* pooled = nullptr, int64_t y_row_stride = 0);
 
-// out[r, :] = LayerNorm(x[r, :]) (no affine) · (1 + scale[b]) + shift[b], b = r / tokens;
-// x fp32 [rows, C], shift/scale fp32 [batch, C] (null: no modulation), out 16-bit [rows, C].
-void layernorm_modulate(const float* x, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
+// out[r, :] = LayerNorm(x[r, :]) (no affine) · (1 + scale[b]) + shift[b], b = r / tokens, in fp32;
+// x [rows, C] fp32, or 16-bit of out's type when `x16` (a 16-bit residual stream); shift/scale fp32
+// [batch, C] (null: no modulation), out 16-bit [rows, C].
+void layernorm_modulate(const void* x, bool x16, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
                         int64_t tokens, float eps, void* out, cudaStream_t stream);
 
-// x[r, :] += y[r, :] · gate[b] (gate null: 1), b = r / tokens; x fp32, y 16-bit, gate fp32 [batch, C].
-void gated_residual_add(float* x, const void* y, const float* gate, bool fp16, int64_t rows, int C, int64_t tokens,
-                        cudaStream_t stream);
+// x[r, :] += y[r, :] · gate[b] (gate null: 1), b = r / tokens; y 16-bit, gate fp32 [batch, C]; x
+// fp32, or 16-bit of y's type when `x16` (the sum in fp32, rounded once).
+void gated_residual_add(void* x, bool x16, const void* y, const float* gate, bool fp16, int64_t rows, int C,
+                        int64_t tokens, cudaStream_t stream);
 
 }  // namespace longshot::model::cuda

@@ -1,4 +1,4 @@
-// The cuBLASLt GEMMs of lt_gemm.h: the residual GEMM (C and D the fp32 residual stream, beta = 1,
+// The cuBLASLt GEMMs of lt_gemm.h: the residual GEMM (C and D the residual stream, beta = 1,
 // bias in the epilogue) and the FP8 GEMM with per-row and per-channel scales.
 //
 // cuBLASLt comes from the process, not from this library's link line: LibTorch's CUDA library
@@ -213,8 +213,8 @@ const Plan* plan_for(const Spec& s, size_t workspace_bytes, const Pointers& ptr,
 
 }  // namespace
 
-std::string gemm_residual(const void* a, const void* w, const float* bias, float* x, bool fp16, int64_t rows, int n,
-                          int k, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+std::string gemm_residual(const void* a, const void* w, const void* bias, void* x, bool fp16, bool x16, int64_t rows,
+                          int n, int k, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   const Lt& f = lt();
   if (!f.missing.empty()) return f.missing;
   if (rows <= 0 || n <= 0 || k <= 0) return "empty GEMM";
@@ -222,7 +222,7 @@ std::string gemm_residual(const void* a, const void* w, const float* bias, float
   if (cudaGetDevice(&s.device) != cudaSuccess) return "no current CUDA device";
   s.rows = rows, s.n = n, s.k = k;
   s.ab = fp16 ? CUDA_R_16F : CUDA_R_16BF;
-  s.cd = CUDA_R_32F, s.bias = CUDA_R_32F, s.has_bias = bias != nullptr;
+  s.cd = x16 ? s.ab : CUDA_R_32F, s.bias = s.cd, s.has_bias = bias != nullptr;
   s.align_ab = std::min(alignment(a), alignment(w)), s.align_cd = alignment(x);
   s.workspace_mb = int(workspace_bytes >> 20);
 
@@ -232,7 +232,7 @@ std::string gemm_residual(const void* a, const void* w, const float* bias, float
   Pointers ptr;
   ptr.bias = bias;
   const Plan* p = plan_for(s, workspace_bytes, ptr, handle, why);
-  if (p == nullptr) return why + " (fp32 residual)";
+  if (p == nullptr) return why + (x16 ? " (16-bit residual)" : " (fp32 residual)");
   set_pointers(f, p->desc, ptr);
   const float one = 1.0f;
   const auto st = f.matmul(handle, p->desc, &one, w, p->a, a, p->b, &one, x, p->c, x, p->c, &p->algo, workspace,
@@ -251,7 +251,7 @@ std::string gemm_fp8(const Fp8Operands& op, int64_t rows, int n, int k, void* wo
   if (cudaGetDevice(&s.device) != cudaSuccess) return "no current CUDA device";
   s.rows = rows, s.n = n, s.k = k;
   s.ab = CUDA_R_8F_E4M3;
-  s.cd = op.residual ? CUDA_R_32F : CUDA_R_16BF;
+  s.cd = op.residual && !op.residual16 ? CUDA_R_32F : CUDA_R_16BF;
   s.bias = s.cd, s.has_bias = op.bias != nullptr, s.outer_vec_scales = true;
   s.align_ab = std::min(alignment(op.a8), alignment(op.w8)), s.align_cd = alignment(op.out);
   s.workspace_mb = int(workspace_bytes >> 20);
@@ -265,7 +265,7 @@ std::string gemm_fp8(const Fp8Operands& op, int64_t rows, int n, int k, void* wo
   ptr.a_scale = op.w_scale, ptr.b_scale = op.a_scale, ptr.bias = op.bias;
   const Plan* p = plan_for(s, workspace_bytes, ptr, handle, why);
   std::string also;
-  if (p == nullptr && op.residual && op.bias_bf16 != nullptr) {
+  if (p == nullptr && op.residual && !op.residual16 && op.bias_bf16 != nullptr) {
     // Some cuBLASLt versions take only a 16-bit bias beside FP8 operands.
     s.bias = CUDA_R_16BF;
     ptr.bias = op.bias_bf16;
@@ -278,7 +278,8 @@ std::string gemm_fp8(const Fp8Operands& op, int64_t rows, int n, int k, void* wo
     p = plan_for(s, workspace_bytes, ptr, handle, also);
     if (p != nullptr) *op.bias_left_out = true;
   }
-  if (p == nullptr) return why + (op.residual ? " (FP8, fp32 residual)" : " (FP8, bf16 out)");
+  if (p == nullptr)
+    return why + (!op.residual ? " (FP8, bf16 out)" : op.residual16 ? " (FP8, bf16 residual)" : " (FP8, fp32 residual)");
   set_pointers(f, p->desc, ptr);
   const float one = 1.0f, beta = op.residual ? 1.0f : 0.0f;
   const auto st = f.matmul(handle, p->desc, &one, op.w8, p->a, op.a8, p->b, &beta, op.out, p->c, op.out, p->c,

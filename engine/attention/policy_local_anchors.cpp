@@ -90,7 +90,7 @@ class LocalAnchorsPolicy final : public MaskPolicy {
     last_cached_ = false;
     BlockMaskPtr mask;
     if (r.device.is_cuda() && cuda_backend_available() && (r.block_size == 64 || r.block_size == 128))
-      mask = build_on_device(r, geo, period);
+      mask = build_on_device(r, geo, period, s);
     else
       mask = build_on_host(r, geo);
     cache_.put(key, mask);
@@ -212,8 +212,9 @@ class LocalAnchorsPolicy final : public MaskPolicy {
 
   // On a CUDA device: the window part is built once per (grid, block, device) by the loop above
   // and kept there; each call scatters the rows' anchors (the same formula as
-  // local_anchor_blocks) into a copy and compacts it on the device (mask_from_keep_tensor).
-  BlockMaskPtr build_on_device(const MaskRequest& r, const detail::BlockGeometry& geo, int64_t period) {
+  // local_anchor_blocks, with shift = (step + layer · layer_shift) mod period) into a copy and
+  // compacts it on the device (mask_from_keep_tensor).
+  BlockMaskPtr build_on_device(const MaskRequest& r, const detail::BlockGeometry& geo, int64_t period, int64_t shift) {
     const int64_t nb = geo.num_blocks();
     if (!base_.defined() || base_grid_ != r.grid || base_block_ != r.block_size || base_.device() != r.device) {
       auto host = window_keep(r.grid, geo);
@@ -224,7 +225,6 @@ class LocalAnchorsPolicy final : public MaskPolicy {
     auto keep = base_.clone();
     if (config_.anchors > 0) {
       const auto lopts = torch::TensorOptions().dtype(torch::kLong).device(r.device);
-      const int64_t shift = static_cast<int64_t>(r.step) + static_cast<int64_t>(r.layer) * config_.layer_shift;
       const auto phase = (torch::arange(nb, lopts) * config_.qblock_shift + shift).remainder(period);   // [nb]
       const auto idx = (phase.unsqueeze(1) + torch::arange(config_.anchors, lopts).unsqueeze(0) * period).remainder(nb);
       keep[0].scatter_(1, idx, true);

@@ -302,9 +302,7 @@ DiTOutput WanDiTImpl::forward_with_stats(const torch::Tensor& latents, const tor
                                    .expand({batch, 2, latents.size(2), latents.size(3), latents.size(4)})},
                        1);
   }
-  if (residual_ == ResidualPrecision::Bf16 && wdtype != torch::kBFloat16)
-    throw ParameterError("residual", "a bf16 residual stream needs the model in bf16, it is in " +
-                                         std::string(c10::toString(wdtype)));
+  require_residual_fits(residual_, wdtype);  // the model may have moved since set_residual_precision
   // The residual stream (ResidualPrecision): fp32 as Wan's code, or bf16 as diffusers'.
   const auto rdtype = residual_ == ResidualPrecision::Bf16 ? torch::kBFloat16 : torch::kFloat;
   auto x = patch_embedding->forward(input).flatten(2).transpose(1, 2).to(rdtype);

@@ -22,9 +22,7 @@ void WanDiTImpl::set_linear_precision(LinearPrecision precision) {
 }
 
 void WanDiTImpl::set_residual_precision(ResidualPrecision precision) {
-  if (precision == ResidualPrecision::Bf16 && patch_embedding->weight.scalar_type() != torch::kBFloat16)
-    throw ParameterError("residual", "a bf16 residual stream needs the model in bf16, it is in " +
-                                         std::string(c10::toString(patch_embedding->weight.scalar_type())));
+  require_residual_fits(precision, patch_embedding->weight.scalar_type());
   residual_ = precision;
 }
 

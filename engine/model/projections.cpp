@@ -47,6 +47,12 @@ ResidualPrecision parse_residual_precision(const std::string& text) {
 
 const char* residual_precision_name(ResidualPrecision p) { return p == ResidualPrecision::Bf16 ? "bf16" : "fp32"; }
 
+void require_residual_fits(ResidualPrecision p, torch::ScalarType model_dtype) {
+  if (p == ResidualPrecision::Bf16 && model_dtype != torch::kBFloat16)
+    throw ParameterError("residual",
+                         "a bf16 residual stream needs the model in bf16, it is in " + std::string(c10::toString(model_dtype)));
+}
+
 std::string fp8_unsupported_reason(const torch::Device& device) {
 #if !defined(LONGSHOT_CUDA_BUILD)
   (void)device;
@@ -215,9 +221,9 @@ bool fp8_residual_add_(torch::Tensor& x, const torch::Tensor& h, const torch::Te
   // fp32, no re-rounding of the e4m3 weights) and, in fp32, the bias. One GEMM per sample where
   // the samples' gates differ.
   const int64_t groups = g.defined() ? B : 1, rows = g.defined() ? N : B * N;
+  const bool x16 = x.scalar_type() == torch::kBFloat16;
   for (int64_t i = 0; i < groups; ++i) {
     const auto ws = g.defined() ? (w.scale.view(-1) * g[i]).contiguous() : w.scale;
-    const bool x16 = x.scalar_type() == torch::kBFloat16;
     torch::Tensor bi = b32, bi16;
     if (b32.defined()) {
       if (g.defined()) bi = b32 * g[i];

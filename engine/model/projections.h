@@ -32,6 +32,9 @@ enum class ResidualPrecision { Fp32, Bf16 };
 // "fp32" or "bf16"; ParameterError naming `residual` otherwise.
 ResidualPrecision parse_residual_precision(const std::string& text);
 const char* residual_precision_name(ResidualPrecision p);
+// ParameterError naming `residual` when stream `p` cannot run with a model in `model_dtype` (bf16
+// needs a bf16 model).
+void require_residual_fits(ResidualPrecision p, torch::ScalarType model_dtype);
 // Empty when FP8 linears can run on `device`, else why not: LibTorch older than 2.5 (row-wise
 // scaled at::_scaled_mm), a LibTorch or build without CUDA, a CPU device, or a GPU that is not
 // Hopper (sm_90). Callers turn a reason into an error: there is no silent bf16 fallback.

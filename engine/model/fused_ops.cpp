@@ -64,6 +64,16 @@ bool residual_epilogue_applies(const torch::Tensor& x) {
   return enabled && applies(x);
 }
 
+bool norm_row_per_warp() {
+  static const bool enabled = switched_on("LONGSHOT_NORM_WARP");
+  return enabled;
+}
+
+bool fp8_quant_rows_in_registers() {
+  static const bool enabled = switched_on("LONGSHOT_FP8_QUANT_REG");
+  return enabled;
+}
+
 bool fp8_cublaslt_on() {
   static const bool enabled = switched_on("LONGSHOT_FP8_LT");
   return enabled;
@@ -128,7 +138,8 @@ torch::Tensor layernorm_modulate(const torch::Tensor& x, const torch::Tensor& sh
   auto out = torch::empty({B, N, C}, x.options().dtype(dtype));
   cuda::layernorm_modulate(x.data_ptr(), x.scalar_type() != torch::kFloat, sh.defined() ? sh.data_ptr<float>() : nullptr,
                            sc.defined() ? sc.data_ptr<float>() : nullptr, dtype == torch::kHalf, B * N,
-                           static_cast<int>(C), N, static_cast<float>(eps), out.data_ptr(), stream.get());
+                           static_cast<int>(C), N, static_cast<float>(eps), out.data_ptr(), stream.get(),
+                           norm_row_per_warp());
   return out;
 #else
   throw ShapeError("layernorm_modulate: this build has no fused CUDA kernels");

@@ -21,6 +21,12 @@ bool residual_epilogue_applies(const torch::Tensor& x);
 // which also writes into the fp32 residual, unless LONGSHOT_FP8_LT=0: then at::_scaled_mm (bf16
 // out, and a separate residual pass), for A/B runs (projections.cpp).
 bool fp8_cublaslt_on();
+// The LayerNorm kernels' one-warp-per-row form for widths of 256 · N (engine/model/cuda/fused_ops.h),
+// unless LONGSHOT_NORM_WARP=0: then one CTA per row, the form before it, for A/B runs.
+bool norm_row_per_warp();
+// The FP8 activation quantisation with each row held in registers (engine/model/cuda/fp8_quant.h),
+// unless LONGSHOT_FP8_QUANT_REG=0: then each row is read (and GELU'd) twice, for A/B runs.
+bool fp8_quant_rows_in_registers();
 // v [B, 1, C] or [B, C] (a modulation or gate) as contiguous fp32 [B, C] on x's device, x being
 // [B, N, C]; undefined stays undefined. ShapeError where it does not fit x.
 torch::Tensor per_batch(const torch::Tensor& v, const torch::Tensor& x);

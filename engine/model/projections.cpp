@@ -143,7 +143,8 @@ Fp8Rows quantize_rows(const torch::Tensor& x_in, int64_t weight_k, int64_t weigh
   r.scale = torch::empty({r.M, 1}, x.options().dtype(torch::kFloat));
   const ::longshot::cuda::DeviceStream stream(x.device());
   cuda::quantize_rows_e4m3(x2.data_ptr(), false, r.M, static_cast<int>(K), x2.stride(0), gelu,
-                           static_cast<uint8_t*>(r.x8.data_ptr()), r.scale.data_ptr<float>(), stream.get());
+                           static_cast<uint8_t*>(r.x8.data_ptr()), r.scale.data_ptr<float>(), stream.get(),
+                           fused::fp8_quant_rows_in_registers());
   return r;
 }
 #endif

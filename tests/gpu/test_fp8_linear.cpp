@@ -19,6 +19,7 @@
 
 #include "engine/common/error.h"
 #include "engine/model/dit.h"
+#include "engine/model/cuda/fp8_quant.h"
 #include "engine/model/cuda/lt_gemm.h"
 #include "engine/model/fused_ops.h"
 #include "engine/model/projections.h"
@@ -210,6 +211,39 @@ TEST(Fp8Lt, ResidualAddMatchesLinearThenGatedAdd) {
   auto bad = torch::zeros({2, 700, 1024}, f32);
   Fp8Weight w;
   EXPECT_THROW(fp8_residual_add_(bad, h, lin->weight, lin->bias, w, gate), ShapeError);
+}
+
+// The activation quantisation's two forms (each row held in registers, or read twice) give the
+// same bits and scales: Wan's FFN hidden (8,960, GELU first), a model width (1536, strided rows as
+// a slice of a wider tensor), and a row too long for registers (12,288: both calls take the
+// two-read kernel). The scales are the rows' amax / 448 (of GELU(x) where asked).
+TEST(Fp8Quant, RowsInRegistersEqualTwoReads) {
+  SKIP_WITHOUT_GPU();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(23);
+  struct Case { int64_t K, ld; bool gelu; };
+  for (const Case c : {Case{8960, 8960, true}, Case{8960, 8960, false}, Case{1536, 4608, false}, Case{12288, 12288, true}}) {
+    const int64_t rows = 517;
+    const auto x = (torch::randn({rows, c.ld}, torch::kCUDA) * 3).to(torch::kBFloat16);
+    torch::Tensor bits[2], scales[2];
+    for (const bool regs : {false, true}) {
+      auto& b = bits[regs ? 1 : 0];
+      auto& sc = scales[regs ? 1 : 0];
+      b = torch::empty({rows, c.K}, torch::TensorOptions().device(torch::kCUDA).dtype(torch::kUInt8));
+      sc = torch::empty({rows}, torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat));
+      cuda::quantize_rows_e4m3(x.data_ptr(), false, rows, static_cast<int>(c.K), c.ld, c.gelu,
+                               static_cast<uint8_t*>(b.data_ptr()), sc.data_ptr<float>(), nullptr, regs);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    }
+    EXPECT_TRUE(torch::equal(bits[0], bits[1])) << "K " << c.K << " gelu " << c.gelu;
+    EXPECT_TRUE(torch::equal(scales[0], scales[1])) << "K " << c.K << " gelu " << c.gelu;
+    auto v = x.narrow(1, 0, c.K).to(torch::kFloat);
+    if (c.gelu) v = torch::gelu(v, "tanh");
+    const auto want = std::get<0>(v.abs().max(1)) / 448.f;
+    EXPECT_LT(rel_l2(scales[1], want), 1e-5) << "K " << c.K;
+    // Not all zeros: e4m3 of v / scale has the row's amax at ±448 (bits 0x7e / 0xfe).
+    EXPECT_GT(bits[1].to(torch::kInt).bitwise_and(0x7f).eq(0x7e).sum().item<int64_t>(), rows / 2) << "K " << c.K;
+  }
 }
 
 TEST(FusedProjections, RmsnormRopeReadsTheStridedQkvSlices) {

@@ -17,6 +17,7 @@
 #include "engine/attention/mask_policy.h"
 #include "engine/common/error.h"
 #include "engine/model/dit.h"
+#include "engine/model/cuda/fused_ops.h"
 #include "engine/model/fused_ops.h"
 #include "tests/gpu/skip_without_gpu.h"
 
@@ -83,6 +84,40 @@ TEST(FusedOps, LayerNormModulateMatchesTorch) {
     const auto xc = torch::randn({3, 11, C}, torch::kCUDA) * 2 - 1;
     const auto mean_ref = torch::layer_norm(xc, {C}, {}, {}, 1e-6);
     EXPECT_LT(rel_l2(fused::layernorm_modulate(xc, {}, {}, 1e-6, torch::kBFloat16), mean_ref), 5e-3) << "C " << C;
+  }
+}
+
+// The two forms of the LayerNorm kernel (one warp per row for widths 256 · N, one CTA per row for
+// the rest, or when switched off) on the same rows: Wan2.1-1.3B's 1536 with per-sample modulation,
+// an fp32 and a bf16 stream, 2 samples of a row count that leaves the last CTA's warps partly idle.
+// They differ only in the order of the sums: both must be near LibTorch's and near each other.
+TEST(FusedOps, LayerNormWarpAndCtaFormsAgree) {
+  torch::NoGradGuard no_grad;
+  SKIP_WITHOUT_FUSED();
+  torch::manual_seed(12);
+  for (const int64_t C : {int64_t(1536), int64_t(512), int64_t(2048)}) {
+    const int64_t B = 2, N = 1003;
+    const auto x = torch::randn({B, N, C}, torch::kCUDA) * 2 + 0.3;
+    const auto shift = torch::randn({B, C}, torch::kCUDA) * 0.2, scale = torch::randn({B, C}, torch::kCUDA) * 0.3;
+    const auto ref = torch::layer_norm(x, {C}, {}, {}, 1e-6) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+    for (const bool x16 : {false, true}) {
+      const auto xs = x16 ? x.to(torch::kBFloat16) : x;
+      const auto ref_s = x16 ? torch::layer_norm(xs.to(torch::kFloat), {C}, {}, {}, 1e-6) * (1 + scale.unsqueeze(1)) +
+                                   shift.unsqueeze(1)
+                             : ref;
+      torch::Tensor out[2];
+      for (const bool warp : {false, true}) {
+        auto& o = out[warp ? 1 : 0];
+        o = torch::empty({B, N, C}, x.options().dtype(torch::kBFloat16));
+        longshot::model::cuda::layernorm_modulate(xs.data_ptr(), x16, shift.data_ptr<float>(), scale.data_ptr<float>(),
+                                                  false, B * N, static_cast<int>(C), N, 1e-6f, o.data_ptr(), nullptr,
+                                                  warp);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        EXPECT_LT(rel_l2(o, ref_s), 5e-3) << "C " << C << " x16 " << x16 << " warp " << warp;
+      }
+      // Both round the same fp32 values to bf16; a different order of the sums flips few roundings.
+      EXPECT_LT(rel_l2(out[1], out[0]), 1e-3) << "C " << C << " x16 " << x16;
+    }
   }
 }
 

@@ -12,8 +12,9 @@ namespace longshot::model::cuda {
 // For each row r of x (16-bit, fp16 when `fp16` else bf16, K values, rows `ld` elements apart):
 // v = GELU_tanh(x) when `gelu` else x; scale[r] = max(amax |v|, 1e-12) / 448;
 // out[r, k] = e4m3(v / scale[r]) (saturating), out contiguous [rows, K]. K and ld multiples of 8,
-// x 16-byte aligned.
+// x 16-byte aligned. Rows of K ≤ 10,240 are held in registers (one read, one GELU per value) when
+// `rows_in_registers`, else read twice; the result is the same bit for bit.
 void quantize_rows_e4m3(const void* x, bool fp16, int64_t rows, int K, int64_t ld, bool gelu, uint8_t* out,
-                        float* scale, cudaStream_t stream);
+                        float* scale, cudaStream_t stream, bool rows_in_registers = true);
 
 }  // namespace longshot::model::cuda

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -232,6 +233,65 @@ __global__ void layernorm_modulate_kernel(const X* __restrict__ x, const float* 
   *reinterpret_cast<uint4*>(out + row * C + c0) = Vec8<T>::from_float(v);
 }
 
+// The same LayerNorm with one warp per row, for C = 256 · N (Wan2.1-1.3B: 1536, N = 6): each lane
+// holds N chunks of 8 (coalesced: chunk c of lane l is columns (32 · c + l) · 8 ..), issues all N
+// loads at once and reduces with shuffles only. The CTA-per-row kernel above keeps one 16-byte load
+// in flight per thread between two CTA-wide reductions and reads shift/scale element by element
+// after them; measured on an H100 at 32,760 × 1536 it ran at ≈ 1.4 TB/s (0.147 ms per norm with a
+// bf16 stream) against ≈ 3 TB/s for a copy. shift/scale are read as float4 (from L1: every row of a
+// sample reads the same [C]).
+__device__ __forceinline__ float warp_allsum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+constexpr int kWarpRowsPerCta = 8;
+
+template <int N, typename X, typename T>
+__global__ void __launch_bounds__(32 * kWarpRowsPerCta)
+    layernorm_modulate_warp_kernel(const X* __restrict__ x, const float* __restrict__ shift,
+                                   const float* __restrict__ scale, int64_t rows, int64_t tokens, float eps,
+                                   T* __restrict__ out) {
+  constexpr int C = 256 * N;
+  const int lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpRowsPerCta + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp: the shuffles below see full warps only
+  float v[N][8];
+#pragma unroll
+  for (int c = 0; c < N; ++c) load_row8(x + row * C + (32 * c + lane) * 8, v[c]);
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < N; ++c)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s += v[c][i];
+  const float mean = warp_allsum(s) / static_cast<float>(C);
+  float sq = 0.f;
+#pragma unroll
+  for (int c = 0; c < N; ++c)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sq += (v[c][i] - mean) * (v[c][i] - mean);
+  const float inv = rsqrtf(warp_allsum(sq) / static_cast<float>(C) + eps);
+  const int64_t bi = row / tokens;
+#pragma unroll
+  for (int c = 0; c < N; ++c) {
+    const int c0 = (32 * c + lane) * 8;
+    float o[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[i] = (v[c][i] - mean) * inv;
+    if (scale != nullptr) {
+      const float4* sc = reinterpret_cast<const float4*>(scale + bi * C + c0);
+      const float4* sh = reinterpret_cast<const float4*>(shift + bi * C + c0);
+      const float4 a = __ldg(sc), b = __ldg(sc + 1), d = __ldg(sh), e = __ldg(sh + 1);
+      const float m[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+      const float t[8] = {d.x, d.y, d.z, d.w, e.x, e.y, e.z, e.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = o[i] * (1.f + m[i]) + t[i];
+    }
+    *reinterpret_cast<uint4*>(out + row * C + c0) = Vec8<T>::from_float(o);
+  }
+}
+
 template <typename X, typename T>
 __global__ void gated_residual_add_kernel(X* __restrict__ x, const T* __restrict__ y, const float* __restrict__ gate,
                                           int64_t rows, int C, int64_t tokens) {
@@ -301,12 +361,47 @@ void rmsnorm_rope(const void* y, const float* weight, const float* cos, const fl
   LONGSHOT_CUDA_CHECK(cudaGetLastError());
 }
 
+namespace {
+
+// N = C / 256 as a template argument (1 .. 8), or false where C is not such a width.
+template <typename F>
+bool with_row_chunks(int C, F&& f) {
+  if (C % 256 != 0) return false;
+  switch (C / 256) {
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 5: f(std::integral_constant<int, 5>{}); return true;
+    case 6: f(std::integral_constant<int, 6>{}); return true;
+    case 7: f(std::integral_constant<int, 7>{}); return true;
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+    default: return false;
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
 void layernorm_modulate(const void* x, bool x16, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
-                        int64_t tokens, float eps, void* out, cudaStream_t stream) {
+                        int64_t tokens, float eps, void* out, cudaStream_t stream, bool row_per_warp) {
   check_dims(C, "layernorm_modulate");
   if (rows <= 0) return;
+  const bool vec_mod = scale == nullptr || (aligned16(shift) && aligned16(scale));
   const auto launch = [&](auto tag) {
     using T = decltype(tag);
+    const auto ctas = static_cast<unsigned>((rows + kWarpRowsPerCta - 1) / kWarpRowsPerCta);
+    if (row_per_warp && vec_mod && with_row_chunks(C, [&](auto n) {
+          constexpr int N = decltype(n)::value;
+          if (x16)
+            layernorm_modulate_warp_kernel<N, T, T><<<ctas, 32 * kWarpRowsPerCta, 0, stream>>>(
+                static_cast<const T*>(x), shift, scale, rows, tokens, eps, static_cast<T*>(out));
+          else
+            layernorm_modulate_warp_kernel<N, float, T><<<ctas, 32 * kWarpRowsPerCta, 0, stream>>>(
+                static_cast<const float*>(x), shift, scale, rows, tokens, eps, static_cast<T*>(out));
+        }))
+      return;
     if (x16)
       layernorm_modulate_kernel<T, T><<<rows, C / 8, 0, stream>>>(static_cast<const T*>(x), shift, scale, C, tokens, eps,
                                                                   static_cast<T*>(out));

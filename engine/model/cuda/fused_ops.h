@@ -23,9 +23,11 @@ void rmsnorm_rope(const void* y, const float* weight, const float* cos, const fl
 
 // out[r, :] = LayerNorm(x[r, :]) (no affine) · (1 + scale[b]) + shift[b], b = r / tokens, in fp32;
 // x [rows, C] fp32, or 16-bit of out's type when `x16` (a 16-bit residual stream); shift/scale fp32
-// [batch, C] (null: no modulation), out 16-bit [rows, C].
+// [batch, C] (null: no modulation), out 16-bit [rows, C]. Widths C = 256 · N (N ≤ 8) run one warp
+// per row when `row_per_warp` (and shift/scale are 16-byte aligned), others one CTA per row; the
+// two differ only in the order of the mean's and variance's sums.
 void layernorm_modulate(const void* x, bool x16, const float* shift, const float* scale, bool fp16, int64_t rows, int C,
-                        int64_t tokens, float eps, void* out, cudaStream_t stream);
+                        int64_t tokens, float eps, void* out, cudaStream_t stream, bool row_per_warp = true);
 
 // x[r, :] += y[r, :] · gate[b] (gate null: 1), b = r / tokens; y 16-bit, gate fp32 [batch, C]; x
 // fp32, or 16-bit of y's type when `x16` (the sum in fp32, rounded once).

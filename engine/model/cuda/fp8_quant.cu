@@ -30,10 +30,25 @@ __device__ __forceinline__ void load8(const T* p, bool gelu, float (&f)[8]) {
   for (int i = 0; i < 8; ++i) f[i] = gelu ? gelu_tanh(static_cast<float>(e[i])) : static_cast<float>(e[i]);
 }
 
+// The CTA's amax (each thread's partial in `amax`) → the row's scale, stored by thread 0 at *scale;
+// returns 1 / scale to every thread.
+__device__ __forceinline__ float row_scale(float amax, float* scale) {
+  __shared__ float warp_max[kThreads / 32];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
+  __syncthreads();
+  amax = warp_max[0];
+#pragma unroll
+  for (int w = 1; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
+  const float s = fmaxf(amax, 1e-12f) / kE4m3Max;
+  if (threadIdx.x == 0) *scale = s;
+  return 1.f / s;
+}
+
 template <typename T>
 __global__ void quantize_rows_kernel(const T* __restrict__ x, int K, int64_t ld, bool gelu, uint8_t* __restrict__ out,
                                      float* __restrict__ scale) {
-  __shared__ float warp_max[kThreads / 32];
   const int64_t row = blockIdx.x;
   const T* src = x + row * ld;
   float amax = 0.f;
@@ -43,16 +58,7 @@ __global__ void quantize_rows_kernel(const T* __restrict__ x, int K, int64_t ld,
 #pragma unroll
     for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(f[i]));
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = warp_max[0];
-#pragma unroll
-  for (int w = 1; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float s = fmaxf(amax, 1e-12f) / kE4m3Max;
-  if (threadIdx.x == 0) scale[row] = s;
-  const float inv = 1.f / s;
+  const float inv = row_scale(amax, scale + row);
   uint8_t* dst = out + row * static_cast<int64_t>(K);
   for (int k = threadIdx.x * 8; k < K; k += kThreads * 8) {
     float f[8];
@@ -76,7 +82,6 @@ template <typename T, int CHUNKS>
 __global__ void __launch_bounds__(kThreads)
     quantize_rows_reg_kernel(const T* __restrict__ x, int K, int64_t ld, bool gelu, uint8_t* __restrict__ out,
                              float* __restrict__ scale) {
-  __shared__ float warp_max[kThreads / 32];
   const int64_t row = blockIdx.x;
   const T* src = x + row * ld;
   float f[CHUNKS][8];
@@ -90,16 +95,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(f[j][i]));
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = warp_max[0];
-#pragma unroll
-  for (int w = 1; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float s = fmaxf(amax, 1e-12f) / kE4m3Max;
-  if (threadIdx.x == 0) scale[row] = s;
-  const float inv = 1.f / s;
+  const float inv = row_scale(amax, scale + row);
   uint8_t* dst = out + row * static_cast<int64_t>(K);
 #pragma unroll
   for (int j = 0; j < CHUNKS; ++j) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/common/cuda/cuda_check.h"
+#include "engine/common/cuda/reduce.cuh"
 #include "engine/model/cuda/fp8_quant.h"
 
 namespace longshot::model::cuda {
@@ -34,13 +35,7 @@ __device__ __forceinline__ void load8(const T* p, bool gelu, float (&f)[8]) {
 // returns 1 / scale to every thread.
 __device__ __forceinline__ float row_scale(float amax, float* scale) {
   __shared__ float warp_max[kThreads / 32];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = warp_max[0];
-#pragma unroll
-  for (int w = 1; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
+  amax = ::longshot::cuda::block_allreduce<true>(amax, warp_max);
   const float s = fmaxf(amax, 1e-12f) / kE4m3Max;
   if (threadIdx.x == 0) *scale = s;
   return 1.f / s;

@@ -240,10 +240,9 @@ __global__ void layernorm_modulate_kernel(const X* __restrict__ x, const float* 
 // after them; measured on an H100 at 32,760 × 1536 it ran at ≈ 1.4 TB/s (0.147 ms per norm with a
 // bf16 stream) against ≈ 3 TB/s for a copy. shift/scale are read as float4 (from L1: every row of a
 // sample reads the same [C]).
+// The warp's sum (common/cuda's warp_reduce, complete in lane 0) handed to every lane.
 __device__ __forceinline__ float warp_allsum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+  return __shfl_sync(0xffffffffu, ::longshot::cuda::warp_reduce<false>(v), 0);
 }
 
 constexpr int kWarpRowsPerCta = 8;
